@@ -1,0 +1,68 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ratesync-gateway",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ratesync-gateway", targets: ["ratesync-gateway"]),
+        .executable(name: "ratesync-demo-upstream", targets: ["ratesync-demo-upstream"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", exact: "0.6.0"),
+    ],
+    targets: [
+        // The limiter model: config, algorithms, stores, decisions. Pure: no sockets, no HTTP.
+        .target(
+            name: "RateSync",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        // The proxy: gateway.toml, routing, identity, listeners, upstream pools, admin.
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "RateSync",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "ratesync-gateway",
+            dependencies: [
+                "Gateway",
+                "RateSync",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // A small, fast HTTP/1.1 server used as the demo upstream, by the benchmarks and by the
+        // end-to-end tests (echo, sized downloads, slow answers, dropped connections).
+        .executableTarget(
+            name: "ratesync-demo-upstream",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "RateSyncTests", dependencies: ["RateSync"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "RateSync"]),
+        .testTarget(
+            name: "EndToEndTests",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+    ]
+)

@@ -1,0 +1,74 @@
+import NIOCore
+import NIOHTTP1
+import RateSync
+
+/// The admin listener: `/healthz` (the process serves) and `/health/rate-limiter` (every store in
+/// use answers). Requests here are few; answers are small and built on demand.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let health: StoreHealth
+    private var requestHead: HTTPRequestHead?
+
+    init(health: StoreHealth) {
+        self.health = health
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let head):
+            requestHead = head
+        case .body:
+            break
+        case .end:
+            guard let head = requestHead else { return }
+            requestHead = nil
+            route(head, context: context)
+        }
+    }
+
+    private func route(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        guard head.method == .GET || head.method == .HEAD else {
+            respond(context, head, .methodNotAllowed, ErrorBody.simple(type: "method_not_allowed", message: "Use GET."))
+            return
+        }
+        switch path {
+        case "/healthz":
+            respond(context, head, .ok, "{\"status\":\"ok\"}")
+        case "/health/rate-limiter":
+            health.report(on: context.eventLoop).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let report):
+                    self.respond(context, head, report.healthy ? .ok : .serviceUnavailable, report.json)
+                case .failure(let error):
+                    let body = "{\"status\":\"unhealthy\",\"error\":\(ErrorBody.jsonString("\(error)"))}"
+                    self.respond(context, head, .serviceUnavailable, body)
+                }
+            }
+        default:
+            respond(context, head, .notFound, ErrorBody.simple(type: "not_found", message: "No such admin endpoint."))
+        }
+    }
+
+    private func respond(
+        _ context: ChannelHandlerContext,
+        _ request: HTTPRequestHead,
+        _ status: HTTPResponseStatus,
+        _ body: String
+    ) {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        if !request.isKeepAlive { headers.add(name: "connection", value: "close") }
+        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+        buffer.writeString(body)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        let keepAlive = request.isKeepAlive
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+}

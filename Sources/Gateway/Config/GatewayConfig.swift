@@ -1,0 +1,121 @@
+import Foundation
+import RateSync
+
+/// The contents of gateway.toml: listeners, upstreams, routes and gateway-only settings.
+public struct GatewayConfig: Sendable {
+    public struct Server: Sendable {
+        public var listen: ListenAddress
+        /// Event loops (threads); by default one per core.
+        public var workers: Int
+        /// A client connection with no request in flight is closed after this long.
+        public var idleTimeoutSeconds: Double
+        /// Larger request heads are refused with 431.
+        public var maxHeaderBytes: Int
+        public var trustedProxies: [IPNetwork]
+    }
+
+    public struct Upstream: Sendable {
+        public var name: String
+        public var host: String
+        public var port: Int
+        /// Prepended to every forwarded path; empty for none.
+        public var basePath: String
+        public var connectTimeoutMs: Int
+        /// How long the upstream may take to start its answer; past it the client gets 504.
+        public var responseTimeoutMs: Int
+        /// Idle kept-alive connections kept per event loop.
+        public var maxIdleConnections: Int
+
+        /// The `Host:port` form used when the client sent no Host header.
+        public var authority: String { "\(host):\(port)" }
+    }
+
+    public struct Route: Sendable {
+        public var name: String
+        public var pathPrefix: String
+        /// Upper-case methods; nil matches every method.
+        public var methods: Set<String>?
+        /// Lower-case host without port; nil matches every host.
+        public var host: String?
+        public var upstream: String
+        public var limiters: [String]
+        public var identifier: IdentifierRule
+    }
+
+    public var file: String
+    public var server: Server
+    public var admin: ListenAddress
+    public var rateSyncPath: String
+    public var upstreams: [String: Upstream]
+    public var routes: [Route]
+}
+
+/// How a route names the client a limiter counts against.
+public enum IdentifierRule: Sendable, Equatable {
+    case clientIP
+    /// `header:<Name>`; when the header is missing, fall back to the client IP or reject (400).
+    case header(name: String, rejectWhenMissing: Bool)
+    /// One bucket shared by every client.
+    case global
+}
+
+/// Both files, loaded and checked against each other.
+public struct LoadedConfig: Sendable {
+    public var gateway: GatewayConfig
+    public var rateSync: RateSyncConfig
+
+    /// Reads gateway.toml, then the rate-sync.toml it names (RATE_SYNC_CONFIG overrides the
+    /// path), and throws one `ConfigError` listing the problems of both files.
+    public static func load(
+        gatewayPath: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> LoadedConfig {
+        let gatewaySink = ConfigProblemSink(file: gatewayPath)
+        let gateway = GatewayConfigParser.parse(
+            try ConfigFile.read(gatewayPath),
+            file: gatewayPath,
+            environment: environment,
+            sink: gatewaySink
+        )
+        var problems = gatewaySink.problems
+        guard let gateway else { throw ConfigError(problems: problems) }
+
+        var rateSync: RateSyncConfig?
+        do {
+            rateSync = try RateSyncConfig.load(path: gateway.rateSyncPath, environment: environment)
+        } catch let error as ConfigError {
+            problems += error.problems
+        } catch {
+            problems.append(ConfigProblem(file: gateway.rateSyncPath, path: "", message: "\(error)"))
+        }
+        if let rateSync {
+            problems += crossCheck(gateway, rateSync)
+        }
+        guard problems.isEmpty, let rateSync else { throw ConfigError(problems: problems) }
+        return LoadedConfig(gateway: gateway, rateSync: rateSync)
+    }
+
+    /// Routes may only name limiters rate-sync.toml defines.
+    static func crossCheck(_ gateway: GatewayConfig, _ rateSync: RateSyncConfig) -> [ConfigProblem] {
+        var problems: [ConfigProblem] = []
+        for (index, route) in gateway.routes.enumerated() {
+            for limiter in route.limiters where rateSync.limiters[limiter] == nil {
+                let known = rateSync.limiters.keys.sorted().joined(separator: ", ")
+                problems.append(
+                    ConfigProblem(
+                        file: gateway.file,
+                        path: "routes[\(index)].limiters",
+                        message: "no limiter named \"\(limiter)\" in \(gateway.rateSyncPath) (limiters defined: \(known))"
+                    )
+                )
+            }
+        }
+        return problems
+    }
+
+    /// The stores that some route's limiter uses: the ones the gateway must reach.
+    public var storesInUse: [StoreConfig] {
+        let ids = Set(gateway.routes.flatMap(\.limiters).compactMap { rateSync.limiters[$0]?.storeID })
+        return ids.sorted().compactMap { rateSync.stores[$0] }
+    }
+}

@@ -1,0 +1,199 @@
+import Foundation
+import RateSync
+import NIOCore
+
+/// Turns gateway.toml's text into a `GatewayConfig`, reporting every problem to the sink.
+enum GatewayConfigParser {
+    static func parse(
+        _ text: String,
+        file: String,
+        environment: [String: String],
+        sink: ConfigProblemSink
+    ) -> GatewayConfig? {
+        guard let root = TOMLFileLoader.parse(text, file: file, environment: environment, sink: sink) else {
+            return nil
+        }
+        let reader = TableReader(root, path: "", sink: sink)
+        let server = readServer(reader.table("server") ?? TableReader([:], path: "server", sink: sink))
+        let admin = readListen(reader.table("admin"), defaultAddress: ListenAddress(host: "127.0.0.1", port: 9901))
+        let rateSyncPath = readRateSyncPath(reader.table("rate_sync"), gatewayFile: file, environment: environment)
+        var upstreams: [String: GatewayConfig.Upstream] = [:]
+        for (name, table) in reader.namedTables("upstreams") {
+            if let upstream = readUpstream(name: name, table) { upstreams[name] = upstream }
+        }
+        var routes: [GatewayConfig.Route] = []
+        let routeTables = reader.arrayOfTables("routes")
+        if routeTables.isEmpty && !reader.has("routes") {
+            sink.report("routes", "no routes defined (add at least one [[routes]] table)")
+        }
+        var names = Set<String>()
+        for table in routeTables {
+            guard let route = readRoute(table, upstreams: upstreams) else { continue }
+            if !names.insert(route.name).inserted {
+                table.report("name", "another route is already named \"\(route.name)\"")
+            }
+            routes.append(route)
+        }
+        reader.rejectUnknownKeys()
+        guard let server, let admin else { return nil }
+        return GatewayConfig(
+            file: file,
+            server: server,
+            admin: admin,
+            rateSyncPath: rateSyncPath,
+            upstreams: upstreams,
+            routes: routes
+        )
+    }
+
+    private static func readServer(_ table: TableReader) -> GatewayConfig.Server? {
+        let listen = readListenField(table, defaultAddress: ListenAddress(host: "127.0.0.1", port: 8080))
+        let workers = table.integer("workers", minimum: 1) ?? System.coreCount
+        let idle = table.double("idle_timeout_seconds", positive: true) ?? 60
+        let maxHeader = table.integer("max_header_bytes", minimum: 1024) ?? 32 * 1024
+        var trusted = IPNetwork.defaultTrusted
+        if let networks = table.stringArray("trusted_proxies") {
+            trusted = []
+            for (index, text) in networks.enumerated() {
+                if let network = IPNetwork(text) {
+                    trusted.append(network)
+                } else {
+                    table.sink.report(
+                        "\(table.fieldPath("trusted_proxies"))[\(index)]",
+                        "expected an address or network such as 10.0.0.0/8 or fc00::/7, found \"\(text)\""
+                    )
+                }
+            }
+        }
+        table.rejectUnknownKeys()
+        guard let listen else { return nil }
+        return GatewayConfig.Server(
+            listen: listen,
+            workers: workers,
+            idleTimeoutSeconds: idle,
+            maxHeaderBytes: maxHeader,
+            trustedProxies: trusted
+        )
+    }
+
+    private static func readListen(_ table: TableReader?, defaultAddress: ListenAddress) -> ListenAddress? {
+        guard let table else { return defaultAddress }
+        let address = readListenField(table, defaultAddress: defaultAddress)
+        table.rejectUnknownKeys()
+        return address
+    }
+
+    private static func readListenField(_ table: TableReader, defaultAddress: ListenAddress) -> ListenAddress? {
+        guard let text = table.string("listen") else { return defaultAddress }
+        guard let address = ListenAddress(text) else {
+            table.report("listen", "expected host:port such as 127.0.0.1:8080 or [::1]:8080, found \"\(text)\"")
+            return nil
+        }
+        return address
+    }
+
+    private static func readRateSyncPath(
+        _ table: TableReader?,
+        gatewayFile: String,
+        environment: [String: String]
+    ) -> String {
+        var configured = table?.string("config") ?? "rate-sync.toml"
+        table?.rejectUnknownKeys()
+        if let override = environment["RATE_SYNC_CONFIG"], !override.isEmpty {
+            // An environment override is relative to the working directory, like any path typed
+            // in a shell; the file's own setting is relative to the file.
+            return override
+        }
+        if !configured.hasPrefix("/") {
+            let directory = (gatewayFile as NSString).deletingLastPathComponent
+            configured = directory.isEmpty ? configured : "\(directory)/\(configured)"
+        }
+        return configured
+    }
+
+    private static func readUpstream(name: String, _ table: TableReader) -> GatewayConfig.Upstream? {
+        let urlText = table.string("url", required: true)
+        let connect = table.integer("connect_timeout_ms", minimum: 1) ?? 2_000
+        let response = table.integer("response_timeout_ms", minimum: 1) ?? 30_000
+        let idle = table.integer("max_idle_connections", minimum: 0) ?? 64
+        table.rejectUnknownKeys()
+        guard let urlText else { return nil }
+        guard let url = URLComponents(string: urlText), let host = url.host, !host.isEmpty else {
+            table.report("url", "expected an http:// URL such as http://127.0.0.1:8081, found \"\(urlText)\"")
+            return nil
+        }
+        guard url.scheme == "http" else {
+            table.report("url", "expected an http:// URL (https upstreams are not supported yet), found \"\(urlText)\"")
+            return nil
+        }
+        var basePath = url.path
+        while basePath.hasSuffix("/") { basePath.removeLast() }
+        return GatewayConfig.Upstream(
+            name: name,
+            host: host,
+            port: url.port ?? 80,
+            basePath: basePath,
+            connectTimeoutMs: connect,
+            responseTimeoutMs: response,
+            maxIdleConnections: idle
+        )
+    }
+
+    private static func readRoute(
+        _ table: TableReader,
+        upstreams: [String: GatewayConfig.Upstream]
+    ) -> GatewayConfig.Route? {
+        let name = table.string("name", required: true)
+        let prefix = table.string("path_prefix") ?? "/"
+        if !prefix.hasPrefix("/") {
+            table.report("path_prefix", "expected a path starting with /, found \"\(prefix)\"")
+        }
+        let methods = table.stringArray("methods").map { Set($0.map { $0.uppercased() }) }
+        if let methods, methods.isEmpty {
+            table.report("methods", "expected at least one method, or no methods key to match all")
+        }
+        let host = table.string("host").map { $0.lowercased() }
+        let upstream = table.string("upstream", required: true)
+        if let upstream, upstreams[upstream] == nil {
+            let known = upstreams.keys.sorted().joined(separator: ", ")
+            table.report("upstream", "no upstream named \"\(upstream)\" (upstreams defined: \(known.isEmpty ? "none" : known))")
+        }
+        let limiters = table.stringArray("limiters") ?? []
+        var unique: [String] = []
+        for limiter in limiters where !unique.contains(limiter) { unique.append(limiter) }
+        let identifier = readIdentifier(table)
+        table.rejectUnknownKeys()
+        guard let name, let upstream, let identifier else { return nil }
+        return GatewayConfig.Route(
+            name: name,
+            pathPrefix: prefix,
+            methods: methods,
+            host: host,
+            upstream: upstream,
+            limiters: unique,
+            identifier: identifier
+        )
+    }
+
+    private static func readIdentifier(_ table: TableReader) -> IdentifierRule? {
+        let text = table.string("identifier") ?? "client_ip"
+        let onMissing = table.string("on_missing_header") ?? "client_ip"
+        if onMissing != "client_ip" && onMissing != "reject" {
+            table.report("on_missing_header", "expected \"client_ip\" or \"reject\", found \"\(onMissing)\"")
+        }
+        switch text {
+        case "client_ip": return .clientIP
+        case "global": return .global
+        case _ where text.hasPrefix("header:"):
+            let name = String(text.dropFirst("header:".count)).trimmingCharacters(in: .whitespaces)
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                table.report("identifier", "expected a header name after \"header:\", found \"\(text)\"")
+                return nil
+            }
+            return .header(name: name, rejectWhenMissing: onMissing == "reject")
+        default:
+            table.report("identifier", "expected \"client_ip\", \"global\" or \"header:<Name>\", found \"\(text)\"")
+            return nil
+        }
+    }
+}

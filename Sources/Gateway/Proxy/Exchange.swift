@@ -1,0 +1,44 @@
+import NIOCore
+import NIOHTTP1
+
+/// One request/response pair passing through a client connection.
+final class Exchange {
+    let clientHead: HTTPRequestHead
+    let target: GatewayRuntime.RouteTarget
+    let upstreamHead: HTTPRequestHead
+    let clientKeepAlive: Bool
+    let expectsContinue: Bool
+
+    /// Body parts that arrived while the limiter or the upstream connection was pending.
+    var pendingParts: CircularBuffer<HTTPClientRequestPart> = []
+    var requestEnded = false
+    var continueSent = false
+    var responseStarted = false
+    var rateLimitHeaders: [(String, String)] = []
+    var heldSlots: [HeldSlots] = []
+    var responseTimeout: Scheduled<Void>?
+    /// Whether the upstream connection may serve another request after this one.
+    var upstreamReusable = true
+    /// Whether the client connection must close after this response.
+    var closeClientAfterResponse = false
+    /// Sent to the upstream on a reused connection, and nothing has come back yet: retryable once.
+    var mayRetryOnFreshConnection = false
+
+    init(
+        clientHead: HTTPRequestHead,
+        target: GatewayRuntime.RouteTarget,
+        upstreamHead: HTTPRequestHead
+    ) {
+        self.clientHead = clientHead
+        self.target = target
+        self.upstreamHead = upstreamHead
+        self.clientKeepAlive = clientHead.isKeepAlive
+        self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+    }
+
+    func releaseSlots() {
+        let slots = heldSlots
+        heldSlots = []
+        for slot in slots { slot.release() }
+    }
+}

@@ -1,0 +1,101 @@
+import NIOCore
+import RateSync
+
+/// What a route's limiters say about one request.
+enum LimitVerdict {
+    /// Forward; `headers` describe the limiter closest to denying; `heldSlots` are the
+    /// `max_concurrent` slots to give back when the exchange ends.
+    case admit(headers: [(String, String)], heldSlots: [HeldSlots])
+    /// 429.
+    case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)])
+    /// 503: a fail-closed limiter's store could not decide.
+    case unavailable(limiter: LimiterConfig, reason: String)
+}
+
+/// Concurrency slots taken in one store, to release later.
+struct HeldSlots {
+    let store: any RateLimitStore
+    let checks: [LimitCheck]
+
+    func release() { store.release(checks) }
+}
+
+/// Runs a route's limiters: one atomic call per store (normally a single store, so a single
+/// round trip), then applies each limiter's fail policy to stores that could not answer.
+enum LimitEvaluation {
+    static func evaluate(
+        limiters: [GatewayRuntime.BoundLimiter],
+        identifier: String,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<LimitVerdict> {
+        let groups = groupByStore(limiters, identifier: identifier)
+        if groups.count == 1, let group = groups.first {
+            return group.store.check(group.checks, on: eventLoop).map { decisions in
+                verdict(outcomes: [(group, .success(decisions))])
+            }.flatMapErrorWithEventLoop { error, loop in
+                loop.makeSucceededFuture(verdict(outcomes: [(group, .failure(error))]))
+            }
+        }
+        let futures = groups.map { $0.store.check($0.checks, on: eventLoop) }
+        return EventLoopFuture.whenAllComplete(futures, on: eventLoop).map { results in
+            verdict(outcomes: Array(zip(groups, results)))
+        }
+    }
+
+    struct StoreGroup {
+        let store: any RateLimitStore
+        let checks: [LimitCheck]
+    }
+
+    static func groupByStore(_ limiters: [GatewayRuntime.BoundLimiter], identifier: String) -> [StoreGroup] {
+        var groups: [StoreGroup] = []
+        for limiter in limiters {
+            let check = LimitCheck(limiter: limiter.config, identifier: identifier)
+            if let index = groups.firstIndex(where: { $0.store === limiter.store }) {
+                groups[index] = StoreGroup(store: groups[index].store, checks: groups[index].checks + [check])
+            } else {
+                groups.append(StoreGroup(store: limiter.store, checks: [check]))
+            }
+        }
+        return groups
+    }
+
+    static func verdict(outcomes: [(StoreGroup, Result<[Decision], any Error>)]) -> LimitVerdict {
+        var decided: [(LimiterConfig, Decision)] = []
+        var admittedGroups: [StoreGroup] = []
+        for (group, result) in outcomes {
+            switch result {
+            case .success(let decisions):
+                decided += zip(group.checks.map(\.limiter), decisions).map { ($0, $1) }
+                if decisions.allSatisfy(\.allowed) { admittedGroups.append(group) }
+            case .failure(let error):
+                // Fail-open limiters of this store simply drop out of the decision.
+                if let closed = group.checks.first(where: { $0.limiter.failClosed }) {
+                    releaseSlots(admittedGroups)
+                    return .unavailable(limiter: closed.limiter, reason: "\(error)")
+                }
+            }
+        }
+        guard let chosen = Decision.closestToDenying(decided.map(\.1)),
+            let limiter = decided.first(where: { $0.1 == chosen })?.0
+        else {
+            return .admit(headers: [], heldSlots: [])
+        }
+        let headers = RateLimitHeaders.render(chosen, limiter: limiter)
+        if !chosen.allowed {
+            releaseSlots(admittedGroups)
+            return .deny(limiter: limiter, decision: chosen, headers: headers)
+        }
+        let held = admittedGroups.compactMap { group -> HeldSlots? in
+            let withSlots = group.checks.filter { $0.limiter.maxConcurrent != nil }
+            return withSlots.isEmpty ? nil : HeldSlots(store: group.store, checks: withSlots)
+        }
+        return .admit(headers: headers, heldSlots: held)
+    }
+
+    private static func releaseSlots(_ groups: [StoreGroup]) {
+        for group in groups where group.checks.contains(where: { $0.limiter.maxConcurrent != nil }) {
+            group.store.release(group.checks)
+        }
+    }
+}

@@ -1,0 +1,95 @@
+/// The path a route is matched on and forwarded with.
+///
+/// It is normalised first (percent-encoded unreserved characters decoded, `.` and `..` segments
+/// resolved, repeated slashes folded) so that `/public/../auth/login` or `/%61uth/login` cannot
+/// reach the upstream's `/auth/login` through a route with a looser limit. The upstream receives
+/// the same normalised path it was matched on; the query string passes untouched.
+public struct RequestPath: Sendable, Equatable {
+    public let path: String
+    /// Including the leading `?`, or empty.
+    public let query: Substring
+
+    public init?(uri: String) {
+        var target = Substring(uri)
+        // Absolute form (`GET http://host/path`), as proxies may receive.
+        if target.hasPrefix("http://") || target.hasPrefix("https://") {
+            let afterScheme = target[target.range(of: "://")!.upperBound...]
+            target = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        }
+        guard target.hasPrefix("/") else { return nil }
+        let queryStart = target.firstIndex(of: "?") ?? target.endIndex
+        // A fragment never belongs on the wire; drop it if a client sends one.
+        let pathEnd = target[..<queryStart].firstIndex(of: "#") ?? queryStart
+        guard let decoded = Self.decodingUnreserved(target[..<pathEnd]) else { return nil }
+        path = Self.removingDotSegments(decoded)
+        query = target[queryStart...]
+    }
+
+    public var uri: String { query.isEmpty ? path : path + query }
+
+    private static func decodingUnreserved(_ raw: Substring) -> String? {
+        guard raw.contains("%") else { return String(raw) }
+        var out: [UInt8] = []
+        out.reserveCapacity(raw.utf8.count)
+        let bytes = Array(raw.utf8)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "%") {
+                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+                else { return nil }
+                let value = high << 4 | low
+                if isUnreserved(value) {
+                    out.append(value)
+                } else {
+                    out.append(contentsOf: [byte, upperHex(bytes[index + 1]), upperHex(bytes[index + 2])])
+                }
+                index += 3
+            } else {
+                out.append(byte)
+                index += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func removingDotSegments(_ path: String) -> String {
+        guard path.contains("/.") || path.contains("//") else { return path }
+        var segments: [Substring] = []
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        for part in parts {
+            switch part {
+            case ".": continue
+            case "..": _ = segments.popLast()
+            default: segments.append(part)
+            }
+        }
+        let trailingSlash = path.hasSuffix("/") || path.hasSuffix("/.") || path.hasSuffix("/..")
+        let joined = "/" + segments.joined(separator: "/")
+        return trailingSlash && !segments.isEmpty ? joined + "/" : joined
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+
+    private static func upperHex(_ byte: UInt8) -> UInt8 {
+        (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte) ? byte - 32 : byte
+    }
+
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+            UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+}

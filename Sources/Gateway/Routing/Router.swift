@@ -1,0 +1,31 @@
+/// First-match routing in file order: path prefix, then the optional method set and host.
+public struct Router: Sendable {
+    public let routes: [GatewayConfig.Route]
+
+    public init(routes: [GatewayConfig.Route]) {
+        self.routes = routes
+    }
+
+    /// The index of the first route whose conditions hold, or nil.
+    /// - Parameter host: the request's Host header, as sent (port and case are ignored).
+    public func match(path: String, method: String, host: String?) -> Int? {
+        let bareHost = host.map(Self.hostWithoutPort)
+        for (index, route) in routes.enumerated() {
+            guard path.hasPrefix(route.pathPrefix) else { continue }
+            if let methods = route.methods, !methods.contains(method) { continue }
+            if let wanted = route.host, wanted != bareHost { continue }
+            return index
+        }
+        return nil
+    }
+
+    static func hostWithoutPort(_ host: String) -> String {
+        var host = Substring(host)
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
+            host = host[...close]
+        } else if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
+            host = host[..<colon]
+        }
+        return host.lowercased()
+    }
+}

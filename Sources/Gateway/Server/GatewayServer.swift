@@ -1,0 +1,108 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import RateSync
+
+/// The running gateway: the proxy listener, the admin listener, and their event loops.
+public final class GatewayServer: Sendable {
+    public let proxyAddress: SocketAddress
+    public let adminAddress: SocketAddress
+
+    private let group: any EventLoopGroup
+    private let proxyChannel: any Channel
+    private let adminChannel: any Channel
+    private let resources: LoopResourcesRegistry
+    private let logger: Logger
+
+    /// Binds both listeners. Throws if either address cannot be bound.
+    public static func start(
+        runtime: GatewayRuntime,
+        adminAddress: ListenAddress,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) throws -> GatewayServer {
+        let resources = LoopResourcesRegistry(group: group)
+        let server = runtime.server
+        let maxHeaderBytes = server.maxHeaderBytes
+        let idleTimeout = TimeAmount.nanoseconds(Int64(server.idleTimeoutSeconds * 1e9))
+        let proxyChannel = try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    var limits = NIOHTTPDecoderLimitConfiguration()
+                    limits.maxHeaderFieldSize = maxHeaderBytes
+                    limits.maxHeaderListSize = maxHeaderBytes
+                    try pipeline.configureHTTPServerPipeline(
+                        withErrorHandling: false,
+                        withEncoderConfiguration: .init(),
+                        withDecoderLimitConfiguration: limits
+                    )
+                    try pipeline.addHandler(ProtocolErrorResponder())
+                    try pipeline.addHandler(IdleStateHandler(allTimeout: idleTimeout))
+                    try pipeline.addHandler(
+                        ProxyHandler(runtime: runtime, resources: resources.resources(on: channel.eventLoop))
+                    )
+                }
+            }
+            .bind(host: server.listen.host, port: server.listen.port)
+            .wait()
+
+        let health = StoreHealth(stores: Array(runtime.stores.values))
+        let adminChannel: any Channel
+        do {
+            adminChannel = try ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(AdminHandler(health: health))
+                    }
+                }
+                .bind(host: adminAddress.host, port: adminAddress.port)
+                .wait()
+        } catch {
+            try? proxyChannel.close().wait()
+            throw error
+        }
+        return GatewayServer(
+            group: group,
+            proxyChannel: proxyChannel,
+            adminChannel: adminChannel,
+            resources: resources,
+            logger: logger
+        )
+    }
+
+    private init(
+        group: any EventLoopGroup,
+        proxyChannel: any Channel,
+        adminChannel: any Channel,
+        resources: LoopResourcesRegistry,
+        logger: Logger
+    ) {
+        self.group = group
+        self.proxyChannel = proxyChannel
+        self.adminChannel = adminChannel
+        self.resources = resources
+        self.logger = logger
+        self.proxyAddress = proxyChannel.localAddress!
+        self.adminAddress = adminChannel.localAddress!
+    }
+
+    /// Completes when the proxy listener closes.
+    public var onClose: EventLoopFuture<Void> { proxyChannel.closeFuture }
+
+    /// Stops accepting, closes both listeners and every idle upstream connection.
+    public func stop() -> EventLoopFuture<Void> {
+        let loop = proxyChannel.eventLoop
+        let closes = [proxyChannel.close(), adminChannel.close()]
+        return EventLoopFuture.whenAllComplete(closes, on: loop).flatMap { _ in
+            self.resources.forEachLoop { $0.closeIdleConnections() } ?? loop.makeSucceededVoidFuture()
+        }
+    }
+}

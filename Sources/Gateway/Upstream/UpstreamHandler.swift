@@ -1,0 +1,105 @@
+import NIOCore
+import NIOHTTP1
+
+/// What an upstream connection reports to the client exchange that currently owns it.
+protocol UpstreamResponseDelegate: AnyObject {
+    func upstreamResponse(_ part: HTTPClientResponsePart)
+    func upstreamReadComplete()
+    func upstreamWritabilityChanged(isWritable: Bool)
+    func upstreamClosed(error: (any Error)?)
+}
+
+/// The last handler of an upstream connection's pipeline. It forwards every response part to
+/// its delegate (the client exchange that leased the connection) and lets that exchange stop
+/// and restart reads, which is how a slow client holds back a fast upstream.
+final class UpstreamHandler: ChannelDuplexHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    weak var delegate: (any UpstreamResponseDelegate)?
+    /// Called once when the connection closes, so an idle pool can forget it.
+    var onClose: (() -> Void)?
+
+    private var context: ChannelHandlerContext?
+    private var readsPaused = false
+    private var readPending = false
+    private var lastError: (any Error)?
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: used by the exchange
+
+    func write(_ part: HTTPClientRequestPart) {
+        context?.write(Self.wrapOutboundOut(part), promise: nil)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func pauseReads() {
+        readsPaused = true
+    }
+
+    func resumeReads() {
+        readsPaused = false
+        if readPending, let context {
+            readPending = false
+            context.read()
+        }
+    }
+
+    func close() {
+        delegate = nil
+        context?.close(promise: nil)
+    }
+
+    // MARK: channel events
+
+    func read(context: ChannelHandlerContext) {
+        if readsPaused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let delegate else {
+            // Bytes on a connection that no request owns: the upstream is confused. Drop it.
+            context.close(promise: nil)
+            return
+        }
+        delegate.upstreamResponse(Self.unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        delegate?.upstreamReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        lastError = error
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.upstreamClosed(error: lastError)
+        onClose?()
+        onClose = nil
+        context.fireChannelInactive()
+    }
+}

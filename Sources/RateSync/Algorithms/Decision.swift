@@ -1,0 +1,38 @@
+/// The answer of one limiter for one request: everything the response headers need, as real
+/// values computed by the algorithm (never constants).
+public struct Decision: Sendable, Equatable {
+    public var allowed: Bool
+    /// The budget: bucket capacity, window limit or concurrency cap.
+    public var limit: Int
+    /// Requests still admissible right now, after this one.
+    public var remaining: Int
+    /// Seconds until a retry can succeed; 0 when allowed.
+    public var retryAfter: Double
+    /// Seconds until the budget is full again.
+    public var resetAfter: Double
+    /// The store's clock at the decision, in Unix seconds (Redis's own TIME on Redis).
+    public var now: Double
+
+    public init(allowed: Bool, limit: Int, remaining: Int, retryAfter: Double, resetAfter: Double, now: Double) {
+        self.allowed = allowed
+        self.limit = limit
+        self.remaining = remaining
+        self.retryAfter = retryAfter
+        self.resetAfter = resetAfter
+        self.now = now
+    }
+
+    /// Of several limiters' decisions, the one the headers describe: a denial (the longest wait
+    /// first), otherwise the one with the fewest requests left.
+    public static func closestToDenying(_ decisions: [Decision]) -> Decision? {
+        decisions.min { lhs, rhs in
+            if lhs.allowed != rhs.allowed { return !lhs.allowed }
+            if !lhs.allowed { return lhs.retryAfter > rhs.retryAfter }
+            if lhs.remaining != rhs.remaining { return lhs.remaining < rhs.remaining }
+            return lhs.resetAfter > rhs.resetAfter
+        }
+    }
+}
+
+/// Comparisons of float seconds tolerate rounding noise far below a microsecond.
+let timeEpsilon = 1e-9

@@ -1,0 +1,42 @@
+/// The token bucket in its GCRA form: one number per key, the theoretical arrival time (TAT) of
+/// the next request at the sustained rate. A request is admitted when admitting it would not push
+/// the TAT more than `burst` emission intervals past now.
+public enum GCRA {
+    public struct Outcome: Sendable, Equatable {
+        public var decision: Decision
+        /// The TAT to store when the request is admitted; nil when denied (state unchanged).
+        public var newTAT: Double?
+    }
+
+    /// - Parameters:
+    ///   - storedTAT: the key's TAT, or nil for a key never seen or expired.
+    ///   - now: the store's clock, Unix seconds.
+    public static func evaluate(storedTAT: Double?, now: Double, rule: TokenBucketRule) -> Outcome {
+        let interval = rule.emissionInterval
+        let capacity = Double(rule.burst) * interval
+        let tat = max(storedTAT ?? now, now)
+        let newTAT = tat + interval
+        let allowAt = newTAT - capacity
+        if allowAt - now > timeEpsilon {
+            let decision = Decision(
+                allowed: false,
+                limit: rule.burst,
+                remaining: 0,
+                retryAfter: allowAt - now,
+                resetAfter: tat - now,
+                now: now
+            )
+            return Outcome(decision: decision, newTAT: nil)
+        }
+        let remaining = Int(((now - allowAt) / interval + timeEpsilon).rounded(.down))
+        let decision = Decision(
+            allowed: true,
+            limit: rule.burst,
+            remaining: min(rule.burst - 1, max(0, remaining)),
+            retryAfter: 0,
+            resetAfter: newTAT - now,
+            now: now
+        )
+        return Outcome(decision: decision, newTAT: newTAT)
+    }
+}

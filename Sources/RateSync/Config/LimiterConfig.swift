@@ -1,0 +1,77 @@
+/// A `[limiters.<id>]` table of rate-sync.toml, validated.
+public struct LimiterConfig: Sendable, Equatable {
+    public enum Algorithm: Sendable, Equatable {
+        /// GCRA; `rate` may be nil for a limiter that only caps concurrency (`max_concurrent`).
+        case tokenBucket(TokenBucketRule?)
+        case slidingWindow(SlidingWindowRule)
+
+        public var name: String {
+            switch self {
+            case .tokenBucket: return "token_bucket"
+            case .slidingWindow: return "sliding_window"
+            }
+        }
+    }
+
+    public var id: String
+    public var storeID: String
+    public var algorithm: Algorithm
+    /// At most this many requests of one identifier in flight at once.
+    public var maxConcurrent: Int?
+    /// rate-sync's acquire timeout. The gateway never queues a request: it answers at once, as
+    /// `try_acquire(timeout=0)` does, and keeps the value for the Python side of a shared config.
+    public var timeout: Double?
+    /// When the store fails: false lets the request through, true answers 503.
+    public var failClosed: Bool
+
+    public init(
+        id: String,
+        storeID: String,
+        algorithm: Algorithm,
+        maxConcurrent: Int? = nil,
+        timeout: Double? = nil,
+        failClosed: Bool = false
+    ) {
+        self.id = id
+        self.storeID = storeID
+        self.algorithm = algorithm
+        self.maxConcurrent = maxConcurrent
+        self.timeout = timeout
+        self.failClosed = failClosed
+    }
+
+    /// The budget headers announce: the bucket's capacity, the window's limit, or the
+    /// concurrency cap for a concurrency-only limiter.
+    public var advertisedLimit: Int {
+        switch algorithm {
+        case .tokenBucket(let rule?): return rule.burst
+        case .tokenBucket(nil): return maxConcurrent ?? 0
+        case .slidingWindow(let rule): return rule.limit
+        }
+    }
+}
+
+public struct TokenBucketRule: Sendable, Equatable {
+    public var ratePerSecond: Double
+    /// Capacity: how many requests may arrive at once after a quiet spell.
+    public var burst: Int
+
+    public init(ratePerSecond: Double, burst: Int? = nil) {
+        self.ratePerSecond = ratePerSecond
+        // One second's worth by default, as Guava's RateLimiter does.
+        self.burst = burst ?? max(1, Int(ratePerSecond.rounded(.down)))
+    }
+
+    /// Seconds between two admissions at the sustained rate.
+    public var emissionInterval: Double { 1 / ratePerSecond }
+}
+
+public struct SlidingWindowRule: Sendable, Equatable {
+    public var limit: Int
+    public var windowSeconds: Double
+
+    public init(limit: Int, windowSeconds: Double) {
+        self.limit = limit
+        self.windowSeconds = windowSeconds
+    }
+}

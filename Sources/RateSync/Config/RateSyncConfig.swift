@@ -1,0 +1,167 @@
+import Foundation
+
+/// The contents of rate-sync.toml: stores and limiters, in rate-sync's own schema, with the seed's
+/// alternative spellings (`strategy`, `store_id`, `max_connections`) accepted too.
+public struct RateSyncConfig: Sendable, Equatable {
+    public var stores: [String: StoreConfig]
+    public var limiters: [String: LimiterConfig]
+
+    public init(stores: [String: StoreConfig], limiters: [String: LimiterConfig]) {
+        self.stores = stores
+        self.limiters = limiters
+    }
+
+    /// Reads and validates a file; throws `ConfigError` listing every problem.
+    public static func load(
+        path: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> RateSyncConfig {
+        let text = try ConfigFile.read(path)
+        return try parse(text, file: path, environment: environment)
+    }
+
+    public static func parse(
+        _ text: String,
+        file: String,
+        environment: [String: String]
+    ) throws -> RateSyncConfig {
+        let sink = ConfigProblemSink(file: file)
+        guard let root = TOMLFileLoader.parse(text, file: file, environment: environment, sink: sink) else {
+            try sink.throwIfAny()
+            return RateSyncConfig(stores: [:], limiters: [:])
+        }
+        let reader = TableReader(root, path: "", sink: sink)
+        var stores: [String: StoreConfig] = [:]
+        for (id, table) in reader.namedTables("stores") {
+            if let store = readStore(id: id, table) { stores[id] = store }
+        }
+        var limiters: [String: LimiterConfig] = [:]
+        for (id, table) in reader.namedTables("limiters") {
+            if let limiter = readLimiter(id: id, table, stores: stores) { limiters[id] = limiter }
+        }
+        if !reader.has("limiters") {
+            sink.report("limiters", "no limiters defined (add a [limiters.<name>] table)")
+        }
+        reader.rejectUnknownKeys()
+        try sink.throwIfAny()
+        return RateSyncConfig(stores: stores, limiters: limiters)
+    }
+
+    private static func readStore(id: String, _ table: TableReader) -> StoreConfig? {
+        let engineKey = table.spellingOf("engine", "strategy")
+        let engineName = table.string(engineKey, required: true)
+        // Keys rate-sync accepts for stores of other engines are still read, so they are not
+        // reported as unknown; engine-specific ones are checked below.
+        switch engineName {
+        case "memory":
+            table.rejectUnknownKeys()
+            return StoreConfig(id: id, engine: .memory)
+        case "redis":
+            let settings = readRedisSettings(table)
+            table.rejectUnknownKeys()
+            return settings.map { StoreConfig(id: id, engine: .redis($0)) }
+        case nil:
+            return nil
+        case "postgres"?:
+            table.report(engineKey, "the postgres engine is not supported yet (expected \"redis\" or \"memory\")")
+            return nil
+        case let other?:
+            table.report(engineKey, "expected \"redis\" or \"memory\", found \"\(other)\"")
+            return nil
+        }
+    }
+
+    private static func readRedisSettings(_ table: TableReader) -> RedisStoreSettings? {
+        var url: RedisURL?
+        if let text = table.string("url", required: true) {
+            do {
+                url = try RedisURL.parse(text)
+            } catch {
+                // The message never repeats the URL: it may carry a password.
+                table.report("url", error.description)
+            }
+        }
+        if let db = table.integer("db", minimum: 0) { url?.database = db }
+        if let password = table.string("password") { url?.password = password }
+        let keyPrefix = table.string("key_prefix") ?? "rate_limit"
+        let poolMin = table.integer("pool_min_size", minimum: 0) ?? 1
+        let poolMax = table.integer(table.spellingOf("pool_max_size", "max_connections"), minimum: 1) ?? 10
+        if poolMin > poolMax {
+            table.report("pool_min_size", "expected at most the pool's maximum size (\(poolMax)), found \(poolMin)")
+        }
+        let socketTimeout = table.double("socket_timeout", positive: true) ?? 5
+        let connectTimeout = table.double("socket_connect_timeout", positive: true) ?? 5
+        let margin = table.double("timing_margin_ms")
+        let caFile = table.string("ca_file")
+        guard let url else { return nil }
+        return RedisStoreSettings(
+            url: url,
+            keyPrefix: keyPrefix,
+            poolMinSize: poolMin,
+            poolMaxSize: poolMax,
+            socketTimeout: socketTimeout,
+            socketConnectTimeout: connectTimeout,
+            timingMarginMs: margin,
+            caFile: caFile
+        )
+    }
+
+    private static func readLimiter(
+        id: String,
+        _ table: TableReader,
+        stores: [String: StoreConfig]
+    ) -> LimiterConfig? {
+        let storeKey = table.spellingOf("store", "store_id")
+        let storeID = table.string(storeKey, required: true)
+        if let storeID, stores[storeID] == nil {
+            let known = stores.keys.sorted().joined(separator: ", ")
+            table.report(storeKey, "no store named \"\(storeID)\" (stores defined: \(known.isEmpty ? "none" : known))")
+        }
+        let algorithmName = table.string("algorithm") ?? "token_bucket"
+        let rate = table.double("rate_per_second", positive: true)
+        let burst = table.integer("burst", minimum: 1)
+        let limit = table.integer("limit", minimum: 1)
+        let window = table.double("window_seconds", positive: true)
+        let maxConcurrent = table.integer("max_concurrent", minimum: 1)
+        let timeout = table.double("timeout", positive: true)
+        let failClosed = table.bool("fail_closed") ?? false
+        table.rejectUnknownKeys()
+
+        let algorithm: LimiterConfig.Algorithm
+        switch algorithmName {
+        case "token_bucket":
+            if !table.has("rate_per_second") && !table.has("max_concurrent") {
+                table.report("rate_per_second", "a token_bucket limiter needs rate_per_second or max_concurrent")
+                return nil
+            }
+            for key in ["limit", "window_seconds"] where table.has(key) {
+                table.report(key, "not a token_bucket setting (it belongs to sliding_window)")
+            }
+            if burst != nil && !table.has("rate_per_second") {
+                table.report("burst", "burst needs rate_per_second")
+            }
+            algorithm = .tokenBucket(rate.map { TokenBucketRule(ratePerSecond: $0, burst: burst) })
+        case "sliding_window":
+            for key in ["limit", "window_seconds"] where !table.has(key) {
+                table.report(key, "missing required key (a sliding_window limiter needs limit and window_seconds)")
+            }
+            for key in ["rate_per_second", "burst"] where table.has(key) {
+                table.report(key, "not a sliding_window setting (it belongs to token_bucket)")
+            }
+            guard let limit, let window else { return nil }
+            algorithm = .slidingWindow(SlidingWindowRule(limit: limit, windowSeconds: window))
+        default:
+            table.report("algorithm", "expected \"token_bucket\" or \"sliding_window\", found \"\(algorithmName)\"")
+            return nil
+        }
+        guard let storeID else { return nil }
+        return LimiterConfig(
+            id: id,
+            storeID: storeID,
+            algorithm: algorithm,
+            maxConcurrent: maxConcurrent,
+            timeout: timeout,
+            failClosed: failClosed
+        )
+    }
+}

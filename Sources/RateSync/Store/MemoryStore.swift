@@ -1,0 +1,157 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Limiter state in this process's memory: exact for one gateway, shared by all its event loops.
+///
+/// Memory stays bounded: a key whose state has expired (a full bucket, an empty window) is the
+/// same as a key never seen, so sweeps drop it; and beyond `maxKeys` live keys the ones closest
+/// to expiring are dropped first, which can only make a limit more lenient, never stricter.
+public final class MemoryStore: RateLimitStore {
+    public let id: String
+    public var engineName: String { "memory" }
+
+    private let clock: any WallClock
+    private let maxKeys: Int
+    private let table: NIOLockedValueBox<KeyTable>
+
+    public init(id: String, clock: any WallClock = SystemWallClock(), maxKeys: Int = 1_000_000) {
+        self.id = id
+        self.clock = clock
+        self.maxKeys = maxKeys
+        self.table = NIOLockedValueBox(KeyTable())
+    }
+
+    /// How many keys hold state now (for tests and metrics).
+    public var keyCount: Int { table.withLockedValue { $0.entries.count } }
+
+    public func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
+        eventLoop.makeSucceededFuture(decide(checks))
+    }
+
+    /// The synchronous core of `check`.
+    public func decide(_ checks: [LimitCheck]) -> [Decision] {
+        let now = clock.now()
+        let maxKeys = self.maxKeys
+        return table.withLockedValue { table in
+            let decisions = table.decide(checks, now: now)
+            table.sweepIfDue(now: now, maxKeys: maxKeys)
+            return decisions
+        }
+    }
+
+    public func release(_ checks: [LimitCheck]) {
+        table.withLockedValue { table in
+            for check in checks where check.limiter.maxConcurrent != nil {
+                table.releaseSlot(KeyTable.concurrencyKey(check.key))
+            }
+        }
+    }
+
+    public func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        eventLoop.makeSucceededVoidFuture()
+    }
+}
+
+/// The key-value state behind `MemoryStore`, only ever touched under its lock.
+struct KeyTable {
+    enum State {
+        case bucket(tat: Double)
+        case window(CircularBuffer<Double>)
+        case inFlight(Int)
+    }
+
+    struct Entry {
+        var state: State
+        /// After this instant the entry is equivalent to no entry at all.
+        var expiresAt: Double
+    }
+
+    private static let firstSweepSize = 4096
+
+    var entries: [String: Entry] = [:]
+    private var sweepAtCount = KeyTable.firstSweepSize
+
+    static func concurrencyKey(_ key: String) -> String { key + ":concurrent" }
+
+    /// Evaluates every check against the current state and commits the new state only when all
+    /// of them admit.
+    mutating func decide(_ checks: [LimitCheck], now: Double) -> [Decision] {
+        var updates: [(String, Entry)] = []
+        var decisions: [Decision] = []
+        decisions.reserveCapacity(checks.count)
+        var allAdmitted = true
+        for check in checks {
+            let decision = evaluate(check, now: now, updates: &updates)
+            allAdmitted = allAdmitted && decision.allowed
+            decisions.append(decision)
+        }
+        if allAdmitted {
+            for (key, entry) in updates { entries[key] = entry }
+        }
+        return decisions
+    }
+
+    private func evaluate(_ check: LimitCheck, now: Double, updates: inout [(String, Entry)]) -> Decision {
+        var rateDecision: Decision?
+        switch check.limiter.algorithm {
+        case .tokenBucket(let rule?):
+            let stored: Double?
+            if case .bucket(let tat)? = entries[check.key]?.state { stored = tat } else { stored = nil }
+            let outcome = GCRA.evaluate(storedTAT: stored, now: now, rule: rule)
+            if let newTAT = outcome.newTAT {
+                updates.append((check.key, Entry(state: .bucket(tat: newTAT), expiresAt: newTAT)))
+            }
+            rateDecision = outcome.decision
+        case .tokenBucket(nil):
+            rateDecision = nil
+        case .slidingWindow(let rule):
+            var log: CircularBuffer<Double>
+            if case .window(let stored)? = entries[check.key]?.state { log = stored } else { log = [] }
+            let decision = SlidingWindowLog.evaluate(log: &log, now: now, rule: rule)
+            if decision.allowed {
+                updates.append((check.key, Entry(state: .window(log), expiresAt: now + rule.windowSeconds)))
+            }
+            rateDecision = decision
+        }
+        guard let cap = check.limiter.maxConcurrent else {
+            return rateDecision ?? ConcurrencyLimit.evaluate(inFlight: 0, limit: Int.max, now: now)
+        }
+        let slotKey = Self.concurrencyKey(check.key)
+        var inFlight = 0
+        if case .inFlight(let count)? = entries[slotKey]?.state { inFlight = count }
+        let slotDecision = ConcurrencyLimit.evaluate(inFlight: inFlight, limit: cap, now: now)
+        guard let rateDecision else {
+            if slotDecision.allowed {
+                updates.append((slotKey, Entry(state: .inFlight(inFlight + 1), expiresAt: .infinity)))
+            }
+            return slotDecision
+        }
+        if !slotDecision.allowed { return slotDecision }
+        if rateDecision.allowed {
+            updates.append((slotKey, Entry(state: .inFlight(inFlight + 1), expiresAt: .infinity)))
+        }
+        return rateDecision
+    }
+
+    mutating func releaseSlot(_ slotKey: String) {
+        guard case .inFlight(let count)? = entries[slotKey]?.state else { return }
+        if count <= 1 {
+            entries[slotKey] = nil
+        } else {
+            entries[slotKey]?.state = .inFlight(count - 1)
+        }
+    }
+
+    /// Drops expired keys once the table has doubled since the last sweep (amortised O(1) per
+    /// request), then enforces the hard cap.
+    mutating func sweepIfDue(now: Double, maxKeys: Int) {
+        guard entries.count >= sweepAtCount || entries.count > maxKeys else { return }
+        entries = entries.filter { $0.value.expiresAt > now }
+        if entries.count > maxKeys {
+            let excess = entries.count - maxKeys
+            let soonest = entries.sorted { $0.value.expiresAt < $1.value.expiresAt }.prefix(excess)
+            for (key, _) in soonest { entries[key] = nil }
+        }
+        sweepAtCount = max(Self.firstSweepSize, entries.count * 2)
+    }
+}

@@ -1,0 +1,43 @@
+import NIOCore
+
+/// One limiter to consult for one request. The key follows rate-sync's clone-limiter naming,
+/// `<limiter_id>:<identifier>`.
+public struct LimitCheck: Sendable {
+    public let limiter: LimiterConfig
+    public let key: String
+
+    public init(limiter: LimiterConfig, identifier: String) {
+        self.limiter = limiter
+        self.key = "\(limiter.id):\(identifier)"
+    }
+}
+
+/// Why a store could not decide. The gateway turns it into the limiter's fail policy.
+public struct StoreFailure: Error, Sendable, CustomStringConvertible {
+    public let storeID: String
+    public let reason: String
+
+    public init(storeID: String, reason: String) {
+        self.storeID = storeID
+        self.reason = reason
+    }
+
+    public var description: String { "store \"\(storeID)\": \(reason)" }
+}
+
+/// Where limiter state lives. The gateway knows stores only through this protocol.
+public protocol RateLimitStore: AnyObject, Sendable {
+    var id: String { get }
+    var engineName: String { get }
+
+    /// Decides every check at once, atomically: either every limiter admits and each consumes
+    /// its budget, or none consumes anything. Decisions come back in the order of `checks`.
+    /// Fails with `StoreFailure` when the store cannot answer.
+    func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]>
+
+    /// Gives back the `max_concurrent` slots that an admitted `check` took.
+    func release(_ checks: [LimitCheck])
+
+    /// A bounded health probe.
+    func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void>
+}

@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Logging
+import NIOCore
+import NIOPosix
+import RateSync
+
+/// The version printed by `--version`.
+let gatewayVersion = "0.1.0"
+
+struct RatesyncGateway: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ratesync-gateway",
+        abstract: "A reverse proxy that enforces rate-sync limits inline.",
+        version: gatewayVersion,
+        subcommands: [Run.self, Check.self],
+        defaultSubcommand: Run.self
+    )
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "Path to gateway.toml (rate-sync.toml is found through its [rate_sync] table).")
+    var config: String = "gateway.toml"
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate gateway.toml and rate-sync.toml; list every problem and exit 1 if there are any."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        do {
+            let loaded = try LoadedConfig.load(gatewayPath: options.config)
+            print(
+                "ok: \(options.config) and \(loaded.gateway.rateSyncPath): "
+                    + "\(loaded.gateway.routes.count) routes, \(loaded.rateSync.limiters.count) limiters, "
+                    + "\(loaded.rateSync.stores.count) stores"
+            )
+        } catch {
+            printProblems(error)
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway in the foreground (the default).")
+
+    @OptionGroup var options: ConfigOption
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
+
+    func run() throws {
+        var logger = Logger(label: "ratesync-gateway")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+
+        let loaded: LoadedConfig
+        do {
+            loaded = try LoadedConfig.load(gatewayPath: options.config)
+        } catch {
+            printProblems(error)
+            throw ExitCode(1)
+        }
+
+        let stores: [String: any RateLimitStore]
+        do {
+            stores = try StoreFactory.makeStores(for: loaded)
+        } catch {
+            FileHandle.standardError.write(Data("ratesync-gateway: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: loaded.gateway.server.workers)
+        let server: GatewayServer
+        do {
+            let runtime = try GatewayRuntime(config: loaded, stores: stores)
+            server = try GatewayServer.start(
+                runtime: runtime,
+                adminAddress: loaded.gateway.admin,
+                group: group,
+                logger: logger
+            )
+        } catch {
+            FileHandle.standardError.write(Data("ratesync-gateway: cannot start: \(error)\n".utf8))
+            try? group.syncShutdownGracefully()
+            throw ExitCode(1)
+        }
+        logger.info(
+            "listening",
+            metadata: [
+                "proxy": "\(server.proxyAddress)", "admin": "\(server.adminAddress)",
+                "routes": "\(loaded.gateway.routes.count)", "workers": "\(loaded.gateway.server.workers)",
+            ]
+        )
+        // Tests and scripts that ask for port 0 learn the real ports from this line.
+        FileHandle.standardOutput.write(
+            Data("ratesync-gateway listening proxy=\(server.proxyAddress) admin=\(server.adminAddress)\n".utf8)
+        )
+
+        let stopped = ShutdownSignals.wait()
+        logger.info("stopping", metadata: ["signal": "\(stopped)"])
+        try? server.stop().wait()
+        try? group.syncShutdownGracefully()
+    }
+}
+
+func printProblems(_ error: any Error) {
+    let text: String
+    if let configError = error as? ConfigError {
+        text = configError.problems.map { "error: \($0)" }.joined(separator: "\n")
+    } else {
+        text = "error: \(error)"
+    }
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+RatesyncGateway.main()
