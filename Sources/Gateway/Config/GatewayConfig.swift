@@ -71,27 +71,27 @@ public struct LoadedConfig: Sendable {
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws(ConfigError) -> LoadedConfig {
         let gatewaySink = ConfigProblemSink(file: gatewayPath)
-        let gateway = GatewayConfigParser.parse(
+        let parsed = GatewayConfigParser.parse(
             try ConfigFile.read(gatewayPath),
             file: gatewayPath,
             environment: environment,
             sink: gatewaySink
         )
         var problems = gatewaySink.problems
-        guard let gateway else { throw ConfigError(problems: problems) }
-
         var rateSync: RateSyncConfig?
         do {
-            rateSync = try RateSyncConfig.load(path: gateway.rateSyncPath, environment: environment)
+            rateSync = try RateSyncConfig.load(path: parsed.rateSyncPath, environment: environment)
         } catch let error as ConfigError {
             problems += error.problems
         } catch {
-            problems.append(ConfigProblem(file: gateway.rateSyncPath, path: "", message: "\(error)"))
+            problems.append(ConfigProblem(file: parsed.rateSyncPath, path: "", message: "\(error)"))
         }
-        if let rateSync {
+        if let gateway = parsed.config, let rateSync {
             problems += crossCheck(gateway, rateSync)
         }
-        guard problems.isEmpty, let rateSync else { throw ConfigError(problems: problems) }
+        guard problems.isEmpty, let gateway = parsed.config, let rateSync else {
+            throw ConfigError(problems: problems)
+        }
         return LoadedConfig(gateway: gateway, rateSync: rateSync)
     }
 

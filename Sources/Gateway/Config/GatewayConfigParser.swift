@@ -4,14 +4,21 @@ import NIOCore
 
 /// Turns gateway.toml's text into a `GatewayConfig`, reporting every problem to the sink.
 enum GatewayConfigParser {
+    /// The config when the file is valid, and in any case where rate-sync.toml is, so that its
+    /// problems can be reported alongside this file's.
+    struct Outcome {
+        var config: GatewayConfig?
+        var rateSyncPath: String
+    }
+
     static func parse(
         _ text: String,
         file: String,
         environment: [String: String],
         sink: ConfigProblemSink
-    ) -> GatewayConfig? {
+    ) -> Outcome {
         guard let root = TOMLFileLoader.parse(text, file: file, environment: environment, sink: sink) else {
-            return nil
+            return Outcome(config: nil, rateSyncPath: readRateSyncPath(nil, gatewayFile: file, environment: environment))
         }
         let reader = TableReader(root, path: "", sink: sink)
         let server = readServer(reader.table("server") ?? TableReader([:], path: "server", sink: sink))
@@ -35,8 +42,8 @@ enum GatewayConfigParser {
             routes.append(route)
         }
         reader.rejectUnknownKeys()
-        guard let server, let admin else { return nil }
-        return GatewayConfig(
+        guard let server, let admin else { return Outcome(config: nil, rateSyncPath: rateSyncPath) }
+        let config = GatewayConfig(
             file: file,
             server: server,
             admin: admin,
@@ -44,6 +51,7 @@ enum GatewayConfigParser {
             upstreams: upstreams,
             routes: routes
         )
+        return Outcome(config: config, rateSyncPath: rateSyncPath)
     }
 
     private static func readServer(_ table: TableReader) -> GatewayConfig.Server? {

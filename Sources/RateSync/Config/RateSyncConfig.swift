@@ -32,12 +32,16 @@ public struct RateSyncConfig: Sendable, Equatable {
         }
         let reader = TableReader(root, path: "", sink: sink)
         var stores: [String: StoreConfig] = [:]
-        for (id, table) in reader.namedTables("stores") {
+        let storeTables = reader.namedTables("stores")
+        for (id, table) in storeTables {
             if let store = readStore(id: id, table) { stores[id] = store }
         }
+        // A store with its own problems still exists as far as its limiters are concerned, so
+        // one mistake is reported once.
+        let declaredStores = Set(storeTables.map(\.name))
         var limiters: [String: LimiterConfig] = [:]
         for (id, table) in reader.namedTables("limiters") {
-            if let limiter = readLimiter(id: id, table, stores: stores) { limiters[id] = limiter }
+            if let limiter = readLimiter(id: id, table, declaredStores: declaredStores) { limiters[id] = limiter }
         }
         if !reader.has("limiters") {
             sink.report("limiters", "no limiters defined (add a [limiters.<name>] table)")
@@ -109,12 +113,12 @@ public struct RateSyncConfig: Sendable, Equatable {
     private static func readLimiter(
         id: String,
         _ table: TableReader,
-        stores: [String: StoreConfig]
+        declaredStores: Set<String>
     ) -> LimiterConfig? {
         let storeKey = table.spellingOf("store", "store_id")
         let storeID = table.string(storeKey, required: true)
-        if let storeID, stores[storeID] == nil {
-            let known = stores.keys.sorted().joined(separator: ", ")
+        if let storeID, !declaredStores.contains(storeID) {
+            let known = declaredStores.sorted().joined(separator: ", ")
             table.report(storeKey, "no store named \"\(storeID)\" (stores defined: \(known.isEmpty ? "none" : known))")
         }
         let algorithmName = table.string("algorithm") ?? "token_bucket"

@@ -172,6 +172,7 @@ public final class TableReader {
 
     /// Reports a concept written with both of its accepted spellings, and returns the one used.
     public func spellingOf(_ preferred: String, _ alternative: String) -> String {
+        accept(preferred, alternative)
         if has(preferred) && has(alternative) {
             report(alternative, "\"\(preferred)\" and \"\(alternative)\" are two spellings of one setting: keep one")
         }

@@ -148,7 +148,9 @@ struct KeyTable {
         guard entries.count >= sweepAtCount || entries.count > maxKeys else { return }
         entries = entries.filter { $0.value.expiresAt > now }
         if entries.count > maxKeys {
-            let excess = entries.count - maxKeys
+            // Evict down to 90% of the cap so that the sort is paid once per tenth of the cap
+            // of new keys, not on every insert.
+            let excess = entries.count - maxKeys * 9 / 10
             let soonest = entries.sorted { $0.value.expiresAt < $1.value.expiresAt }.prefix(excess)
             for (key, _) in soonest { entries[key] = nil }
         }

@@ -1,0 +1,56 @@
+import Foundation
+import XCTest
+
+/// The executable's command line: check, help, version, and refusing a bad config.
+final class CommandLineEndToEndTests: XCTestCase {
+    private func directory(gateway: String, rateSync: String) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ratesync-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try gateway.write(to: directory.appendingPathComponent("gateway.toml"), atomically: true, encoding: .utf8)
+        try rateSync.write(to: directory.appendingPathComponent("rate-sync.toml"), atomically: true, encoding: .utf8)
+        return directory
+    }
+
+    func testCheckAcceptsAGoodConfigAndListsEveryProblemOfABadOne() throws {
+        let good = try directory(
+            gateway: "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.seedRoutes,
+            rateSync: GatewayHarness.seedLimiters
+        )
+        defer { try? FileManager.default.removeItem(at: good) }
+        let ok = try runProgram(Binaries.gateway.path, ["check", "--config", good.appendingPathComponent("gateway.toml").path])
+        XCTAssertEqual(ok.status, 0, ok.output)
+
+        let bad = try directory(
+            gateway: "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.seedRoutes,
+            rateSync: GatewayHarness.seedLimiters.replacingOccurrences(of: "limit = 10", with: "limit = 0")
+                .replacingOccurrences(of: "rate_per_second = 100.0", with: "rate_per_second = \"${RATE}\"")
+        )
+        defer { try? FileManager.default.removeItem(at: bad) }
+        let path = bad.appendingPathComponent("gateway.toml").path
+        let failed = try runProgram(Binaries.gateway.path, ["check", "--config", path])
+        XCTAssertEqual(failed.status, 1)
+        XCTAssertTrue(failed.output.contains("limiters.auth.limit: expected a whole number greater than 0, found 0"), failed.output)
+        XCTAssertTrue(failed.output.contains("limiters.public.rate_per_second: environment variable RATE is not set"), failed.output)
+
+        // Running with the same file refuses to start, with the same messages.
+        let refused = try runProgram(Binaries.gateway.path, ["--config", path])
+        XCTAssertEqual(refused.status, 1)
+        XCTAssertTrue(refused.output.contains("limiters.auth.limit"), refused.output)
+    }
+
+    func testHelpAndVersion() throws {
+        let help = try runProgram(Binaries.gateway.path, ["--help"])
+        XCTAssertEqual(help.status, 0)
+        XCTAssertTrue(help.output.contains("check"), help.output)
+        let version = try runProgram(Binaries.gateway.path, ["--version"])
+        XCTAssertEqual(version.status, 0)
+        XCTAssertFalse(version.output.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+    }
+
+    func testSigtermStopsTheGatewayCleanly() throws {
+        let harness = try GatewayHarness(rateSync: GatewayHarness.seedLimiters, routes: GatewayHarness.seedRoutes)
+        defer { harness.stop() }
+        kill(harness.gateway.pid, SIGTERM)
+        XCTAssertEqual(try harness.gateway.waitForExit(), 0)
+    }
+}

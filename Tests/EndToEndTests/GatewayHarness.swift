@@ -1,0 +1,100 @@
+import Foundation
+
+/// A real gateway process in front of a real demo upstream, each on a free port, with config
+/// files written to a fresh directory.
+final class GatewayHarness {
+    let directory: URL
+    let upstream: ChildProcess
+    let upstreamPort: Int
+    let gateway: ChildProcess
+    let proxyPort: Int
+    let adminPort: Int
+
+    var base: String { "http://127.0.0.1:\(proxyPort)" }
+    var admin: String { "http://127.0.0.1:\(adminPort)" }
+
+    /// - Parameters:
+    ///   - rateSync: the whole rate-sync.toml.
+    ///   - routes: `[[routes]]` tables (the upstream is called "app").
+    ///   - server: extra lines for `[server]`.
+    ///   - upstream: extra lines for `[upstreams.app]`.
+    ///   - upstreamURL: overrides the demo upstream's URL (to point at nothing, say).
+    init(
+        rateSync: String,
+        routes: String,
+        server: String = "",
+        upstream upstreamExtras: String = "",
+        upstreamURL: String? = nil
+    ) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("ratesync-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        upstream = try ChildProcess(Binaries.demoUpstream, ["--port", "0"])
+        upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
+
+        let gatewayToml = """
+            [server]
+            listen = "127.0.0.1:0"
+            workers = 2
+            \(server)
+            [admin]
+            listen = "127.0.0.1:0"
+            [rate_sync]
+            config = "rate-sync.toml"
+            [upstreams.app]
+            url = "\(upstreamURL ?? "http://127.0.0.1:\(upstreamPort)")"
+            \(upstreamExtras)
+            \(routes)
+            """
+        try gatewayToml.write(to: directory.appendingPathComponent("gateway.toml"), atomically: true, encoding: .utf8)
+        try rateSync.write(to: directory.appendingPathComponent("rate-sync.toml"), atomically: true, encoding: .utf8)
+        gateway = try ChildProcess(
+            Binaries.gateway,
+            ["--config", directory.appendingPathComponent("gateway.toml").path],
+            environment: ["LOG_LEVEL": "warning"]
+        )
+        let line = try gateway.waitForLine(containing: "ratesync-gateway listening")
+        proxyPort = try port(after: "proxy=", in: line)
+        adminPort = try port(after: "admin=", in: line)
+    }
+
+    func stop() {
+        gateway.stop()
+        upstream.stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+
+    /// The seed's two limiters on a memory store.
+    static let seedLimiters = """
+        [stores.local]
+        strategy = "memory"
+        [limiters.public]
+        store_id = "local"
+        algorithm = "token_bucket"
+        rate_per_second = 100.0
+        fail_closed = false
+        [limiters.auth]
+        store_id = "local"
+        algorithm = "sliding_window"
+        limit = 10
+        window_seconds = 300
+        fail_closed = true
+        """
+
+    /// The issue's two routes.
+    static let seedRoutes = """
+        [[routes]]
+        name = "auth"
+        path_prefix = "/auth/"
+        upstream = "app"
+        limiters = ["auth"]
+        identifier = "client_ip"
+        [[routes]]
+        name = "public"
+        path_prefix = "/"
+        upstream = "app"
+        limiters = ["public"]
+        identifier = "client_ip"
+        """
+}

@@ -1,0 +1,206 @@
+import Foundation
+import XCTest
+
+/// Routing and limiting through the real gateway binary, seen by curl.
+final class LimitingEndToEndTests: XCTestCase {
+    func testAuthRouteAdmitsTenThenAnswers429InRateSyncsShape() throws {
+        let harness = try GatewayHarness(rateSync: GatewayHarness.seedLimiters, routes: GatewayHarness.seedRoutes)
+        defer { harness.stop() }
+        var remaining: [String] = []
+        for _ in 0..<10 {
+            let answer = try curl(["-X", "POST", "\(harness.base)/auth/login"])
+            XCTAssertEqual(answer.status, 200)
+            XCTAssertEqual(answer.headers["x-ratelimit-limit"], "10")
+            remaining.append(answer.headers["x-ratelimit-remaining"] ?? "?")
+            XCTAssertEqual(answer.headers["ratelimit-policy"], "\"auth\";q=10;w=300")
+        }
+        XCTAssertEqual(remaining, (0..<10).reversed().map(String.init))
+
+        let started = Date().timeIntervalSince1970
+        let denied = try curl(["-X", "POST", "\(harness.base)/auth/login"])
+        XCTAssertEqual(denied.status, 429)
+        XCTAssertEqual(denied.headers["content-type"], "application/json")
+        XCTAssertEqual(denied.headers["x-ratelimit-remaining"], "0")
+        let retryAfter = try XCTUnwrap(Int(denied.headers["retry-after"] ?? ""))
+        XCTAssertTrue((299...300).contains(retryAfter), "the oldest admission leaves in ~300 s, got \(retryAfter)")
+        let reset = try XCTUnwrap(Double(denied.headers["x-ratelimit-reset"] ?? ""))
+        XCTAssertEqual(reset, started + 300, accuracy: 3)
+        let rateLimit = try XCTUnwrap(denied.headers["ratelimit"])
+        XCTAssertTrue(rateLimit.hasPrefix("\"auth\";r=0;t="), rateLimit)
+        XCTAssertEqual(Double(rateLimit.components(separatedBy: "t=").last ?? "") ?? 0, reset - started, accuracy: 3)
+
+        let detail = try XCTUnwrap((try denied.json())["detail"] as? [[String: Any]]).first
+        XCTAssertEqual(detail?["type"] as? String, "rate_limit_exceeded")
+        XCTAssertEqual(detail?["msg"] as? String, "Rate limit exceeded. Retry in \(retryAfter) seconds.")
+        let context = try XCTUnwrap(detail?["context"] as? [String: Any])
+        XCTAssertEqual(context["retry_after_seconds"] as? Int, retryAfter)
+        XCTAssertEqual(context["limit"] as? Int, 10)
+        XCTAssertEqual(context["limiter"] as? String, "auth")
+
+        // The public route has its own limiter and budget.
+        let open = try curl(["\(harness.base)/products"])
+        XCTAssertEqual(open.status, 200)
+        XCTAssertEqual(open.headers["x-ratelimit-limit"], "100")
+        XCTAssertEqual(open.headers["ratelimit-policy"], "\"public\";q=100;w=1")
+        XCTAssertNil(open.headers["retry-after"])
+    }
+
+    func testTokenBucketAdmitsItsBurstUnderParallelLoad() throws {
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.slow]
+                store = "m"
+                rate_per_second = 1
+                burst = 5
+                """,
+            routes: """
+                [[routes]]
+                name = "all"
+                upstream = "app"
+                limiters = ["slow"]
+                identifier = "global"
+                """
+        )
+        defer { harness.stop() }
+        let started = Date()
+        let transfers = (0..<40).flatMap { _ in ["-o", "/dev/null", "\(harness.base)/x"] }
+        let result = try runProgram(
+            "/usr/bin/curl",
+            ["-s", "--parallel", "--parallel-max", "20", "-w", "%{http_code}\\n"] + transfers,
+            stdoutOnly: true
+        )
+        let elapsed = Date().timeIntervalSince(started)
+        let codes = result.output.split(separator: "\n")
+        XCTAssertEqual(codes.count, 40)
+        let admitted = codes.filter { $0 == "200" }.count
+        XCTAssertEqual(codes.filter { $0 == "429" }.count, 40 - admitted, "every answer is 200 or 429")
+        XCTAssertGreaterThanOrEqual(admitted, 5)
+        XCTAssertLessThanOrEqual(admitted, 5 + Int(elapsed.rounded(.up)), "burst plus one per elapsed second")
+    }
+
+    func testClientIPThroughTrustedProxiesIgnoresSpoofedEntries() throws {
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.one]
+                store = "m"
+                algorithm = "sliding_window"
+                limit = 1
+                window_seconds = 60
+                """,
+            routes: """
+                [[routes]]
+                name = "all"
+                upstream = "app"
+                limiters = ["one"]
+                identifier = "client_ip"
+                """
+        )
+        defer { harness.stop() }
+        // The peer is 127.0.0.1, a trusted proxy: the client is the address it forwarded.
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.1", "\(harness.base)/"]).status, 200)
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.2", "\(harness.base)/"]).status, 200)
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.1", "\(harness.base)/"]).status, 429)
+        // Prepending a forged address does not buy a new budget.
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 203.0.113.99, 198.51.100.1", "\(harness.base)/"]).status, 429)
+        // IPv6 spellings of one address share one budget.
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 2001:db8::7", "\(harness.base)/"]).status, 200)
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: [2001:DB8:0::7]:999", "\(harness.base)/"]).status, 429)
+    }
+
+    func testHeaderIdentifierAndGlobalBucket() throws {
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.per_key]
+                store = "m"
+                algorithm = "sliding_window"
+                limit = 2
+                window_seconds = 60
+                """,
+            routes: """
+                [[routes]]
+                name = "keyed"
+                path_prefix = "/api/"
+                upstream = "app"
+                limiters = ["per_key"]
+                identifier = "header:X-API-Key"
+                on_missing_header = "reject"
+                """
+        )
+        defer { harness.stop() }
+        let missing = try curl(["\(harness.base)/api/x"])
+        XCTAssertEqual(missing.status, 400)
+        XCTAssertTrue(missing.text.contains("X-API-Key"), missing.text)
+        for _ in 0..<2 { XCTAssertEqual(try curl(["-H", "X-API-Key: alpha", "\(harness.base)/api/x"]).status, 200) }
+        XCTAssertEqual(try curl(["-H", "X-API-Key: alpha", "\(harness.base)/api/x"]).status, 429)
+        XCTAssertEqual(try curl(["-H", "X-API-Key: beta", "\(harness.base)/api/x"]).status, 200)
+    }
+
+    func testRoutingFirstMatchMethodsHostAnd404() throws {
+        let harness = try GatewayHarness(
+            rateSync: "[stores.m]\nengine = \"memory\"\n[limiters.a]\nstore = \"m\"\nrate_per_second = 1000\n",
+            routes: """
+                [[routes]]
+                name = "writes"
+                path_prefix = "/api/"
+                methods = ["POST"]
+                upstream = "app"
+                limiters = ["a"]
+                [[routes]]
+                name = "internal"
+                path_prefix = "/api/"
+                host = "internal.example"
+                upstream = "app"
+                """
+        )
+        defer { harness.stop() }
+        XCTAssertEqual(try curl(["-X", "POST", "\(harness.base)/api/x"]).headers["ratelimit-policy"], "\"a\";q=1000;w=1")
+        let internalHost = try curl(["-H", "Host: internal.example:8080", "\(harness.base)/api/x"])
+        XCTAssertEqual(internalHost.status, 200)
+        XCTAssertNil(internalHost.headers["x-ratelimit-limit"], "a route without limiters adds no headers")
+        let missing = try curl(["\(harness.base)/api/x"])
+        XCTAssertEqual(missing.status, 404)
+        XCTAssertEqual(((try missing.json())["detail"] as? [[String: Any]])?.first?["type"] as? String, "route_not_found")
+        XCTAssertEqual(try curl(["\(harness.base)/elsewhere"]).status, 404)
+        // A dot segment cannot smuggle a request past its route.
+        XCTAssertEqual(try curl(["--path-as-is", "-X", "POST", "\(harness.base)/other/../api/x"]).headers["ratelimit-policy"], "\"a\";q=1000;w=1")
+    }
+
+    func testDeniedExpectContinueRequestGets429WithoutSendingItsBody() throws {
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.one]
+                store = "m"
+                algorithm = "sliding_window"
+                limit = 1
+                window_seconds = 60
+                """,
+            routes: """
+                [[routes]]
+                name = "uploads"
+                upstream = "app"
+                limiters = ["one"]
+                identifier = "global"
+                """
+        )
+        defer { harness.stop() }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("expect-\(UUID().uuidString)")
+        try Data(repeating: 0x61, count: 3_000_000).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let arguments = ["-H", "Expect: 100-continue", "--data-binary", "@\(file.path)", "\(harness.base)/upload"]
+        let first = try curl(arguments)
+        XCTAssertEqual(first.status, 200)
+        XCTAssertEqual((try first.json())["received_bytes"] as? Int, 3_000_000)
+        let denied = try curl(arguments)
+        XCTAssertEqual(denied.status, 429)
+        XCTAssertEqual(denied.headers["connection"], "close", "the unsent body leaves the connection unusable")
+        XCTAssertNotNil(denied.headers["retry-after"])
+    }
+}

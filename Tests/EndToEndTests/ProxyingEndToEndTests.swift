@@ -1,0 +1,165 @@
+import Foundation
+import XCTest
+
+/// HTTP/1.1 proxying behaviour through the real gateway binary.
+final class ProxyingEndToEndTests: XCTestCase {
+    private let openLimiter = """
+        [stores.m]
+        engine = "memory"
+        [limiters.open]
+        store = "m"
+        rate_per_second = 100000
+        """
+    private let openRoute = """
+        [[routes]]
+        name = "all"
+        upstream = "app"
+        limiters = ["open"]
+        """
+
+    private func harness(server: String = "", upstream: String = "", upstreamURL: String? = nil) throws -> GatewayHarness {
+        try GatewayHarness(rateSync: openLimiter, routes: openRoute, server: server, upstream: upstream, upstreamURL: upstreamURL)
+    }
+
+    func testForwardedHeadersAreSetAndHopByHopHeadersRemoved() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        let answer = try curl([
+            "-H", "Host: shop.example", "-H", "X-Forwarded-For: 10.9.9.9", "-H", "Connection: X-Secret-Hop",
+            "-H", "X-Secret-Hop: 1", "-H", "Keep-Alive: timeout=5", "-H", "X-Kept: yes",
+            "\(gateway.base)/echo/path?q=1",
+        ])
+        XCTAssertEqual(answer.status, 200)
+        let echo = try answer.json()
+        let headers = try XCTUnwrap(echo["headers"] as? [String: String])
+        XCTAssertEqual(echo["uri"] as? String, "/echo/path?q=1")
+        XCTAssertEqual(headers["host"], "shop.example")
+        XCTAssertEqual(headers["x-forwarded-for"], "10.9.9.9, 127.0.0.1")
+        XCTAssertEqual(headers["x-forwarded-proto"], "http")
+        XCTAssertEqual(headers["x-forwarded-host"], "shop.example")
+        XCTAssertEqual(headers["x-kept"], "yes")
+        XCTAssertNil(headers["x-secret-hop"], "headers named by Connection are hop-by-hop")
+        XCTAssertNil(headers["keep-alive"])
+    }
+
+    func testKeepAliveIsReusedOnBothSides() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        let transfers = (0..<6).flatMap { ["-o", "/dev/null", "\(gateway.base)/n\($0)"] }
+        let result = try runProgram(
+            "/usr/bin/curl",
+            ["-sv", "-w", "upstream=%header{x-upstream-connection}\\n"] + transfers
+        )
+        XCTAssertEqual(result.output.components(separatedBy: "Re-using existing connection").count - 1, 5, result.output)
+        let upstreamConnections = Set(
+            result.output.split(separator: "\n").filter { $0.hasPrefix("upstream=") }
+        )
+        XCTAssertEqual(upstreamConnections.count, 1, "one kept-alive upstream connection served all six")
+    }
+
+    func testLargeBodiesStreamBothWaysWithFlatMemory() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        _ = try curl(["\(gateway.base)/warmup"])
+        let before = gateway.gateway.memory().rss
+        let size = 256 * 1024 * 1024
+
+        let download = try runProgram(
+            "/usr/bin/curl",
+            ["-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "\(gateway.base)/big?bytes=\(size)"]
+        )
+        XCTAssertEqual(download.output, "200 \(size)")
+
+        let upload = try runProgram(
+            "/bin/sh",
+            ["-c", "head -c \(size) /dev/zero | curl -s -T - -X POST -H 'Content-Type: application/octet-stream' \(gateway.base)/upload"]
+        )
+        let echo = try JSONSerialization.jsonObject(with: Data(upload.output.utf8)) as? [String: Any]
+        XCTAssertEqual(echo?["received_bytes"] as? Int, size, "chunked upload of 256 MiB arrived whole")
+
+        let peak = gateway.gateway.memory().peak
+        XCTAssertLessThan(peak - before, 64 * 1024 * 1024, "gateway memory grew by \((peak - before) >> 20) MiB")
+    }
+
+    func testHeadAndContentLengthBodies() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        // Over a raw socket: a HEAD answer must end right after its headers, or the next
+        // response on the connection would be misread.
+        let answer = try rawExchange(
+            port: gateway.proxyPort,
+            Array("HEAD /big?bytes=12345 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)
+        )
+        XCTAssertTrue(answer.hasPrefix("HTTP/1.1 200"), answer)
+        XCTAssertTrue(answer.lowercased().contains("content-length: 12345"), answer)
+        XCTAssertTrue(answer.hasSuffix("\r\n\r\n"), "no body after a HEAD answer: \(answer)")
+        let posted = try curl(["--data-binary", String(repeating: "a", count: 100_000), "\(gateway.base)/form"])
+        XCTAssertEqual((try posted.json())["received_bytes"] as? Int, 100_000)
+    }
+
+    func testExpectContinueIsAnsweredOnceTheLimiterAdmits() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("expect-\(UUID().uuidString)")
+        try Data(repeating: UInt8(ascii: "b"), count: 200_000).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let answer = try curl(["-H", "Expect: 100-continue", "--data-binary", "@\(file.path)", "\(gateway.base)/upload"])
+        XCTAssertEqual(answer.status, 200)
+        XCTAssertEqual((try answer.json())["received_bytes"] as? Int, 200_000)
+    }
+
+    func testUnreachableUpstreamIs502() throws {
+        let gateway = try harness(upstreamURL: "http://127.0.0.1:\(try unusedPort())")
+        defer { gateway.stop() }
+        let answer = try curl(["\(gateway.base)/x"])
+        XCTAssertEqual(answer.status, 502)
+        XCTAssertEqual(((try answer.json())["detail"] as? [[String: Any]])?.first?["type"] as? String, "upstream_unavailable")
+        XCTAssertFalse(answer.text.contains("127.0.0.1"), "no internals in the body")
+    }
+
+    func testUpstreamThatDropsTheConnectionIs502AndTheGatewayStaysUp() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        XCTAssertEqual(try curl(["\(gateway.base)/x?drop=1"]).status, 502)
+        XCTAssertEqual(try curl(["\(gateway.base)/x"]).status, 200)
+    }
+
+    func testSlowUpstreamIs504() throws {
+        let gateway = try harness(upstream: "response_timeout_ms = 300")
+        defer { gateway.stop() }
+        let started = Date()
+        let answer = try curl(["\(gateway.base)/x?delay_ms=3000"])
+        XCTAssertEqual(answer.status, 504)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 2.5)
+        XCTAssertEqual(((try answer.json())["detail"] as? [[String: Any]])?.first?["type"] as? String, "upstream_timeout")
+        XCTAssertEqual(try curl(["\(gateway.base)/x?delay_ms=50"]).status, 200)
+    }
+
+    func testOversizedHeadersAre431AndGarbageIs400() throws {
+        let gateway = try harness(server: "max_header_bytes = 8192")
+        defer { gateway.stop() }
+        let big = try curl(["-H", "X-Big: \(String(repeating: "z", count: 20_000))", "\(gateway.base)/x"])
+        XCTAssertEqual(big.status, 431)
+        XCTAssertEqual(try curl(["-H", "X-Fine: \(String(repeating: "z", count: 2_000))", "\(gateway.base)/x"]).status, 200)
+
+        let garbage = try rawExchange(port: gateway.proxyPort, Array("NOT HTTP AT ALL\r\n\r\n".utf8))
+        XCTAssertTrue(garbage.hasPrefix("HTTP/1.1 400"), garbage)
+        XCTAssertTrue(garbage.contains("bad_request"), garbage)
+        let badTarget = try rawExchange(port: gateway.proxyPort, Array("GET nothing HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+        XCTAssertTrue(badTarget.hasPrefix("HTTP/1.1 400"), badTarget)
+        // Still serving.
+        XCTAssertEqual(try curl(["\(gateway.base)/x"]).status, 200)
+    }
+
+    func testAdminEndpoints() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        XCTAssertEqual(try curl(["\(gateway.admin)/healthz"]).status, 200)
+        let health = try curl(["\(gateway.admin)/health/rate-limiter"])
+        XCTAssertEqual(health.status, 200)
+        let json = try health.json()
+        XCTAssertEqual(json["status"] as? String, "healthy")
+        let stores = try XCTUnwrap(json["stores"] as? [String: [String: Any]])
+        XCTAssertEqual(stores["m"]?["reachable"] as? Bool, true)
+    }
+}

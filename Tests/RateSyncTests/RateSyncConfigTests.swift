@@ -1,0 +1,209 @@
+import RateSync
+import XCTest
+
+final class RateSyncConfigTests: XCTestCase {
+    private func load(_ text: String, env: [String: String] = [:]) throws -> RateSyncConfig {
+        try RateSyncConfig.parse(text, file: "rate-sync.toml", environment: env)
+    }
+
+    /// The problems a bad file produces, as the operator reads them.
+    private func problems(_ text: String, env: [String: String] = [:]) -> [String] {
+        do {
+            _ = try load(text, env: env)
+            XCTFail("expected the file to be rejected")
+            return []
+        } catch let error as ConfigError {
+            return error.problems.map(\.description)
+        } catch {
+            XCTFail("unexpected error \(error)")
+            return []
+        }
+    }
+
+    let seed = """
+        [stores.redis]
+        strategy = "redis"
+        url = "${REDIS_URL}"
+        max_connections = 50
+        socket_timeout = 5
+
+        [limiters.public]
+        store_id = "redis"
+        algorithm = "token_bucket"
+        rate_per_second = 100.0
+        fail_closed = false
+
+        [limiters.auth]
+        store_id = "redis"
+        algorithm = "sliding_window"
+        limit = 10
+        window_seconds = 300
+        fail_closed = true
+        """
+
+    func testTheSeedsProductionConfigLoads() throws {
+        let config = try load(seed, env: ["REDIS_URL": "redis://:secret@redis-cluster:6379/0"])
+        guard case .redis(let redis) = config.stores["redis"]?.engine else { return XCTFail("not redis") }
+        XCTAssertEqual(redis.url, RedisURL(host: "redis-cluster", port: 6379, password: "secret", database: 0))
+        XCTAssertEqual(redis.poolMaxSize, 50)
+        XCTAssertEqual(redis.socketTimeout, 5)
+        XCTAssertEqual(redis.keyPrefix, "rate_limit")
+        XCTAssertEqual(config.limiters["public"]?.algorithm, .tokenBucket(TokenBucketRule(ratePerSecond: 100, burst: 100)))
+        XCTAssertEqual(config.limiters["public"]?.failClosed, false)
+        XCTAssertEqual(config.limiters["auth"]?.algorithm, .slidingWindow(SlidingWindowRule(limit: 10, windowSeconds: 300)))
+        XCTAssertEqual(config.limiters["auth"]?.failClosed, true)
+        XCTAssertEqual(config.limiters["auth"]?.storeID, "redis")
+    }
+
+    func testRateSyncsOwnSpellingsLoadToo() throws {
+        let config = try load(
+            """
+            [stores.main]
+            engine = "redis"
+            url = "redis://localhost"
+            pool_max_size = 7
+            [limiters.api]
+            store = "main"
+            rate_per_second = 5
+            burst = 12
+            """
+        )
+        guard case .redis(let redis) = config.stores["main"]?.engine else { return XCTFail("not redis") }
+        XCTAssertEqual(redis.poolMaxSize, 7)
+        XCTAssertEqual(config.limiters["api"]?.algorithm, .tokenBucket(TokenBucketRule(ratePerSecond: 5, burst: 12)))
+    }
+
+    func testUnsetVariableWithoutDefaultNamesTheVariableAndTheFile() {
+        XCTAssertEqual(
+            problems(seed),
+            [
+                "rate-sync.toml: stores.redis.url: environment variable REDIS_URL is not set and has no default "
+                    + "(write ${REDIS_URL:-value} to give one)",
+                "rate-sync.toml: stores.redis.url: missing required key (expected a string)",
+            ]
+        )
+    }
+
+    func testDefaultsAndNumberCoercion() throws {
+        let text = """
+            [stores.mem]
+            engine = "memory"
+            [limiters.api]
+            store = "mem"
+            rate_per_second = "${RATE:-2.5}"
+            burst = "${BURST:-4}"
+            fail_closed = "${FAIL_CLOSED:-false}"
+            """
+        XCTAssertEqual(try load(text).limiters["api"]?.algorithm, .tokenBucket(TokenBucketRule(ratePerSecond: 2.5, burst: 4)))
+        let overridden = try load(text, env: ["RATE": "40", "BURST": "80", "FAIL_CLOSED": "true"])
+        XCTAssertEqual(overridden.limiters["api"]?.algorithm, .tokenBucket(TokenBucketRule(ratePerSecond: 40, burst: 80)))
+        XCTAssertEqual(overridden.limiters["api"]?.failClosed, true)
+    }
+
+    func testVariablesExpandInKeysToo() throws {
+        let config = try load(
+            """
+            [stores.mem]
+            engine = "memory"
+            [limiters."${LIMITER_NAME:-api}"]
+            store = "mem"
+            rate_per_second = 1
+            """,
+            env: ["LIMITER_NAME": "checkout"]
+        )
+        XCTAssertNotNil(config.limiters["checkout"])
+    }
+
+    func testEveryProblemIsReportedWithItsPath() {
+        let found = problems(
+            """
+            [stores.mem]
+            engine = "memory"
+            colour = "blue"
+            [limiters.auth]
+            store = "mem"
+            algorithm = "sliding_window"
+            limit = 10
+            window_seconds = -5
+            [limiters.public]
+            store = "nowhere"
+            rate_per_second = "fast"
+            """
+        )
+        XCTAssertEqual(
+            found,
+            [
+                "rate-sync.toml: stores.mem.colour: unknown key (expected one of: engine, strategy)",
+                "rate-sync.toml: limiters.auth.window_seconds: expected a number greater than 0, found -5",
+                "rate-sync.toml: limiters.public.store: no store named \"nowhere\" (stores defined: mem)",
+                "rate-sync.toml: limiters.public.rate_per_second: expected a number, found \"fast\"",
+            ]
+        )
+    }
+
+    func testRateSyncValidationRules() {
+        let header = "[stores.m]\nengine = \"memory\"\n"
+        XCTAssertEqual(
+            problems(header + "[limiters.a]\nstore = \"m\"\n"),
+            ["rate-sync.toml: limiters.a.rate_per_second: a token_bucket limiter needs rate_per_second or max_concurrent"]
+        )
+        XCTAssertEqual(
+            problems(header + "[limiters.a]\nstore = \"m\"\nalgorithm = \"sliding_window\"\nlimit = 3\n"),
+            [
+                "rate-sync.toml: limiters.a.window_seconds: missing required key "
+                    + "(a sliding_window limiter needs limit and window_seconds)"
+            ]
+        )
+        XCTAssertEqual(
+            problems(header + "[limiters.a]\nstore = \"m\"\nalgorithm = \"leaky\"\n"),
+            ["rate-sync.toml: limiters.a.algorithm: expected \"token_bucket\" or \"sliding_window\", found \"leaky\""]
+        )
+        XCTAssertEqual(
+            problems(header + "[limiters.a]\nstore = \"m\"\nrate_per_second = 0\n"),
+            ["rate-sync.toml: limiters.a.rate_per_second: expected a number greater than 0, found 0"]
+        )
+        XCTAssertEqual(
+            problems(header + "[limiters.a]\nstore = \"m\"\nmax_concurrent = 2.5\n"),
+            ["rate-sync.toml: limiters.a.max_concurrent: expected a whole number, found 2.5"]
+        )
+    }
+
+    func testBothSpellingsInOneTableIsAnError() {
+        XCTAssertEqual(
+            problems("[stores.m]\nengine = \"memory\"\nstrategy = \"memory\"\n[limiters.a]\nstore = \"m\"\nstore_id = \"m\"\nrate_per_second = 1\n"),
+            [
+                "rate-sync.toml: stores.m.strategy: \"engine\" and \"strategy\" are two spellings of one setting: keep one",
+                "rate-sync.toml: limiters.a.store_id: \"store\" and \"store_id\" are two spellings of one setting: keep one",
+            ]
+        )
+    }
+
+    func testWrongTypesAndBadURLs() {
+        XCTAssertEqual(
+            problems(
+                "[stores.r]\nengine = \"redis\"\nurl = \"http://:hunter2@example\"\nsocket_timeout = true\n"
+                    + "[limiters.a]\nstore = \"r\"\nrate_per_second = 1\nfail_closed = \"sometimes\"\n"
+            ),
+            [
+                "rate-sync.toml: stores.r.url: expected a URL starting with redis:// or rediss://",
+                "rate-sync.toml: stores.r.socket_timeout: expected a number, found true",
+                "rate-sync.toml: limiters.a.fail_closed: expected true or false, found \"sometimes\"",
+            ]
+        )
+    }
+
+    func testSyntaxErrorsCarryLineAndColumn() {
+        let found = problems("[stores.m]\nengine = \"memory\"\n[limiters.a\n")
+        XCTAssertEqual(found.count, 1)
+        XCTAssertTrue(found[0].hasPrefix("rate-sync.toml: invalid TOML at line 3, column"), found[0])
+    }
+
+    func testUnknownEngine() {
+        XCTAssertEqual(
+            problems("[stores.m]\nengine = \"etcd\"\n[limiters.a]\nstore = \"m\"\nrate_per_second = 1\n"),
+            [
+                "rate-sync.toml: stores.m.engine: expected \"redis\" or \"memory\", found \"etcd\""
+            ]
+        )
+    }
+}

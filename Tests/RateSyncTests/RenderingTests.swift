@@ -1,0 +1,60 @@
+import Foundation
+import RateSync
+import XCTest
+
+final class RenderingTests: XCTestCase {
+    let auth = LimiterConfig(
+        id: "auth",
+        storeID: "s",
+        algorithm: .slidingWindow(SlidingWindowRule(limit: 10, windowSeconds: 300)),
+        failClosed: true
+    )
+
+    func testDeniedHeadersCarryTheRealValues() {
+        let decision = Decision(allowed: false, limit: 10, remaining: 0, retryAfter: 6.2, resetAfter: 290.5, now: 1000.25)
+        let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders.render(decision, limiter: auth))
+        XCTAssertEqual(headers["X-RateLimit-Limit"], "10")
+        XCTAssertEqual(headers["X-RateLimit-Remaining"], "0")
+        XCTAssertEqual(headers["X-RateLimit-Reset"], "1291")
+        XCTAssertEqual(headers["Retry-After"], "7")
+        XCTAssertEqual(headers["RateLimit-Policy"], "\"auth\";q=10;w=300")
+        XCTAssertEqual(headers["RateLimit"], "\"auth\";r=0;t=291")
+    }
+
+    func testAllowedResponsesHaveNoRetryAfterAndRetryAfterIsAtLeastOne() {
+        let allowed = Decision(allowed: true, limit: 10, remaining: 4, retryAfter: 0, resetAfter: 300, now: 0)
+        XCTAssertFalse(RateLimitHeaders.render(allowed, limiter: auth).contains { $0.0 == "Retry-After" })
+        let soon = Decision(allowed: false, limit: 10, remaining: 0, retryAfter: 0.01, resetAfter: 0.01, now: 0)
+        XCTAssertEqual(RateLimitHeaders.retryAfterSeconds(soon), 1)
+    }
+
+    func testTokenBucketPolicyWindowIsTheFullRefillTime() {
+        let bucket = LimiterConfig(id: "public", storeID: "s", algorithm: .tokenBucket(TokenBucketRule(ratePerSecond: 2, burst: 10)))
+        let decision = Decision(allowed: true, limit: 10, remaining: 9, retryAfter: 0, resetAfter: 0.5, now: 0)
+        let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders.render(decision, limiter: bucket))
+        XCTAssertEqual(headers["RateLimit-Policy"], "\"public\";q=10;w=5")
+    }
+
+    func testRateLimitedBodyHasRateSyncsShape() throws {
+        let body = ErrorBody.rateLimited(limiterID: "auth", limit: 10, retryAfterSeconds: 7)
+        XCTAssertEqual(
+            body,
+            #"{"detail":[{"type":"rate_limit_exceeded","msg":"Rate limit exceeded. Retry in 7 seconds.","context":{"retry_after_seconds":7,"limit":10,"limiter":"auth"}}]}"#
+        )
+        XCTAssertNoThrow(try JSONSerialization.jsonObject(with: Data(body.utf8)))
+    }
+
+    func testJSONStringsAreEscaped() throws {
+        let body = ErrorBody.simple(type: "x", message: "quote \" backslash \\ newline \n bell \u{7}")
+        let parsed = try JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: [[String: String]]]
+        XCTAssertEqual(parsed?["detail"]?.first?["msg"], "quote \" backslash \\ newline \n bell \u{7}")
+    }
+
+    func testClosestToDenyingPrefersDenialsThenFewestRemaining() {
+        let a = Decision(allowed: true, limit: 100, remaining: 50, retryAfter: 0, resetAfter: 1, now: 0)
+        let b = Decision(allowed: true, limit: 10, remaining: 3, retryAfter: 0, resetAfter: 1, now: 0)
+        let c = Decision(allowed: false, limit: 5, remaining: 0, retryAfter: 2, resetAfter: 3, now: 0)
+        XCTAssertEqual(Decision.closestToDenying([a, b]), b)
+        XCTAssertEqual(Decision.closestToDenying([a, c, b]), c)
+    }
+}
