@@ -1,6 +1,12 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The hot path's classes are only ever touched from their own event loop, so the runtime
+// exclusivity checks (about 2% of a proxied request's CPU time in the profile) buy nothing there.
+let releaseOptimizations: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))
+]
+
 let package = Package(
     name: "ratesync-gateway",
     platforms: [.macOS(.v14)],
@@ -22,7 +28,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
-            ]
+            ],
+            swiftSettings: releaseOptimizations
         ),
         // The proxy: gateway.toml, routing, identity, listeners, upstream pools, admin.
         .target(
@@ -33,7 +40,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: releaseOptimizations
         ),
         .executableTarget(
             name: "ratesync-gateway",

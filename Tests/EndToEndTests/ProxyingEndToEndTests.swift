@@ -162,4 +162,29 @@ final class ProxyingEndToEndTests: XCTestCase {
         let stores = try XCTUnwrap(json["stores"] as? [String: [String: Any]])
         XCTAssertEqual(stores["m"]?["reachable"] as? Bool, true)
     }
+
+    func testPipelinedRequestsAreAnsweredInOrder() throws {
+        let gateway = try harness()
+        defer { gateway.stop() }
+        let requests = "GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+            + "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+            + "GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        let answers = try rawExchange(port: gateway.proxyPort, Array(requests.utf8))
+        XCTAssertEqual(answers.components(separatedBy: "HTTP/1.1 200 OK").count - 1, 3, answers)
+        let first = try XCTUnwrap(answers.range(of: "\\/first"))
+        let second = try XCTUnwrap(answers.range(of: "\\/second"))
+        let third = try XCTUnwrap(answers.range(of: "\\/third"))
+        XCTAssertTrue(first.lowerBound < second.lowerBound && second.lowerBound < third.lowerBound, answers)
+        XCTAssertTrue(answers.contains("\"received_bytes\":5"), answers)
+    }
+
+    func testIdleClientConnectionsAreClosed() throws {
+        let gateway = try harness(server: "idle_timeout_seconds = 0.5")
+        defer { gateway.stop() }
+        let started = Date()
+        // Half a request head, then silence: the connection is idle and must be closed.
+        let answer = try rawExchange(port: gateway.proxyPort, Array("GET / HTTP/1.1\r\n".utf8), timeout: 10)
+        XCTAssertEqual(answer, "")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 8, "closed by the idle timeout, not by our 10 s read timeout")
+    }
 }

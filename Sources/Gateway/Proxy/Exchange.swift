@@ -16,7 +16,8 @@ final class Exchange {
     var responseStarted = false
     var rateLimitHeaders: [(String, String)] = []
     var heldSlots: [HeldSlots] = []
-    var responseTimeout: Scheduled<Void>?
+    /// When the upstream's answer must have started; set once the whole request is sent.
+    var responseDeadline: NIODeadline?
     /// Whether the upstream connection may serve another request after this one.
     var upstreamReusable = true
     /// Whether the client connection must close after this response.

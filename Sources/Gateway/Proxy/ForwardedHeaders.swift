@@ -9,12 +9,21 @@ enum ForwardedHeaders {
         "proxy-authenticate", "proxy-authorization",
     ]
 
+    /// One scan in the common case (no hop-by-hop header present); removals only when needed.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
+        guard headers.contains(where: { isHopByHop($0.name) }) else { return }
         for value in headers[canonicalForm: "connection"] {
             let name = value.lowercased()
             if name != "close" && name != "keep-alive" { headers.remove(name: String(name)) }
         }
         for name in hopByHop { headers.remove(name: name) }
+    }
+
+    private static func isHopByHop(_ name: String) -> Bool {
+        // Cheap length filter first: every hop-by-hop name is 2 to 19 bytes long.
+        let length = name.utf8.count
+        guard length >= 2 && length <= 19 else { return false }
+        return hopByHop.contains { $0.utf8.count == length && name.lowercased() == $0 }
     }
 
     /// The request the upstream sees: hop-by-hop headers gone, the `X-Forwarded-*` trio set,
@@ -33,14 +42,18 @@ enum ForwardedHeaders {
         // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
         headers.remove(name: "expect")
 
-        let priorForwardedFor = head.headers["x-forwarded-for"].joined(separator: ", ")
-        headers.replaceOrAdd(
-            name: "x-forwarded-for",
-            value: priorForwardedFor.isEmpty ? peerAddress : "\(priorForwardedFor), \(peerAddress)"
-        )
-        headers.replaceOrAdd(name: "x-forwarded-proto", value: "http")
+        if headers.contains(name: "x-forwarded-for") {
+            let prior = head.headers["x-forwarded-for"].joined(separator: ", ")
+            headers.replaceOrAdd(name: "x-forwarded-for", value: "\(prior), \(peerAddress)")
+        } else {
+            headers.add(name: "x-forwarded-for", value: peerAddress)
+        }
+        // What the client claims about the original scheme and host is replaced, never trusted.
+        if headers.contains(name: "x-forwarded-proto") { headers.remove(name: "x-forwarded-proto") }
+        headers.add(name: "x-forwarded-proto", value: "http")
+        if headers.contains(name: "x-forwarded-host") { headers.remove(name: "x-forwarded-host") }
         if let host = head.headers.first(name: "host") {
-            headers.replaceOrAdd(name: "x-forwarded-host", value: host)
+            headers.add(name: "x-forwarded-host", value: host)
         } else {
             headers.add(name: "host", value: upstream.authority)
         }
@@ -57,7 +70,13 @@ enum ForwardedHeaders {
     ) -> HTTPResponseHead {
         var headers = head.headers
         removeHopByHop(&headers)
-        for (name, value) in rateLimitHeaders { headers.replaceOrAdd(name: name, value: value) }
+        if !rateLimitHeaders.isEmpty {
+            // An upstream's own rate-limit headers would contradict the gateway's: ours win.
+            if headers.contains(where: { $0.name.utf8.count > 9 && $0.name.lowercased().contains("ratelimit") }) {
+                for (name, _) in rateLimitHeaders { headers.remove(name: name) }
+            }
+            for (name, value) in rateLimitHeaders { headers.add(name: name, value: value) }
+        }
         let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
         if !keepAlive {
             headers.add(name: "connection", value: "close")

@@ -42,6 +42,27 @@ enum LimitEvaluation {
         }
     }
 
+    /// The verdict without a future when every store involved answers in-process (the memory
+    /// store); nil when some store needs a round trip. Nothing is consumed when it returns nil.
+    static func evaluateImmediately(limiters: [GatewayRuntime.BoundLimiter], identifier: String) -> LimitVerdict? {
+        if limiters.count == 1, let only = limiters.first {
+            let check = LimitCheck(limiter: only.config, identifier: identifier)
+            guard let decisions = only.store.checkImmediately([check]) else { return nil }
+            return verdict(outcomes: [(StoreGroup(store: only.store, checks: [check]), .success(decisions))])
+        }
+        let groups = groupByStore(limiters, identifier: identifier)
+        // Probe with the first group only: a store either always answers in-process or never does.
+        var outcomes: [(StoreGroup, Result<[Decision], any Error>)] = []
+        for group in groups {
+            guard let decisions = group.store.checkImmediately(group.checks) else {
+                precondition(outcomes.isEmpty, "stores that answer in-process come first or not at all")
+                return nil
+            }
+            outcomes.append((group, .success(decisions)))
+        }
+        return verdict(outcomes: outcomes)
+    }
+
     struct StoreGroup {
         let store: any RateLimitStore
         let checks: [LimitCheck]

@@ -7,14 +7,15 @@ import RateSync
 /// the request to a leased upstream connection and the response back.
 ///
 /// Backpressure: client reads are withheld while the limiter or the upstream connection is
-/// pending and whenever the upstream connection cannot take more; upstream reads are withheld
-/// whenever the client cannot take more. Nothing is ever buffered whole.
+/// pending, while the upstream connection cannot take more, and while a pipelined request waits;
+/// upstream reads are withheld whenever the client cannot take more. Nothing is buffered whole.
+/// Reads are otherwise left on, so a keep-alive connection costs no epoll change per request.
 final class ProxyHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private enum State {
+    enum State {
         case idle
         /// Waiting for the limiters' verdict.
         case limiting(Exchange)
@@ -28,17 +29,28 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     /// How much of an unwanted request body is read before the connection is simply closed.
-    private static let discardBudget = 1 << 20
+    static let discardBudget = 1 << 20
 
-    private let runtime: GatewayRuntime
-    private let resources: LoopResources
-    private var context: ChannelHandlerContext?
-    private var state: State = .idle
+    let runtime: GatewayRuntime
+    let resources: LoopResources
+    var context: ChannelHandlerContext?
+    var state: State = .idle
     private var readPending = false
     private var upstreamNeedsFlush = false
-    private var peerAddress: IPAddress?
+    /// Parts of requests that arrived while another was in flight (HTTP pipelining), replayed in
+    /// order once it ends. While any wait, reads are withheld.
+    private var queuedParts: CircularBuffer<HTTPServerRequestPart> = []
+    private var drainingQueue = false
+    /// Whether a response head has gone out whose end has not.
+    var responseInProgress = false
     /// The write of the last response's end: a close waits for it, so no answer is cut short.
     private var lastResponseEnd: EventLoopFuture<Void>?
+    private var peer: IPAddress?
+    /// The peer's canonical text, computed once per connection: most requests' identifier.
+    private var peerText = "unknown"
+    private var timer: ConnectionTimer?
+    /// Last time the client sent something or the connection became idle.
+    private var lastClientActivity = NIODeadline.now()
 
     init(runtime: GatewayRuntime, resources: LoopResources) {
         self.runtime = runtime
@@ -49,10 +61,15 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        peerAddress = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+        peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+        peerText = peer?.description ?? "unknown"
+        timer = ConnectionTimer(eventLoop: context.eventLoop) { [weak self] in self?.deadlineReached() }
+        lastClientActivity = .now()
+        timer?.arm(at: lastClientActivity + idleTimeout)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
         self.context = nil
     }
 
@@ -61,28 +78,37 @@ final class ProxyHandler: ChannelDuplexHandler {
         case .limiting(let exchange), .connecting(let exchange):
             exchange.releaseSlots()
         case .proxying(let exchange, let connection):
-            exchange.responseTimeout?.cancel()
             exchange.releaseSlots()
             connection.handler.close()
         case .idle, .discarding, .closed:
             break
         }
         state = .closed
+        queuedParts.removeAll()
+        timer?.cancel()
         context.fireChannelInactive()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The idle timer: only a connection with nothing in flight is idle.
-        if event is IdleStateHandler.IdleStateEvent {
-            if case .idle = state { context.close(promise: nil) }
-            return
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let parserError = error as? HTTPParserError {
+            answerMalformedRequest(parserError, context: context)
         }
-        context.fireUserInboundEventTriggered(event)
+        // The decoder closes the connection after a parse error; anything else ends it too.
+        state = .closed
+        context.close(promise: nil)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // Parser errors were answered by ProtocolErrorResponder; anything else ends the connection.
-        context.close(promise: nil)
+    /// 431 for an oversized head, 400 for anything else the parser rejects, if no answer is
+    /// already on its way (then the connection simply closes).
+    private func answerMalformedRequest(_ error: HTTPParserError, context: ChannelHandlerContext) {
+        guard !responseInProgress else { return }
+        let response: LocalResponse
+        if case .headerOverflow = error {
+            response = .headersTooLarge()
+        } else {
+            response = .badRequest("The request is not valid HTTP/1.1.")
+        }
+        writeLocal(response, version: .http1_1, close: true, context: context)
     }
 
     // MARK: reads (backpressure)
@@ -96,6 +122,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private var readsAllowed: Bool {
+        guard queuedParts.isEmpty else { return false }
         switch state {
         case .idle, .discarding:
             return true
@@ -106,7 +133,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    private func resumeReadsIfAllowed() {
+    func resumeReadsIfAllowed() {
         guard readPending, readsAllowed, let context else { return }
         readPending = false
         context.read()
@@ -122,7 +149,34 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: request parts
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
+        let part = Self.unwrapInboundIn(data)
+        lastClientActivity = .now()
+        if !queuedParts.isEmpty || belongsToNextRequest(part) {
+            queuedParts.append(part)
+            return
+        }
+        handle(part)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if upstreamNeedsFlush, case .proxying(_, let connection) = state {
+            upstreamNeedsFlush = false
+            connection.handler.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// A head that arrives while an exchange is still in flight is a pipelined request.
+    private func belongsToNextRequest(_ part: HTTPServerRequestPart) -> Bool {
+        guard case .head = part else { return false }
+        switch state {
+        case .idle, .closed: return false
+        case .limiting, .connecting, .proxying, .discarding: return true
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart) {
+        switch part {
         case .head(let head):
             if case .idle = state { begin(head) }
         case .body(let buffer):
@@ -132,12 +186,20 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    /// Replays pipelined requests once the connection is idle again.
+    private func drainQueuedParts() {
+        guard !drainingQueue else { return }
+        drainingQueue = true
+        defer { drainingQueue = false }
+        while let part = queuedParts.first {
+            if belongsToNextRequest(part) { break }
+            queuedParts.removeFirst()
+            handle(part)
+        }
         if upstreamNeedsFlush, case .proxying(_, let connection) = state {
             upstreamNeedsFlush = false
             connection.handler.flush()
         }
-        context.fireChannelReadComplete()
     }
 
     private func forwardRequestPart(_ part: HTTPClientRequestPart, size: Int) {
@@ -152,11 +214,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             upstreamNeedsFlush = true
             if isEnd {
                 exchange.requestEnded = true
-                if !exchange.responseStarted { scheduleResponseTimeout(exchange, connection) }
+                if !exchange.responseStarted { startResponseClock(exchange) }
             }
         case .discarding(let budget, let keepAlive):
             if isEnd && keepAlive {
-                state = .idle
+                becomeIdle()
             } else if isEnd || budget - size < 0 {
                 closeConnection()
             } else {
@@ -180,14 +242,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         let target = runtime.targets[routeIndex]
-        let peer = peerAddress
-        let resolver = runtime.clientIPResolver
-        let identity = IdentifierExtractor.identify(rule: target.route.identifier, headers: head.headers) {
-            guard let peer else { return IPAddress("0.0.0.0")! }
-            return resolver.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"])
-        }
         let identifier: String
-        switch identity {
+        switch IdentifierExtractor.identify(rule: target.route.identifier, headers: head.headers, clientIP: { self.clientIP(head) }) {
         case .identifier(let value):
             identifier = value
         case .missingHeader(let name):
@@ -198,7 +254,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         let upstreamHead = ForwardedHeaders.upstreamRequest(
             from: head,
             uri: path.uri,
-            peerAddress: peer?.description ?? "unknown",
+            peerAddress: peerText,
             upstream: target.upstream
         )
         let exchange = Exchange(clientHead: head, target: target, upstreamHead: upstreamHead)
@@ -207,15 +263,22 @@ final class ProxyHandler: ChannelDuplexHandler {
             apply(.admit(headers: [], heldSlots: []), to: exchange)
             return
         }
+        if let verdict = LimitEvaluation.evaluateImmediately(limiters: target.limiters, identifier: identifier) {
+            apply(verdict, to: exchange)
+            return
+        }
         guard let context else { return }
         LimitEvaluation.evaluate(limiters: target.limiters, identifier: identifier, on: context.eventLoop)
             .assumeIsolated()
-            .whenComplete { result in
-                switch result {
-                case .success(let verdict): self.apply(verdict, to: exchange)
-                case .failure: self.apply(.admit(headers: [], heldSlots: []), to: exchange)
-                }
-            }
+            .whenSuccess { verdict in self.apply(verdict, to: exchange) }
+    }
+
+    /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
+    private func clientIP(_ head: HTTPRequestHead) -> String {
+        guard let peer, head.headers.contains(name: "x-forwarded-for"), runtime.clientIPResolver.isTrusted(peer) else {
+            return peerText
+        }
+        return runtime.clientIPResolver.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"]).description
     }
 
     private func apply(_ verdict: LimitVerdict, to exchange: Exchange) {
@@ -252,7 +315,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    private func connectUpstream(_ exchange: Exchange) {
+    func connectUpstream(_ exchange: Exchange) {
         let pool = resources.pool(for: exchange.target.upstream)
         pool.acquire { result in
             guard case .connecting(let current) = self.state, current === exchange else {
@@ -277,39 +340,73 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func startProxying(_ exchange: Exchange, on connection: UpstreamConnection) {
         connection.handler.delegate = self
         state = .proxying(exchange, connection)
-        // A request with no body yet in flight can be replayed if a reused connection turns out
-        // to have been closed by the upstream while idle.
+        // A request that is complete can be replayed if a reused connection turns out to have
+        // been closed by the upstream while idle.
         exchange.mayRetryOnFreshConnection = connection.hasBeenUsed && exchange.requestEnded
-            && exchange.pendingParts.count <= 1
         connection.handler.write(.head(exchange.upstreamHead))
         for part in exchange.pendingParts { connection.handler.write(part) }
         if !exchange.mayRetryOnFreshConnection { exchange.pendingParts.removeAll() }
         connection.handler.flush()
-        if exchange.requestEnded { scheduleResponseTimeout(exchange, connection) }
+        if exchange.requestEnded {
+            startResponseClock(exchange)
+        } else {
+            timer?.arm(at: lastClientActivity + idleTimeout)
+        }
         resumeReadsIfAllowed()
     }
 
-    private func scheduleResponseTimeout(_ exchange: Exchange, _ connection: UpstreamConnection) {
-        guard let context, exchange.responseTimeout == nil else { return }
-        let timeout = TimeAmount.milliseconds(Int64(exchange.target.upstream.responseTimeoutMs))
-        exchange.responseTimeout = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) {
-            guard case .proxying(let current, _) = self.state, current === exchange, !exchange.responseStarted else {
-                return
+    /// The whole request is with the upstream: its answer must start within the route's timeout.
+    private func startResponseClock(_ exchange: Exchange) {
+        let deadline = NIODeadline.now() + .milliseconds(Int64(exchange.target.upstream.responseTimeoutMs))
+        exchange.responseDeadline = deadline
+        timer?.arm(at: deadline)
+    }
+
+    private var idleTimeout: TimeAmount {
+        .nanoseconds(Int64(runtime.server.idleTimeoutSeconds * 1e9))
+    }
+
+    /// The connection's timer fired: enforce whichever deadline has passed, re-arm for the rest.
+    private func deadlineReached() {
+        let now = NIODeadline.now()
+        switch state {
+        case .idle, .discarding:
+            let idleDeadline = lastClientActivity + idleTimeout
+            if idleDeadline <= now { closeConnection() } else { timer?.arm(at: idleDeadline) }
+        case .proxying(let exchange, let connection):
+            if let deadline = exchange.responseDeadline, !exchange.responseStarted {
+                if deadline <= now {
+                    connection.handler.close()
+                    exchange.releaseSlots()
+                    answerLocally(
+                        .gatewayTimeout(),
+                        to: exchange.clientHead,
+                        requestEnded: exchange.requestEnded,
+                        continueSent: exchange.continueSent
+                    )
+                } else {
+                    timer?.arm(at: deadline)
+                }
+            } else if !exchange.requestEnded {
+                // A client that stops sending its body mid-way holds an upstream connection.
+                let stallDeadline = lastClientActivity + idleTimeout
+                if stallDeadline <= now {
+                    connection.handler.close()
+                    exchange.releaseSlots()
+                    state = .closed
+                    context?.close(promise: nil)
+                } else {
+                    timer?.arm(at: stallDeadline)
+                }
             }
-            connection.handler.close()
-            exchange.releaseSlots()
-            self.answerLocally(
-                .gatewayTimeout(),
-                to: exchange.clientHead,
-                requestEnded: exchange.requestEnded,
-                continueSent: exchange.continueSent
-            )
+        case .limiting, .connecting, .closed:
+            // The store and the connect attempt have deadlines of their own.
+            break
         }
     }
 
     /// The exchange is over on both sides: give the connection back and get ready for the next.
-    private func finishExchange(_ exchange: Exchange, _ connection: UpstreamConnection) {
-        exchange.responseTimeout?.cancel()
+    func finishExchange(_ exchange: Exchange, _ connection: UpstreamConnection) {
         exchange.releaseSlots()
         resources.pool(for: exchange.target.upstream).release(
             connection,
@@ -318,14 +415,21 @@ final class ProxyHandler: ChannelDuplexHandler {
         if exchange.closeClientAfterResponse || !exchange.requestEnded {
             closeConnection()
         } else {
-            state = .idle
-            resumeReadsIfAllowed()
+            becomeIdle()
         }
+    }
+
+    private func becomeIdle() {
+        state = .idle
+        lastClientActivity = .now()
+        timer?.arm(at: lastClientActivity + idleTimeout)
+        drainQueuedParts()
+        resumeReadsIfAllowed()
     }
 
     // MARK: local answers
 
-    private func answerLocally(
+    func answerLocally(
         _ response: LocalResponse,
         to head: HTTPRequestHead,
         requestEnded: Bool,
@@ -337,31 +441,44 @@ final class ProxyHandler: ChannelDuplexHandler {
         let expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
         let bodyWithheld = !requestEnded && expectsContinue && !continueSent
         let close = !head.isKeepAlive || bodyWithheld
-        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
-        body.writeString(response.body)
-        context.write(Self.wrapOutboundOut(.head(response.head(version: head.version, close: close))), promise: nil)
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        writeResponseEnd(nil)
+        writeLocal(response, version: head.version, close: close, context: context)
         if requestEnded {
-            if close { closeConnection() } else { state = .idle }
+            if close { closeConnection() } else { becomeIdle() }
         } else if bodyWithheld {
             closeConnection()
         } else {
             state = .discarding(remainingBudget: Self.discardBudget, keepAlive: !close)
+            lastClientActivity = .now()
+            timer?.arm(at: lastClientActivity + idleTimeout)
+            resumeReadsIfAllowed()
         }
-        resumeReadsIfAllowed()
     }
 
-    private func writeResponseEnd(_ trailers: HTTPHeaders?) {
+    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool, context: ChannelHandlerContext) {
+        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
+        body.writeString(response.body)
+        writeResponseHead(response.head(version: version, close: close))
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        writeResponseEnd(nil)
+    }
+
+    func writeResponseHead(_ head: HTTPResponseHead) {
+        responseInProgress = true
+        context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    func writeResponseEnd(_ trailers: HTTPHeaders?) {
         guard let context else { return }
+        responseInProgress = false
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
         lastResponseEnd = promise.futureResult
     }
 
     /// Closes once the last response has been written, so a final answer is never cut off.
-    private func closeConnection() {
+    func closeConnection() {
         state = .closed
+        queuedParts.removeAll()
         guard let pending = lastResponseEnd else {
             context?.close(promise: nil)
             return
@@ -375,81 +492,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if let channelError = error as? ChannelError, case .connectTimeout = channelError { return true }
         if let connectionError = error as? NIOConnectionError {
             return connectionError.connectionErrors.contains { isTimeout($0.error) }
-                || connectionError.dnsAAAAError.map(isTimeout) == true
         }
         return false
-    }
-}
-
-// MARK: - upstream events
-
-extension ProxyHandler: UpstreamResponseDelegate {
-    func upstreamResponse(_ part: HTTPClientResponsePart) {
-        guard case .proxying(let exchange, let connection) = state, let context else { return }
-        exchange.mayRetryOnFreshConnection = false
-        exchange.pendingParts.removeAll()
-        switch part {
-        case .head(let head):
-            exchange.responseTimeout?.cancel()
-            exchange.responseStarted = true
-            exchange.upstreamReusable = head.isKeepAlive
-            let clientHead = exchange.clientHead
-            let closeAfter = !exchange.clientKeepAlive
-                || ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
-            exchange.closeClientAfterResponse = closeAfter
-            let responseHead = ForwardedHeaders.clientResponse(
-                from: head,
-                requestVersion: clientHead.version,
-                keepAlive: !closeAfter,
-                rateLimitHeaders: exchange.rateLimitHeaders
-            )
-            context.write(Self.wrapOutboundOut(.head(responseHead)), promise: nil)
-        case .body(let buffer):
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            if !context.channel.isWritable {
-                // Pause before flushing: the flush may drain the socket and report the channel
-                // writable again at once, and that resume must come after this pause.
-                connection.handler.pauseReads()
-                context.flush()
-            }
-        case .end(let trailers):
-            writeResponseEnd(trailers)
-            finishExchange(exchange, connection)
-        }
-    }
-
-    func upstreamReadComplete() {
-        context?.flush()
-    }
-
-    func upstreamWritabilityChanged(isWritable: Bool) {
-        if isWritable { resumeReadsIfAllowed() }
-    }
-
-    func upstreamClosed(error: (any Error)?) {
-        guard case .proxying(let exchange, _) = state else { return }
-        exchange.responseTimeout?.cancel()
-        exchange.responseTimeout = nil
-        if exchange.mayRetryOnFreshConnection {
-            // The upstream closed an idle kept-alive connection just as we reused it: nothing was
-            // answered and the whole request is still here, so send it again on a new connection.
-            exchange.mayRetryOnFreshConnection = false
-            state = .connecting(exchange)
-            connectUpstream(exchange)
-            return
-        }
-        exchange.releaseSlots()
-        if exchange.responseStarted {
-            // Half a response already went out: the only honest signal left is to cut the connection.
-            state = .closed
-            context?.close(promise: nil)
-        } else {
-            answerLocally(
-                .badGateway(),
-                to: exchange.clientHead,
-                requestEnded: exchange.requestEnded,
-                continueSent: exchange.continueSent
-            )
-        }
     }
 }

@@ -8,21 +8,22 @@ public enum IdentifierExtractor {
         case missingHeader(String)
     }
 
+    /// - Parameter clientIP: the client's canonical address, computed only when needed.
     public static func identify(
         rule: IdentifierRule,
         headers: HTTPHeaders,
-        clientIP: () -> IPAddress
+        clientIP: () -> String
     ) -> Outcome {
         switch rule {
         case .global:
             return .identifier("global")
         case .clientIP:
-            return .identifier(clientIP().description)
+            return .identifier(clientIP())
         case .header(let name, let rejectWhenMissing):
             if let value = headers.first(name: name), !value.isEmpty {
                 return .identifier(value)
             }
-            return rejectWhenMissing ? .missingHeader(name) : .identifier(clientIP().description)
+            return rejectWhenMissing ? .missingHeader(name) : .identifier(clientIP())
         }
     }
 }

@@ -12,9 +12,11 @@ public struct RequestPath: Sendable, Equatable {
     public init?(uri: String) {
         var target = Substring(uri)
         // Absolute form (`GET http://host/path`), as proxies may receive.
-        if target.hasPrefix("http://") || target.hasPrefix("https://") {
-            let afterScheme = target[target.range(of: "://")!.upperBound...]
-            target = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        if target.first != "/" {
+            for scheme in ["http://", "https://"] where target.hasPrefix(scheme) {
+                let afterScheme = target.dropFirst(scheme.count)
+                target = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+            }
         }
         guard target.hasPrefix("/") else { return nil }
         let queryStart = target.firstIndex(of: "?") ?? target.endIndex
@@ -28,7 +30,7 @@ public struct RequestPath: Sendable, Equatable {
     public var uri: String { query.isEmpty ? path : path + query }
 
     private static func decodingUnreserved(_ raw: Substring) -> String? {
-        guard raw.contains("%") else { return String(raw) }
+        guard raw.utf8.contains(UInt8(ascii: "%")) else { return String(raw) }
         var out: [UInt8] = []
         out.reserveCapacity(raw.utf8.count)
         let bytes = Array(raw.utf8)
@@ -54,7 +56,7 @@ public struct RequestPath: Sendable, Equatable {
     }
 
     private static func removingDotSegments(_ path: String) -> String {
-        guard path.contains("/.") || path.contains("//") else { return path }
+        guard Self.mayNeedDotSegmentRemoval(path) else { return path }
         var segments: [Substring] = []
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         for part in parts {
@@ -67,6 +69,16 @@ public struct RequestPath: Sendable, Equatable {
         let trailingSlash = path.hasSuffix("/") || path.hasSuffix("/.") || path.hasSuffix("/..")
         let joined = "/" + segments.joined(separator: "/")
         return trailingSlash && !segments.isEmpty ? joined + "/" : joined
+    }
+
+    /// True when the path holds "/." or "//" (a byte scan: no Foundation on the hot path).
+    private static func mayNeedDotSegmentRemoval(_ path: String) -> Bool {
+        var previousWasSlash = false
+        for byte in path.utf8 {
+            if previousWasSlash && (byte == UInt8(ascii: ".") || byte == UInt8(ascii: "/")) { return true }
+            previousWasSlash = byte == UInt8(ascii: "/")
+        }
+        return false
     }
 
     private static func hexValue(_ byte: UInt8) -> UInt8? {

@@ -25,7 +25,6 @@ public final class GatewayServer: Sendable {
         let resources = LoopResourcesRegistry(group: group)
         let server = runtime.server
         let maxHeaderBytes = server.maxHeaderBytes
-        let idleTimeout = TimeAmount.nanoseconds(Int64(server.idleTimeoutSeconds * 1e9))
         let proxyChannel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -37,13 +36,17 @@ public final class GatewayServer: Sendable {
                     var limits = NIOHTTPDecoderLimitConfiguration()
                     limits.maxHeaderFieldSize = maxHeaderBytes
                     limits.maxHeaderListSize = maxHeaderBytes
+                    // No pipelining assistance (ProxyHandler queues pipelined requests itself, so
+                    // reads stay on between requests) and no NIO error handler (ProxyHandler
+                    // answers 400 and 431). Outbound headers come from NIO's own parser or from
+                    // us, so re-validating every one of them per response buys nothing.
                     try pipeline.configureHTTPServerPipeline(
+                        withPipeliningAssistance: false,
                         withErrorHandling: false,
+                        withOutboundHeaderValidation: false,
                         withEncoderConfiguration: .init(),
                         withDecoderLimitConfiguration: limits
                     )
-                    try pipeline.addHandler(ProtocolErrorResponder())
-                    try pipeline.addHandler(IdleStateHandler(allTimeout: idleTimeout))
                     try pipeline.addHandler(
                         ProxyHandler(runtime: runtime, resources: resources.resources(on: channel.eventLoop))
                     )

@@ -28,6 +28,10 @@ public final class MemoryStore: RateLimitStore {
         eventLoop.makeSucceededFuture(decide(checks))
     }
 
+    public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? {
+        decide(checks)
+    }
+
     /// The synchronous core of `check`.
     public func decide(_ checks: [LimitCheck]) -> [Decision] {
         let now = clock.now()

@@ -35,9 +35,17 @@ public protocol RateLimitStore: AnyObject, Sendable {
     /// Fails with `StoreFailure` when the store cannot answer.
     func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]>
 
+    /// Decides at once, without I/O, when the store can (an in-process store); nil when the
+    /// answer needs a round trip, and then `check` must be used. Same atomicity as `check`.
+    func checkImmediately(_ checks: [LimitCheck]) -> [Decision]?
+
     /// Gives back the `max_concurrent` slots that an admitted `check` took.
     func release(_ checks: [LimitCheck])
 
     /// A bounded health probe.
     func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void>
+}
+
+extension RateLimitStore {
+    public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
 }

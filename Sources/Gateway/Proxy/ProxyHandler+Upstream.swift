@@ -1,0 +1,74 @@
+import NIOCore
+import NIOHTTP1
+
+/// Events of the upstream connection the current exchange leased.
+extension ProxyHandler: UpstreamResponseDelegate {
+    func upstreamResponse(_ part: HTTPClientResponsePart) {
+        guard case .proxying(let exchange, let connection) = state, let context else { return }
+        if exchange.mayRetryOnFreshConnection {
+            exchange.mayRetryOnFreshConnection = false
+            exchange.pendingParts.removeAll()
+        }
+        switch part {
+        case .head(let head):
+            exchange.responseStarted = true
+            exchange.upstreamReusable = head.isKeepAlive
+            let clientHead = exchange.clientHead
+            let closeAfter = !exchange.clientKeepAlive
+                || ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
+            exchange.closeClientAfterResponse = closeAfter
+            writeResponseHead(
+                ForwardedHeaders.clientResponse(
+                    from: head,
+                    requestVersion: clientHead.version,
+                    keepAlive: !closeAfter,
+                    rateLimitHeaders: exchange.rateLimitHeaders
+                )
+            )
+        case .body(let buffer):
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            if !context.channel.isWritable {
+                // Pause before flushing: the flush may drain the socket and report the channel
+                // writable again at once, and that resume must come after this pause.
+                connection.handler.pauseReads()
+                context.flush()
+            }
+        case .end(let trailers):
+            writeResponseEnd(trailers)
+            finishExchange(exchange, connection)
+        }
+    }
+
+    func upstreamReadComplete() {
+        context?.flush()
+    }
+
+    func upstreamWritabilityChanged(isWritable: Bool) {
+        if isWritable { resumeReadsIfAllowed() }
+    }
+
+    func upstreamClosed(error: (any Error)?) {
+        guard case .proxying(let exchange, _) = state else { return }
+        if exchange.mayRetryOnFreshConnection {
+            // The upstream closed an idle kept-alive connection just as we reused it: nothing was
+            // answered and the whole request is still here, so send it again on a new connection.
+            exchange.mayRetryOnFreshConnection = false
+            state = .connecting(exchange)
+            connectUpstream(exchange)
+            return
+        }
+        exchange.releaseSlots()
+        if exchange.responseStarted {
+            // Half a response already went out: the only honest signal left is to cut the connection.
+            state = .closed
+            context?.close(promise: nil)
+        } else {
+            answerLocally(
+                .badGateway(),
+                to: exchange.clientHead,
+                requestEnded: exchange.requestEnded,
+                continueSent: exchange.continueSent
+            )
+        }
+    }
+}

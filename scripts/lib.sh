@@ -1,0 +1,29 @@
+# Shared helpers for the scripts; sourced, not run.
+
+# Prints a TCP port on 127.0.0.1 that nothing listens on.
+free_port() {
+    python3 - <<'PY'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+PY
+}
+
+# Waits until something accepts connections on 127.0.0.1:$1 (up to $2 seconds, default 20).
+wait_for_port() {
+    local port=$1 deadline=$((SECONDS + ${2:-20}))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        ((SECONDS < deadline)) || { echo "nothing listens on port $port" >&2; return 1; }
+        sleep 0.1
+    done
+}
+
+# Starts a throwaway redis-server (no persistence) on 127.0.0.1:$1, logging to $2.
+start_redis() {
+    local port=$1 log=$2
+    redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no --daemonize no \
+        >"$log" 2>&1 &
+    echo $!
+}
