@@ -10,7 +10,8 @@ final class Exchange {
     let expectsContinue: Bool
 
     /// Body parts that arrived while the limiter or the upstream connection was pending.
-    var pendingParts: CircularBuffer<HTTPClientRequestPart> = []
+    /// An array, not a CircularBuffer: empty, it costs no allocation, and it is usually empty.
+    var pendingParts: [HTTPClientRequestPart] = []
     var requestEnded = false
     var continueSent = false
     var responseStarted = false
@@ -18,6 +19,8 @@ final class Exchange {
     var heldSlots: [HeldSlots] = []
     /// When the upstream's answer must have started; set once the whole request is sent.
     var responseDeadline: NIODeadline?
+    /// The event loop's pool for the route's upstream, once looked up.
+    var pool: UpstreamPool?
     /// Whether the upstream connection may serve another request after this one.
     var upstreamReusable = true
     /// Whether the client connection must close after this response.
@@ -34,7 +37,13 @@ final class Exchange {
         self.target = target
         self.upstreamHead = upstreamHead
         self.clientKeepAlive = clientHead.isKeepAlive
-        self.expectsContinue = clientHead.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
+        self.expectsContinue = Self.expectsContinue(clientHead.headers)
+    }
+
+    /// `Expect: 100-continue`, checked without building an array of values per request.
+    static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
+        guard let expect = headers.first(name: "expect") else { return false }
+        return expect.asciiCaseInsensitiveEquals("100-continue")
     }
 
     func releaseSlots() {

@@ -23,7 +23,12 @@ enum ForwardedHeaders {
         // Cheap length filter first: every hop-by-hop name is 2 to 19 bytes long.
         let length = name.utf8.count
         guard length >= 2 && length <= 19 else { return false }
-        return hopByHop.contains { $0.utf8.count == length && name.lowercased() == $0 }
+        return hopByHop.contains { name.asciiCaseInsensitiveEquals($0) }
+    }
+
+    /// Names of rate-limit headers an upstream may send itself (`X-RateLimit-*`, `RateLimit*`).
+    static func isRateLimitHeader(_ name: String) -> Bool {
+        name.asciiCaseInsensitiveHasPrefix("x-ratelimit") || name.asciiCaseInsensitiveHasPrefix("ratelimit")
     }
 
     /// The request the upstream sees: hop-by-hop headers gone, the `X-Forwarded-*` trio set,
@@ -72,7 +77,7 @@ enum ForwardedHeaders {
         removeHopByHop(&headers)
         if !rateLimitHeaders.isEmpty {
             // An upstream's own rate-limit headers would contradict the gateway's: ours win.
-            if headers.contains(where: { $0.name.utf8.count > 9 && $0.name.lowercased().contains("ratelimit") }) {
+            if headers.contains(where: { isRateLimitHeader($0.name) }) {
                 for (name, _) in rateLimitHeaders { headers.remove(name: name) }
             }
             for (name, value) in rateLimitHeaders { headers.add(name: name, value: value) }
@@ -97,5 +102,23 @@ enum ForwardedHeaders {
 extension HTTPResponseStatus {
     var mayHaveResponseBody: Bool {
         !(code < 200 || code == 204 || code == 304)
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive equality with an all-lower-case `other`, without allocating.
+    func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
+        utf8.count == other.utf8.count && asciiCaseInsensitiveHasPrefix(other)
+    }
+
+    /// ASCII case-insensitive prefix test against an all-lower-case `prefix`, without allocating.
+    func asciiCaseInsensitiveHasPrefix(_ prefix: String) -> Bool {
+        var mine = utf8.makeIterator()
+        for expected in prefix.utf8 {
+            guard let byte = mine.next() else { return false }
+            let lowered = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
+            if lowered != expected { return false }
+        }
+        return true
     }
 }

@@ -46,9 +46,13 @@ enum LimitEvaluation {
     /// store); nil when some store needs a round trip. Nothing is consumed when it returns nil.
     static func evaluateImmediately(limiters: [GatewayRuntime.BoundLimiter], identifier: String) -> LimitVerdict? {
         if limiters.count == 1, let only = limiters.first {
+            // The common route: one limiter. No grouping, no intermediate arrays.
             let check = LimitCheck(limiter: only.config, identifier: identifier)
-            guard let decisions = only.store.checkImmediately([check]) else { return nil }
-            return verdict(outcomes: [(StoreGroup(store: only.store, checks: [check]), .success(decisions))])
+            guard let decision = only.store.checkImmediately([check])?.first else { return nil }
+            let headers = RateLimitHeaders.render(decision, limiter: only.config)
+            guard decision.allowed else { return .deny(limiter: only.config, decision: decision, headers: headers) }
+            let held = only.config.maxConcurrent == nil ? [] : [HeldSlots(store: only.store, checks: [check])]
+            return .admit(headers: headers, heldSlots: held)
         }
         let groups = groupByStore(limiters, identifier: identifier)
         // Probe with the first group only: a store either always answers in-process or never does.

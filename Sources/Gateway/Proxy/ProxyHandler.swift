@@ -316,7 +316,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func connectUpstream(_ exchange: Exchange) {
-        let pool = resources.pool(for: exchange.target.upstream)
+        let pool = exchange.pool ?? resources.pool(for: exchange.target.upstream)
+        exchange.pool = pool
         pool.acquire { result in
             guard case .connecting(let current) = self.state, current === exchange else {
                 if case .success(let connection) = result { pool.release(connection, reusable: true) }
@@ -408,7 +409,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The exchange is over on both sides: give the connection back and get ready for the next.
     func finishExchange(_ exchange: Exchange, _ connection: UpstreamConnection) {
         exchange.releaseSlots()
-        resources.pool(for: exchange.target.upstream).release(
+        (exchange.pool ?? resources.pool(for: exchange.target.upstream)).release(
             connection,
             reusable: exchange.upstreamReusable && exchange.requestEnded
         )
@@ -438,8 +439,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         guard let context else { return }
         // A client that sent `Expect: 100-continue` and was never told to continue may never
         // send its body: the connection cannot carry another request, so it closes.
-        let expectsContinue = head.headers[canonicalForm: "expect"].contains { $0.lowercased() == "100-continue" }
-        let bodyWithheld = !requestEnded && expectsContinue && !continueSent
+        let bodyWithheld = !requestEnded && Exchange.expectsContinue(head.headers) && !continueSent
         let close = !head.isKeepAlive || bodyWithheld
         writeLocal(response, version: head.version, close: close, context: context)
         if requestEnded {

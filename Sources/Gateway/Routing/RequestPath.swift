@@ -9,6 +9,9 @@ public struct RequestPath: Sendable, Equatable {
     /// Including the leading `?`, or empty.
     public let query: Substring
 
+    /// The target as the client sent it, when normalising changed nothing in it.
+    private let original: String?
+
     public init?(uri: String) {
         var target = Substring(uri)
         // Absolute form (`GET http://host/path`), as proxies may receive.
@@ -25,9 +28,13 @@ public struct RequestPath: Sendable, Equatable {
         guard let decoded = Self.decodingUnreserved(target[..<pathEnd]) else { return nil }
         path = Self.removingDotSegments(decoded)
         query = target[queryStart...]
+        let unchanged = target.startIndex == uri.startIndex && pathEnd == queryStart
+            && path.utf8.elementsEqual(target[..<pathEnd].utf8)
+        original = unchanged ? uri : nil
     }
 
-    public var uri: String { query.isEmpty ? path : path + query }
+    /// The target to forward: the client's own text when it was already normal.
+    public var uri: String { original ?? (query.isEmpty ? path : path + query) }
 
     private static func decodingUnreserved(_ raw: Substring) -> String? {
         guard raw.utf8.contains(UInt8(ascii: "%")) else { return String(raw) }

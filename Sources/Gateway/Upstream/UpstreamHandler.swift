@@ -18,8 +18,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     weak var delegate: (any UpstreamResponseDelegate)?
-    /// Called once when the connection closes, so an idle pool can forget it.
-    var onClose: (() -> Void)?
+    /// Told when the connection closes, so that it can forget the connection if it is idle.
+    weak var pool: UpstreamPool?
 
     private var context: ChannelHandlerContext?
     private var readsPaused = false
@@ -98,8 +98,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed(error: lastError)
-        onClose?()
-        onClose = nil
+        pool?.connectionClosed(self)
         context.fireChannelInactive()
     }
 }

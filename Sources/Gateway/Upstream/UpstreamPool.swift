@@ -35,7 +35,6 @@ final class UpstreamPool {
         eventLoop.preconditionInEventLoop()
         while let connection = idle.popLast() {
             if connection.channel.isActive {
-                connection.handler.onClose = nil
                 completion(.success(connection))
                 return
             }
@@ -53,11 +52,12 @@ final class UpstreamPool {
             return
         }
         connection.hasBeenUsed = true
-        connection.handler.onClose = { [weak self, weak connection] in
-            guard let self, let connection else { return }
-            self.idle.removeAll { $0 === connection }
-        }
         idle.append(connection)
+    }
+
+    /// A connection closed; if it was idle here, forget it.
+    func connectionClosed(_ handler: UpstreamHandler) {
+        idle.removeAll { $0.handler === handler }
     }
 
     /// Closes every idle connection (shutdown).
@@ -83,6 +83,7 @@ final class UpstreamPool {
                 result.flatMap { channel in
                     Result {
                         let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                        handler.pool = self
                         return UpstreamConnection(channel: channel, handler: handler)
                     }
                 }
