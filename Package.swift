@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", exact: "0.6.0"),
     ],
     targets: [
@@ -30,6 +31,24 @@ let package = Package(
                 .product(name: "TOMLKit", package: "TOMLKit"),
             ],
             swiftSettings: releaseOptimizations
+        ),
+        // libhiredis (Debian libhiredis-dev): its RESP reader and command formatter only.
+        .systemLibrary(name: "CHiredis", path: "Sources/CHiredis"),
+        // The Redis store: RESP over hiredis inside NIO channel handlers, a pipelined client per
+        // event loop, the limiter scripts. Only this module touches C.
+        .target(
+            name: "RateSyncRedis",
+            dependencies: [
+                "CHiredis",
+                "RateSync",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: releaseOptimizations,
+            // Link hiredis statically: the binary then needs no hiredis at run time.
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-l:libhiredis.a"])]
         ),
         // The proxy: gateway.toml, routing, identity, listeners, upstream pools, admin.
         .target(
@@ -48,6 +67,7 @@ let package = Package(
             dependencies: [
                 "Gateway",
                 "RateSync",
+                "RateSyncRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -63,11 +83,29 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // Helpers the test targets share: child processes, curl, raw sockets, redis-server.
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
+            path: "Tests/Support"
+        ),
         .testTarget(name: "RateSyncTests", dependencies: ["RateSync"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "RateSync"]),
         .testTarget(
+            name: "RateSyncRedisTests",
+            dependencies: [
+                "RateSyncRedis",
+                "RateSync",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
             name: "EndToEndTests",
             dependencies: [
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

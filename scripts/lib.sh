@@ -27,3 +27,19 @@ start_redis() {
         >"$log" 2>&1 &
     echo $!
 }
+
+# Prints the path of a Python 3.12 or later (plain, or one of pyenv's), or fails.
+find_python312() {
+    local candidate
+    for candidate in python3.13 python3.12 python3; do
+        if command -v "$candidate" >/dev/null &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+            command -v "$candidate"
+            return 0
+        fi
+    done
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3; do
+        [[ -x "$candidate" ]] && { echo "$candidate"; return 0; }
+    done
+    return 1
+}

@@ -3,9 +3,9 @@
 # Safe to run again: it only calls apt-get when something is absent.
 set -euo pipefail
 
-packages=(libhiredis-dev redis-server curl)
+packages=(libhiredis-dev redis-server curl wrk openssl python3)
 if [[ "${1:-}" == "--bench" ]]; then
-    packages+=(wrk nginx-light util-linux)
+    packages+=(nginx-light libnginx-mod-http-lua lua-nginx-redis util-linux)
 fi
 
 missing=()

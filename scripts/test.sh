@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Sets up and runs every test: unit tests and end-to-end tests against the real binaries, a real
-# redis-server on a free port, a real upstream and curl.
+# Sets up and runs every test: unit tests, and end-to-end tests that start the real binaries,
+# real redis-servers on free ports (each test its own), a real upstream, curl, wrk and the
+# Python rate-sync library. Arguments go to `swift test` (e.g. --filter RedisEndToEndTests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 scripts/setup.sh
 
-# A throwaway Redis for the tests that need one, unless the caller gave one.
-if [[ -z "${REDIS_TEST_URL:-}" ]]; then
-    redis_port=$(free_port)
-    redis_pid=$(start_redis "$redis_port" "${TMPDIR:-/tmp}/ratesync-test-redis.log")
-    trap 'kill $redis_pid 2>/dev/null || true' EXIT
-    wait_for_port "$redis_port"
-    export REDIS_TEST_URL="redis://127.0.0.1:$redis_port/0"
+# The real Python rate-sync (0.4.2, needs Python >= 3.12) for the interoperability tests.
+if [[ -z "${RATESYNC_PYTHON:-}" ]]; then
+    venv=.build/py-ratesync
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import ratesync' 2>/dev/null; then
+        python312=$(find_python312 || true)
+        if [[ -n "$python312" ]]; then
+            "$python312" -m venv "$venv"
+            "$venv/bin/pip" install -q --disable-pip-version-check 'rate-sync[redis]==0.4.2'
+        else
+            echo "test: no Python >= 3.12 found; the rate-sync interoperability test will be skipped" >&2
+        fi
+    fi
+    [[ -x "$venv/bin/python" ]] && export RATESYNC_PYTHON="$PWD/$venv/bin/python"
 fi
 
 swift build --build-tests

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import RateSync
+import RateSyncRedis
 
 /// The version printed by `--version`.
 let gatewayVersion = "0.1.0"
@@ -66,17 +67,12 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
 
-        let stores: [String: any RateLimitStore]
-        do {
-            stores = try StoreFactory.makeStores(for: loaded)
-        } catch {
-            FileHandle.standardError.write(Data("ratesync-gateway: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
-
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loaded.gateway.server.workers)
+        let stores: [String: any RateLimitStore]
         let server: GatewayServer
         do {
+            stores = try StoreFactory.makeStores(for: loaded, group: group, logger: logger)
+            try StoreFactory.verify(stores)
             let runtime = try GatewayRuntime(config: loaded, stores: stores)
             server = try GatewayServer.start(
                 runtime: runtime,
@@ -104,6 +100,7 @@ struct Run: ParsableCommand {
         let stopped = ShutdownSignals.wait()
         logger.info("stopping", metadata: ["signal": "\(stopped)"])
         try? server.stop().wait()
+        for case let redis as RedisStore in stores.values { redis.stop() }
         try? group.syncShutdownGracefully()
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// The executable's command line: check, help, version, and refusing a bad config.

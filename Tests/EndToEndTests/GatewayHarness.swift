@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// A real gateway process in front of a real demo upstream, each on a free port, with config
 /// files written to a fresh directory.
@@ -24,8 +25,11 @@ final class GatewayHarness {
         routes: String,
         server: String = "",
         upstream upstreamExtras: String = "",
-        upstreamURL: String? = nil
+        upstreamURL: String? = nil,
+        gatewayExtras: String = "",
+        environment: [String: String] = [:]
     ) throws {
+        self.environment = environment
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ratesync-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         upstream = try ChildProcess(Binaries.demoUpstream, ["--port", "0"])
@@ -43,21 +47,41 @@ final class GatewayHarness {
             [upstreams.app]
             url = "\(upstreamURL ?? "http://127.0.0.1:\(upstreamPort)")"
             \(upstreamExtras)
+            \(gatewayExtras)
             \(routes)
             """
         try gatewayToml.write(to: directory.appendingPathComponent("gateway.toml"), atomically: true, encoding: .utf8)
         try rateSync.write(to: directory.appendingPathComponent("rate-sync.toml"), atomically: true, encoding: .utf8)
-        gateway = try ChildProcess(
+        (gateway, proxyPort, adminPort) = try Self.launchGateway(directory: directory, environment: environment)
+    }
+
+    private let environment: [String: String]
+    private var others: [ChildProcess] = []
+
+    var configPath: String { directory.appendingPathComponent("gateway.toml").path }
+
+    /// Another gateway process on the same config (and so the same store): returns its proxy port.
+    func startAnotherGateway() throws -> Int {
+        let (process, proxy, _) = try Self.launchGateway(directory: directory, environment: environment)
+        others.append(process)
+        return proxy
+    }
+
+    private static func launchGateway(
+        directory: URL,
+        environment: [String: String]
+    ) throws -> (ChildProcess, proxy: Int, admin: Int) {
+        let process = try ChildProcess(
             Binaries.gateway,
             ["--config", directory.appendingPathComponent("gateway.toml").path],
-            environment: ["LOG_LEVEL": "warning"]
+            environment: ["LOG_LEVEL": "warning"].merging(environment) { $1 }
         )
-        let line = try gateway.waitForLine(containing: "ratesync-gateway listening")
-        proxyPort = try port(after: "proxy=", in: line)
-        adminPort = try port(after: "admin=", in: line)
+        let line = try process.waitForLine(containing: "ratesync-gateway listening")
+        return (process, try port(after: "proxy=", in: line), try port(after: "admin=", in: line))
     }
 
     func stop() {
+        others.forEach { $0.stop() }
         gateway.stop()
         upstream.stop()
         try? FileManager.default.removeItem(at: directory)

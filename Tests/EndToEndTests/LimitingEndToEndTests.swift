@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Routing and limiting through the real gateway binary, seen by curl.

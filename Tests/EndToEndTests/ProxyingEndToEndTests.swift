@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// HTTP/1.1 proxying behaviour through the real gateway binary.

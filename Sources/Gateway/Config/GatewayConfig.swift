@@ -42,12 +42,39 @@ public struct GatewayConfig: Sendable {
         public var identifier: IdentifierRule
     }
 
+    /// `[circuit_breaker]`, and per store the `[stores.<id>]` overrides.
+    public struct BreakerSettings: Sendable, Equatable {
+        /// Consecutive failures that open the breaker.
+        public var threshold: Int
+        /// Seconds the breaker stays open before one probe goes through.
+        public var timeoutSeconds: Double
+
+        public static let `default` = BreakerSettings(threshold: 5, timeoutSeconds: 60)
+    }
+
+    /// Gateway-side settings of a rate-sync.toml store (`[stores.<id>]` in gateway.toml), so that
+    /// rate-sync.toml keeps rate-sync's own schema.
+    public struct StoreSettings: Sendable, Equatable {
+        /// How long a request waits for the store; capped by the store's `socket_timeout`.
+        public var commandTimeoutMs: Int
+        public var breaker: BreakerSettings
+    }
+
     public var file: String
     public var server: Server
     public var admin: ListenAddress
     public var rateSyncPath: String
     public var upstreams: [String: Upstream]
     public var routes: [Route]
+    public var circuitBreaker: BreakerSettings
+    /// Only the stores gateway.toml mentions; `storeSettings(for:)` fills in defaults.
+    public var stores: [String: StoreSettings]
+
+    public static let defaultCommandTimeoutMs = 100
+
+    public func storeSettings(for id: String) -> StoreSettings {
+        stores[id] ?? StoreSettings(commandTimeoutMs: Self.defaultCommandTimeoutMs, breaker: circuitBreaker)
+    }
 }
 
 /// How a route names the client a limiter counts against.
@@ -98,6 +125,16 @@ public struct LoadedConfig: Sendable {
     /// Routes may only name limiters rate-sync.toml defines.
     static func crossCheck(_ gateway: GatewayConfig, _ rateSync: RateSyncConfig) -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
+        for id in gateway.stores.keys.sorted() where rateSync.stores[id] == nil {
+            let known = rateSync.stores.keys.sorted().joined(separator: ", ")
+            problems.append(
+                ConfigProblem(
+                    file: gateway.file,
+                    path: "stores.\(id)",
+                    message: "no store named \"\(id)\" in \(gateway.rateSyncPath) (stores defined: \(known))"
+                )
+            )
+        }
         for (index, route) in gateway.routes.enumerated() {
             for limiter in route.limiters where rateSync.limiters[limiter] == nil {
                 let known = rateSync.limiters.keys.sorted().joined(separator: ", ")

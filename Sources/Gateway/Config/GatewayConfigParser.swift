@@ -41,6 +41,11 @@ enum GatewayConfigParser {
             }
             routes.append(route)
         }
+        let breaker = reader.table("circuit_breaker").map { readBreaker($0, defaults: .default) } ?? .default
+        var stores: [String: GatewayConfig.StoreSettings] = [:]
+        for (id, table) in reader.namedTables("stores") {
+            stores[id] = readStoreSettings(table, breakerDefaults: breaker)
+        }
         reader.rejectUnknownKeys()
         guard let server, let admin else { return Outcome(config: nil, rateSyncPath: rateSyncPath) }
         let config = GatewayConfig(
@@ -49,7 +54,9 @@ enum GatewayConfigParser {
             admin: admin,
             rateSyncPath: rateSyncPath,
             upstreams: upstreams,
-            routes: routes
+            routes: routes,
+            circuitBreaker: breaker,
+            stores: stores
         )
         return Outcome(config: config, rateSyncPath: rateSyncPath)
     }
@@ -117,6 +124,26 @@ enum GatewayConfigParser {
             configured = directory.isEmpty ? configured : "\(directory)/\(configured)"
         }
         return configured
+    }
+
+    private static func readBreaker(
+        _ table: TableReader,
+        defaults: GatewayConfig.BreakerSettings
+    ) -> GatewayConfig.BreakerSettings {
+        let threshold = table.integer("threshold", minimum: 1) ?? defaults.threshold
+        let timeout = table.double("timeout", positive: true) ?? defaults.timeoutSeconds
+        table.rejectUnknownKeys()
+        return GatewayConfig.BreakerSettings(threshold: threshold, timeoutSeconds: timeout)
+    }
+
+    private static func readStoreSettings(
+        _ table: TableReader,
+        breakerDefaults: GatewayConfig.BreakerSettings
+    ) -> GatewayConfig.StoreSettings {
+        let timeout = table.integer("command_timeout_ms", minimum: 1) ?? GatewayConfig.defaultCommandTimeoutMs
+        let breaker = table.table("circuit_breaker").map { readBreaker($0, defaults: breakerDefaults) } ?? breakerDefaults
+        table.rejectUnknownKeys()
+        return GatewayConfig.StoreSettings(commandTimeoutMs: timeout, breaker: breaker)
     }
 
     private static func readUpstream(name: String, _ table: TableReader) -> GatewayConfig.Upstream? {

@@ -3,19 +3,19 @@ import NIOCore
 /// One timer per connection for all of its deadlines (idle, stalled request body, upstream
 /// response). It is re-armed only when a nearer deadline appears; a later deadline waits for the
 /// timer to fire early and re-arm, so an ordinary request costs no timer operation at all.
-final class ConnectionTimer {
+public final class ConnectionTimer {
     private let eventLoop: any EventLoop
     private var scheduled: Scheduled<Void>?
     private var firesAt: NIODeadline?
     private let onFire: () -> Void
 
-    init(eventLoop: any EventLoop, onFire: @escaping () -> Void) {
+    public init(eventLoop: any EventLoop, onFire: @escaping () -> Void) {
         self.eventLoop = eventLoop
         self.onFire = onFire
     }
 
     /// Makes sure the timer fires no later than `deadline`.
-    func arm(at deadline: NIODeadline) {
+    public func arm(at deadline: NIODeadline) {
         if let firesAt, firesAt <= deadline { return }
         scheduled?.cancel()
         firesAt = deadline
@@ -27,7 +27,7 @@ final class ConnectionTimer {
         }
     }
 
-    func cancel() {
+    public func cancel() {
         scheduled?.cancel()
         scheduled = nil
         firesAt = nil

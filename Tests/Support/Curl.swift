@@ -1,15 +1,15 @@
 import Foundation
 
 /// One HTTP answer as curl saw it.
-struct HTTPAnswer {
-    let status: Int
+public struct HTTPAnswer {
+    public let status: Int
     /// Lower-cased names; a repeated header keeps its last value.
-    let headers: [String: String]
-    let body: Data
+    public let headers: [String: String]
+    public let body: Data
 
-    var text: String { String(decoding: body, as: UTF8.self) }
+    public var text: String { String(decoding: body, as: UTF8.self) }
 
-    func json() throws -> [String: Any] {
+    public func json() throws -> [String: Any] {
         guard let object = try JSONSerialization.jsonObject(with: body) as? [String: Any] else {
             throw HarnessError("not a JSON object: \(text)")
         }
@@ -18,7 +18,7 @@ struct HTTPAnswer {
 }
 
 /// Runs the real curl and returns the final answer (1xx interim answers skipped).
-func curl(_ arguments: [String], timeout: Int = 15) throws -> HTTPAnswer {
+public func curl(_ arguments: [String], timeout: Int = 15) throws -> HTTPAnswer {
     let directory = FileManager.default.temporaryDirectory
     let headerFile = directory.appendingPathComponent("h-\(UUID().uuidString)")
     let bodyFile = directory.appendingPathComponent("b-\(UUID().uuidString)")
@@ -46,7 +46,7 @@ func curl(_ arguments: [String], timeout: Int = 15) throws -> HTTPAnswer {
 /// Runs a program to completion and returns its exit status and its output (standard output
 /// and, unless `stdoutOnly`, standard error).
 @discardableResult
-func runProgram(
+public func runProgram(
     _ executable: String,
     _ arguments: [String],
     environment: [String: String] = [:],
@@ -69,7 +69,7 @@ func runProgram(
 
 /// Sends raw bytes over TCP and returns everything the server answers before closing (or
 /// until `timeout`). For requests no well-behaved client would send.
-func rawExchange(port: Int, _ request: [UInt8], timeout: TimeInterval = 5) throws -> String {
+public func rawExchange(port: Int, _ request: [UInt8], timeout: TimeInterval = 5) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

@@ -3,11 +3,11 @@ import NIOConcurrencyHelpers
 
 /// A program the test starts for real, whose output is collected so the test can wait for a
 /// line (such as "listening ...") and read what it printed.
-final class ChildProcess: @unchecked Sendable {
-    let process = Process()
+public final class ChildProcess: @unchecked Sendable {
+    public let process = Process()
     private let output = NIOLockedValueBox("")
 
-    init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws {
+    public init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws {
         process.executableURL = executable
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
@@ -25,11 +25,11 @@ final class ChildProcess: @unchecked Sendable {
         try process.run()
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var text: String { output.withLockedValue { $0 } }
+    public var pid: Int32 { process.processIdentifier }
+    public var text: String { output.withLockedValue { $0 } }
 
     /// Waits until a line containing `marker` appears and returns it.
-    func waitForLine(containing marker: String, timeout: TimeInterval = 20) throws -> String {
+    public func waitForLine(containing marker: String, timeout: TimeInterval = 20) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
             if let line = text.split(separator: "\n").first(where: { $0.contains(marker) }) { return String(line) }
@@ -40,14 +40,14 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Waits for the process to exit and returns its status.
-    func waitForExit(timeout: TimeInterval = 20) throws -> Int32 {
+    public func waitForExit(timeout: TimeInterval = 20) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         guard !process.isRunning else { throw HarnessError("still running after \(timeout)s") }
         return process.terminationStatus
     }
 
-    func stop() {
+    public func stop() {
         if process.isRunning {
             process.terminate()
             _ = try? waitForExit(timeout: 5)
@@ -56,7 +56,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Resident memory now and at its peak, in bytes, from /proc.
-    func memory() -> (rss: Int, peak: Int) {
+    public func memory() -> (rss: Int, peak: Int) {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         func field(_ name: String) -> Int {
             let line = status.split(separator: "\n").first { $0.hasPrefix(name + ":") } ?? ""
@@ -68,14 +68,14 @@ final class ChildProcess: @unchecked Sendable {
     deinit { stop() }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// Where `swift build` put the package's executables: beside the test bundle.
-enum Binaries {
-    static var directory: URL {
+public enum Binaries {
+    public static var directory: URL {
         if let overridden = ProcessInfo.processInfo.environment["RATESYNC_BIN_DIR"] {
             return URL(fileURLWithPath: overridden)
         }
@@ -91,13 +91,13 @@ enum Binaries {
         return root.appendingPathComponent(".build/debug")
     }
 
-    static let gateway = directory.appendingPathComponent("ratesync-gateway")
-    static let demoUpstream = directory.appendingPathComponent("ratesync-demo-upstream")
+    public static let gateway = directory.appendingPathComponent("ratesync-gateway")
+    public static let demoUpstream = directory.appendingPathComponent("ratesync-demo-upstream")
 }
 
 /// The port in a line such as "... listening on [IPv4]127.0.0.1/127.0.0.1:40123" or
 /// "proxy=[IPv4]127.0.0.1/127.0.0.1:40123".
-func port(after key: String, in line: String) throws -> Int {
+public func port(after key: String, in line: String) throws -> Int {
     guard let range = line.range(of: key) else { throw HarnessError("no \(key) in \(line)") }
     let rest = line[range.upperBound...].prefix { $0 != " " }
     guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]) else {
@@ -107,7 +107,7 @@ func port(after key: String, in line: String) throws -> Int {
 }
 
 /// A TCP port nothing listens on (bound, then released).
-func unusedPort() throws -> Int {
+public func unusedPort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var address = sockaddr_in()

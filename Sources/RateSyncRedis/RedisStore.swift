@@ -1,0 +1,158 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import NIOSSL
+import RateSync
+
+/// Limiter state in Redis, shared exactly by every gateway process using the same Redis: each
+/// route's limiters are decided by one atomic script call (EVALSHA, EVAL when the script cache
+/// was flushed), on Redis's own clock, in rate-sync's key layout.
+public final class RedisStore: RateLimitStore {
+    public let id: String
+    public var engineName: String { "redis" }
+    public let settings: RedisStoreSettings
+    /// How long one command may take before the request stops waiting for it.
+    public let commandTimeout: TimeAmount
+
+    /// One client per event loop (fewer when `pool_max_size` is smaller than the loop count:
+    /// then loops share, and a request hops to its client's loop and back).
+    private let clients: [NIOLoopBound<RedisLoopClient>]
+    private let clientForLoop: [ObjectIdentifier: Int]
+    private let limitScriptSHA: String
+    private let releaseScriptSHA: String
+    /// Makes sorted-set members unique across gateway processes and requests.
+    private let instanceToken = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private let sequence = NIOLockedValueBox<UInt64>(0)
+
+    public init(
+        id: String,
+        settings: RedisStoreSettings,
+        commandTimeout: TimeAmount,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) throws {
+        self.id = id
+        self.settings = settings
+        self.commandTimeout = commandTimeout
+        self.limitScriptSHA = SHA1.hex(LimitScript.source)
+        self.releaseScriptSHA = SHA1.hex(LimitScript.releaseSource)
+        var tls: NIOSSLContext?
+        if settings.url.useTLS {
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            if let caFile = settings.caFile {
+                configuration.trustRoots = .file(caFile)
+            }
+            tls = try NIOSSLContext(configuration: configuration)
+        }
+        let loops = Array(group.makeIterator())
+        let clientCount = max(1, min(loops.count, settings.poolMaxSize))
+        var clients: [NIOLoopBound<RedisLoopClient>] = []
+        for index in 0..<clientCount {
+            let loop = loops[index]
+            // Built on its own loop, which is the only place it is ever touched.
+            clients.append(
+                try loop.submit {
+                    NIOLoopBound(
+                        RedisLoopClient(storeID: id, settings: settings, tls: tls, eventLoop: loop, logger: logger),
+                        eventLoop: loop
+                    )
+                }.wait()
+            )
+        }
+        var clientForLoop: [ObjectIdentifier: Int] = [:]
+        for (index, loop) in loops.enumerated() { clientForLoop[ObjectIdentifier(loop)] = index % clientCount }
+        self.clients = clients
+        self.clientForLoop = clientForLoop
+    }
+
+    /// Connects every client and checks that the scripts can be loaded: the startup check.
+    public func connect() -> EventLoopFuture<Void> {
+        let attempts = clients.map { bound -> EventLoopFuture<Void> in
+            bound.eventLoop.flatSubmit {
+                let promise = bound.eventLoop.makePromise(of: Void.self)
+                bound.value.connect { result in promise.completeWith(result.mapError { $0 as any Error }) }
+                return promise.futureResult.flatMap {
+                    bound.value.send(["SCRIPT", "LOAD", LimitScript.source], timeout: self.startupTimeout)
+                }.flatMapThrowing { reply in
+                    guard reply.string == self.limitScriptSHA else {
+                        throw StoreFailure(storeID: self.id, reason: "cannot load the limit script: \(reply)")
+                    }
+                }
+            }
+        }
+        let first = clients[0].eventLoop
+        return EventLoopFuture.andAllSucceed(attempts, on: first)
+    }
+
+    private var startupTimeout: TimeAmount { .nanoseconds(Int64(settings.socketTimeout * 1e9)) }
+
+    public func stop() {
+        for bound in clients { bound.eventLoop.execute { bound.value.stop() } }
+    }
+
+    public func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
+        let token = "\(instanceToken):\(sequence.withLockedValue { $0 &+= 1; return $0 })"
+        let (keys, arguments) = LimitScript.keysAndArguments(checks, keyPrefix: settings.keyPrefix, uniqueToken: token)
+        let count = checks.count
+        return runScript(sha: limitScriptSHA, source: LimitScript.source, keys: keys, arguments: arguments, on: eventLoop)
+            .flatMapThrowing { reply in
+                if case .error(let message) = reply {
+                    throw StoreFailure(storeID: self.id, reason: "redis answered an error: \(message)")
+                }
+                return try LimitScript.decisions(from: reply, count: count)
+            }
+            .flatMapErrorThrowing { error in
+                throw error as? StoreFailure ?? StoreFailure(storeID: self.id, reason: "\(error)")
+            }
+    }
+
+    public func release(_ checks: [LimitCheck]) {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? clients.first?.eventLoop else { return }
+        for check in checks where check.limiter.maxConcurrent != nil {
+            let key = "\(settings.keyPrefix):\(check.key):concurrent"
+            _ = runScript(sha: releaseScriptSHA, source: LimitScript.releaseSource, keys: [key], arguments: [], on: loop)
+        }
+    }
+
+    public func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
+        send(["PING"], on: eventLoop).flatMapThrowing { reply in
+            if case .error(let message) = reply { throw StoreFailure(storeID: self.id, reason: message) }
+        }
+    }
+
+    /// EVALSHA, and EVAL with the source when Redis has lost the script (NOSCRIPT): the script
+    /// did not run, so running it again is exact.
+    private func runScript(
+        sha: String,
+        source: String,
+        keys: [String],
+        arguments: [String],
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<RedisValue> {
+        let tail = [String(keys.count)] + keys + arguments
+        return send(["EVALSHA", sha] + tail, on: eventLoop).flatMap { reply in
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                return self.send(["EVAL", source] + tail, on: eventLoop)
+            }
+            return eventLoop.makeSucceededFuture(reply)
+        }
+    }
+
+    /// Sends on the client of `eventLoop` (hopping there and back when loops share a client).
+    func send(_ arguments: [String], on eventLoop: any EventLoop) -> EventLoopFuture<RedisValue> {
+        let index = clientForLoop[ObjectIdentifier(eventLoop)] ?? 0
+        let bound = clients[index]
+        let timeout = commandTimeout
+        if bound.eventLoop.inEventLoop {
+            return bound.value.send(arguments, timeout: timeout).hop(to: eventLoop)
+        }
+        return bound.eventLoop.flatSubmit { bound.value.send(arguments, timeout: timeout) }.hop(to: eventLoop)
+    }
+
+    /// Whether every client holds a live connection now.
+    public func connectedClients(on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
+        let counts = clients.map { bound in bound.eventLoop.submit { bound.value.isConnected ? 1 : 0 } }
+        return EventLoopFuture.whenAllSucceed(counts, on: eventLoop).map { $0.reduce(0, +) }
+    }
+}

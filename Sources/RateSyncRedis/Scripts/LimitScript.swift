@@ -1,0 +1,166 @@
+import RateSync
+
+/// The Lua script that decides every limiter of a route in one atomic call, on Redis's own clock.
+///
+/// Keys follow rate-sync's layout, so a Python service using rate-sync against the same Redis
+/// shares each budget:
+///   `<prefix>:<limiter>:<identifier>:rate`        token bucket: GCRA's TAT minus one interval,
+///                                                 which is rate-sync's "last admission time"
+///                                                 exactly when burst = 1
+///   `<prefix>:<limiter>:<identifier>:window`      sliding window: a sorted set of admissions,
+///                                                 score = Unix seconds, TTL window + 60
+///   `<prefix>:<limiter>:<identifier>:concurrent`  max_concurrent: requests in flight
+///
+/// Phase one evaluates every limiter without consuming anything; phase two, only when all admit,
+/// consumes each one's budget. The reply: Redis's time, then five fields per limiter
+/// (allowed, limit, remaining, retry-after seconds, reset seconds); floats travel as strings
+/// because Redis truncates Lua numbers to integers.
+enum LimitScript {
+    static let source = """
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        local token = ARGV[1]
+        local count = (#ARGV - 1) / 4
+        local reply = {string.format('%.6f', now)}
+        local commits = {}
+        local all = true
+        for i = 1, count do
+          local base = 1 + (i - 1) * 4
+          local kind = ARGV[base + 1]
+          local a = tonumber(ARGV[base + 2])
+          local b = tonumber(ARGV[base + 3])
+          local cap = tonumber(ARGV[base + 4])
+          local key = KEYS[2 * i - 1]
+          local slots = KEYS[2 * i]
+          local allowed, limit, remaining, retry, reset = 1, 0, 0, 0, 0
+          local commit = nil
+          if kind == 't' then
+            -- a: emission interval (s), b: burst
+            local stored = redis.call('GET', key)
+            local tat = now
+            if stored then tat = math.max(tonumber(stored) + a, now) end
+            local new_tat = tat + a
+            local allow_at = new_tat - b * a
+            limit = b
+            if allow_at - now > 1e-9 then
+              allowed, remaining, retry, reset = 0, 0, allow_at - now, tat - now
+            else
+              remaining = math.min(b - 1, math.floor((now - allow_at) / a + 1e-9))
+              reset = new_tat - now
+              commit = {'t', key, string.format('%.6f', new_tat - a), math.ceil((new_tat - now) * 1000) + 1000}
+            end
+          elseif kind == 's' then
+            -- a: limit, b: window (s)
+            redis.call('ZREMRANGEBYSCORE', key, '-inf', now - b)
+            local used = redis.call('ZCARD', key)
+            limit = a
+            if used < a then
+              remaining, reset = a - used - 1, b
+              commit = {'s', key, math.ceil(b) + 60}
+            else
+              local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+              local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+              allowed, remaining = 0, 0
+              retry = math.max(0, tonumber(oldest[2]) + b - now)
+              reset = math.max(0, tonumber(newest[2]) + b - now)
+            end
+          end
+          local take_slot = false
+          if cap > 0 then
+            local in_flight = tonumber(redis.call('GET', slots) or '0')
+            if in_flight >= cap then
+              allowed, limit, remaining, retry, reset = 0, cap, 0, 1, 1
+            else
+              if kind == 'n' then limit, remaining = cap, cap - in_flight - 1 end
+              take_slot = allowed == 1
+            end
+          end
+          if allowed == 1 then
+            if commit then commits[#commits + 1] = commit end
+            if take_slot then commits[#commits + 1] = {'c', slots} end
+          else
+            all = false
+          end
+          reply[#reply + 1] = allowed
+          reply[#reply + 1] = limit
+          reply[#reply + 1] = remaining
+          reply[#reply + 1] = string.format('%.6f', retry)
+          reply[#reply + 1] = string.format('%.6f', reset)
+        end
+        if all then
+          for i, c in ipairs(commits) do
+            if c[1] == 't' then
+              redis.call('SET', c[2], c[3], 'PX', c[4])
+            elseif c[1] == 's' then
+              redis.call('ZADD', c[2], now, string.format('%.6f', now) .. ':' .. token .. ':' .. i)
+              redis.call('EXPIRE', c[2], c[3])
+            else
+              redis.call('INCR', c[2])
+              redis.call('EXPIRE', c[2], 3600)
+            end
+          end
+        end
+        return reply
+        """
+
+    /// Gives back one `max_concurrent` slot, never going below zero.
+    static let releaseSource = """
+        local in_flight = tonumber(redis.call('GET', KEYS[1]) or '0')
+        if in_flight > 0 then return redis.call('DECR', KEYS[1]) end
+        return 0
+        """
+
+    /// Keys and arguments for one call deciding `checks`.
+    static func keysAndArguments(
+        _ checks: [LimitCheck],
+        keyPrefix: String,
+        uniqueToken: String
+    ) -> (keys: [String], arguments: [String]) {
+        var keys: [String] = []
+        var arguments: [String] = [uniqueToken]
+        keys.reserveCapacity(checks.count * 2)
+        arguments.reserveCapacity(1 + checks.count * 4)
+        for check in checks {
+            let base = "\(keyPrefix):\(check.key)"
+            let cap = check.limiter.maxConcurrent.map(String.init) ?? "0"
+            switch check.limiter.algorithm {
+            case .tokenBucket(let rule?):
+                keys.append(base + ":rate")
+                arguments += ["t", String(rule.emissionInterval), String(rule.burst), cap]
+            case .tokenBucket(nil):
+                keys.append(base + ":rate")
+                arguments += ["n", "0", "0", cap]
+            case .slidingWindow(let rule):
+                keys.append(base + ":window")
+                arguments += ["s", String(rule.limit), String(rule.windowSeconds), cap]
+            }
+            keys.append(base + ":concurrent")
+        }
+        return (keys, arguments)
+    }
+
+    /// Reads the script's reply into one decision per check.
+    static func decisions(from reply: RedisValue, count: Int) throws -> [Decision] {
+        guard case .array(let items) = reply, items.count == 1 + count * 5,
+            let now = items[0].string.flatMap(Double.init)
+        else {
+            throw RedisProtocolError("unexpected reply from the limit script")
+        }
+        var decisions: [Decision] = []
+        decisions.reserveCapacity(count)
+        for index in 0..<count {
+            let base = 1 + index * 5
+            guard let allowed = items[base].integer, let limit = items[base + 1].integer,
+                let remaining = items[base + 2].integer,
+                let retry = items[base + 3].string.flatMap(Double.init),
+                let reset = items[base + 4].string.flatMap(Double.init)
+            else {
+                throw RedisProtocolError("unexpected field in the limit script's reply")
+            }
+            decisions.append(
+                Decision(allowed: allowed == 1, limit: limit, remaining: remaining, retryAfter: retry, resetAfter: reset, now: now)
+            )
+        }
+        return decisions
+    }
+}

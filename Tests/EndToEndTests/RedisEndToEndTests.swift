@@ -1,0 +1,225 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// The gateway on a real Redis: limits shared exactly by several gateway processes, one round
+/// trip per request, and budgets shared with the real Python rate-sync library.
+final class RedisEndToEndTests: XCTestCase {
+    private var redis: RedisServer!
+
+    override func setUpWithError() throws {
+        redis = try RedisServer()
+    }
+
+    override func tearDownWithError() throws {
+        redis.stop()
+    }
+
+    private func rateSync(_ limiters: String) -> String {
+        """
+        [stores.redis]
+        strategy = "redis"
+        url = "${REDIS_URL}"
+        max_connections = 50
+        socket_timeout = 5
+        \(limiters)
+        """
+    }
+
+    private let globalRoute = """
+        [[routes]]
+        name = "all"
+        upstream = "app"
+        limiters = ["shared"]
+        identifier = "global"
+        """
+
+    func testThreeGatewaysShareOneSlidingWindowExactly() throws {
+        let harness = try GatewayHarness(
+            rateSync: rateSync(
+                """
+                [limiters.shared]
+                store_id = "redis"
+                algorithm = "sliding_window"
+                limit = 10
+                window_seconds = 300
+                fail_closed = true
+                """
+            ),
+            routes: globalRoute,
+            environment: ["REDIS_URL": redis.url]
+        )
+        defer { harness.stop() }
+        let ports = [harness.proxyPort, try harness.startAnotherGateway(), try harness.startAnotherGateway()]
+        // 60 requests at once, spread over the three gateways.
+        let transfers = (0..<60).flatMap { i in ["-o", "/dev/null", "http://127.0.0.1:\(ports[i % 3])/x"] }
+        let result = try runProgram(
+            "/usr/bin/curl",
+            ["-s", "--parallel", "--parallel-max", "30", "-w", "%{http_code}\\n"] + transfers,
+            stdoutOnly: true
+        )
+        let codes = result.output.split(separator: "\n")
+        XCTAssertEqual(codes.count, 60)
+        XCTAssertEqual(codes.filter { $0 == "200" }.count, 10, "exactly the limit across all instances")
+        XCTAssertEqual(codes.filter { $0 == "429" }.count, 50)
+    }
+
+    func testThreeGatewaysShareOneTokenBucketUnderSaturatingLoad() throws {
+        let rate = 50.0
+        let burst = 20
+        let seconds = 4.0
+        let harness = try GatewayHarness(
+            rateSync: rateSync(
+                """
+                [limiters.shared]
+                store_id = "redis"
+                rate_per_second = \(rate)
+                burst = \(burst)
+                """
+            ),
+            routes: globalRoute,
+            environment: ["REDIS_URL": redis.url]
+        )
+        defer { harness.stop() }
+        let ports = [harness.proxyPort, try harness.startAnotherGateway(), try harness.startAnotherGateway()]
+        // One wrk per gateway, all at once, each saturating its instance.
+        let loads = try ports.map { port in
+            try ChildProcess(URL(fileURLWithPath: "/usr/bin/wrk"), ["-t1", "-c8", "-d\(Int(seconds))s", "http://127.0.0.1:\(port)/x"])
+        }
+        var admitted = 0
+        for load in loads {
+            XCTAssertEqual(try load.waitForExit(timeout: seconds + 20), 0)
+            let total = Int(load.text.split(separator: "\n").first { $0.contains("requests in") }?
+                .split(separator: " ").first ?? "0") ?? 0
+            let refused = Int(load.text.split(separator: "\n").first { $0.contains("Non-2xx") }?
+                .split(separator: " ").last ?? "0") ?? 0
+            XCTAssertGreaterThan(refused, 0, "the load saturates the limit")
+            admitted += total - refused
+        }
+        let expected = Double(burst) + rate * seconds
+        XCTAssertGreaterThanOrEqual(Double(admitted), 0.95 * expected, "admitted \(admitted) of \(expected)")
+        // wrk's clock starts before the first request and the bucket's a little after, so allow
+        // the requests of one emission interval beyond the nominal duration.
+        XCTAssertLessThanOrEqual(Double(admitted), expected + 1, "admitted \(admitted) of \(expected)")
+    }
+
+    func testOneRedisRoundTripPerRequestWhateverTheNumberOfLimiters() throws {
+        let harness = try GatewayHarness(
+            rateSync: rateSync(
+                """
+                [limiters.per_second]
+                store_id = "redis"
+                rate_per_second = 1000
+                [limiters.per_hour]
+                store_id = "redis"
+                algorithm = "sliding_window"
+                limit = 1000
+                window_seconds = 3600
+                """
+            ),
+            routes: """
+                [[routes]]
+                name = "layered"
+                upstream = "app"
+                limiters = ["per_second", "per_hour"]
+                """,
+            environment: ["REDIS_URL": redis.url]
+        )
+        defer { harness.stop() }
+        let before = try redis.calls(of: "evalsha") + redis.calls(of: "eval")
+        let requests = 25
+        for _ in 0..<requests { XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200) }
+        let scripts = try redis.calls(of: "evalsha") + redis.calls(of: "eval") - before
+        XCTAssertEqual(scripts, requests, "one script call decides both limiters")
+    }
+
+    func testSharesBudgetsWithThePythonRateSyncLibraryBothWays() throws {
+        guard let python = ProcessInfo.processInfo.environment["RATESYNC_PYTHON"] else {
+            throw XCTSkip("RATESYNC_PYTHON is not set: scripts/test.sh sets it up with rate-sync 0.4.2")
+        }
+        // rate-sync's own spellings (engine, store, pool_max_size): the library rejects the
+        // seed's strategy/store_id, and the gateway reads both.
+        let limiters = """
+            [stores.redis]
+            engine = "redis"
+            url = "${REDIS_URL}"
+            pool_max_size = 10
+            [limiters.auth]
+            store = "redis"
+            algorithm = "sliding_window"
+            limit = 6
+            window_seconds = 300
+            [limiters.public]
+            store = "redis"
+            algorithm = "token_bucket"
+            rate_per_second = 0.01
+            """
+        let harness = try GatewayHarness(
+            rateSync: limiters,
+            routes: """
+                [[routes]]
+                name = "auth"
+                path_prefix = "/auth/"
+                upstream = "app"
+                limiters = ["auth"]
+                identifier = "client_ip"
+                [[routes]]
+                name = "public"
+                path_prefix = "/"
+                upstream = "app"
+                limiters = ["public"]
+                identifier = "client_ip"
+                """,
+            environment: ["REDIS_URL": redis.url]
+        )
+        defer { harness.stop() }
+        let config = harness.directory.appendingPathComponent("rate-sync.toml").path
+        let client = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("interop/ratesync_client.py").path
+        func pythonAcquires(_ limiter: String, _ identifier: String, _ attempts: Int) throws -> Int {
+            let result = try runProgram(python, [client, config, limiter, identifier, String(attempts)], environment: ["REDIS_URL": redis.url], stdoutOnly: true)
+            guard let admitted = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+                throw HarnessError("rate-sync client failed: \(result.output)")
+            }
+            return admitted
+        }
+
+        // Python first: its 4 admissions leave the gateway 2 of the 6.
+        XCTAssertEqual(try pythonAcquires("auth", "198.51.100.1", 4), 4)
+        let gatewaySide = try (0..<4).map { _ in
+            try curl(["-H", "X-Forwarded-For: 198.51.100.1", "\(harness.base)/auth/login"]).status
+        }
+        XCTAssertEqual(gatewaySide, [200, 200, 429, 429])
+        // Gateway first: its 5 admissions leave Python 1.
+        for _ in 0..<5 {
+            XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.2", "\(harness.base)/auth/login"]).status, 200)
+        }
+        XCTAssertEqual(try pythonAcquires("auth", "198.51.100.2", 3), 1)
+
+        // Token bucket (burst 1 is rate-sync's own spacing): one admission on either side blocks the other.
+        XCTAssertEqual(try pythonAcquires("public", "198.51.100.3", 1), 1)
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.3", "\(harness.base)/p"]).status, 429)
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.4", "\(harness.base)/p"]).status, 200)
+        XCTAssertEqual(try pythonAcquires("public", "198.51.100.4", 1), 0)
+    }
+
+    func testStartupFailsClearlyWhenRedisIsDown() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ratesync-down-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let port = try unusedPort()
+        try rateSync("[limiters.shared]\nstore_id = \"redis\"\nrate_per_second = 1\n")
+            .write(to: directory.appendingPathComponent("rate-sync.toml"), atomically: true, encoding: .utf8)
+        try ("[server]\nlisten = \"127.0.0.1:0\"\n[admin]\nlisten = \"127.0.0.1:0\"\n[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + globalRoute)
+            .write(to: directory.appendingPathComponent("gateway.toml"), atomically: true, encoding: .utf8)
+        let result = try runProgram(
+            Binaries.gateway.path,
+            ["--config", directory.appendingPathComponent("gateway.toml").path],
+            environment: ["REDIS_URL": "redis://:hunter2@127.0.0.1:\(port)/0"]
+        )
+        XCTAssertNotEqual(result.status, 0)
+        XCTAssertTrue(result.output.contains("store \"redis\" (redis://:***@127.0.0.1:\(port)/0)"), result.output)
+        XCTAssertTrue(result.output.lowercased().contains("connection refused"), result.output)
+        XCTAssertFalse(result.output.contains("hunter2"))
+    }
+}

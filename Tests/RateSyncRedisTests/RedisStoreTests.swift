@@ -1,0 +1,197 @@
+import Logging
+import NIOCore
+import NIOPosix
+import RateSync
+import TestSupport
+import XCTest
+
+@testable import RateSyncRedis
+
+/// The Redis store against a real redis-server started for each test.
+final class RedisStoreTests: XCTestCase {
+    private var redis: RedisServer!
+    private var group: MultiThreadedEventLoopGroup!
+    private var stores: [RedisStore] = []
+
+    override func setUpWithError() throws {
+        redis = try RedisServer()
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+    }
+
+    override func tearDownWithError() throws {
+        stores.forEach { $0.stop() }
+        try group.syncShutdownGracefully()
+        redis.stop()
+    }
+
+    private func makeStore(url: String? = nil, timeoutMs: Int64 = 300, caFile: String? = nil) throws -> RedisStore {
+        var settings = RedisStoreSettings(url: try RedisURL.parse(url ?? redis.url))
+        settings.caFile = caFile
+        settings.socketConnectTimeout = 2
+        let store = try RedisStore(
+            id: "redis",
+            settings: settings,
+            commandTimeout: .milliseconds(timeoutMs),
+            group: group,
+            logger: Logger(label: "test")
+        )
+        stores.append(store)
+        return store
+    }
+
+    private func limiter(_ id: String, _ algorithm: LimiterConfig.Algorithm, maxConcurrent: Int? = nil) -> LimiterConfig {
+        LimiterConfig(id: id, storeID: "redis", algorithm: algorithm, maxConcurrent: maxConcurrent)
+    }
+
+    private func decide(_ store: RedisStore, _ checks: [LimitCheck]) throws -> [Decision] {
+        try store.check(checks, on: group.next()).wait()
+    }
+
+    func testScriptNamesMatchRedisOwnSHA1() throws {
+        XCTAssertEqual(try redis.cli(["SCRIPT", "LOAD", LimitScript.source]), SHA1.hex(LimitScript.source))
+        XCTAssertEqual(SHA1.hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709")
+    }
+
+    func testEveryDecisionMatchesTheMemoryStore() throws {
+        let store = try makeStore()
+        try store.connect().wait()
+        let memory = MemoryStore(id: "memory")
+        let scenarios: [(LimiterConfig, Int)] = [
+            // Rates slow enough that no token comes back during the test.
+            (limiter("bucket", .tokenBucket(TokenBucketRule(ratePerSecond: 0.01, burst: 3))), 5),
+            (limiter("spacing", .tokenBucket(TokenBucketRule(ratePerSecond: 0.01, burst: 1))), 3),
+            (limiter("window", .slidingWindow(SlidingWindowRule(limit: 4, windowSeconds: 100))), 6),
+            (limiter("slots", .tokenBucket(nil), maxConcurrent: 2), 4),
+        ]
+        for (config, requests) in scenarios {
+            for _ in 0..<requests {
+                let check = [LimitCheck(limiter: config, identifier: "client")]
+                let onRedis = try decide(store, check)[0]
+                let inMemory = memory.decide(check)[0]
+                XCTAssertEqual(onRedis.allowed, inMemory.allowed, config.id)
+                XCTAssertEqual(onRedis.limit, inMemory.limit, config.id)
+                XCTAssertEqual(onRedis.remaining, inMemory.remaining, config.id)
+                XCTAssertEqual(onRedis.retryAfter, inMemory.retryAfter, accuracy: 0.5, config.id)
+                XCTAssertEqual(onRedis.resetAfter, inMemory.resetAfter, accuracy: 0.5, config.id)
+            }
+        }
+        // Concurrency slots come back on release, on both.
+        let slots = [LimitCheck(limiter: scenarios[3].0, identifier: "client")]
+        store.release(slots)
+        memory.release(slots)
+        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertEqual(try decide(store, slots)[0].allowed, memory.decide(slots)[0].allowed)
+    }
+
+    func testARoutesLimitersAreAllOrNothing() throws {
+        let store = try makeStore()
+        try store.connect().wait()
+        let generous = limiter("generous", .slidingWindow(SlidingWindowRule(limit: 100, windowSeconds: 60)))
+        let strict = limiter("strict", .slidingWindow(SlidingWindowRule(limit: 2, windowSeconds: 60)))
+        let both = [LimitCheck(limiter: generous, identifier: "c"), LimitCheck(limiter: strict, identifier: "c")]
+        let admitted = try (0..<10).filter { _ in try decide(store, both).allSatisfy(\.allowed) }.count
+        XCTAssertEqual(admitted, 2)
+        XCTAssertEqual(try decide(store, [LimitCheck(limiter: generous, identifier: "c")])[0].remaining, 97)
+    }
+
+    func testSlidingWindowIsExactUnderConcurrencyEvenWhileScriptsAreFlushed() throws {
+        let store = try makeStore(timeoutMs: 2000)
+        try store.connect().wait()
+        let window = limiter("exact", .slidingWindow(SlidingWindowRule(limit: 100, windowSeconds: 300)))
+        var futures: [EventLoopFuture<[Decision]>] = []
+        for round in 0..<8 {
+            for _ in 0..<50 {
+                futures.append(store.check([LimitCheck(limiter: window, identifier: "shared")], on: group.next()))
+            }
+            if round % 2 == 0 { try redis.cli(["SCRIPT", "FLUSH"]) }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let decisions = try futures.map { try $0.wait()[0] }
+        XCTAssertEqual(decisions.filter(\.allowed).count, 100, "exactly the limit, never one more")
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:exact:shared:window"]), "100")
+        XCTAssertGreaterThan(try redis.calls(of: "eval"), 0, "NOSCRIPT was answered by EVAL")
+    }
+
+    func testKeysFollowRateSyncsLayoutAndExpire() throws {
+        let store = try makeStore()
+        try store.connect().wait()
+        _ = try decide(store, [LimitCheck(limiter: limiter("auth", .slidingWindow(SlidingWindowRule(limit: 10, windowSeconds: 300))), identifier: "10.0.0.1")])
+        _ = try decide(store, [LimitCheck(limiter: limiter("public", .tokenBucket(TokenBucketRule(ratePerSecond: 1, burst: 1))), identifier: "10.0.0.1")])
+        XCTAssertEqual(try redis.cli(["TYPE", "rate_limit:auth:10.0.0.1:window"]), "zset")
+        let ttl = Int(try redis.cli(["TTL", "rate_limit:auth:10.0.0.1:window"])) ?? -1
+        XCTAssertTrue((300...360).contains(ttl), "TTL window + 60, got \(ttl)")
+        let stored = Double(try redis.cli(["GET", "rate_limit:public:10.0.0.1:rate"])) ?? 0
+        XCTAssertEqual(stored, Date().timeIntervalSince1970, accuracy: 5, "burst 1 stores the admission time, as rate-sync does")
+        XCTAssertGreaterThan(Int(try redis.cli(["PTTL", "rate_limit:public:10.0.0.1:rate"])) ?? -1, 0)
+    }
+
+    func testWrongPasswordAndDatabaseAreClearErrorsThatNeverShowThePassword() throws {
+        let guarded = try RedisServer(extraArguments: ["--requirepass", "right-secret"])
+        defer { guarded.stop() }
+        let wrong = try makeStore(url: "redis://:wrong-secret@127.0.0.1:\(guarded.port)/0")
+        XCTAssertThrowsError(try wrong.connect().wait()) { error in
+            XCTAssertTrue("\(error)".contains("authentication failed"), "\(error)")
+            XCTAssertFalse("\(error)".contains("wrong-secret"))
+        }
+        let badDatabase = try makeStore(url: "redis://:right-secret@127.0.0.1:\(guarded.port)/99")
+        XCTAssertThrowsError(try badDatabase.connect().wait()) { error in
+            XCTAssertTrue("\(error)".contains("cannot select the database"), "\(error)")
+        }
+        let good = try makeStore(url: "redis://:right-secret@127.0.0.1:\(guarded.port)/3")
+        XCTAssertNoThrow(try good.connect().wait())
+    }
+
+    func testMalformedRepliesFailTheCommandWithoutCrashing() throws {
+        let liar = try GarbageServer(reply: "?this is not RESP\r\n")
+        defer { liar.stop() }
+        let store = try makeStore(url: "redis://127.0.0.1:\(liar.port)")
+        XCTAssertThrowsError(try store.connect().wait()) { error in
+            XCTAssertTrue("\(error)".contains("malformed reply") || "\(error)".contains("closed"), "\(error)")
+        }
+    }
+
+    func testAHungRedisFailsEachRequestWithinTheDeadlineAndRecovers() throws {
+        let store = try makeStore(timeoutMs: 150)
+        try store.connect().wait()
+        let bucket = [LimitCheck(limiter: limiter("p", .tokenBucket(TokenBucketRule(ratePerSecond: 1000))), identifier: "x")]
+        XCTAssertTrue(try decide(store, bucket)[0].allowed)
+        redis.pause()
+        let started = Date()
+        XCTAssertThrowsError(try decide(store, bucket))
+        XCTAssertLessThan(Date().timeIntervalSince(started), 1.5, "bounded by the 150 ms deadline, not by socket_timeout")
+        redis.resume()
+        let recovered = (0..<100).contains { _ in
+            Thread.sleep(forTimeInterval: 0.05)
+            return (try? decide(store, bucket)[0].allowed) == true
+        }
+        XCTAssertTrue(recovered, "reconnected after Redis came back")
+    }
+
+    func testReconnectsAfterARestart() throws {
+        let store = try makeStore()
+        try store.connect().wait()
+        let bucket = [LimitCheck(limiter: limiter("p", .tokenBucket(TokenBucketRule(ratePerSecond: 1000))), identifier: "x")]
+        XCTAssertTrue(try decide(store, bucket)[0].allowed)
+        let port = redis.port
+        redis.stop()
+        XCTAssertThrowsError(try decide(store, bucket))
+        redis = try RedisServer(port: port)
+        let recovered = (0..<100).contains { _ in
+            Thread.sleep(forTimeInterval: 0.05)
+            return (try? decide(store, bucket)[0].allowed) == true
+        }
+        XCTAssertTrue(recovered)
+    }
+
+    func testTLSWithAConfiguredCA() throws {
+        let certificates = try TestCertificates(commonName: "localhost")
+        let tlsRedis = try RedisServer(tls: (certificates.serverCert, certificates.serverKey, certificates.caCert))
+        defer { tlsRedis.stop() }
+        let trusted = try makeStore(url: "rediss://localhost:\(tlsRedis.port)/0", caFile: certificates.caCert)
+        try trusted.connect().wait()
+        let bucket = [LimitCheck(limiter: limiter("tls", .tokenBucket(TokenBucketRule(ratePerSecond: 10))), identifier: "x")]
+        XCTAssertTrue(try decide(trusted, bucket)[0].allowed)
+        let untrusted = try makeStore(url: "rediss://localhost:\(tlsRedis.port)/0")
+        XCTAssertThrowsError(try untrusted.connect().wait(), "a self-signed CA is not in the system trust store")
+    }
+}
