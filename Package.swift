@@ -89,7 +89,10 @@ let package = Package(
             dependencies: [.product(name: "NIOConcurrencyHelpers", package: "swift-nio")],
             path: "Tests/Support"
         ),
-        .testTarget(name: "RateSyncTests", dependencies: ["RateSync"]),
+        .testTarget(
+            name: "RateSyncTests",
+            dependencies: ["RateSync", .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "RateSync"]),
         .testTarget(
             name: "RateSyncRedisTests",

@@ -26,13 +26,31 @@ enum StoreFactory {
                 // socket_timeout is the ceiling for any one command.
                 let timeoutMs = min(Double(gatewaySide.commandTimeoutMs), settings.socketTimeout * 1000)
                 do {
-                    stores[store.id] = try RedisStore(
+                    let redis = try RedisStore(
                         id: store.id,
                         settings: settings,
                         commandTimeout: .milliseconds(Int64(timeoutMs)),
                         group: group,
                         logger: logger
                     )
+                    stores[store.id] = BreakerGuardedStore(
+                        wrapping: redis,
+                        threshold: gatewaySide.breaker.threshold,
+                        timeout: gatewaySide.breaker.timeoutSeconds
+                    ) { storeID, transition in
+                        let metadata: Logger.Metadata = [
+                            "store": "\(storeID)", "from": "\(transition.from)", "to": "\(transition.to)",
+                            "reason": "\(transition.reason)",
+                        ]
+                        // Opening is what an operator must see; closing again is good news.
+                        if transition.to == "open" {
+                            logger.warning("circuit breaker opened", metadata: metadata)
+                        } else if transition.to == "closed" {
+                            logger.notice("circuit breaker closed", metadata: metadata)
+                        } else {
+                            logger.info("circuit breaker half-open", metadata: metadata)
+                        }
+                    }
                 } catch {
                     throw StartupFailure(
                         description: "store \"\(store.id)\" (\(settings.url.redacted)): cannot set up TLS: \(error)"
@@ -43,18 +61,24 @@ enum StoreFactory {
         return stores
     }
 
-    /// Connects every Redis store and loads its scripts; throws one line naming the store, its
-    /// address (password masked) and the cause.
-    static func verify(_ stores: [String: any RateLimitStore]) throws {
+    /// Connects every Redis store and loads its scripts. Returns one line per store that failed,
+    /// naming the store, its address (password masked) and the cause.
+    static func verify(_ stores: [String: any RateLimitStore]) -> [(store: BreakerGuardedStore, message: String)] {
+        var failures: [(BreakerGuardedStore, String)] = []
         for store in stores.values.sorted(by: { $0.id < $1.id }) {
-            guard let redis = store as? RedisStore else { continue }
+            guard let guarded = store as? BreakerGuardedStore, let redis = guarded.inner as? RedisStore else { continue }
             do {
                 try redis.connect().wait()
             } catch {
-                throw StartupFailure(
-                    description: "store \"\(redis.id)\" (\(redis.settings.url.redacted)): \(error)"
-                )
+                failures.append((guarded, "store \"\(redis.id)\" (\(redis.settings.url.redacted)): \(error)"))
             }
+        }
+        return failures
+    }
+
+    static func stop(_ stores: [String: any RateLimitStore]) {
+        for case let guarded as BreakerGuardedStore in stores.values {
+            (guarded.inner as? RedisStore)?.stop()
         }
     }
 }

@@ -52,6 +52,12 @@ struct Run: ParsableCommand {
 
     @OptionGroup var options: ConfigOption
 
+    @Flag(
+        name: .long,
+        help: "Start even when a store cannot be reached: its breaker starts open, fail policies answer, and it reconnects in the background."
+    )
+    var allowDegradedStart = false
+
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = ProcessInfo.processInfo.environment["LOG_LEVEL"] ?? "info"
 
@@ -72,7 +78,14 @@ struct Run: ParsableCommand {
         let server: GatewayServer
         do {
             stores = try StoreFactory.makeStores(for: loaded, group: group, logger: logger)
-            try StoreFactory.verify(stores)
+            let unreachable = StoreFactory.verify(stores)
+            if !unreachable.isEmpty && !allowDegradedStart {
+                throw StoreFactory.StartupFailure(description: unreachable.map(\.message).joined(separator: "; "))
+            }
+            for (store, message) in unreachable {
+                logger.error("starting degraded: store unreachable", metadata: ["cause": "\(message)"])
+                store.forceOpen(reason: "unreachable at start")
+            }
             let runtime = try GatewayRuntime(config: loaded, stores: stores)
             server = try GatewayServer.start(
                 runtime: runtime,
@@ -100,7 +113,7 @@ struct Run: ParsableCommand {
         let stopped = ShutdownSignals.wait()
         logger.info("stopping", metadata: ["signal": "\(stopped)"])
         try? server.stop().wait()
-        for case let redis as RedisStore in stores.values { redis.stop() }
+        StoreFactory.stop(stores)
         try? group.syncShutdownGracefully()
     }
 }

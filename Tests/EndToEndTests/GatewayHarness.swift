@@ -27,9 +27,11 @@ final class GatewayHarness {
         upstream upstreamExtras: String = "",
         upstreamURL: String? = nil,
         gatewayExtras: String = "",
-        environment: [String: String] = [:]
+        environment: [String: String] = [:],
+        gatewayArguments: [String] = []
     ) throws {
         self.environment = environment
+        self.gatewayArguments = gatewayArguments
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ratesync-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         upstream = try ChildProcess(Binaries.demoUpstream, ["--port", "0"])
@@ -52,28 +54,34 @@ final class GatewayHarness {
             """
         try gatewayToml.write(to: directory.appendingPathComponent("gateway.toml"), atomically: true, encoding: .utf8)
         try rateSync.write(to: directory.appendingPathComponent("rate-sync.toml"), atomically: true, encoding: .utf8)
-        (gateway, proxyPort, adminPort) = try Self.launchGateway(directory: directory, environment: environment)
+        (gateway, proxyPort, adminPort) = try Self.launchGateway(
+            directory: directory,
+            environment: environment,
+            arguments: gatewayArguments
+        )
     }
 
     private let environment: [String: String]
+    private let gatewayArguments: [String]
     private var others: [ChildProcess] = []
 
     var configPath: String { directory.appendingPathComponent("gateway.toml").path }
 
     /// Another gateway process on the same config (and so the same store): returns its proxy port.
     func startAnotherGateway() throws -> Int {
-        let (process, proxy, _) = try Self.launchGateway(directory: directory, environment: environment)
+        let (process, proxy, _) = try Self.launchGateway(directory: directory, environment: environment, arguments: gatewayArguments)
         others.append(process)
         return proxy
     }
 
     private static func launchGateway(
         directory: URL,
-        environment: [String: String]
+        environment: [String: String],
+        arguments: [String]
     ) throws -> (ChildProcess, proxy: Int, admin: Int) {
         let process = try ChildProcess(
             Binaries.gateway,
-            ["--config", directory.appendingPathComponent("gateway.toml").path],
+            ["--config", directory.appendingPathComponent("gateway.toml").path] + arguments,
             environment: ["LOG_LEVEL": "warning"].merging(environment) { $1 }
         )
         let line = try process.waitForLine(containing: "ratesync-gateway listening")

@@ -39,7 +39,7 @@ public struct StoreHealth: Sendable {
             for (store, failure) in zip(stores, failures) {
                 let reachable = failure == nil
                 var entry = "\(ErrorBody.jsonString(store.id)):{\"engine\":\(ErrorBody.jsonString(store.engineName)),"
-                entry += "\"reachable\":\(reachable),\"breaker\":\"closed\""
+                entry += "\"reachable\":\(reachable),\"breaker\":\"\(store.breakerStateName)\""
                 if let failure {
                     entry += ",\"error\":\(ErrorBody.jsonString(failure))"
                     firstError = firstError ?? "store \(store.id): \(failure)"

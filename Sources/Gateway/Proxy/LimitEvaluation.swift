@@ -8,8 +8,8 @@ enum LimitVerdict {
     case admit(headers: [(String, String)], heldSlots: [HeldSlots])
     /// 429.
     case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)])
-    /// 503: a fail-closed limiter's store could not decide.
-    case unavailable(limiter: LimiterConfig, reason: String)
+    /// 503: a fail-closed limiter's store could not decide; `retryAfter` in whole seconds.
+    case unavailable(limiter: LimiterConfig, reason: String, retryAfter: Int)
 }
 
 /// Concurrency slots taken in one store, to release later.
@@ -97,7 +97,12 @@ enum LimitEvaluation {
                 // Fail-open limiters of this store simply drop out of the decision.
                 if let closed = group.checks.first(where: { $0.limiter.failClosed }) {
                     releaseSlots(admittedGroups)
-                    return .unavailable(limiter: closed.limiter, reason: "\(error)")
+                    let expectedBack = (error as? StoreFailure)?.retryAfter ?? 1
+                    return .unavailable(
+                        limiter: closed.limiter,
+                        reason: "\(error)",
+                        retryAfter: max(1, Int(expectedBack.rounded(.up)))
+                    )
                 }
             }
         }

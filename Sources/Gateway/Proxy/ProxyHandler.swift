@@ -294,9 +294,9 @@ final class ProxyHandler: ChannelDuplexHandler {
                 to: exchange.clientHead,
                 requestEnded: exchange.requestEnded
             )
-        case .unavailable(let limiter, _):
+        case .unavailable(let limiter, _, let retryAfter):
             answerLocally(
-                .limiterUnavailable(limiter: limiter, retryAfterSeconds: 1),
+                .limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter),
                 to: exchange.clientHead,
                 requestEnded: exchange.requestEnded
             )

@@ -16,10 +16,13 @@ public struct LimitCheck: Sendable {
 public struct StoreFailure: Error, Sendable, CustomStringConvertible {
     public let storeID: String
     public let reason: String
+    /// When the store is expected back (an open breaker knows); nil when unknown.
+    public let retryAfter: Double?
 
-    public init(storeID: String, reason: String) {
+    public init(storeID: String, reason: String, retryAfter: Double? = nil) {
         self.storeID = storeID
         self.reason = reason
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "store \"\(storeID)\": \(reason)" }
@@ -44,8 +47,13 @@ public protocol RateLimitStore: AnyObject, Sendable {
 
     /// A bounded health probe.
     func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void>
+
+    /// The circuit breaker's state for health reports: "closed", "open", "half_open", or
+    /// "none" for a store without one.
+    var breakerStateName: String { get }
 }
 
 extension RateLimitStore {
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
+    public var breakerStateName: String { "none" }
 }

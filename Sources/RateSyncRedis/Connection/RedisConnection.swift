@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -48,7 +51,7 @@ final class RedisConnection {
         bootstrap.connect(host: url.host, port: url.port).assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
-                completion(.failure(.connect(String(describing: error))))
+                completion(.failure(.connect(describeConnectFailure(error))))
             case .success(let channel):
                 do {
                     let handler = try channel.pipeline.syncOperations.handler(type: RedisProtocolHandler.self)
@@ -109,6 +112,22 @@ public enum RedisConnectError: Error, CustomStringConvertible {
         case .database(let reason): return "cannot select the database: \(reason)"
         }
     }
+}
+
+/// The cause of a failed connect in an operator's words ("Connection refused", "timed out").
+func describeConnectFailure(_ error: any Error) -> String {
+    if let connection = error as? NIOConnectionError {
+        if let first = connection.connectionErrors.first { return describeConnectFailure(first.error) }
+        if let dns = connection.dnsAError ?? connection.dnsAAAAError { return "cannot resolve the host (\(dns))" }
+        return "no address to connect to"
+    }
+    if let io = error as? IOError {
+        return String(cString: strerror(io.errnoCode))
+    }
+    if let channel = error as? ChannelError, case .connectTimeout(let after) = channel {
+        return "timed out after \(after.nanoseconds / 1_000_000) ms"
+    }
+    return String(describing: error)
 }
 
 enum IPAddressText {

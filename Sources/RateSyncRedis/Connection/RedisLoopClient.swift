@@ -28,7 +28,7 @@ final class RedisLoopClient {
     private var waiters: [(Result<Void, RedisConnectError>) -> Void] = []
     private var stopped = false
 
-    private static let maxBackoff: TimeAmount = .seconds(5)
+    private static let maxBackoff: TimeAmount = .seconds(1)
 
     init(storeID: String, settings: RedisStoreSettings, tls: NIOSSLContext?, eventLoop: any EventLoop, logger: Logger) {
         self.storeID = storeID

@@ -15,8 +15,12 @@ import RateSync
 /// consumes each one's budget. The reply: Redis's time, then five fields per limiter
 /// (allowed, limit, remaining, retry-after seconds, reset seconds); floats travel as strings
 /// because Redis truncates Lua numbers to integers.
+///
+/// The `#!lua` line (Redis 7) declares a script that writes, so Redis refuses it up front when
+/// it is out of memory, instead of letting it through because its first write frees memory.
 enum LimitScript {
     static let source = """
+        #!lua
         local t = redis.call('TIME')
         local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
         local token = ARGV[1]
@@ -105,6 +109,7 @@ enum LimitScript {
 
     /// Gives back one `max_concurrent` slot, never going below zero.
     static let releaseSource = """
+        #!lua
         local in_flight = tonumber(redis.call('GET', KEYS[1]) or '0')
         if in_flight > 0 then return redis.call('DECR', KEYS[1]) end
         return 0
