@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
-# Benchmarks, in one run and against one upstream:
-#   direct   wrk -> demo upstream
-#   gateway  wrk -> ratesync-gateway (memory store, a limiter that admits everything) -> upstream
-#   nginx    wrk -> nginx (proxy_pass, upstream keep-alive, one worker) -> upstream
-# The proxy under test is pinned to core 0; wrk and the upstream to core 1. On two cores the load
-# side saturates first, so besides requests/s, p50 and p99 the script prints each proxy's CPU time
-# per request (user+sys of its processes over the run / requests served) and gateway/nginx ratios.
+# Benchmarks, in one run and against one upstream, three scenarios:
 #
-# Usage: scripts/bench.sh [duration-seconds (default 10)] [connections (default 50)]
+# memory: direct    wrk -> demo upstream
+#         gateway   wrk -> ratesync-gateway (memory store, a limiter that admits everything) -> upstream
+#         nginx     wrk -> nginx (proxy_pass, upstream keep-alive, one worker) -> upstream
+# redis:  gateway   the same with a Redis-backed limiter that admits everything
+#         nginx-lua nginx doing a per-request GCRA check on the same Redis in Lua (OpenResty style:
+#                   access_by_lua with nginx.redis, EVALSHA, pooled connections)
+# fault:  the gateway's Redis-backed route with Redis healthy, then with Redis hung (SIGSTOP)
+#         once the circuit breaker has opened: p99 against p99.
+#
+# The proxy under test is pinned to core 0; wrk, the upstream and Redis to core 1. On two cores
+# the load side saturates first, so besides requests/s, p50 and p99 the script prints each
+# proxy's CPU time per request (user+sys of its processes over the run / requests served), and
+# for the redis scenario Redis's CPU time per check and script calls per request.
+#
+# Usage: scripts/bench.sh [duration-seconds (default 10)] [connections (default 50)] [scenario...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 duration=${1:-10}
 connections=${2:-50}
+shift 2 2>/dev/null || shift $#
+scenarios=${*:-memory redis fault}
 proxy_core=0
 load_core=1
 
@@ -146,17 +156,172 @@ pids+=("$nginx_master")
 wait_for_port "$nginx_port"
 nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
 
-echo "bench: ${duration}s per target, $connections connections, wrk and upstream on core $load_core, proxy on core $proxy_core"
-echo "bench: $(nproc) cores, $(uname -r), $(swift --version 2>/dev/null | head -1)"
-printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
-measure direct "http://127.0.0.1:$upstream_port/bench" "$upstream_pid"
-measure gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
-measure nginx "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
+echo "bench: ${duration}s per target, $connections connections, wrk, upstream and redis on core $load_core, proxy on core $proxy_core"
+echo "bench: $(nproc) cores, $(uname -r), $(swift --version 2>/dev/null | head -1), $(redis-server --version | awk '{print $3}')"
 
-# Every gateway answer must have been a 200 with the limiter's headers.
-check=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench")
-echo "gateway answer check: $check"
+redis_port=$(free_port)
+taskset -c "$load_core" redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$work/redis.log" 2>&1 &
+redis_pid=$!
+pids+=("$redis_pid")
+wait_for_port "$redis_port"
 
-awk -v gc="$gateway_cpu" -v nc="$nginx_cpu" -v gp="$gateway_p99" -v np="$nginx_p99" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
-    printf "ratios gateway/nginx: cpu per request %.2fx (target <= 1.6x), p99 %.2fx (target <= 1.5x), req/s %.2fx\n", gc / nc, gp / np, gr / nr
-}'
+# Calls of EVALSHA and EVAL so far (the round trips a limiter makes).
+script_calls() {
+    redis-cli -p "$redis_port" INFO commandstats |
+        awk -F'[:=,]' '/^cmdstat_(evalsha|eval):/ {sum += $3} END {print sum + 0}'
+}
+
+# Like measure, also reporting Redis's CPU per check and script calls per request.
+measure_with_redis() {
+    local name=$1 url=$2
+    shift 2
+    taskset -c "$load_core" wrk -t1 -c"$connections" -d2s "$url" >/dev/null
+    local before after redis_before redis_after calls_before calls_after requests rps p50 p99 cpu_us redis_us per_request
+    before=$(cpu_ticks "$@")
+    redis_before=$(cpu_ticks "$redis_pid")
+    calls_before=$(script_calls)
+    read -r requests rps p50 p99 < <(run_wrk "$url")
+    after=$(cpu_ticks "$@")
+    redis_after=$(cpu_ticks "$redis_pid")
+    calls_after=$(script_calls)
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    redis_us=$(awk -v t=$((redis_after - redis_before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    per_request=$(awk -v c=$((calls_after - calls_before)) -v n="$requests" 'BEGIN { printf "%.3f", c / n }')
+    printf "%-10s %10s %9s %9s %12s %14s %14s\n" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$redis_us" "$per_request"
+    eval "${name//-/_}_rps=$rps ${name//-/_}_p99=$p99 ${name//-/_}_cpu=$cpu_us ${name//-/_}_redis=$redis_us"
+}
+
+start_gateway() {
+    local config=$1 port=$2
+    taskset -c "$proxy_core" "$bin/ratesync-gateway" --config "$config" --log-level error >>"$work/gateway.log" 2>&1 &
+    gateway_pid=$!
+    pids+=("$gateway_pid")
+    wait_for_port "$port"
+}
+
+stop_gateway() {
+    kill "$gateway_pid" 2>/dev/null || true
+    wait "$gateway_pid" 2>/dev/null || true
+}
+
+# The Redis-backed gateway config of the redis and fault scenarios.
+cat >"$work/rate-sync-redis.toml" <<TOML
+[stores.redis]
+engine = "redis"
+url = "redis://127.0.0.1:$redis_port/0"
+[limiters.bench]
+store = "redis"
+rate_per_second = 100000000
+TOML
+sed "s|rate-sync.toml|rate-sync-redis.toml|" "$work/gateway.toml" >"$work/gateway-redis.toml"
+grep -q '^\[rate_sync\]' "$work/gateway-redis.toml" ||
+    printf '[rate_sync]\nconfig = "%s"\n' "$work/rate-sync-redis.toml" >>"$work/gateway-redis.toml"
+
+if [[ " $scenarios " == *" memory "* ]]; then
+    echo
+    echo "== memory: the proxy alone (in-memory limiter) =="
+    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure direct "http://127.0.0.1:$upstream_port/bench" "$upstream_pid"
+    measure gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
+    measure nginx "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
+
+    # Every gateway answer must have been a 200 with the limiter's headers.
+    check=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench")
+    echo "gateway answer check: $check"
+
+    awk -v gc="$gateway_cpu" -v nc="$nginx_cpu" -v gp="$gateway_p99" -v np="$nginx_p99" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx: cpu per request %.2fx (target <= 1.6x), p99 %.2fx (target <= 1.5x), req/s %.2fx\n", gc / nc, gp / np, gr / nr
+    }'
+fi
+
+if [[ " $scenarios " == *" redis "* ]]; then
+    echo
+    echo "== redis: a Redis check per request =="
+    stop_gateway
+    start_gateway "$work/gateway-redis.toml" "$gateway_port"
+
+    # The peer: the same GCRA check (TIME, GET, SET PX) as one EVALSHA per request from Lua.
+    lua_port=$(free_port)
+    mkdir -p "$work/nginx-lua"
+    cat >"$work/nginx-lua/gcra.lua" <<'LUA'
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then tat = math.max(tonumber(stored), now) end
+local new_tat = tat + interval
+if new_tat - burst * interval > now then return {0} end
+redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+return {1}
+LUA
+    gcra_sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$(cat "$work/nginx-lua/gcra.lua")")
+    cat >"$work/nginx-lua/nginx.conf" <<NGINX
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+worker_processes 1;
+daemon off;
+pid $work/nginx-lua/nginx.pid;
+error_log $work/nginx-lua/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    lua_package_path "/usr/share/lua/5.1/?.lua;;";
+    client_body_temp_path $work/nginx-lua/body;
+    proxy_temp_path $work/nginx-lua/proxy;
+    upstream app { server 127.0.0.1:$upstream_port; keepalive 64; }
+    server {
+        listen 127.0.0.1:$lua_port;
+        location / {
+            access_by_lua_block {
+                local redis = require "nginx.redis"
+                local r = redis:new()
+                r:set_timeouts(100, 100, 100)
+                local ok = r:connect("127.0.0.1", $redis_port)
+                if not ok then return end
+                local res = r:evalsha("$gcra_sha", 1, "bench:" .. ngx.var.remote_addr, 0.00000001, 100000000)
+                r:set_keepalive(10000, 64)
+                if res and res[1] == 0 then return ngx.exit(429) end
+            }
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+NGINX
+    taskset -c "$proxy_core" nginx -p "$work/nginx-lua" -c "$work/nginx-lua/nginx.conf" &
+    lua_master=$!
+    pids+=("$lua_master")
+    wait_for_port "$lua_port"
+    lua_pids=("$lua_master" $(pgrep -P "$lua_master"))
+
+    printf "%-10s %10s %9s %9s %12s %14s %14s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req" "redis us/check" "scripts/req"
+    measure_with_redis gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
+    measure_with_redis nginx-lua "http://127.0.0.1:$lua_port/bench" "${lua_pids[@]}"
+    check=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench")
+    echo "gateway answer check: $check"
+    awk -v gc="$gateway_cpu" -v nc="$nginx_lua_cpu" -v gr="$gateway_redis" -v nr="$nginx_lua_redis" -v gp="$gateway_p99" -v np="$nginx_lua_p99" 'BEGIN {
+        printf "ratios gateway/nginx-lua: cpu per request %.2fx (target <= 1.0x), redis cpu per check %.2fx (target <= 0.6x), p99 %.2fx (target <= 1.0x)\n", gc / nc, gr / nr, gp / np
+    }'
+fi
+
+if [[ " $scenarios " == *" fault "* ]]; then
+    echo
+    echo "== fault: the public (fail-open) route with Redis healthy, then hung =="
+    stop_gateway
+    start_gateway "$work/gateway-redis.toml" "$gateway_port"
+    printf "%-10s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure healthy "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
+    kill -STOP "$redis_pid"
+    # Enough requests to open the breaker (5 failures at 100 ms each), then measure.
+    for _ in 1 2 3 4 5 6; do curl -s -o /dev/null "http://127.0.0.1:$gateway_port/bench"; done
+    measure hung "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
+    kill -CONT "$redis_pid"
+    awk -v h="$healthy_p99" -v s="$hung_p99" 'BEGIN {
+        printf "ratio hung/healthy p99: %.2fx (target <= 2.0x)\n", s / h
+    }'
+fi

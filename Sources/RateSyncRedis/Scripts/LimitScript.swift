@@ -12,9 +12,9 @@ import RateSync
 ///   `<prefix>:<limiter>:<identifier>:concurrent`  max_concurrent: requests in flight
 ///
 /// Phase one evaluates every limiter without consuming anything; phase two, only when all admit,
-/// consumes each one's budget. The reply: Redis's time, then five fields per limiter
-/// (allowed, limit, remaining, retry-after seconds, reset seconds); floats travel as strings
-/// because Redis truncates Lua numbers to integers.
+/// consumes each one's budget. The reply is all integers (Redis truncates Lua numbers, and
+/// integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five fields per
+/// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up).
 ///
 /// The `#!lua` line (Redis 7) declares a script that writes, so Redis refuses it up front when
 /// it is out of memory, instead of letting it through because its first write frees memory.
@@ -25,7 +25,7 @@ enum LimitScript {
         local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
         local token = ARGV[1]
         local count = (#ARGV - 1) / 4
-        local reply = {string.format('%.6f', now)}
+        local reply = {tonumber(t[1]), tonumber(t[2])}
         local commits = {}
         local all = true
         for i = 1, count do
@@ -88,8 +88,8 @@ enum LimitScript {
           reply[#reply + 1] = allowed
           reply[#reply + 1] = limit
           reply[#reply + 1] = remaining
-          reply[#reply + 1] = string.format('%.6f', retry)
-          reply[#reply + 1] = string.format('%.6f', reset)
+          reply[#reply + 1] = math.ceil(retry * 1000000)
+          reply[#reply + 1] = math.ceil(reset * 1000000)
         end
         if all then
           for i, c in ipairs(commits) do
@@ -146,24 +146,31 @@ enum LimitScript {
 
     /// Reads the script's reply into one decision per check.
     static func decisions(from reply: RedisValue, count: Int) throws -> [Decision] {
-        guard case .array(let items) = reply, items.count == 1 + count * 5,
-            let now = items[0].string.flatMap(Double.init)
+        guard case .array(let items) = reply, items.count == 2 + count * 5,
+            let seconds = items[0].integer, let microseconds = items[1].integer
         else {
             throw RedisProtocolError("unexpected reply from the limit script")
         }
+        let now = Double(seconds) + Double(microseconds) / 1e6
         var decisions: [Decision] = []
         decisions.reserveCapacity(count)
         for index in 0..<count {
-            let base = 1 + index * 5
+            let base = 2 + index * 5
             guard let allowed = items[base].integer, let limit = items[base + 1].integer,
-                let remaining = items[base + 2].integer,
-                let retry = items[base + 3].string.flatMap(Double.init),
-                let reset = items[base + 4].string.flatMap(Double.init)
+                let remaining = items[base + 2].integer, let retry = items[base + 3].integer,
+                let reset = items[base + 4].integer
             else {
                 throw RedisProtocolError("unexpected field in the limit script's reply")
             }
             decisions.append(
-                Decision(allowed: allowed == 1, limit: limit, remaining: remaining, retryAfter: retry, resetAfter: reset, now: now)
+                Decision(
+                    allowed: allowed == 1,
+                    limit: limit,
+                    remaining: remaining,
+                    retryAfter: Double(retry) / 1e6,
+                    resetAfter: Double(reset) / 1e6,
+                    now: now
+                )
             )
         }
         return decisions
