@@ -24,6 +24,9 @@ public final class RedisStore: RateLimitStore {
     /// Makes sorted-set members unique across gateway processes and requests.
     private let instanceToken = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let sequence = NIOLockedValueBox<UInt64>(0)
+    private let connectionCount: NIOLockedValueBox<Int>
+
+    public var openConnections: Int { connectionCount.withLockedValue { $0 } }
 
     public init(
         id: String,
@@ -35,6 +38,8 @@ public final class RedisStore: RateLimitStore {
         self.id = id
         self.settings = settings
         self.commandTimeout = commandTimeout
+        let connectionCount = NIOLockedValueBox(0)
+        self.connectionCount = connectionCount
         self.limitScriptSHA = SHA1.hex(LimitScript.source)
         self.releaseScriptSHA = SHA1.hex(LimitScript.releaseSource)
         var tls: NIOSSLContext?
@@ -54,7 +59,16 @@ public final class RedisStore: RateLimitStore {
             clients.append(
                 try loop.submit {
                     NIOLoopBound(
-                        RedisLoopClient(storeID: id, settings: settings, tls: tls, eventLoop: loop, logger: logger),
+                        RedisLoopClient(
+                            storeID: id,
+                            settings: settings,
+                            tls: tls,
+                            eventLoop: loop,
+                            logger: logger,
+                            onConnectionChange: { [connectionCount] opened in
+                                connectionCount.withLockedValue { $0 += opened ? 1 : -1 }
+                            }
+                        ),
                         eventLoop: loop
                     )
                 }.wait()

@@ -18,47 +18,61 @@ enum StoreFactory {
     ) throws -> [String: any RateLimitStore] {
         var stores: [String: any RateLimitStore] = [:]
         for store in config.storesInUse {
-            switch store.engine {
-            case .memory:
-                stores[store.id] = MemoryStore(id: store.id)
-            case .redis(let settings):
-                let gatewaySide = config.gateway.storeSettings(for: store.id)
-                // socket_timeout is the ceiling for any one command.
-                let timeoutMs = min(Double(gatewaySide.commandTimeoutMs), settings.socketTimeout * 1000)
-                do {
-                    let redis = try RedisStore(
-                        id: store.id,
-                        settings: settings,
-                        commandTimeout: .milliseconds(Int64(timeoutMs)),
-                        group: group,
-                        logger: logger
-                    )
-                    stores[store.id] = BreakerGuardedStore(
-                        wrapping: redis,
-                        threshold: gatewaySide.breaker.threshold,
-                        timeout: gatewaySide.breaker.timeoutSeconds
-                    ) { storeID, transition in
-                        let metadata: Logger.Metadata = [
-                            "store": "\(storeID)", "from": "\(transition.from)", "to": "\(transition.to)",
-                            "reason": "\(transition.reason)",
-                        ]
-                        // Opening is what an operator must see; closing again is good news.
-                        if transition.to == "open" {
-                            logger.warning("circuit breaker opened", metadata: metadata)
-                        } else if transition.to == "closed" {
-                            logger.notice("circuit breaker closed", metadata: metadata)
-                        } else {
-                            logger.info("circuit breaker half-open", metadata: metadata)
-                        }
-                    }
-                } catch {
-                    throw StartupFailure(
-                        description: "store \"\(store.id)\" (\(settings.url.redacted)): cannot set up TLS: \(error)"
-                    )
+            stores[store.id] = try makeStore(
+                store,
+                gatewaySide: config.gateway.storeSettings(for: store.id),
+                group: group,
+                logger: logger
+            )
+        }
+        return stores
+    }
+
+    static func makeStore(
+        _ store: StoreConfig,
+        gatewaySide: GatewayConfig.StoreSettings,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) throws -> any RateLimitStore {
+        switch store.engine {
+        case .memory:
+            return MemoryStore(id: store.id)
+        case .redis(let settings):
+            // socket_timeout is the ceiling for any one command.
+            let timeoutMs = min(Double(gatewaySide.commandTimeoutMs), settings.socketTimeout * 1000)
+            let redis: RedisStore
+            do {
+                redis = try RedisStore(
+                    id: store.id,
+                    settings: settings,
+                    commandTimeout: .milliseconds(Int64(timeoutMs)),
+                    group: group,
+                    logger: logger
+                )
+            } catch {
+                throw StartupFailure(
+                    description: "store \"\(store.id)\" (\(settings.url.redacted)): cannot set up TLS: \(error)"
+                )
+            }
+            return BreakerGuardedStore(
+                wrapping: redis,
+                threshold: gatewaySide.breaker.threshold,
+                timeout: gatewaySide.breaker.timeoutSeconds
+            ) { storeID, transition in
+                let metadata: Logger.Metadata = [
+                    "store": "\(storeID)", "from": "\(transition.from)", "to": "\(transition.to)",
+                    "reason": "\(transition.reason)",
+                ]
+                // Opening is what an operator must see; closing again is good news.
+                if transition.to == "open" {
+                    logger.warning("circuit breaker opened", metadata: metadata)
+                } else if transition.to == "closed" {
+                    logger.notice("circuit breaker closed", metadata: metadata)
+                } else {
+                    logger.info("circuit breaker half-open", metadata: metadata)
                 }
             }
         }
-        return stores
     }
 
     /// Connects every Redis store and loads its scripts. Returns one line per store that failed,

@@ -2,8 +2,10 @@ import ArgumentParser
 import Foundation
 import Gateway
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
+import Prometheus
 import RateSync
 import RateSyncRedis
 
@@ -73,6 +75,16 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
 
+        let metricsRegistry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(Self.metricsFactory(metricsRegistry))
+        let accessLog: AccessLog?
+        do {
+            accessLog = loaded.gateway.accessLog.enabled ? try AccessLog(path: loaded.gateway.accessLog.path) : nil
+        } catch {
+            FileHandle.standardError.write(Data("ratesync-gateway: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loaded.gateway.server.workers)
         let stores: [String: any RateLimitStore]
         let server: GatewayServer
@@ -91,7 +103,9 @@ struct Run: ParsableCommand {
                 runtime: runtime,
                 adminAddress: loaded.gateway.admin,
                 group: group,
-                logger: logger
+                logger: logger,
+                metricsRegistry: metricsRegistry,
+                accessLog: accessLog
             )
         } catch {
             FileHandle.standardError.write(Data("ratesync-gateway: cannot start: \(error)\n".utf8))
@@ -110,11 +124,41 @@ struct Run: ParsableCommand {
             Data("ratesync-gateway listening proxy=\(server.proxyAddress) admin=\(server.adminAddress)\n".utf8)
         )
 
-        let stopped = ShutdownSignals.wait()
-        logger.info("stopping", metadata: ["signal": "\(stopped)"])
+        let reloader = Reloader(
+            configPath: options.config,
+            loaded: loaded,
+            stores: stores,
+            server: server,
+            group: group,
+            logger: logger
+        )
+        let stopped = SignalLoop.run { reloader.reload() }
+        let drainTimeout = server.runtime.config.gateway.server.drainTimeoutSeconds
+        logger.notice("draining", metadata: ["signal": "\(stopped)", "timeout_s": "\(drainTimeout)"])
+        let left = (try? server.drain(timeout: .nanoseconds(Int64(drainTimeout * 1e9))).wait()) ?? 0
+        if left > 0 {
+            logger.warning("drain timeout passed; closing the remaining connections", metadata: ["connections": "\(left)"])
+        }
         try? server.stop().wait()
-        StoreFactory.stop(stores)
+        StoreFactory.stop(reloader.currentStores)
+        accessLog?.close()
         try? group.syncShutdownGracefully()
+        logger.notice("stopped")
+    }
+
+    /// Prometheus through swift-metrics, with latency buckets from 100 us to 10 s.
+    static func metricsFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let buckets: [Duration] = [
+            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+        ]
+        factory.durationHistogramBuckets = [
+            GatewayMetrics.storeLatencyLabel: buckets,
+            GatewayMetrics.upstreamLatencyLabel: buckets,
+        ]
+        return factory
     }
 }
 

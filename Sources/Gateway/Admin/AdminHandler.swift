@@ -1,18 +1,26 @@
 import NIOCore
 import NIOHTTP1
+import Prometheus
 import RateSync
 
-/// The admin listener: `/healthz` (the process serves) and `/health/rate-limiter` (every store in
-/// use answers). Requests here are few; answers are small and built on demand.
+/// What the admin endpoints read: always the current configuration's stores and metrics.
+struct AdminContext: Sendable {
+    let resources: LoopResourcesRegistry
+    let metricsRegistry: PrometheusCollectorRegistry?
+}
+
+/// The admin listener: `/healthz` (the process serves), `/health/rate-limiter` (every store in
+/// use answers) and `/metrics` (Prometheus text). Requests here are few; answers are small and
+/// built on demand.
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let health: StoreHealth
+    private let admin: AdminContext
     private var requestHead: HTTPRequestHead?
 
-    init(health: StoreHealth) {
-        self.health = health
+    init(admin: AdminContext) {
+        self.admin = admin
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -37,8 +45,16 @@ final class AdminHandler: ChannelInboundHandler {
         switch path {
         case "/healthz":
             respond(context, head, .ok, "{\"status\":\"ok\"}")
+        case "/metrics":
+            guard let registry = admin.metricsRegistry else {
+                respond(context, head, .notFound, ErrorBody.simple(type: "not_found", message: "Metrics are off."))
+                return
+            }
+            let runtime = admin.resources.runtime
+            for store in runtime.stores.values { runtime.metrics.recordStoreState(store) }
+            respond(context, head, .ok, registry.emitToString(), contentType: "text/plain; version=0.0.4")
         case "/health/rate-limiter":
-            health.report(on: context.eventLoop).assumeIsolated().whenComplete { result in
+            StoreHealth(stores: Array(admin.resources.runtime.stores.values)).report(on: context.eventLoop).assumeIsolated().whenComplete { result in
                 switch result {
                 case .success(let report):
                     self.respond(context, head, report.healthy ? .ok : .serviceUnavailable, report.json)
@@ -56,10 +72,11 @@ final class AdminHandler: ChannelInboundHandler {
         _ context: ChannelHandlerContext,
         _ request: HTTPRequestHead,
         _ status: HTTPResponseStatus,
-        _ body: String
+        _ body: String,
+        contentType: String = "application/json"
     ) {
         var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: String(body.utf8.count))
         if !request.isKeepAlive { headers.add(name: "connection", value: "close") }
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)

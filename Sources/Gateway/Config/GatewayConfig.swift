@@ -12,6 +12,15 @@ public struct GatewayConfig: Sendable {
         /// Larger request heads are refused with 431.
         public var maxHeaderBytes: Int
         public var trustedProxies: [IPNetwork]
+        /// On SIGTERM, in-flight requests get this long to finish.
+        public var drainTimeoutSeconds: Double
+    }
+
+    /// `[access_log]`: one JSON line per request.
+    public struct AccessLogSettings: Sendable, Equatable {
+        public var enabled: Bool
+        /// nil: standard output.
+        public var path: String?
     }
 
     public struct Upstream: Sendable {
@@ -66,6 +75,7 @@ public struct GatewayConfig: Sendable {
     public var rateSyncPath: String
     public var upstreams: [String: Upstream]
     public var routes: [Route]
+    public var accessLog: AccessLogSettings
     public var circuitBreaker: BreakerSettings
     /// Only the stores gateway.toml mentions; `storeSettings(for:)` fills in defaults.
     public var stores: [String: StoreSettings]

@@ -41,6 +41,7 @@ enum GatewayConfigParser {
             }
             routes.append(route)
         }
+        let accessLog = readAccessLog(reader.table("access_log"), gatewayFile: file)
         let breaker = reader.table("circuit_breaker").map { readBreaker($0, defaults: .default) } ?? .default
         var stores: [String: GatewayConfig.StoreSettings] = [:]
         for (id, table) in reader.namedTables("stores") {
@@ -55,6 +56,7 @@ enum GatewayConfigParser {
             rateSyncPath: rateSyncPath,
             upstreams: upstreams,
             routes: routes,
+            accessLog: accessLog,
             circuitBreaker: breaker,
             stores: stores
         )
@@ -66,6 +68,7 @@ enum GatewayConfigParser {
         let workers = table.integer("workers", minimum: 1) ?? System.coreCount
         let idle = table.double("idle_timeout_seconds", positive: true) ?? 60
         let maxHeader = table.integer("max_header_bytes", minimum: 1024) ?? 32 * 1024
+        let drain = table.double("drain_timeout_seconds", positive: true) ?? 30
         var trusted = IPNetwork.defaultTrusted
         if let networks = table.stringArray("trusted_proxies") {
             trusted = []
@@ -87,7 +90,8 @@ enum GatewayConfigParser {
             workers: workers,
             idleTimeoutSeconds: idle,
             maxHeaderBytes: maxHeader,
-            trustedProxies: trusted
+            trustedProxies: trusted,
+            drainTimeoutSeconds: drain
         )
     }
 
@@ -124,6 +128,19 @@ enum GatewayConfigParser {
             configured = directory.isEmpty ? configured : "\(directory)/\(configured)"
         }
         return configured
+    }
+
+    private static func readAccessLog(_ table: TableReader?, gatewayFile: String) -> GatewayConfig.AccessLogSettings {
+        guard let table else { return GatewayConfig.AccessLogSettings(enabled: true, path: nil) }
+        let enabled = table.bool("enabled") ?? true
+        var path = table.string("path")
+        table.rejectUnknownKeys()
+        if path == "-" || path == "" { path = nil }
+        if let relative = path, !relative.hasPrefix("/") {
+            let directory = (gatewayFile as NSString).deletingLastPathComponent
+            path = directory.isEmpty ? relative : "\(directory)/\(relative)"
+        }
+        return GatewayConfig.AccessLogSettings(enabled: enabled, path: path)
     }
 
     private static func readBreaker(

@@ -19,6 +19,8 @@ final class Exchange {
     var heldSlots: [HeldSlots] = []
     /// When the upstream's answer must have started; set once the whole request is sent.
     var responseDeadline: NIODeadline?
+    /// When the request went to the upstream, for the upstream latency.
+    var upstreamStarted: NIODeadline?
     /// The event loop's pool for the route's upstream, once looked up.
     var pool: UpstreamPool?
     /// Whether the upstream connection may serve another request after this one.

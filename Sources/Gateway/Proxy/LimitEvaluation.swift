@@ -1,11 +1,13 @@
+import Metrics
 import NIOCore
 import RateSync
 
 /// What a route's limiters say about one request.
 enum LimitVerdict {
     /// Forward; `headers` describe the limiter closest to denying; `heldSlots` are the
-    /// `max_concurrent` slots to give back when the exchange ends.
-    case admit(headers: [(String, String)], heldSlots: [HeldSlots])
+    /// `max_concurrent` slots to give back when the exchange ends; `failedOpen` names the
+    /// fail-open limiters whose store could not decide.
+    case admit(headers: [(String, String)], heldSlots: [HeldSlots], failedOpen: [String] = [])
     /// 429.
     case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)])
     /// 503: a fail-closed limiter's store could not decide; `retryAfter` in whole seconds.
@@ -26,17 +28,26 @@ enum LimitEvaluation {
     static func evaluate(
         limiters: [GatewayRuntime.BoundLimiter],
         identifier: String,
+        latency: [String: Metrics.Timer],
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<LimitVerdict> {
         let groups = groupByStore(limiters, identifier: identifier)
+        let started = NIODeadline.now()
+        func timed(_ group: StoreGroup) -> EventLoopFuture<[Decision]> {
+            let future = group.store.check(group.checks, on: eventLoop)
+            if let timer = latency[group.store.id] {
+                future.whenComplete { _ in timer.recordNanoseconds((NIODeadline.now() - started).nanoseconds) }
+            }
+            return future
+        }
         if groups.count == 1, let group = groups.first {
-            return group.store.check(group.checks, on: eventLoop).map { decisions in
+            return timed(group).map { decisions in
                 verdict(outcomes: [(group, .success(decisions))])
             }.flatMapErrorWithEventLoop { error, loop in
                 loop.makeSucceededFuture(verdict(outcomes: [(group, .failure(error))]))
             }
         }
-        let futures = groups.map { $0.store.check($0.checks, on: eventLoop) }
+        let futures = groups.map(timed)
         return EventLoopFuture.whenAllComplete(futures, on: eventLoop).map { results in
             verdict(outcomes: Array(zip(groups, results)))
         }
@@ -88,6 +99,7 @@ enum LimitEvaluation {
     static func verdict(outcomes: [(StoreGroup, Result<[Decision], any Error>)]) -> LimitVerdict {
         var decided: [(LimiterConfig, Decision)] = []
         var admittedGroups: [StoreGroup] = []
+        var failedOpen: [String] = []
         for (group, result) in outcomes {
             switch result {
             case .success(let decisions):
@@ -104,12 +116,13 @@ enum LimitEvaluation {
                         retryAfter: max(1, Int(expectedBack.rounded(.up)))
                     )
                 }
+                failedOpen += group.checks.map(\.limiter.id)
             }
         }
         guard let chosen = Decision.closestToDenying(decided.map(\.1)),
             let limiter = decided.first(where: { $0.1 == chosen })?.0
         else {
-            return .admit(headers: [], heldSlots: [])
+            return .admit(headers: [], heldSlots: [], failedOpen: failedOpen)
         }
         let headers = RateLimitHeaders.render(chosen, limiter: limiter)
         if !chosen.allowed {
@@ -120,7 +133,7 @@ enum LimitEvaluation {
             let withSlots = group.checks.filter { $0.limiter.maxConcurrent != nil }
             return withSlots.isEmpty ? nil : HeldSlots(store: group.store, checks: withSlots)
         }
-        return .admit(headers: headers, heldSlots: held)
+        return .admit(headers: headers, heldSlots: held, failedOpen: failedOpen)
     }
 
     private static func releaseSlots(_ groups: [StoreGroup]) {

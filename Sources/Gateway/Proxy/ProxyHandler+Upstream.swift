@@ -13,8 +13,13 @@ extension ProxyHandler: UpstreamResponseDelegate {
         case .head(let head):
             exchange.responseStarted = true
             exchange.upstreamReusable = head.isKeepAlive
+            if let started = exchange.upstreamStarted {
+                let elapsed = (NIODeadline.now() - started).nanoseconds
+                exchange.target.upstreamMetrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
+                logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
+            }
             let clientHead = exchange.clientHead
-            let closeAfter = !exchange.clientKeepAlive
+            let closeAfter = isDraining || !exchange.clientKeepAlive
                 || ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
             exchange.closeClientAfterResponse = closeAfter
             writeResponseHead(
@@ -58,6 +63,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             return
         }
         exchange.releaseSlots()
+        exchange.target.upstreamMetrics.recordFailure()
         if exchange.responseStarted {
             // Half a response already went out: the only honest signal left is to cut the connection.
             state = .closed

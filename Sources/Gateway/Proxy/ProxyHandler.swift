@@ -31,8 +31,18 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// How much of an unwanted request body is read before the connection is simply closed.
     static let discardBudget = 1 << 20
 
-    let runtime: GatewayRuntime
     let resources: LoopResources
+    private let accessLog: AccessLog?
+    /// The access-log line of the request being answered.
+    var logEntry: AccessLogEntry?
+    /// Whether the in-flight gauge counts a request of this connection now.
+    private var requestInFlight = false
+    /// Set on SIGTERM: finish the current exchange, then close.
+    private var draining = false
+    var isDraining: Bool { draining }
+
+    /// The configuration this loop serves now (replaced whole on reload).
+    var runtime: GatewayRuntime { resources.runtime }
     var context: ChannelHandlerContext?
     var state: State = .idle
     private var readPending = false
@@ -52,9 +62,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Last time the client sent something or the connection became idle.
     private var lastClientActivity = NIODeadline.now()
 
-    init(runtime: GatewayRuntime, resources: LoopResources) {
-        self.runtime = runtime
+    init(resources: LoopResources, accessLog: AccessLog?) {
         self.resources = resources
+        self.accessLog = accessLog
     }
 
     // MARK: channel lifecycle
@@ -66,11 +76,20 @@ final class ProxyHandler: ChannelDuplexHandler {
         timer = ConnectionTimer(eventLoop: context.eventLoop) { [weak self] in self?.deadlineReached() }
         lastClientActivity = .now()
         timer?.arm(at: lastClientActivity + idleTimeout)
+        resources.register(self)
+        if resources.draining { drain() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        resources.unregister(self)
         self.context = nil
+    }
+
+    /// Closes now if idle, else once the exchange in flight is over (its answer says so).
+    func drain() {
+        draining = true
+        if case .idle = state { closeConnection() }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -86,6 +105,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         state = .closed
         queuedParts.removeAll()
         timer?.cancel()
+        endRequestInFlight()
+        resources.unregister(self)
         context.fireChannelInactive()
     }
 
@@ -102,6 +123,9 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// already on its way (then the connection simply closes).
     private func answerMalformedRequest(_ error: HTTPParserError, context: ChannelHandlerContext) {
         guard !responseInProgress else { return }
+        if logEntry == nil {
+            logEntry = AccessLogEntry(start: .now(), client: peerText, method: "-", path: "-")
+        }
         let response: LocalResponse
         if case .headerOverflow = error {
             response = .headersTooLarge()
@@ -232,6 +256,12 @@ final class ProxyHandler: ChannelDuplexHandler {
     // MARK: the exchange
 
     private func begin(_ head: HTTPRequestHead) {
+        let runtime = self.runtime
+        runtime.metrics.inFlight.increment()
+        requestInFlight = true
+        if accessLog != nil {
+            logEntry = AccessLogEntry(start: .now(), client: clientIP(head), method: head.method.rawValue, path: head.uri)
+        }
         guard let path = RequestPath(uri: head.uri) else {
             answerLocally(.badRequest("The request target is not a valid path."), to: head, requestEnded: false)
             return
@@ -242,6 +272,8 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         let target = runtime.targets[routeIndex]
+        logEntry?.route = target.route.name
+        logEntry?.upstream = target.upstream.name
         let identifier: String
         switch IdentifierExtractor.identify(rule: target.route.identifier, headers: head.headers, clientIP: { self.clientIP(head) }) {
         case .identifier(let value):
@@ -268,7 +300,12 @@ final class ProxyHandler: ChannelDuplexHandler {
             return
         }
         guard let context else { return }
-        LimitEvaluation.evaluate(limiters: target.limiters, identifier: identifier, on: context.eventLoop)
+        LimitEvaluation.evaluate(
+            limiters: target.limiters,
+            identifier: identifier,
+            latency: runtime.storeLatency,
+            on: context.eventLoop
+        )
             .assumeIsolated()
             .whenSuccess { verdict in self.apply(verdict, to: exchange) }
     }
@@ -284,9 +321,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func apply(_ verdict: LimitVerdict, to exchange: Exchange) {
         guard case .limiting(let current) = state, current === exchange else {
             // The client left while the limiter was deciding.
-            if case .admit(_, let slots) = verdict { slots.forEach { $0.release() } }
+            if case .admit(_, let slots, _) = verdict { slots.forEach { $0.release() } }
             return
         }
+        record(verdict, for: exchange.target)
         switch verdict {
         case .deny(let limiter, let decision, let headers):
             answerLocally(
@@ -300,7 +338,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 to: exchange.clientHead,
                 requestEnded: exchange.requestEnded
             )
-        case .admit(let headers, let slots):
+        case .admit(let headers, let slots, _):
             exchange.rateLimitHeaders = headers
             exchange.heldSlots = slots
             if exchange.expectsContinue && !exchange.requestEnded, let context {
@@ -312,6 +350,29 @@ final class ProxyHandler: ChannelDuplexHandler {
             }
             state = .connecting(exchange)
             connectUpstream(exchange)
+        }
+    }
+
+    /// Counts the decision per limiter and notes it for the access log.
+    private func record(_ verdict: LimitVerdict, for target: GatewayRuntime.RouteTarget) {
+        switch verdict {
+        case .admit(_, _, let failedOpen):
+            for limiter in target.limiters {
+                let outcome: GatewayMetrics.Outcome = failedOpen.contains(limiter.config.id) ? .failedOpen : .allowed
+                limiter.decisions.record(outcome)
+            }
+            if let first = target.limiters.first {
+                logEntry?.limiter = failedOpen.first ?? first.config.id
+                logEntry?.outcome = failedOpen.isEmpty ? "allowed" : "failed_open"
+            }
+        case .deny(let limiter, _, _):
+            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited)
+            logEntry?.limiter = limiter.id
+            logEntry?.outcome = "limited"
+        case .unavailable(let limiter, _, _):
+            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed)
+            logEntry?.limiter = limiter.id
+            logEntry?.outcome = "failed_closed"
         }
     }
 
@@ -328,6 +389,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 self.startProxying(exchange, on: connection)
             case .failure(let error):
                 exchange.releaseSlots()
+                exchange.target.upstreamMetrics.recordFailure()
                 self.answerLocally(
                     Self.isTimeout(error) ? .gatewayTimeout() : .badGateway(),
                     to: exchange.clientHead,
@@ -341,6 +403,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func startProxying(_ exchange: Exchange, on connection: UpstreamConnection) {
         connection.handler.delegate = self
         state = .proxying(exchange, connection)
+        exchange.upstreamStarted = exchange.upstreamStarted ?? .now()
         // A request that is complete can be replayed if a reused connection turns out to have
         // been closed by the upstream while idle.
         exchange.mayRetryOnFreshConnection = connection.hasBeenUsed && exchange.requestEnded
@@ -379,6 +442,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                 if deadline <= now {
                     connection.handler.close()
                     exchange.releaseSlots()
+                    exchange.target.upstreamMetrics.recordFailure()
                     answerLocally(
                         .gatewayTimeout(),
                         to: exchange.clientHead,
@@ -421,6 +485,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func becomeIdle() {
+        if draining {
+            closeConnection()
+            return
+        }
         state = .idle
         lastClientActivity = .now()
         timer?.arm(at: lastClientActivity + idleTimeout)
@@ -440,7 +508,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         // A client that sent `Expect: 100-continue` and was never told to continue may never
         // send its body: the connection cannot carry another request, so it closes.
         let bodyWithheld = !requestEnded && Exchange.expectsContinue(head.headers) && !continueSent
-        let close = !head.isKeepAlive || bodyWithheld
+        let close = !head.isKeepAlive || bodyWithheld || draining
         writeLocal(response, version: head.version, close: close, context: context)
         if requestEnded {
             if close { closeConnection() } else { becomeIdle() }
@@ -464,6 +532,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     func writeResponseHead(_ head: HTTPResponseHead) {
         responseInProgress = true
+        logEntry?.status = Int(head.status.code)
         context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
     }
 
@@ -473,6 +542,17 @@ final class ProxyHandler: ChannelDuplexHandler {
         let promise = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
         lastResponseEnd = promise.futureResult
+        if let entry = logEntry, let accessLog {
+            accessLog.write(entry.json(now: .now()))
+            logEntry = nil
+        }
+        endRequestInFlight()
+    }
+
+    private func endRequestInFlight() {
+        guard requestInFlight else { return }
+        requestInFlight = false
+        runtime.metrics.inFlight.decrement()
     }
 
     /// Closes once the last response has been written, so a final answer is never cut off.

@@ -1,3 +1,4 @@
+import Metrics
 import RateSync
 
 /// Everything a request needs that comes from config: built once, never mutated, read without
@@ -7,12 +8,14 @@ public final class GatewayRuntime: Sendable {
         public let route: GatewayConfig.Route
         public let upstream: GatewayConfig.Upstream
         public let limiters: [BoundLimiter]
+        public let upstreamMetrics: GatewayMetrics.UpstreamMetrics
     }
 
-    /// A limiter with the store that keeps its state.
+    /// A limiter with the store that keeps its state and the route's counters for it.
     public struct BoundLimiter: Sendable {
         public let config: LimiterConfig
         public let store: any RateLimitStore
+        public let decisions: GatewayMetrics.DecisionCounters
     }
 
     public let router: Router
@@ -20,8 +23,15 @@ public final class GatewayRuntime: Sendable {
     public let clientIPResolver: ClientIPResolver
     public let server: GatewayConfig.Server
     public let stores: [String: any RateLimitStore]
+    public let metrics: GatewayMetrics
+    /// Per store id: how long its calls take.
+    let storeLatency: [String: Metrics.Timer]
+    public let config: LoadedConfig
 
-    public init(config: LoadedConfig, stores: [String: any RateLimitStore]) throws {
+    public init(config: LoadedConfig, stores: [String: any RateLimitStore], metrics: GatewayMetrics = GatewayMetrics()) throws {
+        self.config = config
+        self.metrics = metrics
+        self.storeLatency = Dictionary(uniqueKeysWithValues: stores.keys.map { ($0, metrics.storeLatency($0)) })
         self.router = Router(routes: config.gateway.routes)
         self.clientIPResolver = ClientIPResolver(trustedNetworks: config.gateway.server.trustedProxies)
         self.server = config.gateway.server
@@ -37,9 +47,18 @@ public final class GatewayRuntime: Sendable {
                 guard let store = stores[limiter.storeID] else {
                     throw RuntimeSetupError("limiter \"\(name)\" uses store \"\(limiter.storeID)\", which was not started")
                 }
-                return BoundLimiter(config: limiter, store: store)
+                return BoundLimiter(
+                    config: limiter,
+                    store: store,
+                    decisions: metrics.decisionCounters(route: route.name, limiter: name)
+                )
             }
-            return RouteTarget(route: route, upstream: upstream, limiters: limiters)
+            return RouteTarget(
+                route: route,
+                upstream: upstream,
+                limiters: limiters,
+                upstreamMetrics: metrics.upstreamMetrics(upstream.name)
+            )
         }
     }
 }

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Prometheus
 import RateSync
 
 /// The running gateway: the proxy listener, the admin listener, and their event loops.
@@ -16,13 +17,18 @@ public final class GatewayServer: Sendable {
     private let logger: Logger
 
     /// Binds both listeners. Throws if either address cannot be bound.
+    /// - Parameters:
+    ///   - metricsRegistry: what `/metrics` renders; nil answers 404 there.
+    ///   - accessLog: where each request's line goes; nil for none.
     public static func start(
         runtime: GatewayRuntime,
         adminAddress: ListenAddress,
         group: any EventLoopGroup,
-        logger: Logger
+        logger: Logger,
+        metricsRegistry: PrometheusCollectorRegistry? = nil,
+        accessLog: AccessLog? = nil
     ) throws -> GatewayServer {
-        let resources = LoopResourcesRegistry(group: group)
+        let resources = LoopResourcesRegistry(group: group, runtime: runtime)
         let server = runtime.server
         let maxHeaderBytes = server.maxHeaderBytes
         let proxyChannel = try ServerBootstrap(group: group)
@@ -48,14 +54,14 @@ public final class GatewayServer: Sendable {
                         withDecoderLimitConfiguration: limits
                     )
                     try pipeline.addHandler(
-                        ProxyHandler(runtime: runtime, resources: resources.resources(on: channel.eventLoop))
+                        ProxyHandler(resources: resources.resources(on: channel.eventLoop), accessLog: accessLog)
                     )
                 }
             }
             .bind(host: server.listen.host, port: server.listen.port)
             .wait()
 
-        let health = StoreHealth(stores: Array(runtime.stores.values))
+        let admin = AdminContext(resources: resources, metricsRegistry: metricsRegistry)
         let adminChannel: any Channel
         do {
             adminChannel = try ServerBootstrap(group: group)
@@ -63,7 +69,7 @@ public final class GatewayServer: Sendable {
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(AdminHandler(health: health))
+                        try channel.pipeline.syncOperations.addHandler(AdminHandler(admin: admin))
                     }
                 }
                 .bind(host: adminAddress.host, port: adminAddress.port)
@@ -99,6 +105,40 @@ public final class GatewayServer: Sendable {
 
     /// Completes when the proxy listener closes.
     public var onClose: EventLoopFuture<Void> { proxyChannel.closeFuture }
+
+    /// The configuration new requests use from now on; requests in flight finish on the old one.
+    public func replaceRuntime(_ runtime: GatewayRuntime) {
+        _ = resources.replaceRuntime(runtime)
+    }
+
+    public var runtime: GatewayRuntime { resources.runtime }
+
+    /// Graceful drain: stops accepting, lets every request in flight finish (each connection
+    /// closes once its exchange is over), and completes when none is left or `timeout` passes.
+    /// Returns how many connections were still open at the end.
+    public func drain(timeout: TimeAmount) -> EventLoopFuture<Int> {
+        let loop = proxyChannel.eventLoop
+        let deadline = NIODeadline.now() + timeout
+        let resources = self.resources
+        return proxyChannel.close().flatMapError { _ in loop.makeSucceededVoidFuture() }.flatMap {
+            (resources.forEachLoop { $0.drain() } ?? loop.makeSucceededVoidFuture())
+        }.flatMap {
+            Self.waitForConnections(resources, until: deadline, on: loop)
+        }
+    }
+
+    private static func waitForConnections(
+        _ resources: LoopResourcesRegistry,
+        until deadline: NIODeadline,
+        on loop: any EventLoop
+    ) -> EventLoopFuture<Int> {
+        resources.connectionCount(on: loop).flatMap { open in
+            if open == 0 || NIODeadline.now() >= deadline { return loop.makeSucceededFuture(open) }
+            return loop.scheduleTask(in: .milliseconds(20)) {}.futureResult.flatMap {
+                waitForConnections(resources, until: deadline, on: loop)
+            }
+        }
+    }
 
     /// Stops accepting, closes both listeners and every idle upstream connection.
     public func stop() -> EventLoopFuture<Void> {

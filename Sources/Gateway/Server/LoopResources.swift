@@ -1,12 +1,36 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
-/// What one event loop owns: its upstream pools. Built on the loop, used only on it.
+/// What one event loop owns: its upstream pools, its view of the current configuration, and its
+/// client connections. Built on the loop, used only on it, so none of it needs a lock.
 final class LoopResources {
     private(set) var pools: [String: UpstreamPool] = [:]
     let eventLoop: any EventLoop
+    /// Swapped whole on reload; a request reads it once, when it begins.
+    var runtime: GatewayRuntime
+    /// Live client connections, for draining.
+    private var connections: [ObjectIdentifier: ProxyHandler] = [:]
+    private(set) var draining = false
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, runtime: GatewayRuntime) {
         self.eventLoop = eventLoop
+        self.runtime = runtime
+    }
+
+    var connectionCount: Int { connections.count }
+
+    func register(_ handler: ProxyHandler) {
+        connections[ObjectIdentifier(handler)] = handler
+    }
+
+    func unregister(_ handler: ProxyHandler) {
+        connections[ObjectIdentifier(handler)] = nil
+    }
+
+    /// Asks every connection to close once its current exchange is over.
+    func drain() {
+        draining = true
+        for handler in connections.values { handler.drain() }
     }
 
     /// The loop's pool for an upstream, created on first use so that a reload that adds an
@@ -29,8 +53,10 @@ final class LoopResources {
 /// Finds the current loop's resources from any thread-safe context (a channel initializer).
 final class LoopResourcesRegistry: Sendable {
     private let byLoop: [ObjectIdentifier: NIOLoopBoundBox<LoopResources?>]
+    private let current: NIOLockedValueBox<GatewayRuntime>
 
-    init(group: any EventLoopGroup) {
+    init(group: any EventLoopGroup, runtime: GatewayRuntime) {
+        self.current = NIOLockedValueBox(runtime)
         var byLoop: [ObjectIdentifier: NIOLoopBoundBox<LoopResources?>] = [:]
         for loop in group.makeIterator() {
             byLoop[ObjectIdentifier(loop)] = .makeEmptyBox(valueType: LoopResources.self, eventLoop: loop)
@@ -44,9 +70,24 @@ final class LoopResourcesRegistry: Sendable {
             preconditionFailure("event loop not part of the gateway's group")
         }
         if let resources = box.value { return resources }
-        let resources = LoopResources(eventLoop: loop)
+        let resources = LoopResources(eventLoop: loop, runtime: runtime)
         box.value = resources
         return resources
+    }
+
+    /// The configuration new requests use.
+    var runtime: GatewayRuntime { current.withLockedValue { $0 } }
+
+    /// Makes `runtime` the configuration of every request that begins from now on.
+    func replaceRuntime(_ runtime: GatewayRuntime) -> EventLoopFuture<Void>? {
+        current.withLockedValue { $0 = runtime }
+        return forEachLoop { $0.runtime = runtime }
+    }
+
+    /// Client connections open on every loop, counted on each loop.
+    func connectionCount(on loop: any EventLoop) -> EventLoopFuture<Int> {
+        let counts = byLoop.values.map { box in box.eventLoop.submit { box.value?.connectionCount ?? 0 } }
+        return EventLoopFuture.whenAllSucceed(counts, on: loop).map { $0.reduce(0, +) }
     }
 
     /// Runs `body` on every loop that has resources, and completes once all have run.

@@ -62,6 +62,7 @@ public final class BreakerGuardedStore: RateLimitStore {
     }
 
     public var breakerStateName: String { state.name }
+    public var openConnections: Int { inner.openConnections }
 
     public func forceOpen(reason: String) {
         let now = clock.now()

@@ -51,9 +51,13 @@ public protocol RateLimitStore: AnyObject, Sendable {
     /// The circuit breaker's state for health reports: "closed", "open", "half_open", or
     /// "none" for a store without one.
     var breakerStateName: String { get }
+
+    /// Connections to the store open now (0 for an in-process store).
+    var openConnections: Int { get }
 }
 
 extension RateLimitStore {
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
     public var breakerStateName: String { "none" }
+    public var openConnections: Int { 0 }
 }

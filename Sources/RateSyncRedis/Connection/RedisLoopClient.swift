@@ -30,7 +30,18 @@ final class RedisLoopClient {
 
     private static let maxBackoff: TimeAmount = .seconds(1)
 
-    init(storeID: String, settings: RedisStoreSettings, tls: NIOSSLContext?, eventLoop: any EventLoop, logger: Logger) {
+    /// Told when this client's connection opens (true) or closes (false).
+    private let onConnectionChange: @Sendable (Bool) -> Void
+
+    init(
+        storeID: String,
+        settings: RedisStoreSettings,
+        tls: NIOSSLContext?,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        onConnectionChange: @escaping @Sendable (Bool) -> Void
+    ) {
+        self.onConnectionChange = onConnectionChange
         self.storeID = storeID
         self.settings = settings
         self.tls = tls
@@ -86,12 +97,16 @@ final class RedisLoopClient {
                     return
                 }
                 self.state = .connected(connection)
+                self.onConnectionChange(true)
                 self.backoff = .milliseconds(50)
                 if self.lastFailure != "not connected yet" {
                     self.logger.notice("redis store reconnected", metadata: ["store": "\(self.storeID)", "url": "\(self.settings.url.redacted)"])
                 }
                 self.lastFailure = "connection lost"
-                connection.channel.closeFuture.assumeIsolated().whenComplete { _ in self.connectionLost(connection) }
+                connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
+                    self.onConnectionChange(false)
+                    self.connectionLost(connection)
+                }
                 waiters.forEach { $0(.success(())) }
             case .failure(let error):
                 self.lastFailure = error.description

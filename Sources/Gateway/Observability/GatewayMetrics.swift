@@ -1,0 +1,98 @@
+import Metrics
+import RateSync
+
+/// Every metric the gateway keeps, created once per configuration so that the request path only
+/// increments objects it already holds (no label lookups per request). Labels name routes,
+/// limiters, stores and upstreams: never a client or an identifier.
+///
+/// | name | type | labels |
+/// |---|---|---|
+/// | ratesync_decisions_total | counter | route, limiter, outcome (allowed, limited, failed_open, failed_closed) |
+/// | ratesync_store_latency_seconds | histogram | store |
+/// | ratesync_store_breaker_state | gauge (0 closed, 1 half-open, 2 open) | store |
+/// | ratesync_store_connections | gauge | store |
+/// | ratesync_upstream_responses_total | counter | upstream, status_class (1xx..5xx, or "error") |
+/// | ratesync_upstream_latency_seconds | histogram | upstream |
+/// | ratesync_requests_in_flight | gauge | |
+/// | ratesync_config_reloads_total | counter | result (success, failure) |
+public final class GatewayMetrics: Sendable {
+    public enum Outcome: Int, CaseIterable, Sendable {
+        case allowed, limited, failedOpen, failedClosed
+
+        public var label: String {
+            switch self {
+            case .allowed: return "allowed"
+            case .limited: return "limited"
+            case .failedOpen: return "failed_open"
+            case .failedClosed: return "failed_closed"
+            }
+        }
+    }
+
+    /// One counter per outcome for one route and limiter.
+    public struct DecisionCounters: Sendable {
+        let byOutcome: [Counter]
+        public func record(_ outcome: Outcome) { byOutcome[outcome.rawValue].increment() }
+    }
+
+    /// The response counters and latency histogram of one upstream.
+    public struct UpstreamMetrics: Sendable {
+        /// 1xx..5xx at 0...4; connection errors and timeouts at 5.
+        let responses: [Counter]
+        let latency: Metrics.Timer
+
+        public func record(statusCode: Int, nanoseconds: Int64) {
+            let index = (100...599).contains(statusCode) ? statusCode / 100 - 1 : 5
+            responses[index].increment()
+            latency.recordNanoseconds(nanoseconds)
+        }
+
+        public func recordFailure() { responses[5].increment() }
+    }
+
+    public static let storeLatencyLabel = "ratesync_store_latency_seconds"
+    public static let upstreamLatencyLabel = "ratesync_upstream_latency_seconds"
+
+    public let inFlight = Meter(label: "ratesync_requests_in_flight")
+    public let reloadSuccesses = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "success")])
+    public let reloadFailures = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "failure")])
+
+    public init() {}
+
+    public func decisionCounters(route: String, limiter: String) -> DecisionCounters {
+        DecisionCounters(
+            byOutcome: Outcome.allCases.map { outcome in
+                Counter(
+                    label: "ratesync_decisions_total",
+                    dimensions: [("route", route), ("limiter", limiter), ("outcome", outcome.label)]
+                )
+            }
+        )
+    }
+
+    public func upstreamMetrics(_ upstream: String) -> UpstreamMetrics {
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"]
+        return UpstreamMetrics(
+            responses: classes.map {
+                Counter(label: "ratesync_upstream_responses_total", dimensions: [("upstream", upstream), ("status_class", $0)])
+            },
+            latency: Metrics.Timer(label: Self.upstreamLatencyLabel, dimensions: [("upstream", upstream)])
+        )
+    }
+
+    public func storeLatency(_ store: String) -> Metrics.Timer {
+        Metrics.Timer(label: Self.storeLatencyLabel, dimensions: [("store", store)])
+    }
+
+    /// Refreshed when /metrics is scraped: states that change rarely need no per-request work.
+    public func recordStoreState(_ store: any RateLimitStore) {
+        let state: Double
+        switch store.breakerStateName {
+        case "open": state = 2
+        case "half_open": state = 1
+        default: state = 0
+        }
+        Gauge(label: "ratesync_store_breaker_state", dimensions: [("store", store.id)]).record(state)
+        Gauge(label: "ratesync_store_connections", dimensions: [("store", store.id)]).record(Double(store.openConnections))
+    }
+}
