@@ -28,9 +28,9 @@ proxy_core=0
 load_core=1
 
 scripts/setup.sh --bench
-swift build -c release --product ratesync-gateway >/dev/null
-swift build -c release --product ratesync-demo-upstream >/dev/null
-bin=$(swift build -c release --show-bin-path)
+swift build $release_flags --product ratesync-gateway >/dev/null
+swift build $release_flags --product ratesync-demo-upstream >/dev/null
+bin=$(swift build $release_flags --show-bin-path)
 
 work=$(mktemp -d)
 pids=()
@@ -119,6 +119,9 @@ path_prefix = "/"
 upstream = "app"
 limiters = ["bench"]
 identifier = "client_ip"
+# nginx runs with access_log off; so does the gateway here (metrics stay on).
+[access_log]
+enabled = false
 TOML
 taskset -c "$proxy_core" "$bin/ratesync-gateway" --config "$work/gateway.toml" --log-level warning >"$work/gateway.log" 2>&1 &
 gateway_pid=$!

@@ -1,5 +1,10 @@
 # Shared helpers for the scripts; sourced, not run.
 
+# Release builds of the binaries: every module (SwiftNIO's too) without runtime exclusivity
+# checks, which cost about 2.7% of a proxied request's CPU time in the profile. The event-loop
+# design, not the runtime, keeps each object on one thread.
+release_flags="-c release -Xswiftc -enforce-exclusivity=unchecked"
+
 # Prints a TCP port on 127.0.0.1 that nothing listens on.
 free_port() {
     python3 - <<'PY'

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 scripts/setup.sh
-swift build -c release --product ratesync-gateway
-swift build -c release --product ratesync-demo-upstream
-bin=$(swift build -c release --show-bin-path)
+swift build $release_flags --product ratesync-gateway
+swift build $release_flags --product ratesync-demo-upstream
+bin=$(swift build $release_flags --show-bin-path)
 
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }

@@ -66,6 +66,22 @@ final class GatewayHarness {
     private var others: [ChildProcess] = []
 
     var configPath: String { directory.appendingPathComponent("gateway.toml").path }
+    var rateSyncPath: String { directory.appendingPathComponent("rate-sync.toml").path }
+
+    /// The value of one Prometheus series on /metrics, e.g.
+    /// `metric("ratesync_decisions_total", ["route": "auth", "limiter": "auth", "outcome": "limited"])`.
+    func metric(_ name: String, _ labels: [String: String] = [:]) throws -> Double? {
+        let text = try curl(["\(admin)/metrics"]).text
+        for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+            let parts = line.split(separator: " ")
+            guard parts.count == 2 else { continue }
+            let series = parts[0]
+            let seriesName = series.prefix { $0 != "{" }
+            guard seriesName == name else { continue }
+            if labels.allSatisfy({ series.contains("\($0.key)=\"\($0.value)\"") }) { return Double(parts[1]) }
+        }
+        return nil
+    }
 
     /// Another gateway process on the same config (and so the same store): returns its proxy port.
     func startAnotherGateway() throws -> Int {

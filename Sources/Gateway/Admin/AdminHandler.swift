@@ -52,7 +52,10 @@ final class AdminHandler: ChannelInboundHandler {
             }
             let runtime = admin.resources.runtime
             for store in runtime.stores.values { runtime.metrics.recordStoreState(store) }
-            respond(context, head, .ok, registry.emitToString(), contentType: "text/plain; version=0.0.4")
+            admin.resources.requestsInFlight(on: context.eventLoop).assumeIsolated().whenSuccess { inFlight in
+                runtime.metrics.inFlight.record(Double(inFlight))
+                self.respond(context, head, .ok, registry.emitToString(), contentType: "text/plain; version=0.0.4")
+            }
         case "/health/rate-limiter":
             StoreHealth(stores: Array(admin.resources.runtime.stores.values)).report(on: context.eventLoop).assumeIsolated().whenComplete { result in
                 switch result {

@@ -53,7 +53,8 @@ public final class GatewayMetrics: Sendable {
     public static let storeLatencyLabel = "ratesync_store_latency_seconds"
     public static let upstreamLatencyLabel = "ratesync_upstream_latency_seconds"
 
-    public let inFlight = Meter(label: "ratesync_requests_in_flight")
+    /// Set from the loops' own counts when /metrics is scraped.
+    public let inFlight = Gauge(label: "ratesync_requests_in_flight")
     public let reloadSuccesses = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "success")])
     public let reloadFailures = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "failure")])
 

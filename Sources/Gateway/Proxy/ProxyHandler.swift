@@ -257,7 +257,7 @@ final class ProxyHandler: ChannelDuplexHandler {
 
     private func begin(_ head: HTTPRequestHead) {
         let runtime = self.runtime
-        runtime.metrics.inFlight.increment()
+        resources.requestsInFlight += 1
         requestInFlight = true
         if accessLog != nil {
             logEntry = AccessLogEntry(start: .now(), client: clientIP(head), method: head.method.rawValue, path: head.uri)
@@ -552,7 +552,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func endRequestInFlight() {
         guard requestInFlight else { return }
         requestInFlight = false
-        runtime.metrics.inFlight.decrement()
+        resources.requestsInFlight -= 1
     }
 
     /// Closes once the last response has been written, so a final answer is never cut off.

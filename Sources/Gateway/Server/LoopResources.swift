@@ -11,6 +11,9 @@ final class LoopResources {
     /// Live client connections, for draining.
     private var connections: [ObjectIdentifier: ProxyHandler] = [:]
     private(set) var draining = false
+    /// Requests of this loop between their head and their response's end. A plain integer:
+    /// only this loop touches it; /metrics sums the loops when scraped.
+    var requestsInFlight = 0
 
     init(eventLoop: any EventLoop, runtime: GatewayRuntime) {
         self.eventLoop = eventLoop
@@ -82,6 +85,12 @@ final class LoopResourcesRegistry: Sendable {
     func replaceRuntime(_ runtime: GatewayRuntime) -> EventLoopFuture<Void>? {
         current.withLockedValue { $0 = runtime }
         return forEachLoop { $0.runtime = runtime }
+    }
+
+    /// Requests in flight on every loop, counted on each loop.
+    func requestsInFlight(on loop: any EventLoop) -> EventLoopFuture<Int> {
+        let counts = byLoop.values.map { box in box.eventLoop.submit { box.value?.requestsInFlight ?? 0 } }
+        return EventLoopFuture.whenAllSucceed(counts, on: loop).map { $0.reduce(0, +) }
     }
 
     /// Client connections open on every loop, counted on each loop.

@@ -32,7 +32,7 @@ final class UpstreamPool {
 
     /// Hands out the most recently used idle connection (warmest), or connects a new one.
     func acquire(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
-        eventLoop.preconditionInEventLoop()
+        eventLoop.assertInEventLoop()
         while let connection = idle.popLast() {
             if connection.channel.isActive {
                 completion(.success(connection))
@@ -44,7 +44,7 @@ final class UpstreamPool {
 
     /// Takes a connection back after a complete exchange, or closes it when it cannot be reused.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
-        eventLoop.preconditionInEventLoop()
+        eventLoop.assertInEventLoop()
         connection.handler.delegate = nil
         connection.handler.resumeReads()
         guard reusable, connection.channel.isActive, idle.count < upstream.maxIdleConnections else {

@@ -1,0 +1,153 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Metrics, the access log, graceful drain and hot reload, through the real binary.
+final class OperationsEndToEndTests: XCTestCase {
+    private let limits = """
+        [stores.local]
+        engine = "memory"
+        [limiters.auth]
+        store = "local"
+        algorithm = "sliding_window"
+        limit = 5
+        window_seconds = 300
+        fail_closed = true
+        [limiters.public]
+        store = "local"
+        rate_per_second = 10000
+        """
+
+    func testMetricsCountEveryOutcomeAndNeverAClient() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        defer { harness.stop() }
+        for _ in 0..<8 { _ = try curl(["-X", "POST", "\(harness.base)/auth/login"]) }
+        for _ in 0..<3 { _ = try curl(["\(harness.base)/products"]) }
+        XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "auth", "limiter": "auth", "outcome": "allowed"]), 5)
+        XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "auth", "limiter": "auth", "outcome": "limited"]), 3)
+        XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "public", "limiter": "public", "outcome": "allowed"]), 3)
+        XCTAssertEqual(try harness.metric("ratesync_upstream_responses_total", ["upstream": "app", "status_class": "2xx"]), 8)
+        XCTAssertEqual(try harness.metric("ratesync_upstream_latency_seconds_count", ["upstream": "app"]), 8)
+        XCTAssertEqual(try harness.metric("ratesync_requests_in_flight"), 0)
+        let text = try curl(["\(harness.admin)/metrics"]).text
+        XCTAssertFalse(text.contains("127.0.0.1"), "no client or identifier label, ever")
+    }
+
+    func testFailedOpenAndFailedClosedAreCounted() throws {
+        let port = try unusedPort()
+        let harness = try GatewayHarness(
+            rateSync: limits.replacingOccurrences(of: "engine = \"memory\"", with: "engine = \"redis\"\nurl = \"redis://127.0.0.1:\(port)/0\""),
+            routes: GatewayHarness.seedRoutes,
+            gatewayArguments: ["--allow-degraded-start"]
+        )
+        defer { harness.stop() }
+        for _ in 0..<4 { XCTAssertEqual(try curl(["-X", "POST", "\(harness.base)/auth/login"]).status, 503) }
+        for _ in 0..<2 { XCTAssertEqual(try curl(["\(harness.base)/products"]).status, 200) }
+        XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "auth", "outcome": "failed_closed"]), 4)
+        XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "public", "outcome": "failed_open"]), 2)
+        XCTAssertEqual(try harness.metric("ratesync_store_breaker_state", ["store": "local"]), 2, "open")
+        XCTAssertEqual(try harness.metric("ratesync_store_connections", ["store": "local"]), 0)
+    }
+
+    func testAccessLogLinesAreJSONWithTheirFields() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        defer { harness.stop() }
+        _ = try curl(["\(harness.base)/products?page=2"])
+        for _ in 0..<6 { _ = try curl(["-X", "POST", "\(harness.base)/auth/login"]) }
+        Thread.sleep(forTimeInterval: 0.3)
+        let lines = harness.gateway.text.split(separator: "\n").filter { $0.hasPrefix("{\"time\"") }
+        XCTAssertEqual(lines.count, 7, harness.gateway.text)
+        let entries = try lines.map { try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) }
+        let first = entries[0]
+        XCTAssertEqual(first["method"] as? String, "GET")
+        XCTAssertEqual(first["path"] as? String, "/products?page=2")
+        XCTAssertEqual(first["status"] as? Int, 200)
+        XCTAssertEqual(first["route"] as? String, "public")
+        XCTAssertEqual(first["limiter"] as? String, "public")
+        XCTAssertEqual(first["outcome"] as? String, "allowed")
+        XCTAssertEqual(first["upstream"] as? String, "app")
+        XCTAssertEqual(first["client"] as? String, "127.0.0.1")
+        XCTAssertNotNil(first["upstream_ms"] as? Double)
+        XCTAssertNotNil(first["duration_ms"] as? Double)
+        XCTAssertNotNil(ISO8601DateFormatter.withFractionalSeconds.date(from: first["time"] as? String ?? ""))
+        let last = entries[6]
+        XCTAssertEqual(last["status"] as? Int, 429)
+        XCTAssertEqual(last["outcome"] as? String, "limited")
+        XCTAssertTrue(last["upstream_ms"] is NSNull, "a limited request never reached the upstream")
+    }
+
+    func testReloadAppliesAValidFileAndKeepsTheOldOneOnAnInvalidFileWithTrafficFlowing() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        defer { harness.stop() }
+        let load = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-s", "--rate", "40/s", "-w", "%{http_code}\\n"] + (0..<160).flatMap { _ in ["-o", "/dev/null", "\(harness.base)/products"] }
+        )
+        Thread.sleep(forTimeInterval: 0.5)
+
+        // Invalid: the old limits stay (5 per window for auth).
+        try limits.replacingOccurrences(of: "limit = 5", with: "limit = -1")
+            .write(toFile: harness.rateSyncPath, atomically: true, encoding: .utf8)
+        kill(harness.gateway.pid, SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(try harness.metric("ratesync_config_reloads_total", ["result": "failure"]), 1)
+        XCTAssertTrue(harness.gateway.text.contains("limiters.auth.limit: expected a whole number greater than 0, found -1"))
+        let before = try (0..<6).map { _ in try curl(["-X", "POST", "-H", "X-Forwarded-For: 198.51.100.1", "\(harness.base)/auth/login"]).status }
+        XCTAssertEqual(before, [200, 200, 200, 200, 200, 429])
+
+        // Valid: a new limit of 2 applies to the next requests.
+        try limits.replacingOccurrences(of: "limit = 5", with: "limit = 2")
+            .write(toFile: harness.rateSyncPath, atomically: true, encoding: .utf8)
+        kill(harness.gateway.pid, SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(try harness.metric("ratesync_config_reloads_total", ["result": "success"]), 1)
+        let after = try (0..<3).map { _ in try curl(["-X", "POST", "-H", "X-Forwarded-For: 198.51.100.2", "\(harness.base)/auth/login"]).status }
+        XCTAssertEqual(after, [200, 200, 429])
+
+        XCTAssertEqual(try load.waitForExit(timeout: 30), 0)
+        let codes = load.text.split(separator: "\n")
+        XCTAssertEqual(codes.count, 160)
+        XCTAssertTrue(codes.allSatisfy { $0 == "200" }, "no request dropped across both reloads: \(Set(codes))")
+    }
+
+    func testASlowRequestSurvivesSIGTERMAndTheGatewayExitsZero() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        defer { harness.stop() }
+        let slow = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(harness.base)/slow?delay_ms=1500"]
+        )
+        Thread.sleep(forTimeInterval: 0.4)
+        kill(harness.gateway.pid, SIGTERM)
+        Thread.sleep(forTimeInterval: 0.3)
+        // No longer accepting.
+        let refused = try runProgram("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(harness.base)/x"], stdoutOnly: true)
+        XCTAssertEqual(refused.output, "000")
+        XCTAssertEqual(try slow.waitForExit(timeout: 10), 0)
+        XCTAssertEqual(slow.text, "200", "the request in flight finished")
+        XCTAssertEqual(try harness.gateway.waitForExit(timeout: 10), 0)
+    }
+
+    func testDrainTimeoutBoundsTheWait() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes, server: "drain_timeout_seconds = 0.5")
+        defer { harness.stop() }
+        let slow = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(harness.base)/slow?delay_ms=5000"]
+        )
+        Thread.sleep(forTimeInterval: 0.3)
+        let started = Date()
+        kill(harness.gateway.pid, SIGTERM)
+        XCTAssertEqual(try harness.gateway.waitForExit(timeout: 10), 0)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 4, "bounded by drain_timeout_seconds, not by the slow request")
+        _ = try slow.waitForExit(timeout: 10)
+    }
+}
+
+extension ISO8601DateFormatter {
+    static var withFractionalSeconds: ISO8601DateFormatter {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter
+    }
+}
