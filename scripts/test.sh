@@ -24,4 +24,17 @@ if [[ -z "${RATESYNC_PYTHON:-}" ]]; then
 fi
 
 swift build --build-tests
-swift test --skip-build "$@"
+# XCTest only (there are no Swift Testing tests), and a plain closing line with XCTest's totals.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+swift test --skip-build --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?
+summary=$(grep -E "^[[:space:]]*Executed [0-9]+ tests?, with " "$log" | tail -1 || true)
+if [[ -n "$summary" ]]; then
+    executed=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"$summary")
+    failures=$(sed -E 's/.* ([0-9]+) failures? .*/\1/' <<<"$summary")
+    skipped=$(sed -nE 's/.*with ([0-9]+) tests? skipped.*/\1/p' <<<"$summary")
+    skipped=${skipped:-0}
+    echo "$((executed - failures - skipped)) passed, $failures failed, $skipped skipped"
+fi
+exit "$status"

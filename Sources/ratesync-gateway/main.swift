@@ -37,6 +37,8 @@ struct Check: ParsableCommand {
     func run() throws {
         do {
             let loaded = try LoadedConfig.load(gatewayPath: options.config)
+            if let tls = loaded.gateway.server.tls { _ = try TLSContexts.server(tls) }
+            for upstream in loaded.gateway.upstreams.values { _ = try TLSContexts.upstream(upstream) }
             print(
                 "ok: \(options.config) and \(loaded.gateway.rateSyncPath): "
                     + "\(loaded.gateway.routes.count) routes, \(loaded.rateSync.limiters.count) limiters, "

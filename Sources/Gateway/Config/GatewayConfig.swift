@@ -14,6 +14,20 @@ public struct GatewayConfig: Sendable {
         public var trustedProxies: [IPNetwork]
         /// On SIGTERM, in-flight requests get this long to finish.
         public var drainTimeoutSeconds: Double
+        /// `[server.tls]`: terminate TLS, offering h2 and http/1.1 by ALPN.
+        public var tls: TLSSettings?
+        /// Cleartext HTTP/2 with prior knowledge, beside HTTP/1.1, on a plain listener.
+        public var h2c: Bool
+        /// HTTP/2: streams one connection may have open at once.
+        public var maxConcurrentStreams: Int
+    }
+
+    public struct TLSSettings: Sendable, Equatable {
+        /// PEM chain and key, resolved against gateway.toml's directory.
+        public var certificatePath: String
+        public var keyPath: String
+        /// "1.2" or "1.3".
+        public var minimumVersion: String
     }
 
     /// `[access_log]`: one JSON line per request.
@@ -23,7 +37,7 @@ public struct GatewayConfig: Sendable {
         public var path: String?
     }
 
-    public struct Upstream: Sendable {
+    public struct Upstream: Sendable, Equatable {
         public var name: String
         public var host: String
         public var port: Int
@@ -34,6 +48,11 @@ public struct GatewayConfig: Sendable {
         public var responseTimeoutMs: Int
         /// Idle kept-alive connections kept per event loop.
         public var maxIdleConnections: Int
+        /// `https://` upstreams: TLS with SNI, verified against the system store or `caFile`.
+        public var useTLS: Bool = false
+        public var caFile: String?
+        /// Turns certificate verification off. Named loudly on purpose; logged at start.
+        public var insecureSkipTLSVerify: Bool = false
 
         /// The `Host:port` form used when the client sent no Host header.
         public var authority: String { "\(host):\(port)" }

@@ -69,6 +69,9 @@ enum GatewayConfigParser {
         let idle = table.double("idle_timeout_seconds", positive: true) ?? 60
         let maxHeader = table.integer("max_header_bytes", minimum: 1024) ?? 32 * 1024
         let drain = table.double("drain_timeout_seconds", positive: true) ?? 30
+        let h2c = table.bool("h2c") ?? false
+        let maxStreams = table.integer("max_concurrent_streams", minimum: 1) ?? 100
+        let tls = table.table("tls").flatMap { readTLS($0, gatewayFile: table.sink.file) }
         var trusted = IPNetwork.defaultTrusted
         if let networks = table.stringArray("trusted_proxies") {
             trusted = []
@@ -91,8 +94,35 @@ enum GatewayConfigParser {
             idleTimeoutSeconds: idle,
             maxHeaderBytes: maxHeader,
             trustedProxies: trusted,
-            drainTimeoutSeconds: drain
+            drainTimeoutSeconds: drain,
+            tls: tls,
+            h2c: h2c,
+            maxConcurrentStreams: maxStreams
         )
+    }
+
+    private static func readTLS(_ table: TableReader, gatewayFile: String) -> GatewayConfig.TLSSettings? {
+        let cert = table.string("cert", required: true).map { resolve($0, against: gatewayFile) }
+        let key = table.string("key", required: true).map { resolve($0, against: gatewayFile) }
+        let minimum = table.string("min_version") ?? "1.2"
+        if minimum != "1.2" && minimum != "1.3" {
+            table.report("min_version", "expected \"1.2\" or \"1.3\", found \"\(minimum)\"")
+        }
+        table.rejectUnknownKeys()
+        for (key, path) in [("cert", cert), ("key", key)] {
+            if let path, !FileManager.default.isReadableFile(atPath: path) {
+                table.report(key, "cannot read \(path)")
+            }
+        }
+        guard let cert, let key else { return nil }
+        return GatewayConfig.TLSSettings(certificatePath: cert, keyPath: key, minimumVersion: minimum)
+    }
+
+    /// A path from gateway.toml, relative to the file's directory.
+    static func resolve(_ path: String, against file: String) -> String {
+        guard !path.hasPrefix("/") else { return path }
+        let directory = (file as NSString).deletingLastPathComponent
+        return directory.isEmpty ? path : "\(directory)/\(path)"
     }
 
     private static func readListen(_ table: TableReader?, defaultAddress: ListenAddress) -> ListenAddress? {
@@ -168,26 +198,38 @@ enum GatewayConfigParser {
         let connect = table.integer("connect_timeout_ms", minimum: 1) ?? 2_000
         let response = table.integer("response_timeout_ms", minimum: 1) ?? 30_000
         let idle = table.integer("max_idle_connections", minimum: 0) ?? 64
+        let caFile = table.string("ca_file").map { resolve($0, against: table.sink.file) }
+        let insecure = table.bool("insecure_skip_tls_verify") ?? false
         table.rejectUnknownKeys()
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            table.report("ca_file", "cannot read \(caFile)")
+        }
         guard let urlText else { return nil }
         guard let url = URLComponents(string: urlText), let host = url.host, !host.isEmpty else {
             table.report("url", "expected an http:// URL such as http://127.0.0.1:8081, found \"\(urlText)\"")
             return nil
         }
-        guard url.scheme == "http" else {
-            table.report("url", "expected an http:// URL (https upstreams are not supported yet), found \"\(urlText)\"")
+        guard url.scheme == "http" || url.scheme == "https" else {
+            table.report("url", "expected an http:// or https:// URL, found \"\(urlText)\"")
             return nil
+        }
+        let useTLS = url.scheme == "https"
+        if !useTLS && (caFile != nil || insecure) {
+            table.report("url", "ca_file and insecure_skip_tls_verify need an https:// URL")
         }
         var basePath = url.path
         while basePath.hasSuffix("/") { basePath.removeLast() }
         return GatewayConfig.Upstream(
             name: name,
             host: host,
-            port: url.port ?? 80,
+            port: url.port ?? (useTLS ? 443 : 80),
             basePath: basePath,
             connectTimeoutMs: connect,
             responseTimeoutMs: response,
-            maxIdleConnections: idle
+            maxIdleConnections: idle,
+            useTLS: useTLS,
+            caFile: caFile,
+            insecureSkipTLSVerify: insecure
         )
     }
 

@@ -37,6 +37,7 @@ enum ForwardedHeaders {
         from head: HTTPRequestHead,
         uri: String,
         peerAddress: String,
+        scheme: String,
         upstream: GatewayConfig.Upstream
     ) -> HTTPRequestHead {
         var headers = head.headers
@@ -55,7 +56,7 @@ enum ForwardedHeaders {
         }
         // What the client claims about the original scheme and host is replaced, never trusted.
         if headers.contains(name: "x-forwarded-proto") { headers.remove(name: "x-forwarded-proto") }
-        headers.add(name: "x-forwarded-proto", value: "http")
+        headers.add(name: "x-forwarded-proto", value: scheme)
         if headers.contains(name: "x-forwarded-host") { headers.remove(name: "x-forwarded-host") }
         if let host = head.headers.first(name: "host") {
             headers.add(name: "x-forwarded-host", value: host)

@@ -62,9 +62,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// Last time the client sent something or the connection became idle.
     private var lastClientActivity = NIODeadline.now()
 
-    init(resources: LoopResources, accessLog: AccessLog?) {
+    /// "https" when the client connection is TLS: what X-Forwarded-Proto tells the upstream.
+    private let scheme: String
+
+    init(resources: LoopResources, accessLog: AccessLog?, scheme: String = "http") {
         self.resources = resources
         self.accessLog = accessLog
+        self.scheme = scheme
     }
 
     // MARK: channel lifecycle
@@ -287,6 +291,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             from: head,
             uri: path.uri,
             peerAddress: peerText,
+            scheme: scheme,
             upstream: target.upstream
         )
         let exchange = Exchange(clientHead: head, target: target, upstreamHead: upstreamHead)
@@ -377,7 +382,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     func connectUpstream(_ exchange: Exchange) {
-        let pool = exchange.pool ?? resources.pool(for: exchange.target.upstream)
+        let pool = exchange.pool ?? resources.pool(for: exchange.target)
         exchange.pool = pool
         pool.acquire { result in
             guard case .connecting(let current) = self.state, current === exchange else {
@@ -473,7 +478,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// The exchange is over on both sides: give the connection back and get ready for the next.
     func finishExchange(_ exchange: Exchange, _ connection: UpstreamConnection) {
         exchange.releaseSlots()
-        (exchange.pool ?? resources.pool(for: exchange.target.upstream)).release(
+        (exchange.pool ?? resources.pool(for: exchange.target)).release(
             connection,
             reusable: exchange.upstreamReusable && exchange.requestEnded
         )

@@ -1,4 +1,5 @@
 import Metrics
+import NIOSSL
 import RateSync
 
 /// Everything a request needs that comes from config: built once, never mutated, read without
@@ -9,6 +10,8 @@ public final class GatewayRuntime: Sendable {
         public let upstream: GatewayConfig.Upstream
         public let limiters: [BoundLimiter]
         public let upstreamMetrics: GatewayMetrics.UpstreamMetrics
+        /// For https upstreams; built once per configuration.
+        public let upstreamTLS: NIOSSLContext?
     }
 
     /// A limiter with the store that keeps its state and the route's counters for it.
@@ -30,6 +33,10 @@ public final class GatewayRuntime: Sendable {
 
     public init(config: LoadedConfig, stores: [String: any RateLimitStore], metrics: GatewayMetrics = GatewayMetrics()) throws {
         self.config = config
+        var upstreamTLS: [String: NIOSSLContext] = [:]
+        for upstream in config.gateway.upstreams.values {
+            upstreamTLS[upstream.name] = try TLSContexts.upstream(upstream)
+        }
         self.metrics = metrics
         self.storeLatency = Dictionary(uniqueKeysWithValues: stores.keys.map { ($0, metrics.storeLatency($0)) })
         self.router = Router(routes: config.gateway.routes)
@@ -57,7 +64,8 @@ public final class GatewayRuntime: Sendable {
                 route: route,
                 upstream: upstream,
                 limiters: limiters,
-                upstreamMetrics: metrics.upstreamMetrics(upstream.name)
+                upstreamMetrics: metrics.upstreamMetrics(upstream.name),
+                upstreamTLS: upstreamTLS[upstream.name]
             )
         }
     }

@@ -28,34 +28,32 @@ public final class GatewayServer: Sendable {
         metricsRegistry: PrometheusCollectorRegistry? = nil,
         accessLog: AccessLog? = nil
     ) throws -> GatewayServer {
-        let resources = LoopResourcesRegistry(group: group, runtime: runtime)
+        let resources = LoopResourcesRegistry(group: group, runtime: runtime, logger: logger)
         let server = runtime.server
-        let maxHeaderBytes = server.maxHeaderBytes
+        let tls = try server.tls.map(TLSContexts.server)
+        let pipelines = ConnectionPipelines(
+            maxHeaderBytes: server.maxHeaderBytes,
+            maxConcurrentStreams: server.maxConcurrentStreams,
+            scheme: tls == nil ? "http" : "https",
+            resources: resources,
+            accessLog: accessLog
+        )
+        let h2c = server.h2c
         let proxyChannel = try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    var limits = NIOHTTPDecoderLimitConfiguration()
-                    limits.maxHeaderFieldSize = maxHeaderBytes
-                    limits.maxHeaderListSize = maxHeaderBytes
-                    // No pipelining assistance (ProxyHandler queues pipelined requests itself, so
-                    // reads stay on between requests) and no NIO error handler (ProxyHandler
-                    // answers 400 and 431). Outbound headers come from NIO's own parser or from
-                    // us, so re-validating every one of them per response buys nothing.
-                    try pipeline.configureHTTPServerPipeline(
-                        withPipeliningAssistance: false,
-                        withErrorHandling: false,
-                        withOutboundHeaderValidation: false,
-                        withEncoderConfiguration: .init(),
-                        withDecoderLimitConfiguration: limits
-                    )
-                    try pipeline.addHandler(
-                        ProxyHandler(resources: resources.resources(on: channel.eventLoop), accessLog: accessLog)
-                    )
+                if let tls {
+                    return pipelines.configureTLS(channel, context: tls)
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    if h2c {
+                        try pipelines.addPrefaceSniffer(channel)
+                    } else {
+                        try pipelines.configureHTTP1(channel)
+                    }
                 }
             }
             .bind(host: server.listen.host, port: server.listen.port)

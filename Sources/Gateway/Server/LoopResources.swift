@@ -1,3 +1,4 @@
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -15,9 +16,12 @@ final class LoopResources {
     /// only this loop touches it; /metrics sums the loops when scraped.
     var requestsInFlight = 0
 
-    init(eventLoop: any EventLoop, runtime: GatewayRuntime) {
+    let logger: Logger
+
+    init(eventLoop: any EventLoop, runtime: GatewayRuntime, logger: Logger) {
         self.eventLoop = eventLoop
         self.runtime = runtime
+        self.logger = logger
     }
 
     var connectionCount: Int { connections.count }
@@ -36,13 +40,14 @@ final class LoopResources {
         for handler in connections.values { handler.drain() }
     }
 
-    /// The loop's pool for an upstream, created on first use so that a reload that adds an
-    /// upstream needs no coordination.
-    func pool(for upstream: GatewayConfig.Upstream) -> UpstreamPool {
-        if let pool = pools[upstream.name], pool.upstream.host == upstream.host, pool.upstream.port == upstream.port {
+    /// The loop's pool for a route's upstream, created on first use so that a reload that adds
+    /// or changes an upstream needs no coordination.
+    func pool(for target: GatewayRuntime.RouteTarget) -> UpstreamPool {
+        let upstream = target.upstream
+        if let pool = pools[upstream.name], pool.upstream == upstream, pool.tls === target.upstreamTLS {
             return pool
         }
-        let pool = UpstreamPool(upstream: upstream, eventLoop: eventLoop)
+        let pool = UpstreamPool(upstream: upstream, tls: target.upstreamTLS, eventLoop: eventLoop, logger: logger)
         pools[upstream.name]?.closeIdle()
         pools[upstream.name] = pool
         return pool
@@ -57,9 +62,11 @@ final class LoopResources {
 final class LoopResourcesRegistry: Sendable {
     private let byLoop: [ObjectIdentifier: NIOLoopBoundBox<LoopResources?>]
     private let current: NIOLockedValueBox<GatewayRuntime>
+    private let logger: Logger
 
-    init(group: any EventLoopGroup, runtime: GatewayRuntime) {
+    init(group: any EventLoopGroup, runtime: GatewayRuntime, logger: Logger) {
         self.current = NIOLockedValueBox(runtime)
+        self.logger = logger
         var byLoop: [ObjectIdentifier: NIOLoopBoundBox<LoopResources?>] = [:]
         for loop in group.makeIterator() {
             byLoop[ObjectIdentifier(loop)] = .makeEmptyBox(valueType: LoopResources.self, eventLoop: loop)
@@ -73,7 +80,7 @@ final class LoopResourcesRegistry: Sendable {
             preconditionFailure("event loop not part of the gateway's group")
         }
         if let resources = box.value { return resources }
-        let resources = LoopResources(eventLoop: loop, runtime: runtime)
+        let resources = LoopResources(eventLoop: loop, runtime: runtime, logger: logger)
         box.value = resources
         return resources
     }

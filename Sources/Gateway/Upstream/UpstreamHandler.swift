@@ -1,5 +1,7 @@
 import NIOCore
 import NIOHTTP1
+import NIOSSL
+import NIOTLS
 
 /// What an upstream connection reports to the client exchange that currently owns it.
 protocol UpstreamResponseDelegate: AnyObject {
@@ -18,6 +20,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     weak var delegate: (any UpstreamResponseDelegate)?
+    /// For TLS: completed when the handshake succeeds or fails.
+    var handshake: EventLoopPromise<Void>?
     /// Told when the connection closes, so that it can forget the connection if it is idle.
     weak var pool: UpstreamPool?
 
@@ -91,10 +95,22 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         lastError = error
+        handshake?.fail(error)
+        handshake = nil
         context.close(promise: nil)
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event {
+            handshake?.succeed(())
+            handshake = nil
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        handshake?.fail(lastError ?? ChannelError.ioOnClosedChannel)
+        handshake = nil
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed(error: lastError)

@@ -1,6 +1,8 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import Logging
 
 /// A kept-alive connection to an upstream, leased to one exchange at a time.
 final class UpstreamConnection {
@@ -20,12 +22,18 @@ final class UpstreamConnection {
 /// needs no lock: an exchange and its upstream connection always share the client's loop.
 final class UpstreamPool {
     let upstream: GatewayConfig.Upstream
+    let tls: NIOSSLContext?
     let eventLoop: any EventLoop
+    private let logger: Logger
     private var idle: [UpstreamConnection] = []
+    /// Whether the last connect failed: failures are logged once per change, not per request.
+    private var failing = false
 
-    init(upstream: GatewayConfig.Upstream, eventLoop: any EventLoop) {
+    init(upstream: GatewayConfig.Upstream, tls: NIOSSLContext?, eventLoop: any EventLoop, logger: Logger) {
         self.upstream = upstream
+        self.tls = tls
         self.eventLoop = eventLoop
+        self.logger = logger
     }
 
     var idleCount: Int { idle.count }
@@ -68,26 +76,76 @@ final class UpstreamPool {
     }
 
     private func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        let upstream = self.upstream
+        let tls = self.tls
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(upstream.connectTimeoutMs)))
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let handler = UpstreamHandler()
+                    if let tls {
+                        let serverName = IPAddress(upstream.host) == nil ? upstream.host : nil
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: tls, serverHostname: serverName)
+                        )
+                        handler.handshake = channel.eventLoop.makePromise(of: Void.self)
+                    }
                     // Request headers come from NIO's own parser: no second validation.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
         bootstrap.connect(host: upstream.host, port: upstream.port).assumeIsolated().whenComplete { result in
-            completion(
-                result.flatMap { channel in
-                    Result {
-                        let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                        handler.pool = self
-                        return UpstreamConnection(channel: channel, handler: handler)
+            switch result {
+            case .failure(let error):
+                self.connectFinished(error: error)
+                completion(.failure(error))
+            case .success(let channel):
+                let handler: UpstreamHandler
+                do {
+                    handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                } catch {
+                    channel.close(promise: nil)
+                    completion(.failure(error))
+                    return
+                }
+                handler.pool = self
+                let connection = UpstreamConnection(channel: channel, handler: handler)
+                // Over TLS, hand the connection out only once the handshake (and so certificate
+                // verification) has succeeded: a bad certificate is a failed connect, a clean 502.
+                guard let handshake = handler.handshake?.futureResult else {
+                    self.connectFinished(error: nil)
+                    completion(.success(connection))
+                    return
+                }
+                handshake.assumeIsolated().whenComplete { outcome in
+                    switch outcome {
+                    case .success:
+                        self.connectFinished(error: nil)
+                        completion(.success(connection))
+                    case .failure(let error):
+                        channel.close(promise: nil)
+                        self.connectFinished(error: error)
+                        completion(.failure(error))
                     }
                 }
-            )
+            }
+        }
+    }
+
+    private func connectFinished(error: (any Error)?) {
+        if let error {
+            if !failing {
+                failing = true
+                logger.warning(
+                    "upstream unreachable",
+                    metadata: ["upstream": "\(upstream.name)", "address": "\(upstream.authority)", "cause": "\(error)"]
+                )
+            }
+        } else if failing {
+            failing = false
+            logger.notice("upstream reachable again", metadata: ["upstream": "\(upstream.name)"])
         }
     }
 }

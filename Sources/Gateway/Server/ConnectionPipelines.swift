@@ -1,0 +1,88 @@
+import NIOCore
+import NIOHTTP1
+import NIOHTTP2
+import NIOSSL
+
+/// How a client connection's pipeline is built: HTTP/1.1, HTTP/2 (each stream an HTTP/1-shaped
+/// child channel running the same ProxyHandler, so one limiter decision per stream), over TLS
+/// with ALPN choosing between them, or in cleartext with an h2c prior-knowledge sniffer.
+struct ConnectionPipelines: Sendable {
+    let maxHeaderBytes: Int
+    let maxConcurrentStreams: Int
+    /// "https" behind TLS: what X-Forwarded-Proto says.
+    let scheme: String
+    let resources: LoopResourcesRegistry
+    let accessLog: AccessLog?
+
+    func configureHTTP1(_ channel: any Channel) throws {
+        let pipeline = channel.pipeline.syncOperations
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderFieldSize = maxHeaderBytes
+        limits.maxHeaderListSize = maxHeaderBytes
+        // No pipelining assistance (ProxyHandler queues pipelined requests itself, so reads stay
+        // on between requests) and no NIO error handler (ProxyHandler answers 400 and 431).
+        // Outbound headers come from NIO's own parser or from us, so re-validating every one of
+        // them per response buys nothing.
+        try pipeline.configureHTTPServerPipeline(
+            withPipeliningAssistance: false,
+            withErrorHandling: false,
+            withOutboundHeaderValidation: false,
+            withEncoderConfiguration: .init(),
+            withDecoderLimitConfiguration: limits
+        )
+        try pipeline.addHandler(makeProxyHandler(channel))
+    }
+
+    func configureHTTP2(_ channel: any Channel) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),
+            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+        ]
+        var streams = NIOHTTP2Handler.StreamConfiguration()
+        streams.targetWindowSize = 1 << 20
+        // Rapid reset (CVE-2023-44487): a client that resets more than 200 streams in 30 s, or
+        // provokes as many stream errors, is disconnected with ENHANCE_YOUR_CALM.
+        streams.streamResetFrameRateLimit.maximumCount = 200
+        streams.streamResetFrameRateLimit.windowLength = .seconds(30)
+        streams.streamErrorRateLimit.maximumCount = 200
+        streams.streamErrorRateLimit.windowLength = .seconds(30)
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server,
+            connectionConfiguration: connection,
+            streamConfiguration: streams
+        ) { stream in
+            stream.eventLoop.makeCompletedFuture {
+                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
+                try stream.pipeline.syncOperations.addHandler(makeProxyHandler(stream))
+            }
+        }
+    }
+
+    func configureTLS(_ channel: any Channel, context: NIOSSLContext) -> EventLoopFuture<Void> {
+        do {
+            try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        return channel.configureHTTP2SecureUpgrade(
+            h2ChannelConfigurator: { channel in
+                channel.eventLoop.makeCompletedFuture { try configureHTTP2(channel) }
+            },
+            http1ChannelConfigurator: { channel in
+                channel.eventLoop.makeCompletedFuture { try configureHTTP1(channel) }
+            }
+        )
+    }
+
+    func addPrefaceSniffer(_ channel: any Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2PrefaceSniffer(configureHTTP1: configureHTTP1, configureHTTP2: configureHTTP2)
+        )
+    }
+
+    private func makeProxyHandler(_ channel: any Channel) -> ProxyHandler {
+        ProxyHandler(resources: resources.resources(on: channel.eventLoop), accessLog: accessLog, scheme: scheme)
+    }
+}
