@@ -9,6 +9,8 @@
 #                   access_by_lua with nginx.redis, EVALSHA, pooled connections)
 # fault:  the gateway's Redis-backed route with Redis healthy, then with Redis hung (SIGSTOP)
 #         once the circuit breaker has opened: p99 against p99.
+# h2:     h2load over TLS (h2 by ALPN, many streams per connection) through the gateway and
+#         through nginx (http2 listener, proxy_pass to the same HTTP/1.1 upstream).
 #
 # The proxy under test is pinned to core 0; wrk, the upstream and Redis to core 1. On two cores
 # the load side saturates first, so besides requests/s, p50 and p99 the script prints each
@@ -23,11 +25,12 @@ source scripts/lib.sh
 duration=${1:-10}
 connections=${2:-50}
 shift 2 2>/dev/null || shift $#
-scenarios=${*:-memory redis fault}
+scenarios=${*:-memory redis fault h2}
 proxy_core=0
 load_core=1
 
 scripts/setup.sh --bench
+command -v h2load >/dev/null || { sudo_apt=""; [[ $(id -u) -ne 0 ]] && sudo_apt=sudo; $sudo_apt apt-get install -y -qq nghttp2-client >/dev/null; }
 swift build $release_flags --product ratesync-gateway >/dev/null
 swift build $release_flags --product ratesync-demo-upstream >/dev/null
 bin=$(swift build $release_flags --show-bin-path)
@@ -327,4 +330,75 @@ if [[ " $scenarios " == *" fault "* ]]; then
     awk -v h="$healthy_p99" -v s="$hung_p99" 'BEGIN {
         printf "ratio hung/healthy p99: %.2fx (target <= 2.0x)\n", s / h
     }'
+fi
+
+if [[ " $scenarios " == *" h2 "* ]]; then
+    echo
+    echo "== h2: HTTP/2 over TLS (h2load -c 8 -m 16) =="
+    stop_gateway
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=localhost' \
+        -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" -keyout "$work/tls.key" -out "$work/tls.pem" 2>/dev/null
+    cat "$work/gateway.toml" >"$work/gateway-h2.toml"
+    printf '[server.tls]\ncert = "%s"\nkey = "%s"\n' "$work/tls.pem" "$work/tls.key" >>"$work/gateway-h2.toml"
+    start_gateway "$work/gateway-h2.toml" "$gateway_port"
+
+    h2_port=$(free_port)
+    mkdir -p "$work/nginx-h2"
+    cat >"$work/nginx-h2/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/nginx-h2/nginx.pid;
+error_log $work/nginx-h2/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx-h2/body;
+    proxy_temp_path $work/nginx-h2/proxy;
+    upstream app { server 127.0.0.1:$upstream_port; keepalive 256; }
+    server {
+        listen 127.0.0.1:$h2_port ssl http2;
+        keepalive_requests 100000000;
+        ssl_certificate $work/tls.pem;
+        ssl_certificate_key $work/tls.key;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host \$host;
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+}
+NGINX
+    taskset -c "$proxy_core" nginx -p "$work/nginx-h2" -c "$work/nginx-h2/nginx.conf" &
+    h2_master=$!
+    pids+=("$h2_master")
+    wait_for_port "$h2_port"
+    h2_pids=("$h2_master" $(pgrep -P "$h2_master"))
+
+    # h2load for a fixed time; prints "requests rps".
+    run_h2load() {
+        local out
+        out=$(taskset -c "$load_core" h2load -c 8 -m 16 -n $((duration * 12000)) "$1" 2>&1)
+        local done rps
+        done=$(awk '/^requests:/ {print $8}' <<<"$out")
+        rps=$(awk '/^finished in/ {print $4}' <<<"$out")
+        echo "$done $rps"
+        grep -E "^requests:|^status codes:" <<<"$out" >&2
+    }
+    measure_h2() {
+        local name=$1 url=$2
+        shift 2
+        local before after done rps cpu_us
+        before=$(cpu_ticks "$@")
+        read -r done rps < <(run_h2load "$url")
+        after=$(cpu_ticks "$@")
+        cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$done" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        printf "%-8s %10s %12s\n" "$name" "$rps" "$cpu_us"
+        eval "${name}_h2_cpu=$cpu_us"
+    }
+    printf "%-8s %10s %12s\n" target "req/s" "cpu us/req"
+    measure_h2 gateway "https://127.0.0.1:$gateway_port/bench" "$gateway_pid"
+    measure_h2 nginx "https://127.0.0.1:$h2_port/bench" "${h2_pids[@]}"
+    awk -v g="$gateway_h2_cpu" -v n="$nginx_h2_cpu" 'BEGIN { printf "ratio gateway/nginx: cpu per request %.2fx (target <= 1.3x)\n", g / n }'
 fi

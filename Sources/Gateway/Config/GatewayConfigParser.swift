@@ -197,7 +197,7 @@ enum GatewayConfigParser {
         let urlText = table.string("url", required: true)
         let connect = table.integer("connect_timeout_ms", minimum: 1) ?? 2_000
         let response = table.integer("response_timeout_ms", minimum: 1) ?? 30_000
-        let idle = table.integer("max_idle_connections", minimum: 0) ?? 64
+        let idle = table.integer("max_idle_connections", minimum: 0) ?? 256
         let caFile = table.string("ca_file").map { resolve($0, against: table.sink.file) }
         let insecure = table.bool("insecure_skip_tls_verify") ?? false
         table.rejectUnknownKeys()

@@ -39,8 +39,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 context.flush()
             }
         case .end(let trailers):
-            writeResponseEnd(trailers)
-            finishExchange(exchange, connection)
+            finishExchange(exchange, connection, trailers: trailers)
         }
     }
 

@@ -58,6 +58,7 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var peer: IPAddress?
     /// The peer's canonical text, computed once per connection: most requests' identifier.
     private var peerText = "unknown"
+    /// Created on first use: a short-lived HTTP/2 stream may never need one.
     private var timer: ConnectionTimer?
     /// Last time the client sent something or the connection became idle.
     private var lastClientActivity = NIODeadline.now()
@@ -65,21 +66,38 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// "https" when the client connection is TLS: what X-Forwarded-Proto tells the upstream.
     private let scheme: String
 
-    init(resources: LoopResources, accessLog: AccessLog?, scheme: String = "http") {
+    /// Whether this handler serves one HTTP/2 stream (the connection's idleness is not its own).
+    private let isStream: Bool
+
+    /// - Parameter peer: the client connection's address, when the caller already knows it (the
+    ///   streams of one HTTP/2 connection share it, so it is parsed once per connection).
+    init(
+        resources: LoopResources,
+        accessLog: AccessLog?,
+        scheme: String = "http",
+        peer: (address: IPAddress?, text: String)? = nil,
+        isStream: Bool = false
+    ) {
         self.resources = resources
         self.accessLog = accessLog
         self.scheme = scheme
+        self.isStream = isStream
+        if let peer {
+            self.peer = peer.address
+            self.peerText = peer.text
+        }
     }
 
     // MARK: channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
-        peerText = peer?.description ?? "unknown"
-        timer = ConnectionTimer(eventLoop: context.eventLoop) { [weak self] in self?.deadlineReached() }
+        if peer == nil {
+            peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+            peerText = peer?.description ?? "unknown"
+        }
         lastClientActivity = .now()
-        timer?.arm(at: lastClientActivity + idleTimeout)
+        if !isStream { armTimer(at: lastClientActivity + idleTimeout) }
         resources.register(self)
         if resources.draining { drain() }
     }
@@ -419,7 +437,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         if exchange.requestEnded {
             startResponseClock(exchange)
         } else {
-            timer?.arm(at: lastClientActivity + idleTimeout)
+            armTimer(at: lastClientActivity + idleTimeout)
         }
         resumeReadsIfAllowed()
     }
@@ -428,6 +446,13 @@ final class ProxyHandler: ChannelDuplexHandler {
     private func startResponseClock(_ exchange: Exchange) {
         let deadline = NIODeadline.now() + .milliseconds(Int64(exchange.target.upstream.responseTimeoutMs))
         exchange.responseDeadline = deadline
+        armTimer(at: deadline)
+    }
+
+    private func armTimer(at deadline: NIODeadline) {
+        if timer == nil, let context {
+            timer = ConnectionTimer(eventLoop: context.eventLoop) { [weak self] in self?.deadlineReached() }
+        }
         timer?.arm(at: deadline)
     }
 
@@ -441,7 +466,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         switch state {
         case .idle, .discarding:
             let idleDeadline = lastClientActivity + idleTimeout
-            if idleDeadline <= now { closeConnection() } else { timer?.arm(at: idleDeadline) }
+            if idleDeadline <= now { closeConnection() } else { armTimer(at: idleDeadline) }
         case .proxying(let exchange, let connection):
             if let deadline = exchange.responseDeadline, !exchange.responseStarted {
                 if deadline <= now {
@@ -455,7 +480,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                         continueSent: exchange.continueSent
                     )
                 } else {
-                    timer?.arm(at: deadline)
+                    armTimer(at: deadline)
                 }
             } else if !exchange.requestEnded {
                 // A client that stops sending its body mid-way holds an upstream connection.
@@ -466,7 +491,7 @@ final class ProxyHandler: ChannelDuplexHandler {
                     state = .closed
                     context?.close(promise: nil)
                 } else {
-                    timer?.arm(at: stallDeadline)
+                    armTimer(at: stallDeadline)
                 }
             }
         case .limiting, .connecting, .closed:
@@ -475,13 +500,17 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
     }
 
-    /// The exchange is over on both sides: give the connection back and get ready for the next.
-    func finishExchange(_ exchange: Exchange, _ connection: UpstreamConnection) {
+    /// The upstream's answer is complete: give the connection back first, then write the end.
+    /// The order matters on HTTP/2, where writing the end closes the stream channel at once; a
+    /// connection still held by the exchange then would be closed with it, not pooled.
+    func finishExchange(_ exchange: Exchange, _ connection: UpstreamConnection, trailers: HTTPHeaders?) {
         exchange.releaseSlots()
+        state = .closed
         (exchange.pool ?? resources.pool(for: exchange.target)).release(
             connection,
             reusable: exchange.upstreamReusable && exchange.requestEnded
         )
+        writeResponseEnd(trailers)
         if exchange.closeClientAfterResponse || !exchange.requestEnded {
             closeConnection()
         } else {
@@ -496,7 +525,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         state = .idle
         lastClientActivity = .now()
-        timer?.arm(at: lastClientActivity + idleTimeout)
+        armTimer(at: lastClientActivity + idleTimeout)
         drainQueuedParts()
         resumeReadsIfAllowed()
     }
@@ -522,7 +551,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         } else {
             state = .discarding(remainingBudget: Self.discardBudget, keepAlive: !close)
             lastClientActivity = .now()
-            timer?.arm(at: lastClientActivity + idleTimeout)
+            armTimer(at: lastClientActivity + idleTimeout)
             resumeReadsIfAllowed()
         }
     }

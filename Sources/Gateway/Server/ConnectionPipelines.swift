@@ -48,6 +48,10 @@ struct ConnectionPipelines: Sendable {
         streams.streamResetFrameRateLimit.windowLength = .seconds(30)
         streams.streamErrorRateLimit.maximumCount = 200
         streams.streamErrorRateLimit.windowLength = .seconds(30)
+        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
+        // Every stream of this connection has the same peer: parse it once.
+        let peerAddress = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+        let peer = (address: peerAddress, text: peerAddress?.description ?? "unknown")
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
@@ -55,7 +59,7 @@ struct ConnectionPipelines: Sendable {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try stream.pipeline.syncOperations.addHandler(makeProxyHandler(stream))
+                try stream.pipeline.syncOperations.addHandler(makeProxyHandler(stream, peer: peer, isStream: true))
             }
         }
     }
@@ -82,7 +86,17 @@ struct ConnectionPipelines: Sendable {
         )
     }
 
-    private func makeProxyHandler(_ channel: any Channel) -> ProxyHandler {
-        ProxyHandler(resources: resources.resources(on: channel.eventLoop), accessLog: accessLog, scheme: scheme)
+    private func makeProxyHandler(
+        _ channel: any Channel,
+        peer: (address: IPAddress?, text: String)? = nil,
+        isStream: Bool = false
+    ) -> ProxyHandler {
+        ProxyHandler(
+            resources: resources.resources(on: channel.eventLoop),
+            accessLog: accessLog,
+            scheme: scheme,
+            peer: peer,
+            isStream: isStream
+        )
     }
 }

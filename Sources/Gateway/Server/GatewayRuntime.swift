@@ -12,6 +12,7 @@ public final class GatewayRuntime: Sendable {
         public let upstreamMetrics: GatewayMetrics.UpstreamMetrics
         /// For https upstreams; built once per configuration.
         public let upstreamTLS: NIOSSLContext?
+        let reachability: UpstreamReachability
     }
 
     /// A limiter with the store that keeps its state and the route's counters for it.
@@ -34,8 +35,10 @@ public final class GatewayRuntime: Sendable {
     public init(config: LoadedConfig, stores: [String: any RateLimitStore], metrics: GatewayMetrics = GatewayMetrics()) throws {
         self.config = config
         var upstreamTLS: [String: NIOSSLContext] = [:]
+        var reachability: [String: UpstreamReachability] = [:]
         for upstream in config.gateway.upstreams.values {
             upstreamTLS[upstream.name] = try TLSContexts.upstream(upstream)
+            reachability[upstream.name] = UpstreamReachability()
         }
         self.metrics = metrics
         self.storeLatency = Dictionary(uniqueKeysWithValues: stores.keys.map { ($0, metrics.storeLatency($0)) })
@@ -65,7 +68,8 @@ public final class GatewayRuntime: Sendable {
                 upstream: upstream,
                 limiters: limiters,
                 upstreamMetrics: metrics.upstreamMetrics(upstream.name),
-                upstreamTLS: upstreamTLS[upstream.name]
+                upstreamTLS: upstreamTLS[upstream.name],
+                reachability: reachability[upstream.name] ?? UpstreamReachability()
             )
         }
     }

@@ -47,7 +47,13 @@ final class LoopResources {
         if let pool = pools[upstream.name], pool.upstream == upstream, pool.tls === target.upstreamTLS {
             return pool
         }
-        let pool = UpstreamPool(upstream: upstream, tls: target.upstreamTLS, eventLoop: eventLoop, logger: logger)
+        let pool = UpstreamPool(
+            upstream: upstream,
+            tls: target.upstreamTLS,
+            reachability: target.reachability,
+            eventLoop: eventLoop,
+            logger: logger
+        )
         pools[upstream.name]?.closeIdle()
         pools[upstream.name] = pool
         return pool

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -26,12 +27,19 @@ final class UpstreamPool {
     let eventLoop: any EventLoop
     private let logger: Logger
     private var idle: [UpstreamConnection] = []
-    /// Whether the last connect failed: failures are logged once per change, not per request.
-    private var failing = false
+    /// Shared by the upstream's pools on every loop: failures are logged once per change.
+    private let reachability: UpstreamReachability
 
-    init(upstream: GatewayConfig.Upstream, tls: NIOSSLContext?, eventLoop: any EventLoop, logger: Logger) {
+    init(
+        upstream: GatewayConfig.Upstream,
+        tls: NIOSSLContext?,
+        reachability: UpstreamReachability,
+        eventLoop: any EventLoop,
+        logger: Logger
+    ) {
         self.upstream = upstream
         self.tls = tls
+        self.reachability = reachability
         self.eventLoop = eventLoop
         self.logger = logger
     }
@@ -96,7 +104,14 @@ final class UpstreamPool {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-        bootstrap.connect(host: upstream.host, port: upstream.port).assumeIsolated().whenComplete { result in
+        // An address literal needs no resolver (getaddrinfo and happy eyeballs per connect).
+        let connecting: EventLoopFuture<any Channel>
+        if let address = try? SocketAddress(ipAddress: upstream.host, port: upstream.port) {
+            connecting = bootstrap.connect(to: address)
+        } else {
+            connecting = bootstrap.connect(host: upstream.host, port: upstream.port)
+        }
+        connecting.assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
                 self.connectFinished(error: error)
@@ -135,17 +150,28 @@ final class UpstreamPool {
     }
 
     private func connectFinished(error: (any Error)?) {
+        guard reachability.changes(toReachable: error == nil) else { return }
         if let error {
-            if !failing {
-                failing = true
-                logger.warning(
+            logger.warning(
                     "upstream unreachable",
                     metadata: ["upstream": "\(upstream.name)", "address": "\(upstream.authority)", "cause": "\(error)"]
                 )
-            }
-        } else if failing {
-            failing = false
+        } else {
             logger.notice("upstream reachable again", metadata: ["upstream": "\(upstream.name)"])
+        }
+    }
+}
+
+/// Whether an upstream was reachable at the last connect, across all event loops, so that a
+/// change is logged once, not once per loop or per request.
+final class UpstreamReachability: Sendable {
+    private let reachable = NIOLockedValueBox(true)
+
+    /// Records the outcome; true when it differs from the last one.
+    func changes(toReachable now: Bool) -> Bool {
+        reachable.withLockedValue { last in
+            defer { last = now }
+            return last != now
         }
     }
 }

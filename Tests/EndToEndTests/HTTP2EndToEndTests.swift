@@ -1,0 +1,161 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// HTTP/2 and TLS through the real binary, with curl, nghttp, h2load and openssl as the peers.
+final class HTTP2EndToEndTests: XCTestCase {
+    private var certificates: TestCertificates!
+
+    override func setUpWithError() throws {
+        certificates = try TestCertificates(commonName: "localhost")
+    }
+
+    private let limits = """
+        [stores.m]
+        engine = "memory"
+        [limiters.auth]
+        store = "m"
+        algorithm = "sliding_window"
+        limit = 5
+        window_seconds = 300
+        [limiters.open]
+        store = "m"
+        rate_per_second = 1000000
+        [limiters.exact]
+        store = "m"
+        algorithm = "sliding_window"
+        limit = 37
+        window_seconds = 300
+        """
+
+    private let routes = """
+        [[routes]]
+        name = "auth"
+        path_prefix = "/auth/"
+        upstream = "app"
+        limiters = ["auth"]
+        [[routes]]
+        name = "exact"
+        path_prefix = "/exact/"
+        upstream = "app"
+        limiters = ["exact"]
+        identifier = "global"
+        [[routes]]
+        name = "open"
+        path_prefix = "/"
+        upstream = "app"
+        limiters = ["open"]
+        """
+
+    private func tlsHarness(upstreamURL: String? = nil, upstream: String = "") throws -> GatewayHarness {
+        try GatewayHarness(
+            rateSync: limits,
+            routes: routes,
+            upstream: upstream,
+            upstreamURL: upstreamURL,
+            gatewayExtras: """
+                [server.tls]
+                cert = "\(certificates.serverCert)"
+                key = "\(certificates.serverKey)"
+                min_version = "1.2"
+                """
+        )
+    }
+
+    func testCurlOverTLSSpeaksH2ThroughTheSameRoutesAndLimits() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        let base = "https://localhost:\(harness.proxyPort)"
+        let answer = try curl(["--http2", "--cacert", certificates.caCert, "-w", "", "\(base)/echo"])
+        XCTAssertEqual(answer.status, 200)
+        XCTAssertEqual(answer.headers["x-ratelimit-limit"], "1000000")
+        let echo = try answer.json()
+        let headers = try XCTUnwrap(echo["headers"] as? [String: String])
+        XCTAssertEqual(headers["host"], "localhost:\(harness.proxyPort)", ":authority becomes Host")
+        XCTAssertEqual(headers["x-forwarded-proto"], "https")
+        let version = try runProgram("/usr/bin/curl", ["-s", "--http2", "--cacert", certificates.caCert, "-o", "/dev/null", "-w", "%{http_version}", "\(base)/x"], stdoutOnly: true)
+        XCTAssertEqual(version.output, "2")
+
+        let statuses = try (0..<6).map { _ in try curl(["--http2", "--cacert", certificates.caCert, "-X", "POST", "\(base)/auth/login"]).status }
+        XCTAssertEqual(statuses, [200, 200, 200, 200, 200, 429])
+        let denied = try curl(["--http2", "--cacert", certificates.caCert, "-X", "POST", "\(base)/auth/login"])
+        XCTAssertEqual(denied.status, 429)
+        XCTAssertNotNil(denied.headers["retry-after"])
+        XCTAssertEqual(((try denied.json())["detail"] as? [[String: Any]])?.first?["type"] as? String, "rate_limit_exceeded")
+        // HTTP/1.1 over the same TLS listener (ALPN http/1.1).
+        XCTAssertEqual(try runProgram("/usr/bin/curl", ["-s", "--http1.1", "--cacert", certificates.caCert, "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "\(base)/x"], stdoutOnly: true).output, "1.1 200")
+    }
+
+    func testOpenSSLNegotiatesH2ByALPN() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        let result = try runProgram("/bin/sh", ["-c", "echo | openssl s_client -alpn h2 -connect 127.0.0.1:\(harness.proxyPort) -CAfile \(certificates.caCert) 2>/dev/null"])
+        XCTAssertTrue(result.output.contains("ALPN protocol: h2"), result.output)
+    }
+
+    func testNghttpFetchesSeveralStreamsOnOneConnection() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        let base = "https://localhost:\(harness.proxyPort)"
+        let result = try runProgram("/usr/bin/nghttp", ["-nv", "\(base)/a", "\(base)/b", "\(base)/c", "\(base)/d"])
+        let statuses = result.output.components(separatedBy: "recv (stream_id=").dropFirst().filter { $0.contains(":status: 200") }
+        XCTAssertEqual(statuses.count, 4, result.output)
+        XCTAssertEqual(result.output.components(separatedBy: "Connected").count - 1, 1, "one connection")
+    }
+
+    func testH2loadWithManyStreamsFailsNothingAndAGlobalWindowAdmitsExactlyItsLimit() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        let open = try runProgram("/usr/bin/h2load", ["-n", "3000", "-c", "4", "-m", "32", "https://127.0.0.1:\(harness.proxyPort)/bench"])
+        XCTAssertTrue(open.output.contains("3000 succeeded, 0 failed, 0 errored, 0 timeout"), open.output)
+        let exact = try runProgram("/usr/bin/h2load", ["-n", "600", "-c", "3", "-m", "50", "https://127.0.0.1:\(harness.proxyPort)/exact/x"])
+        XCTAssertTrue(exact.output.contains("status codes: 37 2xx, 0 3xx, 563 4xx, 0 5xx"), exact.output)
+        XCTAssertTrue(exact.output.contains("0 errored, 0 timeout"), exact.output)
+    }
+
+    func testCleartextPriorKnowledgeAndHTTP1OnOneListener() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        let h2 = try runProgram("/usr/bin/curl", ["-s", "--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "\(harness.base)/x"], stdoutOnly: true)
+        XCTAssertEqual(h2.output, "2 200")
+        let statuses = try (0..<6).map { _ in try curl(["--http2-prior-knowledge", "-X", "POST", "\(harness.base)/auth/login"]).status }
+        XCTAssertEqual(statuses, [200, 200, 200, 200, 200, 429])
+        let h1 = try runProgram("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", "\(harness.base)/x"], stdoutOnly: true)
+        XCTAssertEqual(h1.output, "1.1 200")
+    }
+
+    func testHTTPSUpstreamNeedsItsCAAndSaysSoWithout() throws {
+        // An https upstream: another gateway terminating TLS in front of the demo upstream.
+        let tlsFront = try tlsHarness()
+        defer { tlsFront.stop() }
+        let url = "https://localhost:\(tlsFront.proxyPort)"
+        let trusting = try GatewayHarness(rateSync: limits, routes: routes, upstream: "ca_file = \"\(certificates.caCert)\"", upstreamURL: url)
+        defer { trusting.stop() }
+        let echo = try curl(["\(trusting.base)/through"]).json()
+        XCTAssertEqual((echo["headers"] as? [String: String])?["x-forwarded-proto"], "https", "the front gateway saw TLS")
+
+        let untrusting = try GatewayHarness(rateSync: limits, routes: routes, upstreamURL: url)
+        defer { untrusting.stop() }
+        XCTAssertEqual(try curl(["\(untrusting.base)/through"]).status, 502)
+        XCTAssertEqual(try curl(["\(untrusting.base)/through"]).status, 502)
+        let warnings = untrusting.gateway.text.components(separatedBy: "upstream unreachable").count - 1
+        XCTAssertEqual(warnings, 1, "one clear line, not one per request: \(untrusting.gateway.text)")
+        XCTAssertTrue(untrusting.gateway.text.lowercased().contains("certificate") || untrusting.gateway.text.contains("handshake"), untrusting.gateway.text)
+    }
+
+    func testRapidResetIsCutOffWhileOtherClientsAreServed() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("interop/rapid_reset.py").path
+        let attacker = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, String(harness.proxyPort), "20000"])
+        let others = try (0..<20).map { _ in try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status }
+        XCTAssertEqual(try attacker.waitForExit(timeout: 30), 0, attacker.text)
+        XCTAssertTrue(others.allSatisfy { $0 == 200 }, "others served: \(others)")
+        XCTAssertTrue(attacker.text.contains("goaway=1") || attacker.text.contains("closed=1"), attacker.text)
+        XCTAssertTrue(attacker.text.contains("closed=1"), "the attacker is disconnected: \(attacker.text)")
+        let memory = harness.gateway.memory().rss
+        XCTAssertLessThan(memory, 200 * 1024 * 1024, "memory stays bounded: \(memory >> 20) MiB")
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status, 200)
+    }
+}
