@@ -5,9 +5,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import RateSync
 
-/// SIGHUP: reads both files again. A valid pair becomes the configuration of every request that
-/// begins from then on (connections stay open); an invalid one is logged, counted, and changes
-/// nothing. Stores whose settings did not change are kept (with their connections and breaker);
+/// SIGHUP: reads both files again (and the TLS certificate and key). A valid set becomes the
+/// configuration of every request that begins from then on (connections stay open; renewed
+/// certificates serve new connections); an invalid one is logged, counted, and changes nothing. Stores whose settings did not change are kept (with their connections and breaker);
 /// a new or changed store must answer before the new configuration is taken.
 final class Reloader: Sendable {
     private struct StoreEntry: Sendable {
@@ -51,6 +51,9 @@ final class Reloader: Sendable {
         let metrics = server.runtime.metrics
         do {
             let loaded = try LoadedConfig.load(gatewayPath: configPath)
+            // First, so that a certificate that does not load fails the reload before any new
+            // store is made.
+            try server.reloadTLS(loaded.gateway.server.tls)
             let previous = stores.withLockedValue { $0 }
             var next: [String: StoreEntry] = [:]
             for config in loaded.storesInUse {

@@ -158,4 +158,30 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertLessThan(memory, 200 * 1024 * 1024, "memory stays bounded: \(memory >> 20) MiB")
         XCTAssertEqual(try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status, 200)
     }
+
+    func testReloadPicksUpARenewedCertificate() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        func subject() throws -> String {
+            let result = try runProgram("/bin/sh", ["-c", "echo | openssl s_client -connect 127.0.0.1:\(harness.proxyPort) -servername localhost 2>/dev/null | openssl x509 -noout -subject"])
+            return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let original = try subject()
+        XCTAssertTrue(original.contains("CN = localhost"), original)
+        let renewed = try TestCertificates(commonName: "renewed.localhost")
+        for (from, to) in [(renewed.serverCert, certificates.serverCert), (renewed.serverKey, certificates.serverKey)] {
+            try FileManager.default.removeItem(atPath: to)
+            try FileManager.default.copyItem(atPath: from, toPath: to)
+        }
+        kill(harness.gateway.pid, SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        let afterReload = try subject()
+        XCTAssertTrue(afterReload.contains("CN = renewed.localhost"), afterReload)
+        // A key that does not load fails the reload and keeps serving the certificate in use.
+        try "not a key".write(toFile: certificates.serverKey, atomically: true, encoding: .utf8)
+        kill(harness.gateway.pid, SIGHUP)
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertTrue(try subject().contains("CN = renewed.localhost"))
+        XCTAssertEqual(try curl(["--cacert", renewed.caCert, "https://localhost:\(harness.proxyPort)/x"]).status, 200)
+    }
 }

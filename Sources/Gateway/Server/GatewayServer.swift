@@ -1,7 +1,9 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Prometheus
 import RateSync
 
@@ -15,6 +17,7 @@ public final class GatewayServer: Sendable {
     private let adminChannel: any Channel
     private let resources: LoopResourcesRegistry
     private let logger: Logger
+    private let tls: NIOLockedValueBox<NIOSSLContext>?
 
     /// Binds both listeners. Throws if either address cannot be bound.
     /// - Parameters:
@@ -30,7 +33,10 @@ public final class GatewayServer: Sendable {
     ) throws -> GatewayServer {
         let resources = LoopResourcesRegistry(group: group, runtime: runtime, logger: logger)
         let server = runtime.server
-        let tls = try server.tls.map(TLSContexts.server)
+        let initialTLS = try server.tls.map(TLSContexts.server)
+        // Read per new connection, replaced by a reload: renewed certificates apply to new
+        // connections, and connections already open keep theirs.
+        let tls = initialTLS.map { NIOLockedValueBox($0) }
         let pipelines = ConnectionPipelines(
             maxHeaderBytes: server.maxHeaderBytes,
             maxConcurrentStreams: server.maxConcurrentStreams,
@@ -46,7 +52,7 @@ public final class GatewayServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 if let tls {
-                    return pipelines.configureTLS(channel, context: tls)
+                    return pipelines.configureTLS(channel, context: tls.withLockedValue { $0 })
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     if h2c {
@@ -81,7 +87,8 @@ public final class GatewayServer: Sendable {
             proxyChannel: proxyChannel,
             adminChannel: adminChannel,
             resources: resources,
-            logger: logger
+            logger: logger,
+            tls: tls
         )
     }
 
@@ -90,8 +97,10 @@ public final class GatewayServer: Sendable {
         proxyChannel: any Channel,
         adminChannel: any Channel,
         resources: LoopResourcesRegistry,
-        logger: Logger
+        logger: Logger,
+        tls: NIOLockedValueBox<NIOSSLContext>?
     ) {
+        self.tls = tls
         self.group = group
         self.proxyChannel = proxyChannel
         self.adminChannel = adminChannel
@@ -103,6 +112,14 @@ public final class GatewayServer: Sendable {
 
     /// Completes when the proxy listener closes.
     public var onClose: EventLoopFuture<Void> { proxyChannel.closeFuture }
+
+    /// Loads the certificate and key again (renewed files) for the connections accepted from now
+    /// on. Throws, changing nothing, if they do not load; does nothing on a plain listener.
+    public func reloadTLS(_ settings: GatewayConfig.TLSSettings?) throws {
+        guard let tls, let settings else { return }
+        let context = try TLSContexts.server(settings)
+        tls.withLockedValue { $0 = context }
+    }
 
     /// The configuration new requests use from now on; requests in flight finish on the old one.
     public func replaceRuntime(_ runtime: GatewayRuntime) {
