@@ -131,22 +131,30 @@ gateway_pid=$!
 pids+=("$gateway_pid")
 wait_for_port "$gateway_port"
 
-nginx_port=$(free_port)
-mkdir -p "$work/nginx"
-cat >"$work/nginx/nginx.conf" <<NGINX
+# Writes $1/nginx.conf: one worker, no access log, proxy_pass to the demo upstream with
+# upstream keep-alive. $2: the listen directive; $3: upstream keepalive connections; $4: lines
+# inside `location /` before proxy_pass; $5: lines before `events`; $6: lines inside `server`.
+write_nginx_config() {
+    local dir=$1
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX
+$5
 worker_processes 1;
 daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $work/nginx/body;
-    proxy_temp_path $work/nginx/proxy;
-    upstream app { server 127.0.0.1:$upstream_port; keepalive 64; }
+    lua_package_path_placeholder;
+    client_body_temp_path $dir/body;
+    proxy_temp_path $dir/proxy;
+    upstream app { server 127.0.0.1:$upstream_port; keepalive $3; }
     server {
-        listen 127.0.0.1:$nginx_port;
+        listen $2;
+        $6
         location / {
+            $4
             proxy_pass http://app;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
@@ -156,11 +164,27 @@ http {
     }
 }
 NGINX
-taskset -c "$proxy_core" nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-nginx_master=$!
-pids+=("$nginx_master")
-wait_for_port "$nginx_port"
-nginx_pids=("$nginx_master" $(pgrep -P "$nginx_master"))
+    # Only the Lua peer needs a package path; elsewhere the line goes.
+    if [[ "$5" == *lua* ]]; then
+        sed -i 's|lua_package_path_placeholder;|lua_package_path "/usr/share/lua/5.1/?.lua;;";|' "$dir/nginx.conf"
+    else
+        sed -i '/lua_package_path_placeholder;/d' "$dir/nginx.conf"
+    fi
+}
+
+# Starts the nginx of $1 pinned to the proxy core, waits for port $2, and prints its master's
+# and workers' pids (the caller adds the master to `pids`: this runs in a subshell).
+start_nginx() {
+    taskset -c "$proxy_core" nginx -p "$1" -c "$1/nginx.conf" >/dev/null 2>&1 &
+    local master=$!
+    wait_for_port "$2"
+    echo "$master" $(pgrep -P "$master")
+}
+
+nginx_port=$(free_port)
+write_nginx_config "$work/nginx" "127.0.0.1:$nginx_port" 64 "" "" ""
+nginx_pids=($(start_nginx "$work/nginx" "$nginx_port"))
+pids+=("${nginx_pids[0]}")
 
 echo "bench: ${duration}s per target, $connections connections, wrk, upstream and redis on core $load_core, proxy on core $proxy_core"
 echo "bench: $(nproc) cores, $(uname -r), $(swift --version 2>/dev/null | head -1), $(redis-server --version | awk '{print $3}')"
@@ -263,47 +287,21 @@ redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil((new_
 return {1}
 LUA
     gcra_sha=$(redis-cli -p "$redis_port" SCRIPT LOAD "$(cat "$work/nginx-lua/gcra.lua")")
-    cat >"$work/nginx-lua/nginx.conf" <<NGINX
-load_module /usr/lib/nginx/modules/ndk_http_module.so;
-load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-worker_processes 1;
-daemon off;
-pid $work/nginx-lua/nginx.pid;
-error_log $work/nginx-lua/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    lua_package_path "/usr/share/lua/5.1/?.lua;;";
-    client_body_temp_path $work/nginx-lua/body;
-    proxy_temp_path $work/nginx-lua/proxy;
-    upstream app { server 127.0.0.1:$upstream_port; keepalive 64; }
-    server {
-        listen 127.0.0.1:$lua_port;
-        location / {
-            access_by_lua_block {
-                local redis = require "nginx.redis"
+    lua_check="access_by_lua_block {
+                local redis = require \"nginx.redis\"
                 local r = redis:new()
                 r:set_timeouts(100, 100, 100)
-                local ok = r:connect("127.0.0.1", $redis_port)
+                local ok = r:connect(\"127.0.0.1\", $redis_port)
                 if not ok then return end
-                local res = r:evalsha("$gcra_sha", 1, "bench:" .. ngx.var.remote_addr, 0.00000001, 100000000)
+                local res = r:evalsha(\"$gcra_sha\", 1, \"bench:\" .. ngx.var.remote_addr, 0.00000001, 100000000)
                 r:set_keepalive(10000, 64)
                 if res and res[1] == 0 then return ngx.exit(429) end
-            }
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-NGINX
-    taskset -c "$proxy_core" nginx -p "$work/nginx-lua" -c "$work/nginx-lua/nginx.conf" &
-    lua_master=$!
-    pids+=("$lua_master")
-    wait_for_port "$lua_port"
-    lua_pids=("$lua_master" $(pgrep -P "$lua_master"))
+            }"
+    lua_modules="load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+    write_nginx_config "$work/nginx-lua" "127.0.0.1:$lua_port" 64 "$lua_check" "$lua_modules" ""
+    lua_pids=($(start_nginx "$work/nginx-lua" "$lua_port"))
+    pids+=("${lua_pids[0]}")
 
     printf "%-10s %10s %9s %9s %12s %14s %14s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req" "redis us/check" "scripts/req"
     measure_with_redis gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
@@ -343,38 +341,12 @@ if [[ " $scenarios " == *" h2 "* ]]; then
     start_gateway "$work/gateway-h2.toml" "$gateway_port"
 
     h2_port=$(free_port)
-    mkdir -p "$work/nginx-h2"
-    cat >"$work/nginx-h2/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx-h2/nginx.pid;
-error_log $work/nginx-h2/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    client_body_temp_path $work/nginx-h2/body;
-    proxy_temp_path $work/nginx-h2/proxy;
-    upstream app { server 127.0.0.1:$upstream_port; keepalive 256; }
-    server {
-        listen 127.0.0.1:$h2_port ssl http2;
-        keepalive_requests 100000000;
-        ssl_certificate $work/tls.pem;
-        ssl_certificate_key $work/tls.key;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host \$host;
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-}
-NGINX
-    taskset -c "$proxy_core" nginx -p "$work/nginx-h2" -c "$work/nginx-h2/nginx.conf" &
-    h2_master=$!
-    pids+=("$h2_master")
-    wait_for_port "$h2_port"
-    h2_pids=("$h2_master" $(pgrep -P "$h2_master"))
+    # keepalive 256 matches the gateway's idle pool; keepalive_requests lifts nginx's default of
+    # 1000 requests per HTTP/2 connection, which h2load would count as errors.
+    write_nginx_config "$work/nginx-h2" "127.0.0.1:$h2_port ssl http2" 256 "" "" \
+        "ssl_certificate $work/tls.pem; ssl_certificate_key $work/tls.key; keepalive_requests 100000000;"
+    h2_pids=($(start_nginx "$work/nginx-h2" "$h2_port"))
+    pids+=("${h2_pids[0]}")
 
     # h2load for a fixed time; prints "requests rps".
     run_h2load() {
