@@ -184,4 +184,15 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertTrue(try subject().contains("CN = renewed.localhost"))
         XCTAssertEqual(try curl(["--cacert", renewed.caCert, "https://localhost:\(harness.proxyPort)/x"]).status, 200)
     }
+
+    func testAnIdleHTTP2ConnectionIsClosed() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true\nidle_timeout_seconds = 0.5\ndrain_timeout_seconds = 0.5")
+        defer { harness.stop() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("interop/rapid_reset.py").path
+        // Zero streams: the preface and SETTINGS, then silence (this client never answers the
+        // closing PING, so the grace time, here the drain timeout, bounds the close).
+        let idle = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort), "0"], stdoutOnly: true)
+        XCTAssertTrue(idle.output.contains("goaway=1 closed=1"), idle.output)
+    }
 }

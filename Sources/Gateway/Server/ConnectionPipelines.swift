@@ -9,6 +9,10 @@ import NIOSSL
 struct ConnectionPipelines: Sendable {
     let maxHeaderBytes: Int
     let maxConcurrentStreams: Int
+    /// An HTTP/2 connection without open streams for this long is closed (GOAWAY first).
+    let idleTimeout: TimeAmount
+    /// How long open streams get to finish once an idle or draining connection is closing.
+    let graceTime: TimeAmount
     /// "https" behind TLS: what X-Forwarded-Proto says.
     let scheme: String
     let resources: LoopResourcesRegistry
@@ -49,18 +53,30 @@ struct ConnectionPipelines: Sendable {
         streams.streamErrorRateLimit.maximumCount = 200
         streams.streamErrorRateLimit.windowLength = .seconds(30)
         try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
+        let manager = NIOHTTP2ServerConnectionManagementHandler(
+            eventLoop: channel.eventLoop,
+            configuration: .init(maxIdleTime: idleTimeout, maxAge: nil, maxGraceTime: graceTime, keepalive: nil)
+        )
         // Every stream of this connection has the same peer: parse it once.
         let peerAddress = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
         let peer = (address: peerAddress, text: peerAddress?.description ?? "unknown")
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
-            streamConfiguration: streams
+            streamConfiguration: streams,
+            streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
                 try stream.pipeline.syncOperations.addHandler(makeProxyHandler(stream, peer: peer, isStream: true))
             }
+        }
+        // After the HTTP/2 handler: it sees the connection's frames and its streams' lifetimes.
+        try channel.pipeline.syncOperations.addHandler(manager)
+        // Its timers start on channelActive, which this connection (set up after the TLS or h2c
+        // negotiation) has already had: deliver that event to it alone (nothing comes after it).
+        if channel.isActive {
+            manager.channelActive(context: try channel.pipeline.syncOperations.context(handler: manager))
         }
     }
 
