@@ -18,6 +18,8 @@ public final class RedisStore: RateLimitStore {
     /// One client per event loop (fewer when `pool_max_size` is smaller than the loop count:
     /// then loops share, and a request hops to its client's loop and back).
     private let clients: [NIOLoopBound<RedisLoopClient>]
+    /// One per client, on the client's loop: the requests of one tick share one script call.
+    private let batchers: [NIOLoopBound<LimitBatcher>]
     private let clientForLoop: [ObjectIdentifier: Int]
     private let limitScriptSHA: String
     private let releaseScriptSHA: String
@@ -74,6 +76,12 @@ public final class RedisStore: RateLimitStore {
                 }.wait()
             )
         }
+        var batchers: [NIOLoopBound<LimitBatcher>] = []
+        for bound in clients {
+            let loop = bound.eventLoop
+            batchers.append(try loop.submit { NIOLoopBound(LimitBatcher(eventLoop: loop), eventLoop: loop) }.wait())
+        }
+        self.batchers = batchers
         var clientForLoop: [ObjectIdentifier: Int] = [:]
         for (index, loop) in loops.enumerated() { clientForLoop[ObjectIdentifier(loop)] = index % clientCount }
         self.clients = clients
@@ -106,9 +114,19 @@ public final class RedisStore: RateLimitStore {
     }
 
     public func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
+        let bound = batchers[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0]
+        if bound.eventLoop.inEventLoop {
+            return bound.value.submit(checks, via: self).hop(to: eventLoop)
+        }
+        return bound.eventLoop.flatSubmit { bound.value.submit(checks, via: self) }.hop(to: eventLoop)
+    }
+
+    /// One script call for the checks of several requests; the decisions come back flat, in
+    /// order. Called by the batchers, on the client's loop.
+    func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
         let token = "\(instanceToken):\(sequence.withLockedValue { $0 &+= 1; return $0 })"
-        let (keys, arguments) = LimitScript.keysAndArguments(checks, keyPrefix: settings.keyPrefix, uniqueToken: token)
-        let count = checks.count
+        let (keys, arguments) = LimitScript.keysAndArguments(groups: groups, keyPrefix: settings.keyPrefix, uniqueToken: token)
+        let count = groups.reduce(0) { $0 + $1.count }
         return runScript(sha: limitScriptSHA, source: LimitScript.source, keys: keys, arguments: arguments, on: eventLoop)
             .flatMapThrowing { reply in
                 if case .error(let message) = reply {

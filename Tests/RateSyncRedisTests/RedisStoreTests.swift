@@ -194,4 +194,28 @@ final class RedisStoreTests: XCTestCase {
         let untrusted = try makeStore(url: "rediss://localhost:\(tlsRedis.port)/0")
         XCTAssertThrowsError(try untrusted.connect().wait(), "a self-signed CA is not in the system trust store")
     }
+
+    func testRequestsOfOneTickShareOneScriptCallAndStayExactAndAtomic() throws {
+        let store = try makeStore(timeoutMs: 2000)
+        try store.connect().wait()
+        let window = limiter("batched", .slidingWindow(SlidingWindowRule(limit: 20, windowSeconds: 300)))
+        let strict = limiter("strict", .slidingWindow(SlidingWindowRule(limit: 5, windowSeconds: 300)))
+        let before = try redis.calls(of: "evalsha") + redis.calls(of: "eval")
+        let loop = group.next()
+        // Fifty requests issued in one event-loop tick; every second one also has the strict limiter.
+        let futures = try loop.submit {
+            (0..<50).map { index -> EventLoopFuture<[Decision]> in
+                var checks = [LimitCheck(limiter: window, identifier: "shared")]
+                if index % 2 == 1 { checks.append(LimitCheck(limiter: strict, identifier: "shared")) }
+                return store.check(checks, on: loop)
+            }
+        }.wait()
+        let decisions = try futures.map { try $0.wait() }
+        XCTAssertEqual(try redis.calls(of: "evalsha") + redis.calls(of: "eval") - before, 1, "one call for the tick")
+        let admitted = decisions.filter { $0.allSatisfy(\.allowed) }.count
+        XCTAssertEqual(admitted, 20, "exactly the window's limit")
+        // The strict limiter admitted 5 of its requests; denied requests consumed nothing.
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:strict:shared:window"]), "5")
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:batched:shared:window"]), "20")
+    }
 }

@@ -11,8 +11,9 @@ import RateSync
 ///                                                 score = Unix seconds, TTL window + 60
 ///   `<prefix>:<limiter>:<identifier>:concurrent`  max_concurrent: requests in flight
 ///
-/// Phase one evaluates every limiter without consuming anything; phase two, only when all admit,
-/// consumes each one's budget. The reply is all integers (Redis truncates Lua numbers, and
+/// One call decides one or more groups (the requests that met in one event-loop tick), in
+/// order; within a group, phase one evaluates every limiter without consuming anything and phase
+/// two, only when all admit, consumes each one's budget. The reply is all integers (Redis truncates Lua numbers, and
 /// integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five fields per
 /// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up).
 ///
@@ -24,83 +25,89 @@ enum LimitScript {
         local t = redis.call('TIME')
         local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
         local token = ARGV[1]
-        local count = (#ARGV - 1) / 4
+        local groups = tonumber(ARGV[2])
         local reply = {tonumber(t[1]), tonumber(t[2])}
-        local commits = {}
-        local all = true
-        for i = 1, count do
-          local base = 1 + (i - 1) * 4
-          local kind = ARGV[base + 1]
-          local a = tonumber(ARGV[base + 2])
-          local b = tonumber(ARGV[base + 3])
-          local cap = tonumber(ARGV[base + 4])
-          local key = KEYS[2 * i - 1]
-          local slots = KEYS[2 * i]
-          local allowed, limit, remaining, retry, reset = 1, 0, 0, 0, 0
-          local commit = nil
-          if kind == 't' then
-            -- a: emission interval (s), b: burst
-            local stored = redis.call('GET', key)
-            local tat = now
-            if stored then tat = math.max(tonumber(stored) + a, now) end
-            local new_tat = tat + a
-            local allow_at = new_tat - b * a
-            limit = b
-            if allow_at - now > 1e-9 then
-              allowed, remaining, retry, reset = 0, 0, allow_at - now, tat - now
-            else
-              remaining = math.min(b - 1, math.floor((now - allow_at) / a + 1e-9))
-              reset = new_tat - now
-              commit = {'t', key, string.format('%.6f', new_tat - a), math.ceil((new_tat - now) * 1000) + 1000}
+        local arg = 2 + groups
+        local keyIndex = 0
+        for g = 1, groups do
+          local size = tonumber(ARGV[2 + g])
+          local commits = {}
+          local all = true
+          for i = 1, size do
+            local kind = ARGV[arg + 1]
+            local a = tonumber(ARGV[arg + 2])
+            local b = tonumber(ARGV[arg + 3])
+            local cap = tonumber(ARGV[arg + 4])
+            arg = arg + 4
+            local key = KEYS[keyIndex + 1]
+            local slots = KEYS[keyIndex + 2]
+            keyIndex = keyIndex + 2
+            local allowed, limit, remaining, retry, reset = 1, 0, 0, 0, 0
+            local commit = nil
+            if kind == 't' then
+              -- a: emission interval (s), b: burst
+              local stored = redis.call('GET', key)
+              local tat = now
+              if stored then tat = math.max(tonumber(stored) + a, now) end
+              local new_tat = tat + a
+              local allow_at = new_tat - b * a
+              limit = b
+              if allow_at - now > 1e-9 then
+                allowed, remaining, retry, reset = 0, 0, allow_at - now, tat - now
+              else
+                remaining = math.min(b - 1, math.floor((now - allow_at) / a + 1e-9))
+                reset = new_tat - now
+                commit = {'t', key, string.format('%.6f', new_tat - a), math.ceil((new_tat - now) * 1000) + 1000}
+              end
+            elseif kind == 's' then
+              -- a: limit, b: window (s)
+              redis.call('ZREMRANGEBYSCORE', key, '-inf', now - b)
+              local used = redis.call('ZCARD', key)
+              limit = a
+              if used < a then
+                remaining, reset = a - used - 1, b
+                commit = {'s', key, math.ceil(b) + 60}
+              else
+                local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+                local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+                allowed, remaining = 0, 0
+                retry = math.max(0, tonumber(oldest[2]) + b - now)
+                reset = math.max(0, tonumber(newest[2]) + b - now)
+              end
             end
-          elseif kind == 's' then
-            -- a: limit, b: window (s)
-            redis.call('ZREMRANGEBYSCORE', key, '-inf', now - b)
-            local used = redis.call('ZCARD', key)
-            limit = a
-            if used < a then
-              remaining, reset = a - used - 1, b
-              commit = {'s', key, math.ceil(b) + 60}
-            else
-              local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-              local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
-              allowed, remaining = 0, 0
-              retry = math.max(0, tonumber(oldest[2]) + b - now)
-              reset = math.max(0, tonumber(newest[2]) + b - now)
+            local take_slot = false
+            if cap > 0 then
+              local in_flight = tonumber(redis.call('GET', slots) or '0')
+              if in_flight >= cap then
+                allowed, limit, remaining, retry, reset = 0, cap, 0, 1, 1
+              else
+                if kind == 'n' then limit, remaining = cap, cap - in_flight - 1 end
+                take_slot = allowed == 1
+              end
             end
-          end
-          local take_slot = false
-          if cap > 0 then
-            local in_flight = tonumber(redis.call('GET', slots) or '0')
-            if in_flight >= cap then
-              allowed, limit, remaining, retry, reset = 0, cap, 0, 1, 1
+            if allowed == 1 then
+              if commit then commits[#commits + 1] = commit end
+              if take_slot then commits[#commits + 1] = {'c', slots} end
             else
-              if kind == 'n' then limit, remaining = cap, cap - in_flight - 1 end
-              take_slot = allowed == 1
+              all = false
             end
+            reply[#reply + 1] = allowed
+            reply[#reply + 1] = limit
+            reply[#reply + 1] = remaining
+            reply[#reply + 1] = math.ceil(retry * 1000000)
+            reply[#reply + 1] = math.ceil(reset * 1000000)
           end
-          if allowed == 1 then
-            if commit then commits[#commits + 1] = commit end
-            if take_slot then commits[#commits + 1] = {'c', slots} end
-          else
-            all = false
-          end
-          reply[#reply + 1] = allowed
-          reply[#reply + 1] = limit
-          reply[#reply + 1] = remaining
-          reply[#reply + 1] = math.ceil(retry * 1000000)
-          reply[#reply + 1] = math.ceil(reset * 1000000)
-        end
-        if all then
-          for i, c in ipairs(commits) do
-            if c[1] == 't' then
-              redis.call('SET', c[2], c[3], 'PX', c[4])
-            elseif c[1] == 's' then
-              redis.call('ZADD', c[2], now, string.format('%.6f', now) .. ':' .. token .. ':' .. i)
-              redis.call('EXPIRE', c[2], c[3])
-            else
-              redis.call('INCR', c[2])
-              redis.call('EXPIRE', c[2], 3600)
+          if all then
+            for i, c in ipairs(commits) do
+              if c[1] == 't' then
+                redis.call('SET', c[2], c[3], 'PX', c[4])
+              elseif c[1] == 's' then
+                redis.call('ZADD', c[2], now, string.format('%.6f', now) .. ':' .. token .. ':' .. g .. ':' .. i)
+                redis.call('EXPIRE', c[2], c[3])
+              else
+                redis.call('INCR', c[2])
+                redis.call('EXPIRE', c[2], 3600)
+              end
             end
           end
         end
@@ -115,17 +122,20 @@ enum LimitScript {
         return 0
         """
 
-    /// Keys and arguments for one call deciding `checks`.
+    /// Keys and arguments for one call deciding several groups of checks (the requests of one
+    /// event-loop tick): each group is decided all-or-nothing, in order.
     static func keysAndArguments(
-        _ checks: [LimitCheck],
+        groups: [[LimitCheck]],
         keyPrefix: String,
         uniqueToken: String
     ) -> (keys: [String], arguments: [String]) {
+        let total = groups.reduce(0) { $0 + $1.count }
         var keys: [String] = []
-        var arguments: [String] = [uniqueToken]
-        keys.reserveCapacity(checks.count * 2)
-        arguments.reserveCapacity(1 + checks.count * 4)
-        for check in checks {
+        var arguments: [String] = [uniqueToken, String(groups.count)]
+        keys.reserveCapacity(total * 2)
+        arguments.reserveCapacity(2 + groups.count + total * 4)
+        for group in groups { arguments.append(String(group.count)) }
+        for check in groups.joined() {
             let base = "\(keyPrefix):\(check.key)"
             let cap = check.limiter.maxConcurrent.map(String.init) ?? "0"
             switch check.limiter.algorithm {

@@ -1,0 +1,55 @@
+import NIOCore
+import RateSync
+
+/// Gathers the limit checks that requests of one event loop issue during one tick into a single
+/// script call, each request's checks an all-or-nothing group of its own. Redis then parses,
+/// dispatches and enters Lua once per tick instead of once per request (the same semantics as
+/// the calls one after another: groups are decided in order).
+final class LimitBatcher {
+    private struct Pending {
+        let checks: [LimitCheck]
+        let promise: EventLoopPromise<[Decision]>
+    }
+
+    private let eventLoop: any EventLoop
+    private var pending: [Pending] = []
+    /// Set by each submit; weak, since the store owns this batcher.
+    private weak var store: RedisStore?
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    /// Must be called on the batcher's loop.
+    func submit(_ checks: [LimitCheck], via store: RedisStore) -> EventLoopFuture<[Decision]> {
+        self.store = store
+        let promise = eventLoop.makePromise(of: [Decision].self)
+        if pending.isEmpty {
+            eventLoop.assumeIsolated().execute { self.flush() }
+        }
+        pending.append(Pending(checks: checks, promise: promise))
+        return promise.futureResult
+    }
+
+    private func flush() {
+        let batch = pending
+        pending = []
+        guard let store, !batch.isEmpty else {
+            for item in batch { item.promise.fail(StoreFailure(storeID: "redis", reason: "store stopped")) }
+            return
+        }
+        store.decide(groups: batch.map(\.checks), on: eventLoop).whenComplete { result in
+            switch result {
+            case .success(let decisions):
+                var offset = 0
+                for item in batch {
+                    let next = offset + item.checks.count
+                    item.promise.succeed(Array(decisions[offset..<next]))
+                    offset = next
+                }
+            case .failure(let error):
+                for item in batch { item.promise.fail(error) }
+            }
+        }
+    }
+}
