@@ -5,7 +5,9 @@ import RateSync
 /// Everything a request needs that comes from config: built once, never mutated, read without
 /// locks from every event loop (a reload builds a new one and swaps it whole).
 public final class GatewayRuntime: Sendable {
-    public struct RouteTarget: Sendable {
+    /// A class, not a struct: every exchange holds its route's target, and copying a struct of
+    /// this many references would retain each of them per request.
+    public final class RouteTarget: Sendable {
         public let route: GatewayConfig.Route
         public let upstream: GatewayConfig.Upstream
         public let limiters: [BoundLimiter]
@@ -13,13 +15,35 @@ public final class GatewayRuntime: Sendable {
         /// For https upstreams; built once per configuration.
         public let upstreamTLS: NIOSSLContext?
         let reachability: UpstreamReachability
+
+        init(
+            route: GatewayConfig.Route,
+            upstream: GatewayConfig.Upstream,
+            limiters: [BoundLimiter],
+            upstreamMetrics: GatewayMetrics.UpstreamMetrics,
+            upstreamTLS: NIOSSLContext?,
+            reachability: UpstreamReachability
+        ) {
+            self.route = route
+            self.upstream = upstream
+            self.limiters = limiters
+            self.upstreamMetrics = upstreamMetrics
+            self.upstreamTLS = upstreamTLS
+            self.reachability = reachability
+        }
     }
 
     /// A limiter with the store that keeps its state and the route's counters for it.
-    public struct BoundLimiter: Sendable {
+    public final class BoundLimiter: Sendable {
         public let config: LimiterConfig
         public let store: any RateLimitStore
         public let decisions: GatewayMetrics.DecisionCounters
+
+        init(config: LimiterConfig, store: any RateLimitStore, decisions: GatewayMetrics.DecisionCounters) {
+            self.config = config
+            self.store = store
+            self.decisions = decisions
+        }
     }
 
     public let router: Router
