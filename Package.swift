@@ -103,7 +103,7 @@ let package = Package(
             name: "RateSyncTests",
             dependencies: ["RateSync", .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "RateSync"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "RateSync", "TestSupport"]),
         .testTarget(
             name: "RateSyncRedisTests",
             dependencies: [

@@ -113,36 +113,33 @@ final class GatewayHarness {
 
     deinit { stop() }
 
-    /// The seed's two limiters on a memory store.
-    static let seedLimiters = """
-        [stores.local]
-        strategy = "memory"
-        [limiters.public]
-        store_id = "local"
-        algorithm = "token_bucket"
-        rate_per_second = 100.0
-        fail_closed = false
-        [limiters.auth]
-        store_id = "local"
-        algorithm = "sliding_window"
-        limit = 10
-        window_seconds = 300
-        fail_closed = true
-        """
+    /// The seed's two limiters on a memory store (see SeedFixtures).
+    static let seedLimiters = SeedFixtures.memoryLimiters
 
-    /// The issue's two routes.
-    static let seedRoutes = """
-        [[routes]]
-        name = "auth"
-        path_prefix = "/auth/"
-        upstream = "app"
-        limiters = ["auth"]
-        identifier = "client_ip"
-        [[routes]]
-        name = "public"
-        path_prefix = "/"
-        upstream = "app"
-        limiters = ["public"]
-        identifier = "client_ip"
+    /// A memory store "m" with one sliding-window limiter.
+    static func memoryWindow(_ name: String, limit: Int, windowSeconds: Int = 60) -> String {
         """
+        [stores.m]
+        engine = "memory"
+        [limiters.\(name)]
+        store = "m"
+        algorithm = "sliding_window"
+        limit = \(limit)
+        window_seconds = \(windowSeconds)
+        """
+    }
+
+    /// One route for every path, to the demo upstream.
+    static func catchAllRoute(limiters: [String], identifier: String = "client_ip") -> String {
+        """
+        [[routes]]
+        name = "all"
+        upstream = "app"
+        limiters = [\(limiters.map { "\"\($0)\"" }.joined(separator: ", "))]
+        identifier = "\(identifier)"
+        """
+    }
+
+    /// The issue's two routes (see SeedFixtures).
+    static let seedRoutes = SeedFixtures.routes
 }

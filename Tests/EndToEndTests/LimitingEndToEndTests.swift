@@ -83,22 +83,8 @@ final class LimitingEndToEndTests: XCTestCase {
 
     func testClientIPThroughTrustedProxiesIgnoresSpoofedEntries() throws {
         let harness = try GatewayHarness(
-            rateSync: """
-                [stores.m]
-                engine = "memory"
-                [limiters.one]
-                store = "m"
-                algorithm = "sliding_window"
-                limit = 1
-                window_seconds = 60
-                """,
-            routes: """
-                [[routes]]
-                name = "all"
-                upstream = "app"
-                limiters = ["one"]
-                identifier = "client_ip"
-                """
+            rateSync: GatewayHarness.memoryWindow("one", limit: 1),
+            routes: GatewayHarness.catchAllRoute(limiters: ["one"])
         )
         defer { harness.stop() }
         // The peer is 127.0.0.1, a trusted proxy: the client is the address it forwarded.
@@ -114,15 +100,7 @@ final class LimitingEndToEndTests: XCTestCase {
 
     func testHeaderIdentifierAndGlobalBucket() throws {
         let harness = try GatewayHarness(
-            rateSync: """
-                [stores.m]
-                engine = "memory"
-                [limiters.per_key]
-                store = "m"
-                algorithm = "sliding_window"
-                limit = 2
-                window_seconds = 60
-                """,
+            rateSync: GatewayHarness.memoryWindow("per_key", limit: 2),
             routes: """
                 [[routes]]
                 name = "keyed"
@@ -174,22 +152,8 @@ final class LimitingEndToEndTests: XCTestCase {
 
     func testDeniedExpectContinueRequestGets429WithoutSendingItsBody() throws {
         let harness = try GatewayHarness(
-            rateSync: """
-                [stores.m]
-                engine = "memory"
-                [limiters.one]
-                store = "m"
-                algorithm = "sliding_window"
-                limit = 1
-                window_seconds = 60
-                """,
-            routes: """
-                [[routes]]
-                name = "uploads"
-                upstream = "app"
-                limiters = ["one"]
-                identifier = "global"
-                """
+            rateSync: GatewayHarness.memoryWindow("one", limit: 1),
+            routes: GatewayHarness.catchAllRoute(limiters: ["one"], identifier: "global")
         )
         defer { harness.stop() }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("expect-\(UUID().uuidString)")

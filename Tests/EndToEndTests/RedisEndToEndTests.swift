@@ -156,20 +156,7 @@ final class RedisEndToEndTests: XCTestCase {
             """
         let harness = try GatewayHarness(
             rateSync: limiters,
-            routes: """
-                [[routes]]
-                name = "auth"
-                path_prefix = "/auth/"
-                upstream = "app"
-                limiters = ["auth"]
-                identifier = "client_ip"
-                [[routes]]
-                name = "public"
-                path_prefix = "/"
-                upstream = "app"
-                limiters = ["public"]
-                identifier = "client_ip"
-                """,
+            routes: SeedFixtures.routes,
             environment: ["REDIS_URL": redis.url]
         )
         defer { harness.stop() }

@@ -1,6 +1,7 @@
 import Foundation
 import Gateway
 import RateSync
+import TestSupport
 import XCTest
 
 final class GatewayConfigTests: XCTestCase {
@@ -21,45 +22,8 @@ final class GatewayConfigTests: XCTestCase {
         return url.path
     }
 
-    /// The issue's gateway.toml, exactly.
-    static let issueGateway = """
-        [server]
-        listen = "127.0.0.1:${GATEWAY_PORT:-8080}"
-        [admin]
-        listen = "127.0.0.1:${ADMIN_PORT:-9901}"
-        [rate_sync]
-        config = "rate-sync.toml"          # relative to this file; RATE_SYNC_CONFIG overrides it
-        [upstreams.app]
-        url = "http://127.0.0.1:${UPSTREAM_PORT:-8081}"
-        [[routes]]
-        name = "auth"
-        path_prefix = "/auth/"
-        upstream = "app"
-        limiters = ["auth"]
-        identifier = "client_ip"
-        [[routes]]
-        name = "public"
-        path_prefix = "/"
-        upstream = "app"
-        limiters = ["public"]
-        identifier = "client_ip"
-        """
-
-    static let memoryRateSync = """
-        [stores.local]
-        strategy = "memory"
-        [limiters.public]
-        store_id = "local"
-        algorithm = "token_bucket"
-        rate_per_second = 100.0
-        fail_closed = false
-        [limiters.auth]
-        store_id = "local"
-        algorithm = "sliding_window"
-        limit = 10
-        window_seconds = 300
-        fail_closed = true
-        """
+    static let issueGateway = SeedFixtures.issueGatewayToml
+    static let memoryRateSync = SeedFixtures.memoryLimiters
 
     func testTheIssuesFileLoadsWithPortUnsetAndSet() throws {
         let gateway = try write("gateway.toml", Self.issueGateway)
