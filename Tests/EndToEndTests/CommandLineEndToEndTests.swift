@@ -54,4 +54,29 @@ final class CommandLineEndToEndTests: XCTestCase {
         kill(harness.gateway.pid, SIGTERM)
         XCTAssertEqual(try harness.gateway.waitForExit(), 0)
     }
+
+    func testBadCertificateOrKeyFilesAreClearErrors() throws {
+        let certificates = try TestCertificates(commonName: "localhost")
+        let tls = { (cert: String, key: String) in
+            "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"\(cert)\"\nkey = \"\(key)\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
+                + "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.seedRoutes
+        }
+        let missing = try directory(gateway: tls("/nonexistent/gateway.pem", certificates.serverKey), rateSync: GatewayHarness.seedLimiters)
+        defer { try? FileManager.default.removeItem(at: missing) }
+        let noCert = try runProgram(Binaries.gateway.path, ["check", "--config", missing.appendingPathComponent("gateway.toml").path])
+        XCTAssertEqual(noCert.status, 1)
+        XCTAssertTrue(noCert.output.contains("server.tls.cert: cannot read /nonexistent/gateway.pem"), noCert.output)
+
+        let garbageKey = missing.appendingPathComponent("garbage.key").path
+        try "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n".write(toFile: garbageKey, atomically: true, encoding: .utf8)
+        let badKey = try directory(gateway: tls(certificates.serverCert, garbageKey), rateSync: GatewayHarness.seedLimiters)
+        defer { try? FileManager.default.removeItem(at: badKey) }
+        let path = badKey.appendingPathComponent("gateway.toml").path
+        let checked = try runProgram(Binaries.gateway.path, ["check", "--config", path])
+        XCTAssertEqual(checked.status, 1)
+        XCTAssertTrue(checked.output.contains("server.tls.key: cannot load a PEM private key"), checked.output)
+        let started = try runProgram(Binaries.gateway.path, ["--config", path])
+        XCTAssertEqual(started.status, 1)
+        XCTAssertTrue(started.output.contains("server.tls.key"), started.output)
+    }
 }

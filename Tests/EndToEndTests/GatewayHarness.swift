@@ -40,7 +40,7 @@ final class GatewayHarness {
         let gatewayToml = """
             [server]
             listen = "127.0.0.1:0"
-            workers = 2
+            \(server.contains("workers") ? "" : "workers = 2")
             \(server)
             [admin]
             listen = "127.0.0.1:0"

@@ -209,4 +209,21 @@ final class RedisEndToEndTests: XCTestCase {
         XCTAssertTrue(result.output.lowercased().contains("connection refused"), result.output)
         XCTAssertFalse(result.output.contains("hunter2"))
     }
+
+    func testConnectionsPerStoreNeverExceedMaxConnections() throws {
+        let harness = try GatewayHarness(
+            rateSync: rateSync("[limiters.shared]\nstore_id = \"redis\"\nrate_per_second = 100000\n")
+                .replacingOccurrences(of: "max_connections = 50", with: "max_connections = 1"),
+            routes: globalRoute,
+            server: "workers = 4",
+            environment: ["REDIS_URL": redis.url]
+        )
+        defer { harness.stop() }
+        let transfers = (0..<40).flatMap { _ in ["-o", "/dev/null", "\(harness.base)/x"] }
+        let result = try runProgram("/usr/bin/curl", ["-s", "--parallel", "--parallel-max", "20", "-w", "%{http_code}\\n"] + transfers, stdoutOnly: true)
+        XCTAssertEqual(result.output.split(separator: "\n").filter { $0 == "200" }.count, 40)
+        // CLIENT LIST shows every connection; the one redis-cli itself opens has cmd=client.
+        let clients = try redis.cli(["CLIENT", "LIST"]).split(separator: "\n").filter { !$0.contains("cmd=client") }
+        XCTAssertEqual(clients.count, 1, "four event loops share one connection: \(clients)")
+    }
 }
