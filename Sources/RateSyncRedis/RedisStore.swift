@@ -181,10 +181,4 @@ public final class RedisStore: RateLimitStore {
         }
         return bound.eventLoop.flatSubmit { bound.value.send(arguments, timeout: timeout) }.hop(to: eventLoop)
     }
-
-    /// Whether every client holds a live connection now.
-    public func connectedClients(on eventLoop: any EventLoop) -> EventLoopFuture<Int> {
-        let counts = clients.map { bound in bound.eventLoop.submit { bound.value.isConnected ? 1 : 0 } }
-        return EventLoopFuture.whenAllSucceed(counts, on: eventLoop).map { $0.reduce(0, +) }
-    }
 }

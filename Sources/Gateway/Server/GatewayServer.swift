@@ -112,9 +112,6 @@ public final class GatewayServer: Sendable {
         self.adminAddress = adminChannel.localAddress!
     }
 
-    /// Completes when the proxy listener closes.
-    public var onClose: EventLoopFuture<Void> { proxyChannel.closeFuture }
-
     /// Loads the certificate and key again (renewed files) for the connections accepted from now
     /// on. Throws, changing nothing, if they do not load; does nothing on a plain listener.
     public func reloadTLS(_ settings: GatewayConfig.TLSSettings?) throws {

@@ -44,7 +44,6 @@ final class UpstreamPool {
         self.logger = logger
     }
 
-    var idleCount: Int { idle.count }
 
     /// Hands out the most recently used idle connection (warmest), or connects a new one.
     func acquire(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {

@@ -64,7 +64,6 @@ final class RedisProtocolHandler: ChannelInboundHandler {
         }
         return promise.futureResult
     }
-
     var pendingCount: Int { pending.count }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
