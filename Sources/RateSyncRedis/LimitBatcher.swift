@@ -12,11 +12,13 @@ final class LimitBatcher {
     }
 
     private let eventLoop: any EventLoop
+    private let storeID: String
     private var pending: [Pending] = []
     /// Set by each submit; weak, since the store owns this batcher.
     private weak var store: RedisStore?
 
-    init(eventLoop: any EventLoop) {
+    init(storeID: String, eventLoop: any EventLoop) {
+        self.storeID = storeID
         self.eventLoop = eventLoop
     }
 
@@ -35,7 +37,7 @@ final class LimitBatcher {
         let batch = pending
         pending = []
         guard let store, !batch.isEmpty else {
-            for item in batch { item.promise.fail(StoreFailure(storeID: "redis", reason: "store stopped")) }
+            for item in batch { item.promise.fail(StoreFailure(storeID: storeID, reason: "store stopped")) }
             return
         }
         store.decide(groups: batch.map(\.checks), on: eventLoop).whenComplete { result in

@@ -79,7 +79,7 @@ public final class RedisStore: RateLimitStore {
         var batchers: [NIOLoopBound<LimitBatcher>] = []
         for bound in clients {
             let loop = bound.eventLoop
-            batchers.append(try loop.submit { NIOLoopBound(LimitBatcher(eventLoop: loop), eventLoop: loop) }.wait())
+            batchers.append(try loop.submit { NIOLoopBound(LimitBatcher(storeID: id, eventLoop: loop), eventLoop: loop) }.wait())
         }
         self.batchers = batchers
         var clientForLoop: [ObjectIdentifier: Int] = [:]

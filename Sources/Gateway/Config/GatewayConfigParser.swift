@@ -146,31 +146,23 @@ enum GatewayConfigParser {
         gatewayFile: String,
         environment: [String: String]
     ) -> String {
-        var configured = table?.string("config") ?? "rate-sync.toml"
+        let configured = table?.string("config") ?? "rate-sync.toml"
         table?.rejectUnknownKeys()
         if let override = environment["RATE_SYNC_CONFIG"], !override.isEmpty {
             // An environment override is relative to the working directory, like any path typed
             // in a shell; the file's own setting is relative to the file.
             return override
         }
-        if !configured.hasPrefix("/") {
-            let directory = (gatewayFile as NSString).deletingLastPathComponent
-            configured = directory.isEmpty ? configured : "\(directory)/\(configured)"
-        }
-        return configured
+        return resolve(configured, against: gatewayFile)
     }
 
     private static func readAccessLog(_ table: TableReader?, gatewayFile: String) -> GatewayConfig.AccessLogSettings {
         guard let table else { return GatewayConfig.AccessLogSettings(enabled: true, path: nil) }
         let enabled = table.bool("enabled") ?? true
-        var path = table.string("path")
+        let path = table.string("path")
         table.rejectUnknownKeys()
-        if path == "-" || path == "" { path = nil }
-        if let relative = path, !relative.hasPrefix("/") {
-            let directory = (gatewayFile as NSString).deletingLastPathComponent
-            path = directory.isEmpty ? relative : "\(directory)/\(relative)"
-        }
-        return GatewayConfig.AccessLogSettings(enabled: enabled, path: path)
+        let file = path == "-" || path == "" ? nil : path.map { resolve($0, against: gatewayFile) }
+        return GatewayConfig.AccessLogSettings(enabled: enabled, path: file)
     }
 
     private static func readBreaker(

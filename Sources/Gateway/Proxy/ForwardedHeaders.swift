@@ -83,13 +83,20 @@ enum ForwardedHeaders {
             }
             for (name, value) in rateLimitHeaders { headers.add(name: name, value: value) }
         }
+        let version = announceConnection(in: &headers, requestVersion: requestVersion, close: !keepAlive)
+        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+    }
+
+    /// Says what happens to the client connection after an answer, and picks the answer's version:
+    /// an HTTP/1.0 client gets HTTP/1.0 and must be told `keep-alive` explicitly.
+    static func announceConnection(in headers: inout HTTPHeaders, requestVersion: HTTPVersion, close: Bool) -> HTTPVersion {
         let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
-        if !keepAlive {
+        if close {
             headers.add(name: "connection", value: "close")
         } else if version == .http1_0 {
             headers.add(name: "connection", value: "keep-alive")
         }
-        return HTTPResponseHead(version: version, status: head.status, headers: headers)
+        return version
     }
 
     /// An HTTP/1.0 client can only learn where a body without a length ends by the connection

@@ -11,7 +11,7 @@ enum LimitVerdict {
     /// 429.
     case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)])
     /// 503: a fail-closed limiter's store could not decide; `retryAfter` in whole seconds.
-    case unavailable(limiter: LimiterConfig, reason: String, retryAfter: Int)
+    case unavailable(limiter: LimiterConfig, retryAfter: Int)
 }
 
 /// Concurrency slots taken in one store, to release later.
@@ -60,10 +60,9 @@ enum LimitEvaluation {
             // The common route: one limiter. No grouping, no intermediate arrays.
             let check = LimitCheck(limiter: only.config, identifier: identifier)
             guard let decision = only.store.checkImmediately([check])?.first else { return nil }
-            let headers = RateLimitHeaders.render(decision, limiter: only.config)
-            guard decision.allowed else { return .deny(limiter: only.config, decision: decision, headers: headers) }
-            let held = only.config.maxConcurrent == nil ? [] : [HeldSlots(store: only.store, checks: [check])]
-            return .admit(headers: headers, heldSlots: held)
+            return conclude(limiter: only.config, decision: decision, failedOpen: []) {
+                only.config.maxConcurrent == nil ? [] : [HeldSlots(store: only.store, checks: [check])]
+            }
         }
         let groups = groupByStore(limiters, identifier: identifier)
         // Probe with the first group only: a store either always answers in-process or never does.
@@ -110,30 +109,35 @@ enum LimitEvaluation {
                 if let closed = group.checks.first(where: { $0.limiter.failClosed }) {
                     releaseSlots(admittedGroups)
                     let expectedBack = (error as? StoreFailure)?.retryAfter ?? 1
-                    return .unavailable(
-                        limiter: closed.limiter,
-                        reason: "\(error)",
-                        retryAfter: max(1, Int(expectedBack.rounded(.up)))
-                    )
+                    return .unavailable(limiter: closed.limiter, retryAfter: max(1, Int(expectedBack.rounded(.up))))
                 }
                 failedOpen += group.checks.map(\.limiter.id)
             }
         }
-        guard let chosen = Decision.closestToDenying(decided.map(\.1)),
-            let limiter = decided.first(where: { $0.1 == chosen })?.0
-        else {
+        guard let index = Decision.indexClosestToDenying(decided.map(\.1)) else {
             return .admit(headers: [], heldSlots: [], failedOpen: failedOpen)
         }
-        let headers = RateLimitHeaders.render(chosen, limiter: limiter)
-        if !chosen.allowed {
-            releaseSlots(admittedGroups)
-            return .deny(limiter: limiter, decision: chosen, headers: headers)
+        let (limiter, chosen) = decided[index]
+        if !chosen.allowed { releaseSlots(admittedGroups) }
+        return conclude(limiter: limiter, decision: chosen, failedOpen: failedOpen) {
+            admittedGroups.compactMap { group -> HeldSlots? in
+                let withSlots = group.checks.filter { $0.limiter.maxConcurrent != nil }
+                return withSlots.isEmpty ? nil : HeldSlots(store: group.store, checks: withSlots)
+            }
         }
-        let held = admittedGroups.compactMap { group -> HeldSlots? in
-            let withSlots = group.checks.filter { $0.limiter.maxConcurrent != nil }
-            return withSlots.isEmpty ? nil : HeldSlots(store: group.store, checks: withSlots)
-        }
-        return .admit(headers: headers, heldSlots: held, failedOpen: failedOpen)
+    }
+
+    /// The verdict once the limiter closest to denying is known: its headers, and a denial or an
+    /// admission holding the slots `heldSlots` names (asked only when admitted).
+    private static func conclude(
+        limiter: LimiterConfig,
+        decision: Decision,
+        failedOpen: [String],
+        heldSlots: () -> [HeldSlots]
+    ) -> LimitVerdict {
+        let headers = RateLimitHeaders.render(decision, limiter: limiter)
+        guard decision.allowed else { return .deny(limiter: limiter, decision: decision, headers: headers) }
+        return .admit(headers: headers, heldSlots: heldSlots(), failedOpen: failedOpen)
     }
 
     private static func releaseSlots(_ groups: [StoreGroup]) {

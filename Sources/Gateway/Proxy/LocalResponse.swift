@@ -67,11 +67,7 @@ struct LocalResponse {
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.utf8.count))
         for (name, value) in self.headers { headers.add(name: name, value: value) }
-        if close {
-            headers.add(name: "connection", value: "close")
-        } else if version.minor == 0 {
-            headers.add(name: "connection", value: "keep-alive")
-        }
-        return HTTPResponseHead(version: version.minor == 0 ? .http1_0 : .http1_1, status: status, headers: headers)
+        let responseVersion = ForwardedHeaders.announceConnection(in: &headers, requestVersion: version, close: close)
+        return HTTPResponseHead(version: responseVersion, status: status, headers: headers)
     }
 }

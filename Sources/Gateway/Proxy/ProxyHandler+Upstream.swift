@@ -61,19 +61,14 @@ extension ProxyHandler: UpstreamResponseDelegate {
             connectUpstream(exchange)
             return
         }
-        exchange.releaseSlots()
-        exchange.target.upstreamMetrics.recordFailure()
         if exchange.responseStarted {
             // Half a response already went out: the only honest signal left is to cut the connection.
+            exchange.releaseSlots()
+            exchange.target.upstreamMetrics.recordFailure()
             state = .closed
             context?.close(promise: nil)
         } else {
-            answerLocally(
-                .badGateway(),
-                to: exchange.clientHead,
-                requestEnded: exchange.requestEnded,
-                continueSent: exchange.continueSent
-            )
+            failExchange(exchange, with: .badGateway())
         }
     }
 }

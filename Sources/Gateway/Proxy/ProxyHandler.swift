@@ -53,7 +53,8 @@ final class ProxyHandler: ChannelDuplexHandler {
     private var drainingQueue = false
     /// Whether a response head has gone out whose end has not.
     var responseInProgress = false
-    /// The write of the last response's end: a close waits for it, so no answer is cut short.
+    /// The write of the last response's end when a close may follow it: a close waits for it, so
+    /// no answer is cut short.
     private var lastResponseEnd: EventLoopFuture<Void>?
     private var peer: IPAddress?
     /// The peer's canonical text, computed once per connection: most requests' identifier.
@@ -128,7 +129,6 @@ final class ProxyHandler: ChannelDuplexHandler {
         queuedParts.removeAll()
         timer?.cancel()
         endRequestInFlight()
-        resources.unregister(self)
         context.fireChannelInactive()
     }
 
@@ -281,8 +281,16 @@ final class ProxyHandler: ChannelDuplexHandler {
         let runtime = self.runtime
         resources.requestsInFlight += 1
         requestInFlight = true
+        // Walked at most once per request, whether the access log or the identifier asks first.
+        var resolvedClient: String?
+        func client() -> String {
+            if let resolvedClient { return resolvedClient }
+            let address = clientIP(head)
+            resolvedClient = address
+            return address
+        }
         if accessLog != nil {
-            logEntry = AccessLogEntry(start: .now(), client: clientIP(head), method: head.method.rawValue, path: head.uri)
+            logEntry = AccessLogEntry(start: .now(), client: client(), method: head.method.rawValue, path: head.uri)
         }
         guard let path = RequestPath(uri: head.uri) else {
             answerLocally(.badRequest("The request target is not a valid path."), to: head, requestEnded: false)
@@ -297,7 +305,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         logEntry?.route = target.route.name
         logEntry?.upstream = target.upstream.name
         let identifier: String
-        switch IdentifierExtractor.identify(rule: target.route.identifier, headers: head.headers, clientIP: { self.clientIP(head) }) {
+        switch IdentifierExtractor.identify(rule: target.route.identifier, headers: head.headers, clientIP: client) {
         case .identifier(let value):
             identifier = value
         case .missingHeader(let name):
@@ -350,17 +358,9 @@ final class ProxyHandler: ChannelDuplexHandler {
         record(verdict, for: exchange.target)
         switch verdict {
         case .deny(let limiter, let decision, let headers):
-            answerLocally(
-                .rateLimited(limiter: limiter, decision: decision, headers: headers),
-                to: exchange.clientHead,
-                requestEnded: exchange.requestEnded
-            )
-        case .unavailable(let limiter, _, let retryAfter):
-            answerLocally(
-                .limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter),
-                to: exchange.clientHead,
-                requestEnded: exchange.requestEnded
-            )
+            answerLocally(.rateLimited(limiter: limiter, decision: decision, headers: headers), for: exchange)
+        case .unavailable(let limiter, let retryAfter):
+            answerLocally(.limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter), for: exchange)
         case .admit(let headers, let slots, _):
             exchange.rateLimitHeaders = headers
             exchange.heldSlots = slots
@@ -392,7 +392,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited)
             logEntry?.limiter = limiter.id
             logEntry?.outcome = "limited"
-        case .unavailable(let limiter, _, _):
+        case .unavailable(let limiter, _):
             target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed)
             logEntry?.limiter = limiter.id
             logEntry?.outcome = "failed_closed"
@@ -411,14 +411,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             case .success(let connection):
                 self.startProxying(exchange, on: connection)
             case .failure(let error):
-                exchange.releaseSlots()
-                exchange.target.upstreamMetrics.recordFailure()
-                self.answerLocally(
-                    Self.isTimeout(error) ? .gatewayTimeout() : .badGateway(),
-                    to: exchange.clientHead,
-                    requestEnded: exchange.requestEnded,
-                    continueSent: exchange.continueSent
-                )
+                self.failExchange(exchange, with: Self.isTimeout(error) ? .gatewayTimeout() : .badGateway())
             }
         }
     }
@@ -471,14 +464,7 @@ final class ProxyHandler: ChannelDuplexHandler {
             if let deadline = exchange.responseDeadline, !exchange.responseStarted {
                 if deadline <= now {
                     connection.handler.close()
-                    exchange.releaseSlots()
-                    exchange.target.upstreamMetrics.recordFailure()
-                    answerLocally(
-                        .gatewayTimeout(),
-                        to: exchange.clientHead,
-                        requestEnded: exchange.requestEnded,
-                        continueSent: exchange.continueSent
-                    )
+                    failExchange(exchange, with: .gatewayTimeout())
                 } else {
                     armTimer(at: deadline)
                 }
@@ -510,8 +496,9 @@ final class ProxyHandler: ChannelDuplexHandler {
             connection,
             reusable: exchange.upstreamReusable && exchange.requestEnded
         )
-        writeResponseEnd(trailers)
-        if exchange.closeClientAfterResponse || !exchange.requestEnded {
+        let closing = exchange.closeClientAfterResponse || !exchange.requestEnded || draining
+        writeResponseEnd(trailers, closing: closing)
+        if closing {
             closeConnection()
         } else {
             becomeIdle()
@@ -531,6 +518,23 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     // MARK: local answers
+
+    /// The upstream let this exchange down (refused, timed out, reset before answering): count
+    /// it, give the limiter slots back, and answer the client.
+    func failExchange(_ exchange: Exchange, with response: LocalResponse) {
+        exchange.releaseSlots()
+        exchange.target.upstreamMetrics.recordFailure()
+        answerLocally(response, for: exchange)
+    }
+
+    func answerLocally(_ response: LocalResponse, for exchange: Exchange) {
+        answerLocally(
+            response,
+            to: exchange.clientHead,
+            requestEnded: exchange.requestEnded,
+            continueSent: exchange.continueSent
+        )
+    }
 
     func answerLocally(
         _ response: LocalResponse,
@@ -561,7 +565,8 @@ final class ProxyHandler: ChannelDuplexHandler {
         body.writeString(response.body)
         writeResponseHead(response.head(version: version, close: close))
         context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-        writeResponseEnd(nil)
+        // A local answer may be followed by a close after the rest of the body is discarded.
+        writeResponseEnd(nil, closing: true)
     }
 
     func writeResponseHead(_ head: HTTPResponseHead) {
@@ -570,12 +575,19 @@ final class ProxyHandler: ChannelDuplexHandler {
         context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
     }
 
-    func writeResponseEnd(_ trailers: HTTPHeaders?) {
+    /// - Parameter closing: whether the connection may close after this answer: only then is the
+    ///   write's completion kept (a close waits for it), sparing a kept-alive connection a promise
+    ///   per response.
+    func writeResponseEnd(_ trailers: HTTPHeaders?, closing: Bool) {
         guard let context else { return }
         responseInProgress = false
-        let promise = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
-        lastResponseEnd = promise.futureResult
+        if closing {
+            let promise = context.eventLoop.makePromise(of: Void.self)
+            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
+            lastResponseEnd = promise.futureResult
+        } else {
+            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
+        }
         if let entry = logEntry, let accessLog {
             accessLog.write(entry.json(now: .now()))
             logEntry = nil

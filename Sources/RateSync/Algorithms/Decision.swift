@@ -25,7 +25,13 @@ public struct Decision: Sendable, Equatable {
     /// Of several limiters' decisions, the one the headers describe: a denial (the longest wait
     /// first), otherwise the one with the fewest requests left.
     public static func closestToDenying(_ decisions: [Decision]) -> Decision? {
-        decisions.min { lhs, rhs in
+        indexClosestToDenying(decisions).map { decisions[$0] }
+    }
+
+    /// Where in `decisions` the one closest to denying is, so a caller can find what it belongs to.
+    public static func indexClosestToDenying(_ decisions: [Decision]) -> Int? {
+        decisions.indices.min { lhs, rhs in
+            let (lhs, rhs) = (decisions[lhs], decisions[rhs])
             if lhs.allowed != rhs.allowed { return !lhs.allowed }
             if !lhs.allowed { return lhs.retryAfter > rhs.retryAfter }
             if lhs.remaining != rhs.remaining { return lhs.remaining < rhs.remaining }
