@@ -195,4 +195,41 @@ final class HTTP2EndToEndTests: XCTestCase {
         let idle = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort), "0"], stdoutOnly: true)
         XCTAssertTrue(idle.output.contains("goaway=1 closed=1"), idle.output)
     }
+
+    func testRequestBodiesReachTheUpstreamFramedSoNoneCanBeSmuggled() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        let large = directory.appendingPathComponent("large.bin")
+        try Data((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: large)
+        let posted = try curl(["--http2-prior-knowledge", "--data-binary", "@\(large.path)", "\(harness.base)/echo"]).json()
+        XCTAssertEqual(posted["received_bytes"] as? Int, 300_000)
+
+        // A GET whose body has no length: sent unframed, the upstream would read the body as a
+        // second request on its connection, one the gateway never routed nor limited.
+        let smuggled = directory.appendingPathComponent("smuggled.txt")
+        try "GET /admin HTTP/1.1\r\nHost: x\r\n\r\n".write(to: smuggled, atomically: true, encoding: .utf8)
+        let answer = try curl([
+            "--http2-prior-knowledge", "-X", "GET", "-H", "Content-Length:", "--data-binary", "@\(smuggled.path)",
+            "\(harness.base)/echo",
+        ])
+        let echo = try answer.json()
+        XCTAssertEqual(echo["received_bytes"] as? Int, 32, "the whole body reached the upstream as this request's body")
+        XCTAssertEqual((echo["headers"] as? [String: String])?["transfer-encoding"], "chunked")
+    }
+
+    func testSIGTERMSendsGOAWAYAndLetsTheStreamInFlightFinish() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        let slow = try ChildProcess(URL(fileURLWithPath: "/usr/bin/nghttp"), ["-nv", "\(harness.base)/slow?delay_ms=1500"])
+        Thread.sleep(forTimeInterval: 0.5)
+        kill(harness.gateway.pid, SIGTERM)
+        XCTAssertEqual(try slow.waitForExit(timeout: 10), 0, slow.text)
+        XCTAssertTrue(slow.text.contains("GOAWAY"), "the client was told: \(slow.text)")
+        XCTAssertTrue(slow.text.contains(":status: 200"), "the stream in flight finished: \(slow.text)")
+        XCTAssertEqual(try harness.gateway.waitForExit(timeout: 10), 0)
+    }
 }

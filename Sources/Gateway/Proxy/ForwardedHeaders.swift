@@ -90,7 +90,7 @@ enum ForwardedHeaders {
     /// Says what happens to the client connection after an answer, and picks the answer's version:
     /// an HTTP/1.0 client gets HTTP/1.0 and must be told `keep-alive` explicitly.
     static func announceConnection(in headers: inout HTTPHeaders, requestVersion: HTTPVersion, close: Bool) -> HTTPVersion {
-        let version: HTTPVersion = requestVersion.minor == 0 ? .http1_0 : .http1_1
+        let version: HTTPVersion = requestVersion == .http1_0 ? .http1_0 : .http1_1
         if close {
             headers.add(name: "connection", value: "close")
         } else if version == .http1_0 {
@@ -102,7 +102,7 @@ enum ForwardedHeaders {
     /// An HTTP/1.0 client can only learn where a body without a length ends by the connection
     /// closing.
     static func needsCloseDelimiting(_ head: HTTPResponseHead, requestVersion: HTTPVersion, method: HTTPMethod) -> Bool {
-        requestVersion.minor == 0 && method != .HEAD && !head.headers.contains(name: "content-length")
+        requestVersion == .http1_0 && method != .HEAD && !head.headers.contains(name: "content-length")
             && head.status.mayHaveResponseBody
     }
 }

@@ -10,7 +10,7 @@ import RateSync
 /// pending, while the upstream connection cannot take more, and while a pipelined request waits;
 /// upstream reads are withheld whenever the client cannot take more. Nothing is buffered whole.
 /// Reads are otherwise left on, so a keep-alive connection costs no epoll change per request.
-final class ProxyHandler: ChannelDuplexHandler {
+final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
@@ -67,22 +67,26 @@ final class ProxyHandler: ChannelDuplexHandler {
     /// "https" when the client connection is TLS: what X-Forwarded-Proto tells the upstream.
     private let scheme: String
 
-    /// Whether this handler serves one HTTP/2 stream (the connection's idleness is not its own).
-    private let isStream: Bool
+    /// Set when this handler serves one HTTP/2 stream: the connection's timer for its streams'
+    /// deadlines. (The connection's idleness is not the stream's business.)
+    private let streamDeadlines: StreamDeadlines?
+    private var isStream: Bool { streamDeadlines != nil }
 
-    /// - Parameter peer: the client connection's address, when the caller already knows it (the
-    ///   streams of one HTTP/2 connection share it, so it is parsed once per connection).
+    /// - Parameters:
+    ///   - peer: the client connection's address, when the caller already knows it (the streams
+    ///     of one HTTP/2 connection share it, so it is parsed once per connection).
+    ///   - streamDeadlines: for an HTTP/2 stream, its connection's deadline timer.
     init(
         resources: LoopResources,
         accessLog: AccessLog?,
         scheme: String = "http",
         peer: (address: IPAddress?, text: String)? = nil,
-        isStream: Bool = false
+        streamDeadlines: StreamDeadlines? = nil
     ) {
         self.resources = resources
         self.accessLog = accessLog
         self.scheme = scheme
-        self.isStream = isStream
+        self.streamDeadlines = streamDeadlines
         if let peer {
             self.peer = peer.address
             self.peerText = peer.text
@@ -98,14 +102,16 @@ final class ProxyHandler: ChannelDuplexHandler {
             peerText = peer?.description ?? "unknown"
         }
         lastClientActivity = .now()
-        if !isStream { armTimer(at: lastClientActivity + idleTimeout) }
+        // An HTTP/2 stream is drained with its connection (GOAWAY, then its streams finish).
+        guard !isStream else { return }
+        armTimer(at: lastClientActivity + idleTimeout)
         resources.register(self)
         if resources.draining { drain() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        resources.unregister(self)
+        cancelTimer()
+        if !isStream { resources.unregister(self) }
         self.context = nil
     }
 
@@ -127,7 +133,7 @@ final class ProxyHandler: ChannelDuplexHandler {
         }
         state = .closed
         queuedParts.removeAll()
-        timer?.cancel()
+        cancelTimer()
         endRequestInFlight()
         context.fireChannelInactive()
     }
@@ -443,6 +449,10 @@ final class ProxyHandler: ChannelDuplexHandler {
     }
 
     private func armTimer(at deadline: NIODeadline) {
+        if let streamDeadlines {
+            streamDeadlines.arm(self, at: deadline)
+            return
+        }
         if timer == nil, let context {
             timer = ConnectionTimer(eventLoop: context.eventLoop) { [weak self] in self?.deadlineReached() }
         }
@@ -453,8 +463,13 @@ final class ProxyHandler: ChannelDuplexHandler {
         .nanoseconds(Int64(runtime.server.idleTimeoutSeconds * 1e9))
     }
 
+    private func cancelTimer() {
+        timer?.cancel()
+        streamDeadlines?.disarm(self)
+    }
+
     /// The connection's timer fired: enforce whichever deadline has passed, re-arm for the rest.
-    private func deadlineReached() {
+    func deadlineReached() {
         let now = NIODeadline.now()
         switch state {
         case .idle, .discarding:
@@ -496,6 +511,11 @@ final class ProxyHandler: ChannelDuplexHandler {
             connection,
             reusable: exchange.upstreamReusable && exchange.requestEnded
         )
+        if isStream && exchange.requestEnded {
+            // Both directions of the stream have ended, so it closes itself: nothing to wait for.
+            writeResponseEnd(trailers, closing: false)
+            return
+        }
         let closing = exchange.closeClientAfterResponse || !exchange.requestEnded || draining
         writeResponseEnd(trailers, closing: closing)
         if closing {

@@ -52,7 +52,7 @@ struct ConnectionPipelines: Sendable {
         streams.streamResetFrameRateLimit.windowLength = .seconds(30)
         streams.streamErrorRateLimit.maximumCount = 200
         streams.streamErrorRateLimit.windowLength = .seconds(30)
-        try channel.pipeline.syncOperations.addHandler(FlushCoalescingHandler())
+        try channel.pipeline.syncOperations.addHandler(WriteCoalescingHandler())
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: idleTimeout, maxAge: nil, maxGraceTime: graceTime, keepalive: nil)
@@ -60,6 +60,8 @@ struct ConnectionPipelines: Sendable {
         // Every stream of this connection has the same peer: parse it once.
         let peerAddress = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
         let peer = (address: peerAddress, text: peerAddress?.description ?? "unknown")
+        // Streams run on their connection's loop, so the loop-bound timer is theirs to share.
+        let deadlines = NIOLoopBound(StreamDeadlines(eventLoop: channel.eventLoop), eventLoop: channel.eventLoop)
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
@@ -67,17 +69,21 @@ struct ConnectionPipelines: Sendable {
             streamDelegate: manager.http2StreamDelegate
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ServerCodec())
-                try stream.pipeline.syncOperations.addHandler(makeProxyHandler(stream, peer: peer, isStream: true))
+                try stream.pipeline.syncOperations.addHandler(HTTP2StreamCodec())
+                try stream.pipeline.syncOperations.addHandler(makeProxyHandler(stream, peer: peer, streamDeadlines: deadlines.value))
             }
         }
         // After the HTTP/2 handler: it sees the connection's frames and its streams' lifetimes.
         try channel.pipeline.syncOperations.addHandler(manager)
         // Its timers start on channelActive, which this connection (set up after the TLS or h2c
-        // negotiation) has already had: deliver that event to it alone (nothing comes after it).
+        // negotiation) has already had: deliver that event to it alone (nothing comes after it yet).
         if channel.isActive {
             manager.channelActive(context: try channel.pipeline.syncOperations.context(handler: manager))
         }
+        // Added last, once the manager is running: a drain already under way quiesces at once.
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2ConnectionDrain(resources: resources.resources(on: channel.eventLoop))
+        )
     }
 
     func configureTLS(_ channel: any Channel, context: NIOSSLContext) -> EventLoopFuture<Void> {
@@ -105,14 +111,14 @@ struct ConnectionPipelines: Sendable {
     private func makeProxyHandler(
         _ channel: any Channel,
         peer: (address: IPAddress?, text: String)? = nil,
-        isStream: Bool = false
+        streamDeadlines: StreamDeadlines? = nil
     ) -> ProxyHandler {
         ProxyHandler(
             resources: resources.resources(on: channel.eventLoop),
             accessLog: accessLog,
             scheme: scheme,
             peer: peer,
-            isStream: isStream
+            streamDeadlines: streamDeadlines
         )
     }
 }

@@ -2,6 +2,11 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
+/// A client connection that can be asked to finish what it is doing and close.
+protocol DrainableConnection: AnyObject {
+    func drain()
+}
+
 /// What one event loop owns: its upstream pools, its view of the current configuration, and its
 /// client connections. Built on the loop, used only on it, so none of it needs a lock.
 final class LoopResources {
@@ -10,7 +15,7 @@ final class LoopResources {
     /// Swapped whole on reload; a request reads it once, when it begins.
     var runtime: GatewayRuntime
     /// Live client connections, for draining.
-    private var connections: [ObjectIdentifier: ProxyHandler] = [:]
+    private var connections: [ObjectIdentifier: any DrainableConnection] = [:]
     private(set) var draining = false
     /// Requests of this loop between their head and their response's end. A plain integer:
     /// only this loop touches it; /metrics sums the loops when scraped.
@@ -26,12 +31,12 @@ final class LoopResources {
 
     var connectionCount: Int { connections.count }
 
-    func register(_ handler: ProxyHandler) {
-        connections[ObjectIdentifier(handler)] = handler
+    func register(_ connection: any DrainableConnection) {
+        connections[ObjectIdentifier(connection)] = connection
     }
 
-    func unregister(_ handler: ProxyHandler) {
-        connections[ObjectIdentifier(handler)] = nil
+    func unregister(_ connection: any DrainableConnection) {
+        connections[ObjectIdentifier(connection)] = nil
     }
 
     /// Asks every connection to close once its current exchange is over.
