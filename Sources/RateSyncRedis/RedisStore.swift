@@ -44,14 +44,7 @@ public final class RedisStore: RateLimitStore {
         self.connectionCount = connectionCount
         self.limitScriptSHA = SHA1.hex(LimitScript.source)
         self.releaseScriptSHA = SHA1.hex(LimitScript.releaseSource)
-        var tls: NIOSSLContext?
-        if settings.url.useTLS {
-            var configuration = TLSConfiguration.makeClientConfiguration()
-            if let caFile = settings.caFile {
-                configuration.trustRoots = .file(caFile)
-            }
-            tls = try NIOSSLContext(configuration: configuration)
-        }
+        let tls = try Self.tlsContext(settings)
         let loops = Array(group.makeIterator())
         let clientCount = max(1, min(loops.count, settings.poolMaxSize))
         var clients: [NIOLoopBound<RedisLoopClient>] = []
@@ -88,6 +81,16 @@ public final class RedisStore: RateLimitStore {
         self.clientForLoop = clientForLoop
     }
 
+    /// For `rediss://`: the system trust store, or only `ca_file`.
+    private static func tlsContext(_ settings: RedisStoreSettings) throws -> NIOSSLContext? {
+        guard settings.url.useTLS else { return nil }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let caFile = settings.caFile {
+            configuration.trustRoots = .file(caFile)
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
     /// Connects every client and checks that the scripts can be loaded: the startup check.
     public func connect() -> EventLoopFuture<Void> {
         let attempts = clients.map { bound -> EventLoopFuture<Void> in
@@ -107,7 +110,7 @@ public final class RedisStore: RateLimitStore {
         return EventLoopFuture.andAllSucceed(attempts, on: first)
     }
 
-    private var startupTimeout: TimeAmount { .nanoseconds(Int64(settings.socketTimeout * 1e9)) }
+    private var startupTimeout: TimeAmount { TimeAmount(seconds: settings.socketTimeout) }
 
     public func stop() {
         for bound in clients { bound.eventLoop.execute { bound.value.stop() } }

@@ -137,7 +137,7 @@ struct Run: ParsableCommand {
         let stopped = SignalLoop.run { reloader.reload() }
         let drainTimeout = server.runtime.config.gateway.server.drainTimeoutSeconds
         logger.notice("draining", metadata: ["signal": "\(stopped)", "timeout_s": "\(drainTimeout)"])
-        let left = (try? server.drain(timeout: .nanoseconds(Int64(drainTimeout * 1e9))).wait()) ?? 0
+        let left = (try? server.drain(timeout: TimeAmount(seconds: drainTimeout)).wait()) ?? 0
         if left > 0 {
             logger.warning("drain timeout passed; closing the remaining connections", metadata: ["connections": "\(left)"])
         }

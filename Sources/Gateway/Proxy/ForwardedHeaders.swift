@@ -33,8 +33,10 @@ enum ForwardedHeaders {
 
     /// The request the upstream sees: hop-by-hop headers gone, the `X-Forwarded-*` trio set,
     /// `Host` kept as the client sent it, the body framed as it arrived.
+    /// - Parameter host: the request's `Host`, which the caller has already looked up.
     static func upstreamRequest(
         from head: HTTPRequestHead,
+        host: String?,
         uri: String,
         peerAddress: String,
         scheme: String,
@@ -58,7 +60,7 @@ enum ForwardedHeaders {
         if headers.contains(name: "x-forwarded-proto") { headers.remove(name: "x-forwarded-proto") }
         headers.add(name: "x-forwarded-proto", value: scheme)
         if headers.contains(name: "x-forwarded-host") { headers.remove(name: "x-forwarded-host") }
-        if let host = head.headers.first(name: "host") {
+        if let host {
             headers.add(name: "x-forwarded-host", value: host)
         } else {
             headers.add(name: "host", value: upstream.authority)
@@ -88,9 +90,11 @@ enum ForwardedHeaders {
     }
 
     /// Says what happens to the client connection after an answer, and picks the answer's version:
-    /// an HTTP/1.0 client gets HTTP/1.0 and must be told `keep-alive` explicitly.
+    /// an HTTP/1.0 client gets HTTP/1.0 and must be told `keep-alive` explicitly. An HTTP/2
+    /// stream has no connection of its own to announce (and HTTP/2 forbids the header).
     static func announceConnection(in headers: inout HTTPHeaders, requestVersion: HTTPVersion, close: Bool) -> HTTPVersion {
         let version: HTTPVersion = requestVersion == .http1_0 ? .http1_0 : .http1_1
+        if requestVersion.major == 2 { return version }
         if close {
             headers.add(name: "connection", value: "close")
         } else if version == .http1_0 {

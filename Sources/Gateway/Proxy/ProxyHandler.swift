@@ -56,9 +56,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     /// The write of the last response's end when a close may follow it: a close waits for it, so
     /// no answer is cut short.
     private var lastResponseEnd: EventLoopFuture<Void>?
-    private var peer: IPAddress?
-    /// The peer's canonical text, computed once per connection: most requests' identifier.
-    private var peerText = "unknown"
+    /// The client connection's address, parsed once per connection.
+    private let peer: ClientPeer
+    /// The peer's canonical text: most requests' identifier.
+    private var peerText: String { peer.text }
     /// Created on first use: a short-lived HTTP/2 stream may never need one.
     private var timer: ConnectionTimer?
     /// Last time the client sent something or the connection became idle.
@@ -73,34 +74,26 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     private var isStream: Bool { streamDeadlines != nil }
 
     /// - Parameters:
-    ///   - peer: the client connection's address, when the caller already knows it (the streams
-    ///     of one HTTP/2 connection share it, so it is parsed once per connection).
+    ///   - peer: the client connection's address (the streams of one HTTP/2 connection share it).
     ///   - streamDeadlines: for an HTTP/2 stream, its connection's deadline timer.
     init(
         resources: LoopResources,
         accessLog: AccessLog?,
-        scheme: String = "http",
-        peer: (address: IPAddress?, text: String)? = nil,
+        scheme: String,
+        peer: ClientPeer,
         streamDeadlines: StreamDeadlines? = nil
     ) {
         self.resources = resources
         self.accessLog = accessLog
         self.scheme = scheme
+        self.peer = peer
         self.streamDeadlines = streamDeadlines
-        if let peer {
-            self.peer = peer.address
-            self.peerText = peer.text
-        }
     }
 
     // MARK: channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        if peer == nil {
-            peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
-            peerText = peer?.description ?? "unknown"
-        }
         lastClientActivity = .now()
         // An HTTP/2 stream is drained with its connection (GOAWAY, then its streams finish).
         guard !isStream else { return }
@@ -321,6 +314,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
         let upstreamHead = ForwardedHeaders.upstreamRequest(
             from: head,
+            host: host,
             uri: path.uri,
             peerAddress: peerText,
             scheme: scheme,
@@ -349,7 +343,9 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
     private func clientIP(_ head: HTTPRequestHead) -> String {
-        guard let peer, head.headers.contains(name: "x-forwarded-for"), runtime.clientIPResolver.isTrusted(peer) else {
+        guard let peer = peer.address, head.headers.contains(name: "x-forwarded-for"),
+            runtime.clientIPResolver.isTrusted(peer)
+        else {
             return peerText
         }
         return runtime.clientIPResolver.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"]).description
@@ -460,7 +456,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     private var idleTimeout: TimeAmount {
-        .nanoseconds(Int64(runtime.server.idleTimeoutSeconds * 1e9))
+        TimeAmount(seconds: runtime.server.idleTimeoutSeconds)
     }
 
     private func cancelTimer() {

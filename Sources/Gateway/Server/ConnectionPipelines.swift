@@ -34,7 +34,14 @@ struct ConnectionPipelines: Sendable {
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: limits
         )
-        try pipeline.addHandler(makeProxyHandler(channel))
+        try pipeline.addHandler(
+            ProxyHandler(
+                resources: resources.resources(on: channel.eventLoop),
+                accessLog: accessLog,
+                scheme: scheme,
+                peer: ClientPeer(channel)
+            )
+        )
     }
 
     func configureHTTP2(_ channel: any Channel) throws {
@@ -57,11 +64,24 @@ struct ConnectionPipelines: Sendable {
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: idleTimeout, maxAge: nil, maxGraceTime: graceTime, keepalive: nil)
         )
-        // Every stream of this connection has the same peer: parse it once.
-        let peerAddress = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
-        let peer = (address: peerAddress, text: peerAddress?.description ?? "unknown")
-        // Streams run on their connection's loop, so the loop-bound timer is theirs to share.
-        let deadlines = NIOLoopBound(StreamDeadlines(eventLoop: channel.eventLoop), eventLoop: channel.eventLoop)
+        // What a stream's handler needs is its connection's: the loop's resources, the peer and
+        // the deadline timer are gathered once here. Streams run on their connection's loop, so
+        // the loop-bound factory is theirs to call.
+        let loopResources = resources.resources(on: channel.eventLoop)
+        let peer = ClientPeer(channel)
+        let deadlines = StreamDeadlines(eventLoop: channel.eventLoop)
+        let makeStreamHandler = NIOLoopBound(
+            { [accessLog, scheme] in
+                ProxyHandler(
+                    resources: loopResources,
+                    accessLog: accessLog,
+                    scheme: scheme,
+                    peer: peer,
+                    streamDeadlines: deadlines
+                )
+            },
+            eventLoop: channel.eventLoop
+        )
         _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
@@ -70,7 +90,7 @@ struct ConnectionPipelines: Sendable {
         ) { stream in
             stream.eventLoop.makeCompletedFuture {
                 try stream.pipeline.syncOperations.addHandler(HTTP2StreamCodec())
-                try stream.pipeline.syncOperations.addHandler(makeProxyHandler(stream, peer: peer, streamDeadlines: deadlines.value))
+                try stream.pipeline.syncOperations.addHandler(makeStreamHandler.value())
             }
         }
         // After the HTTP/2 handler: it sees the connection's frames and its streams' lifetimes.
@@ -81,9 +101,7 @@ struct ConnectionPipelines: Sendable {
             manager.channelActive(context: try channel.pipeline.syncOperations.context(handler: manager))
         }
         // Added last, once the manager is running: a drain already under way quiesces at once.
-        try channel.pipeline.syncOperations.addHandler(
-            HTTP2ConnectionDrain(resources: resources.resources(on: channel.eventLoop))
-        )
+        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionDrain(resources: loopResources))
     }
 
     func configureTLS(_ channel: any Channel, context: NIOSSLContext) -> EventLoopFuture<Void> {
@@ -105,20 +123,6 @@ struct ConnectionPipelines: Sendable {
     func addPrefaceSniffer(_ channel: any Channel) throws {
         try channel.pipeline.syncOperations.addHandler(
             HTTP2PrefaceSniffer(configureHTTP1: configureHTTP1, configureHTTP2: configureHTTP2)
-        )
-    }
-
-    private func makeProxyHandler(
-        _ channel: any Channel,
-        peer: (address: IPAddress?, text: String)? = nil,
-        streamDeadlines: StreamDeadlines? = nil
-    ) -> ProxyHandler {
-        ProxyHandler(
-            resources: resources.resources(on: channel.eventLoop),
-            accessLog: accessLog,
-            scheme: scheme,
-            peer: peer,
-            streamDeadlines: streamDeadlines
         )
     }
 }

@@ -40,8 +40,8 @@ public final class GatewayServer: Sendable {
         let pipelines = ConnectionPipelines(
             maxHeaderBytes: server.maxHeaderBytes,
             maxConcurrentStreams: server.maxConcurrentStreams,
-            idleTimeout: .nanoseconds(Int64(server.idleTimeoutSeconds * 1e9)),
-            graceTime: .nanoseconds(Int64(server.drainTimeoutSeconds * 1e9)),
+            idleTimeout: TimeAmount(seconds: server.idleTimeoutSeconds),
+            graceTime: TimeAmount(seconds: server.drainTimeoutSeconds),
             scheme: tls == nil ? "http" : "https",
             resources: resources,
             accessLog: accessLog

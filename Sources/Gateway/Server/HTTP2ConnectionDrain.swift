@@ -24,11 +24,6 @@ final class HTTP2ConnectionDrain: ChannelInboundHandler, DrainableConnection {
         self.context = nil
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        resources.unregister(self)
-        context.fireChannelInactive()
-    }
-
     func drain() {
         // From the head of the pipeline, so the connection manager sees it wherever it sits.
         context?.pipeline.syncOperations.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())

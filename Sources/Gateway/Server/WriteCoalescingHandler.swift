@@ -56,7 +56,8 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        // Nothing gathered is dropped: a removal (never expected mid-connection) hands it on.
+        // Handed on rather than dropped, so the promises gathered with it are completed (failed,
+        // on a closed channel) instead of leaked.
         writeGathered(context: context)
     }
 

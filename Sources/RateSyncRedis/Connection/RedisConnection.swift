@@ -34,7 +34,7 @@ final class RedisConnection {
     ) {
         let url = settings.url
         let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(.nanoseconds(Int64(settings.socketConnectTimeout * 1e9)))
+            .connectTimeout(TimeAmount(seconds: settings.socketConnectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
@@ -69,7 +69,7 @@ final class RedisConnection {
     }
 
     private func handshake(settings: RedisStoreSettings, _ completion: @escaping (Result<Void, RedisConnectError>) -> Void) {
-        let timeout = TimeAmount.nanoseconds(Int64(settings.socketTimeout * 1e9))
+        let timeout = TimeAmount(seconds: settings.socketTimeout)
         var steps: [(command: [String], failure: (String) -> RedisConnectError)] = []
         if let password = settings.url.password {
             let command = settings.url.username.map { ["AUTH", $0, password] } ?? ["AUTH", password]
