@@ -34,6 +34,42 @@ final class RedisEndToEndTests: XCTestCase {
         identifier = "global"
         """
 
+    func testARouteMixingAMemoryAndARedisLimiterIsDecidedByBoth() throws {
+        // The memory limiter is listed first: its in-process answer must not be taken (and its
+        // budget spent) before the Redis limiter is asked over the network.
+        let harness = try GatewayHarness(
+            rateSync: rateSync(
+                """
+                [stores.local]
+                engine = "memory"
+                [limiters.local]
+                store = "local"
+                algorithm = "sliding_window"
+                limit = 5
+                window_seconds = 300
+                [limiters.shared]
+                store_id = "redis"
+                algorithm = "sliding_window"
+                limit = 3
+                window_seconds = 300
+                """
+            ),
+            routes: """
+                [[routes]]
+                name = "mixed"
+                upstream = "app"
+                limiters = ["local", "shared"]
+                identifier = "global"
+                """,
+            environment: ["REDIS_URL": redis.url]
+        )
+        defer { harness.stop() }
+        let statuses = try (0..<6).map { _ in try curl(["\(harness.base)/x"]).status }
+        XCTAssertEqual(statuses, [200, 200, 200, 429, 429, 429], "the tighter Redis limit decides")
+        let denied = try curl(["\(harness.base)/x"])
+        XCTAssertEqual(denied.headers["x-ratelimit-limit"], "3")
+    }
+
     func testThreeGatewaysShareOneSlidingWindowExactly() throws {
         let harness = try GatewayHarness(
             rateSync: rateSync(

@@ -65,13 +65,12 @@ enum LimitEvaluation {
             }
         }
         let groups = groupByStore(limiters, identifier: identifier)
-        // Probe with the first group only: a store either always answers in-process or never does.
+        // All or none: an in-process store asked before one that needs a round trip would have
+        // spent its budget on a request that then takes the asynchronous path and asks again.
+        guard groups.allSatisfy({ $0.store.decidesInProcess }) else { return nil }
         var outcomes: [(StoreGroup, Result<[Decision], any Error>)] = []
         for group in groups {
-            guard let decisions = group.store.checkImmediately(group.checks) else {
-                precondition(outcomes.isEmpty, "stores that answer in-process come first or not at all")
-                return nil
-            }
+            guard let decisions = group.store.checkImmediately(group.checks) else { return nil }
             outcomes.append((group, .success(decisions)))
         }
         return verdict(outcomes: outcomes)

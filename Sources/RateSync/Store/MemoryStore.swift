@@ -28,6 +28,8 @@ public final class MemoryStore: RateLimitStore {
         eventLoop.makeSucceededFuture(decide(checks))
     }
 
+    public var decidesInProcess: Bool { true }
+
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? {
         decide(checks)
     }

@@ -38,6 +38,9 @@ public protocol RateLimitStore: AnyObject, Sendable {
     /// Fails with `StoreFailure` when the store cannot answer.
     func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]>
 
+    /// Whether the store decides in-process, without I/O: then `checkImmediately` always answers.
+    var decidesInProcess: Bool { get }
+
     /// Decides at once, without I/O, when the store can (an in-process store); nil when the
     /// answer needs a round trip, and then `check` must be used. Same atomicity as `check`.
     func checkImmediately(_ checks: [LimitCheck]) -> [Decision]?
@@ -57,6 +60,7 @@ public protocol RateLimitStore: AnyObject, Sendable {
 }
 
 extension RateLimitStore {
+    public var decidesInProcess: Bool { false }
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
     public var breakerStateName: String { "none" }
     public var openConnections: Int { 0 }
