@@ -7,8 +7,9 @@ import RateSync
 
 /// SIGHUP: reads both files again (and the TLS certificate and key). A valid set becomes the
 /// configuration of every request that begins from then on (connections stay open; renewed
-/// certificates serve new connections); an invalid one is logged, counted, and changes nothing. Stores whose settings did not change are kept (with their connections and breaker);
-/// a new or changed store must answer before the new configuration is taken.
+/// certificates serve new connections); an invalid one is logged, counted, and changes nothing.
+/// Stores whose settings did not change are kept (with their connections and breaker); a new or
+/// changed store must answer before the new configuration is taken.
 final class Reloader: Sendable {
     private struct StoreEntry: Sendable {
         let config: StoreConfig

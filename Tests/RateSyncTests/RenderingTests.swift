@@ -54,7 +54,7 @@ final class RenderingTests: XCTestCase {
         let a = Decision(allowed: true, limit: 100, remaining: 50, retryAfter: 0, resetAfter: 1, now: 0)
         let b = Decision(allowed: true, limit: 10, remaining: 3, retryAfter: 0, resetAfter: 1, now: 0)
         let c = Decision(allowed: false, limit: 5, remaining: 0, retryAfter: 2, resetAfter: 3, now: 0)
-        XCTAssertEqual(Decision.closestToDenying([a, b]), b)
-        XCTAssertEqual(Decision.closestToDenying([a, c, b]), c)
+        XCTAssertEqual(Decision.indexClosestToDenying([a, b]).map { [a, b][$0] }, b)
+        XCTAssertEqual(Decision.indexClosestToDenying([a, c, b]).map { [a, c, b][$0] }, c)
     }
 }

@@ -12,11 +12,9 @@ public final class GatewayServer: Sendable {
     public let proxyAddress: SocketAddress
     public let adminAddress: SocketAddress
 
-    private let group: any EventLoopGroup
     private let proxyChannel: any Channel
     private let adminChannel: any Channel
     private let resources: LoopResourcesRegistry
-    private let logger: Logger
     private let tls: NIOLockedValueBox<NIOSSLContext>?
 
     /// Binds both listeners. Throws if either address cannot be bound.
@@ -84,30 +82,19 @@ public final class GatewayServer: Sendable {
             try? proxyChannel.close().wait()
             throw error
         }
-        return GatewayServer(
-            group: group,
-            proxyChannel: proxyChannel,
-            adminChannel: adminChannel,
-            resources: resources,
-            logger: logger,
-            tls: tls
-        )
+        return GatewayServer(proxyChannel: proxyChannel, adminChannel: adminChannel, resources: resources, tls: tls)
     }
 
     private init(
-        group: any EventLoopGroup,
         proxyChannel: any Channel,
         adminChannel: any Channel,
         resources: LoopResourcesRegistry,
-        logger: Logger,
         tls: NIOLockedValueBox<NIOSSLContext>?
     ) {
         self.tls = tls
-        self.group = group
         self.proxyChannel = proxyChannel
         self.adminChannel = adminChannel
         self.resources = resources
-        self.logger = logger
         self.proxyAddress = proxyChannel.localAddress!
         self.adminAddress = adminChannel.localAddress!
     }

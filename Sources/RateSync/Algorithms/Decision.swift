@@ -22,13 +22,9 @@ public struct Decision: Sendable, Equatable {
         self.now = now
     }
 
-    /// Of several limiters' decisions, the one the headers describe: a denial (the longest wait
-    /// first), otherwise the one with the fewest requests left.
-    public static func closestToDenying(_ decisions: [Decision]) -> Decision? {
-        indexClosestToDenying(decisions).map { decisions[$0] }
-    }
-
-    /// Where in `decisions` the one closest to denying is, so a caller can find what it belongs to.
+    /// Of several limiters' decisions, where the one the headers describe is (so a caller can find
+    /// what it belongs to): a denial (the longest wait first), otherwise the one with the fewest
+    /// requests left.
     public static func indexClosestToDenying(_ decisions: [Decision]) -> Int? {
         decisions.indices.min { lhs, rhs in
             let (lhs, rhs) = (decisions[lhs], decisions[rhs])

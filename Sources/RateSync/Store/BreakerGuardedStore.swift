@@ -39,12 +39,14 @@ public final class BreakerGuardedStore: RateLimitStore {
         }
         let future = inner.check(checks, on: eventLoop)
         future.whenComplete { result in
-            let now = self.clock.now()
-            let transition = self.breaker.withLockedValue { breaker in
-                switch result {
-                case .success: return breaker.recordSuccess()
-                case .failure(let error): return breaker.recordFailure(now: now, reason: "\(error)")
-                }
+            let transition: CircuitBreaker.Transition?
+            switch result {
+            case .success:
+                transition = self.breaker.withLockedValue { $0.recordSuccess() }
+            case .failure(let error):
+                // The clock is read only here: a success, every request's case, needs no time.
+                let now = self.clock.now()
+                transition = self.breaker.withLockedValue { $0.recordFailure(now: now, reason: "\(error)") }
             }
             self.report(transition)
         }
