@@ -50,6 +50,8 @@ final class Reloader: Sendable {
 
     func reload() {
         let metrics = server.runtime.metrics
+        // Stores this attempt made: if it fails, they are stopped, not left connected.
+        var made: [String: any RateLimitStore] = [:]
         do {
             let loaded = try LoadedConfig.load(gatewayPath: configPath)
             // First, so that a certificate that does not load fails the reload before any new
@@ -64,8 +66,8 @@ final class Reloader: Sendable {
                     continue
                 }
                 let store = try StoreFactory.makeStore(config, gatewaySide: settings, group: group, logger: logger)
+                made[config.id] = store
                 if let failure = StoreFactory.verify([config.id: store]).first {
-                    StoreFactory.stop([config.id: store])
                     throw StoreFactory.StartupFailure(description: failure.message)
                 }
                 next[config.id] = StoreEntry(config: config, settings: settings, store: store)
@@ -86,6 +88,7 @@ final class Reloader: Sendable {
                 logger.warning("listen addresses, workers and the access log change only on restart")
             }
         } catch {
+            StoreFactory.stop(made)
             metrics.reloadFailures.increment()
             let problems = (error as? ConfigError)?.problems.map(\.description) ?? ["\(error)"]
             logger.error(

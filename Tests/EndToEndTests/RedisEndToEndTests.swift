@@ -70,6 +70,50 @@ final class RedisEndToEndTests: XCTestCase {
         XCTAssertEqual(denied.headers["x-ratelimit-limit"], "3")
     }
 
+    func testAReloadThatFailsLeavesNoStoreConnectedBehind() throws {
+        let harness = try GatewayHarness(
+            rateSync: GatewayHarness.memoryWindow("first", limit: 100) + """
+
+                [limiters.second]
+                store = "m"
+                rate_per_second = 100
+                """,
+            routes: GatewayHarness.catchAllRoute(limiters: ["first", "second"])
+        )
+        defer { harness.stop() }
+        func connectedClients() throws -> Int {
+            // CLIENT LIST names every connection, redis-cli's own included.
+            try redis.cli(["CLIENT", "LIST"]).split(whereSeparator: \.isNewline).count - 1
+        }
+        XCTAssertEqual(try connectedClients(), 0)
+        // Two new Redis stores: the first (by id) answers, the second cannot be reached, so the
+        // reload fails after the first has connected.
+        try """
+            [stores.a_reachable]
+            engine = "redis"
+            url = "\(redis.url)"
+            [stores.b_unreachable]
+            engine = "redis"
+            url = "redis://127.0.0.1:\(try unusedPort())/0"
+            [limiters.first]
+            store = "a_reachable"
+            rate_per_second = 100
+            [limiters.second]
+            store = "b_unreachable"
+            rate_per_second = 100
+            """.write(toFile: harness.rateSyncPath, atomically: true, encoding: .utf8)
+        kill(harness.gateway.pid, SIGHUP)
+        var failures: Double?
+        for _ in 0..<50 where failures == nil {
+            Thread.sleep(forTimeInterval: 0.1)
+            failures = try harness.metric("ratesync_config_reloads_total", ["result": "failure"])
+        }
+        XCTAssertEqual(failures, 1, harness.gateway.text)
+        Thread.sleep(forTimeInterval: 0.3)
+        XCTAssertEqual(try connectedClients(), 0, "the store the failed reload made is stopped")
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200, "the running configuration stays")
+    }
+
     func testThreeGatewaysShareOneSlidingWindowExactly() throws {
         let harness = try GatewayHarness(
             rateSync: rateSync(
