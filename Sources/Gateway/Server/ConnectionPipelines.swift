@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOSSL
+import RateSync
 
 /// How a client connection's pipeline is built: HTTP/1.1, HTTP/2 (each stream an HTTP/1-shaped
 /// child channel running the same ProxyHandler, so one limiter decision per stream), over TLS

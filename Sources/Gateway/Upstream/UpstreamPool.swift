@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import RateSync
 import Logging
 
 /// A kept-alive connection to an upstream, leased to one exchange at a time.
@@ -92,9 +93,8 @@ final class UpstreamPool {
                 channel.eventLoop.makeCompletedFuture {
                     let handler = UpstreamHandler()
                     if let tls {
-                        let serverName = IPAddress(upstream.host) == nil ? upstream.host : nil
                         try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: serverName)
+                            NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(upstream.host))
                         )
                         handler.handshake = channel.eventLoop.makePromise(of: Void.self)
                     }

@@ -40,11 +40,11 @@ final class RedisConnection {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
-                        let serverName = IPAddressText.isLiteral(url.host) ? nil : url.host
                         try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: serverName)
+                            NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(url.host))
                         )
                     }
+                    try channel.pipeline.syncOperations.addHandler(WriteCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(RedisProtocolHandler(eventLoop: channel.eventLoop))
                 }
             }
@@ -128,11 +128,4 @@ func describeConnectFailure(_ error: any Error) -> String {
         return "timed out after \(after.nanoseconds / 1_000_000) ms"
     }
     return String(describing: error)
-}
-
-enum IPAddressText {
-    /// True for an IPv4 or IPv6 literal, which must not be sent as SNI.
-    static func isLiteral(_ host: String) -> Bool {
-        host.contains(":") || host.allSatisfy { $0.isNumber || $0 == "." }
-    }
 }

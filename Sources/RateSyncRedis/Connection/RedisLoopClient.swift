@@ -25,6 +25,8 @@ final class RedisLoopClient {
     private var state: State = .idle
     private var backoff: TimeAmount = .milliseconds(50)
     private var lastFailure = "not connected yet"
+    /// Whether a connection was ever made: a later one is a reconnection, worth a log line.
+    private var hasConnected = false
     private var waiters: [(Result<Void, RedisConnectError>) -> Void] = []
     private var stopped = false
 
@@ -99,9 +101,10 @@ final class RedisLoopClient {
                 self.state = .connected(connection)
                 self.onConnectionChange(true)
                 self.backoff = .milliseconds(50)
-                if self.lastFailure != "not connected yet" {
+                if self.hasConnected {
                     self.logger.notice("redis store reconnected", metadata: ["store": "\(self.storeID)", "url": "\(self.settings.url.redacted)"])
                 }
+                self.hasConnected = true
                 self.lastFailure = "connection lost"
                 connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
                     self.onConnectionChange(false)

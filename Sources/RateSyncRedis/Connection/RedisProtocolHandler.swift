@@ -4,8 +4,8 @@ import RateSync
 /// Speaks RESP on one connection: commands go out encoded by hiredis's formatter, replies come
 /// back parsed by hiredis's reader and complete the commands' promises in order.
 ///
-/// Commands written during one event-loop tick leave in one flush (pipelining). One timer per
-/// connection watches the oldest command's deadline; a missed deadline fails every pending
+/// Commands written during one event-loop tick leave in one flush (pipelining: the
+/// WriteCoalescingHandler before this one gathers them). One timer per connection watches the oldest command's deadline; a missed deadline fails every pending
 /// command and closes the connection, since replies that arrive late would answer the wrong
 /// commands.
 final class RedisProtocolHandler: ChannelInboundHandler {
@@ -20,7 +20,6 @@ final class RedisProtocolHandler: ChannelInboundHandler {
     private let eventLoop: any EventLoop
     private let reader = RedisReplyReader()
     private var pending: CircularBuffer<Pending> = []
-    private var flushScheduled = false
     private var context: ChannelHandlerContext?
     private var timer: ConnectionTimer?
     /// Once set, the connection is finished and every new command fails with this.
@@ -53,18 +52,10 @@ final class RedisProtocolHandler: ChannelInboundHandler {
         var buffer = context.channel.allocator.buffer(capacity: 128)
         RedisCommandEncoder.encode(arguments, into: &buffer)
         pending.append(Pending(promise: promise, deadline: deadline))
-        context.write(Self.wrapOutboundOut(buffer), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
         timer?.arm(at: deadline)
-        if !flushScheduled {
-            flushScheduled = true
-            context.eventLoop.assumeIsolated().execute {
-                self.flushScheduled = false
-                self.context?.flush()
-            }
-        }
         return promise.futureResult
     }
-    var pendingCount: Int { pending.count }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         do {

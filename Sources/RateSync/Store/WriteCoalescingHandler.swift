@@ -1,18 +1,17 @@
 import NIOCore
 
-/// Sits under an HTTP/2 connection (above TLS): one flush per event-loop tick, and the small
-/// frames written before it copied into one buffer.
+/// One flush per event-loop tick, and the small buffers written before it copied into one.
 ///
-/// Each stream flushes its own response, and every stream flush reaches the connection: without
-/// this handler each response would be a write syscall of its own. Here the first flush of a
-/// tick schedules one flush for the end of the tick and later ones are absorbed. And each frame
-/// the HTTP/2 handler writes is a buffer of its own (a HEADERS frame, a DATA frame's header, its
-/// payload): passed down one by one, TLS seals each into a record of its own, so a response cost
-/// three records and three encryptions. Copied into one buffer, a tick's responses leave as one
-/// record (or as few 16 KiB records as their size needs).
-final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = IOData
-    typealias OutboundOut = IOData
+/// Used where many producers write and flush on one connection in the same tick: the streams of
+/// an HTTP/2 connection, each flushing its own response, and the requests of an event loop
+/// sending their Redis commands. The first flush of a tick schedules one flush for the end of
+/// the tick and later ones are absorbed, so everything leaves in one write. And since each
+/// producer's buffer is small (an HTTP/2 frame, a command), passing them down one by one would
+/// have TLS seal each into a record of its own: copied into one buffer, a tick's writes leave as
+/// one record (or as few 16 KiB records as their size needs).
+public final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHandler {
+    public typealias OutboundIn = IOData
+    public typealias OutboundOut = IOData
 
     /// Writes at least this large pass through uncopied (after what was gathered before them):
     /// a bulk body chunk gains nothing from a copy.
@@ -22,7 +21,9 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     private var gathered: ByteBuffer?
     private var gatheredPromises: [EventLoopPromise<Void>] = []
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         guard case .byteBuffer(let buffer) = Self.unwrapOutboundIn(data), buffer.readableBytes < Self.copyLimit else {
             writeGathered(context: context)
             context.write(data, promise: promise)
@@ -35,7 +36,7 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
         if let promise { gatheredPromises.append(promise) }
     }
 
-    func flush(context: ChannelHandlerContext) {
+    public func flush(context: ChannelHandlerContext) {
         guard !flushScheduled else { return }
         flushScheduled = true
         context.eventLoop.assumeIsolated().execute {
@@ -45,9 +46,9 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
         }
     }
 
-    /// A close can come in the same tick as the last response (the connection manager closes a
-    /// draining connection as its last stream ends): what that tick wrote goes out first.
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+    /// A close can come in the same tick as the last writes (the HTTP/2 connection manager
+    /// closes a draining connection as its last stream ends): what that tick wrote goes out first.
+    public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if flushScheduled {
             writeGathered(context: context)
             context.flush()
@@ -55,7 +56,7 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
         context.close(mode: mode, promise: promise)
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
+    public func handlerRemoved(context: ChannelHandlerContext) {
         // Handed on rather than dropped, so the promises gathered with it are completed (failed,
         // on a closed channel) instead of leaked.
         writeGathered(context: context)
