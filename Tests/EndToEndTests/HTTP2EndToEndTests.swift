@@ -221,6 +221,39 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertEqual((echo["headers"] as? [String: String])?["transfer-encoding"], "chunked")
     }
 
+    /// Bodies several times a window in both directions, on streams sharing one connection: the
+    /// gateway must give receive windows back as the upstream takes the uploads, and hold the
+    /// upstream's downloads while a client with small windows (64 KiB) lets them through.
+    func testLargeBodiesFlowBothWaysUnderFlowControl() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        let base = "https://localhost:\(harness.proxyPort)"
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+
+        // Three uploads of 3 MB each (the gateway's stream window is 1 MiB).
+        let upload = directory.appendingPathComponent("upload.bin")
+        try Data((0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: upload)
+        let uploads = try runProgram(
+            "/usr/bin/nghttp",
+            ["-t", "20", "-d", upload.path, "\(base)/echo/1", "\(base)/echo/2", "\(base)/echo/3"],
+            stdoutOnly: true
+        )
+        XCTAssertEqual(uploads.status, 0, uploads.output)
+        XCTAssertEqual(uploads.output.components(separatedBy: "\"received_bytes\":3000000").count - 1, 3, uploads.output)
+
+        // Three downloads of 3 MB each through 64 KiB client windows (stream and connection).
+        let downloads = try runProgram(
+            "/usr/bin/nghttp",
+            ["-t", "20", "-w", "16", "-W", "16", "\(base)/big?bytes=3000000", "\(base)/big?bytes=3000000&n=2", "\(base)/big?bytes=3000000&n=3"],
+            stdoutOnly: true
+        )
+        XCTAssertEqual(downloads.status, 0)
+        XCTAssertEqual(downloads.output.utf8.count, 9_000_000)
+        XCTAssertTrue(downloads.output.utf8.allSatisfy { $0 == UInt8(ascii: "x") })
+    }
+
     func testSIGTERMSendsGOAWAYAndLetsTheStreamInFlightFinish() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }

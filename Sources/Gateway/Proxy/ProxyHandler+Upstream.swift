@@ -4,7 +4,7 @@ import NIOHTTP1
 /// Events of the upstream connection the current exchange leased.
 extension ProxyHandler: UpstreamResponseDelegate {
     func upstreamResponse(_ part: HTTPClientResponsePart) {
-        guard case .proxying(let exchange, let connection) = state, let context else { return }
+        guard case .proxying(let exchange, let connection) = state, let client else { return }
         if exchange.mayRetryOnFreshConnection {
             exchange.mayRetryOnFreshConnection = false
             exchange.pendingParts.removeAll()
@@ -31,12 +31,12 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 )
             )
         case .body(let buffer):
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-            if !context.channel.isWritable {
+            client.write(.body(.byteBuffer(buffer)))
+            if !client.isWritable {
                 // Pause before flushing: the flush may drain the socket and report the channel
                 // writable again at once, and that resume must come after this pause.
                 connection.handler.pauseReads()
-                context.flush()
+                client.flush()
             }
         case .end(let trailers):
             finishExchange(exchange, connection, trailers: trailers)
@@ -44,7 +44,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
     }
 
     func upstreamReadComplete() {
-        context?.flush()
+        client?.flush()
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {
@@ -66,7 +66,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             exchange.releaseSlots()
             exchange.target.upstreamMetrics.recordFailure()
             state = .closed
-            context?.close(promise: nil)
+            client?.close()
         } else {
             failExchange(exchange, with: .badGateway())
         }

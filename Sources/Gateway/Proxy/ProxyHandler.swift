@@ -43,7 +43,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     /// The configuration this loop serves now (replaced whole on reload).
     var runtime: GatewayRuntime { resources.runtime }
-    var context: ChannelHandlerContext?
+    /// The HTTP/1.1 connection or HTTP/2 stream this handler serves; nil once it has closed.
+    var client: ClientSide?
     var state: State = .idle
     private var readPending = false
     private var upstreamNeedsFlush = false
@@ -93,10 +94,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     // MARK: channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+        client = .connection(context)
         lastClientActivity = .now()
-        // An HTTP/2 stream is drained with its connection (GOAWAY, then its streams finish).
-        guard !isStream else { return }
         armTimer(at: lastClientActivity + idleTimeout)
         resources.register(self)
         if resources.draining { drain() }
@@ -104,8 +103,15 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         cancelTimer()
-        if !isStream { resources.unregister(self) }
-        self.context = nil
+        resources.unregister(self)
+        client = nil
+    }
+
+    /// Serves one HTTP/2 stream, which its connection's handler drives. (A stream is drained with
+    /// its connection: GOAWAY, then the streams already open finish.)
+    func attach(to stream: HTTP2ClientStream) {
+        client = .stream(stream)
+        lastClientActivity = .now()
     }
 
     /// Closes now if idle, else once the exchange in flight is over (its answer says so).
@@ -115,6 +121,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        clientClosed()
+        context.fireChannelInactive()
+    }
+
+    /// The client connection or stream is gone: give back what the exchange held. Idempotent.
+    func clientClosed() {
         switch state {
         case .limiting(let exchange), .connecting(let exchange):
             exchange.releaseSlots()
@@ -128,12 +140,13 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         queuedParts.removeAll()
         cancelTimer()
         endRequestInFlight()
-        context.fireChannelInactive()
+        // A stream and its handler refer to each other; a connection's pipeline lets go by itself.
+        if isStream { client = nil }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let parserError = error as? HTTPParserError {
-            answerMalformedRequest(parserError, context: context)
+            answerMalformedRequest(parserError)
         }
         // The decoder closes the connection after a parse error; anything else ends it too.
         state = .closed
@@ -142,7 +155,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     /// 431 for an oversized head, 400 for anything else the parser rejects, if no answer is
     /// already on its way (then the connection simply closes).
-    private func answerMalformedRequest(_ error: HTTPParserError, context: ChannelHandlerContext) {
+    private func answerMalformedRequest(_ error: HTTPParserError) {
         guard !responseInProgress else { return }
         if logEntry == nil {
             logEntry = AccessLogEntry(start: .now(), client: peerText, method: "-", path: "-")
@@ -153,17 +166,20 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         } else {
             response = .badRequest("The request is not valid HTTP/1.1.")
         }
-        writeLocal(response, version: .http1_1, close: true, context: context)
+        writeLocal(response, version: .http1_1, close: true)
     }
 
     // MARK: reads (backpressure)
 
     func read(context: ChannelHandlerContext) {
-        if readsAllowed {
-            context.read()
-        } else {
-            readPending = true
-        }
+        if mayRead() { context.read() }
+    }
+
+    /// Whether more of the request may come now; if not, it is asked for once it may.
+    func mayRead() -> Bool {
+        if readsAllowed { return true }
+        readPending = true
+        return false
     }
 
     private var readsAllowed: Bool {
@@ -179,22 +195,34 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     func resumeReadsIfAllowed() {
-        guard readPending, readsAllowed, let context else { return }
+        guard readPending, readsAllowed, let client else { return }
         readPending = false
-        context.read()
+        client.read()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, case .proxying(_, let connection) = state {
+        clientWritabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    func clientWritabilityChanged() {
+        if client?.isWritable == true, case .proxying(_, let connection) = state {
             connection.handler.resumeReads()
         }
-        context.fireChannelWritabilityChanged()
     }
 
     // MARK: request parts
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let part = Self.unwrapInboundIn(data)
+        receive(Self.unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        clientReadComplete()
+        context.fireChannelReadComplete()
+    }
+
+    func receive(_ part: HTTPServerRequestPart) {
         lastClientActivity = .now()
         if !queuedParts.isEmpty || belongsToNextRequest(part) {
             queuedParts.append(part)
@@ -203,12 +231,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         handle(part)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) {
+    /// The end of a batch of reads: what was forwarded leaves for the upstream in one flush.
+    func clientReadComplete() {
         if upstreamNeedsFlush, case .proxying(_, let connection) = state {
             upstreamNeedsFlush = false
             connection.handler.flush()
         }
-        context.fireChannelReadComplete()
     }
 
     /// A head that arrives while an exchange is still in flight is a pipelined request.
@@ -330,12 +358,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             apply(verdict, to: exchange)
             return
         }
-        guard let context else { return }
+        guard let clientSide = self.client else { return }
         LimitEvaluation.evaluate(
             limiters: target.limiters,
             identifier: identifier,
             latency: runtime.storeLatency,
-            on: context.eventLoop
+            on: clientSide.eventLoop
         )
             .assumeIsolated()
             .whenSuccess { verdict in self.apply(verdict, to: exchange) }
@@ -366,12 +394,9 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         case .admit(let headers, let slots, _):
             exchange.rateLimitHeaders = headers
             exchange.heldSlots = slots
-            if exchange.expectsContinue && !exchange.requestEnded, let context {
+            if exchange.expectsContinue && !exchange.requestEnded, let client {
                 exchange.continueSent = true
-                context.writeAndFlush(
-                    Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))),
-                    promise: nil
-                )
+                client.writeAndFlush(.head(HTTPResponseHead(version: .http1_1, status: .continue)), promise: nil)
             }
             state = .connecting(exchange)
             connectUpstream(exchange)
@@ -449,8 +474,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             streamDeadlines.arm(self, at: deadline)
             return
         }
-        if timer == nil, let context {
-            timer = ConnectionTimer(eventLoop: context.eventLoop) { [weak self] in self?.deadlineReached() }
+        if timer == nil, let client {
+            timer = ConnectionTimer(eventLoop: client.eventLoop) { [weak self] in self?.deadlineReached() }
         }
         timer?.arm(at: deadline)
     }
@@ -486,7 +511,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
                     connection.handler.close()
                     exchange.releaseSlots()
                     state = .closed
-                    context?.close(promise: nil)
+                    client?.close()
                 } else {
                     armTimer(at: stallDeadline)
                 }
@@ -498,7 +523,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     /// The upstream's answer is complete: give the connection back first, then write the end.
-    /// The order matters on HTTP/2, where writing the end closes the stream channel at once; a
+    /// The order matters on HTTP/2, where writing the end may close the stream at once; a
     /// connection still held by the exchange then would be closed with it, not pooled.
     func finishExchange(_ exchange: Exchange, _ connection: UpstreamConnection, trailers: HTTPHeaders?) {
         exchange.releaseSlots()
@@ -522,6 +547,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     private func becomeIdle() {
+        if isStream {
+            // A stream carries one request: it is over.
+            state = .closed
+            cancelTimer()
+            return
+        }
         if draining {
             closeConnection()
             return
@@ -558,12 +589,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         requestEnded: Bool,
         continueSent: Bool = false
     ) {
-        guard let context else { return }
+        guard client != nil else { return }
         // A client that sent `Expect: 100-continue` and was never told to continue may never
         // send its body: the connection cannot carry another request, so it closes.
         let bodyWithheld = !requestEnded && Exchange.expectsContinue(head.headers) && !continueSent
         let close = !head.isKeepAlive || bodyWithheld || draining
-        writeLocal(response, version: head.version, close: close, context: context)
+        writeLocal(response, version: head.version, close: close)
         if requestEnded {
             if close { closeConnection() } else { becomeIdle() }
         } else if bodyWithheld {
@@ -576,11 +607,9 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         }
     }
 
-    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool, context: ChannelHandlerContext) {
-        var body = context.channel.allocator.buffer(capacity: response.body.utf8.count)
-        body.writeString(response.body)
+    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool) {
         writeResponseHead(response.head(version: version, close: close))
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
+        client?.write(.body(.byteBuffer(ByteBuffer(string: response.body))))
         // A local answer may be followed by a close after the rest of the body is discarded.
         writeResponseEnd(nil, closing: true)
     }
@@ -588,21 +617,21 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     func writeResponseHead(_ head: HTTPResponseHead) {
         responseInProgress = true
         logEntry?.status = Int(head.status.code)
-        context?.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        client?.write(.head(head))
     }
 
     /// - Parameter closing: whether the connection may close after this answer: only then is the
     ///   write's completion kept (a close waits for it), sparing a kept-alive connection a promise
     ///   per response.
     func writeResponseEnd(_ trailers: HTTPHeaders?, closing: Bool) {
-        guard let context else { return }
+        guard let client else { return }
         responseInProgress = false
         if closing {
-            let promise = context.eventLoop.makePromise(of: Void.self)
-            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: promise)
+            let promise = client.eventLoop.makePromise(of: Void.self)
+            client.writeAndFlush(.end(trailers), promise: promise)
             lastResponseEnd = promise.futureResult
         } else {
-            context.writeAndFlush(Self.wrapOutboundOut(.end(trailers)), promise: nil)
+            client.writeAndFlush(.end(trailers), promise: nil)
         }
         if let entry = logEntry, let accessLog {
             accessLog.write(entry.json(now: .now()))
@@ -622,11 +651,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         state = .closed
         queuedParts.removeAll()
         guard let pending = lastResponseEnd else {
-            context?.close(promise: nil)
+            client?.close()
             return
         }
         pending.assumeIsolated().whenComplete { _ in
-            self.context?.close(promise: nil)
+            self.client?.close()
         }
     }
 

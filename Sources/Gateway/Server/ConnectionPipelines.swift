@@ -4,8 +4,8 @@ import NIOHTTP2
 import NIOSSL
 import RateSync
 
-/// How a client connection's pipeline is built: HTTP/1.1, HTTP/2 (each stream an HTTP/1-shaped
-/// child channel running the same ProxyHandler, so one limiter decision per stream), over TLS
+/// How a client connection's pipeline is built: HTTP/1.1, HTTP/2 (each stream driven through the
+/// same ProxyHandler as an HTTP/1.1 request, so one limiter decision per stream), over TLS
 /// with ALPN choosing between them, or in cleartext with an h2c prior-knowledge sniffer.
 struct ConnectionPipelines: Sendable {
     let maxHeaderBytes: Int
@@ -46,33 +46,45 @@ struct ConnectionPipelines: Sendable {
     }
 
     func configureHTTP2(_ channel: any Channel) throws {
+        let windowSize = 1 << 20
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),
-            HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
+            HTTP2Setting(parameter: .initialWindowSize, value: windowSize),
         ]
         var streams = NIOHTTP2Handler.StreamConfiguration()
-        streams.targetWindowSize = 1 << 20
         // Rapid reset (CVE-2023-44487): a client that resets more than 200 streams in 30 s, or
         // provokes as many stream errors, is disconnected with ENHANCE_YOUR_CALM.
         streams.streamResetFrameRateLimit.maximumCount = 200
         streams.streamResetFrameRateLimit.windowLength = .seconds(30)
         streams.streamErrorRateLimit.maximumCount = 200
         streams.streamErrorRateLimit.windowLength = .seconds(30)
-        try channel.pipeline.syncOperations.addHandler(WriteCoalescingHandler())
+        let pipeline = channel.pipeline.syncOperations
+        try pipeline.addHandler(WriteCoalescingHandler())
+        try pipeline.addHandler(
+            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: streams)
+        )
+        // After the HTTP/2 handler: it sees the connection's frames and its streams' lifetimes.
         let manager = NIOHTTP2ServerConnectionManagementHandler(
             eventLoop: channel.eventLoop,
             configuration: .init(maxIdleTime: idleTimeout, maxAge: nil, maxGraceTime: graceTime, keepalive: nil)
         )
-        // What a stream's handler needs is its connection's: the loop's resources, the peer and
-        // the deadline timer are gathered once here. Streams run on their connection's loop, so
-        // the loop-bound factory is theirs to call.
+        try pipeline.addHandler(manager)
+        // Its timers start on channelActive, which this connection (set up after the TLS or h2c
+        // negotiation) has already had: deliver that event to it alone (nothing comes after it yet).
+        if channel.isActive {
+            manager.channelActive(context: try pipeline.context(handler: manager))
+        }
+        // Added once the manager is running: a drain already under way quiesces at once.
         let loopResources = resources.resources(on: channel.eventLoop)
+        try pipeline.addHandler(HTTP2ConnectionDrain(resources: loopResources))
+        // What a stream's handler needs is its connection's: the loop's resources, the peer and
+        // the deadline timer are gathered once here.
         let peer = ClientPeer(channel)
         let deadlines = StreamDeadlines(eventLoop: channel.eventLoop)
-        let makeStreamHandler = NIOLoopBound(
-            { [accessLog, scheme] in
+        try pipeline.addHandler(
+            HTTP2ConnectionHandler(eventLoop: channel.eventLoop, windowTarget: windowSize) { [accessLog, scheme] in
                 ProxyHandler(
                     resources: loopResources,
                     accessLog: accessLog,
@@ -80,29 +92,8 @@ struct ConnectionPipelines: Sendable {
                     peer: peer,
                     streamDeadlines: deadlines
                 )
-            },
-            eventLoop: channel.eventLoop
-        )
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-            mode: .server,
-            connectionConfiguration: connection,
-            streamConfiguration: streams,
-            streamDelegate: manager.http2StreamDelegate
-        ) { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2StreamCodec())
-                try stream.pipeline.syncOperations.addHandler(makeStreamHandler.value())
             }
-        }
-        // After the HTTP/2 handler: it sees the connection's frames and its streams' lifetimes.
-        try channel.pipeline.syncOperations.addHandler(manager)
-        // Its timers start on channelActive, which this connection (set up after the TLS or h2c
-        // negotiation) has already had: deliver that event to it alone (nothing comes after it yet).
-        if channel.isActive {
-            manager.channelActive(context: try channel.pipeline.syncOperations.context(handler: manager))
-        }
-        // Added last, once the manager is running: a drain already under way quiesces at once.
-        try channel.pipeline.syncOperations.addHandler(HTTP2ConnectionDrain(resources: loopResources))
+        )
     }
 
     func configureTLS(_ channel: any Channel, context: NIOSSLContext) -> EventLoopFuture<Void> {

@@ -4,13 +4,13 @@ import NIOHTTP1
 import XCTest
 
 /// The HTTP/2 ⇄ HTTP/1 translation of request heads and response fields.
-final class HTTP2StreamCodecTests: XCTestCase {
+final class HTTP2RequestTests: XCTestCase {
     private func block(_ fields: [(String, String)]) -> HPACKHeaders {
         HPACKHeaders(fields)
     }
 
     func testAuthorityBecomesHostUnlessTheClientSentOne() throws {
-        let head = try HTTP2StreamCodec.requestHead(
+        let head = try HTTP2Request.head(
             block([(":method", "GET"), (":scheme", "https"), (":path", "/a?b=1"), (":authority", "example.com"), ("accept", "*/*")]),
             endStream: true
         )
@@ -21,7 +21,7 @@ final class HTTP2StreamCodecTests: XCTestCase {
         XCTAssertEqual(head.headers["accept"], ["*/*"])
         XCTAssertFalse(head.headers.contains(name: ":path"), "no pseudo-header reaches HTTP/1")
 
-        let withHost = try HTTP2StreamCodec.requestHead(
+        let withHost = try HTTP2Request.head(
             block([(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "a.example"), ("host", "b.example")]),
             endStream: true
         )
@@ -31,23 +31,23 @@ final class HTTP2StreamCodecTests: XCTestCase {
     func testABodyWithoutALengthIsChunkedWhateverTheMethod() throws {
         // Unframed, a GET's body would reach the upstream as the start of another request.
         for method in ["GET", "POST", "OPTIONS"] {
-            let head = try HTTP2StreamCodec.requestHead(
+            let head = try HTTP2Request.head(
                 block([(":method", method), (":scheme", "http"), (":path", "/"), (":authority", "x")]),
                 endStream: false
             )
             XCTAssertEqual(head.headers["transfer-encoding"], ["chunked"], method)
         }
-        let sized = try HTTP2StreamCodec.requestHead(
+        let sized = try HTTP2Request.head(
             block([(":method", "POST"), (":scheme", "http"), (":path", "/"), (":authority", "x"), ("content-length", "5")]),
             endStream: false
         )
         XCTAssertFalse(sized.headers.contains(name: "transfer-encoding"))
-        let emptyPost = try HTTP2StreamCodec.requestHead(
+        let emptyPost = try HTTP2Request.head(
             block([(":method", "POST"), (":scheme", "http"), (":path", "/"), (":authority", "x")]),
             endStream: true
         )
         XCTAssertEqual(emptyPost.headers["content-length"], ["0"])
-        let emptyGet = try HTTP2StreamCodec.requestHead(
+        let emptyGet = try HTTP2Request.head(
             block([(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "x")]),
             endStream: true
         )
@@ -56,10 +56,10 @@ final class HTTP2StreamCodecTests: XCTestCase {
     }
 
     func testMissingPseudoHeadersAreErrors() {
-        XCTAssertThrowsError(try HTTP2StreamCodec.requestHead(block([(":method", "GET"), (":scheme", "http")]), endStream: true)) {
-            XCTAssertEqual(($0 as? HTTP2StreamCodec.MalformedRequest)?.missing, ":path")
+        XCTAssertThrowsError(try HTTP2Request.head(block([(":method", "GET"), (":scheme", "http")]), endStream: true)) {
+            XCTAssertEqual(($0 as? HTTP2Request.Malformed)?.missing, ":path")
         }
-        XCTAssertThrowsError(try HTTP2StreamCodec.requestHead(block([(":path", "/")]), endStream: true))
+        XCTAssertThrowsError(try HTTP2Request.head(block([(":path", "/")]), endStream: true))
     }
 
     func testResponseFieldsAreLowerCasedConnectionFieldsDroppedAndOnlyRepeatingOnesIndexed() {

@@ -1,0 +1,67 @@
+import NIOCore
+import NIOHTTP1
+
+/// Where a ProxyHandler's answers go and its request parts come from: an HTTP/1.1 connection
+/// (the handler sits in its pipeline), or one stream of an HTTP/2 connection (the connection's
+/// handler drives it; a stream has no channel of its own, which would cost a pipeline, its
+/// contexts and promises per request).
+///
+/// An enum, not a protocol: the two cases are all there are, and a switch costs no allocation
+/// or dynamic dispatch on a path taken several times per request.
+enum ClientSide {
+    case connection(ChannelHandlerContext)
+    case stream(HTTP2ClientStream)
+
+    var eventLoop: any EventLoop {
+        switch self {
+        case .connection(let context): return context.eventLoop
+        case .stream(let stream): return stream.eventLoop
+        }
+    }
+
+    /// Whether the client can take more now; when it cannot, upstream reads pause until it can.
+    var isWritable: Bool {
+        switch self {
+        case .connection(let context): return context.channel.isWritable
+        case .stream(let stream): return stream.isWritable
+        }
+    }
+
+    func write(_ part: HTTPServerResponsePart) {
+        switch self {
+        case .connection(let context): context.write(NIOAny(part), promise: nil)
+        case .stream(let stream): stream.write(part)
+        }
+    }
+
+    /// - Parameter promise: completed once the part is written (a close waits for it).
+    func writeAndFlush(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
+        switch self {
+        case .connection(let context): context.writeAndFlush(NIOAny(part), promise: promise)
+        case .stream(let stream): stream.writeAndFlush(part, promise: promise)
+        }
+    }
+
+    func flush() {
+        switch self {
+        case .connection(let context): context.flush()
+        case .stream(let stream): stream.flush()
+        }
+    }
+
+    /// Asks for more of the request (ProxyHandler calls it only when it can take more).
+    func read() {
+        switch self {
+        case .connection(let context): context.read()
+        case .stream(let stream): stream.deliverBufferedParts()
+        }
+    }
+
+    /// Closes the connection, or resets the stream if it is still open.
+    func close() {
+        switch self {
+        case .connection(let context): context.close(promise: nil)
+        case .stream(let stream): stream.reset()
+        }
+    }
+}
