@@ -221,6 +221,20 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertEqual((echo["headers"] as? [String: String])?["transfer-encoding"], "chunked")
     }
 
+    func testMalformedRequestsAreResetBeforeReachingTheUpstream() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("interop/h2_malformed.py").path
+        let result = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort)], stdoutOnly: true)
+        // Each malformed stream is reset with PROTOCOL_ERROR (1); the valid one on the same
+        // connection is answered.
+        for name in ["space-in-path", "crlf-in-path", "lf-in-value", "upper-case-name", "connection-field"] {
+            XCTAssertTrue(result.output.contains("\(name) rst=1\n"), result.output)
+        }
+        XCTAssertTrue(result.output.contains("valid headers\n"), result.output)
+    }
+
     /// Bodies several times a window in both directions, on streams sharing one connection: the
     /// gateway must give receive windows back as the upstream takes the uploads, and hold the
     /// upstream's downloads while a client with small windows (64 KiB) lets them through.

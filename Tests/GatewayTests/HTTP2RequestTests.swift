@@ -57,9 +57,49 @@ final class HTTP2RequestTests: XCTestCase {
 
     func testMissingPseudoHeadersAreErrors() {
         XCTAssertThrowsError(try HTTP2Request.head(block([(":method", "GET"), (":scheme", "http")]), endStream: true)) {
-            XCTAssertEqual(($0 as? HTTP2Request.Malformed)?.missing, ":path")
+            XCTAssertEqual(($0 as? HTTP2Request.Malformed)?.reason, "no :path")
         }
         XCTAssertThrowsError(try HTTP2Request.head(block([(":path", "/")]), endStream: true))
+    }
+
+    /// Each block HTTP/2 calls malformed (RFC 9113, 8.2 and 8.3), several of which would smuggle
+    /// bytes into the HTTP/1.1 request line or headers sent upstream.
+    func testMalformedRequestBlocksAreRefused() {
+        let valid: [(String, String)] = [(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "x")]
+        XCTAssertNoThrow(try HTTP2Request.head(block(valid + [("te", "trailers"), ("x-a", "b c\t\u{e9}")]), endStream: true))
+        let malformed: [String: [(String, String)]] = [
+            "space in :path": [(":method", "GET"), (":scheme", "https"), (":path", "/a HTTP/1.1"), (":authority", "x")],
+            "CRLF in :path": [(":method", "GET"), (":scheme", "https"), (":path", "/\r\nx: y"), (":authority", "x")],
+            "space in :method": [(":method", "GET /x"), (":scheme", "https"), (":path", "/"), (":authority", "x")],
+            "non-token method": [(":method", "G(T"), (":scheme", "https"), (":path", "/"), (":authority", "x")],
+            "space in :authority": [(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "a b")],
+            "empty :path": [(":method", "GET"), (":scheme", "https"), (":path", ""), (":authority", "x")],
+            "no :scheme": [(":method", "GET"), (":path", "/"), (":authority", "x")],
+            "CONNECT": [(":method", "CONNECT"), (":authority", "x:443")],
+            "duplicate :path": valid + [(":path", "/b")],
+            "pseudo after regular": [(":method", "GET"), (":scheme", "https"), ("a", "b"), (":path", "/")],
+            "response pseudo-header": valid + [(":status", "200")],
+            "upper-case name": valid + [("X-A", "b")],
+            "empty name": valid + [("", "b")],
+            "separator in name": valid + [("a:b", "c")],
+            "CR in value": valid + [("x-a", "b\rc")],
+            "LF in value": valid + [("x-a", "b\nx-injected: 1")],
+            "NUL in value": valid + [("x-a", "b\u{0}")],
+            "connection": valid + [("connection", "close")],
+            "transfer-encoding": valid + [("transfer-encoding", "chunked")],
+            "keep-alive": valid + [("keep-alive", "5")],
+            "upgrade": valid + [("upgrade", "websocket")],
+            "proxy-connection": valid + [("proxy-connection", "close")],
+            "te other than trailers": valid + [("te", "gzip")],
+        ]
+        for (what, fields) in malformed {
+            XCTAssertThrowsError(try HTTP2Request.head(block(fields), endStream: true), what) {
+                XCTAssertTrue($0 is HTTP2Request.Malformed, what)
+            }
+        }
+        XCTAssertEqual(try HTTP2Request.trailers(block([("x-checksum", "abc")]))["x-checksum"], ["abc"])
+        XCTAssertThrowsError(try HTTP2Request.trailers(block([(":path", "/")])))
+        XCTAssertThrowsError(try HTTP2Request.trailers(block([("x-a", "b\r\nc: d")])))
     }
 
     func testResponseFieldsAreLowerCasedConnectionFieldsDroppedAndOnlyRepeatingOnesIndexed() {

@@ -48,6 +48,9 @@ struct ConnectionPipelines: Sendable {
     func configureHTTP2(_ channel: any Channel) throws {
         let windowSize = 1 << 20
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        // Request header blocks are checked as they are converted (HTTP2Request); the responses
+        // are the gateway's own, assembled from heads NIO's HTTP/1.1 parser checked.
+        connection.headerBlockValidation = .disabled
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
             HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),

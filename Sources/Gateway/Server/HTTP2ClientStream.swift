@@ -179,12 +179,13 @@ final class HTTP2ClientStream {
 
     // MARK: the stream's end
 
-    /// The proxy closes its client (`ClientSide.close`): reset the stream if it is still open.
-    /// After a complete response that is NO_ERROR, telling the client to stop sending its body
-    /// (RFC 9113, 8.1); before one it is CANCEL.
-    func reset() {
+    /// Resets the stream if it is still open: with `code`, or, when the proxy closes its client
+    /// (`ClientSide.close`), with NO_ERROR after a complete response (telling the client to stop
+    /// sending its body, RFC 9113, 8.1) and CANCEL before one.
+    func reset(_ code: HTTP2ErrorCode? = nil) {
         guard isOpen else { return }
-        connection.write(HTTP2Frame(streamID: id, payload: .rstStream(responseEnded ? .noError : .cancel)), promise: nil)
+        let code = code ?? (responseEnded ? .noError : .cancel)
+        connection.write(HTTP2Frame(streamID: id, payload: .rstStream(code)), promise: nil)
         connection.flush()
         connection.forget(id)
         closed()

@@ -62,7 +62,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
             if let stream = streams[frame.streamID] {
                 // A second header block is the request's trailers (NIOHTTP2Handler has checked
                 // that it ends the stream).
-                stream.receive(.end(HTTPHeaders(regularHeadersOf: block.headers)))
+                do {
+                    stream.receive(.end(try HTTP2Request.trailers(block.headers)))
+                } catch {
+                    stream.reset(.protocolError)
+                }
             } else {
                 open(frame.streamID, block)
             }

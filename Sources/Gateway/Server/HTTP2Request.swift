@@ -1,19 +1,25 @@
 import NIOHPACK
 import NIOHTTP1
 
-/// An HTTP/2 request's header block as the HTTP/1-shaped head ProxyHandler and the HTTP/1.1
-/// upstream speak.
+/// An HTTP/2 request's header blocks as the HTTP/1-shaped parts ProxyHandler and the HTTP/1.1
+/// upstream speak, checked on the way.
+///
+/// NIOHTTP2Handler's own header validation is off: it checked every block in both directions,
+/// including each response the gateway itself assembles from an upstream head NIO's HTTP/1.1
+/// parser already checked, and it was a tenth of the HTTP/2 profile. The request blocks are
+/// checked here instead, in the one pass that converts them.
 enum HTTP2Request {
-    /// A request header block without the pseudo-headers every request must carry.
+    /// A request header block HTTP/2 calls malformed (RFC 9113, 8.1.1): the stream is reset.
     struct Malformed: Error, CustomStringConvertible {
-        let missing: String
-        var description: String { "HTTP/2 request without \(missing)" }
+        let reason: String
+        var description: String { "malformed HTTP/2 request: \(reason)" }
     }
 
     /// The request as HTTP/1 sees it: `:authority` becomes `Host` (unless the client sent one),
     /// and a body without a length is marked chunked for the upstream hop.
     static func head(_ block: HPACKHeaders, endStream: Bool) throws -> HTTPRequestHead {
         var method: String?
+        var scheme: String?
         var path: String?
         var authority: String?
         var hasHost = false
@@ -22,20 +28,30 @@ enum HTTP2Request {
         fields.reserveCapacity(block.count)
         for (name, value, _) in block {
             if name.utf8.first == UInt8(ascii: ":") {
+                guard fields.isEmpty else { throw Malformed(reason: "\(name) after a regular field") }
+                guard HTTP2FieldSyntax.isPseudoHeaderValue(value) else {
+                    throw Malformed(reason: "a space or control byte in \(name)")
+                }
                 switch name {
-                case ":method": method = value
-                case ":path": path = value
-                case ":authority": authority = value
-                default: break
+                case ":method": try setOnce(&method, value, name)
+                case ":scheme": try setOnce(&scheme, value, name)
+                case ":path": try setOnce(&path, value, name)
+                case ":authority": try setOnce(&authority, value, name)
+                default: throw Malformed(reason: "the pseudo-header \(name), which requests do not have")
                 }
                 continue
             }
+            try checkRegularField(name, value)
             if name == "host" { hasHost = true }
             if name == "content-length" { hasContentLength = true }
             fields.append((name, value))
         }
-        guard let method else { throw Malformed(missing: ":method") }
-        guard let path else { throw Malformed(missing: ":path") }
+        // CONNECT (which has no :path) is not proxied: it is refused here like any request
+        // without the three pseudo-headers every other request must carry.
+        guard let method else { throw Malformed(reason: "no :method") }
+        guard HTTP2FieldSyntax.isMethod(method) else { throw Malformed(reason: "the method is not a token") }
+        guard scheme != nil else { throw Malformed(reason: "no :scheme") }
+        guard let path, !path.isEmpty else { throw Malformed(reason: "no :path") }
         if !hasHost, let authority { fields.insert(("host", authority), at: 0) }
         let httpMethod = HTTPMethod(rawValue: method)
         if !hasContentLength {
@@ -55,17 +71,35 @@ enum HTTP2Request {
             headers: HTTPHeaders(fields)
         )
     }
-}
 
-extension HTTPHeaders {
-    /// The regular fields of an HTTP/2 header block (the pseudo-headers dropped).
-    init(regularHeadersOf block: HPACKHeaders) {
+    /// A request's trailers: regular fields only.
+    static func trailers(_ block: HPACKHeaders) throws -> HTTPHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(block.count)
-        for (name, value, _) in block where name.utf8.first != UInt8(ascii: ":") {
+        for (name, value, _) in block {
+            guard name.utf8.first != UInt8(ascii: ":") else { throw Malformed(reason: "\(name) in trailers") }
+            try checkRegularField(name, value)
             fields.append((name, value))
         }
-        self.init(fields)
+        return HTTPHeaders(fields)
+    }
+
+    private static func setOnce(_ slot: inout String?, _ value: String, _ name: String) throws {
+        guard slot == nil else { throw Malformed(reason: "\(name) twice") }
+        slot = value
+    }
+
+    /// RFC 9113, 8.2: a lower-case token name, a value without NUL, CR or LF, none of the
+    /// HTTP/1 connection-level fields, and TE only as "trailers".
+    private static func checkRegularField(_ name: String, _ value: String) throws {
+        guard HTTP2FieldSyntax.isFieldName(name) else { throw Malformed(reason: "an invalid field name") }
+        guard HTTP2FieldSyntax.isFieldValue(value) else { throw Malformed(reason: "CR, LF or NUL in \(name)") }
+        if case .connectionSpecific = HTTP2ResponseFields.kind(of: name) {
+            throw Malformed(reason: "the connection-specific field \(name)")
+        }
+        if name.utf8.count == 2, name == "te", value != "trailers" {
+            throw Malformed(reason: "TE other than trailers")
+        }
     }
 }
 

@@ -1,0 +1,73 @@
+"""Sends HTTP/2 requests HTTP/2 calls malformed (RFC 9113, 8.2 and 8.3), some of which would
+smuggle bytes into an HTTP/1.1 request line or header block, then a valid one, all on one
+cleartext prior-knowledge connection, and reports what the server answered on each stream.
+
+usage: h2_malformed.py PORT
+prints one line per stream: "NAME rst=CODE", "NAME headers" or "NAME none"
+"""
+import socket
+import struct
+import sys
+import time
+
+port = int(sys.argv[1])
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def literal(name, value):
+    """An HPACK literal field without indexing, new name, no Huffman (lengths below 127)."""
+    return bytes([0x00, len(name)]) + name + bytes([len(value)]) + value
+
+
+def request(path=b"/echo", extra=()):
+    block = literal(b":method", b"GET") + literal(b":scheme", b"http") + literal(b":path", path)
+    block += literal(b":authority", b"localhost")
+    for name, value in extra:
+        block += literal(name, value)
+    return block
+
+
+cases = [
+    ("space-in-path", request(b"/echo HTTP/1.1")),
+    ("crlf-in-path", request(b"/echo\r\nx-injected: 1")),
+    ("lf-in-value", request(extra=[(b"x-a", b"b\nx-injected: 1")])),
+    ("upper-case-name", request(extra=[(b"X-Injected", b"1")])),
+    ("connection-field", request(extra=[(b"connection", b"close")])),
+    ("valid", request()),
+]
+
+s = socket.create_connection(("127.0.0.1", port))
+s.settimeout(5)
+out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(0x4, 0, 0)
+for i, (_, block) in enumerate(cases):
+    out += frame(0x1, 0x5, 1 + 2 * i, block)  # HEADERS, END_STREAM | END_HEADERS
+s.sendall(out)
+
+answers = {}
+data = b""
+deadline = time.time() + 5
+while time.time() < deadline and len(answers) < len(cases):
+    try:
+        chunk = s.recv(65536)
+    except OSError:
+        break
+    if not chunk:
+        break
+    data += chunk
+    while len(data) >= 9:
+        length = int.from_bytes(data[0:3], "big")
+        if len(data) < 9 + length:
+            break
+        kind, stream = data[3], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+        payload = data[9:9 + length]
+        data = data[9 + length:]
+        if stream % 2 == 1 and stream not in answers:
+            if kind == 0x3:
+                answers[stream] = "rst=%d" % int.from_bytes(payload[0:4], "big")
+            elif kind == 0x1:
+                answers[stream] = "headers"
+for i, (name, _) in enumerate(cases):
+    print(name, answers.get(1 + 2 * i, "none"))
