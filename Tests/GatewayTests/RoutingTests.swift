@@ -10,6 +10,10 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(RequestPath(uri: "/../../etc/passwd")?.path, "/etc/passwd")
         XCTAssertEqual(RequestPath(uri: "/files/a%2Fb")?.path, "/files/a%2Fb", "reserved escapes stay escaped")
         XCTAssertEqual(RequestPath(uri: "http://example.com/x?q")?.uri, "/x?q")
+        XCTAssertEqual(RequestPath(uri: "https://example.com")?.uri, "/")
+        XCTAssertEqual(RequestPath(uri: "/a#fragment")?.uri, "/a", "a fragment is not forwarded")
+        XCTAssertEqual(RequestPath(uri: "/caf\u{e9}/\u{1F600}?q=\u{e9}")?.uri, "/caf\u{e9}/\u{1F600}?q=\u{e9}")
+        XCTAssertEqual(RequestPath(uri: "/e\u{301}/../x")?.path, "/x", "segments are split on bytes, not characters")
         XCTAssertNil(RequestPath(uri: "*"))
         XCTAssertNil(RequestPath(uri: "/bad%zz"))
     }

@@ -13,23 +13,28 @@ public struct RequestPath: Sendable, Equatable {
     private let original: String?
 
     public init?(uri: String) {
+        // Scanned as UTF-8 bytes: Character-wise searches (grapheme breaking) cost more than
+        // the rest of routing.
+        let slash = UInt8(ascii: "/")
         var target = Substring(uri)
+        var absoluteForm = false
         // Absolute form (`GET http://host/path`), as proxies may receive.
-        if target.first != "/" {
-            for scheme in ["http://", "https://"] where target.hasPrefix(scheme) {
-                let afterScheme = target.dropFirst(scheme.count)
-                target = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        if target.utf8.first != slash {
+            for scheme in ["http://", "https://"] where target.utf8.starts(with: scheme.utf8) {
+                let afterScheme = target.utf8.index(target.startIndex, offsetBy: scheme.utf8.count)
+                target = target.utf8[afterScheme...].firstIndex(of: slash).map { target[$0...] } ?? "/"
+                absoluteForm = true
             }
         }
-        guard target.hasPrefix("/") else { return nil }
-        let queryStart = target.firstIndex(of: "?") ?? target.endIndex
+        guard target.utf8.first == slash else { return nil }
+        let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex
         // A fragment never belongs on the wire; drop it if a client sends one.
-        let pathEnd = target[..<queryStart].firstIndex(of: "#") ?? queryStart
+        let pathEnd = target.utf8[..<queryStart].firstIndex(of: UInt8(ascii: "#")) ?? queryStart
         guard let decoded = Self.decodingUnreserved(target[..<pathEnd]) else { return nil }
         path = Self.removingDotSegments(decoded)
         query = target[queryStart...]
-        let unchanged = target.startIndex == uri.startIndex && pathEnd == queryStart
-            && path.utf8.elementsEqual(target[..<pathEnd].utf8)
+        let unchanged = !absoluteForm && pathEnd == queryStart
+            && path.utf8.elementsEqual(target.utf8[..<pathEnd])
         original = unchanged ? uri : nil
     }
 
