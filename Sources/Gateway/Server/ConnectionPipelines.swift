@@ -79,15 +79,14 @@ struct ConnectionPipelines: Sendable {
         if channel.isActive {
             manager.channelActive(context: try pipeline.context(handler: manager))
         }
-        // Added once the manager is running: a drain already under way quiesces at once.
-        let loopResources = resources.resources(on: channel.eventLoop)
-        try pipeline.addHandler(HTTP2ConnectionDrain(resources: loopResources))
         // What a stream's handler needs is its connection's: the loop's resources, the peer and
         // the deadline timer are gathered once here.
+        let loopResources = resources.resources(on: channel.eventLoop)
         let peer = ClientPeer(channel)
         let deadlines = StreamDeadlines(eventLoop: channel.eventLoop)
+        // Added once the manager is running: a drain already under way quiesces at once.
         try pipeline.addHandler(
-            HTTP2ConnectionHandler(eventLoop: channel.eventLoop, windowTarget: windowSize) { [accessLog, scheme] in
+            HTTP2ConnectionHandler(resources: loopResources, windowTarget: windowSize) { [accessLog, scheme] in
                 ProxyHandler(
                     resources: loopResources,
                     accessLog: accessLog,

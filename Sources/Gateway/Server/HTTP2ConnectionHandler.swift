@@ -14,7 +14,12 @@ import NIOHTTP2
 /// a window holds back, SETTINGS, PING, GOAWAY and the denial-of-service heuristics (rapid
 /// reset). What is left here is what the child channels did: hand frames to their streams, give
 /// receive windows back as data is taken, and tell streams when they may write again.
-final class HTTP2ConnectionHandler: ChannelInboundHandler {
+///
+/// It also drains the connection as a whole: on SIGTERM the connection manager in front of it
+/// sends GOAWAY, the streams already opened finish, and the connection closes (at the latest
+/// after the drain timeout). It is registered with the loop for as long as the connection
+/// lives, so a drain waits for it.
+final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -22,6 +27,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     let windowTarget: Int
     private let makeProxy: () -> ProxyHandler
     let eventLoop: any EventLoop
+    private let resources: LoopResources
 
     private var context: ChannelHandlerContext?
     private var streams: [HTTP2StreamID: HTTP2ClientStream] = [:]
@@ -34,8 +40,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
     /// - Parameters:
     ///   - windowTarget: the initial stream window this server announced in its SETTINGS.
     ///   - makeProxy: a ProxyHandler for a new stream.
-    init(eventLoop: any EventLoop, windowTarget: Int, makeProxy: @escaping () -> ProxyHandler) {
-        self.eventLoop = eventLoop
+    init(resources: LoopResources, windowTarget: Int, makeProxy: @escaping () -> ProxyHandler) {
+        self.resources = resources
+        self.eventLoop = resources.eventLoop
         self.windowTarget = windowTarget
         self.makeProxy = makeProxy
         // Every connection starts with 65,535 bytes of window, whatever the SETTINGS say.
@@ -44,11 +51,19 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        resources.register(self)
+        if resources.draining { drain() }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        resources.unregister(self)
         closeAllStreams()
         self.context = nil
+    }
+
+    func drain() {
+        // From the head of the pipeline, so that the connection manager sees it.
+        context?.pipeline.syncOperations.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
