@@ -268,6 +268,24 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertTrue(downloads.output.utf8.allSatisfy { $0 == UInt8(ascii: "x") })
     }
 
+    /// A client that asks for 2 GB over 100 streams and reads none of it: each stream stops
+    /// reading its upstream once 64 KiB wait to go out, so the gateway's memory stays bounded,
+    /// and other clients are served meanwhile.
+    func testAClientThatReadsNothingCostsBoundedMemory() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("interop/h2_slow_reader.py").path
+        let before = harness.gateway.memory().rss
+        let reader = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, String(harness.proxyPort), "100", "4"])
+        _ = try reader.waitForLine(containing: "sent=100")
+        Thread.sleep(forTimeInterval: 2)
+        let during = harness.gateway.memory().rss
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status, 200, "another client is served")
+        XCTAssertLessThan(during - before, 64 * 1024 * 1024, "grew by \((during - before) >> 20) MiB")
+        XCTAssertEqual(try reader.waitForExit(timeout: 10), 0, reader.text)
+    }
+
     func testSIGTERMSendsGOAWAYAndLetsTheStreamInFlightFinish() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }
