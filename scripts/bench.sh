@@ -30,7 +30,6 @@ proxy_core=0
 load_core=1
 
 scripts/setup.sh --bench
-command -v h2load >/dev/null || { sudo_apt=""; [[ $(id -u) -ne 0 ]] && sudo_apt=sudo; $sudo_apt apt-get install -y -qq nghttp2-client >/dev/null; }
 swift build $release_flags --product ratesync-gateway >/dev/null
 swift build $release_flags --product ratesync-demo-upstream >/dev/null
 bin=$(swift build $release_flags --show-bin-path)
