@@ -6,8 +6,9 @@ import RateSync
 /// The client side of the proxy, one per client connection: route, identify, limit, then stream
 /// the request to a leased upstream connection and the response back.
 ///
-/// Backpressure: client reads are withheld while the limiter or the upstream connection is
-/// pending, while the upstream connection cannot take more, and while a pipelined request waits;
+/// Backpressure: client reads are withheld while a request body waits for the limiter or the
+/// upstream connection, while the upstream connection cannot take more, and while a pipelined
+/// request waits;
 /// upstream reads are withheld whenever the client cannot take more. Nothing is buffered whole.
 /// Reads are otherwise left on, so a keep-alive connection costs no epoll change per request.
 final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
@@ -188,7 +189,13 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         switch state {
         case .idle, .discarding:
             return true
-        case .limiting, .connecting, .closed:
+        case .limiting(let exchange), .connecting(let exchange):
+            // A body waits for the verdict and the connection. A request already whole can only
+            // be followed by a pipelined one, whose head is queued (stopping reads again): so
+            // reads stay on, and a request decided by Redis costs no epoll change to pause
+            // and resume them.
+            return exchange.requestEnded
+        case .closed:
             return false
         case .proxying(let exchange, let connection):
             return exchange.requestEnded || connection.channel.isWritable
