@@ -3,14 +3,15 @@ import NIOHTTP1
 import NIOPosix
 import RateSync
 
-/// The client side of the proxy, one per client connection: route, identify, limit, then stream
-/// the request to a leased upstream connection and the response back.
+/// The client side of the proxy, one per HTTP/1.1 connection or HTTP/2 stream (its ClientSide):
+/// route, identify, limit, then stream the request to a leased upstream connection and the
+/// response back.
 ///
 /// Backpressure: client reads are withheld while a request body waits for the limiter or the
 /// upstream connection, while the upstream connection cannot take more, and while a pipelined
-/// request waits;
-/// upstream reads are withheld whenever the client cannot take more. Nothing is buffered whole.
-/// Reads are otherwise left on, so a keep-alive connection costs no epoll change per request.
+/// request waits; upstream reads are withheld whenever the client cannot take more. Nothing is
+/// buffered whole. Reads are otherwise left on, so a keep-alive connection costs no epoll change
+/// per request.
 final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
