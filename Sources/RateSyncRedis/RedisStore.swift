@@ -117,11 +117,7 @@ public final class RedisStore: RateLimitStore {
     }
 
     public func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
-        let bound = batchers[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0]
-        if bound.eventLoop.inEventLoop {
-            return bound.value.submit(checks, via: self).hop(to: eventLoop)
-        }
-        return bound.eventLoop.flatSubmit { bound.value.submit(checks, via: self) }.hop(to: eventLoop)
+        onClientLoop(of: eventLoop, batchers) { $0.submit(checks, via: self) }
     }
 
     /// One script call for the checks of several requests; the decisions come back flat, in
@@ -174,14 +170,24 @@ public final class RedisStore: RateLimitStore {
         }
     }
 
-    /// Sends on the client of `eventLoop` (hopping there and back when loops share a client).
+    /// Sends on the client of `eventLoop`.
     func send(_ arguments: [String], on eventLoop: any EventLoop) -> EventLoopFuture<RedisValue> {
-        let index = clientForLoop[ObjectIdentifier(eventLoop)] ?? 0
-        let bound = clients[index]
         let timeout = commandTimeout
+        return onClientLoop(of: eventLoop, clients) { $0.send(arguments, timeout: timeout) }
+    }
+
+    /// Runs `body` with the client-loop object (client or batcher) that serves `eventLoop`, on that
+    /// object's loop: at once when it is this loop, else hopping there and back (when
+    /// `pool_max_size` makes loops share a client).
+    private func onClientLoop<Object, Value: Sendable>(
+        of eventLoop: any EventLoop,
+        _ objects: [NIOLoopBound<Object>],
+        _ body: @escaping @Sendable (Object) -> EventLoopFuture<Value>
+    ) -> EventLoopFuture<Value> {
+        let bound = objects[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0]
         if bound.eventLoop.inEventLoop {
-            return bound.value.send(arguments, timeout: timeout).hop(to: eventLoop)
+            return body(bound.value).hop(to: eventLoop)
         }
-        return bound.eventLoop.flatSubmit { bound.value.send(arguments, timeout: timeout) }.hop(to: eventLoop)
+        return bound.eventLoop.flatSubmit { body(bound.value) }.hop(to: eventLoop)
     }
 }

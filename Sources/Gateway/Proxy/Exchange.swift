@@ -38,7 +38,7 @@ final class Exchange {
         self.clientHead = clientHead
         self.target = target
         self.upstreamHead = upstreamHead
-        self.clientKeepAlive = clientHead.isKeepAlive
+        self.clientKeepAlive = clientHead.keepsClientConnectionOpen
         self.expectsContinue = Self.expectsContinue(clientHead.headers)
     }
 
@@ -52,5 +52,14 @@ final class Exchange {
         let slots = heldSlots
         heldSlots = []
         for slot in slots { slot.release() }
+    }
+}
+
+extension HTTPRequestHead {
+    /// Whether the client's connection stays open once this request is answered. NIO's
+    /// `isKeepAlive` knows HTTP/1 only and says no to HTTP/2, where a request is one stream of
+    /// the connection: its answer ends the stream, never the connection.
+    var keepsClientConnectionOpen: Bool {
+        version.major == 2 || isKeepAlive
     }
 }

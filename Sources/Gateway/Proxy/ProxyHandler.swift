@@ -541,11 +541,6 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             connection,
             reusable: exchange.upstreamReusable && exchange.requestEnded
         )
-        if isStream && exchange.requestEnded {
-            // Both directions of the stream have ended, so it closes itself: nothing to wait for.
-            writeResponseEnd(trailers, closing: false)
-            return
-        }
         let closing = exchange.closeClientAfterResponse || !exchange.requestEnded || draining
         writeResponseEnd(trailers, closing: closing)
         if closing {
@@ -602,7 +597,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         // A client that sent `Expect: 100-continue` and was never told to continue may never
         // send its body: the connection cannot carry another request, so it closes.
         let bodyWithheld = !requestEnded && Exchange.expectsContinue(head.headers) && !continueSent
-        let close = !head.isKeepAlive || bodyWithheld || draining
+        let close = !head.keepsClientConnectionOpen || bodyWithheld || draining
         writeLocal(response, version: head.version, close: close)
         if requestEnded {
             if close { closeConnection() } else { becomeIdle() }

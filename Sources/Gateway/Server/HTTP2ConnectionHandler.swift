@@ -26,8 +26,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     /// Every stream's receive window and the connection's are kept near this.
     let windowTarget: Int
     private let makeProxy: () -> ProxyHandler
-    let eventLoop: any EventLoop
     private let resources: LoopResources
+    var eventLoop: any EventLoop { resources.eventLoop }
 
     private var context: ChannelHandlerContext?
     private var streams: [HTTP2StreamID: HTTP2ClientStream] = [:]
@@ -42,7 +42,6 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     ///   - makeProxy: a ProxyHandler for a new stream.
     init(resources: LoopResources, windowTarget: Int, makeProxy: @escaping () -> ProxyHandler) {
         self.resources = resources
-        self.eventLoop = resources.eventLoop
         self.windowTarget = windowTarget
         self.makeProxy = makeProxy
         // Every connection starts with 65,535 bytes of window, whatever the SETTINGS say.

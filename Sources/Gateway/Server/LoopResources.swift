@@ -107,13 +107,17 @@ final class LoopResourcesRegistry: Sendable {
 
     /// Requests in flight on every loop, counted on each loop.
     func requestsInFlight(on loop: any EventLoop) -> EventLoopFuture<Int> {
-        let counts = byLoop.values.map { box in box.eventLoop.submit { box.value?.requestsInFlight ?? 0 } }
-        return EventLoopFuture.whenAllSucceed(counts, on: loop).map { $0.reduce(0, +) }
+        sum(on: loop) { $0.requestsInFlight }
     }
 
     /// Client connections open on every loop, counted on each loop.
     func connectionCount(on loop: any EventLoop) -> EventLoopFuture<Int> {
-        let counts = byLoop.values.map { box in box.eventLoop.submit { box.value?.connectionCount ?? 0 } }
+        sum(on: loop) { $0.connectionCount }
+    }
+
+    /// `count` read on each loop (0 where a loop has no resources yet), summed.
+    private func sum(on loop: any EventLoop, _ count: @escaping @Sendable (LoopResources) -> Int) -> EventLoopFuture<Int> {
+        let counts = byLoop.values.map { box in box.eventLoop.submit { box.value.map(count) ?? 0 } }
         return EventLoopFuture.whenAllSucceed(counts, on: loop).map { $0.reduce(0, +) }
     }
 

@@ -98,7 +98,8 @@ final class UpstreamPool {
                         )
                         handler.handshake = channel.eventLoop.makePromise(of: Void.self)
                     }
-                    // Request headers come from NIO's own parser: no second validation.
+                    // Request headers come from NIO's HTTP/1.1 parser or through HTTP2Request's
+                    // checks, and the gateway's own: no second validation.
                     try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
@@ -152,9 +153,9 @@ final class UpstreamPool {
         guard reachability.changes(toReachable: error == nil) else { return }
         if let error {
             logger.warning(
-                    "upstream unreachable",
-                    metadata: ["upstream": "\(upstream.name)", "address": "\(upstream.authority)", "cause": "\(error)"]
-                )
+                "upstream unreachable",
+                metadata: ["upstream": "\(upstream.name)", "address": "\(upstream.authority)", "cause": "\(error)"]
+            )
         } else {
             logger.notice("upstream reachable again", metadata: ["upstream": "\(upstream.name)"])
         }
