@@ -47,6 +47,12 @@ final class HTTP2EndToEndTests: XCTestCase {
         limiters = ["open"]
         """
 
+    /// A raw protocol client of Tests/interop.
+    private func interopScript(_ name: String) -> String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("interop/\(name)").path
+    }
+
     private func tlsHarness(upstreamURL: String? = nil, upstream: String = "") throws -> GatewayHarness {
         try GatewayHarness(
             rateSync: limits,
@@ -146,8 +152,7 @@ final class HTTP2EndToEndTests: XCTestCase {
     func testRapidResetIsCutOffWhileOtherClientsAreServed() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("interop/rapid_reset.py").path
+        let script = interopScript("rapid_reset.py")
         let attacker = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, String(harness.proxyPort), "20000"])
         let others = try (0..<20).map { _ in try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status }
         XCTAssertEqual(try attacker.waitForExit(timeout: 30), 0, attacker.text)
@@ -188,8 +193,7 @@ final class HTTP2EndToEndTests: XCTestCase {
     func testAnIdleHTTP2ConnectionIsClosed() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true\nidle_timeout_seconds = 0.5\ndrain_timeout_seconds = 0.5")
         defer { harness.stop() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("interop/rapid_reset.py").path
+        let script = interopScript("rapid_reset.py")
         // Zero streams: the preface and SETTINGS, then silence (this client never answers the
         // closing PING, so the grace time, here the drain timeout, bounds the close).
         let idle = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort), "0"], stdoutOnly: true)
@@ -224,8 +228,7 @@ final class HTTP2EndToEndTests: XCTestCase {
     func testMalformedRequestsAreResetBeforeReachingTheUpstream() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("interop/h2_malformed.py").path
+        let script = interopScript("h2_malformed.py")
         let result = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort)], stdoutOnly: true)
         // Each malformed stream is reset with PROTOCOL_ERROR (1); the valid one on the same
         // connection is answered.
@@ -233,6 +236,55 @@ final class HTTP2EndToEndTests: XCTestCase {
             XCTAssertTrue(result.output.contains("\(name) rst=1\n"), result.output)
         }
         XCTAssertTrue(result.output.contains("valid headers\n"), result.output)
+    }
+
+    /// The protocol's rules, probed case by case with a raw client (Tests/interop/h2_conformance.py):
+    /// what must end the connection (GOAWAY with the RFC's code), what must reset only its stream,
+    /// and what must be answered.
+    func testFramingStreamAndFlowControlRulesAreEnforced() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        let script = interopScript("h2_conformance.py")
+        let result = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort)], stdoutOnly: true)
+        let expected = [
+            // Connection errors: PROTOCOL_ERROR (1), FLOW_CONTROL_ERROR (3), FRAME_SIZE_ERROR (6).
+            "data-on-idle-stream": "goaway=1",
+            "even-stream": "goaway=1",
+            "first-frame-not-settings": "goaway=1",
+            "interrupted-header-block": "goaway=1",
+            "push-promise": "goaway=1",
+            "rst-on-idle-stream": "goaway=1",
+            "window-update-of-zero": "goaway=1",
+            "max-frame-size-too-small": "goaway=1",
+            "connection-window-overflow": "goaway=3",
+            "initial-window-too-large": "goaway=3",
+            "frame-too-large": "goaway=6",
+            // Stream errors: PROTOCOL_ERROR (1), FLOW_CONTROL_ERROR (3), STREAM_CLOSED (5),
+            // REFUSED_STREAM (7) for a stream over the announced concurrency.
+            "body-longer-than-its-length": "rst=1",
+            "body-shorter-than-its-length": "rst=1",
+            "length-without-body": "rst=1",
+            "trailers-without-end-stream": "rst=1",
+            "stream-window-overflow": "rst=3",
+            "data-after-end-stream": "rst=5",
+            "too-many-streams": "limit=100 rst=7",
+            // Answered.
+            "ping": "ack",
+            "settings-acknowledged": "ack",
+            "continuation": "status=200",
+            "padding": "status=200 received=5",
+            "trailers": "status=200 received=5",
+            "oversized-headers-then-more": "status=431 then status=200",
+            "frames-within-the-peer-frame-size": "status=200 bytes=100000 largest=16384",
+            "zero-window-holds-data-until-update": "before=0 after=10",
+            "client-goaway-closes-once-done": "status=200 closed",
+        ]
+        for (name, outcome) in expected {
+            XCTAssertTrue(result.output.contains("\(name) \(outcome)\n"), "\(name): \(result.output)")
+        }
+        // Not HTTP/2 at all: the cleartext listener takes it for HTTP/1.1 and closes.
+        XCTAssertTrue(result.output.contains("bad-preface closed\n"), result.output)
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status, 200, "the gateway is still serving")
     }
 
     /// Bodies several times a window in both directions, on streams sharing one connection: the
@@ -274,8 +326,7 @@ final class HTTP2EndToEndTests: XCTestCase {
     func testAClientThatReadsNothingCostsBoundedMemory() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }
-        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("interop/h2_slow_reader.py").path
+        let script = interopScript("h2_slow_reader.py")
         let before = harness.gateway.memory().rss
         let reader = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", script, String(harness.proxyPort), "100", "4"])
         _ = try reader.waitForLine(containing: "sent=100")

@@ -1,4 +1,5 @@
 @testable import Gateway
+import NIOCore
 import NIOHPACK
 import NIOHTTP1
 import XCTest
@@ -102,28 +103,70 @@ final class HTTP2RequestTests: XCTestCase {
         XCTAssertThrowsError(try HTTP2Request.trailers(block([("x-a", "b\r\nc: d")])))
     }
 
-    func testResponseFieldsAreLowerCasedConnectionFieldsDroppedAndOnlyRepeatingOnesIndexed() {
+    func testDeclaredLengthsMustBeDigitsAndAgree() throws {
+        func head(_ lengths: [String]) -> HTTPRequestHead {
+            HTTPRequestHead(version: .http2, method: .POST, uri: "/", headers: HTTPHeaders(lengths.map { ("content-length", $0) }))
+        }
+        XCTAssertNil(try HTTP2Request.declaredLength(head([])))
+        XCTAssertEqual(try HTTP2Request.declaredLength(head(["42"])), 42)
+        XCTAssertEqual(try HTTP2Request.declaredLength(head(["7", "7"])), 7)
+        for bad in [["-1"], ["+1"], [""], ["1 2"], ["0x10"], ["99999999999999999999"], ["1", "2"]] {
+            XCTAssertThrowsError(try HTTP2Request.declaredLength(head(bad)), "\(bad)")
+        }
+    }
+
+    /// Our encoding, read back by swift-nio-http2's HPACK decoder (an independent implementation).
+    private func decode(_ head: HTTPResponseHead) throws -> [(String, String)] {
+        var buffer = ByteBuffer()
+        HTTP2ResponseFields.encode(head, into: &buffer)
+        var decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: 4096, maxHeaderListSize: 1 << 20)
+        let block = try decoder.decodeHeaders(from: &buffer)
+        XCTAssertEqual(buffer.readableBytes, 0)
+        return block.map { ($0.name, $0.value) }
+    }
+
+    func testResponseFieldsAreLowerCasedAndConnectionFieldsDropped() throws {
         let headers = HTTPHeaders([
             ("Content-Type", "text/plain"),
-            ("Content-Length", "3"),
+            ("content-length", "3"),
             ("Connection", "close"),
             ("Keep-Alive", "timeout=5"),
             ("transfer-encoding", "chunked"),
+            ("UPGRADE", "h2c"),
             ("X-RateLimit-Limit", "10"),
-            ("X-RateLimit-Remaining", "9"),
+            ("x-ratelimit-remaining", "9"),
             ("RateLimit-Policy", "\"auth\";q=10;w=60"),
-            ("RateLimit", "\"auth\";r=9;t=60"),
-            ("Retry-After", "1"),
-            ("X-Upstream-Id", "abc"),
+            ("date", "Fri, 27 Nov 2026 08:27:42 GMT"),
+            ("x-long", String(repeating: "v", count: 300)),
+            ("x-utf8", "caf\u{e9}"),
         ])
-        var block = HPACKHeaders()
-        HTTP2ResponseFields.append(headers, to: &block)
-        let fields = block.map { ($0.name, $0.value, $0.indexable) }
+        let fields = try decode(HTTPResponseHead(version: .http2, status: .ok, headers: headers))
         XCTAssertEqual(fields.map(\.0), [
-            "content-type", "content-length", "x-ratelimit-limit", "x-ratelimit-remaining",
-            "ratelimit-policy", "ratelimit", "retry-after", "x-upstream-id",
+            ":status", "content-type", "content-length", "x-ratelimit-limit", "x-ratelimit-remaining",
+            "ratelimit-policy", "date", "x-long", "x-utf8",
         ])
-        XCTAssertEqual(fields.filter { $0.2 == .indexable }.map(\.0), ["content-type", "x-ratelimit-limit", "ratelimit-policy"])
-        XCTAssertEqual(block.first(name: "x-upstream-id"), "abc")
+        XCTAssertEqual(fields.map(\.1), [
+            "200", "text/plain", "3", "10", "9", "\"auth\";q=10;w=60", "Fri, 27 Nov 2026 08:27:42 GMT",
+            String(repeating: "v", count: 300), "caf\u{e9}",
+        ])
+    }
+
+    func testEveryStatusIsEncoded() throws {
+        for code in [100, 200, 201, 204, 206, 301, 304, 400, 404, 429, 500, 502, 503, 599] {
+            let fields = try decode(HTTPResponseHead(version: .http2, status: .init(statusCode: code)))
+            XCTAssertEqual(fields.first?.0, ":status")
+            XCTAssertEqual(fields.first?.1, String(code))
+        }
+    }
+
+    func testHPACKIntegersCrossTheirPrefix() throws {
+        // A name of exactly the 7-bit prefix's limit (127) and longer, and a value of 16,384.
+        for (nameLength, valueLength) in [(126, 0), (127, 127), (128, 16_384)] {
+            let name = String(repeating: "n", count: nameLength)
+            let value = String(repeating: "v", count: valueLength)
+            let fields = try decode(HTTPResponseHead(version: .http2, status: .ok, headers: [name: value]))
+            XCTAssertEqual(fields.last?.0, name)
+            XCTAssertEqual(fields.last?.1, value)
+        }
     }
 }

@@ -46,47 +46,20 @@ struct ConnectionPipelines: Sendable {
     }
 
     func configureHTTP2(_ channel: any Channel) throws {
-        let windowSize = 1 << 20
-        var connection = NIOHTTP2Handler.ConnectionConfiguration()
-        // Request header blocks are checked as they are converted (HTTP2Request); the responses
-        // are the gateway's own, assembled from heads NIO's HTTP/1.1 parser checked.
-        connection.headerBlockValidation = .disabled
-        connection.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: maxHeaderBytes),
-            HTTP2Setting(parameter: .initialWindowSize, value: windowSize),
-        ]
-        var streams = NIOHTTP2Handler.StreamConfiguration()
-        // Rapid reset (CVE-2023-44487): a client that resets more than 200 streams in 30 s, or
-        // provokes as many stream errors, is disconnected with ENHANCE_YOUR_CALM.
-        streams.streamResetFrameRateLimit.maximumCount = 200
-        streams.streamResetFrameRateLimit.windowLength = .seconds(30)
-        streams.streamErrorRateLimit.maximumCount = 200
-        streams.streamErrorRateLimit.windowLength = .seconds(30)
-        let pipeline = channel.pipeline.syncOperations
-        try pipeline.addHandler(WriteCoalescingHandler())
-        try pipeline.addHandler(
-            NIOHTTP2Handler(mode: .server, connectionConfiguration: connection, streamConfiguration: streams)
-        )
-        // After the HTTP/2 handler: it sees the connection's frames and its streams' lifetimes.
-        let manager = NIOHTTP2ServerConnectionManagementHandler(
-            eventLoop: channel.eventLoop,
-            configuration: .init(maxIdleTime: idleTimeout, maxAge: nil, maxGraceTime: graceTime, keepalive: nil)
-        )
-        try pipeline.addHandler(manager)
-        // Its timers start on channelActive, which this connection (set up after the TLS or h2c
-        // negotiation) has already had: deliver that event to it alone (nothing comes after it yet).
-        if channel.isActive {
-            manager.channelActive(context: try pipeline.context(handler: manager))
-        }
         // What a stream's handler needs is its connection's: the loop's resources, the peer and
         // the deadline timer are gathered once here.
         let loopResources = resources.resources(on: channel.eventLoop)
         let peer = ClientPeer(channel)
         let deadlines = StreamDeadlines(eventLoop: channel.eventLoop)
-        // Added once the manager is running: a drain already under way quiesces at once.
-        try pipeline.addHandler(
-            HTTP2ConnectionHandler(resources: loopResources, windowTarget: windowSize) { [accessLog, scheme] in
+        let limits = HTTP2ConnectionHandler.Limits(
+            maxConcurrentStreams: maxConcurrentStreams,
+            maxHeaderListSize: maxHeaderBytes,
+            windowTarget: 1 << 20,
+            idleTimeout: idleTimeout,
+            graceTime: graceTime
+        )
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2ConnectionHandler(resources: loopResources, limits: limits) { [accessLog, scheme] in
                 ProxyHandler(
                     resources: loopResources,
                     accessLog: accessLog,

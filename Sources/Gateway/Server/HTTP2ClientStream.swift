@@ -1,20 +1,19 @@
 import NIOCore
-import NIOHPACK
 import NIOHTTP1
-import NIOHTTP2
 
 /// One HTTP/2 request stream as its ProxyHandler sees it (`ClientSide.stream`): request parts
-/// handed over as the proxy can take them, response parts sent as HEADERS and DATA frames.
+/// handed over as the proxy can take them, response parts sent as HEADERS and DATA frames within
+/// the client's flow-control windows.
 ///
-/// The response head goes straight into the header block, indexed in HPACK only where values
-/// repeat (HTTP2ResponseFields); a small response's body and end leave as one DATA frame, so it
-/// is two frames, not three.
+/// A small response's body and end leave as one DATA frame, so it is two frames, not three.
 final class HTTP2ClientStream {
-    let id: HTTP2StreamID
+    let id: UInt32
     private let connection: HTTP2ConnectionHandler
     let proxy: ProxyHandler
-    private var window: InboundWindow
 
+    // MARK: request side
+
+    private var window: InboundWindow
     /// Request parts that came while the proxy could take none (its limiter or upstream pending,
     /// or the upstream slower than the client); their DATA is given back to the window only once
     /// taken. An array: empty, it costs no allocation, and it is usually empty.
@@ -22,36 +21,100 @@ final class HTTP2ClientStream {
     private var handingOver = false
     /// Whether the proxy took request parts since its upstream was last flushed.
     private var tookParts = false
+    /// The client sent END_STREAM.
+    private(set) var remoteEnded = false
+    /// What content-length declared, which the DATA must add up to.
+    private let declaredLength: Int?
+    private var receivedLength = 0
 
+    // MARK: response side
+
+    /// What the client lets this stream send (SETTINGS_INITIAL_WINDOW_SIZE, then WINDOW_UPDATE).
+    private var sendWindow: Int
+    /// Response parts the windows hold back, in order.
+    private var queue: [Outgoing] = []
+    private var queuedBytes = 0
+    /// Above this, the stream reports itself unwritable and the upstream's reads pause.
+    static let queuedBytesLimit = 64 * 1024
+    private var overLimit = false
+    /// Waiting for the connection's send window (registered with the connection once).
+    var awaitsConnectionWindow = false
     /// The last body part written, held until the next write or flush, so that an end following
     /// it leaves in the same DATA frame.
-    private var heldBody: IOData?
-    /// DATA bytes written and not yet out on the connection (flow control may hold them).
-    private var unsentBytes = 0
-    /// Above this, the stream reports itself unwritable and the upstream's reads pause.
-    static let unsentBytesLimit = 64 * 1024
-
-    private(set) var isOpen = true
+    private var heldBody: ByteBuffer?
+    /// The response's end has been framed.
+    private var localEnded = false
     private var responseEnded = false
 
-    init(id: HTTP2StreamID, connection: HTTP2ConnectionHandler, proxy: ProxyHandler, window: InboundWindow) {
+    private(set) var isOpen = true
+
+    private enum Outgoing {
+        case data(ByteBuffer, end: Bool, promise: EventLoopPromise<Void>?)
+        case trailers(HTTPHeaders, promise: EventLoopPromise<Void>?)
+    }
+
+    init(id: UInt32, connection: HTTP2ConnectionHandler, proxy: ProxyHandler, window: InboundWindow, sendWindow: Int, declaredLength: Int?) {
         self.id = id
         self.connection = connection
         self.proxy = proxy
         self.window = window
+        self.sendWindow = sendWindow
+        self.declaredLength = declaredLength
     }
 
     var eventLoop: any EventLoop { connection.eventLoop }
 
     var isWritable: Bool {
-        connection.isWritable && unsentBytes < Self.unsentBytesLimit
+        connection.isWritable && queuedBytes < Self.queuedBytesLimit
     }
 
-    // MARK: request parts
+    // MARK: request parts, from the connection
+
+    func receiveHead(_ head: HTTPRequestHead, endStream: Bool) {
+        receive(.head(head))
+        if endStream { receiveEnd(nil) }
+    }
+
+    /// A DATA frame. - Returns: the code to reset the stream with, if the frame breaks the rules.
+    func receiveData(_ payload: ByteBuffer, flowControlled: Int, endStream: Bool) -> HTTP2Wire.ErrorCode? {
+        guard !remoteEnded else { return .streamClosed }
+        guard window.received(flowControlled) else { return .flowControlError }
+        let bytes = payload.readableBytes
+        receivedLength += bytes
+        if let declaredLength, receivedLength > declaredLength || (endStream && receivedLength != declaredLength) {
+            return .protocolError
+        }
+        if bytes > 0 {
+            receive(.body(payload), bytes: bytes)
+            // The proxy may have answered and reset the stream (a body over its limit, say).
+            guard isOpen else { return nil }
+        }
+        if endStream {
+            receiveEnd(nil)
+        } else if isOpen {
+            giveBackWindow()
+        }
+        return nil
+    }
+
+    /// A second header block: the request's trailers. - Returns: a code to reset the stream with.
+    func receiveTrailers(_ trailers: HTTPHeaders, endStream: Bool) -> HTTP2Wire.ErrorCode? {
+        guard !remoteEnded else { return .streamClosed }
+        guard endStream else { return .protocolError }
+        if let declaredLength, receivedLength != declaredLength { return .protocolError }
+        receiveEnd(trailers)
+        return nil
+    }
+
+    private func receiveEnd(_ trailers: HTTPHeaders?) {
+        remoteEnded = true
+        window.end()
+        receive(.end(trailers))
+        finishIfBothEnded()
+    }
 
     /// - Parameter bytes: the part's DATA bytes, given back to the peer's window once taken.
-    func receive(_ part: HTTPServerRequestPart, bytes: Int = 0) {
-        if case .end = part { window.end() }
+    private func receive(_ part: HTTPServerRequestPart, bytes: Int = 0) {
         if waiting.isEmpty && !handingOver && proxy.mayRead() {
             handOver(part)
             return
@@ -70,14 +133,17 @@ final class HTTP2ClientStream {
             let (part, bytes) = waiting[taken]
             taken += 1
             handOver(part)
-            if bytes > 0, let increment = window.taken(bytes) {
-                connection.giveBack(increment, on: id)
-            }
+            window.taken(bytes)
         }
         if taken > 0 && isOpen { waiting.removeFirst(taken) }
         handingOver = false
+        if isOpen { giveBackWindow() }
         // Usually outside a read batch: what was forwarded goes to the upstream now.
         readComplete()
+    }
+
+    private func giveBackWindow() {
+        if let increment = window.increment() { connection.writeWindowUpdate(id, increment: increment) }
     }
 
     private func handOver(_ part: HTTPServerRequestPart) {
@@ -95,16 +161,7 @@ final class HTTP2ClientStream {
         proxy.clientReadComplete()
     }
 
-    /// The state machine reports this stream's receive window.
-    func windowReported(_ size: Int) {
-        if let increment = window.reported(size) { connection.giveBack(increment, on: id) }
-    }
-
-    func initialWindowChanged(by delta: Int) {
-        if let increment = window.initialSizeChanged(by: delta) { connection.giveBack(increment, on: id) }
-    }
-
-    // MARK: response parts
+    // MARK: response parts, from the proxy
 
     func write(_ part: HTTPServerResponsePart) {
         write(part, promise: nil)
@@ -116,76 +173,156 @@ final class HTTP2ClientStream {
     }
 
     func flush() {
-        writeHeldBody()
+        sendHeldBody()
         connection.flush()
     }
 
     private func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
-        guard isOpen else {
+        guard isOpen, !responseEnded else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
         switch part {
         case .head(let head):
-            writeHeldBody()
-            var block = HPACKHeaders()
-            block.reserveCapacity(head.headers.count + 1)
-            // Common statuses are full matches in HPACK's static table: indexed, one byte.
-            block.add(name: ":status", value: String(head.status.code), indexing: .indexable)
-            HTTP2ResponseFields.append(head.headers, to: &block)
-            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block))), promise: promise)
+            sendHeldBody()
+            connection.writeHeaders(id, endStream: false) { HTTP2ResponseFields.encode(head, into: &$0) }
+            promise?.succeed()
         case .body(let body):
-            writeHeldBody()
+            sendHeldBody()
+            guard case .byteBuffer(let buffer) = body else {
+                // Upstream bodies and local answers are buffers; a file region never reaches here.
+                promise?.fail(ChannelError.operationUnsupported)
+                reset(.internalError)
+                return
+            }
             if promise == nil {
-                heldBody = body
+                heldBody = buffer
             } else {
-                writeData(body, promise: promise)
+                send(buffer, end: false, promise: promise)
             }
         case .end(let trailers?):
             responseEnded = true
-            writeHeldBody()
-            var block = HPACKHeaders()
-            HTTP2ResponseFields.append(trailers, to: &block)
-            connection.write(HTTP2Frame(streamID: id, payload: .headers(.init(headers: block, endStream: true))), promise: promise)
+            sendHeldBody()
+            if queue.isEmpty {
+                sendTrailers(trailers, promise: promise)
+            } else {
+                queue.append(.trailers(trailers, promise: promise))
+            }
         case .end(nil):
             responseEnded = true
-            let body = heldBody ?? .byteBuffer(ByteBuffer())
-            heldBody = nil
-            // Nothing is written after the end, so its size no longer matters to writability.
-            connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: body, endStream: true))), promise: promise)
+            send(heldBody.take() ?? ByteBuffer(), end: true, promise: promise)
         }
     }
 
-    private func writeHeldBody() {
-        guard let body = heldBody else { return }
-        heldBody = nil
-        writeData(body, promise: nil)
+    private func sendHeldBody() {
+        guard let body = heldBody.take() else { return }
+        send(body, end: false, promise: nil)
     }
 
-    /// A DATA frame that does not end the stream: counted against writability until it is out.
-    private func writeData(_ body: IOData, promise: EventLoopPromise<Void>?) {
-        let bytes = body.readableBytes
-        unsentBytes += bytes
-        let written = promise ?? eventLoop.makePromise()
-        written.futureResult.assumeIsolated().whenComplete { _ in self.sent(bytes) }
-        connection.write(HTTP2Frame(streamID: id, payload: .data(.init(data: body))), promise: written)
+    private func send(_ data: ByteBuffer, end: Bool, promise: EventLoopPromise<Void>?) {
+        var data = data
+        if queue.isEmpty && sendWithinWindows(&data, end: end, promise: promise) { return }
+        queue.append(.data(data, end: end, promise: promise))
+        queuedBytes += data.readableBytes
+        if queuedBytes >= Self.queuedBytesLimit { overLimit = true }
     }
 
-    private func sent(_ bytes: Int) {
-        let wasWritable = isWritable
-        unsentBytes -= bytes
-        if !wasWritable && isWritable { proxy.clientWritabilityChanged() }
+    /// Frames as much of `data` as the windows allow. - Returns: whether all of it (and its end)
+    /// went.
+    private func sendWithinWindows(_ data: inout ByteBuffer, end: Bool, promise: EventLoopPromise<Void>?) -> Bool {
+        while true {
+            let remaining = data.readableBytes
+            if remaining == 0 {
+                if end {
+                    connection.writeData(id, data, endStream: true, promise: promise)
+                    localEnd()
+                } else {
+                    promise?.succeed()
+                }
+                return true
+            }
+            let allowed = connection.takeSendWindow(upTo: min(remaining, sendWindow))
+            if allowed == 0 {
+                if sendWindow > 0 { connection.awaitConnectionWindow(self) }
+                return false
+            }
+            sendWindow -= allowed
+            let chunk = data.readSlice(length: allowed)!
+            let last = data.readableBytes == 0
+            connection.writeData(id, chunk, endStream: last && end, promise: last ? promise : nil)
+            if last {
+                if end { localEnd() } else { promise?.succeed() }
+                return true
+            }
+        }
+    }
+
+    private func sendTrailers(_ trailers: HTTPHeaders, promise: EventLoopPromise<Void>?) {
+        connection.writeHeaders(id, endStream: true, promise: promise) { HTTP2ResponseFields.encode(trailers, into: &$0) }
+        localEnd()
+    }
+
+    /// A window grew: send what waits.
+    func windowOpened() {
+        while isOpen, !queue.isEmpty {
+            // Taken out while it is sent: its end may close the stream, which fails what is queued.
+            switch queue.removeFirst() {
+            case .data(var data, let end, let promise):
+                let before = data.readableBytes
+                let done = sendWithinWindows(&data, end: end, promise: promise)
+                queuedBytes -= before - data.readableBytes
+                if !done {
+                    queue.insert(.data(data, end: end, promise: promise), at: 0)
+                    noteWritability()
+                    return
+                }
+            case .trailers(let trailers, let promise):
+                sendTrailers(trailers, promise: promise)
+            }
+        }
+        noteWritability()
+    }
+
+    private func noteWritability() {
+        guard overLimit, queuedBytes < Self.queuedBytesLimit else { return }
+        overLimit = false
+        if isOpen && connection.isWritable { proxy.clientWritabilityChanged() }
+    }
+
+    /// The client's WINDOW_UPDATE. - Returns: false if the window would overflow.
+    func sendWindowIncreased(by increment: Int) -> Bool {
+        sendWindow += increment
+        guard sendWindow <= HTTP2Wire.maxWindow else { return false }
+        windowOpened()
+        return true
+    }
+
+    /// The client's SETTINGS_INITIAL_WINDOW_SIZE changed by `delta`.
+    func initialWindowChanged(by delta: Int) {
+        sendWindow += delta
+        if delta > 0 { windowOpened() }
     }
 
     // MARK: the stream's end
 
+    private func localEnd() {
+        localEnded = true
+        finishIfBothEnded()
+    }
+
+    private func finishIfBothEnded() {
+        guard localEnded && remoteEnded && isOpen else { return }
+        connection.forget(id)
+        closed()
+    }
+
     /// Resets the stream if it is still open: with `code`, or, when the proxy closes its client
     /// (`ClientSide.close`), with NO_ERROR after a complete response (telling the client to stop
     /// sending its body, RFC 9113, 8.1) and CANCEL before one.
-    func reset(_ code: HTTP2ErrorCode? = nil) {
+    func reset(_ code: HTTP2Wire.ErrorCode? = nil) {
         guard isOpen else { return }
-        let code = code ?? (responseEnded ? .noError : .cancel)
-        connection.write(HTTP2Frame(streamID: id, payload: .rstStream(code)), promise: nil)
+        let code = code ?? (localEnded ? .noError : .cancel)
+        connection.writeReset(id, code: code)
         connection.flush()
         connection.forget(id)
         closed()
@@ -197,6 +334,13 @@ final class HTTP2ClientStream {
         isOpen = false
         waiting.removeAll()
         heldBody = nil
+        for item in queue {
+            switch item {
+            case .data(_, _, let promise?), .trailers(_, let promise?): promise.fail(ChannelError.ioOnClosedChannel)
+            default: break
+            }
+        }
+        queue.removeAll()
         proxy.clientClosed()
     }
 }

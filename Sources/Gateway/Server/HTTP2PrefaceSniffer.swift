@@ -7,7 +7,7 @@ final class HTTP2PrefaceSniffer: ChannelInboundHandler, RemovableChannelHandler 
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    private static let preface = HTTP2Wire.preface
 
     private var buffered: ByteBuffer?
     private let configureHTTP1: (any Channel) throws -> Void

@@ -84,6 +84,19 @@ enum HTTP2Request {
         return HTTPHeaders(fields)
     }
 
+    /// The body length a request declares, which its DATA frames must add up to (RFC 9113,
+    /// 8.1.1): what the HTTP/1.1 upstream is told it will get.
+    static func declaredLength(_ head: HTTPRequestHead) throws -> Int? {
+        var length: Int?
+        for (name, value) in head.headers where name.utf8.count == 14 && name == "content-length" {
+            guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                let parsed = Int(value), length == nil || length == parsed
+            else { throw Malformed(reason: "content-length \(value)") }
+            length = parsed
+        }
+        return length
+    }
+
     private static func setOnce(_ slot: inout String?, _ value: String, _ name: String) throws {
         guard slot == nil else { throw Malformed(reason: "\(name) twice") }
         slot = value
@@ -94,7 +107,7 @@ enum HTTP2Request {
     private static func checkRegularField(_ name: String, _ value: String) throws {
         guard HTTP2FieldSyntax.isFieldName(name) else { throw Malformed(reason: "an invalid field name") }
         guard HTTP2FieldSyntax.isFieldValue(value) else { throw Malformed(reason: "CR, LF or NUL in \(name)") }
-        if case .connectionSpecific = HTTP2ResponseFields.kind(of: name) {
+        if HTTP2ResponseFields.isConnectionSpecific(name) {
             throw Malformed(reason: "the connection-specific field \(name)")
         }
         if name.utf8.count == 2, name == "te", value != "trailers" {

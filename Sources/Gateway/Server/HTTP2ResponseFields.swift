@@ -1,70 +1,123 @@
-import NIOHPACK
+import NIOCore
 import NIOHTTP1
 
-/// How the fields of a response head go into an HTTP/2 header block.
+/// How a response head goes into an HTTP/2 header block (HPACK, RFC 7541).
 ///
-/// Runs for every field of every response, so names are told apart by length first and compared
-/// with at most a few literals; a name is lower-cased into a new string only when an upstream
-/// sent it with capitals and it is not one of the gateway's own rate-limit headers.
+/// Every field is a literal that is not indexed: the block is written straight from the head,
+/// with no dynamic table to search, update or keep in step with the peer's table size, and no
+/// Huffman coding. Names and statuses HPACK's static table has are sent as its index. A block
+/// comes out larger than a fully compressed one (a few hundred bytes, against some tens), which
+/// on the response path costs less than the compression did.
 enum HTTP2ResponseFields {
-    /// Appends `headers` lower-cased, without the HTTP/1 connection-level fields HTTP/2 forbids,
-    /// indexed in the HPACK dynamic table only when their values usually repeat.
-    static func append(_ headers: HTTPHeaders, to block: inout HPACKHeaders) {
+    /// The block for a response head: `:status` and the regular fields, lower-cased, without
+    /// the HTTP/1 connection-level fields HTTP/2 forbids.
+    static func encode(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
+        let code = head.status.code
+        if let index = staticStatusIndex(code) {
+            buffer.writeInteger(0x80 | index)
+        } else {
+            // `:status` is the static table's eighth name.
+            buffer.writeInteger(UInt8(0x08))
+            writeString(String(code), into: &buffer)
+        }
+        encode(head.headers, into: &buffer)
+    }
+
+    /// The regular fields of a head or of trailers.
+    static func encode(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         for (name, value) in headers {
-            let lowerName = lowerCased(name)
-            switch kind(of: lowerName) {
-            case .connectionSpecific: continue
-            case .repeating: block.add(name: lowerName, value: value, indexing: .indexable)
-            case .varying: block.add(name: lowerName, value: value, indexing: .nonIndexable)
+            let bytes = name.utf8
+            let hasCapitals = bytes.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+            if isConnectionSpecific(name, lowerCase: !hasCapitals) { continue }
+            if !hasCapitals, let index = staticNameIndex(name) {
+                writeInteger(index, prefixBits: 4, flags: 0, into: &buffer)
+            } else {
+                buffer.writeInteger(UInt8(0))
+                writeInteger(bytes.count, prefixBits: 7, flags: 0, into: &buffer)
+                let start = buffer.writerIndex
+                buffer.writeString(name)
+                if hasCapitals { lowerCase(&buffer, from: start) }
             }
+            writeString(value, into: &buffer)
         }
     }
 
-    enum Kind {
-        /// HTTP/1 connection management: never sent on HTTP/2.
-        case connectionSpecific
-        /// Mostly the same value response after response (content type, the limit's policy):
-        /// worth one of the dynamic table's few entries, which later responses send as one byte.
-        case repeating
-        /// Lengths, remaining counts, reset times, dates, ids: indexed, they would only churn the
-        /// table and lengthen every later search of it.
-        case varying
-    }
-
-    /// The kind of a lower-case field name.
-    static func kind(of name: String) -> Kind {
+    /// HTTP/1 connection management, which HTTP/2 forbids (RFC 9113, 8.2.2).
+    static func isConnectionSpecific(_ name: String, lowerCase: Bool = true) -> Bool {
+        func equals(_ literal: String) -> Bool {
+            lowerCase ? name == literal : name.utf8.elementsEqual(literal.utf8) { a, b in lowered(a) == b }
+        }
         switch name.utf8.count {
-        case 4: return name == "vary" ? .repeating : .varying
-        case 6: return name == "server" ? .repeating : .varying
-        case 7: return name == "upgrade" ? .connectionSpecific : .varying
-        case 10: return name == "connection" || name == "keep-alive" ? .connectionSpecific : .varying
-        case 12: return name == "content-type" ? .repeating : .varying
-        case 13: return name == "cache-control" ? .repeating : .varying
-        case 16:
-            if name == "proxy-connection" { return .connectionSpecific }
-            return name == "ratelimit-policy" || name == "content-encoding" ? .repeating : .varying
-        case 17:
-            if name == "transfer-encoding" { return .connectionSpecific }
-            return name == "x-ratelimit-limit" ? .repeating : .varying
-        case 22: return name == "x-content-type-options" ? .repeating : .varying
-        case 25: return name == "strict-transport-security" ? .repeating : .varying
-        case 27: return name == "access-control-allow-origin" ? .repeating : .varying
-        default: return .varying
+        case 7: return equals("upgrade")
+        case 10: return equals("connection") || equals("keep-alive")
+        case 16: return equals("proxy-connection")
+        case 17: return equals("transfer-encoding")
+        default: return false
         }
     }
 
-    /// `name` lower-cased; the gateway's own mixed-case rate-limit names map to literals.
-    static func lowerCased(_ name: String) -> String {
-        let bytes = name.utf8
-        guard bytes.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) else { return name }
-        switch bytes.count {
-        case 9 where name == "RateLimit": return "ratelimit"
-        case 11 where name == "Retry-After": return "retry-after"
-        case 16 where name == "RateLimit-Policy": return "ratelimit-policy"
-        case 17 where name == "X-RateLimit-Limit": return "x-ratelimit-limit"
-        case 17 where name == "X-RateLimit-Reset": return "x-ratelimit-reset"
-        case 21 where name == "X-RateLimit-Remaining": return "x-ratelimit-remaining"
-        default: return name.lowercased()
+    /// The static table's full match for the statuses it has (RFC 7541, appendix A).
+    private static func staticStatusIndex(_ code: UInt) -> UInt8? {
+        switch code {
+        case 200: return 8
+        case 204: return 9
+        case 206: return 10
+        case 304: return 11
+        case 400: return 12
+        case 404: return 13
+        case 500: return 14
+        default: return nil
+        }
+    }
+
+    /// The static table's index of the common response field names it has.
+    private static func staticNameIndex(_ name: String) -> Int? {
+        switch name.utf8.count {
+        case 4: return name == "date" ? 33 : name == "etag" ? 34 : name == "vary" ? 59 : nil
+        case 6: return name == "server" ? 54 : nil
+        case 8: return name == "location" ? 46 : nil
+        case 10: return name == "set-cookie" ? 55 : nil
+        case 11: return name == "retry-after" ? 53 : nil
+        case 12: return name == "content-type" ? 31 : nil
+        case 13: return name == "cache-control" ? 24 : name == "last-modified" ? 44 : nil
+        case 14: return name == "content-length" ? 28 : nil
+        case 16: return name == "content-encoding" ? 26 : nil
+        default: return nil
+        }
+    }
+
+    /// A string literal without Huffman coding.
+    private static func writeString(_ string: String, into buffer: inout ByteBuffer) {
+        writeInteger(string.utf8.count, prefixBits: 7, flags: 0, into: &buffer)
+        buffer.writeString(string)
+    }
+
+    /// An HPACK integer (RFC 7541, 5.1) in the low `prefixBits` of a first byte whose high bits
+    /// are `flags`.
+    static func writeInteger(_ value: Int, prefixBits: Int, flags: UInt8, into buffer: inout ByteBuffer) {
+        let limit = (1 << prefixBits) - 1
+        if value < limit {
+            buffer.writeInteger(flags | UInt8(value))
+            return
+        }
+        buffer.writeInteger(flags | UInt8(limit))
+        var rest = value - limit
+        while rest >= 128 {
+            buffer.writeInteger(UInt8(rest & 0x7F | 0x80))
+            rest >>= 7
+        }
+        buffer.writeInteger(UInt8(rest))
+    }
+
+    private static func lowered(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+
+    /// Lower-cases the bytes written since `start`.
+    private static func lowerCase(_ buffer: inout ByteBuffer, from start: Int) {
+        let range = (start - buffer.readerIndex)..<(buffer.writerIndex - buffer.readerIndex)
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            for i in range { bytes[i] = lowered(bytes[i]) }
         }
     }
 }

@@ -1,15 +1,15 @@
-/// When to give an HTTP/2 peer back receive window (WINDOW_UPDATE), and how much.
+/// A receive window of an HTTP/2 stream or connection: what the peer may still send, and when
+/// to give it back more (WINDOW_UPDATE), and how much.
 ///
-/// The peer may send as many bytes as the window; each DATA frame shrinks it, each WINDOW_UPDATE
-/// grows it. The state machine reports the window after every change. Bytes received but not yet
-/// taken by the proxy (held while the upstream cannot take more) count as still in the window, so
-/// they are given back only once taken: that is how a slow upstream slows a client that sends
-/// fast. The window is refilled to its target once half of it is used, so small frames do not
-/// each cost a WINDOW_UPDATE.
+/// Each DATA frame shrinks the window, each WINDOW_UPDATE grows it. Bytes received but not yet
+/// taken by the proxy (held while the upstream cannot take more) count as still in the window,
+/// so they are given back only once taken: that is how a slow upstream slows a client that
+/// sends fast. The window is refilled to its target once half of it is used, so small frames do
+/// not each cost a WINDOW_UPDATE.
 struct InboundWindow {
     let target: Int
-    /// The window as last reported, plus what was given back since.
-    private var window: Int
+    /// What the peer may still send.
+    private(set) var window: Int
     /// Received, not yet taken.
     private var held = 0
     /// Once the peer has ended the stream, nothing more is given back.
@@ -20,41 +20,32 @@ struct InboundWindow {
         self.window = initial
     }
 
-    /// The state machine reports the window (after a DATA frame, or after our update).
-    /// - Returns: the increment to send now, if any.
-    mutating func reported(_ newWindow: Int) -> Int? {
-        window = newWindow
-        return increment()
-    }
-
-    /// The peer's initial window setting changed by `delta` for every stream (once it
-    /// acknowledged our SETTINGS).
-    mutating func initialSizeChanged(by delta: Int) -> Int? {
-        window += delta
-        return increment()
+    /// A DATA frame of `bytes` (padding included) arrived.
+    /// - Returns: false when the peer sent more than its window allowed (FLOW_CONTROL_ERROR).
+    mutating func received(_ bytes: Int) -> Bool {
+        window -= bytes
+        return window >= 0
     }
 
     mutating func hold(_ bytes: Int) {
         held += bytes
     }
 
-    /// Held bytes were taken. - Returns: the increment to send now, if any.
-    mutating func taken(_ bytes: Int) -> Int? {
+    /// Held bytes were taken.
+    mutating func taken(_ bytes: Int) {
         held -= bytes
-        return increment()
     }
 
     mutating func end() {
         ended = true
     }
 
-    private mutating func increment() -> Int? {
+    /// The increment to send now, if any; counted as given at once.
+    mutating func increment() -> Int? {
         let open = window + held
         guard !ended, open <= target / 2 else { return nil }
-        // A window is at most 2^31 - 1; it may have gone negative if the initial size shrank.
-        let increment = min(target - open, Int(Int32.max))
-        // Counted at once: until the state machine reports the new window, later calls must not
-        // give the same bytes back again.
+        let increment = min(target - open, HTTP2Wire.maxWindow - window)
+        guard increment > 0 else { return nil }
         window += increment
         return increment
     }

@@ -1,0 +1,105 @@
+import NIOCore
+
+/// The HTTP/2 wire format (RFC 9113) as far as a server of request streams needs it: frame
+/// kinds, flags, error codes and settings, and the frames it writes.
+enum HTTP2Wire {
+    /// What a client sends before its first frame.
+    static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    static let frameHeaderSize = 9
+    /// SETTINGS_MAX_FRAME_SIZE's initial value. This server never announces more, so it is also
+    /// the largest frame it accepts.
+    static let defaultMaxFrameSize = 16_384
+    /// Every window's size before SETTINGS or WINDOW_UPDATE change it.
+    static let defaultWindow = 65_535
+    static let maxWindow = Int(Int32.max)
+    static let maxStream = UInt32(Int32.max)
+
+    enum FrameType: UInt8 {
+        case data = 0, headers, priority, rstStream, settings, pushPromise, ping, goAway, windowUpdate, continuation
+    }
+
+    enum Flag {
+        static let endStream: UInt8 = 0x1
+        static let ack: UInt8 = 0x1
+        static let endHeaders: UInt8 = 0x4
+        static let padded: UInt8 = 0x8
+        static let priority: UInt8 = 0x20
+    }
+
+    struct ErrorCode: Equatable, CustomStringConvertible {
+        let rawValue: UInt32
+        static let noError = ErrorCode(rawValue: 0x0)
+        static let protocolError = ErrorCode(rawValue: 0x1)
+        static let internalError = ErrorCode(rawValue: 0x2)
+        static let flowControlError = ErrorCode(rawValue: 0x3)
+        static let streamClosed = ErrorCode(rawValue: 0x5)
+        static let frameSizeError = ErrorCode(rawValue: 0x6)
+        static let refusedStream = ErrorCode(rawValue: 0x7)
+        static let cancel = ErrorCode(rawValue: 0x8)
+        static let compressionError = ErrorCode(rawValue: 0x9)
+        static let enhanceYourCalm = ErrorCode(rawValue: 0xb)
+
+        var description: String { "0x" + String(rawValue, radix: 16) }
+    }
+
+    enum Setting: UInt16 {
+        case headerTableSize = 1, enablePush, maxConcurrentStreams, initialWindowSize, maxFrameSize, maxHeaderListSize
+    }
+
+    /// A violation that ends the whole connection: answered with GOAWAY, then the connection closes.
+    struct ConnectionError: Error, CustomStringConvertible {
+        let code: ErrorCode
+        let reason: String
+        var description: String { "HTTP/2 connection error \(code): \(reason)" }
+    }
+}
+
+extension ByteBuffer {
+    mutating func writeHTTP2FrameHeader(length: Int, type: HTTP2Wire.FrameType, flags: UInt8 = 0, stream: UInt32) {
+        // 24 bits of length and 8 of type, then the flags and the stream (its top bit reserved).
+        writeInteger(UInt32(length) << 8 | UInt32(type.rawValue))
+        writeInteger(flags)
+        writeInteger(stream & 0x7FFF_FFFF)
+    }
+
+    mutating func setHTTP2FrameHeader(at index: Int, length: Int, type: HTTP2Wire.FrameType, flags: UInt8, stream: UInt32) {
+        setInteger(UInt32(length) << 8 | UInt32(type.rawValue), at: index)
+        setInteger(flags, at: index + 4)
+        setInteger(stream & 0x7FFF_FFFF, at: index + 5)
+    }
+
+    mutating func writeHTTP2Settings(_ settings: [(HTTP2Wire.Setting, Int)]) {
+        writeHTTP2FrameHeader(length: settings.count * 6, type: .settings, stream: 0)
+        for (setting, value) in settings {
+            writeInteger(setting.rawValue)
+            writeInteger(UInt32(value))
+        }
+    }
+
+    mutating func writeHTTP2SettingsAck() {
+        writeHTTP2FrameHeader(length: 0, type: .settings, flags: HTTP2Wire.Flag.ack, stream: 0)
+    }
+
+    mutating func writeHTTP2Ping(_ payload: UInt64, ack: Bool) {
+        writeHTTP2FrameHeader(length: 8, type: .ping, flags: ack ? HTTP2Wire.Flag.ack : 0, stream: 0)
+        writeInteger(payload)
+    }
+
+    mutating func writeHTTP2GoAway(lastStream: UInt32, code: HTTP2Wire.ErrorCode, debug: String = "") {
+        let debugBytes = debug.utf8.prefix(256)
+        writeHTTP2FrameHeader(length: 8 + debugBytes.count, type: .goAway, stream: 0)
+        writeInteger(lastStream & 0x7FFF_FFFF)
+        writeInteger(code.rawValue)
+        writeBytes(debugBytes)
+    }
+
+    mutating func writeHTTP2RSTStream(_ stream: UInt32, code: HTTP2Wire.ErrorCode) {
+        writeHTTP2FrameHeader(length: 4, type: .rstStream, stream: stream)
+        writeInteger(code.rawValue)
+    }
+
+    mutating func writeHTTP2WindowUpdate(_ stream: UInt32, increment: Int) {
+        writeHTTP2FrameHeader(length: 4, type: .windowUpdate, stream: stream)
+        writeInteger(UInt32(increment))
+    }
+}

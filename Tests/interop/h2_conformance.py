@@ -1,0 +1,380 @@
+"""Probes a server's HTTP/2 framing, stream and flow-control rules (RFC 9113) with a raw
+client: each case runs on a fresh cleartext prior-knowledge connection, sends bytes a
+well-behaved or a broken client would, and reports what the server did.
+
+usage: h2_conformance.py PORT [CASE...]
+prints one line per case: "NAME OUTCOME", where OUTCOME is, for example,
+  "goaway=1"          the server sent GOAWAY with that error code (and closed)
+  "rst=7"             the server reset the case's stream with that code
+  "status=200"        the response's :status (when the case is about a response)
+or a case-specific word (see each case).
+
+The cases need a demo upstream behind the server: /slow?delay_ms=N answers late, ?bytes=N
+sends a body of N bytes, /anything echoes the request as JSON.
+"""
+import json
+import socket
+import struct
+import sys
+import time
+
+PORT = int(sys.argv[1])
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, PRIORITY, RST, SETTINGS, PUSH, PING, GOAWAY, WINDOW, CONTINUATION = range(10)
+END_STREAM, ACK, END_HEADERS, PADDED = 0x1, 0x1, 0x4, 0x8
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def integer(value, prefix_bits, flags=0):
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([flags | value])
+    out, value = [flags | limit], value - limit
+    while value >= 128:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + [value])
+
+
+def literal(name, value):
+    """An HPACK literal field without indexing, new name, no Huffman coding."""
+    return b"\x00" + integer(len(name), 7) + name + integer(len(value), 7) + value
+
+
+def request(method=b"GET", path=b"/", extra=()):
+    block = literal(b":method", method) + literal(b":scheme", b"http") + literal(b":path", path)
+    block += literal(b":authority", b"localhost")
+    for name, value in extra:
+        block += literal(name, value)
+    return block
+
+
+def settings(*pairs):
+    return frame(SETTINGS, 0, 0, b"".join(struct.pack(">HI", k, v) for k, v in pairs))
+
+
+def decode_status(block):
+    """The :status of a response block as this server encodes it: indexed or literal."""
+    first = block[0]
+    if first & 0x80:
+        return {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}[first & 0x7F]
+    length = block[1]
+    return int(block[2:2 + length])
+
+
+class Connection:
+    def __init__(self, client_settings=b""):
+        self.sock = socket.create_connection(("127.0.0.1", PORT))
+        self.sock.settimeout(5)
+        self.buffer = b""
+        self.closed = False
+        self.sock.sendall(PREFACE + (client_settings or settings()))
+
+    def send(self, data):
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            self.closed = True
+
+    def frames(self, seconds=3.0):
+        """Yields (kind, flags, stream, payload) until the deadline or the connection's end."""
+        deadline = time.time() + seconds
+        while True:
+            while len(self.buffer) >= 9:
+                length = int.from_bytes(self.buffer[0:3], "big")
+                if len(self.buffer) < 9 + length:
+                    break
+                kind, flags = self.buffer[3], self.buffer[4]
+                stream = int.from_bytes(self.buffer[5:9], "big") & 0x7FFFFFFF
+                payload = self.buffer[9:9 + length]
+                self.buffer = self.buffer[9 + length:]
+                if kind == SETTINGS and not flags & ACK:
+                    self.send(frame(SETTINGS, ACK, 0))
+                yield kind, flags, stream, payload
+            if self.closed or time.time() > deadline:
+                return
+            self.sock.settimeout(max(0.01, deadline - time.time()))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                return
+            except OSError:
+                self.closed = True
+                return
+            if not chunk:
+                self.closed = True
+                return
+            self.buffer += chunk
+
+    def outcome(self, stream=None, seconds=3.0):
+        """The first GOAWAY, RST_STREAM or response HEADERS (on `stream`) the server sends."""
+        for kind, flags, sid, payload in self.frames(seconds):
+            if kind == GOAWAY:
+                return "goaway=%d" % int.from_bytes(payload[4:8], "big")
+            if kind == RST and (stream is None or sid == stream):
+                return "rst=%d" % int.from_bytes(payload[0:4], "big")
+            if kind == HEADERS and (stream is None or sid == stream):
+                return "status=%d" % decode_status(payload)
+        return "closed" if self.closed else "nothing"
+
+    def response(self, stream, seconds=5.0):
+        """(status, body, largest DATA frame) of a whole response on `stream`."""
+        status, body, largest = None, b"", 0
+        for kind, flags, sid, payload in self.frames(seconds):
+            if kind == GOAWAY:
+                return ("goaway=%d" % int.from_bytes(payload[4:8], "big"), body, largest)
+            if sid != stream:
+                continue
+            if kind == RST:
+                return ("rst=%d" % int.from_bytes(payload[0:4], "big"), body, largest)
+            if kind == HEADERS and status is None:
+                status = decode_status(payload)
+            if kind == DATA:
+                body += payload
+                largest = max(largest, len(payload))
+            if flags & END_STREAM and kind in (HEADERS, DATA):
+                return (status, body, largest)
+        return (status, body, largest)
+
+
+def case_ping():
+    c = Connection()
+    c.send(frame(PING, 0, 0, b"12345678"))
+    for kind, flags, _, payload in c.frames():
+        if kind == PING:
+            return "ack" if flags & ACK and payload == b"12345678" else "wrong"
+    return "nothing"
+
+
+def case_settings_acknowledged():
+    c = Connection()
+    for kind, flags, _, _ in c.frames():
+        if kind == SETTINGS and flags & ACK:
+            return "ack"
+    return "nothing"
+
+
+def case_first_frame_not_settings():
+    s = socket.create_connection(("127.0.0.1", PORT))
+    s.sendall(PREFACE + frame(PING, 0, 0, b"12345678"))
+    c = Connection.__new__(Connection)
+    c.sock, c.buffer, c.closed = s, b"", False
+    return c.outcome()
+
+
+def case_bad_preface():
+    s = socket.create_connection(("127.0.0.1", PORT))
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + settings())
+    c = Connection.__new__(Connection)
+    c.sock, c.buffer, c.closed = s, b"", False
+    return c.outcome()
+
+
+def case_data_on_idle_stream():
+    c = Connection()
+    c.send(frame(DATA, END_STREAM, 1, b"x"))
+    return c.outcome()
+
+
+def case_even_stream():
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 2, request()))
+    return c.outcome()
+
+
+def case_frame_too_large():
+    c = Connection()
+    c.send(frame(PING, 0, 0, b"x" * 16385))
+    return c.outcome()
+
+
+def case_push_promise():
+    c = Connection()
+    c.send(frame(PUSH, END_HEADERS, 1, struct.pack(">I", 2) + request()))
+    return c.outcome()
+
+
+def case_rst_on_idle_stream():
+    c = Connection()
+    c.send(frame(RST, 0, 5, struct.pack(">I", 8)))
+    return c.outcome()
+
+
+def case_window_update_of_zero():
+    c = Connection()
+    c.send(frame(WINDOW, 0, 0, struct.pack(">I", 0)))
+    return c.outcome()
+
+
+def case_connection_window_overflow():
+    c = Connection()
+    c.send(frame(WINDOW, 0, 0, struct.pack(">I", 0x7FFFFFFF)))
+    return c.outcome()
+
+
+def case_initial_window_too_large():
+    return Connection(settings((0x4, 0x80000000))).outcome()
+
+
+def case_max_frame_size_too_small():
+    return Connection(settings((0x5, 100))).outcome()
+
+
+def case_interrupted_header_block():
+    c = Connection()
+    block = request()
+    c.send(frame(HEADERS, END_STREAM, 1, block[:5]) + frame(PING, 0, 0, b"12345678"))
+    return c.outcome()
+
+
+def case_continuation():
+    """A request block split over HEADERS and two CONTINUATION frames: answered."""
+    c = Connection()
+    block = request(path=b"/anything")
+    c.send(frame(HEADERS, END_STREAM, 1, block[:7]) + frame(CONTINUATION, 0, 1, block[7:20])
+           + frame(CONTINUATION, END_HEADERS, 1, block[20:]))
+    return c.outcome(1)
+
+
+def case_padding():
+    """Padded HEADERS (with priority) and padded DATA: the padding is not part of the body."""
+    c = Connection()
+    block = struct.pack(">IB", 0, 16) + request(b"POST", b"/anything", [(b"content-length", b"5")])
+    c.send(frame(HEADERS, END_HEADERS | PADDED | 0x20, 1, bytes([7]) + block + b"\0" * 7))
+    c.send(frame(DATA, END_STREAM | PADDED, 1, bytes([3]) + b"hello" + b"\0" * 3))
+    status, body, _ = c.response(1)
+    return "status=%s received=%s" % (status, json.loads(body)["received_bytes"] if status == 200 else "-")
+
+
+def case_trailers():
+    """A body without a length, then trailers: the upstream gets the body, chunked."""
+    c = Connection()
+    c.send(frame(HEADERS, END_HEADERS, 1, request(b"POST", b"/anything")))
+    c.send(frame(DATA, 0, 1, b"hello"))
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, literal(b"x-checksum", b"abc")))
+    status, body, _ = c.response(1)
+    return "status=%s received=%s" % (status, json.loads(body)["received_bytes"] if status == 200 else "-")
+
+
+def case_trailers_without_end_stream():
+    c = Connection()
+    c.send(frame(HEADERS, END_HEADERS, 1, request(b"POST", b"/slow?delay_ms=2000")))
+    c.send(frame(HEADERS, END_HEADERS, 1, literal(b"x-checksum", b"abc")))
+    return c.outcome(1)
+
+
+def case_body_shorter_than_its_length():
+    c = Connection()
+    c.send(frame(HEADERS, END_HEADERS, 1, request(b"POST", b"/anything", [(b"content-length", b"10")])))
+    c.send(frame(DATA, END_STREAM, 1, b"hello"))
+    return c.outcome(1)
+
+
+def case_body_longer_than_its_length():
+    c = Connection()
+    c.send(frame(HEADERS, END_HEADERS, 1, request(b"POST", b"/anything", [(b"content-length", b"3")])))
+    c.send(frame(DATA, END_STREAM, 1, b"hello"))
+    return c.outcome(1)
+
+
+def case_length_without_body():
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request(b"POST", b"/anything", [(b"content-length", b"3")])))
+    return c.outcome(1)
+
+
+def case_data_after_end_stream():
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request(path=b"/slow?delay_ms=2000")))
+    c.send(frame(DATA, 0, 1, b"late"))
+    return c.outcome(1)
+
+
+def case_stream_window_overflow():
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request(path=b"/slow?delay_ms=2000")))
+    c.send(frame(WINDOW, 0, 1, struct.pack(">I", 0x7FFFFFFF)))
+    return c.outcome(1)
+
+
+def case_too_many_streams():
+    """One stream over SETTINGS_MAX_CONCURRENT_STREAMS (which the server announced)."""
+    c = Connection()
+    limit = None
+    for kind, flags, _, payload in c.frames():
+        if kind == SETTINGS and not flags & ACK:
+            pairs = [struct.unpack(">HI", payload[i:i + 6]) for i in range(0, len(payload), 6)]
+            limit = dict(pairs).get(0x3)
+            break
+    batch = b""
+    for i in range(limit + 1):
+        batch += frame(HEADERS, END_STREAM | END_HEADERS, 1 + 2 * i, request(path=b"/slow?delay_ms=1500"))
+    c.send(batch)
+    return "limit=%d %s" % (limit, c.outcome(1 + 2 * limit))
+
+
+def case_oversized_headers_then_more():
+    """A 40 KB header over two CONTINUATIONs: 431 on its stream, the next stream is served."""
+    c = Connection()
+    block = request(extra=[(b"x-big", b"v" * 40000)])
+    c.send(frame(HEADERS, END_STREAM, 1, block[:16000]) + frame(CONTINUATION, 0, 1, block[16000:32000])
+           + frame(CONTINUATION, END_HEADERS, 1, block[32000:]))
+    first = c.outcome(1)
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 3, request()))
+    return "%s then %s" % (first, c.outcome(3))
+
+
+def case_frames_within_the_peer_frame_size():
+    """A 100,000-byte body to a client with default settings: DATA frames of at most 16,384
+    bytes, sent as the client's windows (64 KiB) are given back."""
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request(path=b"/anything?bytes=100000")))
+    status, body, largest = None, b"", 0
+    received = 0
+    for kind, flags, sid, payload in c.frames(5):
+        if kind == HEADERS and sid == 1:
+            status = decode_status(payload)
+        if kind == DATA and sid == 1:
+            body += payload
+            largest = max(largest, len(payload))
+            received += len(payload)
+            if payload:
+                c.send(frame(WINDOW, 0, 0, struct.pack(">I", len(payload))) + frame(WINDOW, 0, 1, struct.pack(">I", len(payload))))
+            if flags & END_STREAM:
+                break
+    return "status=%s bytes=%d largest=%d" % (status, len(body), largest)
+
+
+def case_zero_window_holds_data_until_update():
+    c = Connection(settings((0x4, 0)))
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request(path=b"/anything?bytes=10")))
+    early = b""
+    for kind, flags, sid, payload in c.frames(0.5):
+        if kind == DATA and sid == 1:
+            early += payload
+    c.send(frame(WINDOW, 0, 1, struct.pack(">I", 100)))
+    status, body, _ = c.response(1, 3)
+    return "before=%d after=%d" % (len(early), len(body))
+
+
+def case_client_goaway_closes_once_done():
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request(path=b"/slow?delay_ms=300")))
+    c.send(frame(GOAWAY, 0, 0, struct.pack(">II", 1, 0)))
+    status, _, _ = c.response(1)
+    for _ in c.frames(2):
+        pass
+    return "status=%s %s" % (status, "closed" if c.closed else "open")
+
+
+CASES = {name[5:].replace("_", "-"): fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
+
+for name in sys.argv[2:] or CASES:
+    try:
+        print(name, CASES[name]())
+    except Exception as error:  # a case that breaks reports it rather than hiding the others
+        print(name, "error=%r" % (error,))
+    sys.stdout.flush()
