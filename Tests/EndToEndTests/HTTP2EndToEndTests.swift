@@ -323,6 +323,25 @@ final class HTTP2EndToEndTests: XCTestCase {
     /// A client that asks for 2 GB over 100 streams and reads none of it: each stream stops
     /// reading its upstream once 64 KiB wait to go out, so the gateway's memory stays bounded,
     /// and other clients are served meanwhile.
+    /// Uploads on many streams at once, so that reads keep ending inside DATA frames: the bytes
+    /// of a frame cut off by a read wait for the next one without keeping all that came before.
+    func testSteadyUploadsOnManyStreamsCostBoundedMemory() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        let body = FileManager.default.temporaryDirectory.appendingPathComponent(UUID().uuidString)
+        try Data(repeating: 0x61, count: 300_000).write(to: body)
+        defer { try? FileManager.default.removeItem(at: body) }
+        let before = harness.gateway.memory().rss
+        let upload = try runProgram("/usr/bin/h2load", [
+            "-n", "3000", "-c", "10", "-m", "20", "-d", body.path, "https://127.0.0.1:\(harness.proxyPort)/anything",
+        ])
+        XCTAssertTrue(upload.output.contains("3000 succeeded, 0 failed, 0 errored, 0 timeout"), upload.output)
+        let peak = harness.gateway.memory().peak
+        // 200 streams with up to 1 MiB of window each could hold 200 MiB; the connection windows
+        // (1 MiB each) keep what is in flight near 10 MiB.
+        XCTAssertLessThan(peak - before, 64 * 1024 * 1024, "peaked \((peak - before) >> 20) MiB above the start")
+    }
+
     func testAClientThatReadsNothingCostsBoundedMemory() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }

@@ -50,6 +50,42 @@ final class HTTP2FrameReaderTests: XCTestCase {
         }
     }
 
+    /// Frame headers of `bytes` after the preface and SETTINGS: (length, type, flags, stream).
+    private func frameHeaders(_ bytes: ByteBuffer) -> [(Int, UInt8, UInt8, UInt32)] {
+        var buffer = bytes
+        var headers: [(Int, UInt8, UInt8, UInt32)] = []
+        while let word: UInt32 = buffer.readInteger(), let flags: UInt8 = buffer.readInteger(), let stream: UInt32 = buffer.readInteger() {
+            headers.append((Int(word >> 8), UInt8(word & 0xFF), flags, stream))
+            buffer.moveReaderIndex(forwardBy: Int(word >> 8))
+        }
+        return headers
+    }
+
+    func testAHeaderBlockOverTheFrameSizeIsWrittenInContinuationFrames() throws {
+        let block = (0..<40).map { UInt8($0) }
+        var written = ByteBuffer()
+        written.writeHTTP2SettingsAck()
+        written.writeHTTP2HeaderBlock(stream: 7, endStream: true, maxFrameSize: 16) { $0.writeBytes(block) }
+        let headers = frameHeaders(written)
+        XCTAssertEqual(headers.map(\.0), [0, 16, 16, 8])
+        XCTAssertEqual(headers.map(\.1), [4, 1, 9, 9], "SETTINGS, then HEADERS and two CONTINUATIONs")
+        XCTAssertEqual(headers.map(\.2), [1, 0x1, 0, 0x4], "END_STREAM on HEADERS, END_HEADERS on the last")
+        XCTAssertEqual(headers.dropFirst().map(\.3), [7, 7, 7])
+        // Read back, the block is whole again.
+        let frames = try read(start + Array(written.readableBytesView.dropFirst(9)))
+        guard case .headers(7, let joined, true) = frames.last else { return XCTFail("\(frames)") }
+        XCTAssertEqual(Array(joined.readableBytesView), block)
+    }
+
+    func testAHeaderBlockWithinTheFrameSizeIsOneFrame() {
+        var written = ByteBuffer()
+        written.writeHTTP2HeaderBlock(stream: 3, endStream: false, maxFrameSize: 16) { $0.writeBytes([1, 2, 3]) }
+        let headers = frameHeaders(written)
+        XCTAssertEqual(headers.count, 1)
+        XCTAssertEqual(headers.first?.0, 3)
+        XCTAssertEqual(headers.first?.2, 0x4, "END_HEADERS, and no END_STREAM")
+    }
+
     func testPaddingIsStrippedButCountsForFlowControl() throws {
         let frames = try read(start + frame(0, 0x8 | 0x1, 3, [2] + Array("ab".utf8) + [0, 0]))
         guard case .data(3, let payload, 5, true) = frames[1] else { return XCTFail("\(frames[1])") }

@@ -501,26 +501,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
 
     func writeHeaders(_ id: UInt32, endStream: Bool, promise: EventLoopPromise<Void>? = nil, block encode: (inout ByteBuffer) -> Void) {
         var out = takeOutput()
-        let start = out.writerIndex
-        out.writeRepeatingByte(0, count: HTTP2Wire.frameHeaderSize)
-        encode(&out)
-        let length = out.writerIndex - start - HTTP2Wire.frameHeaderSize
-        let endFlag = endStream ? HTTP2Wire.Flag.endStream : 0
-        if length <= peerMaxFrameSize {
-            out.setHTTP2FrameHeader(at: start, length: length, type: .headers, flags: endFlag | HTTP2Wire.Flag.endHeaders, stream: id)
-        } else {
-            // Rare: a block over a frame goes on in CONTINUATION frames.
-            var block = out.getSlice(at: start + HTTP2Wire.frameHeaderSize, length: length)!
-            out.moveWriterIndex(to: start)
-            var type = HTTP2Wire.FrameType.headers
-            while block.readableBytes > 0 {
-                var piece = block.readSlice(length: min(block.readableBytes, peerMaxFrameSize))!
-                let flags = (type == .headers ? endFlag : 0) | (block.readableBytes == 0 ? HTTP2Wire.Flag.endHeaders : 0)
-                out.writeHTTP2FrameHeader(length: piece.readableBytes, type: type, flags: flags, stream: id)
-                out.writeBuffer(&piece)
-                type = .continuation
-            }
-        }
+        out.writeHTTP2HeaderBlock(stream: id, endStream: endStream, maxFrameSize: peerMaxFrameSize, encode)
         output = out
         if let promise { outputPromises.append(promise) }
     }
@@ -538,7 +519,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             // A large payload goes as it is, after the frames before it, not copied.
             output = out
             writeOutput()
-            context?.write(Self.wrapOutboundOut(payload), promise: promise)
+            guard let context else {
+                promise?.fail(ChannelError.ioOnClosedChannel)
+                return
+            }
+            context.write(Self.wrapOutboundOut(payload), promise: promise)
             unflushed = true
         }
     }

@@ -39,11 +39,18 @@ struct HTTP2FrameReader {
     }
 
     mutating func append(_ bytes: inout ByteBuffer) {
-        if buffered == nil {
+        guard var leftover = buffered.take() else {
             buffered = bytes
-        } else {
-            buffered!.writeBuffer(&bytes)
+            return
         }
+        // The start of a frame the last read cut off, and the new bytes, in a buffer of their
+        // own. Appending to the old buffer instead would keep every byte ever read on it (a
+        // buffer grows without giving back what was read) for as long as reads keep ending
+        // inside frames, as they do under a steady upload.
+        var joined = ByteBufferAllocator().buffer(capacity: leftover.readableBytes + bytes.readableBytes)
+        joined.writeBuffer(&leftover)
+        joined.writeBuffer(&bytes)
+        buffered = joined
     }
 
     /// The next complete frame, or nil until more bytes arrive.

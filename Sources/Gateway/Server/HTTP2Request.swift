@@ -4,10 +4,9 @@ import NIOHTTP1
 /// An HTTP/2 request's header blocks as the HTTP/1-shaped parts ProxyHandler and the HTTP/1.1
 /// upstream speak, checked on the way.
 ///
-/// NIOHTTP2Handler's own header validation is off: it checked every block in both directions,
-/// including each response the gateway itself assembles from an upstream head NIO's HTTP/1.1
-/// parser already checked, and it was a tenth of the HTTP/2 profile. The request blocks are
-/// checked here instead, in the one pass that converts them.
+/// The checks are made in the one pass that converts a block (HPACK-decoded by the connection);
+/// responses, which the gateway assembles from heads NIO's HTTP/1.1 parser already checked, are
+/// not checked again.
 enum HTTP2Request {
     /// A request header block HTTP/2 calls malformed (RFC 9113, 8.1.1): the stream is reset.
     struct Malformed: Error, CustomStringConvertible {

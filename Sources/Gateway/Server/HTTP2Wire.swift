@@ -62,10 +62,31 @@ extension ByteBuffer {
         writeInteger(stream & 0x7FFF_FFFF)
     }
 
-    mutating func setHTTP2FrameHeader(at index: Int, length: Int, type: HTTP2Wire.FrameType, flags: UInt8, stream: UInt32) {
-        setInteger(UInt32(length) << 8 | UInt32(type.rawValue), at: index)
-        setInteger(flags, at: index + 4)
-        setInteger(stream & 0x7FFF_FFFF, at: index + 5)
+    /// A header block `encode` writes, framed as HEADERS and, for a block over `maxFrameSize`,
+    /// CONTINUATION frames. The block is encoded in place, after room for a frame header.
+    mutating func writeHTTP2HeaderBlock(stream: UInt32, endStream: Bool, maxFrameSize: Int, _ encode: (inout ByteBuffer) -> Void) {
+        let start = writerIndex
+        writeRepeatingByte(0, count: HTTP2Wire.frameHeaderSize)
+        encode(&self)
+        let length = writerIndex - start - HTTP2Wire.frameHeaderSize
+        let endStreamFlag = endStream ? HTTP2Wire.Flag.endStream : 0
+        if length <= maxFrameSize {
+            setInteger(UInt32(length) << 8 | UInt32(HTTP2Wire.FrameType.headers.rawValue), at: start)
+            setInteger(endStreamFlag | HTTP2Wire.Flag.endHeaders, at: start + 4)
+            setInteger(stream & 0x7FFF_FFFF, at: start + 5)
+            return
+        }
+        // Rare: the block is cut into frames, rewritten from where it began.
+        var block = getSlice(at: start + HTTP2Wire.frameHeaderSize, length: length)!
+        moveWriterIndex(to: start)
+        var type = HTTP2Wire.FrameType.headers
+        while block.readableBytes > 0 {
+            var piece = block.readSlice(length: min(block.readableBytes, maxFrameSize))!
+            let flags = (type == .headers ? endStreamFlag : 0) | (block.readableBytes == 0 ? HTTP2Wire.Flag.endHeaders : 0)
+            writeHTTP2FrameHeader(length: piece.readableBytes, type: type, flags: flags, stream: stream)
+            writeBuffer(&piece)
+            type = .continuation
+        }
     }
 
     mutating func writeHTTP2Settings(_ settings: [(HTTP2Wire.Setting, Int)]) {

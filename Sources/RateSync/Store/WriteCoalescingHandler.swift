@@ -2,13 +2,12 @@ import NIOCore
 
 /// One flush per event-loop tick, and the small buffers written before it copied into one.
 ///
-/// Used where many producers write and flush on one connection in the same tick: the streams of
-/// an HTTP/2 connection, each flushing its own response, and the requests of an event loop
-/// sending their Redis commands. The first flush of a tick schedules one flush for the end of
-/// the tick and later ones are absorbed, so everything leaves in one write. And since each
-/// producer's buffer is small (an HTTP/2 frame, a command), passing them down one by one would
-/// have TLS seal each into a record of its own: copied into one buffer, a tick's writes leave as
-/// one record (or as few 16 KiB records as their size needs).
+/// Used where many producers write and flush on one connection in the same tick: the requests of
+/// an event loop sending their Redis commands. The first flush of a tick schedules one flush for
+/// the end of the tick and later ones are absorbed, so everything leaves in one write. And since
+/// each command is small, passing them down one by one would have TLS seal each into a record of
+/// its own: copied into one buffer, a tick's writes leave as one record (or as few 16 KiB records
+/// as their size needs).
 public final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHandler {
     public typealias OutboundIn = IOData
     public typealias OutboundOut = IOData
@@ -46,8 +45,7 @@ public final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChan
         }
     }
 
-    /// A close can come in the same tick as the last writes (the HTTP/2 connection manager
-    /// closes a draining connection as its last stream ends): what that tick wrote goes out first.
+    /// A close can come in the same tick as the last writes: what that tick wrote goes out first.
     public func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
         if flushScheduled {
             writeGathered(context: context)
