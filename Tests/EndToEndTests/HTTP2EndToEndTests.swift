@@ -109,6 +109,18 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertEqual(result.output.components(separatedBy: "Connected").count - 1, 1, "one connection")
     }
 
+    /// nghttp2's decoder insists on hearing that its table shrank (RFC 7541, 4.2): a client
+    /// announcing a smaller HPACK table than the default is still answered.
+    func testAClientWithASmallerHPACKTableIsAnswered() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        for size in ["0", "1000"] {
+            let fetch = try runProgram("/usr/bin/nghttp", ["-nv", "-c", size, "\(harness.base)/a", "\(harness.base)/b"])
+            XCTAssertEqual(fetch.output.components(separatedBy: ":status: 200").count - 1, 2, "table size \(size): \(fetch.output)")
+            XCTAssertFalse(fetch.output.contains("COMPRESSION_ERROR"), fetch.output)
+        }
+    }
+
     func testH2loadWithManyStreamsFailsNothingAndAGlobalWindowAdmitsExactlyItsLimit() throws {
         let harness = try tlsHarness()
         defer { harness.stop() }
@@ -278,6 +290,7 @@ final class HTTP2EndToEndTests: XCTestCase {
             "frames-within-the-peer-frame-size": "status=200 bytes=100000 largest=16384",
             "zero-window-holds-data-until-update": "before=0 after=10",
             "client-goaway-closes-once-done": "status=200 closed",
+            "decoder-table-shrunk": "updates=[0] status=200",
         ]
         for (name, outcome) in expected {
             XCTAssertTrue(result.output.contains("\(name) \(outcome)\n"), "\(name): \(result.output)")

@@ -56,8 +56,27 @@ def settings(*pairs):
     return frame(SETTINGS, 0, 0, b"".join(struct.pack(">HI", k, v) for k, v in pairs))
 
 
+def skip_table_size_updates(block):
+    """The block after the dynamic table size updates (RFC 7541, 6.3) it starts with, and them."""
+    updates = []
+    while block and block[0] & 0xE0 == 0x20:
+        value, i = block[0] & 0x1F, 1
+        if value == 0x1F:
+            shift = 0
+            while True:
+                value += (block[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not block[i - 1] & 0x80:
+                    break
+        updates.append(value)
+        block = block[i:]
+    return block, updates
+
+
 def decode_status(block):
     """The :status of a response block as this server encodes it: indexed or literal."""
+    block, _ = skip_table_size_updates(block)
     first = block[0]
     if first & 0x80:
         return {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}[first & 0x7F]
@@ -358,6 +377,17 @@ def case_zero_window_holds_data_until_update():
     c.send(frame(WINDOW, 0, 1, struct.pack(">I", 100)))
     status, body, _ = c.response(1, 3)
     return "before=%d after=%d" % (len(early), len(body))
+
+
+def case_decoder_table_shrunk():
+    """A client whose HPACK decoder table is 0 bytes: the response block says the table is 0."""
+    c = Connection(settings((0x1, 0)))
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request()))
+    for kind, _, sid, payload in c.frames():
+        if kind == HEADERS and sid == 1:
+            _, updates = skip_table_size_updates(payload)
+            return "updates=%s status=%d" % (updates, decode_status(payload))
+    return "nothing"
 
 
 def case_client_goaway_closes_once_done():

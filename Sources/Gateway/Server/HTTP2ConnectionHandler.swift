@@ -55,6 +55,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     private var sendWindow = HTTP2Wire.defaultWindow
     private var peerInitialWindow = HTTP2Wire.defaultWindow
     private var peerMaxFrameSize = HTTP2Wire.defaultMaxFrameSize
+    /// The next header block starts by setting the client's decoder table to size 0: first on
+    /// the connection, and again after the client changes SETTINGS_HEADER_TABLE_SIZE.
+    private var tableSizeUpdateDue = true
     /// Streams with response data waiting for the connection's send window.
     private var streamsAwaitingWindow: [HTTP2ClientStream] = []
 
@@ -313,10 +316,14 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
                     throw HTTP2Wire.ConnectionError(code: .protocolError, reason: "MAX_FRAME_SIZE \(value)")
                 }
                 peerMaxFrameSize = Int(value)
+            case .headerTableSize:
+                // The encoder indexes nothing, but a client whose decoder table shrank waits
+                // for the next block to say so (RFC 7541, 4.2), or fails it.
+                tableSizeUpdateDue = true
             default:
-                // The header table size binds an encoder that indexes nothing; the client's own
-                // concurrency and header list limits concern pushes and requests this server
-                // does not make. Unknown settings are ignored, as the RFC asks.
+                // The client's own concurrency and header list limits concern pushes and
+                // requests this server does not make. Unknown settings are ignored, as the RFC
+                // asks.
                 break
             }
         }
@@ -501,7 +508,12 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
 
     func writeHeaders(_ id: UInt32, endStream: Bool, promise: EventLoopPromise<Void>? = nil, block encode: (inout ByteBuffer) -> Void) {
         var out = takeOutput()
-        out.writeHTTP2HeaderBlock(stream: id, endStream: endStream, maxFrameSize: peerMaxFrameSize, encode)
+        let updateTableSize = tableSizeUpdateDue
+        tableSizeUpdateDue = false
+        out.writeHTTP2HeaderBlock(stream: id, endStream: endStream, maxFrameSize: peerMaxFrameSize) { block in
+            if updateTableSize { HTTP2ResponseFields.writeTableSizeUpdate(to: 0, into: &block) }
+            encode(&block)
+        }
         output = out
         if let promise { outputPromises.append(promise) }
     }

@@ -42,6 +42,11 @@ enum HTTP2ResponseFields {
         }
     }
 
+    /// A dynamic table size update (RFC 7541, 6.3): begins a block.
+    static func writeTableSizeUpdate(to size: Int, into buffer: inout ByteBuffer) {
+        writeInteger(size, prefixBits: 5, flags: 0x20, into: &buffer)
+    }
+
     /// HTTP/1 connection management, which HTTP/2 forbids (RFC 9113, 8.2.2).
     static func isConnectionSpecific(_ name: String, lowerCase: Bool = true) -> Bool {
         func equals(_ literal: String) -> Bool {
