@@ -109,6 +109,20 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertEqual(result.output.components(separatedBy: "Connected").count - 1, 1, "one connection")
     }
 
+    /// Frames of random kinds, flags, streams and payloads, and mutated requests, on thousands of
+    /// connections (fixed seeds, Tests/interop/h2_fuzz.py): each connection is answered, the
+    /// process stays up, and a well-formed client is served after them.
+    func testRandomFramesNeitherCrashNorHangTheGateway() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
+        defer { harness.stop() }
+        for seed in 1...3 {
+            let fuzz = try runProgram("/usr/bin/env", ["python3", interopScript("h2_fuzz.py"), String(harness.proxyPort), String(seed), "1000"], stdoutOnly: true)
+            XCTAssertTrue(fuzz.output.contains("connections=1000 answered=1000"), "seed \(seed): \(fuzz.output)")
+        }
+        XCTAssertTrue(harness.gateway.isRunning, harness.gateway.text)
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status, 200)
+    }
+
     /// nghttp2's decoder insists on hearing that its table shrank (RFC 7541, 4.2): a client
     /// announcing a smaller HPACK table than the default is still answered.
     func testAClientWithASmallerHPACKTableIsAnswered() throws {

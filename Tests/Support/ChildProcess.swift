@@ -27,6 +27,7 @@ public final class ChildProcess: @unchecked Sendable {
 
     public var pid: Int32 { process.processIdentifier }
     public var text: String { output.withLockedValue { $0 } }
+    public var isRunning: Bool { process.isRunning }
 
     /// Waits until a line containing `marker` appears and returns it.
     public func waitForLine(containing marker: String, timeout: TimeInterval = 20) throws -> String {
