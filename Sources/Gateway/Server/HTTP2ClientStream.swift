@@ -72,7 +72,8 @@ final class HTTP2ClientStream {
 
     func receiveHead(_ head: HTTPRequestHead, endStream: Bool) {
         receive(.head(head))
-        if endStream { receiveEnd(nil) }
+        // The proxy may have reset the stream already.
+        if endStream && isOpen { receiveEnd(nil) }
     }
 
     /// A DATA frame. - Returns: the code to reset the stream with, if the frame breaks the rules.
