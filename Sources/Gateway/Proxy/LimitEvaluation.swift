@@ -25,31 +25,35 @@ struct HeldSlots {
 /// Runs a route's limiters: one atomic call per store (normally a single store, so a single
 /// round trip), then applies each limiter's fail policy to stores that could not answer.
 enum LimitEvaluation {
+    /// Asks the stores and calls `decided` with the verdict, on `eventLoop` (the caller's, which
+    /// this must be called on). A callback, not a future: a future per step (timing, verdict,
+    /// failure policy) cost an allocation and a callback run each, per request.
     static func evaluate(
         limiters: [GatewayRuntime.BoundLimiter],
         identifier: String,
         latency: [String: Metrics.Timer],
-        on eventLoop: any EventLoop
-    ) -> EventLoopFuture<LimitVerdict> {
+        on eventLoop: any EventLoop,
+        decided: @escaping (LimitVerdict) -> Void
+    ) {
         let groups = groupByStore(limiters, identifier: identifier)
         let started = NIODeadline.now()
-        func timed(_ group: StoreGroup) -> EventLoopFuture<[Decision]> {
-            let future = group.store.check(group.checks, on: eventLoop)
-            if let timer = latency[group.store.id] {
-                future.whenComplete { _ in timer.recordNanoseconds((NIODeadline.now() - started).nanoseconds) }
-            }
-            return future
+        func recordLatency(_ group: StoreGroup) {
+            latency[group.store.id]?.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
         }
         if groups.count == 1, let group = groups.first {
-            return timed(group).map { decisions in
-                verdict(outcomes: [(group, .success(decisions))])
-            }.flatMapErrorWithEventLoop { error, loop in
-                loop.makeSucceededFuture(verdict(outcomes: [(group, .failure(error))]))
+            group.store.check(group.checks, on: eventLoop).assumeIsolated().whenComplete { result in
+                recordLatency(group)
+                decided(verdict(outcomes: [(group, result)]))
             }
+            return
         }
-        let futures = groups.map(timed)
-        return EventLoopFuture.whenAllComplete(futures, on: eventLoop).map { results in
-            verdict(outcomes: Array(zip(groups, results)))
+        let futures = groups.map { group in
+            let answer = group.store.check(group.checks, on: eventLoop)
+            answer.assumeIsolated().whenComplete { _ in recordLatency(group) }
+            return answer
+        }
+        EventLoopFuture.whenAllComplete(futures, on: eventLoop).assumeIsolated().whenSuccess { results in
+            decided(verdict(outcomes: Array(zip(groups, results))))
         }
     }
 

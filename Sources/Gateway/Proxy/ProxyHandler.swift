@@ -373,9 +373,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             identifier: identifier,
             latency: runtime.storeLatency,
             on: clientSide.eventLoop
-        )
-            .assumeIsolated()
-            .whenSuccess { verdict in self.apply(verdict, to: exchange) }
+        ) { verdict in self.apply(verdict, to: exchange) }
     }
 
     /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
