@@ -46,6 +46,50 @@ final class LimitingEndToEndTests: XCTestCase {
         XCTAssertNil(open.headers["retry-after"])
     }
 
+    /// A client that resets its connection while its request waits on the upstream: the
+    /// connection's error ends the exchange, which gives back its `max_concurrent` slot (and its
+    /// upstream connection) at once, not never.
+    func testAClientThatResetsMidExchangeGivesBackItsConcurrencySlot() throws {
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.one]
+                store = "m"
+                max_concurrent = 1
+                """,
+            routes: """
+                [[routes]]
+                name = "one"
+                path_prefix = "/"
+                upstream = "app"
+                limiters = ["one"]
+                identifier = "global"
+                """
+        )
+        defer { harness.stop() }
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
+        let resetter = """
+            import socket, struct, sys, time
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s.sendall(b"GET /slow?delay_ms=5000 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+            time.sleep(0.3)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+            """
+        _ = try runProgram("/usr/bin/env", ["python3", "-c", resetter, String(harness.proxyPort)])
+        // Well before the upstream would have answered (5 s), the slot is free again.
+        var statuses: [Int] = []
+        let deadline = Date().addingTimeInterval(2)
+        while Date() < deadline {
+            let status = try curl(["\(harness.base)/x"]).status
+            statuses.append(status)
+            if status == 200 { break }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        XCTAssertEqual(statuses.last, 200, "statuses after the reset: \(statuses)")
+    }
+
     func testTokenBucketAdmitsItsBurstUnderParallelLoad() throws {
         let harness = try GatewayHarness(
             rateSync: """

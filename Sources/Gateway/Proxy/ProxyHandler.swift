@@ -151,8 +151,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         if let parserError = error as? HTTPParserError {
             answerMalformedRequest(parserError)
         }
-        // The decoder closes the connection after a parse error; anything else ends it too.
-        state = .closed
+        // The decoder closes the connection after a parse error; anything else (a reset, say)
+        // ends it too. The exchange in flight gives back its slots and its upstream connection
+        // now: once the state says closed, the close that follows has nothing left to release.
+        clientClosed()
         context.close(promise: nil)
     }
 
@@ -482,7 +484,9 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             return
         }
         if timer == nil, let client {
-            timer = ConnectionTimer(eventLoop: client.eventLoop) { [weak self] in self?.deadlineReached() }
+            // Unowned, not weak (which would give the handler a side table and slow its every
+            // retain and release): the timer is the handler's alone, so it never outlives it.
+            timer = ConnectionTimer(eventLoop: client.eventLoop) { [unowned self] in deadlineReached() }
         }
         timer?.arm(at: deadline)
     }

@@ -19,7 +19,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    weak var delegate: (any UpstreamResponseDelegate)?
+    /// The exchange that leased the connection. Held strongly for the exchange's length, and
+    /// let go when it ends: the pool takes the connection back, or the connection closes (the
+    /// exchange's every way out does one of the two). Not weak: a weak reference gives its
+    /// object a side table, and every retain and release of a ProxyHandler would then take the
+    /// slow path.
+    var delegate: (any UpstreamResponseDelegate)?
     /// For TLS: completed when the handshake succeeds or fails.
     var handshake: EventLoopPromise<Void>?
     /// Told when the connection closes, so that it can forget the connection if it is idle.
