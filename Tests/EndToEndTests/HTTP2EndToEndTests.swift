@@ -53,10 +53,11 @@ final class HTTP2EndToEndTests: XCTestCase {
             .appendingPathComponent("interop/\(name)").path
     }
 
-    private func tlsHarness(upstreamURL: String? = nil, upstream: String = "") throws -> GatewayHarness {
+    private func tlsHarness(upstreamURL: String? = nil, upstream: String = "", server: String = "") throws -> GatewayHarness {
         try GatewayHarness(
             rateSync: limits,
             routes: routes,
+            server: server,
             upstream: upstream,
             upstreamURL: upstreamURL,
             gatewayExtras: """
@@ -224,6 +225,44 @@ final class HTTP2EndToEndTests: XCTestCase {
         // closing PING, so the grace time, here the drain timeout, bounds the close).
         let idle = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort), "0"], stdoutOnly: true)
         XCTAssertTrue(idle.output.contains("goaway=1 closed=1"), idle.output)
+    }
+
+    /// A client that connects and sends nothing, or a few bytes of a TLS handshake or of the h2c
+    /// preface, is closed after the idle timeout instead of holding its connection for good;
+    /// once a connection has settled on a protocol, the protocol's own deadlines take over.
+    func testAConnectionThatNeverSettlesOnAProtocolIsClosed() throws {
+        let idle = "idle_timeout_seconds = 0.5"
+        let tls = try tlsHarness(server: idle)
+        defer { tls.stop() }
+        let cleartext = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true\n\(idle)")
+        defer { cleartext.stop() }
+        let silent = """
+            import socket, sys, time
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+            s.sendall(bytes.fromhex(sys.argv[2]))
+            s.settimeout(5)
+            start = time.time()
+            try:
+                outcome = "closed" if s.recv(100) == b"" else "answered"
+            except socket.timeout:
+                outcome = "open"
+            except OSError:
+                outcome = "closed"
+            print(outcome, round(time.time() - start, 1))
+            """
+        let cases = [
+            (tls.proxyPort, ""), (tls.proxyPort, "16030100"),
+            (cleartext.proxyPort, ""), (cleartext.proxyPort, Data("PRI * HT".utf8).map { String(format: "%02x", $0) }.joined()),
+        ]
+        for (port, bytes) in cases {
+            let run = try runProgram("/usr/bin/env", ["python3", "-c", silent, String(port), bytes], stdoutOnly: true)
+            let words = run.output.split(separator: " ")
+            XCTAssertEqual(words.first, "closed", "port \(port), bytes \(bytes): \(run.output)")
+            XCTAssertLessThan(Double(words.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 99, 3, run.output)
+        }
+        // A request that takes longer than the timeout, on a settled connection, finishes.
+        let slow = try runProgram("/usr/bin/nghttp", ["-n", "-s", "https://127.0.0.1:\(tls.proxyPort)/slow?delay_ms=1200"])
+        XCTAssertTrue(slow.output.contains(" 200 "), slow.output)
     }
 
     func testRequestBodiesReachTheUpstreamFramedSoNoneCanBeSmuggled() throws {

@@ -20,6 +20,7 @@ struct ConnectionPipelines: Sendable {
     let accessLog: AccessLog?
 
     func configureHTTP1(_ channel: any Channel) throws {
+        endNegotiation(channel)
         let pipeline = channel.pipeline.syncOperations
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderFieldSize = maxHeaderBytes
@@ -46,6 +47,7 @@ struct ConnectionPipelines: Sendable {
     }
 
     func configureHTTP2(_ channel: any Channel) throws {
+        endNegotiation(channel)
         // What a stream's handler needs is its connection's: the loop's resources, the peer and
         // the deadline timer are gathered once here.
         let loopResources = resources.resources(on: channel.eventLoop)
@@ -73,6 +75,7 @@ struct ConnectionPipelines: Sendable {
 
     func configureTLS(_ channel: any Channel, context: NIOSSLContext) -> EventLoopFuture<Void> {
         do {
+            try startNegotiation(channel)
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
         } catch {
             return channel.eventLoop.makeFailedFuture(error)
@@ -88,8 +91,22 @@ struct ConnectionPipelines: Sendable {
     }
 
     func addPrefaceSniffer(_ channel: any Channel) throws {
+        try startNegotiation(channel)
         try channel.pipeline.syncOperations.addHandler(
             HTTP2PrefaceSniffer(configureHTTP1: configureHTTP1, configureHTTP2: configureHTTP2)
         )
+    }
+
+    /// Until a TLS or h2c connection has settled on a protocol, it has the idle timeout to do so.
+    private func startNegotiation(_ channel: any Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(NegotiationDeadline(timeout: idleTimeout))
+    }
+
+    /// The protocol's handlers keep their own deadlines from here on.
+    private func endNegotiation(_ channel: any Channel) {
+        let pipeline = channel.pipeline.syncOperations
+        if let context = try? pipeline.context(handlerType: NegotiationDeadline.self) {
+            pipeline.removeHandler(context: context, promise: nil)
+        }
     }
 }
