@@ -57,4 +57,15 @@ final class RenderingTests: XCTestCase {
         XCTAssertEqual(Decision.indexClosestToDenying([a, b]).map { [a, b][$0] }, b)
         XCTAssertEqual(Decision.indexClosestToDenying([a, c, b]).map { [a, c, b][$0] }, c)
     }
+
+    func testBetweenDenialsTheLongerWaitThenTheTighterLimitDescribes() {
+        // A memory store and Redis denying the same request: their waits differ by clock noise.
+        let memory = Decision(allowed: false, limit: 5, remaining: 0, retryAfter: 299.8013, resetAfter: 300, now: 0)
+        let redis = Decision(allowed: false, limit: 3, remaining: 0, retryAfter: 299.8009, resetAfter: 300, now: 0)
+        XCTAssertEqual(Decision.indexClosestToDenying([memory, redis]), 1)
+        XCTAssertEqual(Decision.indexClosestToDenying([redis, memory]), 0)
+        // A wait longer by a whole second still wins, whatever the limits.
+        let longer = Decision(allowed: false, limit: 100, remaining: 0, retryAfter: 301.2, resetAfter: 302, now: 0)
+        XCTAssertEqual(Decision.indexClosestToDenying([memory, redis, longer]), 2)
+    }
 }

@@ -23,13 +23,19 @@ public struct Decision: Sendable, Equatable {
     }
 
     /// Of several limiters' decisions, where the one the headers describe is (so a caller can find
-    /// what it belongs to): a denial (the longest wait first), otherwise the one with the fewest
-    /// requests left.
+    /// what it belongs to): a denial (the longest wait first, the tighter limit between equal
+    /// waits), otherwise the one with the fewest requests left.
     public static func indexClosestToDenying(_ decisions: [Decision]) -> Int? {
         decisions.indices.min { lhs, rhs in
             let (lhs, rhs) = (decisions[lhs], decisions[rhs])
             if lhs.allowed != rhs.allowed { return !lhs.allowed }
-            if !lhs.allowed { return lhs.retryAfter > rhs.retryAfter }
+            if !lhs.allowed {
+                // Waits compared as the client is told them, in whole seconds: two stores' clocks
+                // differ by a little, which must not decide between equal waits at random.
+                let (lhsWait, rhsWait) = (RateLimitHeaders.retryAfterSeconds(lhs), RateLimitHeaders.retryAfterSeconds(rhs))
+                if lhsWait != rhsWait { return lhsWait > rhsWait }
+                return lhs.limit < rhs.limit
+            }
             if lhs.remaining != rhs.remaining { return lhs.remaining < rhs.remaining }
             return lhs.resetAfter > rhs.resetAfter
         }
