@@ -143,3 +143,9 @@ final class GatewayHarness {
     /// The two routes (see SeedFixtures).
     static let seedRoutes = SeedFixtures.routes
 }
+
+/// A raw client of Tests/interop (Python, standard library only).
+func interopScript(_ name: String) -> String {
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("interop/\(name)").path
+}

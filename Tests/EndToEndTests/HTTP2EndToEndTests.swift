@@ -47,12 +47,6 @@ final class HTTP2EndToEndTests: XCTestCase {
         limiters = ["open"]
         """
 
-    /// A raw protocol client of Tests/interop.
-    private func interopScript(_ name: String) -> String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("interop/\(name)").path
-    }
-
     private func tlsHarness(upstreamURL: String? = nil, upstream: String = "", server: String = "") throws -> GatewayHarness {
         try GatewayHarness(
             rateSync: limits,
@@ -236,26 +230,12 @@ final class HTTP2EndToEndTests: XCTestCase {
         defer { tls.stop() }
         let cleartext = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true\n\(idle)")
         defer { cleartext.stop() }
-        let silent = """
-            import socket, sys, time
-            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-            s.sendall(bytes.fromhex(sys.argv[2]))
-            s.settimeout(5)
-            start = time.time()
-            try:
-                outcome = "closed" if s.recv(100) == b"" else "answered"
-            except socket.timeout:
-                outcome = "open"
-            except OSError:
-                outcome = "closed"
-            print(outcome, round(time.time() - start, 1))
-            """
         let cases = [
             (tls.proxyPort, ""), (tls.proxyPort, "16030100"),
             (cleartext.proxyPort, ""), (cleartext.proxyPort, Data("PRI * HT".utf8).map { String(format: "%02x", $0) }.joined()),
         ]
         for (port, bytes) in cases {
-            let run = try runProgram("/usr/bin/env", ["python3", "-c", silent, String(port), bytes], stdoutOnly: true)
+            let run = try runProgram("/usr/bin/env", ["python3", interopScript("silent_client.py"), String(port), bytes], stdoutOnly: true)
             let words = run.output.split(separator: " ")
             XCTAssertEqual(words.first, "closed", "port \(port), bytes \(bytes): \(run.output)")
             XCTAssertLessThan(Double(words.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 99, 3, run.output)

@@ -33,6 +33,16 @@ final class OperationsEndToEndTests: XCTestCase {
         XCTAssertFalse(text.contains("127.0.0.1"), "no client or identifier label, ever")
     }
 
+    /// An admin connection that sends nothing is closed after the idle timeout; one that asks
+    /// is answered.
+    func testASilentAdminConnectionIsClosed() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes, server: "idle_timeout_seconds = 0.5")
+        defer { harness.stop() }
+        let silent = try runProgram("/usr/bin/env", ["python3", interopScript("silent_client.py"), String(harness.adminPort)], stdoutOnly: true)
+        XCTAssertTrue(silent.output.hasPrefix("closed 0.") || silent.output.hasPrefix("closed 1."), silent.output)
+        XCTAssertEqual(try curl(["\(harness.admin)/healthz"]).status, 200)
+    }
+
     func testFailedOpenAndFailedClosedAreCounted() throws {
         let port = try unusedPort()
         let harness = try GatewayHarness(

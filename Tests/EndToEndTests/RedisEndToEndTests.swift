@@ -248,8 +248,7 @@ final class RedisEndToEndTests: XCTestCase {
         )
         defer { harness.stop() }
         let config = harness.directory.appendingPathComponent("rate-sync.toml").path
-        let client = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("interop/ratesync_client.py").path
+        let client = interopScript("ratesync_client.py")
         func pythonAcquires(_ limiter: String, _ identifier: String, _ attempts: Int) throws -> Int {
             let result = try runProgram(python, [client, config, limiter, identifier, String(attempts)], environment: ["REDIS_URL": redis.url], stdoutOnly: true)
             guard let admitted = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {

@@ -70,8 +70,11 @@ public final class GatewayServer: Sendable {
         do {
             adminChannel = try ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
+                .childChannelInitializer { [idleTimeout = pipelines.idleTimeout] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // An admin connection silent for the idle timeout is closed, as a proxy
+                        // connection is: a client that connects and sends nothing holds nothing.
+                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
                         try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                         try channel.pipeline.syncOperations.addHandler(AdminHandler(admin: admin))
                     }
