@@ -70,30 +70,8 @@ final class LimitingEndToEndTests: XCTestCase {
         )
         defer { harness.stop() }
         XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
-        let connectionReset = """
-            import socket, struct, sys, time
-            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-            s.sendall(b"GET /slow?delay_ms=5000 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
-            time.sleep(0.3)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            s.close()
-            """
-        let streamReset = """
-            import socket, struct, sys, time
-            def frame(kind, flags, stream, payload=b""):
-                return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-            def literal(name, value):
-                return b"\\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
-            block = literal(b":method", b"GET") + literal(b":scheme", b"http") + literal(b":authority", b"x")
-            block += literal(b":path", b"/slow?delay_ms=5000")
-            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-            s.sendall(b"PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n" + frame(4, 0, 0) + frame(1, 5, 1, block))
-            time.sleep(0.3)
-            s.sendall(frame(3, 0, 1, struct.pack(">I", 8)))
-            time.sleep(0.2)
-            """
-        for (name, script) in [("connection reset", connectionReset), ("stream reset", streamReset)] {
-            let client = try runProgram("/usr/bin/env", ["python3", "-c", script, String(harness.proxyPort)])
+        for name in ["connection", "stream"] {
+            let client = try runProgram("/usr/bin/env", ["python3", interopScript("reset_mid_request.py"), String(harness.proxyPort), name])
             XCTAssertEqual(client.status, 0, "\(name): \(client.output)")
             // Well before the upstream would have answered (5 s), the slot is free again.
             var statuses: [Int] = []

@@ -17,31 +17,11 @@ import socket
 import struct
 import sys
 import time
+from h2_wire import PREFACE, frame, literal
 
 PORT = int(sys.argv[1])
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST, SETTINGS, PUSH, PING, GOAWAY, WINDOW, CONTINUATION = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED = 0x1, 0x1, 0x4, 0x8
-
-
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-
-
-def integer(value, prefix_bits, flags=0):
-    limit = (1 << prefix_bits) - 1
-    if value < limit:
-        return bytes([flags | value])
-    out, value = [flags | limit], value - limit
-    while value >= 128:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    return bytes(out + [value])
-
-
-def literal(name, value):
-    """An HPACK literal field without indexing, new name, no Huffman coding."""
-    return b"\x00" + integer(len(name), 7) + name + integer(len(value), 7) + value
 
 
 def request(method=b"GET", path=b"/", extra=()):

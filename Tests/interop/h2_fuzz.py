@@ -7,19 +7,11 @@ prints "connections=N answered=A" (A: connections on which the server sent anyth
 """
 import random
 import socket
-import struct
 import sys
+from h2_wire import PREFACE, frame, literal
 
 port, seed, connections = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = random.Random(seed)
-
-
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-
-
-def literal(name, value):
-    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
 
 
 REQUEST = (literal(b":method", b"POST") + literal(b":scheme", b"http") + literal(b":path", b"/anything")
@@ -53,7 +45,7 @@ answered = 0
 for _ in range(connections):
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(2)
-    data = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0)
+    data = PREFACE + frame(4, 0, 0)
     data += b"".join(random_frame() for _ in range(rng.randint(1, 12)))
     if rng.random() < 0.2:
         data = mutate(data)

@@ -6,20 +6,11 @@ usage: h2_malformed.py PORT
 prints one line per stream: "NAME rst=CODE", "NAME headers" or "NAME none"
 """
 import socket
-import struct
 import sys
 import time
+from h2_wire import PREFACE, frame, literal
 
 port = int(sys.argv[1])
-
-
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-
-
-def literal(name, value):
-    """An HPACK literal field without indexing, new name, no Huffman (lengths below 127)."""
-    return bytes([0x00, len(name)]) + name + bytes([len(value)]) + value
 
 
 def request(path=b"/echo", extra=()):
@@ -41,7 +32,7 @@ cases = [
 
 s = socket.create_connection(("127.0.0.1", port))
 s.settimeout(5)
-out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(0x4, 0, 0)
+out = PREFACE + frame(0x4, 0, 0)
 for i, (_, block) in enumerate(cases):
     out += frame(0x1, 0x5, 1 + 2 * i, block)  # HEADERS, END_STREAM | END_HEADERS
 s.sendall(out)

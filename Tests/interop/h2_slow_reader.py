@@ -9,22 +9,14 @@ import socket
 import struct
 import sys
 import time
+from h2_wire import PREFACE, frame, literal
 
 port, streams, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 
 
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-
-
-def literal(name, value):
-    """An HPACK literal field without indexing, new name, no Huffman (lengths below 127)."""
-    return bytes([0x00, len(name)]) + name + bytes([len(value)]) + value
-
-
 s = socket.create_connection(("127.0.0.1", port))
 settings = struct.pack(">HI", 0x4, 0)  # SETTINGS_INITIAL_WINDOW_SIZE = 0
-out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(0x4, 0, 0, settings)
+out = PREFACE + frame(0x4, 0, 0, settings)
 for i in range(streams):
     block = literal(b":method", b"GET") + literal(b":scheme", b"http")
     block += literal(b":path", b"/big?bytes=20000000&n=%d" % i) + literal(b":authority", b"localhost")

@@ -7,19 +7,16 @@ prints "sent=N goaway=0|1 closed=0|1"
 import socket
 import struct
 import sys
+from h2_wire import PREFACE, frame
 
 port, streams = int(sys.argv[1]), int(sys.argv[2])
 s = socket.create_connection(("127.0.0.1", port))
 s.settimeout(5)
 
 
-def frame(kind, flags, stream, payload=b""):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
-
-
 # HPACK: :method GET, :path /, :scheme http (static indexes 2, 4, 6), :authority literal.
 block = bytes([0x82, 0x84, 0x86, 0x01, 9]) + b"localhost"
-s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(0x4, 0, 0))
+s.sendall(PREFACE + frame(0x4, 0, 0))
 sent, closed = 0, False
 try:
     batch = b""

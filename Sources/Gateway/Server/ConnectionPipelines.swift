@@ -2,7 +2,6 @@ import NIOCore
 import NIOHTTP1
 import NIOHTTP2
 import NIOSSL
-import RateSync
 
 /// How a client connection's pipeline is built: HTTP/1.1, HTTP/2 (each stream driven through the
 /// same ProxyHandler as an HTTP/1.1 request, so one limiter decision per stream), over TLS
@@ -36,14 +35,7 @@ struct ConnectionPipelines: Sendable {
             withEncoderConfiguration: .init(),
             withDecoderLimitConfiguration: limits
         )
-        try pipeline.addHandler(
-            ProxyHandler(
-                resources: resources.resources(on: channel.eventLoop),
-                accessLog: accessLog,
-                scheme: scheme,
-                peer: ClientPeer(channel)
-            )
-        )
+        try pipeline.addHandler(makeProxy(resources.resources(on: channel.eventLoop), ClientPeer(channel)))
     }
 
     func configureHTTP2(_ channel: any Channel) throws {
@@ -61,14 +53,8 @@ struct ConnectionPipelines: Sendable {
             graceTime: graceTime
         )
         try channel.pipeline.syncOperations.addHandler(
-            HTTP2ConnectionHandler(resources: loopResources, limits: limits) { [accessLog, scheme] in
-                ProxyHandler(
-                    resources: loopResources,
-                    accessLog: accessLog,
-                    scheme: scheme,
-                    peer: peer,
-                    streamDeadlines: deadlines
-                )
+            HTTP2ConnectionHandler(resources: loopResources, limits: limits) {
+                makeProxy(loopResources, peer, streamDeadlines: deadlines)
             }
         )
     }
@@ -95,6 +81,12 @@ struct ConnectionPipelines: Sendable {
         try channel.pipeline.syncOperations.addHandler(
             HTTP2PrefaceSniffer(configureHTTP1: configureHTTP1, configureHTTP2: configureHTTP2)
         )
+    }
+
+    /// The handler of one HTTP/1.1 connection, or of one HTTP/2 stream (with its connection's
+    /// deadline timer).
+    private func makeProxy(_ loopResources: LoopResources, _ peer: ClientPeer, streamDeadlines: StreamDeadlines? = nil) -> ProxyHandler {
+        ProxyHandler(resources: loopResources, accessLog: accessLog, scheme: scheme, peer: peer, streamDeadlines: streamDeadlines)
     }
 
     /// Until a TLS or h2c connection has settled on a protocol, it has the idle timeout to do so.

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHPACK
 import NIOHTTP1
+import RateSync
 
 /// The server side of one HTTP/2 connection (RFC 9113): reads its frames, keeps its streams,
 /// windows and settings, and writes its frames. Each request stream drives a ProxyHandler of its
@@ -81,7 +82,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     private var idleSince: NIODeadline?
     private var timer: Scheduled<Void>?
 
-    private var batch = HTTP2FrameBatch()
+    /// The frames written since the last write to the channel.
+    private var batch = WriteBatch()
     private var allocator = ByteBufferAllocator()
     private var unflushed = false
     /// Inside a read: flushes wait for the read batch to end.
@@ -215,8 +217,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             if let stream = streams[id] {
                 try streamError(stream, code)
             } else {
-                writeReset(id, code: code)
-                try spendReset()
+                try refuse(id, code)
             }
         case .settingsAck, .ignored:
             break
@@ -244,10 +245,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
         }
         highestStream = id
         if case .draining(let lastStream?) = state, id > lastStream { return }
-        guard streams.count < limits.maxConcurrentStreams else {
-            writeReset(id, code: .refusedStream)
-            return try spendReset()
-        }
+        guard streams.count < limits.maxConcurrentStreams else { return try refuse(id, .refusedStream) }
         guard Self.listSize(fields) <= limits.maxHeaderListSize else {
             return refuseOversizedHeaders(id, requestEnded: endStream)
         }
@@ -257,13 +255,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             head = try HTTP2Request.head(fields, endStream: endStream)
             declaredLength = try HTTP2Request.declaredLength(head)
         } catch {
-            writeReset(id, code: .protocolError)
-            return try spendReset()
+            return try refuse(id, .protocolError)
         }
-        if endStream, let declaredLength, declaredLength != 0 {
-            writeReset(id, code: .protocolError)
-            return try spendReset()
-        }
+        if endStream, let declaredLength, declaredLength != 0 { return try refuse(id, .protocolError) }
         let proxy = makeProxy()
         let stream = HTTP2ClientStream(
             id: id,
@@ -350,6 +344,13 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
 
     private func streamError(_ stream: HTTP2ClientStream, _ code: HTTP2Wire.ErrorCode) throws {
         stream.reset(code)
+        try spendReset()
+    }
+
+    /// Resets a stream that never opened (refused, malformed, or in error): it counts like a
+    /// reset.
+    private func refuse(_ id: UInt32, _ code: HTTP2Wire.ErrorCode) throws {
+        writeReset(id, code: code)
         try spendReset()
     }
 

@@ -7,13 +7,27 @@
 enum HTTP2FieldSyntax {
     /// A regular field name: one or more token characters, none upper-case (RFC 9113, 8.2.1).
     static func isFieldName(_ name: String) -> Bool {
-        var bytes = name.utf8.makeIterator()
-        guard var byte = bytes.next() else { return false }
-        while true {
-            guard isTokenByte(byte), !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) else { return false }
-            guard let next = bytes.next() else { return true }
-            byte = next
+        !name.isEmpty && name.utf8.allSatisfy { isTokenByte($0) && lowerCased($0) == $0 }
+    }
+
+    /// HTTP/1 connection management, which HTTP/2 forbids in either direction (RFC 9113,
+    /// 8.2.2). `lowerCase`: whether `name` is known to be lower-case already (else compared
+    /// without regard to case).
+    static func isConnectionSpecific(_ name: String, lowerCase: Bool = true) -> Bool {
+        func equals(_ literal: String) -> Bool {
+            lowerCase ? name == literal : name.utf8.elementsEqual(literal.utf8) { lowerCased($0) == $1 }
         }
+        switch name.utf8.count {
+        case 7: return equals("upgrade")
+        case 10: return equals("connection") || equals("keep-alive")
+        case 16: return equals("proxy-connection")
+        case 17: return equals("transfer-encoding")
+        default: return false
+        }
+    }
+
+    static func lowerCased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
     }
 
     /// A method: one or more token characters (RFC 9110, 9.1).

@@ -106,7 +106,7 @@ enum HTTP2Request {
     private static func checkRegularField(_ name: String, _ value: String) throws {
         guard HTTP2FieldSyntax.isFieldName(name) else { throw Malformed(reason: "an invalid field name") }
         guard HTTP2FieldSyntax.isFieldValue(value) else { throw Malformed(reason: "CR, LF or NUL in \(name)") }
-        if HTTP2ResponseFields.isConnectionSpecific(name) {
+        if HTTP2FieldSyntax.isConnectionSpecific(name) {
             throw Malformed(reason: "the connection-specific field \(name)")
         }
         if name.utf8.count == 2, name == "te", value != "trailers" {

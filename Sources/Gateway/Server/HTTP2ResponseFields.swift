@@ -28,7 +28,7 @@ enum HTTP2ResponseFields {
         for (name, value) in headers {
             let bytes = name.utf8
             let hasCapitals = bytes.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
-            if isConnectionSpecific(name, lowerCase: !hasCapitals) { continue }
+            if HTTP2FieldSyntax.isConnectionSpecific(name, lowerCase: !hasCapitals) { continue }
             if !hasCapitals, let index = staticNameIndex(name) {
                 writeInteger(index, prefixBits: 4, flags: 0, into: &buffer)
             } else {
@@ -45,20 +45,6 @@ enum HTTP2ResponseFields {
     /// A dynamic table size update (RFC 7541, 6.3): begins a block.
     static func writeTableSizeUpdate(to size: Int, into buffer: inout ByteBuffer) {
         writeInteger(size, prefixBits: 5, flags: 0x20, into: &buffer)
-    }
-
-    /// HTTP/1 connection management, which HTTP/2 forbids (RFC 9113, 8.2.2).
-    static func isConnectionSpecific(_ name: String, lowerCase: Bool = true) -> Bool {
-        func equals(_ literal: String) -> Bool {
-            lowerCase ? name == literal : name.utf8.elementsEqual(literal.utf8) { a, b in lowered(a) == b }
-        }
-        switch name.utf8.count {
-        case 7: return equals("upgrade")
-        case 10: return equals("connection") || equals("keep-alive")
-        case 16: return equals("proxy-connection")
-        case 17: return equals("transfer-encoding")
-        default: return false
-        }
     }
 
     /// The static table's full match for the statuses it has (RFC 7541, appendix A).
@@ -114,15 +100,11 @@ enum HTTP2ResponseFields {
         buffer.writeInteger(UInt8(rest))
     }
 
-    private static func lowered(_ byte: UInt8) -> UInt8 {
-        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-    }
-
     /// Lower-cases the bytes written since `start`.
     private static func lowerCase(_ buffer: inout ByteBuffer, from start: Int) {
         let range = (start - buffer.readerIndex)..<(buffer.writerIndex - buffer.readerIndex)
         buffer.withUnsafeMutableReadableBytes { bytes in
-            for i in range { bytes[i] = lowered(bytes[i]) }
+            for i in range { bytes[i] = HTTP2FieldSyntax.lowerCased(bytes[i]) }
         }
     }
 }

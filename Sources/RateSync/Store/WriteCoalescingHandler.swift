@@ -17,8 +17,7 @@ public final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChan
     static let copyLimit = 4096
 
     private var flushScheduled = false
-    private var gathered: ByteBuffer?
-    private var gatheredPromises: [EventLoopPromise<Void>] = []
+    private var gathered = WriteBatch()
 
     public init() {}
 
@@ -28,11 +27,7 @@ public final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChan
             context.write(data, promise: promise)
             return
         }
-        if gathered == nil {
-            gathered = context.channel.allocator.buffer(capacity: Self.copyLimit)
-        }
-        gathered!.writeImmutableBuffer(buffer)
-        if let promise { gatheredPromises.append(promise) }
+        gathered.append(allocator: context.channel.allocator, promise: promise) { $0.writeImmutableBuffer(buffer) }
     }
 
     public func flush(context: ChannelHandlerContext) {
@@ -61,16 +56,7 @@ public final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChan
     }
 
     private func writeGathered(context: ChannelHandlerContext) {
-        guard let buffer = gathered else { return }
-        gathered = nil
-        let promises = gatheredPromises
-        gatheredPromises = []
-        guard !promises.isEmpty else {
-            context.write(Self.wrapOutboundOut(.byteBuffer(buffer)), promise: nil)
-            return
-        }
-        let written = context.eventLoop.makePromise(of: Void.self)
-        for promise in promises { written.futureResult.cascade(to: promise) }
-        context.write(Self.wrapOutboundOut(.byteBuffer(buffer)), promise: written)
+        guard let (bytes, promise) = gathered.take() else { return }
+        context.write(Self.wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
     }
 }

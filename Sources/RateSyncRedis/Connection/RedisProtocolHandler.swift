@@ -5,9 +5,9 @@ import RateSync
 /// back parsed by hiredis's reader and complete the commands' promises in order.
 ///
 /// Commands written during one event-loop tick leave in one flush (pipelining: the
-/// WriteCoalescingHandler before this one gathers them). One timer per connection watches the oldest command's deadline; a missed deadline fails every pending
-/// command and closes the connection, since replies that arrive late would answer the wrong
-/// commands.
+/// WriteCoalescingHandler before this one gathers them). One timer per connection watches the
+/// oldest command's deadline; a missed deadline fails every pending command and closes the
+/// connection, since replies that arrive late would answer the wrong commands.
 final class RedisProtocolHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer

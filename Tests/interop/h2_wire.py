@@ -1,0 +1,27 @@
+"""What the raw HTTP/2 clients of these tests share: the preface, frames, and HPACK literals
+(no Huffman coding, no indexing), written byte by byte so that each client controls exactly
+what goes on the wire, malformed included."""
+import struct
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def integer(value, prefix_bits, flags=0):
+    """An HPACK integer (RFC 7541, 5.1)."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes([flags | value])
+    out, value = [flags | limit], value - limit
+    while value >= 128:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + [value])
+
+
+def literal(name, value):
+    """An HPACK literal field without indexing, new name, no Huffman coding."""
+    return b"\x00" + integer(len(name), 7) + name + integer(len(value), 7) + value
