@@ -46,7 +46,20 @@ final class LimitBatcher {
                 var offset = 0
                 for item in batch {
                     let next = offset + item.checks.count
-                    item.promise.succeed(Array(decisions[offset..<next]))
+                    let group = decisions[offset..<next].compactMap { $0 }
+                    if group.count == item.checks.count {
+                        item.promise.succeed(group)
+                    } else {
+                        // This request's own keys failed, not the store: its fail policies
+                        // answer, and the breaker does not count it.
+                        item.promise.fail(
+                            StoreFailure(
+                                storeID: self.storeID,
+                                reason: "a limiter key holds a value of another type or a corrupt one",
+                                affectsHealth: false
+                            )
+                        )
+                    }
                     offset = next
                 }
             case .failure(let error):

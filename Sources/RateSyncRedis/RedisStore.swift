@@ -121,8 +121,9 @@ public final class RedisStore: RateLimitStore {
     }
 
     /// One script call for the checks of several requests; the decisions come back flat, in
-    /// order. Called by the batchers, on the client's loop.
-    func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
+    /// order, nil for the checks of a request whose keys could not be read. Called by the
+    /// batchers, on the client's loop.
+    func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision?]> {
         let token = "\(instanceToken):\(sequence.withLockedValue { $0 &+= 1; return $0 })"
         let (keys, arguments) = LimitScript.keysAndArguments(groups: groups, keyPrefix: settings.keyPrefix, uniqueToken: token)
         let count = groups.reduce(0) { $0 + $1.count }

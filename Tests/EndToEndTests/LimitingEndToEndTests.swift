@@ -124,7 +124,8 @@ final class LimitingEndToEndTests: XCTestCase {
     func testClientIPThroughTrustedProxiesIgnoresSpoofedEntries() throws {
         let harness = try GatewayHarness(
             rateSync: GatewayHarness.memoryWindow("one", limit: 1),
-            routes: GatewayHarness.catchAllRoute(limiters: ["one"])
+            routes: GatewayHarness.catchAllRoute(limiters: ["one"]),
+            server: #"trusted_proxies = ["127.0.0.0/8", "::1"]"#
         )
         defer { harness.stop() }
         // The peer is 127.0.0.1, a trusted proxy: the client is the address it forwarded.

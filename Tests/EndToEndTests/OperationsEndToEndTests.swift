@@ -87,7 +87,11 @@ final class OperationsEndToEndTests: XCTestCase {
     }
 
     func testReloadAppliesAValidFileAndKeepsTheOldOneOnAnInvalidFileWithTrafficFlowing() throws {
-        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        let harness = try GatewayHarness(
+            rateSync: limits,
+            routes: GatewayHarness.seedRoutes,
+            server: #"trusted_proxies = ["127.0.0.1"]"#
+        )
         defer { harness.stop() }
         let load = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/curl"),

@@ -34,6 +34,59 @@ final class RedisEndToEndTests: XCTestCase {
         identifier = "global"
         """
 
+    /// A key that holds something else (here a string where a sorted set belongs, so Redis
+    /// answers WRONGTYPE) fails its own identity's requests only: requests batched into the same
+    /// script call are decided as usual, and the breaker, which counts the store's health, stays
+    /// closed.
+    func testAForeignKeyFailsOnlyItsOwnIdentity() throws {
+        let harness = try GatewayHarness(
+            rateSync: rateSync(
+                """
+                [limiters.auth]
+                store_id = "redis"
+                algorithm = "sliding_window"
+                limit = 1000
+                window_seconds = 300
+                fail_closed = true
+                """
+            ),
+            routes: """
+                [[routes]]
+                name = "auth"
+                upstream = "app"
+                limiters = ["auth"]
+                identifier = "header:X-User"
+                """,
+            gatewayExtras: """
+                [circuit_breaker]
+                threshold = 3
+                timeout = 60
+                """,
+            environment: ["REDIS_URL": redis.url]
+        )
+        defer { harness.stop() }
+        XCTAssertEqual(try redis.cli(["SET", "rate_limit:auth:victim:window", "not a sorted set"]), "OK")
+        for round in 0..<3 {
+            // Both identities at once, so that their checks share script calls.
+            let clients = try (0..<8).map { index in
+                try ChildProcess(
+                    URL(fileURLWithPath: "/usr/bin/curl"),
+                    ["-s", "-w", "%{http_code}\n", "-H", "X-User: \(index % 2 == 0 ? "victim" : "alice-\(round)")"]
+                        + (0..<3).flatMap { _ in ["-o", "/dev/null", "\(harness.base)/login"] }
+                )
+            }
+            for (index, client) in clients.enumerated() {
+                XCTAssertEqual(try client.waitForExit(), 0)
+                let codes = client.text.split(separator: "\n").map(String.init)
+                XCTAssertEqual(codes, Array(repeating: index % 2 == 0 ? "503" : "200", count: 3), "round \(round), client \(index)")
+            }
+        }
+        let health = try curl(["\(harness.admin)/health/rate-limiter"])
+        XCTAssertEqual(health.status, 200, health.text)
+        XCTAssertTrue(health.text.contains("\"breaker\":\"closed\""), health.text)
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:auth:alice-0:window"]), "12")
+    }
+
     func testARouteMixingAMemoryAndARedisLimiterIsDecidedByBoth() throws {
         // The memory limiter is listed first: its in-process answer must not be taken (and its
         // budget spent) before the Redis limiter is asked over the network.
@@ -244,6 +297,7 @@ final class RedisEndToEndTests: XCTestCase {
         let harness = try GatewayHarness(
             rateSync: limiters,
             routes: SeedFixtures.routes,
+            server: #"trusted_proxies = ["127.0.0.1"]"#,
             environment: ["REDIS_URL": redis.url]
         )
         defer { harness.stop() }

@@ -2,7 +2,18 @@ import Gateway
 import XCTest
 
 final class ClientIPResolverTests: XCTestCase {
-    let resolver = ClientIPResolver()
+    /// The networks an operator behind a proxy tier might trust.
+    let resolver = ClientIPResolver(trustedNetworks: [
+        "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
+    ].compactMap(IPNetwork.init))
+
+    func testNobodyIsTrustedByDefault() {
+        let untrusting = ClientIPResolver()
+        for peer in ["127.0.0.1", "10.0.0.5", "192.168.1.1", "172.16.0.1", "fd12::1", "::1"] {
+            XCTAssertFalse(untrusting.isTrusted(IPAddress(peer)!), peer)
+            XCTAssertEqual(untrusting.resolve(peer: IPAddress(peer)!, forwardedFor: ["198.51.100.7"]).description, IPAddress(peer)!.description)
+        }
+    }
 
     private func resolve(_ peer: String, _ forwardedFor: [String]) -> String {
         resolver.resolve(peer: IPAddress(peer)!, forwardedFor: forwardedFor).description
@@ -36,7 +47,7 @@ final class ClientIPResolverTests: XCTestCase {
         XCTAssertEqual(resolve("::1", ["198.51.100.7:4711"]), "198.51.100.7")
         XCTAssertEqual(IPAddress("::ffff:198.51.100.7")?.description, "198.51.100.7")
         XCTAssertEqual(IPAddress("2001:0db8:0000:0000:0000:0000:0000:0001")?.description, "2001:db8::1")
-        XCTAssertEqual(resolve("fd12::1", ["2001:db8::2"]), "2001:db8::2", "fc00::/7 is trusted")
+        XCTAssertEqual(resolve("fd12::1", ["2001:db8::2"]), "2001:db8::2", "fc00::/7 is trusted here")
     }
 
     func testCustomTrustedNetworks() {

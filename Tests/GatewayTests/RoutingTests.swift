@@ -1,4 +1,5 @@
 @testable import Gateway
+import NIOHTTP1
 import XCTest
 
 final class RoutingTests: XCTestCase {
@@ -8,14 +9,45 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(RequestPath(uri: "/%61uth/%2e%2e/auth//login")?.path, "/auth/login")
         XCTAssertEqual(RequestPath(uri: "/a/./b/")?.path, "/a/b/")
         XCTAssertEqual(RequestPath(uri: "/../../etc/passwd")?.path, "/etc/passwd")
-        XCTAssertEqual(RequestPath(uri: "/files/a%2Fb")?.path, "/files/a%2Fb", "reserved escapes stay escaped")
+        XCTAssertEqual(RequestPath(uri: "/files/a%3Fb")?.path, "/files/a%3Fb", "reserved escapes stay escaped")
         XCTAssertEqual(RequestPath(uri: "http://example.com/x?q")?.uri, "/x?q")
+        XCTAssertEqual(RequestPath(uri: "http://example.com/x?q")?.authority, "example.com")
+        XCTAssertEqual(RequestPath(uri: "HTTP://Example.com:81?q")?.uri, "/?q")
+        XCTAssertEqual(RequestPath(uri: "HTTP://Example.com:81?q")?.authority, "Example.com:81")
         XCTAssertEqual(RequestPath(uri: "https://example.com")?.uri, "/")
         XCTAssertEqual(RequestPath(uri: "/a#fragment")?.uri, "/a", "a fragment is not forwarded")
         XCTAssertEqual(RequestPath(uri: "/caf\u{e9}/\u{1F600}?q=\u{e9}")?.uri, "/caf\u{e9}/\u{1F600}?q=\u{e9}")
         XCTAssertEqual(RequestPath(uri: "/e\u{301}/../x")?.path, "/x", "segments are split on bytes, not characters")
         XCTAssertNil(RequestPath(uri: "*"))
         XCTAssertNil(RequestPath(uri: "/bad%zz"))
+    }
+
+    func testEncodedSlashesBackslashesAndNULAreRefused() {
+        // Frameworks disagree on what `/auth%2flogin` is (Starlette routes it as /auth/login):
+        // no route could be matched as every upstream reads it.
+        for uri in ["/auth%2flogin", "/auth%2Flogin", "/auth%5clogin", "/auth%5Clogin", "/auth\\login", "/a%00b", "/x/..%2f..%2fauth/login"] {
+            XCTAssertNil(RequestPath(uri: uri), uri)
+        }
+        XCTAssertEqual(RequestPath(uri: "/q?next=%2Fauth%2Flogin")?.uri, "/q?next=%2Fauth%2Flogin", "the query is not a path")
+    }
+
+    func testAuthorityRules() {
+        func head(_ version: HTTPVersion, _ hosts: [String]) -> HTTPRequestHead {
+            HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders(hosts.map { ("Host", $0) }))
+        }
+        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, ["a.example:8080"]), targetAuthority: nil), .success("a.example:8080"))
+        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, []), targetAuthority: nil), .failure(.missingHost))
+        XCTAssertEqual(RequestAuthority.resolve(head(.http1_0, []), targetAuthority: nil), .success(nil))
+        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, ["a", "a"]), targetAuthority: nil), .failure(.repeatedHost))
+        for bad in ["", "a b", "a/b", "a@b", "a:port", "a:123456", "[::1", "[zz]", "a\\b", "a:1:2"] {
+            XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, [bad]), targetAuthority: nil), .failure(.invalidHost), bad)
+        }
+        for good in ["a", "A.Example.", "10.0.0.1:80", "[::1]:8443", "xn--bcher-kva.example"] {
+            XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, [good]), targetAuthority: nil), .success(good), good)
+        }
+        // An absolute-form target's authority wins over Host.
+        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, ["public.example"]), targetAuthority: "admin.example"), .success("admin.example"))
+        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, []), targetAuthority: "user@admin.example"), .failure(.invalidHost))
     }
 
     private func route(_ name: String, _ prefix: String, methods: Set<String>? = nil, host: String? = nil) -> GatewayConfig.Route {
@@ -39,6 +71,8 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(router.match(path: "/auth/login", method: "POST", host: "x"), 0)
         XCTAssertEqual(router.match(path: "/auth/login", method: "GET", host: "x"), 2)
         XCTAssertEqual(router.match(path: "/", method: "GET", host: "Admin.Example.com:8080"), 1)
+        XCTAssertEqual(router.match(path: "/", method: "GET", host: "admin.example.com."), 1, "a trailing dot is ignored")
+        XCTAssertEqual(router.match(path: "/", method: "GET", host: "admin.example.com.:443"), 1)
         XCTAssertEqual(router.match(path: "/", method: "GET", host: nil), 2)
         XCTAssertNil(Router(routes: [route("api", "/api/")]).match(path: "/other", method: "GET", host: nil))
     }

@@ -9,6 +9,8 @@ public struct GatewayConfig: Sendable {
         public var workers: Int
         /// A client connection with no request in flight is closed after this long.
         public var idleTimeoutSeconds: Double
+        /// A client that takes none of its answer for this long is closed (nginx's `send_timeout`).
+        public var sendTimeoutSeconds: Double = 60
         /// Larger request heads are refused with 431.
         public var maxHeaderBytes: Int
         public var trustedProxies: [IPNetwork]

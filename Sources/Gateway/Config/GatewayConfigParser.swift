@@ -67,12 +67,15 @@ enum GatewayConfigParser {
         let listen = readListenField(table, defaultAddress: ListenAddress(host: "127.0.0.1", port: 8080))
         let workers = table.integer("workers", minimum: 1) ?? System.coreCount
         let idle = table.double("idle_timeout_seconds", positive: true) ?? 60
+        let send = table.double("send_timeout_seconds", positive: true) ?? 60
         let maxHeader = table.integer("max_header_bytes", minimum: 1024) ?? 32 * 1024
         let drain = table.double("drain_timeout_seconds", positive: true) ?? 30
         let h2c = table.bool("h2c") ?? false
         let maxStreams = table.integer("max_concurrent_streams", minimum: 1) ?? 100
         let tls = table.table("tls").flatMap { readTLS($0, gatewayFile: table.sink.file) }
-        var trusted = IPNetwork.defaultTrusted
+        // Nobody is trusted to speak for clients until told (nginx's realip does the same): a
+        // default that trusted private ranges let any client on them pick its own identity.
+        var trusted: [IPNetwork] = []
         if let networks = table.stringArray("trusted_proxies") {
             trusted = []
             for (index, text) in networks.enumerated() {
@@ -92,6 +95,7 @@ enum GatewayConfigParser {
             listen: listen,
             workers: workers,
             idleTimeoutSeconds: idle,
+            sendTimeoutSeconds: send,
             maxHeaderBytes: maxHeader,
             trustedProxies: trusted,
             drainTimeoutSeconds: drain,

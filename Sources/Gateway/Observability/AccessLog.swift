@@ -1,20 +1,24 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 import RateSync
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// One JSON line per request, to standard output or a file. The event loop only appends the
-/// line to a buffer under a short lock; a writer thread does the blocking write, so a slow disk
-/// or a full pipe never stalls request handling (past `maxBufferedBytes`, lines are dropped and
-/// counted rather than memory growing without bound).
+/// One JSON line per request, to standard output or a file.
+///
+/// Lines are written into per-event-loop batches (AccessLogBatch) as bytes, and a batch is handed
+/// here once per event-loop tick: one lock and at most one wake-up for all the lines of a tick.
+/// A writer thread does the blocking write, so a slow disk or a full pipe never stalls request
+/// handling (past `maxBufferedBytes`, batches are dropped and their lines counted rather than
+/// memory growing without bound).
 public final class AccessLog: Sendable {
-    private struct Buffer {
-        var lines: [String] = []
+    private struct Queue {
+        var chunks: [ByteBuffer] = []
         var bytes = 0
-        var dropped = 0
+        var droppedLines = 0
         var stopping = false
     }
 
@@ -22,7 +26,7 @@ public final class AccessLog: Sendable {
 
     private let fileDescriptor: Int32
     private let ownsDescriptor: Bool
-    private let buffer = NIOLockedValueBox(Buffer())
+    private let queue = NIOLockedValueBox(Queue())
     private let wake = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
 
@@ -44,23 +48,25 @@ public final class AccessLog: Sendable {
         thread.start()
     }
 
-    public func write(_ line: String) {
-        let wasEmpty = buffer.withLockedValue { buffer -> Bool in
-            guard buffer.bytes < Self.maxBufferedBytes else {
-                buffer.dropped += 1
+    /// Takes a batch of whole lines.
+    func enqueue(_ chunk: ByteBuffer, lines: Int) {
+        let wasEmpty = queue.withLockedValue { queue -> Bool in
+            guard queue.bytes < Self.maxBufferedBytes else {
+                queue.droppedLines += lines
                 return false
             }
-            let wasEmpty = buffer.lines.isEmpty
-            buffer.lines.append(line)
-            buffer.bytes += line.utf8.count
+            let wasEmpty = queue.chunks.isEmpty
+            queue.chunks.append(chunk)
+            queue.bytes += chunk.readableBytes
             return wasEmpty
         }
         if wasEmpty { wake.signal() }
     }
 
-    /// Writes what is buffered and stops the writer (at shutdown).
+    /// Writes what is queued and stops the writer (at shutdown). Batches still on event loops
+    /// are flushed by those loops before this is called.
     public func close() {
-        buffer.withLockedValue { $0.stopping = true }
+        queue.withLockedValue { $0.stopping = true }
         wake.signal()
         _ = finished.wait(timeout: .now() + 5)
         if ownsDescriptor { Glibc.close(fileDescriptor) }
@@ -69,18 +75,18 @@ public final class AccessLog: Sendable {
     private func drainForever() {
         while true {
             wake.wait()
-            let (lines, dropped, stopping) = buffer.withLockedValue { buffer in
+            let (chunks, dropped, stopping) = queue.withLockedValue { queue in
                 defer {
-                    buffer.lines.removeAll(keepingCapacity: true)
-                    buffer.bytes = 0
-                    buffer.dropped = 0
+                    queue.chunks.removeAll(keepingCapacity: true)
+                    queue.bytes = 0
+                    queue.droppedLines = 0
                 }
-                return (buffer.lines, buffer.dropped, buffer.stopping)
+                return (queue.chunks, queue.droppedLines, queue.stopping)
             }
-            var chunk = lines.joined(separator: "\n")
-            if !lines.isEmpty { chunk += "\n" }
-            if dropped > 0 { chunk += "{\"event\":\"access_log_overflow\",\"dropped\":\(dropped)}\n" }
-            writeFully(chunk)
+            for chunk in chunks { writeFully(chunk.readableBytesView) }
+            if dropped > 0 {
+                writeFully(ByteBuffer(string: "{\"event\":\"access_log_overflow\",\"dropped\":\(dropped)}\n").readableBytesView)
+            }
             if stopping {
                 finished.signal()
                 return
@@ -88,16 +94,55 @@ public final class AccessLog: Sendable {
         }
     }
 
-    private func writeFully(_ text: String) {
-        var bytes = Array(text.utf8)[...]
-        while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(fileDescriptor, $0.baseAddress, $0.count) }
+    private func writeFully(_ bytes: ByteBufferView) {
+        var remaining = bytes[...]
+        while !remaining.isEmpty {
+            let written = remaining.withUnsafeBytes { Glibc.write(fileDescriptor, $0.baseAddress, $0.count) }
             if written < 0 {
                 if errno == EINTR { continue }
                 return
             }
-            bytes = bytes.dropFirst(written)
+            remaining = remaining.dropFirst(written)
         }
+    }
+}
+
+/// One event loop's access-log lines of the current tick, written as bytes and handed to the
+/// AccessLog when the tick's other work is done (or when the batch grows large). Only its loop
+/// touches it.
+final class AccessLogBatch {
+    private static let flushBytes = 64 * 1024
+
+    private let log: AccessLog
+    private let eventLoop: any EventLoop
+    private var buffer: ByteBuffer
+    private var lines = 0
+    private var flushScheduled = false
+    private var clock = AccessLogClock()
+
+    init(log: AccessLog, eventLoop: any EventLoop) {
+        self.log = log
+        self.eventLoop = eventLoop
+        buffer = ByteBufferAllocator().buffer(capacity: 16 * 1024)
+    }
+
+    func append(_ entry: AccessLogEntry) {
+        entry.write(into: &buffer, now: .now(), clock: &clock)
+        lines += 1
+        if buffer.readableBytes >= Self.flushBytes {
+            flush()
+        } else if !flushScheduled {
+            flushScheduled = true
+            eventLoop.assumeIsolated().execute { self.flush() }
+        }
+    }
+
+    func flush() {
+        flushScheduled = false
+        guard lines > 0 else { return }
+        log.enqueue(buffer, lines: lines)
+        buffer = ByteBufferAllocator().buffer(capacity: 16 * 1024)
+        lines = 0
     }
 }
 
@@ -118,21 +163,90 @@ struct AccessLogEntry {
     var upstreamMilliseconds: Double?
     var status = 0
 
-    func json(now: NIOTimestamp) -> String {
-        let duration = Double(now.nanoseconds - start.nanoseconds) / 1e6
-        var line = "{\"time\":\"\(start.rfc3339)\",\"client\":\(quoted(client)),\"method\":\(quoted(method))"
-        line += ",\"path\":\(quoted(path)),\"status\":\(status)"
-        line += ",\"route\":\(route.map(quoted) ?? "null"),\"limiter\":\(limiter.map(quoted) ?? "null")"
-        line += ",\"outcome\":\(outcome.map(quoted) ?? "null"),\"upstream\":\(upstream.map(quoted) ?? "null")"
-        line += ",\"upstream_ms\":\(upstreamMilliseconds.map(Self.milliseconds) ?? "null")"
-        line += ",\"duration_ms\":\(Self.milliseconds(duration))}"
-        return line
+    /// The line, as JSON, with its newline.
+    func write(into buffer: inout ByteBuffer, now: NIOTimestamp, clock: inout AccessLogClock) {
+        buffer.writeStaticString("{\"time\":\"")
+        clock.write(start, into: &buffer)
+        buffer.writeStaticString("\",\"client\":")
+        Self.writeJSON(client, into: &buffer)
+        buffer.writeStaticString(",\"method\":")
+        Self.writeJSON(method, into: &buffer)
+        buffer.writeStaticString(",\"path\":")
+        Self.writeJSON(path, into: &buffer)
+        buffer.writeStaticString(",\"status\":")
+        buffer.writeString(String(status))
+        buffer.writeStaticString(",\"route\":")
+        Self.writeJSON(route, into: &buffer)
+        buffer.writeStaticString(",\"limiter\":")
+        Self.writeJSON(limiter, into: &buffer)
+        buffer.writeStaticString(",\"outcome\":")
+        Self.writeJSON(outcome, into: &buffer)
+        buffer.writeStaticString(",\"upstream\":")
+        Self.writeJSON(upstream, into: &buffer)
+        buffer.writeStaticString(",\"upstream_ms\":")
+        if let upstreamMilliseconds {
+            Self.writeMilliseconds(Int64(upstreamMilliseconds * 1e6), into: &buffer)
+        } else {
+            buffer.writeStaticString("null")
+        }
+        buffer.writeStaticString(",\"duration_ms\":")
+        Self.writeMilliseconds(now.nanoseconds - start.nanoseconds, into: &buffer)
+        buffer.writeStaticString("}\n")
     }
 
-    private func quoted(_ text: String) -> String { ErrorBody.jsonString(text) }
+    private static func writeJSON(_ text: String?, into buffer: inout ByteBuffer) {
+        guard let text else {
+            buffer.writeStaticString("null")
+            return
+        }
+        if text.utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) {
+            buffer.writeInteger(UInt8(ascii: "\""))
+            buffer.writeString(text)
+            buffer.writeInteger(UInt8(ascii: "\""))
+        } else {
+            buffer.writeString(ErrorBody.jsonString(text))
+        }
+    }
 
-    private static func milliseconds(_ value: Double) -> String {
-        String(Double(Int((value * 1000).rounded())) / 1000)
+    /// Nanoseconds as milliseconds with three decimals.
+    private static func writeMilliseconds(_ nanoseconds: Int64, into buffer: inout ByteBuffer) {
+        let micros = max(0, (nanoseconds + 500) / 1000)
+        buffer.writeString(String(micros / 1000))
+        let fraction = micros % 1000
+        buffer.writeInteger(UInt8(ascii: "."))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 100))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(fraction % 10))
+    }
+}
+
+/// Formats access-log times, redoing the calendar part only when the second changes.
+struct AccessLogClock {
+    private var second: Int64 = -1
+    /// `2026-11-27T05:10:00.` for `second`.
+    private var prefix = ""
+
+    /// `2026-11-27T05:10:00.123Z`, without Foundation's (slow) date formatting.
+    mutating func write(_ time: NIOTimestamp, into buffer: inout ByteBuffer) {
+        let seconds = time.nanoseconds / 1_000_000_000
+        if seconds != second {
+            second = seconds
+            var calendarSeconds = time_t(seconds)
+            var parts = tm()
+            gmtime_r(&calendarSeconds, &parts)
+            func pad(_ value: Int32, _ width: Int) -> String {
+                let digits = String(value)
+                return String(repeating: "0", count: max(0, width - digits.count)) + digits
+            }
+            prefix = "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+                + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2))."
+        }
+        buffer.writeString(prefix)
+        let millis = Int((time.nanoseconds / 1_000_000) % 1000)
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(millis / 100))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
+        buffer.writeInteger(UInt8(ascii: "0") + UInt8(millis % 10))
+        buffer.writeInteger(UInt8(ascii: "Z"))
     }
 }
 
@@ -144,19 +258,5 @@ struct NIOTimestamp {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         return NIOTimestamp(nanoseconds: Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec))
-    }
-
-    /// `2026-11-27T05:10:00.123Z`, without Foundation's (slow) date formatting.
-    var rfc3339: String {
-        var seconds = time_t(nanoseconds / 1_000_000_000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let digits = String(value)
-            return String(repeating: "0", count: max(0, width - digits.count)) + digits
-        }
-        let millis = Int32((nanoseconds / 1_000_000) % 1000)
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
     }
 }

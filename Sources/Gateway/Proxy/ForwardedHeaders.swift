@@ -9,12 +9,18 @@ enum ForwardedHeaders {
         "proxy-authenticate", "proxy-authorization",
     ]
 
+    /// Fields a `Connection` header can never remove: they frame or route the message, and the
+    /// gateway decides them itself.
+    private static let protectedFromConnection: [String] = ["content-length", "transfer-encoding", "host"]
+
     /// One scan in the common case (no hop-by-hop header present); removals only when needed.
     static func removeHopByHop(_ headers: inout HTTPHeaders) {
         guard headers.contains(where: { isHopByHop($0.name) }) else { return }
         for value in headers[canonicalForm: "connection"] {
             let name = value.lowercased()
-            if name != "close" && name != "keep-alive" { headers.remove(name: String(name)) }
+            if name != "close" && name != "keep-alive" && !protectedFromConnection.contains(name) {
+                headers.remove(name: String(name))
+            }
         }
         for name in hopByHop { headers.remove(name: name) }
     }
@@ -26,27 +32,38 @@ enum ForwardedHeaders {
         return hopByHop.contains { name.asciiCaseInsensitiveEquals($0) }
     }
 
+    /// Fields a trailer section may not carry onward: framing, routing and hop-by-hop fields.
+    static func isFramingOrRouting(_ name: String) -> Bool {
+        isHopByHop(name) || protectedFromConnection.contains { name.asciiCaseInsensitiveEquals($0) }
+    }
+
     /// Names of rate-limit headers an upstream may send itself (`X-RateLimit-*`, `RateLimit*`).
     static func isRateLimitHeader(_ name: String) -> Bool {
         name.asciiCaseInsensitiveHasPrefix("x-ratelimit") || name.asciiCaseInsensitiveHasPrefix("ratelimit")
     }
 
-    /// The request the upstream sees: hop-by-hop headers gone, the `X-Forwarded-*` trio set,
-    /// `Host` kept as the client sent it, the body framed as it arrived.
-    /// - Parameter host: the request's `Host`, which the caller has already looked up.
+    /// The request the upstream sees: hop-by-hop headers gone, the body framed as the gateway
+    /// decided (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither),
+    /// `Host` set to the authority the request was routed by, and the `X-Forwarded-*` trio set.
+    /// - Parameter authority: the request's authority (absolute-form target, else `Host`).
     static func upstreamRequest(
         from head: HTTPRequestHead,
-        host: String?,
+        authority: String?,
+        framing: RequestBodyFraming,
         uri: String,
         peerAddress: String,
         scheme: String,
         upstream: GatewayConfig.Upstream
     ) -> HTTPRequestHead {
         var headers = head.headers
-        let chunkedBody = !headers.contains(name: "content-length")
-            && headers[canonicalForm: "transfer-encoding"].last?.lowercased() == "chunked"
         removeHopByHop(&headers)
-        if chunkedBody { headers.add(name: "transfer-encoding", value: "chunked") }
+        headers.remove(name: "content-length")
+        headers.remove(name: "transfer-encoding")
+        switch framing {
+        case .none: break
+        case .length(let length): headers.add(name: "content-length", value: String(length))
+        case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
+        }
         // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
         headers.remove(name: "expect")
 
@@ -60,19 +77,22 @@ enum ForwardedHeaders {
         if headers.contains(name: "x-forwarded-proto") { headers.remove(name: "x-forwarded-proto") }
         headers.add(name: "x-forwarded-proto", value: scheme)
         if headers.contains(name: "x-forwarded-host") { headers.remove(name: "x-forwarded-host") }
-        if let host {
-            headers.add(name: "x-forwarded-host", value: host)
+        if let authority {
+            if headers.first(name: "host") != authority { headers.replaceOrAdd(name: "host", value: authority) }
+            headers.add(name: "x-forwarded-host", value: authority)
         } else {
-            headers.add(name: "host", value: upstream.authority)
+            headers.replaceOrAdd(name: "host", value: upstream.authority)
         }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.basePath + uri, headers: headers)
     }
 
-    /// The response the client sees: hop-by-hop headers gone (NIO frames the body again), the
-    /// rate-limit headers added, and the connection's fate announced.
+    /// The response the client sees: hop-by-hop headers gone, the rate-limit headers added, the
+    /// body framed for the client's hop (the upstream's length kept, else chunked for HTTP/1.1;
+    /// an HTTP/1.0 client's body ends with the connection), and the connection's fate announced.
     static func clientResponse(
         from head: HTTPResponseHead,
         requestVersion: HTTPVersion,
+        requestMethod: HTTPMethod,
         keepAlive: Bool,
         rateLimitHeaders: [(String, String)]
     ) -> HTTPResponseHead {
@@ -84,6 +104,11 @@ enum ForwardedHeaders {
                 for (name, _) in rateLimitHeaders { headers.remove(name: name) }
             }
             for (name, value) in rateLimitHeaders { headers.add(name: name, value: value) }
+        }
+        if requestVersion == .http1_1, requestMethod != .HEAD, head.status.mayHaveResponseBody,
+            !headers.contains(name: "content-length")
+        {
+            headers.add(name: "transfer-encoding", value: "chunked")
         }
         let version = announceConnection(in: &headers, requestVersion: requestVersion, close: !keepAlive)
         return HTTPResponseHead(version: version, status: head.status, headers: headers)

@@ -61,6 +61,39 @@ struct LocalResponse {
         )
     }
 
+    static func methodNotAllowed(_ method: HTTPMethod) -> LocalResponse {
+        LocalResponse(
+            status: .methodNotAllowed,
+            headers: [],
+            body: ErrorBody.simple(type: "method_not_allowed", message: "\(method.rawValue) is not proxied.")
+        )
+    }
+
+    /// The answer to a request the HTTP/1.1 parser could not read.
+    static func unreadable(_ error: HTTP1RequestError) -> LocalResponse {
+        switch error {
+        case .headTooLarge:
+            return .headersTooLarge()
+        case .malformed(let reason):
+            return .badRequest("The request is not valid HTTP/1.1: \(reason).")
+        case .unsupportedTransferCoding:
+            return LocalResponse(
+                status: .notImplemented,
+                headers: [],
+                body: ErrorBody.simple(
+                    type: "unsupported_transfer_encoding",
+                    message: "Only the transfer coding chunked, alone, is supported."
+                )
+            )
+        case .unsupportedVersion:
+            return LocalResponse(
+                status: .httpVersionNotSupported,
+                headers: [],
+                body: ErrorBody.simple(type: "http_version_not_supported", message: "Only HTTP/1.x is served here.")
+            )
+        }
+    }
+
     func head(version: HTTPVersion, close: Bool) -> HTTPResponseHead {
         var headers = HTTPHeaders()
         headers.reserveCapacity(self.headers.count + 3)

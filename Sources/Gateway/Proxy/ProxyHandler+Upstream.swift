@@ -10,6 +10,10 @@ extension ProxyHandler: UpstreamResponseDelegate {
             exchange.pendingParts.removeAll()
         }
         switch part {
+        case .head(let head) where head.status == .switchingProtocols:
+            // The upgrade headers never reached the upstream: a 101 is an answer out of turn.
+            connection.handler.close()
+            failExchange(exchange, with: .badGateway())
         case .head(let head):
             exchange.responseStarted = true
             exchange.upstreamReusable = head.isKeepAlive
@@ -19,13 +23,14 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
             }
             let clientHead = exchange.clientHead
-            let closeAfter = isDraining || !exchange.clientKeepAlive
+            let closeAfter = exchange.closeClientAfterResponse || isDraining || !exchange.clientKeepAlive
                 || ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
             exchange.closeClientAfterResponse = closeAfter
             writeResponseHead(
                 ForwardedHeaders.clientResponse(
                     from: head,
                     requestVersion: clientHead.version,
+                    requestMethod: clientHead.method,
                     keepAlive: !closeAfter,
                     rateLimitHeaders: exchange.rateLimitHeaders
                 )

@@ -34,7 +34,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     static let discardBudget = 1 << 20
 
     let resources: LoopResources
-    private let accessLog: AccessLog?
+    /// This loop's access-log batch, when the access log is on.
+    private let accessLog: AccessLogBatch?
     /// The access-log line of the request being answered.
     var logEntry: AccessLogEntry?
     /// Whether the in-flight gauge counts a request of this connection now.
@@ -54,6 +55,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     /// order once it ends. While any wait, reads are withheld, so there are only ever a few. An
     /// array: empty, it costs no allocation, and a handler serves one HTTP/2 stream's request.
     private var queuedParts: [HTTPServerRequestPart] = []
+    /// Bytes that were no request arrived after the queued parts: answered once they are.
+    private var pendingRequestError: HTTP1RequestError?
+    /// Since when the client has taken none of what is written to it (its connection or stream
+    /// not writable); past `send_timeout_seconds` it is closed.
+    private var sendStalledSince: NIODeadline?
     private var drainingQueue = false
     /// Whether a response head has gone out whose end has not.
     var responseInProgress = false
@@ -88,7 +94,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         streamDeadlines: StreamDeadlines? = nil
     ) {
         self.resources = resources
-        self.accessLog = accessLog
+        self.accessLog = accessLog.map { resources.accessLogBatch(for: $0) }
         self.scheme = scheme
         self.peer = peer
         self.streamDeadlines = streamDeadlines
@@ -148,30 +154,64 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let parserError = error as? HTTPParserError {
-            answerMalformedRequest(parserError)
+        if let requestError = error as? HTTP1RequestError {
+            clientRequestFailed(requestError)
+            return
         }
-        // The decoder closes the connection after a parse error; anything else (a reset, say)
-        // ends it too. The exchange in flight gives back its slots and its upstream connection
-        // now: once the state says closed, the close that follows has nothing left to release.
+        // Anything else (a reset, say) ends the connection. The exchange in flight gives back its
+        // slots and its upstream connection now: once the state says closed, the close that
+        // follows has nothing left to release.
         clientClosed()
         context.close(promise: nil)
     }
 
-    /// 431 for an oversized head, 400 for anything else the parser rejects, if no answer is
-    /// already on its way (then the connection simply closes).
-    private func answerMalformedRequest(_ error: HTTPParserError) {
-        guard !responseInProgress else { return }
-        if logEntry == nil {
-            logEntry = AccessLogEntry(start: .now(), client: peerText, method: "-", path: "-")
+    /// The client sent bytes that are no request (the parser reads nothing after them). Requests
+    /// read before them are answered first; then the error's answer goes out and the connection
+    /// closes. When the broken bytes are the body of the request in flight, that exchange cannot
+    /// complete: the upstream connection is closed, never reused with half a request on it.
+    private func clientRequestFailed(_ error: HTTP1RequestError) {
+        if !queuedParts.isEmpty {
+            pendingRequestError = error
+            return
         }
-        let response: LocalResponse
-        if case .headerOverflow = error {
-            response = .headersTooLarge()
-        } else {
-            response = .badRequest("The request is not valid HTTP/1.1.")
+        switch state {
+        case .limiting(let exchange), .connecting(let exchange):
+            if exchange.requestEnded {
+                pendingRequestError = error
+                return
+            }
+            exchange.releaseSlots()
+        case .proxying(let exchange, let connection):
+            if exchange.requestEnded {
+                pendingRequestError = error
+                return
+            }
+            exchange.releaseSlots()
+            connection.handler.close()
+        case .discarding:
+            // The body of a request already answered: nothing more to say.
+            closeConnection()
+            return
+        case .idle:
+            break
+        case .closed:
+            return
         }
-        writeLocal(response, version: .http1_1, close: true)
+        answerUnreadableRequest(error)
+    }
+
+    /// 431 for an oversized head, 400 for bytes that are not HTTP/1.1, 501 for a transfer
+    /// coding we do not read, 505 for another HTTP version; then the connection closes. If an
+    /// answer is already on its way, the connection simply closes.
+    private func answerUnreadableRequest(_ error: HTTP1RequestError) {
+        pendingRequestError = nil
+        if !responseInProgress {
+            if logEntry == nil {
+                logEntry = AccessLogEntry(start: .now(), client: peerText, method: "-", path: "-")
+            }
+            writeLocal(.unreadable(error), version: .http1_1, close: true)
+        }
+        closeConnection()
     }
 
     // MARK: reads (backpressure)
@@ -188,10 +228,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     private var readsAllowed: Bool {
-        guard queuedParts.isEmpty else { return false }
+        guard queuedParts.isEmpty, pendingRequestError == nil else { return false }
         switch state {
         case .idle, .discarding:
-            return true
+            // A client that does not read its answers sends no more requests: what it would
+            // make us answer would pile up unsent.
+            return client?.isWritable ?? false
         case .limiting(let exchange), .connecting(let exchange):
             // A body waits for the verdict and the connection. A request already whole can only
             // be followed by a pipelined one, whose head is queued (stopping reads again): so
@@ -217,9 +259,19 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     func clientWritabilityChanged() {
-        if client?.isWritable == true, case .proxying(_, let connection) = state {
+        guard client?.isWritable == true else {
+            if sendStalledSince == nil {
+                let now = NIODeadline.now()
+                sendStalledSince = now
+                armTimer(at: now + sendTimeout)
+            }
+            return
+        }
+        sendStalledSince = nil
+        if case .proxying(_, let connection) = state {
             connection.handler.resumeReads()
         }
+        resumeReadsIfAllowed()
     }
 
     // MARK: request parts
@@ -330,12 +382,37 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         if accessLog != nil {
             logEntry = AccessLogEntry(start: .now(), client: client(), method: head.method.rawValue, path: head.uri)
         }
+        switch head.method {
+        case .TRACE:
+            // What a TRACE echoes back can reveal what proxies added (nginx refuses it too).
+            answerLocally(.methodNotAllowed(head.method), to: head, requestEnded: false)
+            return
+        case .CONNECT:
+            // Never a tunnel: after CONNECT a client's bytes are no longer HTTP.
+            answerLocally(.methodNotAllowed(head.method), to: head, requestEnded: false, close: true)
+            return
+        default:
+            break
+        }
         guard let path = RequestPath(uri: head.uri) else {
             answerLocally(.badRequest("The request target is not a valid path."), to: head, requestEnded: false)
             return
         }
-        let host = head.headers.first(name: "host")
-        guard let routeIndex = runtime.router.match(path: path.path, method: head.method.rawValue, host: host) else {
+        let authority: String?
+        switch RequestAuthority.resolve(head, targetAuthority: path.authority) {
+        case .success(let resolved):
+            authority = resolved
+        case .failure(.missingHost):
+            answerLocally(.badRequest("An HTTP/1.1 request must carry a Host header."), to: head, requestEnded: false, close: true)
+            return
+        case .failure(.repeatedHost):
+            answerLocally(.badRequest("The request carries more than one Host header."), to: head, requestEnded: false, close: true)
+            return
+        case .failure(.invalidHost):
+            answerLocally(.badRequest("The request's host is not a valid host[:port]."), to: head, requestEnded: false, close: true)
+            return
+        }
+        guard let routeIndex = runtime.router.match(path: path.path, method: head.method.rawValue, host: authority) else {
             answerLocally(.notFound(), to: head, requestEnded: false)
             return
         }
@@ -351,15 +428,23 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             return
         }
 
+        let framing = RequestBodyFraming(head)
         let upstreamHead = ForwardedHeaders.upstreamRequest(
             from: head,
-            host: host,
+            authority: authority,
+            framing: framing,
             uri: path.uri,
             peerAddress: peerText,
             scheme: scheme,
             upstream: target.upstream
         )
         let exchange = Exchange(clientHead: head, target: target, upstreamHead: upstreamHead)
+        // Until upgrades are proxied, an upgrade request is answered as a plain request (its
+        // Upgrade header does not reach the upstream) and the connection then closes: what the
+        // client sends after it is not HTTP.
+        if head.version.major == 1 && head.headers.contains(name: "upgrade") {
+            exchange.closeClientAfterResponse = true
+        }
         state = .limiting(exchange)
         if target.limiters.isEmpty {
             apply(.admit(headers: [], heldSlots: []), to: exchange)
@@ -495,6 +580,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         TimeAmount(seconds: runtime.server.idleTimeoutSeconds)
     }
 
+    private var sendTimeout: TimeAmount {
+        TimeAmount(seconds: runtime.server.sendTimeoutSeconds)
+    }
+
     private func cancelTimer() {
         timer?.cancel()
         streamDeadlines?.disarm(self)
@@ -503,6 +592,15 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     /// The connection's timer fired: enforce whichever deadline has passed, re-arm for the rest.
     func deadlineReached() {
         let now = NIODeadline.now()
+        if let stalled = sendStalledSince {
+            if stalled + sendTimeout <= now {
+                // The client reads nothing: give back what its exchange holds and let it go.
+                clientClosed()
+                client?.close()
+                return
+            }
+            armTimer(at: stalled + sendTimeout)
+        }
         switch state {
         case .idle, .discarding:
             let idleDeadline = lastClientActivity + idleTimeout
@@ -567,6 +665,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         lastClientActivity = .now()
         armTimer(at: lastClientActivity + idleTimeout)
         drainQueuedParts()
+        if let error = pendingRequestError, queuedParts.isEmpty, case .idle = state {
+            answerUnreadableRequest(error)
+            return
+        }
         resumeReadsIfAllowed()
     }
 
@@ -585,21 +687,25 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             response,
             to: exchange.clientHead,
             requestEnded: exchange.requestEnded,
-            continueSent: exchange.continueSent
+            continueSent: exchange.continueSent,
+            close: exchange.closeClientAfterResponse
         )
     }
 
+    /// - Parameter close: whether the connection must close after this answer whatever the
+    ///   request asked.
     func answerLocally(
         _ response: LocalResponse,
         to head: HTTPRequestHead,
         requestEnded: Bool,
-        continueSent: Bool = false
+        continueSent: Bool = false,
+        close mustClose: Bool = false
     ) {
         guard client != nil else { return }
         // A client that sent `Expect: 100-continue` and was never told to continue may never
         // send its body: the connection cannot carry another request, so it closes.
         let bodyWithheld = !requestEnded && Exchange.expectsContinue(head.headers) && !continueSent
-        let close = !head.keepsClientConnectionOpen || bodyWithheld || draining
+        let close = mustClose || !head.keepsClientConnectionOpen || bodyWithheld || draining
         writeLocal(response, version: head.version, close: close)
         if requestEnded {
             if close { closeConnection() } else { becomeIdle() }
@@ -640,7 +746,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             client.writeAndFlush(.end(trailers), promise: nil)
         }
         if let entry = logEntry, let accessLog {
-            accessLog.write(entry.json(now: .now()))
+            accessLog.append(entry)
             logEntry = nil
         }
         endRequestInFlight()

@@ -5,7 +5,7 @@
 public struct ClientIPResolver: Sendable {
     public let trustedNetworks: [IPNetwork]
 
-    public init(trustedNetworks: [IPNetwork] = IPNetwork.defaultTrusted) {
+    public init(trustedNetworks: [IPNetwork] = []) {
         self.trustedNetworks = trustedNetworks
     }
 

@@ -77,9 +77,4 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
         }
         return true
     }
-
-    /// rate-sync's trusted proxy networks: loopback and the private ranges.
-    public static let defaultTrusted: [IPNetwork] = [
-        "127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7",
-    ].compactMap(IPNetwork.init)
 }

@@ -2,12 +2,18 @@
 ///
 /// It is normalised first (percent-encoded unreserved characters decoded, `.` and `..` segments
 /// resolved, repeated slashes folded) so that `/public/../auth/login` or `/%61uth/login` cannot
-/// reach the upstream's `/auth/login` through a route with a looser limit. The upstream receives
-/// the same normalised path it was matched on; the query string passes untouched.
+/// reach the upstream's `/auth/login` through a route with a looser limit. A path holding an
+/// encoded slash or backslash (`%2F`, `%5C`), a raw backslash or an encoded NUL is refused:
+/// frameworks disagree on whether `/auth%2Flogin` is `/auth/login` (Starlette decodes it
+/// before routing), so no route could be matched the way every upstream reads it. The upstream
+/// receives the same normalised path it was matched on; the query string passes untouched.
 public struct RequestPath: Sendable, Equatable {
     public let path: String
     /// Including the leading `?`, or empty.
     public let query: Substring
+    /// The authority of an absolute-form target (`GET http://host:port/path`), which wins over
+    /// `Host`.
+    public let authority: Substring?
 
     /// The target as the client sent it, when normalising changed nothing in it.
     private let original: String?
@@ -17,25 +23,35 @@ public struct RequestPath: Sendable, Equatable {
         // the rest of routing.
         let slash = UInt8(ascii: "/")
         var target = Substring(uri)
-        var absoluteForm = false
+        var authority: Substring?
         // Absolute form (`GET http://host/path`), as proxies may receive.
         if target.utf8.first != slash {
-            for scheme in ["http://", "https://"] where target.utf8.starts(with: scheme.utf8) {
+            for scheme in ["http://", "https://"] where Self.hasPrefixIgnoringCase(target, scheme) {
                 let afterScheme = target.utf8.index(target.startIndex, offsetBy: scheme.utf8.count)
-                target = target.utf8[afterScheme...].firstIndex(of: slash).map { target[$0...] } ?? "/"
-                absoluteForm = true
+                let rest = target[afterScheme...]
+                let pathStart = rest.utf8.firstIndex { $0 == slash || $0 == UInt8(ascii: "?") } ?? rest.endIndex
+                authority = rest[..<pathStart]
+                target = rest[pathStart...]
+                if target.utf8.first != slash { target = Substring("/" + String(target)) }
+                break
             }
         }
         guard target.utf8.first == slash else { return nil }
+        guard !target.utf8.contains(UInt8(ascii: "\\")) else { return nil }
         let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex
         // A fragment never belongs on the wire; drop it if a client sends one.
         let pathEnd = target.utf8[..<queryStart].firstIndex(of: UInt8(ascii: "#")) ?? queryStart
         guard let decoded = Self.decodingUnreserved(target[..<pathEnd]) else { return nil }
         path = Self.removingDotSegments(decoded)
         query = target[queryStart...]
-        let unchanged = !absoluteForm && pathEnd == queryStart
+        self.authority = authority
+        let unchanged = authority == nil && pathEnd == queryStart
             && path.utf8.elementsEqual(target.utf8[..<pathEnd])
         original = unchanged ? uri : nil
+    }
+
+    private static func hasPrefixIgnoringCase(_ text: Substring, _ prefix: String) -> Bool {
+        text.utf8.count >= prefix.utf8.count && String(text.prefix(prefix.count)).asciiCaseInsensitiveEquals(prefix)
     }
 
     /// The target to forward: the client's own text when it was already normal.
@@ -53,6 +69,8 @@ public struct RequestPath: Sendable, Equatable {
                 guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
                 else { return nil }
                 let value = high << 4 | low
+                // An encoded slash, backslash or NUL: see the type's documentation.
+                if value == UInt8(ascii: "/") || value == UInt8(ascii: "\\") || value == 0 { return nil }
                 if isUnreserved(value) {
                     out.append(value)
                 } else {

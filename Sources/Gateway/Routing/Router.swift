@@ -7,7 +7,8 @@ public struct Router: Sendable {
     }
 
     /// The index of the first route whose conditions hold, or nil.
-    /// - Parameter host: the request's Host header, as sent (port and case are ignored).
+    /// - Parameter host: the request's authority, as sent (port, case and a trailing dot are
+    ///   ignored).
     public func match(path: String, method: String, host: String?) -> Int? {
         // Normalised only if some route asks for a host: most configurations never pay for it.
         var bareHost: String??
@@ -30,6 +31,8 @@ public struct Router: Sendable {
         } else if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
             host = host[..<colon]
         }
+        // `example.com.` is the fully qualified spelling of `example.com`.
+        if host.hasSuffix("."), !host.hasPrefix("[") { host = host.dropLast() }
         return host.lowercased()
     }
 }

@@ -21,20 +21,9 @@ struct ConnectionPipelines: Sendable {
     func configureHTTP1(_ channel: any Channel) throws {
         endNegotiation(channel)
         let pipeline = channel.pipeline.syncOperations
-        var limits = NIOHTTPDecoderLimitConfiguration()
-        limits.maxHeaderFieldSize = maxHeaderBytes
-        limits.maxHeaderListSize = maxHeaderBytes
-        // No pipelining assistance (ProxyHandler queues pipelined requests itself, so reads stay
-        // on between requests) and no NIO error handler (ProxyHandler answers 400 and 431).
-        // Outbound headers come from NIO's own parser or from us, so re-validating every one of
-        // them per response buys nothing.
-        try pipeline.configureHTTPServerPipeline(
-            withPipeliningAssistance: false,
-            withErrorHandling: false,
-            withOutboundHeaderValidation: false,
-            withEncoderConfiguration: .init(),
-            withDecoderLimitConfiguration: limits
-        )
+        // Our own codec: the gateway decides every request's framing from what it parsed, and
+        // ProxyHandler queues pipelined requests and answers unreadable ones itself.
+        try pipeline.addHandler(HTTP1ServerCodec(maxHeadBytes: maxHeaderBytes))
         try pipeline.addHandler(makeProxy(resources.resources(on: channel.eventLoop), ClientPeer(channel)))
     }
 

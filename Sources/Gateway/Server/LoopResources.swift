@@ -22,6 +22,8 @@ final class LoopResources {
     var requestsInFlight = 0
 
     let logger: Logger
+    /// This loop's access-log lines of the current tick (the process has one access log).
+    private var accessLogBatch: AccessLogBatch?
 
     init(eventLoop: any EventLoop, runtime: GatewayRuntime, logger: Logger) {
         self.eventLoop = eventLoop
@@ -62,6 +64,13 @@ final class LoopResources {
         pools[upstream.name]?.closeIdle()
         pools[upstream.name] = pool
         return pool
+    }
+
+    func accessLogBatch(for log: AccessLog) -> AccessLogBatch {
+        if let accessLogBatch { return accessLogBatch }
+        let batch = AccessLogBatch(log: log, eventLoop: eventLoop)
+        accessLogBatch = batch
+        return batch
     }
 
     func closeIdleConnections() {

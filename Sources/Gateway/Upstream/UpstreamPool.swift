@@ -28,6 +28,8 @@ final class UpstreamPool {
     let eventLoop: any EventLoop
     private let logger: Logger
     private var idle: [UpstreamConnection] = []
+    /// How large a response head (or trailer section) an upstream may send.
+    static let maxResponseHeadBytes = 64 * 1024
     /// Shared by the upstream's pools on every loop: failures are logged once per change.
     private let reachability: UpstreamReachability
 
@@ -98,10 +100,11 @@ final class UpstreamPool {
                         )
                         handler.handshake = channel.eventLoop.makePromise(of: Void.self)
                     }
-                    // Request headers come from NIO's HTTP/1.1 parser or through HTTP2Request's
-                    // checks, and the gateway's own: no second validation.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-                    try channel.pipeline.syncOperations.addHandler(handler)
+                    // Requests are written in the framing the proxy decided; a response ends
+                    // where its framing says, and anything after it closes the connection.
+                    let pipeline = channel.pipeline.syncOperations
+                    try pipeline.addHandler(HTTP1ClientCodec(maxHeadBytes: Self.maxResponseHeadBytes))
+                    try pipeline.addHandler(handler)
                 }
             }
         // An address literal needs no resolver (getaddrinfo and happy eyeballs per connect).

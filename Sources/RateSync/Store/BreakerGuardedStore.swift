@@ -43,6 +43,8 @@ public final class BreakerGuardedStore: RateLimitStore {
             switch result {
             case .success:
                 transition = self.breaker.withLockedValue { $0.recordSuccess() }
+            case .failure(let error as StoreFailure) where !error.affectsHealth:
+                transition = self.breaker.withLockedValue { $0.recordSuccess() }
             case .failure(let error):
                 // The clock is read only here: a success, every request's case, needs no time.
                 let now = self.clock.now()

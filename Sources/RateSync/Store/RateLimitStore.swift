@@ -18,11 +18,15 @@ public struct StoreFailure: Error, Sendable, CustomStringConvertible {
     public let reason: String
     /// When the store is expected back (an open breaker knows); nil when unknown.
     public let retryAfter: Double?
+    /// False when the failure is one request's own (a key holding a foreign or corrupt value):
+    /// the store answered, so the circuit breaker does not count it.
+    public let affectsHealth: Bool
 
-    public init(storeID: String, reason: String, retryAfter: Double? = nil) {
+    public init(storeID: String, reason: String, retryAfter: Double? = nil, affectsHealth: Bool = true) {
         self.storeID = storeID
         self.reason = reason
         self.retryAfter = retryAfter
+        self.affectsHealth = affectsHealth
     }
 
     public var description: String { "store \"\(storeID)\": \(reason)" }

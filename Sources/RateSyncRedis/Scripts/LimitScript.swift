@@ -13,7 +13,10 @@ import RateSync
 ///
 /// One call decides one or more groups (the requests that met in one event-loop tick), in
 /// order; within a group, phase one evaluates every limiter without consuming anything and phase
-/// two, only when all admit, consumes each one's budget. The reply is all integers (Redis truncates Lua numbers, and
+/// two, only when all admit, consumes each one's budget. Each group runs under `pcall`: a key
+/// that holds something else (another type, a corrupt value) fails its own group, whose fields
+/// then read allowed = -1, and every other group is decided as usual. Phase one reads every key
+/// with a command of its type, so such a group fails before it writes anything. The reply is all integers (Redis truncates Lua numbers, and
 /// integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five fields per
 /// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up).
 ///
@@ -27,10 +30,8 @@ enum LimitScript {
         local token = ARGV[1]
         local groups = tonumber(ARGV[2])
         local reply = {tonumber(t[1]), tonumber(t[2])}
-        local arg = 2 + groups
-        local keyIndex = 0
-        for g = 1, groups do
-          local size = tonumber(ARGV[2 + g])
+        local function decide(g, size, arg, keyIndex)
+          local fields = {}
           local commits = {}
           local all = true
           for i = 1, size do
@@ -91,11 +92,11 @@ enum LimitScript {
             else
               all = false
             end
-            reply[#reply + 1] = allowed
-            reply[#reply + 1] = limit
-            reply[#reply + 1] = remaining
-            reply[#reply + 1] = math.ceil(retry * 1000000)
-            reply[#reply + 1] = math.ceil(reset * 1000000)
+            fields[#fields + 1] = allowed
+            fields[#fields + 1] = limit
+            fields[#fields + 1] = remaining
+            fields[#fields + 1] = math.ceil(retry * 1000000)
+            fields[#fields + 1] = math.ceil(reset * 1000000)
           end
           if all then
             for i, c in ipairs(commits) do
@@ -110,6 +111,26 @@ enum LimitScript {
               end
             end
           end
+          return fields
+        end
+        local arg = 2 + groups
+        local keyIndex = 0
+        for g = 1, groups do
+          local size = tonumber(ARGV[2 + g])
+          local ok, fields = pcall(decide, g, size, arg, keyIndex)
+          if ok then
+            for _, field in ipairs(fields) do reply[#reply + 1] = field end
+          else
+            for i = 1, size do
+              reply[#reply + 1] = -1
+              reply[#reply + 1] = 0
+              reply[#reply + 1] = 0
+              reply[#reply + 1] = 0
+              reply[#reply + 1] = 0
+            end
+          end
+          arg = arg + size * 4
+          keyIndex = keyIndex + size * 2
         end
         return reply
         """
@@ -154,15 +175,16 @@ enum LimitScript {
         return (keys, arguments)
     }
 
-    /// Reads the script's reply into one decision per check.
-    static func decisions(from reply: RedisValue, count: Int) throws -> [Decision] {
+    /// Reads the script's reply into one decision per check; nil for a check whose group failed
+    /// on its keys.
+    static func decisions(from reply: RedisValue, count: Int) throws -> [Decision?] {
         guard case .array(let items) = reply, items.count == 2 + count * 5,
             let seconds = items[0].integer, let microseconds = items[1].integer
         else {
             throw RedisProtocolError("unexpected reply from the limit script")
         }
         let now = Double(seconds) + Double(microseconds) / 1e6
-        var decisions: [Decision] = []
+        var decisions: [Decision?] = []
         decisions.reserveCapacity(count)
         for index in 0..<count {
             let base = 2 + index * 5
@@ -171,6 +193,10 @@ enum LimitScript {
                 let reset = items[base + 4].integer
             else {
                 throw RedisProtocolError("unexpected field in the limit script's reply")
+            }
+            guard allowed >= 0 else {
+                decisions.append(nil)
+                continue
             }
             decisions.append(
                 Decision(

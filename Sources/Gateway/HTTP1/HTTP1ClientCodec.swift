@@ -1,0 +1,113 @@
+import NIOCore
+import NIOHTTP1
+
+/// The upstream connection's codec. Requests go out in the framing their head states and nothing
+/// else: exactly `Content-Length` bytes, chunked, or no body at all. Body bytes beyond what the
+/// framing allows are never written (the proxy never sends them; this is the last guard), so the
+/// upstream can never read them as another request.
+///
+/// Responses are read by HTTP1Parser, which knows where each one ends: a byte that arrives after
+/// a response and before the next request (an upstream answering twice, or half a head left
+/// behind) is an error that closes the connection, so it can never become the answer to the next
+/// exchange that leases it.
+final class HTTP1ClientCodec: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    private var parser: HTTP1Parser
+    private var failed = false
+
+    init(maxHeadBytes: Int) {
+        parser = HTTP1Parser(role: .response, maxHeadBytes: maxHeadBytes)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var buffer = Self.unwrapInboundIn(data)
+        do {
+            while let part = try parser.next(&buffer) {
+                guard let response = part.clientPart else { continue }
+                context.fireChannelRead(Self.wrapInboundOut(response))
+            }
+        } catch {
+            fail(context: context, error)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !failed {
+            do {
+                if let part = try parser.finish(), let response = part.clientPart {
+                    context.fireChannelRead(Self.wrapInboundOut(response))
+                }
+            } catch {
+                failed = true
+                context.fireErrorCaught(error)
+            }
+        }
+        context.fireChannelInactive()
+    }
+
+    private func fail(context: ChannelHandlerContext, _ error: HTTP1RequestError) {
+        failed = true
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+
+    private enum Body {
+        case none
+        case length(remaining: Int)
+        case chunked
+    }
+
+    private var body = Body.none
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch Self.unwrapOutboundIn(data) {
+        case .head(let head):
+            parser.expectResponse(to: head.method)
+            var buffer = context.channel.allocator.buffer(capacity: 512)
+            HTTP1Writer.writeRequestHead(head, into: &buffer)
+            switch RequestBodyFraming(head) {
+            case .none: body = .none
+            case .length(let length): body = .length(remaining: length)
+            case .chunked: body = .chunked
+            }
+            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        case .body(.byteBuffer(var part)):
+            switch body {
+            case .length(let remaining) where part.readableBytes <= remaining:
+                body = .length(remaining: remaining - part.readableBytes)
+                context.write(Self.wrapOutboundOut(part), promise: promise)
+            case .chunked where part.readableBytes > 0:
+                var framed = context.channel.allocator.buffer(capacity: part.readableBytes + 24)
+                HTTP1Writer.writeChunkSize(part.readableBytes, into: &framed)
+                framed.writeBuffer(&part)
+                framed.writeStaticString("\r\n")
+                context.write(Self.wrapOutboundOut(framed), promise: promise)
+            case .chunked:
+                promise?.succeed(())
+            case .none, .length:
+                promise?.fail(UnframedBody())
+                context.close(promise: nil)
+            }
+        case .body(.fileRegion):
+            promise?.fail(ChannelError.operationUnsupported)
+        case .end(let trailers):
+            if case .chunked = body {
+                var buffer = context.channel.allocator.buffer(capacity: 8)
+                HTTP1Writer.writeLastChunk(trailers: trailers, into: &buffer)
+                context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            } else if let promise {
+                // Completes once what was written before it is.
+                context.write(Self.wrapOutboundOut(ByteBuffer()), promise: promise)
+            }
+            body = .none
+        }
+    }
+
+    /// Body bytes that the request's framing has no room for.
+    struct UnframedBody: Error {}
+}

@@ -1,0 +1,153 @@
+import NIOHTTP1
+
+/// Reads a complete HTTP/1.1 request head (request line, fields, empty line) by the strict rules
+/// of RFC 9112: one space between the parts of the request line, CRLF line ends, no whitespace
+/// between a field name and its colon, no folded lines, no control bytes in a value.
+enum HTTP1HeadParser {
+    /// - Parameter bytes: the head, its final CRLF CRLF included.
+    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> HTTPRequestHead {
+        let line = try requestLine(bytes)
+        let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.method]), as: UTF8.self)
+        let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.target]), as: UTF8.self)
+        let fields = try self.fields(bytes, from: line.end)
+        return HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(fields))
+    }
+
+    /// - Parameter bytes: a response head, its final CRLF CRLF included: `HTTP/1.x SP 3DIGIT
+    ///   [SP reason] CRLF`, then fields.
+    static func responseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> HTTPResponseHead {
+        guard bytes.count >= 14, bytes[0..<7].elementsEqual("HTTP/1.".utf8), isDigit(bytes[7]), bytes[8] == space,
+            isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
+        else {
+            throw .malformed("the status line is not HTTP/1.x with a status code")
+        }
+        let code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
+        var index = 12
+        if bytes[index] == space {
+            while index < bytes.count, bytes[index] != cr {
+                guard isFieldValueByte(bytes[index]) else { throw .malformed("a control byte in the reason phrase") }
+                index += 1
+            }
+        }
+        guard index + 1 < bytes.count, bytes[index] == cr, bytes[index + 1] == lf else {
+            throw .malformed("the status line does not end with CRLF")
+        }
+        let fields = try self.fields(bytes, from: index + 2)
+        let version: HTTPVersion = bytes[7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
+        return HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), headers: HTTPHeaders(fields))
+    }
+
+    /// Checks the start of a head that has not fully arrived, so that bytes that are no request
+    /// are refused at once instead of waiting for an empty line that may never come.
+    /// - Returns: whether the request line is whole (and so checked for good).
+    static func checkIncompleteHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> Bool {
+        var index = 0
+        while index < bytes.count, bytes[index] != cr {
+            guard (0x20...0x7E).contains(bytes[index]) else {
+                throw .malformed("the request line holds a byte it may not")
+            }
+            index += 1
+        }
+        guard index + 1 < bytes.count else { return false }
+        _ = try requestLine(bytes)
+        return true
+    }
+
+    /// `method SP request-target SP HTTP-version CRLF`: the ranges of its parts and where the
+    /// fields start.
+    private static func requestLine(
+        _ bytes: UnsafeRawBufferPointer
+    ) throws(HTTP1RequestError) -> (method: Range<Int>, target: Range<Int>, version: HTTPVersion, end: Int) {
+        var index = 0
+        while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+        guard index > 0, index < bytes.count, bytes[index] == space else {
+            throw .malformed("the request line does not start with a method")
+        }
+        let method = 0..<index
+        index += 1
+        let targetStart = index
+        while index < bytes.count, (0x21...0x7E).contains(bytes[index]) { index += 1 }
+        guard index > targetStart, index < bytes.count, bytes[index] == space else {
+            throw .malformed("the request target is missing or holds a byte it may not")
+        }
+        let target = targetStart..<index
+        index += 1
+        let version = try self.version(bytes, at: index)
+        return (method, target, version, index + 10)
+    }
+
+    /// `HTTP/1.0` or `HTTP/1.x` (any later minor version is served as 1.1), then CRLF.
+    private static func version(_ bytes: UnsafeRawBufferPointer, at index: Int) throws(HTTP1RequestError) -> HTTPVersion {
+        guard index + 10 <= bytes.count,
+            bytes[index..<index + 5].elementsEqual("HTTP/".utf8),
+            isDigit(bytes[index + 5]), bytes[index + 6] == UInt8(ascii: "."), isDigit(bytes[index + 7]),
+            bytes[index + 8] == cr, bytes[index + 9] == lf
+        else {
+            throw .malformed("the request line does not end with HTTP/1.x")
+        }
+        guard bytes[index + 5] == UInt8(ascii: "1") else { throw .unsupportedVersion }
+        return bytes[index + 7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
+    }
+
+    /// The fields from `start` to the empty line that ends a head or a trailer section.
+    static func fields(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(HTTP1RequestError) -> [(String, String)] {
+        var fields: [(String, String)] = []
+        var index = start
+        while true {
+            guard index + 1 < bytes.count else { throw .malformed("a head does not end with an empty line") }
+            if bytes[index] == cr {
+                guard bytes[index + 1] == lf else { throw .malformed("a bare CR") }
+                return fields
+            }
+            if bytes[index] == space || bytes[index] == tab {
+                throw .malformed("a folded header line")
+            }
+            let nameStart = index
+            while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+            guard index > nameStart, index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                throw .malformed("a header line without a valid name and colon")
+            }
+            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[nameStart..<index]), as: UTF8.self)
+            index += 1
+            while index < bytes.count, bytes[index] == space || bytes[index] == tab { index += 1 }
+            let valueStart = index
+            var valueEnd = index
+            while index < bytes.count, bytes[index] != cr {
+                let byte = bytes[index]
+                guard isFieldValueByte(byte) else { throw .malformed("a control byte in a header value") }
+                if byte != space && byte != tab { valueEnd = index + 1 }
+                index += 1
+            }
+            guard index + 1 < bytes.count, bytes[index + 1] == lf else { throw .malformed("a bare CR") }
+            fields.append((name, FieldText.string(UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))))
+            index += 2
+        }
+    }
+
+    /// HTAB, SP, visible ASCII and obs-text (RFC 9110, 5.5).
+    static func isFieldValueByte(_ byte: UInt8) -> Bool {
+        byte == tab || byte >= 0x20 && byte != 0x7F
+    }
+
+    /// `tchar` (RFC 9110, 5.6.2).
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        tokenBytes[Int(byte)]
+    }
+
+    private static let tokenBytes: [Bool] = (0..<256).map { value in
+        let byte = UInt8(value)
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+
+    private static let cr = UInt8(ascii: "\r")
+    private static let lf = UInt8(ascii: "\n")
+    private static let space = UInt8(ascii: " ")
+    private static let tab = UInt8(ascii: "\t")
+}

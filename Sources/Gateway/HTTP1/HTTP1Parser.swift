@@ -1,0 +1,361 @@
+import NIOCore
+import NIOHTTP1
+
+/// Cuts the bytes of an HTTP/1.1 connection into heads, body parts and ends: requests on a
+/// client connection, responses on an upstream connection.
+///
+/// The gateway decides a request's framing here, from what this parser saw, and forwards only
+/// what it framed: a body is exactly `Content-Length` bytes or a chunked body decoded here (and
+/// re-encoded by us upstream), and a request with neither has no body. Anything a peer could read
+/// differently is refused instead of guessed: both framing headers, a repeated `Content-Length`,
+/// a transfer coding other than `chunked` alone, folded lines, bare CR or LF, control bytes.
+/// A response ends exactly where its framing says; a byte after it, before the next request was
+/// sent, is an upstream speaking out of turn.
+///
+/// Every byte a peer sends is either consumed or held in a bounded buffer: a head (first line
+/// to the empty line, whitespace included) and a trailer section hold at most `maxHeadBytes`, a
+/// chunk-size line at most `maxChunkLineBytes`. Body bytes are handed out as slices of the read
+/// buffer, never copied.
+struct HTTP1Parser {
+    enum Role {
+        case request
+        case response
+    }
+
+    enum Part: Equatable {
+        case requestHead(HTTPRequestHead)
+        case responseHead(HTTPResponseHead)
+        case body(ByteBuffer)
+        case end(HTTPHeaders?)
+    }
+
+    private enum State {
+        case head
+        /// A response parser between exchanges: no byte may arrive.
+        case awaitingRequest
+        case fixedBody(remaining: Int)
+        /// A response delimited by the connection's close.
+        case untilClose
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkDataEnd
+        case trailers
+        case failed
+    }
+
+    static let maxChunkLineBytes = 4096
+
+    let role: Role
+    let maxHeadBytes: Int
+    private var state: State
+    /// The method of the request a response parser reads the answer to (a HEAD's has no body).
+    private var requestMethod = HTTPMethod.GET
+    /// A head, trailer section or chunk line cut off by the end of a read.
+    private var partial: ByteBuffer?
+    /// How far `partial` has been searched for its terminator.
+    private var partialScanned = 0
+    /// Whether the request line of the head in `partial` is whole and has been checked.
+    private var requestLineChecked = false
+
+    init(role: Role, maxHeadBytes: Int) {
+        self.role = role
+        self.maxHeadBytes = maxHeadBytes
+        state = role == .request ? .head : .awaitingRequest
+    }
+
+    /// A response parser: the request whose answer comes next has been sent.
+    mutating func expectResponse(to method: HTTPMethod) {
+        if case .awaitingRequest = state {
+            state = .head
+            requestMethod = method
+        }
+    }
+
+    /// The peer closed its side: the end of a body that runs until the close, or nothing; a
+    /// message cut short is an error.
+    mutating func finish() throws(HTTP1RequestError) -> Part? {
+        switch state {
+        case .untilClose:
+            state = .failed
+            return .end(nil)
+        case .head where partial == nil, .awaitingRequest, .failed:
+            return nil
+        default:
+            state = .failed
+            throw .malformed("the connection closed mid-message")
+        }
+    }
+
+    /// The next part the bytes in `buffer` complete, consuming them; nil when more bytes are needed
+    /// (what is left of `buffer` is then kept or already consumed). After a throw every later byte
+    /// is ignored: the connection cannot be read any further.
+    mutating func next(_ buffer: inout ByteBuffer) throws(HTTP1RequestError) -> Part? {
+        do {
+            return try step(&buffer)
+        } catch {
+            state = .failed
+            partial = nil
+            throw error
+        }
+    }
+
+    private mutating func step(_ buffer: inout ByteBuffer) throws(HTTP1RequestError) -> Part? {
+        while true {
+            switch state {
+            case .failed:
+                buffer.moveReaderIndex(to: buffer.writerIndex)
+                return nil
+            case .awaitingRequest:
+                guard buffer.readableBytes == 0 else { throw .malformed("bytes before any request was sent") }
+                return nil
+            case .untilClose:
+                guard buffer.readableBytes > 0 else { return nil }
+                return .body(buffer.readSlice(length: buffer.readableBytes)!)
+            case .head where role == .response:
+                guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
+                    return nil
+                }
+                let head = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                    try HTTP1HeadParser.responseHead(bytes)
+                }
+                if head.status.code < 200 && head.status != .switchingProtocols {
+                    // Interim answers (100, 103) are dropped: the final one follows.
+                    continue
+                }
+                state = try Self.bodyState(for: head, answering: requestMethod)
+                return .responseHead(head)
+            case .head:
+                if var pending = partial, pending.readableBytes == 1 {
+                    // A lone CR that a read cut off: the start of an empty line to skip.
+                    partial = nil
+                    partialScanned = 0
+                    pending.writeBuffer(&buffer)
+                    buffer = pending
+                }
+                if partial == nil { Self.skipEmptyLines(&buffer) }
+                guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
+                    if !requestLineChecked, let partial {
+                        requestLineChecked = try partial.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                            try HTTP1HeadParser.checkIncompleteHead(bytes)
+                        }
+                    }
+                    return nil
+                }
+                requestLineChecked = false
+                let head = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                    try HTTP1HeadParser.requestHead(bytes)
+                }
+                state = try Self.bodyState(for: head)
+                return .requestHead(head)
+            case .fixedBody(let remaining):
+                if remaining == 0 {
+                    state = messageEnded
+                    return .end(nil)
+                }
+                guard buffer.readableBytes > 0 else { return nil }
+                let length = min(remaining, buffer.readableBytes)
+                state = .fixedBody(remaining: remaining - length)
+                return .body(buffer.readSlice(length: length)!)
+            case .chunkSize:
+                guard let line = try collect(&buffer, terminator: .lineEnd, limit: Self.maxChunkLineBytes) else {
+                    return nil
+                }
+                let size = try line.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                    try Self.chunkSize(bytes)
+                }
+                state = size == 0 ? .trailers : .chunkData(remaining: size)
+            case .chunkData(let remaining):
+                guard buffer.readableBytes > 0 else { return nil }
+                let length = min(remaining, buffer.readableBytes)
+                state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
+                return .body(buffer.readSlice(length: length)!)
+            case .chunkDataEnd:
+                guard let line = try collect(&buffer, terminator: .lineEnd, limit: 2) else { return nil }
+                guard line.readableBytes == 2 else { throw .malformed("chunk data longer than its size") }
+                state = .chunkSize
+            case .trailers:
+                if var pending = partial, pending.readableBytes == 1 {
+                    // A lone CR that a read cut off: perhaps the empty trailer section.
+                    partial = nil
+                    partialScanned = 0
+                    pending.writeBuffer(&buffer)
+                    buffer = pending
+                }
+                if partial == nil, buffer.readableBytes >= 2, Self.startsWithLineEnd(buffer) {
+                    buffer.moveReaderIndex(forwardBy: 2)
+                    state = messageEnded
+                    return .end(nil)
+                }
+                guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
+                    return nil
+                }
+                let trailers = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                    try HTTP1HeadParser.fields(bytes, from: 0)
+                }
+                state = messageEnded
+                return .end(trailers.isEmpty ? nil : HTTPHeaders(trailers))
+            }
+        }
+    }
+
+    /// After a message: the next request, or (never pipelining upstream) silence until the next
+    /// request is sent.
+    private var messageEnded: State {
+        role == .request ? .head : .awaitingRequest
+    }
+
+    /// What follows a response head (RFC 9112, 6.3): nothing for a HEAD's answer, 204 and 304;
+    /// chunked, a length, or everything until the close. A 101 was never asked for (the gateway
+    /// forwards no upgrade), and both framing headers at once are refused.
+    private static func bodyState(for head: HTTPResponseHead, answering method: HTTPMethod) throws(HTTP1RequestError) -> State {
+        if head.status == .switchingProtocols { throw .malformed("a 101 to a request that asked for no upgrade") }
+        if method == .HEAD || head.status == .noContent || head.status == .notModified { return .fixedBody(remaining: 0) }
+        var length: Int?
+        var lengthFields = 0
+        var codings: [Substring] = []
+        for (name, value) in head.headers {
+            if name.asciiCaseInsensitiveEquals("content-length") {
+                lengthFields += 1
+                length = RequestBodyFraming.decimal(value)
+            } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
+                codings += value.split(separator: ",").map { $0.trimmingSpaces }
+            }
+        }
+        if !codings.isEmpty {
+            guard lengthFields == 0 else { throw .malformed("both Content-Length and Transfer-Encoding") }
+            return codings.last.map { String($0).asciiCaseInsensitiveEquals("chunked") } == true ? .chunkSize : .untilClose
+        }
+        guard lengthFields <= 1 else { throw .malformed("more than one Content-Length") }
+        guard lengthFields == 0 else {
+            guard let length else { throw .malformed("Content-Length is not a number") }
+            return .fixedBody(remaining: length)
+        }
+        return .untilClose
+    }
+
+    /// What follows a request head, from its framing headers alone (RFC 9112, 6.3).
+    private static func bodyState(for head: HTTPRequestHead) throws(HTTP1RequestError) -> State {
+        switch RequestBodyFraming.validating(head) {
+        case .failure(let error): throw error
+        case .success(.none): return .fixedBody(remaining: 0)
+        case .success(.length(let length)): return .fixedBody(remaining: length)
+        case .success(.chunked): return .chunkSize
+        }
+    }
+
+    // MARK: sections cut at a terminator
+
+    private enum Terminator {
+        /// CRLF: a chunk line.
+        case lineEnd
+        /// CRLF CRLF: a head or a trailer section.
+        case emptyLine
+
+        var bytes: Int { self == .lineEnd ? 2 : 4 }
+    }
+
+    /// The bytes up to and including `terminator`, from `partial` and `buffer`; nil when it has not
+    /// arrived yet (the bytes so far are then kept in `partial`). Past `limit` bytes without it,
+    /// the section is too large.
+    private mutating func collect(
+        _ buffer: inout ByteBuffer,
+        terminator: Terminator,
+        limit: Int
+    ) throws(HTTP1RequestError) -> ByteBuffer? {
+        if partial == nil && buffer.readableBytes == 0 { return nil }
+        if var pending = partial {
+            partial = nil
+            pending.writeBuffer(&buffer)
+            buffer = pending
+        }
+        let scanFrom = max(0, partialScanned - (terminator.bytes - 1))
+        if let end = Self.find(terminator, in: buffer, from: scanFrom) {
+            partialScanned = 0
+            guard end <= limit else { throw Self.tooLarge(terminator) }
+            return buffer.readSlice(length: end)
+        }
+        guard buffer.readableBytes <= limit else { throw Self.tooLarge(terminator) }
+        partialScanned = buffer.readableBytes
+        partial = buffer.readSlice(length: buffer.readableBytes)
+        return nil
+    }
+
+    private static func tooLarge(_ terminator: Terminator) -> HTTP1RequestError {
+        terminator == .emptyLine ? .headTooLarge : .malformed("a chunk line is too long")
+    }
+
+    /// The offset just past the first terminator at or after `start`, or nil.
+    private static func find(_ terminator: Terminator, in buffer: ByteBuffer, from start: Int) -> Int? {
+        buffer.withUnsafeReadableBytes { bytes in
+            let cr = UInt8(ascii: "\r"), lf = UInt8(ascii: "\n")
+            var index = start
+            let last = bytes.count - terminator.bytes
+            while index <= last {
+                if bytes[index] == cr && bytes[index + 1] == lf {
+                    if terminator == .lineEnd { return index + 2 }
+                    if bytes[index + 2] == cr && bytes[index + 3] == lf { return index + 4 }
+                }
+                index += 1
+            }
+            return nil
+        }
+    }
+
+    private static func startsWithLineEnd(_ buffer: ByteBuffer) -> Bool {
+        buffer.getInteger(at: buffer.readerIndex, as: UInt16.self) == 0x0D0A
+    }
+
+    /// RFC 9112, 2.2: a server should ignore empty lines before a request line.
+    private static func skipEmptyLines(_ buffer: inout ByteBuffer) {
+        while buffer.readableBytes >= 2, startsWithLineEnd(buffer) {
+            buffer.moveReaderIndex(forwardBy: 2)
+        }
+    }
+
+    /// `chunk-size [ chunk-ext ] CRLF`: hexadecimal digits, then optional extensions (ignored).
+    private static func chunkSize(_ line: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> Int {
+        let content = line.count - 2
+        var size = 0
+        var index = 0
+        while index < content, let digit = hexValue(line[index]) {
+            guard index < 15 else { throw .malformed("a chunk size is too large") }
+            size = size << 4 | Int(digit)
+            index += 1
+        }
+        guard index > 0 else { throw .malformed("a chunk size is not hexadecimal") }
+        if index < content {
+            // Extensions: whitespace, then `;` and field-value bytes; nothing else may follow.
+            while index < content, line[index] == UInt8(ascii: " ") || line[index] == UInt8(ascii: "\t") {
+                index += 1
+            }
+            guard index < content, line[index] == UInt8(ascii: ";") else {
+                throw .malformed("unexpected bytes after a chunk size")
+            }
+            for byte in line[index..<content] where !HTTP1HeadParser.isFieldValueByte(byte) {
+                throw .malformed("a control byte in a chunk extension")
+            }
+        }
+        return size
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+/// Why a client's bytes cannot be read as a request; each is answered, then the connection closes.
+enum HTTP1RequestError: Error, Equatable {
+    /// 431: a head or a trailer section longer than `max_header_bytes`.
+    case headTooLarge
+    /// 400.
+    case malformed(String)
+    /// 501: a transfer coding other than `chunked` alone.
+    case unsupportedTransferCoding
+    /// 505: not HTTP/1.x.
+    case unsupportedVersion
+}

@@ -1,0 +1,108 @@
+import NIOCore
+import NIOHTTP1
+
+/// The HTTP/1.1 client connection's codec: bytes in, request parts out (HTTP1Parser),
+/// response parts in, bytes out.
+///
+/// A response's body is chunked exactly when its head says `Transfer-Encoding: chunked`, else
+/// written as it comes: the proxy sets the framing headers of every head it writes (a length,
+/// chunked, or, for HTTP/1.0 clients, the connection's close), and writes no body where none may
+/// be (HEAD, 1xx, 204, 304).
+///
+/// A request error is passed on as an error after the parts read before it; the parser then
+/// ignores the rest of the connection, so nothing after a bad request is buffered.
+final class HTTP1ServerCodec: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = ByteBuffer
+
+    private var parser: HTTP1Parser
+    private var responseChunked = false
+    private var failed = false
+
+    init(maxHeadBytes: Int) {
+        parser = HTTP1Parser(role: .request, maxHeadBytes: maxHeadBytes)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var buffer = Self.unwrapInboundIn(data)
+        do {
+            while let part = try parser.next(&buffer) {
+                guard let request = part.serverPart else { continue }
+                context.fireChannelRead(Self.wrapInboundOut(request))
+            }
+        } catch {
+            failed = true
+            context.fireErrorCaught(error)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch Self.unwrapOutboundIn(data) {
+        case .head(let head):
+            var buffer = context.channel.allocator.buffer(capacity: 256)
+            HTTP1Writer.writeResponseHead(head, into: &buffer)
+            if head.status.code >= 200 { responseChunked = HTTP1Writer.isChunked(head.headers) }
+            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        case .body(.byteBuffer(let body)):
+            guard responseChunked else {
+                context.write(Self.wrapOutboundOut(body), promise: promise)
+                return
+            }
+            guard body.readableBytes > 0 else {
+                // An empty chunk would read as the last one.
+                promise?.succeed(())
+                return
+            }
+            var prefix = context.channel.allocator.buffer(capacity: 24 + min(body.readableBytes, 4096))
+            HTTP1Writer.writeChunkSize(body.readableBytes, into: &prefix)
+            if body.readableBytes <= 4096 {
+                // Small chunks travel as one buffer: one write instead of three.
+                var body = body
+                prefix.writeBuffer(&body)
+                prefix.writeStaticString("\r\n")
+                context.write(Self.wrapOutboundOut(prefix), promise: promise)
+            } else {
+                context.write(Self.wrapOutboundOut(prefix), promise: nil)
+                context.write(Self.wrapOutboundOut(body), promise: nil)
+                context.write(Self.wrapOutboundOut(ByteBuffer(staticString: "\r\n")), promise: promise)
+            }
+        case .body(.fileRegion):
+            promise?.fail(ChannelError.operationUnsupported)
+        case .end(let trailers):
+            if responseChunked {
+                var buffer = context.channel.allocator.buffer(capacity: 8)
+                HTTP1Writer.writeLastChunk(trailers: trailers, into: &buffer)
+                responseChunked = false
+                context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            } else if let promise {
+                // Completes once what was written before it is.
+                context.write(Self.wrapOutboundOut(ByteBuffer()), promise: promise)
+            }
+        }
+    }
+}
+
+extension HTTP1Parser.Part {
+    /// The part as a request part (a request parser never reads a response head).
+    var serverPart: HTTPServerRequestPart? {
+        switch self {
+        case .requestHead(let head): return .head(head)
+        case .responseHead: return nil
+        case .body(let body): return .body(body)
+        case .end(let trailers): return .end(trailers)
+        }
+    }
+
+    /// The part as a response part (a response parser never reads a request head).
+    var clientPart: HTTPClientResponsePart? {
+        switch self {
+        case .requestHead: return nil
+        case .responseHead(let head): return .head(head)
+        case .body(let body): return .body(body)
+        case .end(let trailers): return .end(trailers)
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import NIOHTTP1
+
+/// How a request's body is delimited, decided once from its head and used for both hops: what
+/// the parser reads from the client and what the gateway writes upstream. Never from a method's
+/// habits and never from headers a client can name in `Connection`.
+enum RequestBodyFraming: Equatable {
+    case none
+    case length(Int)
+    case chunked
+
+    /// RFC 9112, 6: one `Content-Length` of digits, or `Transfer-Encoding: chunked` alone, or
+    /// neither. Both at once, a repeated length, or chunked on HTTP/1.0 are refused (400);
+    /// any other transfer coding cannot be read (501).
+    static func validating(_ head: HTTPRequestHead) -> Result<RequestBodyFraming, HTTP1RequestError> {
+        var length: Int?
+        var lengthFields = 0
+        var codingFields = 0
+        var chunked = false
+        for (name, value) in head.headers {
+            if name.asciiCaseInsensitiveEquals("content-length") {
+                lengthFields += 1
+                length = Self.decimal(value)
+                if length == nil { return .failure(.malformed("Content-Length is not a number")) }
+            } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
+                codingFields += 1
+                chunked = value.asciiCaseInsensitiveEquals("chunked")
+            }
+        }
+        if lengthFields > 1 { return .failure(.malformed("more than one Content-Length")) }
+        if codingFields > 0 {
+            if lengthFields > 0 { return .failure(.malformed("both Content-Length and Transfer-Encoding")) }
+            if head.version == .http1_0 { return .failure(.malformed("Transfer-Encoding on HTTP/1.0")) }
+            guard codingFields == 1, chunked else { return .failure(.unsupportedTransferCoding) }
+            return .success(.chunked)
+        }
+        return .success(length.map { .length($0) } ?? .none)
+    }
+
+    /// The framing of a head already validated (by the HTTP/1.1 parser, or built by the HTTP/2
+    /// side with a checked length or chunked).
+    init(_ head: HTTPRequestHead) {
+        switch Self.validating(head) {
+        case .success(let framing): self = framing
+        case .failure: self = .none
+        }
+    }
+
+    /// 1 to 18 ASCII digits (no sign, no spaces, no list): at most about 10^18 bytes.
+    static func decimal(_ text: String) -> Int? {
+        var value = 0
+        var digits = 0
+        for byte in text.utf8 {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte), digits < 18 else { return nil }
+            value = value * 10 + Int(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return digits > 0 ? value : nil
+    }
+}

@@ -1,0 +1,72 @@
+import NIOHTTP1
+
+/// The authority a request is routed by and forwarded with (RFC 9112, 3.2): the target's own in
+/// absolute form, else the one `Host` header. A request that could name two hosts, or a host
+/// that is no host, is refused: the upstream must never read a different host than the router.
+enum RequestAuthority {
+    enum Problem: Error, Equatable {
+        case missingHost
+        case repeatedHost
+        case invalidHost
+    }
+
+    /// The authority to route by and forward, or nil when the request has none (HTTP/1.0
+    /// without `Host`).
+    /// - Parameter targetAuthority: the authority of an absolute-form target.
+    static func resolve(_ head: HTTPRequestHead, targetAuthority: Substring?) -> Result<String?, Problem> {
+        var host: String?
+        var count = 0
+        for (name, value) in head.headers where name.utf8.count == 4 && name.asciiCaseInsensitiveEquals("host") {
+            count += 1
+            host = value
+        }
+        if count > 1 { return .failure(.repeatedHost) }
+        if let host, !isValid(Substring(host)) { return .failure(.invalidHost) }
+        if let targetAuthority {
+            guard isValid(targetAuthority) else { return .failure(.invalidHost) }
+            return .success(String(targetAuthority))
+        }
+        if host == nil && head.version == .http1_1 { return .failure(.missingHost) }
+        return .success(host)
+    }
+
+    /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes),
+    /// an IPv4 address, or an IPv6 literal in brackets; a port of up to five digits.
+    static func isValid(_ authority: Substring) -> Bool {
+        let bytes = authority.utf8
+        guard !bytes.isEmpty else { return false }
+        var hostEnd = bytes.endIndex
+        if bytes.first == UInt8(ascii: "[") {
+            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
+            let literal = bytes[bytes.index(after: bytes.startIndex)..<close]
+            guard !literal.isEmpty, literal.allSatisfy(isIPv6LiteralByte) else { return false }
+            hostEnd = bytes.index(after: close)
+        } else {
+            hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
+            let name = bytes[bytes.startIndex..<hostEnd]
+            guard !name.isEmpty, name.allSatisfy(isRegisteredNameByte) else { return false }
+        }
+        guard hostEnd != bytes.endIndex else { return true }
+        guard bytes[hostEnd] == UInt8(ascii: ":") else { return false }
+        let port = bytes[bytes.index(after: hostEnd)...]
+        return port.count <= 5 && port.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+    }
+
+    private static func isRegisteredNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "-._~%!$&'()*+,;=".utf8.contains(byte)
+        }
+    }
+
+    private static func isIPv6LiteralByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return byte == UInt8(ascii: ":") || byte == UInt8(ascii: ".")
+        }
+    }
+}

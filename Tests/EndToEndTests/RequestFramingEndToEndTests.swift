@@ -1,0 +1,320 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Hostile HTTP/1.1 input through the real gateway, against an upstream that records the exact
+/// requests it reads (Tests/interop/recording_upstream.py, a strict parser): every byte that
+/// reaches it must belong to a request the gateway framed, routed and limited.
+final class RequestFramingEndToEndTests: XCTestCase {
+    private var recorder: ChildProcess!
+    private var recorderPort = 0
+    private var logPath = ""
+
+    override func setUpWithError() throws {
+        logPath = FileManager.default.temporaryDirectory.appendingPathComponent("recorded-\(UUID().uuidString).jsonl").path
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        recorder = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("recording_upstream.py"), logPath])
+        recorderPort = try port(after: "listening on ", in: recorder.waitForLine(containing: "listening on"))
+    }
+
+    override func tearDown() {
+        recorder?.stop()
+        try? FileManager.default.removeItem(atPath: logPath)
+    }
+
+    /// What the upstream read, in order.
+    private func recorded() throws -> [[String: Any]] {
+        let text = try String(contentsOfFile: logPath, encoding: .utf8)
+        return try text.split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    private func targets() throws -> [String] {
+        try recorded().map { ($0["target"] as? String) ?? "error: \($0["error"] ?? "?")" }
+    }
+
+    private let limits = """
+        [stores.m]
+        engine = "memory"
+        [limiters.open]
+        store = "m"
+        rate_per_second = 100000
+        [limiters.login]
+        store = "m"
+        algorithm = "sliding_window"
+        limit = 1
+        window_seconds = 60
+        """
+
+    /// `/auth/` limited to one request per client, everything else open.
+    private let routes = """
+        [[routes]]
+        name = "auth"
+        path_prefix = "/auth/"
+        upstream = "app"
+        limiters = ["login"]
+        [[routes]]
+        name = "admin"
+        path_prefix = "/"
+        host = "admin.example"
+        upstream = "app"
+        limiters = ["login"]
+        [[routes]]
+        name = "all"
+        path_prefix = "/"
+        upstream = "app"
+        limiters = ["open"]
+        """
+
+    private func gateway(server: String = "") throws -> GatewayHarness {
+        try GatewayHarness(rateSync: limits, routes: routes, server: server, upstreamURL: "http://127.0.0.1:\(recorderPort)")
+    }
+
+    private func exchange(_ harness: GatewayHarness, _ request: String, timeout: TimeInterval = 3) throws -> String {
+        try rawExchange(port: harness.proxyPort, Array(request.utf8), timeout: timeout)
+    }
+
+    private func statuses(_ answer: String) -> [Int] {
+        answer.components(separatedBy: "HTTP/1.1 ").dropFirst().compactMap { Int($0.prefix(3)) }
+    }
+
+    /// Polls until the upstream has read `count` requests (or a deadline passes).
+    private func waitForRecorded(_ count: Int) throws {
+        let deadline = Date().addingTimeInterval(5)
+        while try recorded().count < count, Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+    }
+
+    func testABodyNeverBecomesAnotherRequestWhateverTheMethodOrConnectionHeader() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let smuggled = "GET /auth/admin HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"
+        let chunked = String(smuggled.utf8.count, radix: 16) + "\r\n" + smuggled + "\r\n0\r\n\r\n"
+        var shapes: [(String, String)] = []
+        for method in ["GET", "HEAD", "DELETE", "OPTIONS", "PURGE", "POST"] {
+            for connection in ["content-length", "Content-Length, close", "keep-alive, content-length", "host"] {
+                shapes.append((method, "Connection: \(connection)\r\nContent-Length: \(smuggled.utf8.count)\r\n\r\n\(smuggled)"))
+            }
+            for connection in ["transfer-encoding", "Transfer-Encoding", "te, transfer-encoding"] {
+                shapes.append((method, "Connection: \(connection)\r\nTransfer-Encoding: chunked\r\n\r\n\(chunked)"))
+            }
+        }
+        for (index, (method, rest)) in shapes.enumerated() {
+            let answer = try exchange(harness, "\(method) /shape/\(index) HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\(rest)")
+            XCTAssertEqual(statuses(answer).first, 200, "\(method) \(rest.debugDescription): \(answer)")
+        }
+        try waitForRecorded(shapes.count)
+        let seen = try recorded()
+        XCTAssertEqual(seen.count, shapes.count, "exactly one request per shape: \(seen.map { $0["target"] ?? $0["error"] ?? "?" })")
+        for (index, request) in seen.enumerated() {
+            XCTAssertEqual(request["target"] as? String, "/shape/\(index)")
+            XCTAssertEqual(request["body"] as? String, smuggled, "the body arrived as a body")
+            let headers = (request["headers"] as? [[String]]) ?? []
+            XCTAssertEqual(headers.filter { $0[0].lowercased() == "host" }.map { $0[1] }, ["a"])
+        }
+    }
+
+    func testTraceIsRefusedAndConnectClosesTheConnection() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let trace = try exchange(harness, "TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(statuses(trace), [405, 200], trace)
+        let connect = try exchange(harness, "CONNECT 127.0.0.1:\(recorderPort) HTTP/1.1\r\nHost: a\r\n\r\nGET /tunnelled HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertEqual(statuses(connect), [405], connect)
+        XCTAssertTrue(connect.lowercased().contains("connection: close"), connect)
+        try waitForRecorded(1)
+        XCTAssertEqual(try targets(), ["/after"])
+    }
+
+    func testAmbiguousOrUnsupportedFramingIsRefusedBeforeTheUpstream() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let cases: [(String, Int)] = [
+            ("Content-Length: 5\r\nTransfer-Encoding: chunked", 400),
+            ("Transfer-Encoding: chunked\r\nContent-Length: 5", 400),
+            ("Content-Length: 5\r\nContent-Length: 5", 400),
+            ("Content-Length: 5\r\nContent-Length: 6", 400),
+            ("Content-Length: +5", 400),
+            ("Content-Length : 5", 400),
+            ("Transfer-Encoding : chunked", 400),
+            ("X: 1\r\n Transfer-Encoding: chunked", 400),
+            ("X: 1\rTransfer-Encoding: chunked", 400),
+            ("Transfer-Encoding: gzip", 501),
+            ("Transfer-Encoding: gzip, chunked", 501),
+            ("Transfer-Encoding: chunked, identity", 501),
+            ("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", 501),
+            ("Transfer-Encoding: \u{0B}chunked", 400),
+        ]
+        for (headers, status) in cases {
+            let answer = try exchange(harness, "POST / HTTP/1.1\r\nHost: a\r\n\(headers)\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            XCTAssertEqual(statuses(answer), [status], "\(headers.debugDescription): \(answer)")
+            XCTAssertTrue(answer.lowercased().contains("connection: close"), answer)
+        }
+        XCTAssertEqual(statuses(try exchange(harness, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [200], "a plain request still works")
+        try waitForRecorded(1)
+        XCTAssertEqual(try targets(), ["/"])
+    }
+
+    func testAChunkedBodyIsDecodedAndFramedAgainByTheGateway() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let answer = try exchange(
+            harness,
+            "POST /upload HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: CHUNKED\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
+        )
+        XCTAssertEqual(statuses(answer), [200], answer)
+        try waitForRecorded(1)
+        let request = try XCTUnwrap(try recorded().first)
+        XCTAssertEqual(request["body"] as? String, "hello world")
+        let head = try XCTUnwrap(request["head"] as? String)
+        XCTAssertTrue(head.contains("transfer-encoding: chunked\r\n"), head)
+        XCTAssertFalse(head.contains("CHUNKED"), head)
+    }
+
+    func testAValidRequestFollowedByGarbageGetsItsOwnAnswerFirst() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let answer = try exchange(harness, "POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokNOT HTTP AT ALL\r\n\r\n")
+        XCTAssertEqual(statuses(answer), [200, 400], answer)
+        XCTAssertTrue(answer.contains("request 1"), answer)
+        let pipelined = try exchange(harness, "GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\nGET /c HTTP/9.9\r\n\r\n")
+        XCTAssertEqual(statuses(pipelined), [200, 200, 505], pipelined)
+        try waitForRecorded(3)
+        XCTAssertEqual(try targets(), ["/first", "/a", "/b"])
+    }
+
+    func testHostRules() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        for head in ["GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n", "GET / HTTP/1.1\r\nHost: a b\r\n",
+            "GET / HTTP/1.1\r\nHost: a/b\r\n", "GET / HTTP/1.1\r\nHost: a@b\r\n", "GET / HTTP/1.1\r\nHost:\r\n",
+            "GET http://user@admin.example/ HTTP/1.1\r\nHost: a\r\n"]
+        {
+            XCTAssertEqual(statuses(try exchange(harness, head + "\r\n")), [400], head.debugDescription)
+        }
+        // HTTP/1.0 may omit Host; HTTP/1.2 is served as 1.1.
+        XCTAssertEqual(try exchange(harness, "GET /old HTTP/1.0\r\n\r\n").prefix(12), "HTTP/1.0 200")
+        XCTAssertEqual(statuses(try exchange(harness, "GET /newer HTTP/1.2\r\nHost: a\r\nConnection: close\r\n\r\n")), [200])
+        // The absolute-form authority wins over Host, for routing and for the upstream; a trailing
+        // dot names the same host. Both land on the admin route's limit of one.
+        XCTAssertEqual(statuses(try exchange(harness, "GET http://admin.example/x HTTP/1.1\r\nHost: public.example\r\nConnection: close\r\n\r\n")), [200])
+        XCTAssertEqual(statuses(try exchange(harness, "GET /y HTTP/1.1\r\nHost: Admin.Example.:80\r\nConnection: close\r\n\r\n")), [429])
+        try waitForRecorded(3)
+        let seen = try recorded()
+        XCTAssertEqual(seen.map { $0["target"] as? String }, ["/old", "/newer", "/x"])
+        let headers = try XCTUnwrap(seen.last?["headers"] as? [[String]])
+        XCTAssertEqual(headers.filter { $0[0].lowercased() == "host" }.map { $0[1] }, ["admin.example"])
+    }
+
+    func testEncodedSlashesNeverLeaveTheAuthRoute() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        XCTAssertEqual(statuses(try exchange(harness, "POST /auth/login HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")), [200])
+        for path in ["/auth%2flogin", "/auth%2Flogin", "/auth%5clogin", "/auth%5Clogin", "/auth\\login", "/x/..%2fauth/login", "/auth/%2e%2e%2flogin"] {
+            let answer = try exchange(harness, "POST \(path) HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            XCTAssertEqual(statuses(answer), [400], "\(path): \(answer)")
+        }
+        // Encoded unreserved characters are decoded for matching: still the auth route.
+        XCTAssertEqual(statuses(try exchange(harness, "POST /%61uth/login HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")), [429])
+        try waitForRecorded(1)
+        XCTAssertEqual(try targets(), ["/auth/login"])
+    }
+
+    func testNobodyIsTrustedToForwardForClientsByDefault() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let first = try exchange(harness, "GET /auth/a HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.1\r\nConnection: close\r\n\r\n")
+        let second = try exchange(harness, "GET /auth/b HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.2\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(statuses(first) + statuses(second), [200, 429], "both are 127.0.0.1, whatever they claim")
+    }
+
+    func testHeaderValuesAreForwardedAsTheBytesReceived() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        var request = Array("GET /obs HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Name: caf".utf8)
+        request += [0xE9, 0x20, 0xFF, 0x80]
+        request += Array("\r\nX-Utf8: caf\u{e9}\r\n\r\n".utf8)
+        XCTAssertEqual(statuses(try rawExchange(port: harness.proxyPort, request, timeout: 3)), [200])
+        try waitForRecorded(1)
+        let headers = try XCTUnwrap(try recorded().first?["headers"] as? [[String]])
+        // Decoded as latin-1 by the recorder: one character per byte received.
+        XCTAssertEqual(headers.first { $0[0] == "X-Name" }?[1], "caf\u{e9} \u{ff}\u{80}")
+        XCTAssertEqual(headers.first { $0[0] == "X-Utf8" }?[1], "caf\u{c3}\u{a9}")
+    }
+
+    func testBytesAnUpstreamSendsOutOfTurnNeverReachAnotherClient() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        for extra in ["/extra", "/extra-partial"] {
+            XCTAssertEqual(statuses(try exchange(harness, "GET \(extra) HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [200])
+            for _ in 0..<5 {
+                let answer = try exchange(harness, "GET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                XCTAssertEqual(statuses(answer), [200], answer)
+                XCTAssertFalse(answer.contains("evil"), answer)
+                XCTAssertTrue(answer.contains("request "), answer)
+            }
+        }
+    }
+
+    func testHeadsAndUpgradesCannotMakeTheGatewayBufferWithoutBound() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let before = harness.gateway.memory().rss
+        let flood: [(String, UInt8, String)] = [
+            // A header value preceded by spaces: 431 once the head passes max_header_bytes.
+            ("GET / HTTP/1.1\r\nHost: a\r\nX:", 0x20, "HTTP/1.1 431"),
+            // Bytes after an upgrade or CONNECT request are never parked in memory.
+            ("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", 0x78, "HTTP/1.1 200"),
+            ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 0x78, "HTTP/1.1 405"),
+            // A body nobody is waiting for is not read past its budget.
+            ("TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 300000000\r\n\r\n", 0x78, "HTTP/1.1 405"),
+        ]
+        for (prefix, filler, expected) in flood {
+            let hex = prefix.utf8.map { String(format: "%02x", $0) }.joined()
+            let result = try runProgram(
+                "/usr/bin/env",
+                ["python3", interopScript("flood_client.py"), String(harness.proxyPort), hex, String(filler), "256", "6"],
+                stdoutOnly: true
+            )
+            XCTAssertTrue(result.output.contains("answer=\(expected)"), "\(prefix.debugDescription): \(result.output)")
+            let growth = harness.gateway.memory().peak - before
+            XCTAssertLessThan(growth, 32 << 20, "\(prefix.debugDescription): peak grew \(growth >> 20) MiB; \(result.output)")
+        }
+        XCTAssertTrue(harness.gateway.isRunning)
+    }
+
+    func testAClientThatStopsReadingIsClosedAndGivesBackItsSlot() throws {
+        // The demo upstream streams a large answer; one concurrent request allowed per client.
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.one_at_a_time]
+                store = "m"
+                max_concurrent = 1
+                """,
+            routes: GatewayHarness.catchAllRoute(limiters: ["one_at_a_time"]),
+            server: "send_timeout_seconds = 1"
+        )
+        defer { harness.stop() }
+        let reader = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", interopScript("stalled_reader.py"), String(harness.proxyPort), "/download?bytes=200000000", "4"]
+        )
+        defer { reader.stop() }
+        Thread.sleep(forTimeInterval: 0.5)
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 429, "the stalled download holds the one slot")
+        // Given back once its connection made no progress for send_timeout_seconds.
+        let deadline = Date().addingTimeInterval(8)
+        var status = 429
+        while status == 429, Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.2)
+            status = try curl(["\(harness.base)/x"]).status
+        }
+        XCTAssertEqual(status, 200)
+        _ = try reader.waitForExit(timeout: 20)
+        XCTAssertTrue(reader.text.contains("closed=1"), reader.text)
+        let received = Int(reader.text.components(separatedBy: "received=").last?.prefix { $0.isNumber } ?? "") ?? 0
+        XCTAssertLessThan(received, 200_000_000, reader.text)
+    }
+}

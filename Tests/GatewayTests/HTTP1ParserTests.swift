@@ -1,0 +1,301 @@
+@testable import Gateway
+import NIOCore
+import NIOHTTP1
+import XCTest
+
+/// Requests cut from bytes as they arrive, in any pieces: the framing decided here is the framing
+/// forwarded, so every shape a peer could read differently must be refused.
+final class HTTP1ParserTests: XCTestCase {
+    private enum Read: Equatable {
+        case head(String, String, [String])
+        case body(String)
+        case end([String])
+        case error(HTTP1RequestError)
+    }
+
+    /// Everything `text` parses to, fed in pieces of `piece` bytes.
+    private func read(_ text: String, piece: Int = .max, maxHead: Int = 1024) -> [Read] {
+        read(Array(text.utf8), piece: piece, maxHead: maxHead)
+    }
+
+    private func read(_ bytes: [UInt8], piece: Int = .max, maxHead: Int = 1024) -> [Read] {
+        var parser = HTTP1Parser(role: .request, maxHeadBytes: maxHead)
+        var out: [Read] = []
+        var offset = 0
+        while offset < bytes.count {
+            var chunk = ByteBuffer(bytes: bytes[offset..<min(bytes.count, offset + piece)])
+            offset += chunk.readableBytes
+            do {
+                while let part = try parser.next(&chunk) {
+                    switch part {
+                    case .requestHead(let head):
+                        out.append(.head(head.method.rawValue, head.uri, head.headers.map { "\($0.name)=\($0.value)" }))
+                    case .responseHead(let head):
+                        out.append(.head("\(head.status.code)", "", head.headers.map { "\($0.name)=\($0.value)" }))
+                    case .body(let body):
+                        // Consecutive body parts are joined: how bytes split across reads is not
+                        // what these tests are about.
+                        let text = String(buffer: body)
+                        if case .body(let previous) = out.last {
+                            out[out.count - 1] = .body(previous + text)
+                        } else {
+                            out.append(.body(text))
+                        }
+                    case .end(let trailers):
+                        out.append(.end(trailers?.map { "\($0.name)=\($0.value)" } ?? []))
+                    }
+                }
+            } catch {
+                out.append(.error(error))
+                return out
+            }
+        }
+        return out
+    }
+
+    private func assertInAnyPieces(_ text: String, _ expected: [Read], file: StaticString = #filePath, line: UInt = #line) {
+        for piece in [Int.max, 1, 2, 3, 7] {
+            XCTAssertEqual(read(text, piece: piece), expected, "in pieces of \(piece)", file: file, line: line)
+        }
+    }
+
+    func testAGetWithoutFramingHasNoBody() {
+        assertInAnyPieces(
+            "GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n",
+            [.head("GET", "/a?b=c", ["Host=x"]), .end([])]
+        )
+    }
+
+    func testAContentLengthBodyAndAPipelinedRequest() {
+        assertInAnyPieces(
+            "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: y\r\n\r\n",
+            [
+                .head("POST", "/p", ["Host=x", "Content-Length=5"]), .body("hello"), .end([]),
+                .head("GET", "/", ["Host=y"]), .end([]),
+            ]
+        )
+    }
+
+    func testAChunkedBodyWithExtensionsAndTrailers() {
+        assertInAnyPieces(
+            "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
+                + "5;name=value\r\nhello\r\nA \t;x\r\n0123456789\r\n0\r\nX-Sum: 1\r\n\r\n",
+            [
+                .head("POST", "/p", ["Host=x", "Transfer-Encoding=Chunked"]), .body("hello0123456789"),
+                .end(["X-Sum=1"]),
+            ]
+        )
+    }
+
+    func testAnEmptyTrailerSectionInAnyPieces() {
+        assertInAnyPieces(
+            "POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            [
+                .head("POST", "/p", ["Host=x", "Transfer-Encoding=chunked"]), .body("ok"), .end([]),
+                .head("GET", "/", ["Host=x"]), .end([]),
+            ]
+        )
+    }
+
+    func testAGetWithABodyIsFramedByItsLengthWhateverItsConnectionHeaderSays() {
+        // A client naming Content-Length in Connection cannot turn its body into a second request.
+        assertInAnyPieces(
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\nContent-Length: 23\r\n\r\nGET /admin HTTP/1.1\r\n\r\n",
+            [
+                .head("GET", "/", ["Host=x", "Connection=content-length", "Content-Length=23"]),
+                .body("GET /admin HTTP/1.1\r\n\r\n"), .end([]),
+            ]
+        )
+    }
+
+    func testAmbiguousFramingIsRefused() {
+        let heads = [
+            "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+            "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n",
+            "Content-Length: 5\r\nContent-Length: 5\r\n",
+            "Content-Length: 5, 5\r\n",
+            "Content-Length: +5\r\n",
+            "Content-Length: -1\r\n",
+            "Content-Length: 0x10\r\n",
+            "Content-Length: 1 0\r\n",
+            "Content-Length: \r\n",
+            "Content-Length: 99999999999999999999\r\n",
+            "Content-Length : 5\r\n",
+            " Content-Length: 5\r\n",
+            "Transfer-Encoding : chunked\r\n",
+            "X: a\r\n Content-Length: 5\r\n",
+            "X: a\rContent-Length: 5\r\n",
+            "X: a\nContent-Length: 5\r\n",
+            "X: a\u{0}b\r\n",
+            "X: a\u{7f}b\r\n",
+            "Bad Name: 1\r\n",
+            ": empty\r\n",
+        ]
+        for head in heads {
+            let parts = read("POST / HTTP/1.1\r\nHost: x\r\n" + head + "\r\nhello")
+            guard case .error(.malformed) = parts.last else {
+                XCTFail("\(head.debugDescription) gave \(parts)")
+                continue
+            }
+            XCTAssertEqual(parts.count, 1, "nothing before the error for \(head.debugDescription)")
+        }
+    }
+
+    func testTransferCodingsOtherThanChunkedAloneAreNotImplemented() {
+        for coding in ["gzip", "gzip, chunked", "chunked, gzip", "chunked, chunked", "identity", "chunked;q=1", "xchunked"] {
+            XCTAssertEqual(
+                read("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \(coding)\r\n\r\n"),
+                [.error(.unsupportedTransferCoding)],
+                coding
+            )
+        }
+        XCTAssertEqual(
+            read("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            [.error(.unsupportedTransferCoding)]
+        )
+        guard case .error(.malformed) = read("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n").last else {
+            return XCTFail("chunked on HTTP/1.0 must be refused")
+        }
+    }
+
+    func testBrokenChunksAreRefused() {
+        for body in ["g\r\n", "\r\n", "5\r\nhelloX\r\n", "5 x\r\nhello\r\n", "5\nhello\r\n", "-5\r\n", "1111111111111111\r\n", "5;\u{1}\r\n"] {
+            let parts = read("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+            guard case .error(.malformed) = parts.last else {
+                XCTFail("\(body.debugDescription) gave \(parts)")
+                continue
+            }
+        }
+    }
+
+    func testVersions() {
+        XCTAssertEqual(read("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), [.head("GET", "/", ["Host=x"]), .end([])])
+        var parser = HTTP1Parser(role: .request, maxHeadBytes: 100)
+        var buffer = ByteBuffer(string: "GET / HTTP/1.2\r\nHost: x\r\n\r\n")
+        guard case .requestHead(let head) = try? parser.next(&buffer) else { return XCTFail() }
+        XCTAssertEqual(head.version, .http1_1, "a later HTTP/1 minor version is served as 1.1")
+        XCTAssertEqual(read("GET / HTTP/2.0\r\n\r\n"), [.error(.unsupportedVersion)])
+        XCTAssertEqual(read("GET / HTTP/0.9\r\n\r\n"), [.error(.unsupportedVersion)])
+        for line in ["GET / HTTP/1.1 \r\n", "GET  / HTTP/1.1\r\n", "GET / http/1.1\r\n", "GET /\r\n", "GET / HTTP/1.1\n", "G(T / HTTP/1.1\r\n", "GET /a b HTTP/1.1\r\n"] {
+            guard case .error(.malformed) = read(line + "Host: x\r\n\r\n").last else {
+                XCTFail("\(line.debugDescription) must be refused")
+                continue
+            }
+        }
+    }
+
+    func testTheHeadBudgetCountsEveryByteOnTheWire() {
+        // Spaces before a value are bytes the client sent: they count, and are never buffered past
+        // the budget however they arrive.
+        let padded = "GET / HTTP/1.1\r\nHost: x\r\nX:" + String(repeating: " ", count: 2000) + "v\r\n\r\n"
+        for piece in [Int.max, 100, 1] {
+            XCTAssertEqual(read(padded, piece: piece, maxHead: 1024), [.error(.headTooLarge)], "pieces of \(piece)")
+        }
+        let exact = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        XCTAssertEqual(read(exact, maxHead: exact.utf8.count), [.head("GET", "/", ["Host=x"]), .end([])])
+        XCTAssertEqual(read(exact, maxHead: exact.utf8.count - 1), [.error(.headTooLarge)])
+        // Trailers have the same budget.
+        let trailers = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: "
+            + String(repeating: "a", count: 2000) + "\r\n\r\n"
+        XCTAssertEqual(read(trailers, piece: 64).last, .error(.headTooLarge))
+    }
+
+    func testEmptyLinesBeforeARequestAreIgnored() {
+        assertInAnyPieces("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", [.head("GET", "/", ["Host=x"]), .end([])])
+    }
+
+    func testObsTextIsKeptByteForByte() {
+        let value: [UInt8] = [0x61, 0xE9, 0xFF, 0x80, 0x62]
+        let bytes = Array("GET / HTTP/1.1\r\nHost: x\r\nX-Name: ".utf8) + value + Array("\r\n\r\n".utf8)
+        var parser = HTTP1Parser(role: .request, maxHeadBytes: 1024)
+        var buffer = ByteBuffer(bytes: bytes)
+        guard case .requestHead(let head) = try? parser.next(&buffer) else { return XCTFail() }
+        var out = ByteBuffer()
+        FieldText.write(head.headers.first(name: "x-name")!, into: &out)
+        XCTAssertEqual(Array(out.readableBytesView), value)
+        // Valid UTF-8 stays as it is, both ways.
+        var utf8 = ByteBuffer()
+        FieldText.write("é☃", into: &utf8)
+        XCTAssertEqual(String(buffer: utf8), "é☃")
+    }
+
+    func testNothingIsReadAfterAnError() throws {
+        var parser = HTTP1Parser(role: .request, maxHeadBytes: 1024)
+        var buffer = ByteBuffer(string: "GET / HTTP/1.1\r\nHost: x\r\n\r\nBROKEN\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        XCTAssertNotNil(try? parser.next(&buffer))
+        XCTAssertNotNil(try? parser.next(&buffer))
+        XCTAssertThrowsError(try parser.next(&buffer))
+        XCTAssertNil(try parser.next(&buffer))
+        XCTAssertEqual(buffer.readableBytes, 0)
+    }
+
+    // MARK: responses
+
+    /// The parts of responses to `methods`, one request sent before each.
+    private func responses(_ text: String, to methods: [HTTPMethod], piece: Int = .max) -> [Read] {
+        var parser = HTTP1Parser(role: .response, maxHeadBytes: 1024)
+        var pending = methods
+        var out: [Read] = []
+        let bytes = Array(text.utf8)
+        var offset = 0
+        if !pending.isEmpty { parser.expectResponse(to: pending.removeFirst()) }
+        do {
+            while offset < bytes.count {
+                var chunk = ByteBuffer(bytes: bytes[offset..<min(bytes.count, offset + piece)])
+                offset += chunk.readableBytes
+                while let part = try parser.next(&chunk) {
+                    switch part {
+                    case .responseHead(let head): out.append(.head("\(head.status.code)", "", head.headers.map { "\($0.name)=\($0.value)" }))
+                    case .body(let body):
+                        if case .body(let previous) = out.last { out[out.count - 1] = .body(previous + String(buffer: body)) } else { out.append(.body(String(buffer: body))) }
+                    case .end(let trailers):
+                        out.append(.end(trailers?.map { "\($0.name)=\($0.value)" } ?? []))
+                        if !pending.isEmpty { parser.expectResponse(to: pending.removeFirst()) }
+                    case .requestHead: XCTFail("a request head from a response parser")
+                    }
+                }
+            }
+            if let last = try parser.finish(), case .end = last { out.append(.end([])) }
+        } catch {
+            out.append(.error(error))
+        }
+        return out
+    }
+
+    func testResponsesEndWhereTheirFramingSays() {
+        for piece in [Int.max, 1, 5] {
+            XCTAssertEqual(
+                responses("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", to: [.POST], piece: piece),
+                [.head("200", "", ["Content-Length=2"]), .body("ok"), .end([])]
+            )
+            XCTAssertEqual(
+                responses("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", to: [.GET], piece: piece),
+                [.head("200", "", ["Transfer-Encoding=chunked"]), .body("ok"), .end([])]
+            )
+            XCTAssertEqual(
+                responses("HTTP/1.0 200\r\n\r\nuntil the close", to: [.GET], piece: piece),
+                [.head("200", "", []), .body("until the close"), .end([])]
+            )
+            XCTAssertEqual(
+                responses("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nHTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n", to: [.HEAD, .GET], piece: piece),
+                [.head("200", "", ["Content-Length=9"]), .end([]), .head("204", "", ["Content-Length=9"]), .end([])],
+                "a HEAD's answer and a 204 have no body, whatever their length says"
+            )
+        }
+    }
+
+    func testAnUpstreamSpeakingOutOfTurnIsAnError() {
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        XCTAssertEqual(responses(answer + "HTTP/1.1 200 OK\r\n\r\n", to: [.GET]).last, .error(.malformed("bytes before any request was sent")))
+        XCTAssertEqual(responses(answer + "H", to: [.GET]).last, .error(.malformed("bytes before any request was sent")))
+        XCTAssertEqual(responses("HTTP/1.1 200 OK\r\n\r\n", to: []).last, .error(.malformed("bytes before any request was sent")))
+        for broken in ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n", "HTTP/2 200\r\n\r\n", "HTTP/1.1 2000\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nok"]
+        {
+            guard case .error = responses(broken, to: [.GET]).last else {
+                XCTFail(broken.debugDescription)
+                continue
+            }
+        }
+    }
+}
