@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Benchmarks, in one run and against one upstream, three scenarios:
+# Benchmarks, in one run and against one upstream, these scenarios:
 #
-# memory: direct    wrk -> demo upstream
+# memory: direct    wrk -> the upstream
 #         gateway   wrk -> ratesync-gateway (memory store, a limiter that admits everything) -> upstream
 #         nginx     wrk -> nginx (proxy_pass, upstream keep-alive, one worker) -> upstream
+#         measured twice: access logs off on both, then on on both (nginx's default combined
+#         format to a file; the gateway's JSON lines to a file)
 # redis:  gateway   the same with a Redis-backed limiter that admits everything
 #         nginx-lua nginx doing a per-request GCRA check on the same Redis in Lua (OpenResty style:
 #                   access_by_lua with nginx.redis, EVALSHA, pooled connections)
@@ -12,18 +14,21 @@
 # h2:     h2load over TLS (h2 by ALPN, many streams per connection) through the gateway and
 #         through nginx (http2 listener, proxy_pass to the same HTTP/1.1 upstream).
 #
-# The proxy under test is pinned to core 0; wrk, the upstream and Redis to core 1. On two cores
-# the load side saturates first, so besides requests/s, p50 and p99 the script prints each
-# proxy's CPU time per request (user+sys of its processes over the run / requests served), and
-# for the redis scenario Redis's CPU time per check and script calls per request.
+# The upstream is the leanest there is: nginx answering `return 200` in one write, so that what
+# is compared is the cost of proxying, not of the upstream. The proxy under test (gateway
+# `workers = 1`, nginx `worker_processes 1`) is pinned to core 0; wrk, the upstream and Redis to
+# core 1. On two cores the load side saturates first, so besides requests/s, p50 and p99 the
+# script prints each proxy's CPU time per request (user+sys of its processes over the run /
+# requests served), and for the redis scenario Redis's CPU time per check and script calls per
+# request.
 #
-# Usage: scripts/bench.sh [duration-seconds (default 10)] [connections (default 50)] [scenario...]
+# Usage: scripts/bench.sh [duration-seconds (default 10)] [connections (default 64)] [scenario...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 duration=${1:-10}
-connections=${2:-50}
+connections=${2:-64}
 shift 2 2>/dev/null || shift $#
 scenarios=${*:-memory redis fault h2}
 proxy_core=0
@@ -31,7 +36,6 @@ load_core=1
 
 scripts/setup.sh --bench
 swift build $release_flags --product ratesync-gateway >/dev/null
-swift build $release_flags --product ratesync-demo-upstream >/dev/null
 bin=$(swift build $release_flags --show-bin-path)
 
 work=$(mktemp -d)
@@ -92,11 +96,29 @@ measure() {
     eval "${name}_rps=$rps ${name}_p50=$p50 ${name}_p99=$p99 ${name}_cpu=$cpu_us"
 }
 
+# The lean upstream: nginx answering 200 itself, one worker, no log, on the load core.
 upstream_port=$(free_port)
-taskset -c "$load_core" "$bin/ratesync-demo-upstream" --port "$upstream_port" --threads 1 >"$work/upstream.log" 2>&1 &
-upstream_pid=$!
-pids+=("$upstream_pid")
+mkdir -p "$work/upstream"
+cat >"$work/upstream/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $work/upstream/nginx.pid;
+error_log $work/upstream/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$upstream_port;
+        location / { return 200 "ok"; }
+    }
+}
+NGINX
+taskset -c "$load_core" nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" >/dev/null 2>&1 &
+upstream_master=$!
+pids+=("$upstream_master")
 wait_for_port "$upstream_port"
+upstream_pids=("$upstream_master" $(pgrep -P "$upstream_master"))
 
 gateway_port=$(free_port)
 admin_port=$(free_port)
@@ -125,14 +147,17 @@ identifier = "client_ip"
 [access_log]
 enabled = false
 TOML
+# The same with the access log on, to a file (as nginx's below).
+sed "s|^enabled = false|enabled = true\npath = \"$work/gateway-access.log\"|" "$work/gateway.toml" >"$work/gateway-log.toml"
 taskset -c "$proxy_core" "$bin/ratesync-gateway" --config "$work/gateway.toml" --log-level warning >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
 pids+=("$gateway_pid")
 wait_for_port "$gateway_port"
 
-# Writes $1/nginx.conf: one worker, no access log, proxy_pass to the demo upstream with
-# upstream keep-alive. $2: the listen directive; $3: upstream keepalive connections; $4: lines
-# inside `location /` before proxy_pass; $5: lines before `events`; $6: lines inside `server`.
+# Writes $1/nginx.conf: one worker, proxy_pass to the upstream with upstream keep-alive.
+# $2: the listen directive; $3: upstream keepalive connections; $4: lines inside `location /`
+# before proxy_pass; $5: lines before `events`; $6: lines inside `server`; $7: the access_log
+# directive's argument (default off).
 write_nginx_config() {
     local dir=$1
     mkdir -p "$dir"
@@ -144,7 +169,7 @@ pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    access_log ${7:-off};
     lua_package_path_placeholder;
     client_body_temp_path $dir/body;
     proxy_temp_path $dir/proxy;
@@ -184,6 +209,10 @@ nginx_port=$(free_port)
 write_nginx_config "$work/nginx" "127.0.0.1:$nginx_port" 64 "" "" ""
 nginx_pids=($(start_nginx "$work/nginx" "$nginx_port"))
 pids+=("${nginx_pids[0]}")
+nginx_log_port=$(free_port)
+write_nginx_config "$work/nginx-log" "127.0.0.1:$nginx_log_port" 64 "" "" "" "$work/nginx-access.log"
+nginx_log_pids=($(start_nginx "$work/nginx-log" "$nginx_log_port"))
+pids+=("${nginx_log_pids[0]}")
 
 echo "bench: ${duration}s per target, $connections connections, wrk, upstream and redis on core $load_core, proxy on core $proxy_core"
 echo "bench: $(nproc) cores, $(uname -r), $(swift --version 2>/dev/null | head -1), $(redis-server --version | awk '{print $3}')"
@@ -248,19 +277,32 @@ grep -q '^\[rate_sync\]' "$work/gateway-redis.toml" ||
 
 if [[ " $scenarios " == *" memory "* ]]; then
     echo
-    echo "== memory: the proxy alone (in-memory limiter) =="
+    echo "== memory: the proxy alone (in-memory limiter), access logs off on both =="
     printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
-    measure direct "http://127.0.0.1:$upstream_port/bench" "$upstream_pid"
+    measure direct "http://127.0.0.1:$upstream_port/bench" "${upstream_pids[@]}"
     measure gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
     measure nginx "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
 
     # Every gateway answer must have been a 200 with the limiter's headers.
     check=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench")
     echo "gateway answer check: $check"
-
     awk -v gc="$gateway_cpu" -v nc="$nginx_cpu" -v gp="$gateway_p99" -v np="$nginx_p99" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
-        printf "ratios gateway/nginx: cpu per request %.2fx (target <= 1.6x), p99 %.2fx (target <= 1.5x), req/s %.2fx\n", gc / nc, gp / np, gr / nr
+        printf "ratios gateway/nginx, logs off: cpu per request %.2fx (target <= 1.5x), p99 %.2fx (target <= 1.0x), req/s %.2fx\n", gc / nc, gp / np, gr / nr
     }'
+
+    echo
+    echo "== memory: the same, access logs on on both (to files) =="
+    stop_gateway
+    start_gateway "$work/gateway-log.toml" "$gateway_port"
+    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
+    measure nginx "http://127.0.0.1:$nginx_log_port/bench" "${nginx_log_pids[@]}"
+    echo "access log lines: gateway $(wc -l <"$work/gateway-access.log"), nginx $(wc -l <"$work/nginx-access.log")"
+    awk -v gc="$gateway_cpu" -v nc="$nginx_cpu" -v gp="$gateway_p99" -v np="$nginx_p99" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx, logs on: cpu per request %.2fx (target <= 1.5x), p99 %.2fx (target <= 1.0x), req/s %.2fx\n", gc / nc, gp / np, gr / nr
+    }'
+    stop_gateway
+    start_gateway "$work/gateway.toml" "$gateway_port"
 fi
 
 if [[ " $scenarios " == *" redis "* ]]; then

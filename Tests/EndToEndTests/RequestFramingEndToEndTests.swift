@@ -114,6 +114,26 @@ final class RequestFramingEndToEndTests: XCTestCase {
         }
     }
 
+    func testTheSameRulesHoldForRequestsArrivingOverHTTP2() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        let body = FileManager.default.temporaryDirectory.appendingPathComponent("smuggled-\(UUID().uuidString).txt")
+        try "GET /auth/admin HTTP/1.1\r\nHost: x\r\n\r\n".write(to: body, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: body) }
+        let h2 = ["--http2-prior-knowledge", "-H", "Content-Length:", "--data-binary", "@\(body.path)"]
+        XCTAssertEqual(try curl(h2 + ["-X", "TRACE", "\(harness.base)/trace"]).status, 405)
+        for method in ["GET", "DELETE", "OPTIONS", "PURGE"] {
+            XCTAssertEqual(try curl(h2 + ["-X", method, "\(harness.base)/\(method.lowercased())"]).status, 200, method)
+        }
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "\(harness.base)/auth%2flogin"]).status, 400)
+        try waitForRecorded(4)
+        let seen = try recorded()
+        XCTAssertEqual(seen.map { $0["target"] as? String }, ["/get", "/delete", "/options", "/purge"])
+        for request in seen {
+            XCTAssertEqual(request["body"] as? String, "GET /auth/admin HTTP/1.1\r\nHost: x\r\n\r\n")
+        }
+    }
+
     func testTraceIsRefusedAndConnectClosesTheConnection() throws {
         let harness = try gateway()
         defer { harness.stop() }
