@@ -1,37 +1,67 @@
 import NIOCore
 import NIOHTTP1
 
-/// Events of the upstream connection the current exchange leased.
+/// The upstream side of an exchange: leasing a connection, sending the request, relaying the
+/// answer, and what a connection that fails or closes means.
 extension ProxyHandler: UpstreamResponseDelegate {
+    func connectUpstream(_ exchange: Exchange) {
+        let pool = exchange.pool ?? resources.pool(for: exchange.target)
+        exchange.pool = pool
+        pool.acquire { result in
+            switch result {
+            case .success(let connection):
+                switch self.machine.upstreamAcquired(connection, for: exchange, reused: connection.hasBeenUsed) {
+                case .stale:
+                    pool.release(connection, reusable: true)
+                case .startProxying(let keepBodyForRetry, let requestEnded):
+                    self.startProxying(exchange, on: connection, keepBodyForRetry: keepBodyForRetry, requestEnded: requestEnded)
+                }
+            case .failure(let error):
+                guard self.machine.isConnecting(exchange) else { return }
+                self.failExchange(exchange, with: Self.isTimeout(error) ? .gatewayTimeout() : .badGateway())
+            }
+        }
+    }
+
+    private func startProxying(_ exchange: Exchange, on connection: UpstreamConnection, keepBodyForRetry: Bool, requestEnded: Bool) {
+        connection.handler.delegate = self
+        exchange.upstreamStarted = exchange.upstreamStarted ?? .now()
+        connection.handler.write(.head(exchange.upstreamHead))
+        for part in exchange.pendingParts { connection.handler.write(part) }
+        if !keepBodyForRetry { exchange.pendingParts.removeAll() }
+        connection.handler.flush()
+        if requestEnded {
+            startResponseClock(exchange)
+        } else {
+            armTimer(at: machine.lastClientActivity + idleTimeout)
+        }
+        resumeReadsIfAllowed()
+    }
+
     func upstreamResponse(_ part: HTTPClientResponsePart) {
-        guard case .proxying(let exchange, let connection) = state, let client else { return }
-        if exchange.mayRetryOnFreshConnection {
-            exchange.mayRetryOnFreshConnection = false
+        guard case .proxying(let exchange, let connection, _) = machine.state, let client else { return }
+        if machine.responseBytesArrived() {
+            // Answered: the request will not be sent again.
             exchange.pendingParts.removeAll()
         }
         switch part {
-        case .head(let head) where head.status == .switchingProtocols:
-            // The upgrade headers never reached the upstream: a 101 is an answer out of turn.
-            connection.handler.close()
-            failExchange(exchange, with: .badGateway())
         case .head(let head):
-            exchange.responseStarted = true
-            exchange.upstreamReusable = head.isKeepAlive
+            let clientHead = exchange.clientHead
+            let closeDelimited = ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
+            guard let (closeClient, _) = machine.responseHead(upstreamKeepAlive: head.isKeepAlive, closeDelimited: closeDelimited) else {
+                return
+            }
             if let started = exchange.upstreamStarted {
                 let elapsed = (NIODeadline.now() - started).nanoseconds
                 exchange.target.upstreamMetrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
                 logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
             }
-            let clientHead = exchange.clientHead
-            let closeAfter = exchange.closeClientAfterResponse || isDraining || !exchange.clientKeepAlive
-                || ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
-            exchange.closeClientAfterResponse = closeAfter
             writeResponseHead(
                 ForwardedHeaders.clientResponse(
                     from: head,
                     requestVersion: clientHead.version,
                     requestMethod: clientHead.method,
-                    keepAlive: !closeAfter,
+                    keepAlive: !closeClient,
                     rateLimitHeaders: exchange.rateLimitHeaders
                 )
             )
@@ -44,7 +74,22 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 client.flush()
             }
         case .end(let trailers):
-            finishExchange(exchange, connection, trailers: trailers)
+            finishExchange(trailers: trailers)
+        }
+    }
+
+    /// The upstream's answer is complete: give the connection back first, then write the end.
+    /// The order matters on HTTP/2, where writing the end may close the stream at once; a
+    /// connection still held by the exchange then would be closed with it, not pooled.
+    private func finishExchange(trailers: HTTPHeaders?) {
+        guard let finish = machine.responseEnded() else { return }
+        finish.exchange.releaseSlots()
+        (finish.exchange.pool ?? resources.pool(for: finish.exchange.target)).release(finish.connection, reusable: finish.reusable)
+        writeResponseEnd(trailers, closing: finish.closeClient)
+        if finish.closeClient {
+            closeConnection()
+        } else {
+            becomeIdle()
         }
     }
 
@@ -57,22 +102,20 @@ extension ProxyHandler: UpstreamResponseDelegate {
     }
 
     func upstreamClosed(error: (any Error)?) {
-        guard case .proxying(let exchange, _) = state else { return }
-        if exchange.mayRetryOnFreshConnection {
+        switch machine.upstreamClosed() {
+        case .none:
+            break
+        case .retry(let exchange):
             // The upstream closed an idle kept-alive connection just as we reused it: nothing was
             // answered and the whole request is still here, so send it again on a new connection.
-            exchange.mayRetryOnFreshConnection = false
-            state = .connecting(exchange)
             connectUpstream(exchange)
-            return
-        }
-        if exchange.responseStarted {
+        case .abort(let exchange):
             // Half a response already went out: the only honest signal left is to cut the connection.
             exchange.releaseSlots()
             exchange.target.upstreamMetrics.recordFailure()
-            state = .closed
+            endRequestInFlight()
             client?.close()
-        } else {
+        case .fail(let exchange):
             failExchange(exchange, with: .badGateway())
         }
     }

@@ -1,0 +1,501 @@
+import NIOCore
+import NIOHTTP1
+
+/// Every decision about the requests of one client connection (or one HTTP/2 stream): which
+/// exchange is in flight and how far it got, what a request part, a verdict, an upstream
+/// connection, a response's end, a close or a deadline means now, and what to do about it.
+/// ProxyHandler feeds events in and performs the actions; it decides nothing itself.
+///
+/// Generic over the exchange and the upstream connection, which it only holds and hands back, so
+/// that tests drive it with plain objects, no sockets, and their own clock (every event that
+/// needs the time is given it).
+struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
+    /// How far an exchange got.
+    struct Progress {
+        var requestEnded = false
+        /// `100 Continue` went out (the client may then send its body).
+        var continueSent = false
+        var responseStarted = false
+        /// The client connection closes once this exchange's answer is out.
+        var closeAfterResponse: Bool
+        /// Sent on a reused upstream connection, and nothing has come back yet: if that
+        /// connection turns out closed, the request is sent again on a new one.
+        var mayRetryOnFreshConnection = false
+        /// Whether the upstream connection may serve another request after this one.
+        var upstreamReusable = true
+        /// When the upstream's answer must have started; set once the whole request is sent.
+        var responseDeadline: NIODeadline?
+        let expectsContinue: Bool
+        /// Whether the client asked to keep its connection.
+        let keepAlive: Bool
+    }
+
+    enum State {
+        case idle
+        /// Waiting for the limiters' verdict.
+        case limiting(Exchange, Progress)
+        /// Admitted; waiting for an upstream connection.
+        case connecting(Exchange, Progress)
+        case proxying(Exchange, Connection, Progress)
+        /// The gateway answered before the request ended: the rest of the body is read and
+        /// dropped (up to a budget), then the next request is served or the connection closes.
+        case discarding(remainingBudget: Int, keepAlive: Bool)
+        case closed
+    }
+
+    /// How much of an unwanted request body is read before the connection is simply closed.
+    static var discardBudget: Int { 1 << 20 }
+
+    private(set) var state = State.idle
+    /// Set on SIGTERM: finish the current exchange, then close.
+    private(set) var draining = false
+    /// Parts of requests that arrived while another was in flight (HTTP pipelining), replayed in
+    /// order once it ends. An array: empty, it costs no allocation.
+    private var queue: [HTTPServerRequestPart] = []
+    /// Bytes that were no request arrived after the queued parts: answered once they are.
+    private(set) var pendingRequestError: HTTP1RequestError?
+    /// A stream carries one request; a connection carries many.
+    let isStream: Bool
+    /// The last time the client sent something, or its connection became idle.
+    private(set) var lastClientActivity: NIODeadline
+    /// Since when the client has taken none of what is written to it.
+    private(set) var sendStalledSince: NIODeadline?
+
+    init(isStream: Bool, now: NIODeadline) {
+        self.isStream = isStream
+        lastClientActivity = now
+    }
+
+    var isIdle: Bool {
+        if case .idle = state { return true }
+        return false
+    }
+
+    // MARK: request parts
+
+    enum PartAction {
+        /// An idle connection's next request: route, identify and limit it, then call
+        /// `exchangeBegan` or `answeredLocally`.
+        case begin(HTTPRequestHead)
+        /// Held until the exchanges before it end.
+        case queued
+        /// Waits with the exchange for its verdict and its upstream connection.
+        case buffer(Exchange, HTTPClientRequestPart)
+        /// To the upstream; with `startResponseClock`, the request is now whole.
+        case forward(Connection, HTTPClientRequestPart, startResponseClock: Exchange?)
+        /// A discarded body ended and the connection serves the next request: call `becomeIdle`.
+        case discardEnded
+        case close
+        case none
+    }
+
+    mutating func receive(_ part: HTTPServerRequestPart, now: NIODeadline) -> PartAction {
+        lastClientActivity = now
+        if !queue.isEmpty || belongsToNextRequest(part) {
+            queue.append(part)
+            return .queued
+        }
+        return handle(part)
+    }
+
+    /// The next queued part that may be handled now, removed from the queue, and what to do.
+    mutating func nextQueuedPart() -> PartAction? {
+        guard let part = queue.first, !belongsToNextRequest(part) else { return nil }
+        queue.removeFirst()
+        return handle(part)
+    }
+
+    var hasQueuedParts: Bool { !queue.isEmpty }
+
+    /// A head while an exchange is in flight is a pipelined request.
+    private func belongsToNextRequest(_ part: HTTPServerRequestPart) -> Bool {
+        guard case .head = part else { return false }
+        switch state {
+        case .idle, .closed: return false
+        case .limiting, .connecting, .proxying, .discarding: return true
+        }
+    }
+
+    private mutating func handle(_ part: HTTPServerRequestPart) -> PartAction {
+        let forwarded: HTTPClientRequestPart
+        let size: Int
+        let isEnd: Bool
+        switch part {
+        case .head(let head):
+            guard case .idle = state else { return .none }
+            return .begin(head)
+        case .body(let buffer):
+            forwarded = .body(.byteBuffer(buffer))
+            size = buffer.readableBytes
+            isEnd = false
+        case .end(let trailers):
+            forwarded = .end(trailers)
+            size = 0
+            isEnd = true
+        }
+        switch state {
+        case .limiting(let exchange, var progress):
+            progress.requestEnded = isEnd
+            state = .limiting(exchange, progress)
+            return .buffer(exchange, forwarded)
+        case .connecting(let exchange, var progress):
+            progress.requestEnded = isEnd
+            state = .connecting(exchange, progress)
+            return .buffer(exchange, forwarded)
+        case .proxying(let exchange, let connection, var progress):
+            guard isEnd else { return .forward(connection, forwarded, startResponseClock: nil) }
+            progress.requestEnded = true
+            state = .proxying(exchange, connection, progress)
+            return .forward(connection, forwarded, startResponseClock: progress.responseStarted ? nil : exchange)
+        case .discarding(let budget, let keepAlive):
+            if isEnd && keepAlive { return .discardEnded }
+            if isEnd || budget - size < 0 { return .close }
+            state = .discarding(remainingBudget: budget - size, keepAlive: keepAlive)
+            return .none
+        case .idle, .closed:
+            return .none
+        }
+    }
+
+    // MARK: the exchange
+
+    /// The request was routed and identified: its limiters decide next.
+    mutating func exchangeBegan(_ exchange: Exchange, expectsContinue: Bool, keepAlive: Bool, closeAfterResponse: Bool) {
+        state = .limiting(
+            exchange,
+            Progress(closeAfterResponse: closeAfterResponse, expectsContinue: expectsContinue, keepAlive: keepAlive)
+        )
+    }
+
+    enum VerdictAction {
+        /// The exchange is gone (its client left): give back what the verdict holds.
+        case stale
+        /// Denied: answer it (`answeredLocally` follows).
+        case deny
+        /// Admitted: send `100 Continue` first when asked, then lease an upstream connection.
+        case acquireUpstream(sendContinue: Bool)
+    }
+
+    mutating func verdict(for exchange: Exchange, admitted: Bool) -> VerdictAction {
+        guard case .limiting(let current, var progress) = state, current === exchange else { return .stale }
+        guard admitted else { return .deny }
+        let sendContinue = progress.expectsContinue && !progress.requestEnded
+        progress.continueSent = sendContinue
+        state = .connecting(exchange, progress)
+        return .acquireUpstream(sendContinue: sendContinue)
+    }
+
+    enum AcquiredAction {
+        /// The exchange is gone: the connection goes back to the pool.
+        case stale
+        /// Write the head and the buffered body. With `keepBodyForRetry`, keep the buffered parts:
+        /// a reused connection may turn out closed, and the request is then sent again.
+        case startProxying(keepBodyForRetry: Bool, requestEnded: Bool)
+    }
+
+    /// - Parameter reused: whether the connection already carried a request.
+    mutating func upstreamAcquired(_ connection: Connection, for exchange: Exchange, reused: Bool) -> AcquiredAction {
+        guard case .connecting(let current, var progress) = state, current === exchange else { return .stale }
+        progress.mayRetryOnFreshConnection = reused && progress.requestEnded
+        state = .proxying(exchange, connection, progress)
+        return .startProxying(keepBodyForRetry: progress.mayRetryOnFreshConnection, requestEnded: progress.requestEnded)
+    }
+
+    /// Whether a failed connect concerns the exchange in flight (which then fails).
+    func isConnecting(_ exchange: Exchange) -> Bool {
+        if case .connecting(let current, _) = state { return current === exchange }
+        return false
+    }
+
+    /// The whole request is with the upstream: its answer must start by `deadline`.
+    mutating func responseClockStarted(at deadline: NIODeadline) {
+        guard case .proxying(let exchange, let connection, var progress) = state else { return }
+        progress.responseDeadline = deadline
+        state = .proxying(exchange, connection, progress)
+    }
+
+    /// A first byte of the answer came back: the request can no longer be sent again.
+    mutating func responseBytesArrived() -> Bool {
+        guard case .proxying(let exchange, let connection, var progress) = state else { return false }
+        if progress.mayRetryOnFreshConnection {
+            progress.mayRetryOnFreshConnection = false
+            state = .proxying(exchange, connection, progress)
+            return true
+        }
+        return false
+    }
+
+    /// The answer's head: whether the client connection closes after it.
+    /// - Parameters:
+    ///   - upstreamKeepAlive: whether the upstream keeps its connection.
+    ///   - closeDelimited: whether the client can only learn the body's end by the close.
+    mutating func responseHead(upstreamKeepAlive: Bool, closeDelimited: Bool) -> (closeClient: Bool, Progress)? {
+        guard case .proxying(let exchange, let connection, var progress) = state else { return nil }
+        progress.responseStarted = true
+        progress.upstreamReusable = upstreamKeepAlive
+        progress.closeAfterResponse = progress.closeAfterResponse || draining || !progress.keepAlive || closeDelimited
+        state = .proxying(exchange, connection, progress)
+        return (progress.closeAfterResponse, progress)
+    }
+
+    struct Finish {
+        let exchange: Exchange
+        let connection: Connection
+        /// The upstream connection may carry another request.
+        let reusable: Bool
+        /// The client connection closes after the answer's end.
+        let closeClient: Bool
+    }
+
+    /// The answer is complete. Then: write its end, and `becomeIdle` unless `closeClient`.
+    mutating func responseEnded() -> Finish? {
+        guard case .proxying(let exchange, let connection, let progress) = state else { return nil }
+        state = .closed
+        return Finish(
+            exchange: exchange,
+            connection: connection,
+            reusable: progress.upstreamReusable && progress.requestEnded,
+            closeClient: progress.closeAfterResponse || !progress.requestEnded || draining
+        )
+    }
+
+    enum UpstreamClosedAction {
+        case none
+        /// A reused connection was closed before answering: connect anew and send it all again.
+        case retry(Exchange)
+        /// Half an answer went out: cut the client off (give back the slots).
+        case abort(Exchange)
+        /// Nothing was answered: 502.
+        case fail(Exchange)
+    }
+
+    mutating func upstreamClosed() -> UpstreamClosedAction {
+        guard case .proxying(let exchange, _, var progress) = state else { return .none }
+        if progress.mayRetryOnFreshConnection {
+            progress.mayRetryOnFreshConnection = false
+            state = .connecting(exchange, progress)
+            return .retry(exchange)
+        }
+        if progress.responseStarted {
+            state = .closed
+            return .abort(exchange)
+        }
+        return .fail(exchange)
+    }
+
+    /// The progress of the exchange in flight, if any.
+    var progress: Progress? {
+        switch state {
+        case .limiting(_, let progress), .connecting(_, let progress), .proxying(_, _, let progress): return progress
+        case .idle, .discarding, .closed: return nil
+        }
+    }
+
+    // MARK: local answers and idleness
+
+    enum LocalAnswerAction {
+        /// The request was whole: serve the next one (`becomeIdle`).
+        case becomeIdle
+        /// Read and drop the rest of its body first.
+        case discard
+        case close
+    }
+
+    /// Whether a local answer to this request closes the connection.
+    /// - Parameter mustClose: the answer requires it (CONNECT, say).
+    func localAnswerCloses(keepAlive: Bool, bodyWithheld: Bool, mustClose: Bool) -> Bool {
+        mustClose || !keepAlive || bodyWithheld || draining
+    }
+
+    /// The gateway answered the current request itself (its answer is written by now).
+    /// - Parameter bodyWithheld: the client awaits `100 Continue` that never came, so its body
+    ///   may never arrive.
+    mutating func answeredLocally(requestEnded: Bool, bodyWithheld: Bool, close: Bool, now: NIODeadline) -> LocalAnswerAction {
+        if requestEnded { return close ? .close : .becomeIdle }
+        if bodyWithheld { return .close }
+        state = .discarding(remainingBudget: Self.discardBudget, keepAlive: !close)
+        lastClientActivity = now
+        return .discard
+    }
+
+    enum IdleAction {
+        /// A stream's one request is over.
+        case streamDone
+        case close
+        /// Idle: replay queued parts (`nextQueuedPart`), then call `afterQueue`.
+        case idle
+    }
+
+    mutating func becomeIdle(now: NIODeadline) -> IdleAction {
+        if isStream {
+            state = .closed
+            return .streamDone
+        }
+        if draining { return .close }
+        state = .idle
+        lastClientActivity = now
+        return .idle
+    }
+
+    /// After the queue is replayed: an unreadable request left behind is answered now.
+    mutating func afterQueue() -> HTTP1RequestError? {
+        guard let error = pendingRequestError, queue.isEmpty, case .idle = state else { return nil }
+        pendingRequestError = nil
+        return error
+    }
+
+    // MARK: closes and errors
+
+    /// What the exchange in flight holds when the client goes: slots, and perhaps a connection.
+    mutating func clientClosed() -> (exchange: Exchange?, connection: Connection?) {
+        defer {
+            state = .closed
+            queue.removeAll()
+            sendStalledSince = nil
+        }
+        switch state {
+        case .limiting(let exchange, _), .connecting(let exchange, _): return (exchange, nil)
+        case .proxying(let exchange, let connection, _): return (exchange, connection)
+        case .idle, .discarding, .closed: return (nil, nil)
+        }
+    }
+
+    /// The connection closes (after the answer being written).
+    mutating func closing() {
+        state = .closed
+        queue.removeAll()
+    }
+
+    enum RequestErrorAction {
+        /// It follows requests still to be answered: held until then.
+        case deferred
+        /// Answer it and close; first give back what the broken exchange holds.
+        case answer(abandoning: Exchange?, Connection?)
+        case close
+        case none
+    }
+
+    /// The client's bytes became unreadable (the parser reads nothing after them).
+    mutating func requestFailed(_ error: HTTP1RequestError) -> RequestErrorAction {
+        if !queue.isEmpty {
+            pendingRequestError = error
+            return .deferred
+        }
+        switch state {
+        case .limiting(let exchange, let progress), .connecting(let exchange, let progress):
+            if progress.requestEnded {
+                pendingRequestError = error
+                return .deferred
+            }
+            state = .closed
+            return .answer(abandoning: exchange, nil)
+        case .proxying(let exchange, let connection, let progress):
+            if progress.requestEnded {
+                pendingRequestError = error
+                return .deferred
+            }
+            state = .closed
+            return .answer(abandoning: exchange, connection)
+        case .discarding:
+            // The body of a request already answered: nothing more to say.
+            return .close
+        case .idle:
+            return .answer(abandoning: nil, nil)
+        case .closed:
+            return .none
+        }
+    }
+
+    /// SIGTERM: whether to close at once (nothing in flight).
+    mutating func drain() -> Bool {
+        draining = true
+        return isIdle
+    }
+
+    // MARK: reads, writability and deadlines
+
+    /// Whether more of the request may be read now.
+    func readsAllowed(clientWritable: Bool, upstreamWritable: Bool) -> Bool {
+        guard queue.isEmpty, pendingRequestError == nil else { return false }
+        switch state {
+        case .idle, .discarding:
+            // A client that does not read its answers sends no more requests: what it would
+            // make us answer would pile up unsent.
+            return clientWritable
+        case .limiting(_, let progress), .connecting(_, let progress):
+            // A body waits for the verdict and the connection. A request already whole can only
+            // be followed by a pipelined one, whose head is queued (stopping reads again).
+            return progress.requestEnded
+        case .proxying(_, _, let progress):
+            return progress.requestEnded || upstreamWritable
+        case .closed:
+            return false
+        }
+    }
+
+    /// The client's connection or stream can take more, or cannot: returns a deadline to arm
+    /// when a stall starts.
+    mutating func clientWritabilityChanged(writable: Bool, now: NIODeadline, sendTimeout: TimeAmount) -> NIODeadline? {
+        guard !writable else {
+            sendStalledSince = nil
+            return nil
+        }
+        guard sendStalledSince == nil else { return nil }
+        sendStalledSince = now
+        return now + sendTimeout
+    }
+
+    enum DeadlineAction {
+        case none
+        /// Arm the timer again for this time.
+        case rearm(NIODeadline)
+        /// Close the client: it stalled (send timeout, idle, a body that stopped coming).
+        /// Give back what the exchange held first.
+        case closeClient(Exchange?, Connection?)
+        /// The upstream did not start answering in time: close it, 504.
+        case upstreamTimedOut(Exchange, Connection)
+    }
+
+    /// The timer fired (or was due): what has passed, and when to look again.
+    mutating func deadlineReached(now: NIODeadline, idleTimeout: TimeAmount, sendTimeout: TimeAmount) -> DeadlineAction {
+        var next: NIODeadline?
+        if let stalled = sendStalledSince {
+            if stalled + sendTimeout <= now {
+                let held = clientClosed()
+                return .closeClient(held.exchange, held.connection)
+            }
+            next = stalled + sendTimeout
+        }
+        func rearm(_ deadline: NIODeadline) -> DeadlineAction {
+            .rearm(next.map { min($0, deadline) } ?? deadline)
+        }
+        switch state {
+        case .idle, .discarding:
+            let idleDeadline = lastClientActivity + idleTimeout
+            if idleDeadline <= now {
+                state = .closed
+                queue.removeAll()
+                return .closeClient(nil, nil)
+            }
+            return rearm(idleDeadline)
+        case .proxying(let exchange, let connection, let progress):
+            if let deadline = progress.responseDeadline, !progress.responseStarted {
+                if deadline <= now { return .upstreamTimedOut(exchange, connection) }
+                return rearm(deadline)
+            }
+            if !progress.requestEnded {
+                // A client that stops sending its body mid-way holds an upstream connection.
+                let stallDeadline = lastClientActivity + idleTimeout
+                if stallDeadline <= now {
+                    let held = clientClosed()
+                    return .closeClient(held.exchange, held.connection)
+                }
+                return rearm(stallDeadline)
+            }
+            return next.map { .rearm($0) } ?? .none
+        case .limiting, .connecting, .closed:
+            // The store and the connect attempt have deadlines of their own.
+            return next.map { .rearm($0) } ?? .none
+        }
+    }
+}

@@ -1,0 +1,169 @@
+import NIOCore
+import NIOHTTP1
+import RateSync
+
+/// A request's way in: refused methods, path and authority checks, the route, the identifier,
+/// and the limiters' verdict.
+extension ProxyHandler {
+    func begin(_ head: HTTPRequestHead) {
+        let runtime = self.runtime
+        resources.requestsInFlight += 1
+        requestInFlight = true
+        // Walked at most once per request, whether the access log or the identifier asks first.
+        var resolvedClient: String?
+        func client() -> String {
+            if let resolvedClient { return resolvedClient }
+            let address = clientIP(head)
+            resolvedClient = address
+            return address
+        }
+        if accessLog != nil {
+            logEntry = AccessLogEntry(start: .now(), client: client(), method: head.method.rawValue, path: head.uri)
+        }
+        switch head.method {
+        case .TRACE:
+            // What a TRACE echoes back can reveal what proxies added (nginx refuses it too).
+            answerLocally(.methodNotAllowed(head.method), to: head, requestEnded: false)
+            return
+        case .CONNECT:
+            // Never a tunnel: after CONNECT a client's bytes are no longer HTTP.
+            answerLocally(.methodNotAllowed(head.method), to: head, requestEnded: false, close: true)
+            return
+        default:
+            break
+        }
+        guard let path = RequestPath(uri: head.uri) else {
+            answerLocally(.badRequest("The request target is not a valid path."), to: head, requestEnded: false)
+            return
+        }
+        let authority: String?
+        switch RequestAuthority.resolve(head, targetAuthority: path.authority) {
+        case .success(let resolved):
+            authority = resolved
+        case .failure(.missingHost):
+            answerLocally(.badRequest("An HTTP/1.1 request must carry a Host header."), to: head, requestEnded: false, close: true)
+            return
+        case .failure(.repeatedHost):
+            answerLocally(.badRequest("The request carries more than one Host header."), to: head, requestEnded: false, close: true)
+            return
+        case .failure(.invalidHost):
+            answerLocally(.badRequest("The request's host is not a valid host[:port]."), to: head, requestEnded: false, close: true)
+            return
+        }
+        guard let routeIndex = runtime.router.match(path: path.path, method: head.method.rawValue, host: authority) else {
+            answerLocally(.notFound(), to: head, requestEnded: false)
+            return
+        }
+        let target = runtime.targets[routeIndex]
+        logEntry?.route = target.route.name
+        logEntry?.upstream = target.upstream.name
+        let identifier: String
+        switch IdentifierExtractor.identify(rule: target.route.identifier, headers: head.headers, clientIP: client) {
+        case .identifier(let value):
+            identifier = value
+        case .missingHeader(let name):
+            answerLocally(.badRequest("The \(name) header is required."), to: head, requestEnded: false)
+            return
+        }
+
+        let framing = RequestBodyFraming(head)
+        let upstreamHead = ForwardedHeaders.upstreamRequest(
+            from: head,
+            authority: authority,
+            framing: framing,
+            uri: path.uri,
+            peerAddress: peerText,
+            scheme: scheme,
+            upstream: target.upstream
+        )
+        let exchange = Exchange(clientHead: head, target: target, upstreamHead: upstreamHead)
+        // Until upgrades are proxied, an upgrade request is answered as a plain request (its
+        // Upgrade header does not reach the upstream) and the connection then closes: what the
+        // client sends after it is not HTTP.
+        machine.exchangeBegan(
+            exchange,
+            expectsContinue: Exchange.expectsContinue(head.headers),
+            keepAlive: head.keepsClientConnectionOpen,
+            closeAfterResponse: head.version.major == 1 && head.headers.contains(name: "upgrade")
+        )
+        if target.limiters.isEmpty {
+            apply(.admit(headers: [], heldSlots: []), to: exchange)
+            return
+        }
+        if let verdict = LimitEvaluation.evaluateImmediately(limiters: target.limiters, identifier: identifier) {
+            apply(verdict, to: exchange)
+            return
+        }
+        guard let clientSide = self.client else { return }
+        LimitEvaluation.evaluate(
+            limiters: target.limiters,
+            identifier: identifier,
+            latency: runtime.storeLatency,
+            on: clientSide.eventLoop
+        ) { verdict in self.apply(verdict, to: exchange) }
+    }
+
+    /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
+    private func clientIP(_ head: HTTPRequestHead) -> String {
+        guard let peer = peer.address, head.headers.contains(name: "x-forwarded-for"),
+            runtime.clientIPResolver.isTrusted(peer)
+        else {
+            return peerText
+        }
+        return runtime.clientIPResolver.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"]).description
+    }
+
+    private func apply(_ verdict: LimitVerdict, to exchange: Exchange) {
+        let admitted: Bool
+        if case .admit = verdict { admitted = true } else { admitted = false }
+        switch machine.verdict(for: exchange, admitted: admitted) {
+        case .stale:
+            // The client left while the limiter was deciding.
+            if case .admit(_, let slots, _) = verdict { slots.forEach { $0.release() } }
+            return
+        case .deny:
+            record(verdict, for: exchange.target)
+            switch verdict {
+            case .deny(let limiter, let decision, let headers):
+                answerLocally(.rateLimited(limiter: limiter, decision: decision, headers: headers), for: exchange)
+            case .unavailable(let limiter, let retryAfter):
+                answerLocally(.limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter), for: exchange)
+            case .admit:
+                break
+            }
+        case .acquireUpstream(let sendContinue):
+            record(verdict, for: exchange.target)
+            if case .admit(let headers, let slots, _) = verdict {
+                exchange.rateLimitHeaders = headers
+                exchange.heldSlots = slots
+            }
+            if sendContinue {
+                client?.writeAndFlush(.head(HTTPResponseHead(version: .http1_1, status: .continue)), promise: nil)
+            }
+            connectUpstream(exchange)
+        }
+    }
+
+    /// Counts the decision per limiter and notes it for the access log.
+    private func record(_ verdict: LimitVerdict, for target: GatewayRuntime.RouteTarget) {
+        switch verdict {
+        case .admit(_, _, let failedOpen):
+            for limiter in target.limiters {
+                let outcome: GatewayMetrics.Outcome = failedOpen.contains(limiter.config.id) ? .failedOpen : .allowed
+                limiter.decisions.record(outcome)
+            }
+            if let first = target.limiters.first {
+                logEntry?.limiter = failedOpen.first ?? first.config.id
+                logEntry?.outcome = failedOpen.isEmpty ? "allowed" : "failed_open"
+            }
+        case .deny(let limiter, _, _):
+            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited)
+            logEntry?.limiter = limiter.id
+            logEntry?.outcome = "limited"
+        case .unavailable(let limiter, _):
+            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed)
+            logEntry?.limiter = limiter.id
+            logEntry?.outcome = "failed_closed"
+        }
+    }
+}

@@ -1,0 +1,272 @@
+@testable import Gateway
+import NIOCore
+import NIOHTTP1
+import XCTest
+
+/// Every transition of a client connection's exchanges, without sockets, on a clock of our own.
+final class ExchangeStateMachineTests: XCTestCase {
+    private final class FakeExchange {}
+    private final class FakeConnection {}
+    private typealias Machine = ExchangeStateMachine<FakeExchange, FakeConnection>
+
+    private func at(_ seconds: Int64) -> NIODeadline { .uptimeNanoseconds(UInt64(1_000_000_000 + seconds * 1_000_000_000)) }
+    private let idle = TimeAmount.seconds(60)
+    private let send = TimeAmount.seconds(10)
+
+    private func head(_ uri: String = "/", headers: [(String, String)] = []) -> HTTPServerRequestPart {
+        .head(HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: HTTPHeaders(headers)))
+    }
+
+    private let body = HTTPServerRequestPart.body(ByteBuffer(string: "hello"))
+
+    /// A machine whose exchange `exchange` is admitted and proxying on `connection`.
+    private func proxying(
+        _ exchange: FakeExchange,
+        _ connection: FakeConnection,
+        requestEnded: Bool,
+        reused: Bool = false
+    ) -> Machine {
+        var machine = Machine(isStream: false, now: at(0))
+        guard case .begin = machine.receive(head(), now: at(0)) else {
+            XCTFail("an idle connection begins its first request")
+            return machine
+        }
+        machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        if requestEnded { _ = machine.receive(.end(nil), now: at(0)) }
+        _ = machine.verdict(for: exchange, admitted: true)
+        _ = machine.upstreamAcquired(connection, for: exchange, reused: reused)
+        return machine
+    }
+
+    func testARequestGoesThroughLimitingConnectingAndProxyingBackToIdle() {
+        var machine = Machine(isStream: false, now: at(0))
+        let exchange = FakeExchange()
+        let connection = FakeConnection()
+        guard case .begin = machine.receive(head(), now: at(0)) else { return XCTFail() }
+        machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        guard case .buffer(let buffered, _) = machine.receive(body, now: at(1)), buffered === exchange else {
+            return XCTFail("a body waits with its exchange for the verdict")
+        }
+        XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: true), "the body waits unread")
+        guard case .acquireUpstream(sendContinue: false) = machine.verdict(for: exchange, admitted: true) else { return XCTFail() }
+        guard case .startProxying(keepBodyForRetry: false, requestEnded: false) =
+            machine.upstreamAcquired(connection, for: exchange, reused: false)
+        else { return XCTFail() }
+        XCTAssertTrue(machine.readsAllowed(clientWritable: true, upstreamWritable: true))
+        XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: false), "the upstream cannot take more")
+        guard case .forward(let to, .end, let whole) = machine.receive(.end(nil), now: at(2)), to === connection, whole === exchange else {
+            return XCTFail("the end goes upstream and starts the response clock")
+        }
+        XCTAssertEqual(machine.responseHead(upstreamKeepAlive: true, closeDelimited: false)?.closeClient, false)
+        let finish = machine.responseEnded()
+        XCTAssertTrue(finish?.exchange === exchange && finish?.connection === connection)
+        XCTAssertEqual(finish?.reusable, true)
+        XCTAssertEqual(finish?.closeClient, false)
+        guard case .idle = machine.becomeIdle(now: at(3)) else { return XCTFail() }
+        XCTAssertTrue(machine.isIdle)
+    }
+
+    func testPipelinedRequestsWaitAndAreReplayedInOrder() {
+        var machine = Machine(isStream: false, now: at(0))
+        let first = FakeExchange()
+        _ = machine.receive(head("/1"), now: at(0))
+        machine.exchangeBegan(first, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        _ = machine.receive(.end(nil), now: at(0))
+        for part in [head("/2"), body, .end(nil)] {
+            guard case .queued = machine.receive(part, now: at(0)) else { return XCTFail("queued behind the first") }
+        }
+        XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: true), "reads stop while a request waits")
+        XCTAssertNil(machine.nextQueuedPart(), "nothing is replayed while the first is in flight")
+        _ = machine.verdict(for: first, admitted: false)
+        guard case .becomeIdle = machine.answeredLocally(requestEnded: true, bodyWithheld: false, close: false, now: at(1)) else {
+            return XCTFail()
+        }
+        guard case .idle = machine.becomeIdle(now: at(1)) else { return XCTFail() }
+        guard case .begin(let second)? = machine.nextQueuedPart(), second.uri == "/2" else { return XCTFail() }
+        let exchange = FakeExchange()
+        machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        guard case .buffer? = machine.nextQueuedPart(), case .buffer? = machine.nextQueuedPart() else { return XCTFail() }
+        XCTAssertNil(machine.nextQueuedPart())
+        XCTAssertFalse(machine.hasQueuedParts)
+    }
+
+    /// 0ff6282: a client connection that errored mid-exchange marked itself closed before the
+    /// close that followed could release anything; its slot and upstream connection leaked.
+    func testAClientGoneMidExchangeGivesBackWhatItsExchangeHolds() {
+        let exchange = FakeExchange()
+        let connection = FakeConnection()
+        var machine = proxying(exchange, connection, requestEnded: false)
+        let held = machine.clientClosed()
+        XCTAssertTrue(held.exchange === exchange && held.connection === connection)
+        let again = machine.clientClosed()
+        XCTAssertNil(again.exchange, "given back once")
+        XCTAssertNil(again.connection)
+        // A verdict or a connection arriving afterwards is stale: the shell gives it back.
+        guard case .stale = machine.verdict(for: exchange, admitted: true),
+            case .stale = machine.upstreamAcquired(FakeConnection(), for: exchange, reused: false)
+        else { return XCTFail() }
+        // While limiting, only the exchange's slots are held.
+        var limiting = Machine(isStream: false, now: at(0))
+        _ = limiting.receive(head(), now: at(0))
+        limiting.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        let slots = limiting.clientClosed()
+        XCTAssertTrue(slots.exchange === exchange)
+        XCTAssertNil(slots.connection)
+    }
+
+    func testADeniedRequestsBodyIsDiscardedWithinItsBudget() {
+        var machine = Machine(isStream: false, now: at(0))
+        let exchange = FakeExchange()
+        _ = machine.receive(head(), now: at(0))
+        machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        guard case .deny = machine.verdict(for: exchange, admitted: false) else { return XCTFail() }
+        guard case .discard = machine.answeredLocally(requestEnded: false, bodyWithheld: false, close: false, now: at(1)) else {
+            return XCTFail()
+        }
+        guard case .none = machine.receive(body, now: at(1)), case .discardEnded = machine.receive(.end(nil), now: at(1)) else {
+            return XCTFail("a small body is read and dropped, then the next request is served")
+        }
+        var large = Machine(isStream: false, now: at(0))
+        _ = large.receive(head(), now: at(0))
+        large.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        _ = large.answeredLocally(requestEnded: false, bodyWithheld: false, close: false, now: at(1))
+        let chunk = HTTPServerRequestPart.body(ByteBuffer(repeating: 0, count: Machine.discardBudget / 2 + 1))
+        guard case .none = large.receive(chunk, now: at(1)), case .close = large.receive(chunk, now: at(1)) else {
+            return XCTFail("past the budget, the connection closes")
+        }
+    }
+
+    func testContinueIsSentOnlyToAnAdmittedRequestWaitingForIt() {
+        var machine = Machine(isStream: false, now: at(0))
+        let exchange = FakeExchange()
+        _ = machine.receive(head(headers: [("Expect", "100-continue")]), now: at(0))
+        machine.exchangeBegan(exchange, expectsContinue: true, keepAlive: true, closeAfterResponse: false)
+        guard case .acquireUpstream(sendContinue: true) = machine.verdict(for: exchange, admitted: true) else { return XCTFail() }
+        XCTAssertEqual(machine.progress?.continueSent, true)
+        // A denied client that never got 100 Continue may never send its body: close.
+        XCTAssertTrue(machine.localAnswerCloses(keepAlive: true, bodyWithheld: true, mustClose: false))
+        guard case .close = machine.answeredLocally(requestEnded: false, bodyWithheld: true, close: true, now: at(1)) else {
+            return XCTFail()
+        }
+    }
+
+    func testAReusedConnectionClosedBeforeAnsweringIsRetriedOnce() {
+        let exchange = FakeExchange()
+        var machine = proxying(exchange, FakeConnection(), requestEnded: true, reused: true)
+        XCTAssertEqual(machine.progress?.mayRetryOnFreshConnection, true)
+        guard case .retry(let retried) = machine.upstreamClosed(), retried === exchange else { return XCTFail() }
+        guard case .startProxying(keepBodyForRetry: false, requestEnded: true) =
+            machine.upstreamAcquired(FakeConnection(), for: exchange, reused: false)
+        else { return XCTFail("a fresh connection is not retried again") }
+        guard case .fail = machine.upstreamClosed() else { return XCTFail("nothing answered: 502") }
+
+        var answered = proxying(exchange, FakeConnection(), requestEnded: true, reused: true)
+        XCTAssertTrue(answered.responseBytesArrived())
+        _ = answered.responseHead(upstreamKeepAlive: true, closeDelimited: false)
+        guard case .abort = answered.upstreamClosed() else { return XCTFail("half an answer went out: cut the client") }
+    }
+
+    func testUnreadableBytesAreAnsweredAfterTheRequestsBeforeThem() {
+        var machine = Machine(isStream: false, now: at(0))
+        guard case .answer(nil, nil) = machine.requestFailed(.headTooLarge) else { return XCTFail("idle: answered at once") }
+
+        let exchange = FakeExchange()
+        let connection = FakeConnection()
+        var inFlight = proxying(exchange, connection, requestEnded: true)
+        guard case .deferred = inFlight.requestFailed(.malformed("x")) else { return XCTFail() }
+        XCTAssertFalse(inFlight.readsAllowed(clientWritable: true, upstreamWritable: true), "nothing more is read")
+        _ = inFlight.responseHead(upstreamKeepAlive: true, closeDelimited: false)
+        _ = inFlight.responseEnded()
+        guard case .idle = inFlight.becomeIdle(now: at(1)) else { return XCTFail() }
+        XCTAssertEqual(inFlight.afterQueue(), .malformed("x"))
+        XCTAssertNil(inFlight.afterQueue())
+
+        // Broken bytes inside the body of the request in flight: that exchange is abandoned.
+        var midBody = proxying(exchange, connection, requestEnded: false)
+        guard case .answer(let abandoned?, let closed?) = midBody.requestFailed(.malformed("chunk")),
+            abandoned === exchange, closed === connection
+        else { return XCTFail() }
+    }
+
+    func testDeadlinesOnAnInjectedClock() {
+        // Idle: the connection closes once idle_timeout passes without a request.
+        var idleMachine = Machine(isStream: false, now: at(0))
+        guard case .rearm(let wake) = idleMachine.deadlineReached(now: at(30), idleTimeout: idle, sendTimeout: send), wake == at(60) else {
+            return XCTFail()
+        }
+        guard case .closeClient(nil, nil) = idleMachine.deadlineReached(now: at(60), idleTimeout: idle, sendTimeout: send) else {
+            return XCTFail()
+        }
+
+        // The upstream must start answering by the response deadline.
+        let exchange = FakeExchange()
+        let connection = FakeConnection()
+        var waiting = proxying(exchange, connection, requestEnded: true)
+        waiting.responseClockStarted(at: at(5))
+        guard case .rearm(at(5)) = waiting.deadlineReached(now: at(1), idleTimeout: idle, sendTimeout: send),
+            case .upstreamTimedOut(let timedOut, let closing) = waiting.deadlineReached(now: at(5), idleTimeout: idle, sendTimeout: send),
+            timedOut === exchange, closing === connection
+        else { return XCTFail() }
+
+        // A client that takes nothing for send_timeout is closed, with what its exchange holds.
+        var stalled = proxying(exchange, connection, requestEnded: true)
+        _ = stalled.responseHead(upstreamKeepAlive: true, closeDelimited: false)
+        XCTAssertEqual(stalled.clientWritabilityChanged(writable: false, now: at(2), sendTimeout: send), at(12))
+        XCTAssertNil(stalled.clientWritabilityChanged(writable: false, now: at(3), sendTimeout: send), "one stall, one deadline")
+        guard case .rearm(at(12)) = stalled.deadlineReached(now: at(11), idleTimeout: idle, sendTimeout: send) else { return XCTFail() }
+        guard case .closeClient(let held?, let heldConnection?) = stalled.deadlineReached(now: at(12), idleTimeout: idle, sendTimeout: send),
+            held === exchange, heldConnection === connection
+        else { return XCTFail() }
+
+        // Progress (the client read enough to be writable again) ends the stall.
+        var progressing = proxying(exchange, connection, requestEnded: true)
+        _ = progressing.responseHead(upstreamKeepAlive: true, closeDelimited: false)
+        _ = progressing.clientWritabilityChanged(writable: false, now: at(2), sendTimeout: send)
+        _ = progressing.clientWritabilityChanged(writable: true, now: at(8), sendTimeout: send)
+        guard case .none = progressing.deadlineReached(now: at(13), idleTimeout: idle, sendTimeout: send) else { return XCTFail() }
+    }
+
+    func testDrainAndStreams() {
+        var idleMachine = Machine(isStream: false, now: at(0))
+        XCTAssertTrue(idleMachine.drain(), "idle: close at once")
+        let exchange = FakeExchange()
+        var busy = proxying(exchange, FakeConnection(), requestEnded: true)
+        XCTAssertFalse(busy.drain(), "the exchange in flight finishes first")
+        _ = busy.responseHead(upstreamKeepAlive: true, closeDelimited: false)
+        XCTAssertEqual(busy.responseEnded()?.closeClient, true, "then the connection closes")
+
+        var stream = Machine(isStream: true, now: at(0))
+        _ = stream.receive(head(), now: at(0))
+        guard case .streamDone = stream.becomeIdle(now: at(1)) else { return XCTFail("a stream carries one request") }
+
+        var upgrade = Machine(isStream: false, now: at(0))
+        _ = upgrade.receive(head(), now: at(0))
+        upgrade.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: true)
+        _ = upgrade.receive(.end(nil), now: at(0))
+        _ = upgrade.verdict(for: exchange, admitted: true)
+        _ = upgrade.upstreamAcquired(FakeConnection(), for: exchange, reused: false)
+        XCTAssertEqual(upgrade.responseHead(upstreamKeepAlive: true, closeDelimited: false)?.closeClient, true)
+    }
+
+    /// 928c9a5: an HTTP/2 stream whose proxy had answered (and reset the stream) on the head
+    /// still handed it the request's end. Whatever arrives after the close is ignored.
+    func testPartsAfterTheCloseAreIgnored() {
+        var stream = Machine(isStream: true, now: at(0))
+        _ = stream.receive(head(), now: at(0))
+        guard case .close = stream.answeredLocally(requestEnded: true, bodyWithheld: false, close: true, now: at(0)) else {
+            return XCTFail()
+        }
+        stream.closing()
+        for part in [body, .end(nil), head()] {
+            guard case .none = stream.receive(part, now: at(1)) else { return XCTFail("\(part) after the close") }
+        }
+        XCTAssertNil(stream.responseEnded())
+        guard case .none = stream.upstreamClosed(), case .none = stream.requestFailed(.headTooLarge) else { return XCTFail() }
+    }
+
+    func testAClientThatReadsNoAnswersSendsNoMoreRequests() {
+        let machine = Machine(isStream: false, now: at(0))
+        XCTAssertTrue(machine.readsAllowed(clientWritable: true, upstreamWritable: true))
+        XCTAssertFalse(machine.readsAllowed(clientWritable: false, upstreamWritable: true))
+    }
+}
