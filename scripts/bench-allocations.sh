@@ -33,22 +33,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 upstream_port=$(free_port)
-mkdir -p "$work/upstream"
-cat >"$work/upstream/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/upstream/nginx.pid;
-error_log $work/upstream/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    server { listen 127.0.0.1:$upstream_port; location / { return 200 "ok"; } }
-}
-NGINX
-nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" >/dev/null 2>&1 &
-pids+=($!)
-wait_for_port "$upstream_port"
+upstream_pids=($(start_lean_upstream "$upstream_port" "$work/upstream"))
+pids+=("${upstream_pids[0]}")
 
 cat >"$work/rate-sync.toml" <<TOML
 [stores.local]

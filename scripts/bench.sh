@@ -96,29 +96,10 @@ measure() {
     eval "${name}_rps=$rps ${name}_p50=$p50 ${name}_p99=$p99 ${name}_cpu=$cpu_us"
 }
 
-# The lean upstream: nginx answering 200 itself, one worker, no log, on the load core.
+# The lean upstream: nginx answering 200 itself, on the load core.
 upstream_port=$(free_port)
-mkdir -p "$work/upstream"
-cat >"$work/upstream/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/upstream/nginx.pid;
-error_log $work/upstream/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    server {
-        listen 127.0.0.1:$upstream_port;
-        location / { return 200 "ok"; }
-    }
-}
-NGINX
-taskset -c "$load_core" nginx -p "$work/upstream" -c "$work/upstream/nginx.conf" >/dev/null 2>&1 &
-upstream_master=$!
-pids+=("$upstream_master")
-wait_for_port "$upstream_port"
-upstream_pids=("$upstream_master" $(pgrep -P "$upstream_master"))
+upstream_pids=($(start_lean_upstream "$upstream_port" "$work/upstream" "$load_core"))
+pids+=("${upstream_pids[0]}")
 
 gateway_port=$(free_port)
 admin_port=$(free_port)

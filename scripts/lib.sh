@@ -48,3 +48,31 @@ find_python312() {
     done
     return 1
 }
+
+# Starts the leanest upstream there is, nginx answering `return 200` itself in one write (one
+# worker, no log), on 127.0.0.1:$1 with its files in $2; $3: a CPU core to pin it to (optional).
+# Prints its master's and worker's pids.
+start_lean_upstream() {
+    local port=$1 dir=$2 core=${3:-}
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    server { listen 127.0.0.1:$port; location / { return 200 "ok"; } }
+}
+NGINX
+    if [[ -n "$core" ]]; then
+        taskset -c "$core" nginx -p "$dir" -c "$dir/nginx.conf" >/dev/null 2>&1 &
+    else
+        nginx -p "$dir" -c "$dir/nginx.conf" >/dev/null 2>&1 &
+    fi
+    local master=$!
+    wait_for_port "$port" >&2
+    echo "$master" $(pgrep -P "$master")
+}

@@ -125,13 +125,8 @@ struct HTTP1Parser {
                 state = try Self.bodyState(for: head, answering: requestMethod)
                 return .responseHead(head)
             case .head:
-                if var pending = partial, pending.readableBytes == 1 {
-                    // A lone CR that a read cut off: the start of an empty line to skip.
-                    partial = nil
-                    partialScanned = 0
-                    pending.writeBuffer(&buffer)
-                    buffer = pending
-                }
+                // A lone CR left by a read: the start of an empty line to skip.
+                takeBackLoneCR(into: &buffer)
                 if partial == nil { Self.skipEmptyLines(&buffer) }
                 guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
                     if !requestLineChecked, let partial {
@@ -174,13 +169,8 @@ struct HTTP1Parser {
                 guard line.readableBytes == 2 else { throw .malformed("chunk data longer than its size") }
                 state = .chunkSize
             case .trailers:
-                if var pending = partial, pending.readableBytes == 1 {
-                    // A lone CR that a read cut off: perhaps the empty trailer section.
-                    partial = nil
-                    partialScanned = 0
-                    pending.writeBuffer(&buffer)
-                    buffer = pending
-                }
+                // A lone CR left by a read: perhaps the empty trailer section.
+                takeBackLoneCR(into: &buffer)
                 if partial == nil, buffer.readableBytes >= 2, Self.startsWithLineEnd(buffer) {
                     buffer.moveReaderIndex(forwardBy: 2)
                     state = messageEnded
@@ -244,6 +234,16 @@ struct HTTP1Parser {
     }
 
     // MARK: sections cut at a terminator
+
+    /// Puts a one-byte `partial` back in front of `buffer`, so that an empty line cut after its
+    /// CR is recognised as one.
+    private mutating func takeBackLoneCR(into buffer: inout ByteBuffer) {
+        guard var pending = partial, pending.readableBytes == 1 else { return }
+        partial = nil
+        partialScanned = 0
+        pending.writeBuffer(&buffer)
+        buffer = pending
+    }
 
     private enum Terminator {
         /// CRLF: a chunk line.
@@ -317,7 +317,7 @@ struct HTTP1Parser {
         let content = line.count - 2
         var size = 0
         var index = 0
-        while index < content, let digit = hexValue(line[index]) {
+        while index < content, let digit = RequestPath.hexValue(line[index]) {
             guard index < 15 else { throw .malformed("a chunk size is too large") }
             size = size << 4 | Int(digit)
             index += 1
@@ -336,15 +336,6 @@ struct HTTP1Parser {
             }
         }
         return size
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }
 

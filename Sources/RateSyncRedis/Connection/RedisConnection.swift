@@ -35,7 +35,7 @@ final class RedisConnection {
         let url = settings.url
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(seconds: settings.socketConnectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
