@@ -13,6 +13,7 @@ enum FieldText {
     private static let escapeBase: UInt32 = 0x10_FF00
 
     static func string(_ bytes: UnsafeRawBufferPointer) -> String {
+        if isASCII(bytes) { return String(decoding: bytes, as: UTF8.self) }
         if let text = String(validating: bytes, as: UTF8.self) { return text }
         var scalars = String.UnicodeScalarView()
         for byte in bytes {
@@ -21,10 +22,19 @@ enum FieldText {
         return String(scalars)
     }
 
+    private static func isASCII(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var any: UInt8 = 0
+        for byte in bytes { any |= byte }
+        return any < 0x80
+    }
+
     /// Writes `text`'s bytes as they were received.
     static func write(_ text: String, into buffer: inout ByteBuffer) {
-        if !text.utf8.contains(where: { $0 >= 0xF4 }) {
-            // Code points above U+FFFFF all start with 0xF4 in UTF-8: none, nothing to turn back.
+        // Code points above U+FFFFF all start with 0xF4 in UTF-8: none, nothing to turn back.
+        let plain = text.utf8.withContiguousStorageIfAvailable { bytes in
+            !bytes.contains { $0 >= 0xF4 }
+        }
+        if plain ?? !text.utf8.contains(where: { $0 >= 0xF4 }) {
             buffer.writeString(text)
             return
         }

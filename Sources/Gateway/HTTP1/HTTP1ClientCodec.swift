@@ -68,7 +68,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         switch Self.unwrapOutboundIn(data) {
         case .head(let head):
             parser.expectResponse(to: head.method)
-            var buffer = context.channel.allocator.buffer(capacity: 512)
+            var buffer = context.channel.allocator.buffer(capacity: 1024)
             HTTP1Writer.writeRequestHead(head, into: &buffer)
             switch RequestBodyFraming(head) {
             case .none: body = .none

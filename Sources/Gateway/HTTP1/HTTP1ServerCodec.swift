@@ -42,7 +42,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch Self.unwrapOutboundIn(data) {
         case .head(let head):
-            var buffer = context.channel.allocator.buffer(capacity: 256)
+            var buffer = context.channel.allocator.buffer(capacity: 1024)
             HTTP1Writer.writeResponseHead(head, into: &buffer)
             if head.status.code >= 200 { responseChunked = HTTP1Writer.isChunked(head.headers) }
             context.write(Self.wrapOutboundOut(buffer), promise: promise)

@@ -40,10 +40,9 @@ final class Exchange {
 }
 
 extension HTTPRequestHead {
-    /// Whether the client's connection stays open once this request is answered. NIO's
-    /// `isKeepAlive` knows HTTP/1 only and says no to HTTP/2, where a request is one stream of
-    /// the connection: its answer ends the stream, never the connection.
+    /// Whether the client's connection stays open once this request is answered. On HTTP/2 a
+    /// request is one stream of the connection: its answer ends the stream, never the connection.
     var keepsClientConnectionOpen: Bool {
-        version.major == 2 || isKeepAlive
+        ConnectionOptions(headers).keepsAlive(version)
     }
 }

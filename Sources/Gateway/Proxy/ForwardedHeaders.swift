@@ -11,21 +11,9 @@ enum ForwardedHeaders {
 
     /// Fields a `Connection` header can never remove: they frame or route the message, and the
     /// gateway decides them itself.
-    private static let protectedFromConnection: [String] = ["content-length", "transfer-encoding", "host"]
+    static let protectedFromConnection: [String] = ["content-length", "transfer-encoding", "host"]
 
-    /// One scan in the common case (no hop-by-hop header present); removals only when needed.
-    static func removeHopByHop(_ headers: inout HTTPHeaders) {
-        guard headers.contains(where: { isHopByHop($0.name) }) else { return }
-        for value in headers[canonicalForm: "connection"] {
-            let name = value.lowercased()
-            if name != "close" && name != "keep-alive" && !protectedFromConnection.contains(name) {
-                headers.remove(name: String(name))
-            }
-        }
-        for name in hopByHop { headers.remove(name: name) }
-    }
-
-    private static func isHopByHop(_ name: String) -> Bool {
+    static func isHopByHop(_ name: String) -> Bool {
         // Cheap length filter first: every hop-by-hop name is 2 to 19 bytes long.
         let length = name.utf8.count
         guard length >= 2 && length <= 19 else { return false }
@@ -42,12 +30,15 @@ enum ForwardedHeaders {
         name.asciiCaseInsensitiveHasPrefix("x-ratelimit") || name.asciiCaseInsensitiveHasPrefix("ratelimit")
     }
 
-    /// The request the upstream sees: hop-by-hop headers gone, the body framed as the gateway
-    /// decided (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither),
-    /// `Host` set to the authority the request was routed by, and the `X-Forwarded-*` trio set.
+    /// The request the upstream sees, built in one pass over the client's fields: hop-by-hop
+    /// fields (and those `Connection` names) gone, the body framed as the gateway decided
+    /// (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither), `Host` set
+    /// to the authority the request was routed by, and the `X-Forwarded-*` trio set (what the
+    /// client claims about the original scheme and host is replaced, never trusted).
     /// - Parameter authority: the request's authority (absolute-form target, else `Host`).
     static func upstreamRequest(
         from head: HTTPRequestHead,
+        options: ConnectionOptions,
         authority: String?,
         framing: RequestBodyFraming,
         uri: String,
@@ -55,61 +46,67 @@ enum ForwardedHeaders {
         scheme: String,
         upstream: GatewayConfig.Upstream
     ) -> HTTPRequestHead {
-        var headers = head.headers
-        removeHopByHop(&headers)
-        headers.remove(name: "content-length")
-        headers.remove(name: "transfer-encoding")
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(head.headers.count + 5)
+        var forwardedFor: String?
+        for (name, value) in head.headers where !options.removes(name) {
+            switch name.utf8.count {
+            case 4 where name.asciiCaseInsensitiveEquals("host"),
+                // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
+                6 where name.asciiCaseInsensitiveEquals("expect"),
+                14 where name.asciiCaseInsensitiveEquals("content-length"),
+                16 where name.asciiCaseInsensitiveEquals("x-forwarded-host"),
+                17 where name.asciiCaseInsensitiveEquals("transfer-encoding") || name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
+                continue
+            case 15 where name.asciiCaseInsensitiveEquals("x-forwarded-for"):
+                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                continue
+            default:
+                fields.append((name, value))
+            }
+        }
+        fields.append(("host", authority ?? upstream.authority))
         switch framing {
         case .none: break
-        case .length(let length): headers.add(name: "content-length", value: String(length))
-        case .chunked: headers.add(name: "transfer-encoding", value: "chunked")
+        case .length(let length): fields.append(("content-length", String(length)))
+        case .chunked: fields.append(("transfer-encoding", "chunked"))
         }
-        // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
-        headers.remove(name: "expect")
-
-        if headers.contains(name: "x-forwarded-for") {
-            let prior = head.headers["x-forwarded-for"].joined(separator: ", ")
-            headers.replaceOrAdd(name: "x-forwarded-for", value: "\(prior), \(peerAddress)")
-        } else {
-            headers.add(name: "x-forwarded-for", value: peerAddress)
-        }
-        // What the client claims about the original scheme and host is replaced, never trusted.
-        if headers.contains(name: "x-forwarded-proto") { headers.remove(name: "x-forwarded-proto") }
-        headers.add(name: "x-forwarded-proto", value: scheme)
-        if headers.contains(name: "x-forwarded-host") { headers.remove(name: "x-forwarded-host") }
-        if let authority {
-            if headers.first(name: "host") != authority { headers.replaceOrAdd(name: "host", value: authority) }
-            headers.add(name: "x-forwarded-host", value: authority)
-        } else {
-            headers.replaceOrAdd(name: "host", value: upstream.authority)
-        }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.basePath + uri, headers: headers)
+        fields.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peerAddress)" } ?? peerAddress))
+        fields.append(("x-forwarded-proto", scheme))
+        if let authority { fields.append(("x-forwarded-host", authority)) }
+        return HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.basePath + uri, headers: HTTPHeaders(fields))
     }
 
-    /// The response the client sees: hop-by-hop headers gone, the rate-limit headers added, the
-    /// body framed for the client's hop (the upstream's length kept, else chunked for HTTP/1.1;
-    /// an HTTP/1.0 client's body ends with the connection), and the connection's fate announced.
+    /// The response the client sees, built in one pass over the upstream's fields: hop-by-hop
+    /// fields gone, the rate-limit headers added (an upstream's own would contradict ours: ours
+    /// win), the body framed for the client's hop (the upstream's length kept, else chunked for
+    /// HTTP/1.1; an HTTP/1.0 client's body ends with the connection), and the connection's fate
+    /// announced.
     static func clientResponse(
         from head: HTTPResponseHead,
+        options: ConnectionOptions,
         requestVersion: HTTPVersion,
         requestMethod: HTTPMethod,
         keepAlive: Bool,
         rateLimitHeaders: [(String, String)]
     ) -> HTTPResponseHead {
-        var headers = head.headers
-        removeHopByHop(&headers)
-        if !rateLimitHeaders.isEmpty {
-            // An upstream's own rate-limit headers would contradict the gateway's: ours win.
-            if headers.contains(where: { isRateLimitHeader($0.name) }) {
-                for (name, _) in rateLimitHeaders { headers.remove(name: name) }
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(head.headers.count + rateLimitHeaders.count + 2)
+        var hasLength = false
+        for (name, value) in head.headers where !options.removes(name) {
+            if !rateLimitHeaders.isEmpty, isRateLimitHeader(name),
+                rateLimitHeaders.contains(where: { name.asciiCaseInsensitiveEquals($0.0.lowercased()) })
+            {
+                continue
             }
-            for (name, value) in rateLimitHeaders { headers.add(name: name, value: value) }
+            if name.utf8.count == 14 && name.asciiCaseInsensitiveEquals("content-length") { hasLength = true }
+            fields.append((name, value))
         }
-        if requestVersion == .http1_1, requestMethod != .HEAD, head.status.mayHaveResponseBody,
-            !headers.contains(name: "content-length")
-        {
-            headers.add(name: "transfer-encoding", value: "chunked")
+        fields.append(contentsOf: rateLimitHeaders)
+        if requestVersion == .http1_1, requestMethod != .HEAD, head.status.mayHaveResponseBody, !hasLength {
+            fields.append(("transfer-encoding", "chunked"))
         }
+        var headers = HTTPHeaders(fields)
         let version = announceConnection(in: &headers, requestVersion: requestVersion, close: !keepAlive)
         return HTTPResponseHead(version: version, status: head.status, headers: headers)
     }

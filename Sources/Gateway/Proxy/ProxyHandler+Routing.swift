@@ -67,8 +67,10 @@ extension ProxyHandler {
         }
 
         let framing = RequestBodyFraming(head)
+        let options = ConnectionOptions(head.headers)
         let upstreamHead = ForwardedHeaders.upstreamRequest(
             from: head,
+            options: options,
             authority: authority,
             framing: framing,
             uri: path.uri,
@@ -83,7 +85,7 @@ extension ProxyHandler {
         machine.exchangeBegan(
             exchange,
             expectsContinue: Exchange.expectsContinue(head.headers),
-            keepAlive: head.keepsClientConnectionOpen,
+            keepAlive: options.keepsAlive(head.version),
             closeAfterResponse: head.version.major == 1 && head.headers.contains(name: "upgrade")
         )
         if target.limiters.isEmpty {

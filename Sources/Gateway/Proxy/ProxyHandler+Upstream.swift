@@ -48,7 +48,8 @@ extension ProxyHandler: UpstreamResponseDelegate {
         case .head(let head):
             let clientHead = exchange.clientHead
             let closeDelimited = ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
-            guard let (closeClient, _) = machine.responseHead(upstreamKeepAlive: head.isKeepAlive, closeDelimited: closeDelimited) else {
+            let options = ConnectionOptions(head.headers)
+            guard let (closeClient, _) = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
                 return
             }
             if let started = exchange.upstreamStarted {
@@ -59,6 +60,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             writeResponseHead(
                 ForwardedHeaders.clientResponse(
                     from: head,
+                    options: options,
                     requestVersion: clientHead.version,
                     requestMethod: clientHead.method,
                     keepAlive: !closeClient,
