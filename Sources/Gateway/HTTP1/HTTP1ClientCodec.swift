@@ -18,9 +18,30 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
 
     private var parser: HTTP1Parser
     private var failed = false
+    /// Given the response parts directly (never boxed as `NIOAny` through the pipeline), when
+    /// set. Let go when the codec is removed.
+    var upstream: UpstreamHandler?
+    private var context: ChannelHandlerContext?
 
     init(maxHeadBytes: Int) {
         parser = HTTP1Parser(role: .response, maxHeadBytes: maxHeadBytes)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        upstream = nil
+    }
+
+    private func deliver(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
+        if let upstream {
+            upstream.received(part)
+        } else {
+            context.fireChannelRead(Self.wrapInboundOut(part))
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -29,7 +50,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         do {
             while let part = try parser.next(&buffer) {
                 guard let response = part.clientPart else { continue }
-                context.fireChannelRead(Self.wrapInboundOut(response))
+                deliver(response, context: context)
             }
         } catch {
             fail(context: context, error)
@@ -40,7 +61,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         if !failed {
             do {
                 if let part = try parser.finish(), let response = part.clientPart {
-                    context.fireChannelRead(Self.wrapInboundOut(response))
+                    deliver(response, context: context)
                 }
             } catch {
                 failed = true
@@ -65,7 +86,20 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
     private var body = Body.none
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch Self.unwrapOutboundIn(data) {
+        write(Self.unwrapOutboundIn(data), context: context, promise: promise)
+    }
+
+    /// Writes a request part (the upstream handler's direct way in).
+    func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        write(part, context: context, promise: promise)
+    }
+
+    private func write(_ part: HTTPClientRequestPart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        switch part {
         case .head(let head):
             parser.expectResponse(to: head.method)
             var buffer = context.channel.allocator.buffer(capacity: 1024)

@@ -77,7 +77,13 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     // MARK: channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
-        client = .connection(context)
+        // Behind our HTTP/1.1 codec, answers go to the codec directly, and context.read() from
+        // this handler passes through the codec to the socket.
+        if let codec = try? context.pipeline.syncOperations.handler(type: HTTP1ServerCodec.self), codec.proxy === self {
+            client = .http1(codec, context)
+        } else {
+            client = .connection(context)
+        }
         armTimer(at: machine.lastClientActivity + idleTimeout)
         resources.register(self)
         if resources.draining { drain() }
@@ -134,7 +140,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     /// The client sent bytes that are no request (the parser reads nothing after them).
-    private func clientRequestFailed(_ error: HTTP1RequestError) {
+    func clientRequestFailed(_ error: HTTP1RequestError) {
         switch machine.requestFailed(error) {
         case .deferred, .none:
             break

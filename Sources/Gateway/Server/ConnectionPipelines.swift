@@ -23,8 +23,11 @@ struct ConnectionPipelines: Sendable {
         let pipeline = channel.pipeline.syncOperations
         // Our own codec: the gateway decides every request's framing from what it parsed, and
         // ProxyHandler queues pipelined requests and answers unreadable ones itself.
-        try pipeline.addHandler(HTTP1ServerCodec(maxHeadBytes: maxHeaderBytes))
-        try pipeline.addHandler(makeProxy(resources.resources(on: channel.eventLoop), ClientPeer(channel)))
+        let codec = HTTP1ServerCodec(maxHeadBytes: maxHeaderBytes)
+        let proxy = makeProxy(resources.resources(on: channel.eventLoop), ClientPeer(channel))
+        codec.proxy = proxy
+        try pipeline.addHandler(codec)
+        try pipeline.addHandler(proxy)
     }
 
     func configureHTTP2(_ channel: any Channel) throws {

@@ -30,6 +30,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// Told when the connection closes, so that it can forget the connection if it is idle.
     weak var pool: UpstreamPool?
 
+    /// The connection's codec, which hands over response parts and takes request parts
+    /// directly (never boxed as `NIOAny` through the pipeline). Let go when this is removed.
+    var codec: HTTP1ClientCodec?
     private var context: ChannelHandlerContext?
     private var readsPaused = false
     private var readPending = false
@@ -41,12 +44,17 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        codec = nil
     }
 
     // MARK: used by the exchange
 
     func write(_ part: HTTPClientRequestPart) {
-        context?.write(Self.wrapOutboundOut(part), promise: nil)
+        if let codec {
+            codec.write(part, promise: nil)
+        } else {
+            context?.write(Self.wrapOutboundOut(part), promise: nil)
+        }
     }
 
     func flush() {
@@ -81,12 +89,17 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received(Self.unwrapInboundIn(data))
+    }
+
+    /// A part of the response (the codec's direct way in).
+    func received(_ part: HTTPClientResponsePart) {
         guard let delegate else {
             // Bytes on a connection that no request owns: the upstream is confused. Drop it.
-            context.close(promise: nil)
+            context?.close(promise: nil)
             return
         }
-        delegate.upstreamResponse(Self.unwrapInboundIn(data))
+        delegate.upstreamResponse(part)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

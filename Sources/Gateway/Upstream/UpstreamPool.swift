@@ -104,7 +104,10 @@ final class UpstreamPool {
                     // Requests are written in the framing the proxy decided; a response ends
                     // where its framing says, and anything after it closes the connection.
                     let pipeline = channel.pipeline.syncOperations
-                    try pipeline.addHandler(HTTP1ClientCodec(maxHeadBytes: Self.maxResponseHeadBytes))
+                    let codec = HTTP1ClientCodec(maxHeadBytes: Self.maxResponseHeadBytes)
+                    codec.upstream = handler
+                    handler.codec = codec
+                    try pipeline.addHandler(codec)
                     try pipeline.addHandler(handler)
                 }
             }
