@@ -2,22 +2,25 @@ import NIOHTTP1
 
 /// Header rewriting between the two hops.
 enum ForwardedHeaders {
-    /// Headers that describe one connection, not the message (RFC 9110 section 7.6.1), plus
-    /// every header the `Connection` header names.
-    static let hopByHop: [String] = [
-        "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
-        "proxy-authenticate", "proxy-authorization",
-    ]
-
     /// Fields a `Connection` header can never remove: they frame or route the message, and the
     /// gateway decides them itself.
     static let protectedFromConnection: [String] = ["content-length", "transfer-encoding", "host"]
 
+    /// Whether a field describes one connection, not the message (RFC 9110, 7.6.1): connection,
+    /// keep-alive, proxy-connection, te, trailer, transfer-encoding, upgrade, proxy-authenticate,
+    /// proxy-authorization. Compared only with the names of its length: most fields are ruled out
+    /// by their length alone.
     static func isHopByHop(_ name: String) -> Bool {
-        // Cheap length filter first: every hop-by-hop name is 2 to 19 bytes long.
-        let length = name.utf8.count
-        guard length >= 2 && length <= 19 else { return false }
-        return hopByHop.contains { name.asciiCaseInsensitiveEquals($0) }
+        switch name.utf8.count {
+        case 2: return name.asciiCaseInsensitiveEquals("te")
+        case 7: return name.asciiCaseInsensitiveEquals("trailer") || name.asciiCaseInsensitiveEquals("upgrade")
+        case 10: return name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive")
+        case 16: return name.asciiCaseInsensitiveEquals("proxy-connection")
+        case 17: return name.asciiCaseInsensitiveEquals("transfer-encoding")
+        case 18: return name.asciiCaseInsensitiveEquals("proxy-authenticate")
+        case 19: return name.asciiCaseInsensitiveEquals("proxy-authorization")
+        default: return false
+        }
     }
 
     /// Fields a trailer section may not carry onward: framing, routing and hop-by-hop fields.
