@@ -39,6 +39,44 @@ final class CommandLineEndToEndTests: XCTestCase {
         XCTAssertTrue(refused.output.contains("limiters.auth.limit"), refused.output)
     }
 
+    /// Values that once crashed `check` or the gateway's first request: each is a clear problem
+    /// now, and `check` lists them all.
+    func testHostileNumbersAndAddressesAreProblemsNotCrashes() throws {
+        let hostile = try directory(
+            gateway: """
+                [server]
+                trusted_proxies = ["", "/8", "10.0.0.0/99"]
+                idle_timeout_seconds = 1e300
+                [upstreams.app]
+                url = "http://127.0.0.1:1"
+
+                """ + GatewayHarness.seedRoutes,
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.public]
+                store = "m"
+                rate_per_second = 1e19
+                [limiters.auth]
+                store = "m"
+                algorithm = "sliding_window"
+                limit = 10
+                window_seconds = 1e300
+                """
+        )
+        defer { try? FileManager.default.removeItem(at: hostile) }
+        let result = try runProgram(Binaries.gateway.path, ["check", "--config", hostile.appendingPathComponent("gateway.toml").path])
+        XCTAssertEqual(result.status, 1, result.output)
+        for expected in [
+            "server.trusted_proxies[0]", "server.trusted_proxies[1]", "server.trusted_proxies[2]",
+            "server.idle_timeout_seconds: expected a number of at most 86400",
+            "limiters.public.rate_per_second: expected a number of at most 1000000000",
+            "limiters.auth.window_seconds: expected a number of at most 31536000",
+        ] {
+            XCTAssertTrue(result.output.contains(expected), "missing \(expected) in:\n\(result.output)")
+        }
+    }
+
     func testHelpAndVersion() throws {
         let help = try runProgram(Binaries.gateway.path, ["--help"])
         XCTAssertEqual(help.status, 0)

@@ -65,13 +65,13 @@ enum GatewayConfigParser {
 
     private static func readServer(_ table: TableReader) -> GatewayConfig.Server? {
         let listen = readListenField(table, defaultAddress: ListenAddress(host: "127.0.0.1", port: 8080))
-        let workers = table.integer("workers", minimum: 1) ?? System.coreCount
-        let idle = table.double("idle_timeout_seconds", positive: true) ?? 60
-        let send = table.double("send_timeout_seconds", positive: true) ?? 60
-        let maxHeader = table.integer("max_header_bytes", minimum: 1024) ?? 32 * 1024
-        let drain = table.double("drain_timeout_seconds", positive: true) ?? 30
+        let workers = table.integer("workers", minimum: 1, maximum: 1024) ?? System.coreCount
+        let idle = table.double("idle_timeout_seconds", positive: true, maximum: 86400) ?? 60
+        let send = table.double("send_timeout_seconds", positive: true, maximum: 86400) ?? 60
+        let maxHeader = table.integer("max_header_bytes", minimum: 1024, maximum: 1 << 24) ?? 32 * 1024
+        let drain = table.double("drain_timeout_seconds", positive: true, maximum: 3600) ?? 30
         let h2c = table.bool("h2c") ?? false
-        let maxStreams = table.integer("max_concurrent_streams", minimum: 1) ?? 100
+        let maxStreams = table.integer("max_concurrent_streams", minimum: 1, maximum: 100_000) ?? 100
         let tls = table.table("tls").flatMap { readTLS($0, gatewayFile: table.sink.file) }
         // Nobody is trusted to speak for clients until told (nginx's realip does the same): a
         // default that trusted private ranges let any client on them pick its own identity.
@@ -173,8 +173,8 @@ enum GatewayConfigParser {
         _ table: TableReader,
         defaults: GatewayConfig.BreakerSettings
     ) -> GatewayConfig.BreakerSettings {
-        let threshold = table.integer("threshold", minimum: 1) ?? defaults.threshold
-        let timeout = table.double("timeout", positive: true) ?? defaults.timeoutSeconds
+        let threshold = table.integer("threshold", minimum: 1, maximum: 1_000_000) ?? defaults.threshold
+        let timeout = table.double("timeout", positive: true, maximum: 86400) ?? defaults.timeoutSeconds
         table.rejectUnknownKeys()
         return GatewayConfig.BreakerSettings(threshold: threshold, timeoutSeconds: timeout)
     }
@@ -183,7 +183,7 @@ enum GatewayConfigParser {
         _ table: TableReader,
         breakerDefaults: GatewayConfig.BreakerSettings
     ) -> GatewayConfig.StoreSettings {
-        let timeout = table.integer("command_timeout_ms", minimum: 1) ?? GatewayConfig.defaultCommandTimeoutMs
+        let timeout = table.integer("command_timeout_ms", minimum: 1, maximum: 3_600_000) ?? GatewayConfig.defaultCommandTimeoutMs
         let breaker = table.table("circuit_breaker").map { readBreaker($0, defaults: breakerDefaults) } ?? breakerDefaults
         table.rejectUnknownKeys()
         return GatewayConfig.StoreSettings(commandTimeoutMs: timeout, breaker: breaker)
@@ -191,9 +191,9 @@ enum GatewayConfigParser {
 
     private static func readUpstream(name: String, _ table: TableReader) -> GatewayConfig.Upstream? {
         let urlText = table.string("url", required: true)
-        let connect = table.integer("connect_timeout_ms", minimum: 1) ?? 2_000
-        let response = table.integer("response_timeout_ms", minimum: 1) ?? 30_000
-        let idle = table.integer("max_idle_connections", minimum: 0) ?? 256
+        let connect = table.integer("connect_timeout_ms", minimum: 1, maximum: 3_600_000) ?? 2_000
+        let response = table.integer("response_timeout_ms", minimum: 1, maximum: 86_400_000) ?? 30_000
+        let idle = table.integer("max_idle_connections", minimum: 0, maximum: 1_000_000) ?? 256
         let caFile = table.string("ca_file").map { resolve($0, against: table.sink.file) }
         let insecure = table.bool("insecure_skip_tls_verify") ?? false
         table.rejectUnknownKeys()

@@ -54,8 +54,8 @@ public struct IPNetwork: Hashable, Sendable, CustomStringConvertible {
     public let description: String
 
     public init?(_ text: String) {
-        let parts = text.split(separator: "/", maxSplits: 1)
-        guard let address = IPAddress(parts[0]) else { return nil }
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let first = parts.first, let address = IPAddress(first) else { return nil }
         let maxLength = address.isIPv4 ? 32 : 128
         var length = maxLength
         if parts.count == 2 {

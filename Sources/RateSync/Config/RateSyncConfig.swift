@@ -93,8 +93,8 @@ public struct RateSyncConfig: Sendable, Equatable {
         if poolMin > poolMax {
             table.report("pool_min_size", "expected at most the pool's maximum size (\(poolMax)), found \(poolMin)")
         }
-        let socketTimeout = table.double("socket_timeout", positive: true) ?? 5
-        let connectTimeout = table.double("socket_connect_timeout", positive: true) ?? 5
+        let socketTimeout = table.double("socket_timeout", positive: true, maximum: 3600) ?? 5
+        let connectTimeout = table.double("socket_connect_timeout", positive: true, maximum: 3600) ?? 5
         let margin = table.double("timing_margin_ms")
         let caFile = table.string("ca_file")
         guard let url else { return nil }
@@ -122,12 +122,12 @@ public struct RateSyncConfig: Sendable, Equatable {
             table.report(storeKey, "no store named \"\(storeID)\" (stores defined: \(known.isEmpty ? "none" : known))")
         }
         let algorithmName = table.string("algorithm") ?? "token_bucket"
-        let rate = table.double("rate_per_second", positive: true)
-        let burst = table.integer("burst", minimum: 1)
-        let limit = table.integer("limit", minimum: 1)
-        let window = table.double("window_seconds", positive: true)
-        let maxConcurrent = table.integer("max_concurrent", minimum: 1)
-        let timeout = table.double("timeout", positive: true)
+        let rate = table.double("rate_per_second", positive: true, maximum: LimiterRanges.maxCount)
+        let burst = table.integer("burst", minimum: 1, maximum: Int(LimiterRanges.maxCount))
+        let limit = table.integer("limit", minimum: 1, maximum: Int(LimiterRanges.maxCount))
+        let window = table.double("window_seconds", positive: true, maximum: LimiterRanges.maxSeconds)
+        let maxConcurrent = table.integer("max_concurrent", minimum: 1, maximum: Int(LimiterRanges.maxCount))
+        let timeout = table.double("timeout", positive: true, maximum: 3600)
         let failClosed = table.bool("fail_closed") ?? false
         table.rejectUnknownKeys()
 
@@ -168,4 +168,13 @@ public struct RateSyncConfig: Sendable, Equatable {
             failClosed: failClosed
         )
     }
+}
+
+/// The ranges limiter numbers are accepted in: wide for any real limit, and narrow enough that
+/// the arithmetic on them (intervals, capacities, timestamps in microseconds) never overflows.
+enum LimiterRanges {
+    /// Requests per second, per window, in a burst or in flight: a billion.
+    static let maxCount: Double = 1_000_000_000
+    /// A window: one year.
+    static let maxSeconds: Double = 31_536_000
 }

@@ -64,7 +64,9 @@ public final class TableReader {
     }
 
     /// A number; `positive` rejects zero and negatives with a message naming the bound.
-    public func double(_ key: String, required: Bool = false, positive: Bool = false) -> Double? {
+    /// - Parameter maximum: the largest value accepted (a documented range keeps arithmetic on
+    ///   it from overflowing later).
+    public func double(_ key: String, required: Bool = false, positive: Bool = false, maximum: Double? = nil) -> Double? {
         guard let value = raw(key) else {
             if required { report(key, "missing required key (expected a number)") }
             return nil
@@ -84,11 +86,20 @@ public final class TableReader {
             report(key, "expected a number greater than 0, found \(value.description)")
             return nil
         }
+        if let maximum, number > maximum {
+            report(key, "expected a number of at most \(Self.plain(maximum)), found \(value.description)")
+            return nil
+        }
         return number
     }
 
+    /// `1000000000` rather than `1e+09`.
+    private static func plain(_ number: Double) -> String {
+        number.rounded() == number && abs(number) < 1e15 ? String(Int(number)) : String(number)
+    }
+
     /// A whole number, at least `minimum` when one is given.
-    public func integer(_ key: String, required: Bool = false, minimum: Int? = nil) -> Int? {
+    public func integer(_ key: String, required: Bool = false, minimum: Int? = nil, maximum: Int? = nil) -> Int? {
         guard let value = raw(key) else {
             if required { report(key, "missing required key (expected a whole number)") }
             return nil
@@ -107,6 +118,10 @@ public final class TableReader {
         if let minimum, number < minimum {
             let bound = minimum == 1 ? "greater than 0" : "at least \(minimum)"
             report(key, "expected a whole number \(bound), found \(value.description)")
+            return nil
+        }
+        if let maximum, number > maximum {
+            report(key, "expected a whole number of at most \(maximum), found \(value.description)")
             return nil
         }
         return number
