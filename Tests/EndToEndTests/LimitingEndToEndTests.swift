@@ -121,6 +121,37 @@ final class LimitingEndToEndTests: XCTestCase {
         XCTAssertLessThanOrEqual(admitted, 5 + Int(elapsed.rounded(.up)), "burst plus one per elapsed second")
     }
 
+    /// rate-sync.toml's `[fastapi] trusted_proxy_networks` (rate-sync's own FastAPI setting) is
+    /// the gateway's trust when gateway.toml names none, and the same file loads in rate-sync.
+    func testFastAPITrustedProxyNetworksAreTheDefaultTrust() throws {
+        let rateSync = GatewayHarness.memoryWindow("one", limit: 1) + """
+
+            [fastapi]
+            trusted_proxy_networks = ["127.0.0.0/8", "::1"]
+            """
+        let trusting = try GatewayHarness(rateSync: rateSync, routes: GatewayHarness.catchAllRoute(limiters: ["one"]))
+        defer { trusting.stop() }
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.1", "\(trusting.base)/"]).status, 200)
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.2", "\(trusting.base)/"]).status, 200, "another client behind the proxy")
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.1", "\(trusting.base)/"]).status, 429)
+
+        // gateway.toml's own trusted_proxies, even empty, wins.
+        let strict = try GatewayHarness(
+            rateSync: rateSync,
+            routes: GatewayHarness.catchAllRoute(limiters: ["one"]),
+            server: "trusted_proxies = []"
+        )
+        defer { strict.stop() }
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.1", "\(strict.base)/"]).status, 200)
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.2", "\(strict.base)/"]).status, 429, "both are 127.0.0.1")
+
+        guard let python = ProcessInfo.processInfo.environment["RATESYNC_PYTHON"] else {
+            throw XCTSkip("RATESYNC_PYTHON is not set: scripts/test.sh sets it up with rate-sync 0.4.2")
+        }
+        let loaded = try runProgram(python, [interopScript("ratesync_client.py"), trusting.rateSyncPath, "one", "x", "2"], stdoutOnly: true)
+        XCTAssertEqual(loaded.output.trimmingCharacters(in: .whitespacesAndNewlines), "1", "rate-sync loads the same file: \(loaded.output)")
+    }
+
     func testClientIPThroughTrustedProxiesIgnoresSpoofedEntries() throws {
         let harness = try GatewayHarness(
             rateSync: GatewayHarness.memoryWindow("one", limit: 1),

@@ -14,6 +14,9 @@ public struct GatewayConfig: Sendable {
         /// Larger request heads are refused with 431.
         public var maxHeaderBytes: Int
         public var trustedProxies: [IPNetwork]
+        /// Whether gateway.toml names `trusted_proxies` (else rate-sync.toml's
+        /// `[fastapi] trusted_proxy_networks` does, if it names any).
+        public var trustedProxiesGiven = false
         /// On SIGTERM, in-flight requests get this long to finish.
         public var drainTimeoutSeconds: Double
         /// `[server.tls]`: terminate TLS, offering h2 and http/1.1 by ALPN.
@@ -144,13 +147,36 @@ public struct LoadedConfig: Sendable {
         } catch {
             problems.append(ConfigProblem(file: parsed.rateSyncPath, path: "", message: "\(error)"))
         }
-        if let gateway = parsed.config, let rateSync {
-            problems += crossCheck(gateway, rateSync)
+        var gateway = parsed.config
+        if let checked = gateway, let rateSync {
+            problems += crossCheck(checked, rateSync)
+            if !checked.server.trustedProxiesGiven, let networks = rateSync.trustedProxyNetworks {
+                gateway?.server.trustedProxies = trustedNetworks(networks, file: parsed.rateSyncPath, problems: &problems)
+            }
         }
-        guard problems.isEmpty, let gateway = parsed.config, let rateSync else {
+        guard problems.isEmpty, let gateway, let rateSync else {
             throw ConfigError(problems: problems)
         }
         return LoadedConfig(gateway: gateway, rateSync: rateSync)
+    }
+
+    /// rate-sync.toml's `[fastapi] trusted_proxy_networks`, each an address or a network.
+    static func trustedNetworks(_ texts: [String], file: String, problems: inout [ConfigProblem]) -> [IPNetwork] {
+        var networks: [IPNetwork] = []
+        for (index, text) in texts.enumerated() {
+            if let network = IPNetwork(text) {
+                networks.append(network)
+            } else {
+                problems.append(
+                    ConfigProblem(
+                        file: file,
+                        path: "fastapi.trusted_proxy_networks[\(index)]",
+                        message: "expected an address or network such as 10.0.0.0/8 or fc00::/7, found \"\(text)\""
+                    )
+                )
+            }
+        }
+        return networks
     }
 
     /// Routes may only name limiters rate-sync.toml defines.

@@ -76,6 +76,7 @@ enum GatewayConfigParser {
         // Nobody is trusted to speak for clients until told (nginx's realip does the same): a
         // default that trusted private ranges let any client on them pick its own identity.
         var trusted: [IPNetwork] = []
+        let trustedGiven = table.has("trusted_proxies")
         if let networks = table.stringArray("trusted_proxies") {
             trusted = []
             for (index, text) in networks.enumerated() {
@@ -91,7 +92,7 @@ enum GatewayConfigParser {
         }
         table.rejectUnknownKeys()
         guard let listen else { return nil }
-        return GatewayConfig.Server(
+        var server = GatewayConfig.Server(
             listen: listen,
             workers: workers,
             idleTimeoutSeconds: idle,
@@ -103,6 +104,8 @@ enum GatewayConfigParser {
             h2c: h2c,
             maxConcurrentStreams: maxStreams
         )
+        server.trustedProxiesGiven = trustedGiven
+        return server
     }
 
     private static func readTLS(_ table: TableReader, gatewayFile: String) -> GatewayConfig.TLSSettings? {

@@ -5,10 +5,14 @@ import Foundation
 public struct RateSyncConfig: Sendable, Equatable {
     public var stores: [String: StoreConfig]
     public var limiters: [String: LimiterConfig]
+    /// `[fastapi] trusted_proxy_networks`: the proxies rate-sync's FastAPI helper trusts, as
+    /// written (the gateway checks their syntax and uses them when gateway.toml names none).
+    public var trustedProxyNetworks: [String]?
 
-    public init(stores: [String: StoreConfig], limiters: [String: LimiterConfig]) {
+    public init(stores: [String: StoreConfig], limiters: [String: LimiterConfig], trustedProxyNetworks: [String]? = nil) {
         self.stores = stores
         self.limiters = limiters
+        self.trustedProxyNetworks = trustedProxyNetworks
     }
 
     /// Reads and validates a file; throws `ConfigError` listing every problem.
@@ -46,9 +50,15 @@ public struct RateSyncConfig: Sendable, Equatable {
         if !reader.has("limiters") {
             sink.report("limiters", "no limiters defined (add a [limiters.<name>] table)")
         }
+        // rate-sync's FastAPI integration: the one key it reads there.
+        var trustedProxyNetworks: [String]?
+        if let fastapi = reader.table("fastapi") {
+            trustedProxyNetworks = fastapi.stringArray("trusted_proxy_networks")
+            fastapi.rejectUnknownKeys()
+        }
         reader.rejectUnknownKeys()
         try sink.throwIfAny()
-        return RateSyncConfig(stores: stores, limiters: limiters)
+        return RateSyncConfig(stores: stores, limiters: limiters, trustedProxyNetworks: trustedProxyNetworks)
     }
 
     private static func readStore(id: String, _ table: TableReader) -> StoreConfig? {
