@@ -41,6 +41,19 @@ final class RateSyncConfigTests: XCTestCase {
         fail_closed = true
         """
 
+    /// Table headers the TOML library would abort the process on are refused first.
+    func testHeadersThatDoNotStartWithAKeyAreProblemsNotCrashes() {
+        for header in ["[>a]", "[.a]", "[ >a]", "[\u{e9}]", "[{a]", "[+a]", "[#a]", "[[>a]]", "[[[a]]]", "[a]\n[[ .b]]"] {
+            XCTAssertThrowsError(try RateSyncConfig.parse(header + "\n", file: "rate-sync.toml", environment: [:]), header) { error in
+                XCTAssertTrue("\(error)".contains("a table header must start with a key"), "\(header): \(error)")
+            }
+        }
+        // A header-looking line inside a multi-line string is text.
+        XCTAssertThrowsError(try RateSyncConfig.parse("s = \"\"\"\n[>a]\n\"\"\"\n", file: "f", environment: [:])) { error in
+            XCTAssertFalse("\(error)".contains("table header"), "\(error)")
+        }
+    }
+
     func testTheSeedsProductionConfigLoads() throws {
         let config = try load(seed, env: ["REDIS_URL": "redis://:secret@redis-cluster:6379/0"])
         guard case .redis(let redis) = config.stores["redis"]?.engine else { return XCTFail("not redis") }

@@ -11,6 +11,10 @@ public enum TOMLFileLoader {
         environment: [String: String],
         sink: ConfigProblemSink
     ) -> [String: ConfigValue]? {
+        if let (line, column) = unreadableTableHeader(in: text) {
+            sink.report("", "invalid TOML at line \(line), column \(column): a table header must start with a key")
+            return nil
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: text)
@@ -26,6 +30,58 @@ public enum TOMLFileLoader {
         }
         let expander = EnvironmentExpander(environment: environment)
         return convert(table: root, path: "", expander: expander, sink: sink)
+    }
+
+    /// The position of a table header whose first key starts with a byte no key or value can
+    /// start with (`[>a]`, `[.a]`, `[é]`): the TOML library aborts the process on those (an
+    /// assertion in its key parser) instead of reporting them. Lines inside multi-line strings
+    /// are not headers.
+    static func unreadableTableHeader(in text: String) -> (line: Int, column: Int)? {
+        let space = UInt8(ascii: " "), tab = UInt8(ascii: "\t"), open = UInt8(ascii: "[")
+        var inMultilineString = false
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let bytes = Array(line.utf8)
+            let delimiters = multilineDelimiters(in: bytes)
+            defer { if delimiters % 2 == 1 { inMultilineString.toggle() } }
+            guard !inMultilineString else { continue }
+            var position = 0
+            while position < bytes.count, bytes[position] == space || bytes[position] == tab { position += 1 }
+            guard position < bytes.count, bytes[position] == open else { continue }
+            position += 1
+            if position < bytes.count, bytes[position] == open { position += 1 }
+            while position < bytes.count, bytes[position] == space || bytes[position] == tab { position += 1 }
+            guard position < bytes.count else { continue }
+            if !mayStartKey(bytes[position]) { return (index + 1, position + 1) }
+        }
+        return nil
+    }
+
+    /// How many `"""` and `'''` a line holds.
+    private static func multilineDelimiters(in bytes: [UInt8]) -> Int {
+        var count = 0
+        var index = 0
+        while index + 2 < bytes.count {
+            let byte = bytes[index]
+            if (byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'")) && bytes[index + 1] == byte && bytes[index + 2] == byte {
+                count += 1
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        return count
+    }
+
+    /// A byte that can begin a key (a bare key, a quoted one), or end an empty header. (A line of
+    /// a multi-line array holding arrays also starts with `[`; one whose element starts otherwise
+    /// is refused too, which no setting of ours needs.)
+    private static func mayStartKey(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return true
+        default:
+            return "_-\"']\r".utf8.contains(byte)
+        }
     }
 
     private static func convert(
