@@ -9,15 +9,14 @@ import NIOHTTP1
 /// An enum, not a protocol: the two cases are all there are, and a switch costs no allocation
 /// or dynamic dispatch on a path taken several times per request.
 enum ClientSide {
-    /// A connection whose ProxyHandler is reached through the pipeline.
-    case connection(ChannelHandlerContext)
-    /// An HTTP/1.1 connection whose codec writes the proxy's answers directly.
-    case http1(HTTP1ServerCodec, ChannelHandlerContext)
+    /// An HTTP/1.1 connection: its codec writes the proxy's answers directly; reads, flushes
+    /// and the close go through the proxy's own context.
+    case connection(HTTP1ServerCodec, ChannelHandlerContext)
     case stream(HTTP2ClientStream)
 
     var eventLoop: any EventLoop {
         switch self {
-        case .connection(let context), .http1(_, let context): return context.eventLoop
+        case .connection(_, let context): return context.eventLoop
         case .stream(let stream): return stream.eventLoop
         }
     }
@@ -25,15 +24,14 @@ enum ClientSide {
     /// Whether the client can take more now; when it cannot, upstream reads pause until it can.
     var isWritable: Bool {
         switch self {
-        case .connection(let context), .http1(_, let context): return context.channel.isWritable
+        case .connection(_, let context): return context.channel.isWritable
         case .stream(let stream): return stream.isWritable
         }
     }
 
     func write(_ part: HTTPServerResponsePart) {
         switch self {
-        case .connection(let context): context.write(NIOAny(part), promise: nil)
-        case .http1(let codec, _): codec.write(part, promise: nil)
+        case .connection(let codec, _): codec.write(part, promise: nil)
         case .stream(let stream): stream.write(part)
         }
     }
@@ -41,8 +39,7 @@ enum ClientSide {
     /// - Parameter promise: completed once the part is written (a close waits for it).
     func writeAndFlush(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
         switch self {
-        case .connection(let context): context.writeAndFlush(NIOAny(part), promise: promise)
-        case .http1(let codec, let context):
+        case .connection(let codec, let context):
             codec.write(part, promise: promise)
             context.flush()
         case .stream(let stream): stream.writeAndFlush(part, promise: promise)
@@ -51,7 +48,7 @@ enum ClientSide {
 
     func flush() {
         switch self {
-        case .connection(let context), .http1(_, let context): context.flush()
+        case .connection(_, let context): context.flush()
         case .stream(let stream): stream.flush()
         }
     }
@@ -59,7 +56,7 @@ enum ClientSide {
     /// Asks for more of the request (ProxyHandler calls it only when it can take more).
     func read() {
         switch self {
-        case .connection(let context), .http1(_, let context): context.read()
+        case .connection(_, let context): context.read()
         case .stream(let stream): stream.deliverBufferedParts()
         }
     }
@@ -67,7 +64,7 @@ enum ClientSide {
     /// Closes the connection, or resets the stream if it is still open.
     func close() {
         switch self {
-        case .connection(let context), .http1(_, let context): context.close(promise: nil)
+        case .connection(_, let context): context.close(promise: nil)
         case .stream(let stream): stream.reset()
         }
     }

@@ -77,13 +77,14 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     // MARK: channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
-        // Behind our HTTP/1.1 codec, answers go to the codec directly, and context.read() from
-        // this handler passes through the codec to the socket.
-        if let codec = try? context.pipeline.syncOperations.handler(type: HTTP1ServerCodec.self), codec.proxy === self {
-            client = .http1(codec, context)
-        } else {
-            client = .connection(context)
+        // Behind our HTTP/1.1 codec (ConnectionPipelines puts it there): answers go to the codec
+        // directly, and context.read() from this handler passes through the codec to the socket.
+        guard let codec = try? context.pipeline.syncOperations.handler(type: HTTP1ServerCodec.self), codec.proxy === self else {
+            assertionFailure("a ProxyHandler on a connection sits behind its HTTP1ServerCodec")
+            context.close(promise: nil)
+            return
         }
+        client = .connection(codec, context)
         armTimer(at: machine.lastClientActivity + idleTimeout)
         resources.register(self)
         if resources.draining { drain() }
