@@ -152,6 +152,40 @@ final class LimitingEndToEndTests: XCTestCase {
         XCTAssertEqual(loaded.output.trimmingCharacters(in: .whitespacesAndNewlines), "1", "rate-sync loads the same file: \(loaded.output)")
     }
 
+    /// The token bucket's burst set in gateway.toml's `[limiters.<id>]`, keeping rate-sync.toml
+    /// free of keys rate-sync refuses.
+    func testBurstFromGatewayTomlKeepsTheSharedFileRateSyncs() throws {
+        let rateSync = """
+            [stores.m]
+            engine = "memory"
+            [limiters.slow]
+            store = "m"
+            rate_per_second = 0.01
+            """
+        let harness = try GatewayHarness(
+            rateSync: rateSync,
+            routes: GatewayHarness.catchAllRoute(limiters: ["slow"]),
+            gatewayExtras: "[limiters.slow]\nburst = 3\n"
+        )
+        defer { harness.stop() }
+        let statuses = try (0..<4).map { _ in try curl(["\(harness.base)/"]).status }
+        XCTAssertEqual(statuses, [200, 200, 200, 429], "a burst of 3, then one per 100 s")
+
+        let directory = harness.directory
+        let gatewayPath = directory.appendingPathComponent("gateway.toml").path
+        let text = try String(contentsOfFile: gatewayPath, encoding: .utf8)
+        for (extra, expected) in [
+            ("[limiters.nope]\nburst = 2\n", "limiters.nope: no limiter named \"nope\""),
+            ("[limiters.slow]\nburst = 2\nlease = 1\n", "limiters.slow.lease"),
+        ] {
+            let broken = directory.appendingPathComponent("broken.toml").path
+            try text.replacingOccurrences(of: "[limiters.slow]\nburst = 3\n", with: extra).write(toFile: broken, atomically: true, encoding: .utf8)
+            let check = try runProgram(Binaries.gateway.path, ["check", "--config", broken])
+            XCTAssertEqual(check.status, 1, check.output)
+            XCTAssertTrue(check.output.contains(expected), check.output)
+        }
+    }
+
     func testClientIPThroughTrustedProxiesIgnoresSpoofedEntries() throws {
         let harness = try GatewayHarness(
             rateSync: GatewayHarness.memoryWindow("one", limit: 1),

@@ -103,6 +103,14 @@ public struct GatewayConfig: Sendable {
     public var circuitBreaker: BreakerSettings
     /// Only the stores gateway.toml mentions; `storeSettings(for:)` fills in defaults.
     public var stores: [String: StoreSettings]
+    /// `[limiters.<id>]`: the gateway's own options of a rate-sync.toml limiter, kept out of that
+    /// file so that rate-sync (which refuses keys it does not know there) can still load it.
+    public var limiterOptions: [String: LimiterOptions] = [:]
+
+    public struct LimiterOptions: Sendable, Equatable {
+        /// The token bucket's capacity (wins over a `burst` in rate-sync.toml).
+        public var burst: Int?
+    }
 
     public static let defaultCommandTimeoutMs = 100
 
@@ -148,9 +156,11 @@ public struct LoadedConfig: Sendable {
             problems.append(ConfigProblem(file: parsed.rateSyncPath, path: "", message: "\(error)"))
         }
         var gateway = parsed.config
-        if let checked = gateway, let rateSync {
-            problems += crossCheck(checked, rateSync)
-            if !checked.server.trustedProxiesGiven, let networks = rateSync.trustedProxyNetworks {
+        if let checked = gateway, var loaded = rateSync {
+            problems += crossCheck(checked, loaded)
+            loaded.limiters = applyLimiterOptions(checked, to: loaded.limiters, problems: &problems)
+            rateSync = loaded
+            if !checked.server.trustedProxiesGiven, let networks = loaded.trustedProxyNetworks {
                 gateway?.server.trustedProxies = trustedNetworks(networks, file: parsed.rateSyncPath, problems: &problems)
             }
         }
@@ -158,6 +168,43 @@ public struct LoadedConfig: Sendable {
             throw ConfigError(problems: problems)
         }
         return LoadedConfig(gateway: gateway, rateSync: rateSync)
+    }
+
+    /// gateway.toml's `[limiters.<id>]` options, applied to rate-sync.toml's limiters.
+    static func applyLimiterOptions(
+        _ gateway: GatewayConfig,
+        to limiters: [String: LimiterConfig],
+        problems: inout [ConfigProblem]
+    ) -> [String: LimiterConfig] {
+        var limiters = limiters
+        for (id, options) in gateway.limiterOptions.sorted(by: { $0.key < $1.key }) {
+            guard var limiter = limiters[id] else {
+                let known = limiters.keys.sorted().joined(separator: ", ")
+                problems.append(
+                    ConfigProblem(
+                        file: gateway.file,
+                        path: "limiters.\(id)",
+                        message: "no limiter named \"\(id)\" in \(gateway.rateSyncPath) (limiters defined: \(known))"
+                    )
+                )
+                continue
+            }
+            if let burst = options.burst {
+                guard case .tokenBucket(let rule?) = limiter.algorithm else {
+                    problems.append(
+                        ConfigProblem(
+                            file: gateway.file,
+                            path: "limiters.\(id).burst",
+                            message: "burst needs a token_bucket limiter with rate_per_second in \(gateway.rateSyncPath)"
+                        )
+                    )
+                    continue
+                }
+                limiter.algorithm = .tokenBucket(TokenBucketRule(ratePerSecond: rule.ratePerSecond, burst: burst))
+            }
+            limiters[id] = limiter
+        }
+        return limiters
     }
 
     /// rate-sync.toml's `[fastapi] trusted_proxy_networks`, each an address or a network.

@@ -47,9 +47,15 @@ enum GatewayConfigParser {
         for (id, table) in reader.namedTables("stores") {
             stores[id] = readStoreSettings(table, breakerDefaults: breaker)
         }
+        var limiterOptions: [String: GatewayConfig.LimiterOptions] = [:]
+        for (id, table) in reader.namedTables("limiters") {
+            let burst = table.integer("burst", minimum: 1, maximum: Int(LimiterRanges.maxCount))
+            table.rejectUnknownKeys()
+            limiterOptions[id] = GatewayConfig.LimiterOptions(burst: burst)
+        }
         reader.rejectUnknownKeys()
         guard let server, let admin else { return Outcome(config: nil, rateSyncPath: rateSyncPath) }
-        let config = GatewayConfig(
+        var config = GatewayConfig(
             file: file,
             server: server,
             admin: admin,
@@ -60,6 +66,7 @@ enum GatewayConfigParser {
             circuitBreaker: breaker,
             stores: stores
         )
+        config.limiterOptions = limiterOptions
         return Outcome(config: config, rateSyncPath: rateSyncPath)
     }
 

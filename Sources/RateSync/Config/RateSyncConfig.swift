@@ -182,9 +182,9 @@ public struct RateSyncConfig: Sendable, Equatable {
 
 /// The ranges limiter numbers are accepted in: wide for any real limit, and narrow enough that
 /// the arithmetic on them (intervals, capacities, timestamps in microseconds) never overflows.
-enum LimiterRanges {
+public enum LimiterRanges {
     /// Requests per second, per window, in a burst or in flight: a billion.
-    static let maxCount: Double = 1_000_000_000
+    public static let maxCount: Double = 1_000_000_000
     /// A window: one year.
-    static let maxSeconds: Double = 31_536_000
+    public static let maxSeconds: Double = 31_536_000
 }
