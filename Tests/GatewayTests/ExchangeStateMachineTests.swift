@@ -57,7 +57,7 @@ final class ExchangeStateMachineTests: XCTestCase {
         guard case .forward(let to, .end, let whole) = machine.receive(.end(nil), now: at(2)), to === connection, whole === exchange else {
             return XCTFail("the end goes upstream and starts the response clock")
         }
-        XCTAssertEqual(machine.responseHead(upstreamKeepAlive: true, closeDelimited: false)?.closeClient, false)
+        XCTAssertEqual(machine.responseHead(upstreamKeepAlive: true, closeDelimited: false), false)
         let finish = machine.responseEnded()
         XCTAssertTrue(finish?.exchange === exchange && finish?.connection === connection)
         XCTAssertEqual(finish?.reusable, true)
@@ -245,7 +245,7 @@ final class ExchangeStateMachineTests: XCTestCase {
         _ = upgrade.receive(.end(nil), now: at(0))
         _ = upgrade.verdict(for: exchange, admitted: true)
         _ = upgrade.upstreamAcquired(FakeConnection(), for: exchange, reused: false)
-        XCTAssertEqual(upgrade.responseHead(upstreamKeepAlive: true, closeDelimited: false)?.closeClient, true)
+        XCTAssertEqual(upgrade.responseHead(upstreamKeepAlive: true, closeDelimited: false), true)
     }
 
     /// 928c9a5: an HTTP/2 stream whose proxy had answered (and reset the stream) on the head

@@ -12,14 +12,13 @@ import NIOHTTP1
 /// exchange that leases it.
 final class HTTP1ClientCodec: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = ByteBuffer
 
     private var parser: HTTP1Parser
     private var failed = false
-    /// Given the response parts directly (never boxed as `NIOAny` through the pipeline), when
-    /// set. Let go when the codec is removed.
+    /// Given the response parts directly (never boxed as `NIOAny` through the pipeline). Let go
+    /// when the codec is removed.
     var upstream: UpstreamHandler?
     private var context: ChannelHandlerContext?
 
@@ -36,13 +35,6 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         upstream = nil
     }
 
-    private func deliver(_ part: HTTPClientResponsePart, context: ChannelHandlerContext) {
-        if let upstream {
-            upstream.received(part)
-        } else {
-            context.fireChannelRead(Self.wrapInboundOut(part))
-        }
-    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
@@ -50,7 +42,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         do {
             while let part = try parser.next(&buffer) {
                 guard let response = part.clientPart else { continue }
-                deliver(response, context: context)
+                upstream?.received(response)
             }
         } catch {
             fail(context: context, error)
@@ -61,7 +53,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         if !failed {
             do {
                 if let part = try parser.finish(), let response = part.clientPart {
-                    deliver(response, context: context)
+                    upstream?.received(response)
                 }
             } catch {
                 failed = true
@@ -110,19 +102,13 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             case .chunked: body = .chunked
             }
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
-        case .body(.byteBuffer(var part)):
+        case .body(.byteBuffer(let part)):
             switch body {
             case .length(let remaining) where part.readableBytes <= remaining:
                 body = .length(remaining: remaining - part.readableBytes)
                 context.write(Self.wrapOutboundOut(part), promise: promise)
-            case .chunked where part.readableBytes > 0:
-                var framed = context.channel.allocator.buffer(capacity: part.readableBytes + 24)
-                HTTP1Writer.writeChunkSize(part.readableBytes, into: &framed)
-                framed.writeBuffer(&part)
-                framed.writeStaticString("\r\n")
-                context.write(Self.wrapOutboundOut(framed), promise: promise)
             case .chunked:
-                promise?.succeed(())
+                HTTP1Writer.writeChunk(part, context: context, promise: promise)
             case .none, .length:
                 promise?.fail(UnframedBody())
                 context.close(promise: nil)
@@ -130,14 +116,9 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         case .body(.fileRegion):
             promise?.fail(ChannelError.operationUnsupported)
         case .end(let trailers):
-            if case .chunked = body {
-                var buffer = context.channel.allocator.buffer(capacity: 8)
-                HTTP1Writer.writeLastChunk(trailers: trailers, into: &buffer)
-                context.write(Self.wrapOutboundOut(buffer), promise: promise)
-            } else if let promise {
-                // Completes once what was written before it is.
-                context.write(Self.wrapOutboundOut(ByteBuffer()), promise: promise)
-            }
+            let chunked: Bool
+            if case .chunked = body { chunked = true } else { chunked = false }
+            HTTP1Writer.writeEnd(trailers: trailers, chunked: chunked, context: context, promise: promise)
             body = .none
         }
     }

@@ -9,15 +9,14 @@ import NIOHTTP1
 /// chunked, or, for HTTP/1.0 clients, the connection's close), and writes no body where none may
 /// be (HEAD, 1xx, 204, 304).
 ///
-/// A request error is passed on as an error after the parts read before it; the parser then
-/// ignores the rest of the connection, so nothing after a bad request is buffered.
+/// A request error is handed over after the parts read before it; the parser then ignores the
+/// rest of the connection, so nothing after a bad request is buffered.
 ///
-/// The connection's ProxyHandler, when set, is called directly both ways (its parts never cross
-/// the pipeline boxed as `NIOAny`, which cost a fifth of a proxied request's instructions); the
-/// ProxyHandler still sits behind this codec for the channel's own events.
+/// The connection's ProxyHandler is called directly both ways (its parts never cross the
+/// pipeline boxed as `NIOAny`, which cost a fifth of a proxied request's instructions); it still
+/// sits behind this codec for the channel's own events.
 final class HTTP1ServerCodec: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
-    typealias InboundOut = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = ByteBuffer
 
@@ -47,28 +46,16 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         do {
             while let part = try parser.next(&buffer) {
                 guard let request = part.serverPart else { continue }
-                if let proxy {
-                    proxy.receive(request)
-                } else {
-                    context.fireChannelRead(Self.wrapInboundOut(request))
-                }
+                proxy?.receive(request)
             }
         } catch {
             failed = true
-            if let proxy {
-                proxy.clientRequestFailed(error)
-            } else {
-                context.fireErrorCaught(error)
-            }
+            proxy?.clientRequestFailed(error)
         }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if let proxy {
-            proxy.clientReadComplete()
-        } else {
-            context.fireChannelReadComplete()
-        }
+        proxy?.clientReadComplete()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -92,40 +79,16 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
             if head.status.code >= 200 { responseChunked = HTTP1Writer.isChunked(head.headers) }
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
         case .body(.byteBuffer(let body)):
-            guard responseChunked else {
-                context.write(Self.wrapOutboundOut(body), promise: promise)
-                return
-            }
-            guard body.readableBytes > 0 else {
-                // An empty chunk would read as the last one.
-                promise?.succeed(())
-                return
-            }
-            var prefix = context.channel.allocator.buffer(capacity: 24 + min(body.readableBytes, 4096))
-            HTTP1Writer.writeChunkSize(body.readableBytes, into: &prefix)
-            if body.readableBytes <= 4096 {
-                // Small chunks travel as one buffer: one write instead of three.
-                var body = body
-                prefix.writeBuffer(&body)
-                prefix.writeStaticString("\r\n")
-                context.write(Self.wrapOutboundOut(prefix), promise: promise)
+            if responseChunked {
+                HTTP1Writer.writeChunk(body, context: context, promise: promise)
             } else {
-                context.write(Self.wrapOutboundOut(prefix), promise: nil)
-                context.write(Self.wrapOutboundOut(body), promise: nil)
-                context.write(Self.wrapOutboundOut(ByteBuffer(staticString: "\r\n")), promise: promise)
+                context.write(Self.wrapOutboundOut(body), promise: promise)
             }
         case .body(.fileRegion):
             promise?.fail(ChannelError.operationUnsupported)
         case .end(let trailers):
-            if responseChunked {
-                var buffer = context.channel.allocator.buffer(capacity: 8)
-                HTTP1Writer.writeLastChunk(trailers: trailers, into: &buffer)
-                responseChunked = false
-                context.write(Self.wrapOutboundOut(buffer), promise: promise)
-            } else if let promise {
-                // Completes once what was written before it is.
-                context.write(Self.wrapOutboundOut(ByteBuffer()), promise: promise)
-            }
+            HTTP1Writer.writeEnd(trailers: trailers, chunked: responseChunked, context: context, promise: promise)
+            responseChunked = false
         }
     }
 }

@@ -50,6 +50,39 @@ enum HTTP1Writer {
         writeFields(kept, into: &buffer)
     }
 
+    /// Writes `body` as one chunk, in one buffer when it is small (one write instead of three);
+    /// an empty body writes nothing (an empty chunk would read as the last one).
+    static func writeChunk(_ body: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        guard body.readableBytes > 0 else {
+            promise?.succeed(())
+            return
+        }
+        var prefix = context.channel.allocator.buffer(capacity: 24 + min(body.readableBytes, 4096))
+        writeChunkSize(body.readableBytes, into: &prefix)
+        if body.readableBytes <= 4096 {
+            var body = body
+            prefix.writeBuffer(&body)
+            prefix.writeStaticString("\r\n")
+            context.write(NIOAny(prefix), promise: promise)
+        } else {
+            context.write(NIOAny(prefix), promise: nil)
+            context.write(NIOAny(body), promise: nil)
+            context.write(NIOAny(ByteBuffer(staticString: "\r\n")), promise: promise)
+        }
+    }
+
+    /// Writes a message's end: the last chunk and the trailers when the body is chunked, else
+    /// nothing, the promise completing once what was written before it is.
+    static func writeEnd(trailers: HTTPHeaders?, chunked: Bool, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if chunked {
+            var buffer = context.channel.allocator.buffer(capacity: 8)
+            writeLastChunk(trailers: trailers, into: &buffer)
+            context.write(NIOAny(buffer), promise: promise)
+        } else if let promise {
+            context.write(NIOAny(ByteBuffer()), promise: promise)
+        }
+    }
+
     /// Whether a head says its body is chunked (the writers' only question about framing).
     static func isChunked(_ headers: HTTPHeaders) -> Bool {
         headers.contains { $0.name.asciiCaseInsensitiveEquals("transfer-encoding") && $0.value.asciiCaseInsensitiveEquals("chunked") }

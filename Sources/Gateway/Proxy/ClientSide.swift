@@ -1,8 +1,9 @@
 import NIOCore
 import NIOHTTP1
 
-/// Where a ProxyHandler's answers go and its request parts come from: an HTTP/1.1 connection
-/// (the handler sits in its pipeline), or one stream of an HTTP/2 connection (the connection's
+/// Where a ProxyHandler's answers go and its reads are asked of: an HTTP/1.1 connection (the
+/// handler sits in its pipeline, behind the codec that writes its answers), or one stream of an
+/// HTTP/2 connection (the connection's
 /// handler drives it; a stream has no channel of its own, which would cost a pipeline, its
 /// contexts and promises per request).
 ///

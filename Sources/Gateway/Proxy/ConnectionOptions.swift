@@ -6,6 +6,8 @@ import NIOHTTP1
 struct ConnectionOptions {
     private(set) var close = false
     private(set) var keepAlive = false
+    /// Whether the message has an `Upgrade` field (a hop-by-hop one).
+    private(set) var upgrade = false
     /// Whether any field is hop-by-hop or named by `Connection`: most messages have none, and
     /// then no field is looked at again.
     private(set) var removesAny = false
@@ -15,6 +17,7 @@ struct ConnectionOptions {
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers where ForwardedHeaders.isHopByHop(name) {
             removesAny = true
+            if name.utf8.count == 7 && name.asciiCaseInsensitiveEquals("upgrade") { upgrade = true }
             guard name.utf8.count == 10, name.asciiCaseInsensitiveEquals("connection") else { continue }
             for token in value.lowercased().split(separator: ",") {
                 let option = token.trimmingSpaces

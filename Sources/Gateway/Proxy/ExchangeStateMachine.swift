@@ -229,13 +229,13 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     /// - Parameters:
     ///   - upstreamKeepAlive: whether the upstream keeps its connection.
     ///   - closeDelimited: whether the client can only learn the body's end by the close.
-    mutating func responseHead(upstreamKeepAlive: Bool, closeDelimited: Bool) -> (closeClient: Bool, Progress)? {
+    mutating func responseHead(upstreamKeepAlive: Bool, closeDelimited: Bool) -> Bool? {
         guard case .proxying(let exchange, let connection, var progress) = state else { return nil }
         progress.responseStarted = true
         progress.upstreamReusable = upstreamKeepAlive
         progress.closeAfterResponse = progress.closeAfterResponse || draining || !progress.keepAlive || closeDelimited
         state = .proxying(exchange, connection, progress)
-        return (progress.closeAfterResponse, progress)
+        return progress.closeAfterResponse
     }
 
     struct Finish {

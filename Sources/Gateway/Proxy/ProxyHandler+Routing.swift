@@ -86,7 +86,7 @@ extension ProxyHandler {
             exchange,
             expectsContinue: Exchange.expectsContinue(head.headers),
             keepAlive: options.keepsAlive(head.version),
-            closeAfterResponse: head.version.major == 1 && head.headers.contains(name: "upgrade")
+            closeAfterResponse: head.version.major == 1 && options.upgrade
         )
         if target.limiters.isEmpty {
             apply(.admit(headers: [], heldSlots: []), to: exchange)

@@ -49,7 +49,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             let clientHead = exchange.clientHead
             let closeDelimited = ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
             let options = ConnectionOptions(head.headers)
-            guard let (closeClient, _) = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
+            guard let closeClient = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
                 return
             }
             if let started = exchange.upstreamStarted {

@@ -129,11 +129,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let requestError = error as? HTTP1RequestError {
-            clientRequestFailed(requestError)
-            return
-        }
-        // Anything else (a reset, say) ends the connection. The exchange in flight gives back its
+        // An error of the connection (a reset, say) ends it; unreadable requests come from the
+        // codec through clientRequestFailed. The exchange in flight gives back its
         // slots and its upstream connection now: once the state says closed, the close that
         // follows has nothing left to release.
         clientClosed()
@@ -210,15 +207,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     // MARK: request parts
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        receive(Self.unwrapInboundIn(data))
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        clientReadComplete()
-        context.fireChannelReadComplete()
-    }
-
+    /// A request part, from the HTTP/1.1 codec or the HTTP/2 stream.
     func receive(_ part: HTTPServerRequestPart) {
         perform(machine.receive(part, now: .now()))
     }

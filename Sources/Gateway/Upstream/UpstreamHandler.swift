@@ -50,11 +50,7 @@ final class UpstreamHandler: ChannelDuplexHandler {
     // MARK: used by the exchange
 
     func write(_ part: HTTPClientRequestPart) {
-        if let codec {
-            codec.write(part, promise: nil)
-        } else {
-            context?.write(Self.wrapOutboundOut(part), promise: nil)
-        }
+        codec?.write(part, promise: nil)
     }
 
     func flush() {
@@ -86,10 +82,6 @@ final class UpstreamHandler: ChannelDuplexHandler {
         } else {
             context.read()
         }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        received(Self.unwrapInboundIn(data))
     }
 
     /// A part of the response (the codec's direct way in).
