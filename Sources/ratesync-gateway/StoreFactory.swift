@@ -57,7 +57,8 @@ enum StoreFactory {
             return BreakerGuardedStore(
                 wrapping: redis,
                 threshold: gatewaySide.breaker.threshold,
-                timeout: gatewaySide.breaker.timeoutSeconds
+                timeout: gatewaySide.breaker.timeoutSeconds,
+                localFallback: gatewaySide.localDivisor.map { LocalFallback(storeID: store.id, divisor: $0) }
             ) { storeID, transition in
                 let metadata: Logger.Metadata = [
                     "store": "\(storeID)", "from": "\(transition.from)", "to": "\(transition.to)",

@@ -83,6 +83,15 @@ final class GatewayHarness {
         return nil
     }
 
+    /// Sends SIGHUP and waits until the gateway has counted `successes` successful reloads.
+    func reload(untilSuccesses successes: Double = 1) throws {
+        kill(gateway.pid, SIGHUP)
+        let deadline = Date().addingTimeInterval(10)
+        while try metric("ratesync_config_reloads_total", ["result": "success"]) != successes && Date() < deadline {
+            usleep(50_000)
+        }
+    }
+
     /// Another gateway process on the same config (and so the same store): returns its proxy port.
     func startAnotherGateway() throws -> Int {
         let (process, proxy, _) = try Self.launchGateway(directory: directory, environment: environment, arguments: gatewayArguments)

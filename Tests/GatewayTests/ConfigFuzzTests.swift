@@ -83,7 +83,10 @@ final class ConfigFuzzTests: XCTestCase {
         _ = try? GatewayRuntime(config: loaded, stores: stores)
         for limiter in loaded.rateSync.limiters.values {
             let store = stores[limiter.storeID] as? MemoryStore
-            for _ in 0..<3 { _ = store?.checkImmediately([LimitCheck(limiter: limiter, identifier: "fuzz")]) }
+            for shadow in [false, true] {
+                let check = LimitCheck(limiter: limiter, identifier: "fuzz", cost: loaded.gateway.routes.last?.cost ?? 1, shadow: shadow)
+                for _ in 0..<3 { _ = store?.checkImmediately([check]) }
+            }
         }
         return true
     }
@@ -93,6 +96,25 @@ final class ConfigFuzzTests: XCTestCase {
             of: "[server]\n",
             with: "[server]\ntrusted_proxies = [\"127.0.0.1\"]\nidle_timeout_seconds = 5\nsend_timeout_seconds = 5\nmax_header_bytes = 4096\n"
         ) + "\n[circuit_breaker]\nthreshold = 5\ntimeout = 60\n"
+            + """
+            [jwt]
+            algorithms = ["HS256"]
+            hs256_secret = "0123456789abcdef0123456789abcdef"
+            issuer = "https://auth.example.com"
+            [stores.local]
+            on_failure = "local"
+            local_divisor = 2
+            [[routes]]
+            name = "tokens"
+            path_prefix = "/tokens"
+            upstream = "app"
+            limiters = ["public"]
+            shadow = ["auth"]
+            cost = 2
+            identifier = ["jwt:sub", "query:tenant", "client_ip"]
+            on_missing = "reject"
+
+            """
         let rateSync = SeedFixtures.memoryLimiters + "\n[fastapi]\ntrusted_proxy_networks = [\"10.0.0.0/8\"]\n"
         XCTAssertTrue(try exercise(gateway: gateway, rateSync: rateSync), "the starting pair loads")
         var loadedCount = 0

@@ -80,7 +80,7 @@ final class GatewayConfigTests: XCTestCase {
                     "\(file): server.workers: expected a whole number greater than 0, found 0",
                     "\(file): upstreams.app.url: expected an http:// or https:// URL, found \"ftp://files\"",
                     "\(file): routes[0].upstream: no upstream named \"missing\" (upstreams defined: none)",
-                    "\(file): routes[0].identifier: expected \"client_ip\", \"global\" or \"header:<Name>\", found \"cookie\"",
+                    "\(file): routes[0].identifier: expected \"client_ip\", \"global\", \"header:<Name>\", \"query:<name>\" or \"jwt:<claim>\", found \"cookie\"",
                     "\(directory.path)/rate-sync.toml: limiters.a.rate_per_second: a token_bucket limiter needs rate_per_second or max_concurrent",
                 ]
             )
@@ -142,5 +142,159 @@ final class GatewayConfigTests: XCTestCase {
         XCTAssertEqual(loaded.gateway.routes[1].identifier, .global)
         XCTAssertEqual(loaded.gateway.routes[1].pathPrefix, "/")
         XCTAssertEqual(loaded.gateway.upstreams["app"]?.basePath, "/base")
+    }
+
+    func testIdentityShadowCostAndLocalDegradeSettings() throws {
+        let gateway = try write(
+            "gateway.toml",
+            """
+            [upstreams.app]
+            url = "http://127.0.0.1:9"
+            [jwt]
+            algorithms = ["RS256", "HS256"]
+            jwks_file = "keys/jwks.json"
+            hs256_secret = "${JWT_SECRET}"
+            issuer = "https://auth.example.com"
+            audience = "api"
+            jwt_header = "X-Token"
+            [stores.local]
+            on_failure = "local"
+            local_divisor = 3
+            [[routes]]
+            name = "users"
+            upstream = "app"
+            identifier = "jwt:sub"
+            on_missing = "reject"
+            limiters = ["auth"]
+            shadow = ["public", "auth", "public"]
+            cost = 2
+            [[routes]]
+            name = "keys"
+            upstream = "app"
+            identifier = ["header:X-API-Key", "query:api_key", "client_ip"]
+            """
+        )
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("keys"), withIntermediateDirectories: true)
+        _ = try write("keys/jwks.json", #"{"keys":[]}"#)
+        _ = try write("rate-sync.toml", Self.memoryRateSync)
+        let loaded = try LoadedConfig.load(gatewayPath: gateway, environment: ["JWT_SECRET": "a-secret-of-at-least-thirty-two-bytes"])
+        let users = loaded.gateway.routes[0]
+        XCTAssertEqual(users.identifier, IdentifierRule(parts: [.jwtClaim("sub")], onMissing: .reject))
+        XCTAssertEqual(users.shadow, ["public", "auth"])
+        XCTAssertEqual(users.consultedLimiters, ["auth", "public"])
+        XCTAssertEqual(users.cost, 2)
+        XCTAssertEqual(loaded.gateway.routes[1].identifier, IdentifierRule(parts: [.header("X-API-Key"), .query("api_key"), .clientIP]))
+        XCTAssertEqual(loaded.gateway.routes[1].cost, 1)
+        let jwt = try XCTUnwrap(loaded.gateway.jwt)
+        XCTAssertEqual(jwt.algorithms, ["RS256", "HS256"])
+        XCTAssertEqual(jwt.jwksPath, directory.appendingPathComponent("keys/jwks.json").path, "relative to gateway.toml")
+        XCTAssertEqual(jwt.hs256Secret, "a-secret-of-at-least-thirty-two-bytes")
+        XCTAssertEqual(jwt.header, "x-token")
+        XCTAssertNotNil(loaded.tokenVerifier)
+        XCTAssertEqual(loaded.gateway.storeSettings(for: "local").localDivisor, 3)
+        XCTAssertNil(loaded.gateway.storeSettings(for: "other").localDivisor, "on_failure = \"policy\" by default")
+    }
+
+    func testIdentityShadowCostAndDegradeMistakesAreProblems() throws {
+        let gateway = try write(
+            "gateway.toml",
+            """
+            [upstreams.app]
+            url = "http://127.0.0.1:9"
+            [jwt]
+            algorithms = ["none", "HS256", "RS256"]
+            jwks_file = "missing.json"
+            jwt_header = "X Token"
+            [stores.mem]
+            on_failure = "ask"
+            [stores.other]
+            local_divisor = 2
+            [[routes]]
+            name = "a"
+            upstream = "app"
+            identifier = ["header:X-Key", "cookie:session"]
+            [[routes]]
+            name = "b"
+            upstream = "app"
+            identifier = "query:"
+            on_missing = "client_ip"
+            on_missing_header = "reject"
+            [[routes]]
+            name = "c"
+            upstream = "app"
+            limiters = ["auth"]
+            shadow = ["nope"]
+            cost = 11
+            [[routes]]
+            name = "d"
+            upstream = "app"
+            identifier = []
+            cost = 0
+            """
+        )
+        _ = try write("rate-sync.toml", Self.memoryRateSync)
+        XCTAssertThrowsError(try LoadedConfig.load(gatewayPath: gateway, environment: [:])) { error in
+            let text = ((error as? ConfigError)?.problems ?? []).map(\.description).joined(separator: "\n")
+            for expected in [
+                "jwt.algorithms: expected RS256, ES256 or HS256, found \"none\"",
+                "jwt.hs256_secret: HS256 needs hs256_secret",
+                "jwt.jwt_header: expected a header name, found \"X Token\"",
+                "stores.mem.on_failure: expected \"policy\" or \"local\", found \"ask\"",
+                "stores.other.local_divisor: local_divisor needs on_failure = \"local\"",
+                "routes[0].identifier: expected \"client_ip\", \"global\", \"header:<Name>\", \"query:<name>\" or \"jwt:<claim>\", found \"cookie:session\"",
+                "routes[1].identifier: expected a query parameter name after the colon, found \"query:\"",
+                "routes[1].on_missing_header: on_missing is \"client_ip\" and on_missing_header \"reject\": keep one",
+                "routes[3].identifier: expected at least one part",
+                "routes[3].cost: expected a whole number",
+            ] {
+                XCTAssertTrue(text.contains(expected), "missing: \(expected)\nin:\n\(text)")
+            }
+        }
+    }
+
+    func testACostNoRequestCouldPayAndATokenIdentifierWithoutKeysAreProblems() throws {
+        let gateway = try write(
+            "gateway.toml",
+            """
+            [upstreams.app]
+            url = "http://127.0.0.1:9"
+            [[routes]]
+            name = "c"
+            upstream = "app"
+            identifier = "jwt:sub"
+            limiters = ["auth"]
+            shadow = ["nope"]
+            cost = 11
+            """
+        )
+        _ = try write("rate-sync.toml", Self.memoryRateSync)
+        XCTAssertThrowsError(try LoadedConfig.load(gatewayPath: gateway, environment: [:])) { error in
+            let text = ((error as? ConfigError)?.problems ?? []).map(\.description).joined(separator: "\n")
+            XCTAssertTrue(text.contains("routes[0].cost: cost 11 is more than limiter \"auth\" ever admits at once (10)"), text)
+            XCTAssertTrue(text.contains("routes[0].identifier: a jwt: identifier needs a [jwt] table"), text)
+            XCTAssertTrue(text.contains("routes[0].shadow: no limiter named \"nope\""), text)
+        }
+    }
+
+    func testAJWKSThatDoesNotLoadIsAProblem() throws {
+        _ = try write("jwks.json", #"{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}"#)
+        let gateway = try write(
+            "gateway.toml",
+            """
+            [upstreams.app]
+            url = "http://127.0.0.1:9"
+            [jwt]
+            jwks_file = "jwks.json"
+            [[routes]]
+            name = "c"
+            upstream = "app"
+            identifier = "jwt:sub"
+            """
+        )
+        _ = try write("rate-sync.toml", Self.memoryRateSync)
+        XCTAssertThrowsError(try LoadedConfig.load(gatewayPath: gateway, environment: [:])) { error in
+            let text = ((error as? ConfigError)?.problems ?? []).map(\.description).joined(separator: "\n")
+            XCTAssertTrue(text.contains("jwt: jwks_file: key 0 has no \"kid\""), text)
+        }
     }
 }

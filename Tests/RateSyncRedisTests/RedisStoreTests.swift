@@ -94,6 +94,37 @@ final class RedisStoreTests: XCTestCase {
         XCTAssertEqual(try decide(store, [LimitCheck(limiter: generous, identifier: "c")])[0].remaining, 97)
     }
 
+    func testCostAndShadowDecideAsTheMemoryStoreDoes() throws {
+        let store = try makeStore()
+        try store.connect().wait()
+        let memory = MemoryStore(id: "memory")
+        let window = limiter("window", .slidingWindow(SlidingWindowRule(limit: 10, windowSeconds: 100)))
+        let bucket = limiter("bucket", .tokenBucket(TokenBucketRule(ratePerSecond: 0.01, burst: 9)))
+        let shadow = limiter("shadow", .slidingWindow(SlidingWindowRule(limit: 4, windowSeconds: 100)), maxConcurrent: 100)
+        var shadowDenials = 0
+        for round in 0..<6 {
+            let checks = [
+                LimitCheck(limiter: window, identifier: "c", cost: 3),
+                LimitCheck(limiter: bucket, identifier: "c", cost: 2),
+                LimitCheck(limiter: shadow, identifier: "c", cost: 3, shadow: true),
+            ]
+            let onRedis = try decide(store, checks)
+            let inMemory = memory.decide(checks)
+            for (index, (redisDecision, memoryDecision)) in zip(onRedis, inMemory).enumerated() {
+                let what = "round \(round), check \(index)"
+                XCTAssertEqual(redisDecision.allowed, memoryDecision.allowed, what)
+                XCTAssertEqual(redisDecision.remaining, memoryDecision.remaining, what)
+                XCTAssertEqual(redisDecision.retryAfter, memoryDecision.retryAfter, accuracy: 0.5, what)
+            }
+            if !onRedis[2].allowed && onRedis[0].allowed && onRedis[1].allowed { shadowDenials += 1 }
+        }
+        // Window 10 at cost 3: three admitted (9 units); the shadow (4 at cost 3) admits one.
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:window:c:window"]), "9")
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:shadow:c:window"]), "3", "the shadow spent only what it admitted")
+        XCTAssertEqual(try redis.cli(["GET", "rate_limit:shadow:c:concurrent"]), "1", "an admitted shadow holds its slot")
+        XCTAssertEqual(shadowDenials, 2, "requests the shadow would have denied while the enforced ones admitted")
+    }
+
     func testSlidingWindowIsExactUnderConcurrencyEvenWhileScriptsAreFlushed() throws {
         let store = try makeStore(timeoutMs: 2000)
         try store.connect().wait()

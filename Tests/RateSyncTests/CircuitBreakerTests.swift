@@ -80,6 +80,28 @@ final class CircuitBreakerTests: XCTestCase {
         XCTAssertEqual(store.breakerStateName, "closed")
         XCTAssertEqual(transitions.all, ["open", "half_open", "closed"])
     }
+
+    func testAnOpenBreakerWithALocalFallbackDecidesInProcessUntilTheStoreIsBack() throws {
+        let loop = EmbeddedEventLoop()
+        let clock = ManualClock()
+        let inner = ScriptedStore()
+        let fallback = LocalFallback(storeID: "s", divisor: 2, clock: clock)
+        let store = BreakerGuardedStore(wrapping: inner, threshold: 2, timeout: 5, clock: clock, localFallback: fallback)
+        let limiter = LimiterConfig(id: "l", storeID: "s", algorithm: .slidingWindow(SlidingWindowRule(limit: 4, windowSeconds: 60)), failClosed: true)
+        let check = [LimitCheck(limiter: limiter, identifier: "i")]
+        for _ in 0..<2 {
+            XCTAssertThrowsError(try store.check(check, on: loop).wait(), "until the breaker opens, failures are failures")
+        }
+        let local = try (0..<3).map { _ in try store.check(check, on: loop).wait()[0] }
+        XCTAssertEqual(local.map(\.allowed), [true, true, false], "4 / 2 admitted in process")
+        XCTAssertTrue(local.allSatisfy(\.decidedLocally))
+        XCTAssertEqual(inner.calls, 2, "the store is not touched while open")
+        clock.advance(5)
+        inner.failing = false
+        let shared = try store.check(check, on: loop).wait()[0]
+        XCTAssertFalse(shared.decidedLocally, "the store decides again once it answers")
+        XCTAssertEqual(store.breakerStateName, "closed")
+    }
 }
 
 final class NIOLockedTransitions: @unchecked Sendable {

@@ -73,6 +73,27 @@ public struct GatewayConfig: Sendable {
         public var upstream: String
         public var limiters: [String]
         public var identifier: IdentifierRule
+        /// Limiters evaluated and spent as if enforced that never deny (`shadow`).
+        public var shadow: [String] = []
+        /// Units of every limiter's budget one request spends (`cost`).
+        public var cost: Int = 1
+
+        /// Every limiter the route consults: the enforced ones, then shadows not among them.
+        public var consultedLimiters: [String] {
+            limiters + shadow.filter { !limiters.contains($0) }
+        }
+    }
+
+    /// `[jwt]`: what a bearer token must verify against to become an identity.
+    public struct JWTSettings: Sendable, Equatable {
+        /// Of RS256, ES256, HS256.
+        public var algorithms: Set<String>
+        public var jwksPath: String?
+        public var hs256Secret: String?
+        public var issuer: String?
+        public var audience: String?
+        /// Lower-cased; nil: `Authorization: Bearer`.
+        public var header: String?
     }
 
     /// `[circuit_breaker]`, and per store the `[stores.<id>]` overrides.
@@ -91,6 +112,10 @@ public struct GatewayConfig: Sendable {
         /// How long a request waits for the store; capped by the store's `socket_timeout`.
         public var commandTimeoutMs: Int
         public var breaker: BreakerSettings
+        /// `on_failure = "local"` with `local_divisor = N`: while the breaker is open, limits
+        /// divided by N decide in process; nil (`on_failure = "policy"`) leaves it to the fail
+        /// policies.
+        public var localDivisor: Int? = nil
     }
 
     public var file: String
@@ -106,6 +131,7 @@ public struct GatewayConfig: Sendable {
     /// `[limiters.<id>]`: the gateway's own options of a rate-sync.toml limiter, kept out of that
     /// file so that rate-sync (which refuses keys it does not know there) can still load it.
     public var limiterOptions: [String: LimiterOptions] = [:]
+    public var jwt: JWTSettings?
 
     public struct LimiterOptions: Sendable, Equatable {
         /// The token bucket's capacity (wins over a `burst` in rate-sync.toml).
@@ -119,19 +145,12 @@ public struct GatewayConfig: Sendable {
     }
 }
 
-/// How a route names the client a limiter counts against.
-public enum IdentifierRule: Sendable, Equatable {
-    case clientIP
-    /// `header:<Name>`; when the header is missing, fall back to the client IP or reject (400).
-    case header(name: String, rejectWhenMissing: Bool)
-    /// One bucket shared by every client.
-    case global
-}
-
 /// Both files, loaded and checked against each other.
 public struct LoadedConfig: Sendable {
     public var gateway: GatewayConfig
     public var rateSync: RateSyncConfig
+    /// `[jwt]`'s keys, loaded; nil without `[jwt]`.
+    public var tokenVerifier: TokenVerifier?
 
     /// Reads gateway.toml, then the rate-sync.toml it names (RATE_SYNC_CONFIG overrides the
     /// path), and throws one `ConfigError` listing the problems of both files.
@@ -157,17 +176,27 @@ public struct LoadedConfig: Sendable {
         }
         var gateway = parsed.config
         if let checked = gateway, var loaded = rateSync {
-            problems += crossCheck(checked, loaded)
             loaded.limiters = applyLimiterOptions(checked, to: loaded.limiters, problems: &problems)
+            problems += crossCheck(checked, loaded)
             rateSync = loaded
             if !checked.server.trustedProxiesGiven, let networks = loaded.trustedProxyNetworks {
                 gateway?.server.trustedProxies = trustedNetworks(networks, file: parsed.rateSyncPath, problems: &problems)
             }
         }
+        var tokenVerifier: TokenVerifier?
+        // Keys are loaded only from a [jwt] table without problems of its own.
+        if let settings = gateway?.jwt, !problems.contains(where: { $0.path.hasPrefix("jwt.") }) {
+            switch TokenVerifier.load(settings, file: gatewayPath) {
+            case .success(let verifier):
+                tokenVerifier = verifier
+            case .failure(let list):
+                problems += list.messages.map { ConfigProblem(file: gatewayPath, path: "jwt", message: $0) }
+            }
+        }
         guard problems.isEmpty, let gateway, let rateSync else {
             throw ConfigError(problems: problems)
         }
-        return LoadedConfig(gateway: gateway, rateSync: rateSync)
+        return LoadedConfig(gateway: gateway, rateSync: rateSync, tokenVerifier: tokenVerifier)
     }
 
     /// gateway.toml's `[limiters.<id>]` options, applied to rate-sync.toml's limiters.
@@ -226,7 +255,8 @@ public struct LoadedConfig: Sendable {
         return networks
     }
 
-    /// Routes may only name limiters rate-sync.toml defines.
+    /// Routes may only name limiters rate-sync.toml defines, at a cost they can ever admit, and
+    /// a route keyed on a token needs `[jwt]`.
     static func crossCheck(_ gateway: GatewayConfig, _ rateSync: RateSyncConfig) -> [ConfigProblem] {
         var problems: [ConfigProblem] = []
         for id in gateway.stores.keys.sorted() where rateSync.stores[id] == nil {
@@ -240,15 +270,39 @@ public struct LoadedConfig: Sendable {
             )
         }
         for (index, route) in gateway.routes.enumerated() {
-            for limiter in route.limiters where rateSync.limiters[limiter] == nil {
-                let known = rateSync.limiters.keys.sorted().joined(separator: ", ")
+            for (key, names) in [("limiters", route.limiters), ("shadow", route.shadow)] {
+                for limiter in names where rateSync.limiters[limiter] == nil {
+                    let known = rateSync.limiters.keys.sorted().joined(separator: ", ")
+                    problems.append(
+                        ConfigProblem(
+                            file: gateway.file,
+                            path: "routes[\(index)].\(key)",
+                            message: "no limiter named \"\(limiter)\" in \(gateway.rateSyncPath) (limiters defined: \(known))"
+                        )
+                    )
+                }
+            }
+            if route.identifier.usesJWT && gateway.jwt == nil {
                 problems.append(
                     ConfigProblem(
                         file: gateway.file,
-                        path: "routes[\(index)].limiters",
-                        message: "no limiter named \"\(limiter)\" in \(gateway.rateSyncPath) (limiters defined: \(known))"
+                        path: "routes[\(index)].identifier",
+                        message: "a jwt: identifier needs a [jwt] table saying what tokens verify against"
                     )
                 )
+            }
+            for id in route.consultedLimiters {
+                guard let limiter = rateSync.limiters[id], route.cost > 1 else { continue }
+                let budget = limiter.advertisedLimit
+                if limiter.algorithm != .tokenBucket(nil), route.cost > budget {
+                    problems.append(
+                        ConfigProblem(
+                            file: gateway.file,
+                            path: "routes[\(index)].cost",
+                            message: "cost \(route.cost) is more than limiter \"\(id)\" ever admits at once (\(budget)): no request could pass"
+                        )
+                    )
+                }
             }
         }
         return problems
@@ -256,7 +310,7 @@ public struct LoadedConfig: Sendable {
 
     /// The stores that some route's limiter uses: the ones the gateway must reach.
     public var storesInUse: [StoreConfig] {
-        let ids = Set(gateway.routes.flatMap(\.limiters).compactMap { rateSync.limiters[$0]?.storeID })
+        let ids = Set(gateway.routes.flatMap(\.consultedLimiters).compactMap { rateSync.limiters[$0]?.storeID })
         return ids.sorted().compactMap { rateSync.stores[$0] }
     }
 }

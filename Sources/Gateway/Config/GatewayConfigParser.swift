@@ -53,6 +53,7 @@ enum GatewayConfigParser {
             table.rejectUnknownKeys()
             limiterOptions[id] = GatewayConfig.LimiterOptions(burst: burst)
         }
+        let jwt = reader.table("jwt").flatMap(readJWT)
         reader.rejectUnknownKeys()
         guard let server, let admin else { return Outcome(config: nil, rateSyncPath: rateSyncPath) }
         var config = GatewayConfig(
@@ -67,6 +68,7 @@ enum GatewayConfigParser {
             stores: stores
         )
         config.limiterOptions = limiterOptions
+        config.jwt = jwt
         return Outcome(config: config, rateSyncPath: rateSyncPath)
     }
 
@@ -195,8 +197,21 @@ enum GatewayConfigParser {
     ) -> GatewayConfig.StoreSettings {
         let timeout = table.integer("command_timeout_ms", minimum: 1, maximum: 3_600_000) ?? GatewayConfig.defaultCommandTimeoutMs
         let breaker = table.table("circuit_breaker").map { readBreaker($0, defaults: breakerDefaults) } ?? breakerDefaults
+        let onFailure = table.string("on_failure") ?? "policy"
+        let divisor = table.integer("local_divisor", minimum: 1, maximum: 10_000)
         table.rejectUnknownKeys()
-        return GatewayConfig.StoreSettings(commandTimeoutMs: timeout, breaker: breaker)
+        var settings = GatewayConfig.StoreSettings(commandTimeoutMs: timeout, breaker: breaker)
+        switch onFailure {
+        case "local":
+            settings.localDivisor = divisor ?? 1
+        case "policy":
+            if divisor != nil {
+                table.report("local_divisor", "local_divisor needs on_failure = \"local\"")
+            }
+        default:
+            table.report("on_failure", "expected \"policy\" or \"local\", found \"\(onFailure)\"")
+        }
+        return settings
     }
 
     private static func readUpstream(name: String, _ table: TableReader) -> GatewayConfig.Upstream? {
@@ -262,9 +277,12 @@ enum GatewayConfigParser {
         var unique: [String] = []
         for limiter in limiters where !unique.contains(limiter) { unique.append(limiter) }
         let identifier = readIdentifier(table)
+        var shadow: [String] = []
+        for limiter in table.stringArray("shadow") ?? [] where !shadow.contains(limiter) { shadow.append(limiter) }
+        let cost = table.integer("cost", minimum: 1, maximum: 10_000) ?? 1
         table.rejectUnknownKeys()
         guard let name, let upstream, let identifier else { return nil }
-        return GatewayConfig.Route(
+        var route = GatewayConfig.Route(
             name: name,
             pathPrefix: prefix,
             methods: methods,
@@ -273,27 +291,113 @@ enum GatewayConfigParser {
             limiters: unique,
             identifier: identifier
         )
+        route.shadow = shadow
+        route.cost = cost
+        return route
     }
 
+    /// `identifier`: one part or an array of parts; `on_missing` (or its older spelling
+    /// `on_missing_header`) says what a missing part means.
     private static func readIdentifier(_ table: TableReader) -> IdentifierRule? {
-        let text = table.string("identifier") ?? "client_ip"
-        let onMissing = table.string("on_missing_header") ?? "client_ip"
-        if onMissing != "client_ip" && onMissing != "reject" {
-            table.report("on_missing_header", "expected \"client_ip\" or \"reject\", found \"\(onMissing)\"")
-        }
-        switch text {
-        case "client_ip": return .clientIP
-        case "global": return .global
-        case _ where text.hasPrefix("header:"):
-            let name = String(text.dropFirst("header:".count)).trimmingCharacters(in: .whitespaces)
-            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
-                table.report("identifier", "expected a header name after \"header:\", found \"\(text)\"")
+        var texts: [String] = ["client_ip"]
+        switch table.raw("identifier") {
+        case nil:
+            break
+        case .string(let text)?:
+            texts = [text]
+        case .array?:
+            guard let parts = table.stringArray("identifier") else { return nil }
+            guard !parts.isEmpty else {
+                table.report("identifier", "expected at least one part, such as [\"header:X-API-Key\", \"client_ip\"]")
                 return nil
             }
-            return .header(name: name, rejectWhenMissing: onMissing == "reject")
-        default:
-            table.report("identifier", "expected \"client_ip\", \"global\" or \"header:<Name>\", found \"\(text)\"")
+            texts = parts
+        case let other?:
+            table.report("identifier", "expected a string or an array of strings, found \(other.description)")
             return nil
         }
+        let onMissing = readOnMissing(table)
+        var parts: [IdentifierRule.Part] = []
+        for text in texts {
+            switch IdentifierRule.part(text) {
+            case .success(let part):
+                parts.append(part)
+            case .failure(.badName(let what)):
+                table.report("identifier", "expected a \(what) name after the colon, found \"\(text)\"")
+                return nil
+            case .failure(.unknownKind):
+                table.report(
+                    "identifier",
+                    "expected \"client_ip\", \"global\", \"header:<Name>\", \"query:<name>\" or \"jwt:<claim>\", found \"\(text)\""
+                )
+                return nil
+            }
+        }
+        guard let onMissing else { return nil }
+        return IdentifierRule(parts: parts, onMissing: onMissing)
+    }
+
+    private static func readOnMissing(_ table: TableReader) -> IdentifierRule.OnMissing? {
+        let given = table.string("on_missing")
+        let older = table.string("on_missing_header")
+        if let given, let older, given != older {
+            table.report("on_missing_header", "on_missing is \"\(given)\" and on_missing_header \"\(older)\": keep one")
+            return nil
+        }
+        let key = given == nil && older != nil ? "on_missing_header" : "on_missing"
+        switch given ?? older ?? "client_ip" {
+        case "client_ip": return .clientIP
+        case "reject": return .reject
+        case let text:
+            table.report(key, "expected \"client_ip\" or \"reject\", found \"\(text)\"")
+            return nil
+        }
+    }
+
+    private static let jwtAlgorithms: Set<String> = ["RS256", "ES256", "HS256"]
+
+    private static func readJWT(_ table: TableReader) -> GatewayConfig.JWTSettings? {
+        let jwks = table.string("jwks_file").map { resolve($0, against: table.sink.file) }
+        let secret = table.string("hs256_secret")
+        let issuer = table.string("issuer")
+        let audience = table.string("audience")
+        let header = table.string("jwt_header")
+        var algorithms: Set<String> = []
+        if let listed = table.stringArray("algorithms") {
+            for name in listed {
+                if jwtAlgorithms.contains(name) {
+                    algorithms.insert(name)
+                } else {
+                    table.report("algorithms", "expected RS256, ES256 or HS256, found \"\(name)\" (tokens signed otherwise, or unsigned, never verify)")
+                }
+            }
+        } else {
+            if jwks != nil { algorithms.formUnion(["RS256", "ES256"]) }
+            if secret != nil { algorithms.insert("HS256") }
+        }
+        table.rejectUnknownKeys()
+        if algorithms.isEmpty {
+            table.report("algorithms", "no algorithm to verify tokens with: list some and give jwks_file or hs256_secret")
+        }
+        if algorithms.contains("HS256"), secret?.isEmpty ?? true {
+            table.report("hs256_secret", "HS256 needs hs256_secret")
+        } else if let secret, secret.utf8.count < 32 {
+            // RFC 7518, 3.2: an HS256 key is at least as long as the hash.
+            table.report("hs256_secret", "expected at least 32 bytes, found \(secret.utf8.count)")
+        }
+        if !algorithms.isDisjoint(with: ["RS256", "ES256"]), jwks == nil {
+            table.report("jwks_file", "RS256 and ES256 need jwks_file")
+        }
+        if let header, header.isEmpty || !header.utf8.allSatisfy(HTTP1HeadParser.isTokenByte) {
+            table.report("jwt_header", "expected a header name, found \"\(header)\"")
+        }
+        return GatewayConfig.JWTSettings(
+            algorithms: algorithms,
+            jwksPath: jwks,
+            hs256Secret: secret,
+            issuer: issuer,
+            audience: audience,
+            header: header?.lowercased()
+        )
     }
 }

@@ -162,6 +162,10 @@ struct AccessLogEntry {
     var upstream: String?
     var upstreamMilliseconds: Double?
     var status = 0
+    /// Shadow limiters that would have denied this request.
+    var shadowDenied: [String]?
+    /// "local" when the store's in-process fallback decided.
+    var decidedBy: String?
 
     /// The line, as JSON, with its newline.
     func write(into buffer: inout ByteBuffer, now: NIOTimestamp, clock: inout AccessLogClock) {
@@ -181,6 +185,18 @@ struct AccessLogEntry {
         Self.writeJSON(limiter, into: &buffer)
         buffer.writeStaticString(",\"outcome\":")
         Self.writeJSON(outcome, into: &buffer)
+        if let shadowDenied {
+            buffer.writeStaticString(",\"shadow_denied\":[")
+            for (index, limiter) in shadowDenied.enumerated() {
+                if index > 0 { buffer.writeInteger(UInt8(ascii: ",")) }
+                Self.writeJSON(limiter, into: &buffer)
+            }
+            buffer.writeInteger(UInt8(ascii: "]"))
+        }
+        if let decidedBy {
+            buffer.writeStaticString(",\"decided_by\":")
+            Self.writeJSON(decidedBy, into: &buffer)
+        }
         buffer.writeStaticString(",\"upstream\":")
         Self.writeJSON(upstream, into: &buffer)
         buffer.writeStaticString(",\"upstream_ms\":")

@@ -7,7 +7,7 @@ import RateSync
 ///
 /// | name | type | labels |
 /// |---|---|---|
-/// | ratesync_decisions_total | counter | route, limiter, outcome (allowed, limited, failed_open, failed_closed) |
+/// | ratesync_decisions_total | counter | route, limiter, outcome (allowed, limited, failed_open, failed_closed, shadow_denied) |
 /// | ratesync_store_latency_seconds | histogram | store |
 /// | ratesync_store_breaker_state | gauge (0 closed, 1 half-open, 2 open) | store |
 /// | ratesync_store_connections | gauge | store |
@@ -17,7 +17,7 @@ import RateSync
 /// | ratesync_config_reloads_total | counter | result (success, failure) |
 public final class GatewayMetrics: Sendable {
     public enum Outcome: Int, CaseIterable, Sendable {
-        case allowed, limited, failedOpen, failedClosed
+        case allowed, limited, failedOpen, failedClosed, shadowDenied
 
         public var label: String {
             switch self {
@@ -25,6 +25,7 @@ public final class GatewayMetrics: Sendable {
             case .limited: return "limited"
             case .failedOpen: return "failed_open"
             case .failedClosed: return "failed_closed"
+            case .shadowDenied: return "shadow_denied"
             }
         }
     }

@@ -2,14 +2,23 @@ import Metrics
 import NIOCore
 import RateSync
 
+/// What a verdict notes besides its answer, for metrics and the access log.
+struct VerdictNotes {
+    /// Fail-open limiters whose store could not decide.
+    var failedOpen: [String] = []
+    /// Shadow limiters that would have denied.
+    var shadowDenied: [String] = []
+    /// Some store decided in process, its backend out of reach (`on_failure = "local"`).
+    var decidedLocally = false
+}
+
 /// What a route's limiters say about one request.
 enum LimitVerdict {
-    /// Forward; `headers` describe the limiter closest to denying; `heldSlots` are the
-    /// `max_concurrent` slots to give back when the exchange ends; `failedOpen` names the
-    /// fail-open limiters whose store could not decide.
-    case admit(headers: [(String, String)], heldSlots: [HeldSlots], failedOpen: [String] = [])
+    /// Forward; `headers` describe the enforced limiter closest to denying; `heldSlots` are the
+    /// `max_concurrent` slots to give back when the exchange ends.
+    case admit(headers: [(String, String)], heldSlots: [HeldSlots], notes: VerdictNotes = VerdictNotes())
     /// 429.
-    case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)])
+    case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)], notes: VerdictNotes = VerdictNotes())
     /// 503: a fail-closed limiter's store could not decide; `retryAfter` in whole seconds.
     case unavailable(limiter: LimiterConfig, retryAfter: Int)
 }
@@ -18,8 +27,12 @@ enum LimitVerdict {
 struct HeldSlots {
     let store: any RateLimitStore
     let checks: [LimitCheck]
+    /// Taken by the store's in-process fallback, which then gets them back.
+    var decidedLocally = false
 
-    func release() { store.release(checks) }
+    func release() {
+        if decidedLocally { store.releaseDecidedLocally(checks) } else { store.release(checks) }
+    }
 }
 
 /// Runs a route's limiters: one atomic call per store (normally a single store, so a single
@@ -31,11 +44,12 @@ enum LimitEvaluation {
     static func evaluate(
         limiters: [GatewayRuntime.BoundLimiter],
         identifier: String,
+        cost: Int,
         latency: [String: Metrics.Timer],
         on eventLoop: any EventLoop,
         decided: @escaping (LimitVerdict) -> Void
     ) {
-        let groups = groupByStore(limiters, identifier: identifier)
+        let groups = groupByStore(limiters, identifier: identifier, cost: cost)
         let started = NIODeadline.now()
         func recordLatency(_ group: StoreGroup) {
             latency[group.store.id]?.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
@@ -59,16 +73,20 @@ enum LimitEvaluation {
 
     /// The verdict without a future when every store involved answers in-process (the memory
     /// store); nil when some store needs a round trip. Nothing is consumed when it returns nil.
-    static func evaluateImmediately(limiters: [GatewayRuntime.BoundLimiter], identifier: String) -> LimitVerdict? {
-        if limiters.count == 1, let only = limiters.first {
+    static func evaluateImmediately(
+        limiters: [GatewayRuntime.BoundLimiter],
+        identifier: String,
+        cost: Int
+    ) -> LimitVerdict? {
+        if limiters.count == 1, let only = limiters.first, !only.shadow {
             // The common route: one limiter. No grouping, no intermediate arrays.
-            let check = LimitCheck(limiter: only.config, identifier: identifier)
+            let check = LimitCheck(limiter: only.config, identifier: identifier, cost: cost)
             guard let decision = only.store.checkImmediately([check])?.first else { return nil }
-            return conclude(limiter: only.config, decision: decision, failedOpen: []) {
+            return conclude(limiter: only.config, decision: decision, notes: VerdictNotes()) {
                 only.config.maxConcurrent == nil ? [] : [HeldSlots(store: only.store, checks: [check])]
             }
         }
-        let groups = groupByStore(limiters, identifier: identifier)
+        let groups = groupByStore(limiters, identifier: identifier, cost: cost)
         // All or none: an in-process store asked before one that needs a round trip would have
         // spent its budget on a request that then takes the asynchronous path and asks again.
         guard groups.allSatisfy({ $0.store.decidesInProcess }) else { return nil }
@@ -85,10 +103,10 @@ enum LimitEvaluation {
         let checks: [LimitCheck]
     }
 
-    static func groupByStore(_ limiters: [GatewayRuntime.BoundLimiter], identifier: String) -> [StoreGroup] {
+    static func groupByStore(_ limiters: [GatewayRuntime.BoundLimiter], identifier: String, cost: Int) -> [StoreGroup] {
         var groups: [StoreGroup] = []
         for limiter in limiters {
-            let check = LimitCheck(limiter: limiter.config, identifier: identifier)
+            let check = LimitCheck(limiter: limiter.config, identifier: identifier, cost: cost, shadow: limiter.shadow)
             if let index = groups.firstIndex(where: { $0.store === limiter.store }) {
                 groups[index] = StoreGroup(store: groups[index].store, checks: groups[index].checks + [check])
             } else {
@@ -98,35 +116,58 @@ enum LimitEvaluation {
         return groups
     }
 
+    /// A group whose enforced checks all admitted (its shadows may not have), with its answers.
+    private struct AdmittedGroup {
+        let group: StoreGroup
+        let decisions: [Decision]
+
+        /// The slots the store took: every enforced check with a cap, and the shadows that
+        /// admitted.
+        var heldSlots: HeldSlots? {
+            let held = zip(group.checks, decisions).filter { check, decision in
+                check.limiter.maxConcurrent != nil && (!check.shadow || decision.allowed)
+            }.map(\.0)
+            guard !held.isEmpty else { return nil }
+            return HeldSlots(store: group.store, checks: held, decidedLocally: decisions.contains(where: \.decidedLocally))
+        }
+    }
+
     static func verdict(outcomes: [(StoreGroup, Result<[Decision], any Error>)]) -> LimitVerdict {
         var decided: [(LimiterConfig, Decision)] = []
-        var admittedGroups: [StoreGroup] = []
-        var failedOpen: [String] = []
+        var admittedGroups: [AdmittedGroup] = []
+        var notes = VerdictNotes()
         for (group, result) in outcomes {
             switch result {
             case .success(let decisions):
-                decided += zip(group.checks.map(\.limiter), decisions).map { ($0, $1) }
-                if decisions.allSatisfy(\.allowed) { admittedGroups.append(group) }
+                var enforcedAdmit = true
+                for (check, decision) in zip(group.checks, decisions) {
+                    if decision.decidedLocally { notes.decidedLocally = true }
+                    if check.shadow {
+                        if !decision.allowed { notes.shadowDenied.append(check.limiter.id) }
+                    } else {
+                        decided.append((check.limiter, decision))
+                        enforcedAdmit = enforcedAdmit && decision.allowed
+                    }
+                }
+                if enforcedAdmit { admittedGroups.append(AdmittedGroup(group: group, decisions: decisions)) }
             case .failure(let error):
-                // Fail-open limiters of this store simply drop out of the decision.
-                if let closed = group.checks.first(where: { $0.limiter.failClosed }) {
+                // Fail-open limiters of this store simply drop out of the decision; a shadow
+                // never denies, not even for want of a store.
+                if let closed = group.checks.first(where: { $0.limiter.failClosed && !$0.shadow }) {
                     releaseSlots(admittedGroups)
                     let expectedBack = (error as? StoreFailure)?.retryAfter ?? 1
                     return .unavailable(limiter: closed.limiter, retryAfter: max(1, Int(expectedBack.rounded(.up))))
                 }
-                failedOpen += group.checks.map(\.limiter.id)
+                notes.failedOpen += group.checks.map(\.limiter.id)
             }
         }
         guard let index = Decision.indexClosestToDenying(decided.map(\.1)) else {
-            return .admit(headers: [], heldSlots: [], failedOpen: failedOpen)
+            return .admit(headers: [], heldSlots: admittedGroups.compactMap(\.heldSlots), notes: notes)
         }
         let (limiter, chosen) = decided[index]
         if !chosen.allowed { releaseSlots(admittedGroups) }
-        return conclude(limiter: limiter, decision: chosen, failedOpen: failedOpen) {
-            admittedGroups.compactMap { group -> HeldSlots? in
-                let withSlots = group.checks.filter { $0.limiter.maxConcurrent != nil }
-                return withSlots.isEmpty ? nil : HeldSlots(store: group.store, checks: withSlots)
-            }
+        return conclude(limiter: limiter, decision: chosen, notes: notes) {
+            admittedGroups.compactMap(\.heldSlots)
         }
     }
 
@@ -135,17 +176,15 @@ enum LimitEvaluation {
     private static func conclude(
         limiter: LimiterConfig,
         decision: Decision,
-        failedOpen: [String],
+        notes: VerdictNotes,
         heldSlots: () -> [HeldSlots]
     ) -> LimitVerdict {
         let headers = RateLimitHeaders.render(decision, limiter: limiter)
-        guard decision.allowed else { return .deny(limiter: limiter, decision: decision, headers: headers) }
-        return .admit(headers: headers, heldSlots: heldSlots(), failedOpen: failedOpen)
+        guard decision.allowed else { return .deny(limiter: limiter, decision: decision, headers: headers, notes: notes) }
+        return .admit(headers: headers, heldSlots: heldSlots(), notes: notes)
     }
 
-    private static func releaseSlots(_ groups: [StoreGroup]) {
-        for group in groups where group.checks.contains(where: { $0.limiter.maxConcurrent != nil }) {
-            group.store.release(group.checks)
-        }
+    private static func releaseSlots(_ groups: [AdmittedGroup]) {
+        for group in groups { group.heldSlots?.release() }
     }
 }

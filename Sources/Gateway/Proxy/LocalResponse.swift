@@ -20,6 +20,15 @@ struct LocalResponse {
         LocalResponse(status: .badRequest, headers: [], body: ErrorBody.simple(type: "bad_request", message: message))
     }
 
+    /// A route keyed on a token, with `on_missing = "reject"`, and no token that verifies.
+    static func unauthorized() -> LocalResponse {
+        LocalResponse(
+            status: .unauthorized,
+            headers: [("WWW-Authenticate", "Bearer")],
+            body: ErrorBody.simple(type: "unauthorized", message: "A valid bearer token is required.")
+        )
+    }
+
     static func rateLimited(limiter: LimiterConfig, decision: Decision, headers: [(String, String)]) -> LocalResponse {
         let body = ErrorBody.rateLimited(
             limiterID: limiter.id,

@@ -58,11 +58,21 @@ extension ProxyHandler {
         logEntry?.route = target.route.name
         logEntry?.upstream = target.upstream.name
         let identifier: String
-        switch IdentifierExtractor.identify(rule: target.route.identifier, headers: head.headers, clientIP: client) {
+        switch IdentifierExtractor.identify(
+            rule: target.route.identifier,
+            head: head,
+            verifier: runtime.tokenVerifier,
+            tokens: resources.verifiedTokens,
+            now: SystemWallClock().now(),
+            clientIP: client
+        ) {
         case .identifier(let value):
             identifier = value
-        case .missingHeader(let name):
-            answerLocally(.badRequest("The \(name) header is required."), to: head, requestEnded: false)
+        case .missingPart(let what):
+            answerLocally(.badRequest("\(what) is required."), to: head, requestEnded: false)
+            return
+        case .unverifiedToken:
+            answerLocally(.unauthorized(), to: head, requestEnded: false)
             return
         }
 
@@ -92,7 +102,8 @@ extension ProxyHandler {
             apply(.admit(headers: [], heldSlots: []), to: exchange)
             return
         }
-        if let verdict = LimitEvaluation.evaluateImmediately(limiters: target.limiters, identifier: identifier) {
+        let cost = target.route.cost
+        if let verdict = LimitEvaluation.evaluateImmediately(limiters: target.limiters, identifier: identifier, cost: cost) {
             apply(verdict, to: exchange)
             return
         }
@@ -100,6 +111,7 @@ extension ProxyHandler {
         LimitEvaluation.evaluate(
             limiters: target.limiters,
             identifier: identifier,
+            cost: cost,
             latency: runtime.storeLatency,
             on: clientSide.eventLoop
         ) { verdict in self.apply(verdict, to: exchange) }
@@ -126,7 +138,7 @@ extension ProxyHandler {
         case .deny:
             record(verdict, for: exchange.target)
             switch verdict {
-            case .deny(let limiter, let decision, let headers):
+            case .deny(let limiter, let decision, let headers, _):
                 answerLocally(.rateLimited(limiter: limiter, decision: decision, headers: headers), for: exchange)
             case .unavailable(let limiter, let retryAfter):
                 answerLocally(.limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter), for: exchange)
@@ -149,23 +161,35 @@ extension ProxyHandler {
     /// Counts the decision per limiter and notes it for the access log.
     private func record(_ verdict: LimitVerdict, for target: GatewayRuntime.RouteTarget) {
         switch verdict {
-        case .admit(_, _, let failedOpen):
+        case .admit(_, _, let notes):
             for limiter in target.limiters {
-                let outcome: GatewayMetrics.Outcome = failedOpen.contains(limiter.config.id) ? .failedOpen : .allowed
+                let id = limiter.config.id
+                let outcome: GatewayMetrics.Outcome =
+                    notes.failedOpen.contains(id) ? .failedOpen : notes.shadowDenied.contains(id) ? .shadowDenied : .allowed
                 limiter.decisions.record(outcome)
             }
             if let first = target.limiters.first {
-                logEntry?.limiter = failedOpen.first ?? first.config.id
-                logEntry?.outcome = failedOpen.isEmpty ? "allowed" : "failed_open"
+                logEntry?.limiter = notes.failedOpen.first ?? first.config.id
+                logEntry?.outcome = notes.failedOpen.isEmpty ? "allowed" : "failed_open"
             }
-        case .deny(let limiter, _, _):
+            note(notes)
+        case .deny(let limiter, _, _, let notes):
             target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited)
+            for shadow in target.limiters where notes.shadowDenied.contains(shadow.config.id) {
+                shadow.decisions.record(.shadowDenied)
+            }
             logEntry?.limiter = limiter.id
             logEntry?.outcome = "limited"
+            note(notes)
         case .unavailable(let limiter, _):
             target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed)
             logEntry?.limiter = limiter.id
             logEntry?.outcome = "failed_closed"
         }
+    }
+
+    private func note(_ notes: VerdictNotes) {
+        if !notes.shadowDenied.isEmpty { logEntry?.shadowDenied = notes.shadowDenied }
+        if notes.decidedLocally { logEntry?.decidedBy = "local" }
     }
 }

@@ -38,11 +38,14 @@ public final class GatewayRuntime: Sendable {
         public let config: LimiterConfig
         public let store: any RateLimitStore
         public let decisions: GatewayMetrics.DecisionCounters
+        /// Listed in the route's `shadow`: spends as if enforced, never denies.
+        public let shadow: Bool
 
-        init(config: LimiterConfig, store: any RateLimitStore, decisions: GatewayMetrics.DecisionCounters) {
+        init(config: LimiterConfig, store: any RateLimitStore, decisions: GatewayMetrics.DecisionCounters, shadow: Bool) {
             self.config = config
             self.store = store
             self.decisions = decisions
+            self.shadow = shadow
         }
     }
 
@@ -55,9 +58,12 @@ public final class GatewayRuntime: Sendable {
     /// Per store id: how long its calls take.
     let storeLatency: [String: Metrics.Timer]
     public let config: LoadedConfig
+    /// `[jwt]`'s keys, for routes keyed on a token claim.
+    let tokenVerifier: TokenVerifier?
 
     public init(config: LoadedConfig, stores: [String: any RateLimitStore], metrics: GatewayMetrics = GatewayMetrics()) throws {
         self.config = config
+        self.tokenVerifier = config.tokenVerifier
         var upstreamTLS: [String: NIOSSLContext] = [:]
         var reachability: [String: UpstreamReachability] = [:]
         for upstream in config.gateway.upstreams.values {
@@ -74,7 +80,7 @@ public final class GatewayRuntime: Sendable {
             guard let upstream = config.gateway.upstreams[route.upstream] else {
                 throw RuntimeSetupError("route \"\(route.name)\" names unknown upstream \"\(route.upstream)\"")
             }
-            let limiters = try route.limiters.map { name -> BoundLimiter in
+            let limiters = try route.consultedLimiters.map { name -> BoundLimiter in
                 guard let limiter = config.rateSync.limiters[name] else {
                     throw RuntimeSetupError("route \"\(route.name)\" names unknown limiter \"\(name)\"")
                 }
@@ -84,7 +90,8 @@ public final class GatewayRuntime: Sendable {
                 return BoundLimiter(
                     config: limiter,
                     store: store,
-                    decisions: metrics.decisionCounters(route: route.name, limiter: name)
+                    decisions: metrics.decisionCounters(route: route.name, limiter: name),
+                    shadow: route.shadow.contains(name)
                 )
             }
             return RouteTarget(

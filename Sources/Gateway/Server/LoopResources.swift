@@ -20,6 +20,8 @@ final class LoopResources {
     /// Requests of this loop between their head and their response's end. A plain integer:
     /// only this loop touches it; /metrics sums the loops when scraped.
     var requestsInFlight = 0
+    /// Bearer tokens this loop has verified, for routes keyed on a claim.
+    let verifiedTokens = VerifiedTokenCache()
 
     let logger: Logger
     /// This loop's access-log lines of the current tick (the process has one access log).

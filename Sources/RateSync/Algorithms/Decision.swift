@@ -12,6 +12,9 @@ public struct Decision: Sendable, Equatable {
     public var resetAfter: Double
     /// The store's clock at the decision, in Unix seconds (Redis's own TIME on Redis).
     public var now: Double
+    /// Decided in this process at a fraction of the limit while the shared store was out of
+    /// reach (`on_failure = "local"`).
+    public var decidedLocally = false
 
     public init(allowed: Bool, limit: Int, remaining: Int, retryAfter: Double, resetAfter: Double, now: Double) {
         self.allowed = allowed

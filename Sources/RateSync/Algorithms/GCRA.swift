@@ -11,11 +11,12 @@ public enum GCRA {
     /// - Parameters:
     ///   - storedTAT: the key's TAT, or nil for a key never seen or expired.
     ///   - now: the store's clock, Unix seconds.
-    public static func evaluate(storedTAT: Double?, now: Double, rule: TokenBucketRule) -> Outcome {
+    ///   - cost: tokens the request takes; the TAT moves `cost` intervals.
+    public static func evaluate(storedTAT: Double?, now: Double, rule: TokenBucketRule, cost: Int = 1) -> Outcome {
         let interval = rule.emissionInterval
         let capacity = Double(rule.burst) * interval
         let tat = max(storedTAT ?? now, now)
-        let newTAT = tat + interval
+        let newTAT = tat + Double(cost) * interval
         let allowAt = newTAT - capacity
         if allowAt - now > timeEpsilon {
             let decision = Decision(
@@ -32,7 +33,7 @@ public enum GCRA {
         let decision = Decision(
             allowed: true,
             limit: rule.burst,
-            remaining: min(rule.burst - 1, max(0, remaining)),
+            remaining: min(rule.burst - cost, max(0, remaining)),
             retryAfter: 0,
             resetAfter: newTAT - now,
             now: now

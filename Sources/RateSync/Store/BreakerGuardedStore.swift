@@ -2,7 +2,8 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// Puts a circuit breaker in front of a store: while it is open no request touches the store,
-/// and each limiter's fail policy answers at once. The store itself knows nothing of it.
+/// and each limiter's fail policy answers at once, or, with a `LocalFallback`, limits divided
+/// among the gateways decide in process. The store itself knows nothing of it.
 public final class BreakerGuardedStore: RateLimitStore {
     public let inner: any RateLimitStore
     public var id: String { inner.id }
@@ -11,16 +12,21 @@ public final class BreakerGuardedStore: RateLimitStore {
     private let breaker: NIOLockedValueBox<CircuitBreaker>
     private let clock: any WallClock
     private let onTransition: @Sendable (String, CircuitBreaker.Transition) -> Void
+    public let localFallback: LocalFallback?
 
-    /// - Parameter onTransition: told of every state change (for one log line each).
+    /// - Parameters:
+    ///   - localFallback: decides while the breaker rejects; nil leaves it to the fail policies.
+    ///   - onTransition: told of every state change (for one log line each).
     public init(
         wrapping inner: any RateLimitStore,
         threshold: Int,
         timeout: Double,
         clock: any WallClock = SystemWallClock(),
+        localFallback: LocalFallback? = nil,
         onTransition: @escaping @Sendable (String, CircuitBreaker.Transition) -> Void = { _, _ in }
     ) {
         self.inner = inner
+        self.localFallback = localFallback
         self.breaker = NIOLockedValueBox(CircuitBreaker(threshold: threshold, timeout: timeout))
         self.clock = clock
         self.onTransition = onTransition
@@ -33,6 +39,9 @@ public final class BreakerGuardedStore: RateLimitStore {
         let (admission, transition) = breaker.withLockedValue { $0.admit(now: now) }
         report(transition)
         if case .reject(let retryAfter) = admission {
+            if let localFallback {
+                return eventLoop.makeSucceededFuture(localFallback.decide(checks))
+            }
             return eventLoop.makeFailedFuture(
                 StoreFailure(storeID: id, reason: "circuit breaker open", retryAfter: retryAfter)
             )
@@ -57,6 +66,10 @@ public final class BreakerGuardedStore: RateLimitStore {
 
     public func release(_ checks: [LimitCheck]) {
         inner.release(checks)
+    }
+
+    public func releaseDecidedLocally(_ checks: [LimitCheck]) {
+        localFallback?.release(checks)
     }
 
     /// The health probe goes straight to the store: it reports what the store is, not what the

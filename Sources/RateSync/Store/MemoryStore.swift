@@ -80,15 +80,21 @@ struct KeyTable {
     static func concurrencyKey(_ key: String) -> String { key + ":concurrent" }
 
     /// Evaluates every check against the current state and commits the new state only when all
-    /// of them admit.
+    /// of them admit; a shadow check never blocks the others, and commits its own state only
+    /// when it admits too.
     mutating func decide(_ checks: [LimitCheck], now: Double) -> [Decision] {
         var updates: [(String, Entry)] = []
         var decisions: [Decision] = []
         decisions.reserveCapacity(checks.count)
         var allAdmitted = true
         for check in checks {
+            let mark = updates.count
             let decision = evaluate(check, now: now, updates: &updates)
-            allAdmitted = allAdmitted && decision.allowed
+            if !decision.allowed {
+                // A denied check commits nothing of its own (a rate update whose slot was refused).
+                updates.removeSubrange(mark...)
+                if !check.shadow { allAdmitted = false }
+            }
             decisions.append(decision)
         }
         if allAdmitted {
@@ -103,7 +109,7 @@ struct KeyTable {
         case .tokenBucket(let rule?):
             let stored: Double?
             if case .bucket(let tat)? = entries[check.key]?.state { stored = tat } else { stored = nil }
-            let outcome = GCRA.evaluate(storedTAT: stored, now: now, rule: rule)
+            let outcome = GCRA.evaluate(storedTAT: stored, now: now, rule: rule, cost: check.cost)
             if let newTAT = outcome.newTAT {
                 updates.append((check.key, Entry(state: .bucket(tat: newTAT), expiresAt: newTAT)))
             }
@@ -113,7 +119,7 @@ struct KeyTable {
         case .slidingWindow(let rule):
             var log: CircularBuffer<Double>
             if case .window(let stored)? = entries[check.key]?.state { log = stored } else { log = [] }
-            let decision = SlidingWindowLog.evaluate(log: &log, now: now, rule: rule)
+            let decision = SlidingWindowLog.evaluate(log: &log, now: now, rule: rule, cost: check.cost)
             if decision.allowed {
                 updates.append((check.key, Entry(state: .window(log), expiresAt: now + rule.windowSeconds)))
             }

@@ -5,10 +5,22 @@ import NIOCore
 public struct LimitCheck: Sendable {
     public let limiter: LimiterConfig
     public let key: String
+    /// Units of budget the request spends (token bucket tokens, sliding-window admissions);
+    /// a `max_concurrent` slot is one whatever the cost.
+    public let cost: Int
+    /// A shadow check spends its budget when it has room and the others admit, but never denies:
+    /// the all-or-nothing rule binds only the checks that are not shadows.
+    public let shadow: Bool
 
-    public init(limiter: LimiterConfig, identifier: String) {
+    public init(limiter: LimiterConfig, identifier: String, cost: Int = 1, shadow: Bool = false) {
+        self.init(limiter: limiter, key: "\(limiter.id):\(identifier)", cost: cost, shadow: shadow)
+    }
+
+    public init(limiter: LimiterConfig, key: String, cost: Int, shadow: Bool) {
         self.limiter = limiter
-        self.key = "\(limiter.id):\(identifier)"
+        self.key = key
+        self.cost = cost
+        self.shadow = shadow
     }
 }
 
@@ -38,7 +50,7 @@ public protocol RateLimitStore: AnyObject, Sendable {
     var engineName: String { get }
 
     /// Decides every check at once, atomically: either every limiter admits and each consumes
-    /// its budget, or none consumes anything. Decisions come back in the order of `checks`.
+    /// its budget, or none consumes anything (shadow checks: see `LimitCheck.shadow`). Decisions come back in the order of `checks`.
     /// Fails with `StoreFailure` when the store cannot answer.
     func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]>
 
@@ -51,6 +63,10 @@ public protocol RateLimitStore: AnyObject, Sendable {
 
     /// Gives back the `max_concurrent` slots that an admitted `check` took.
     func release(_ checks: [LimitCheck])
+
+    /// Gives back slots taken by decisions marked `decidedLocally` (a store that decides in
+    /// process while it cannot reach its backend).
+    func releaseDecidedLocally(_ checks: [LimitCheck])
 
     /// A bounded health probe.
     func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void>
@@ -66,6 +82,7 @@ public protocol RateLimitStore: AnyObject, Sendable {
 extension RateLimitStore {
     public var decidesInProcess: Bool { false }
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
+    public func releaseDecidedLocally(_ checks: [LimitCheck]) { release(checks) }
     public var breakerStateName: String { "none" }
     public var openConnections: Int { 0 }
 }

@@ -20,6 +20,10 @@ import RateSync
 /// integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five fields per
 /// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up).
 ///
+/// Each check carries its cost (units of budget: the TAT moves `cost` intervals, the window gets
+/// `cost` members) and a shadow flag: a shadow check that denies does not stop the group, and
+/// commits its own budget only when it admits and the group does.
+///
 /// The `#!lua` line (Redis 7) declares a script that writes, so Redis refuses it up front when
 /// it is out of memory, instead of letting it through because its first write frees memory.
 enum LimitScript {
@@ -39,7 +43,9 @@ enum LimitScript {
             local a = tonumber(ARGV[arg + 2])
             local b = tonumber(ARGV[arg + 3])
             local cap = tonumber(ARGV[arg + 4])
-            arg = arg + 4
+            local cost = tonumber(ARGV[arg + 5])
+            local shadow = ARGV[arg + 6] == '1'
+            arg = arg + 6
             local key = KEYS[keyIndex + 1]
             local slots = KEYS[keyIndex + 2]
             keyIndex = keyIndex + 2
@@ -50,13 +56,13 @@ enum LimitScript {
               local stored = redis.call('GET', key)
               local tat = now
               if stored then tat = math.max(tonumber(stored) + a, now) end
-              local new_tat = tat + a
+              local new_tat = tat + cost * a
               local allow_at = new_tat - b * a
               limit = b
               if allow_at - now > 1e-9 then
                 allowed, remaining, retry, reset = 0, 0, allow_at - now, tat - now
               else
-                remaining = math.min(b - 1, math.floor((now - allow_at) / a + 1e-9))
+                remaining = math.min(b - cost, math.floor((now - allow_at) / a + 1e-9))
                 reset = new_tat - now
                 commit = {'t', key, string.format('%.6f', new_tat - a), math.ceil((new_tat - now) * 1000) + 1000}
               end
@@ -65,15 +71,20 @@ enum LimitScript {
               redis.call('ZREMRANGEBYSCORE', key, '-inf', now - b)
               local used = redis.call('ZCARD', key)
               limit = a
-              if used < a then
-                remaining, reset = a - used - 1, b
-                commit = {'s', key, math.ceil(b) + 60}
+              if used + cost <= a then
+                remaining, reset = a - used - cost, b
+                commit = {'s', key, math.ceil(b) + 60, cost}
               else
-                local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-                local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
                 allowed, remaining = 0, 0
-                retry = math.max(0, tonumber(oldest[2]) + b - now)
-                reset = math.max(0, tonumber(newest[2]) + b - now)
+                local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+                if cost <= a and used > 0 then
+                  -- room for `cost` more once the oldest (used + cost - a) have left the window
+                  local freed = redis.call('ZRANGE', key, used + cost - a - 1, used + cost - a - 1, 'WITHSCORES')
+                  retry = math.max(0, tonumber(freed[2]) + b - now)
+                  reset = math.max(0, tonumber(newest[2]) + b - now)
+                else
+                  retry, reset = b, b
+                end
               end
             end
             local take_slot = false
@@ -89,7 +100,7 @@ enum LimitScript {
             if allowed == 1 then
               if commit then commits[#commits + 1] = commit end
               if take_slot then commits[#commits + 1] = {'c', slots} end
-            else
+            elseif not shadow then
               all = false
             end
             fields[#fields + 1] = allowed
@@ -103,7 +114,22 @@ enum LimitScript {
               if c[1] == 't' then
                 redis.call('SET', c[2], c[3], 'PX', c[4])
               elseif c[1] == 's' then
-                redis.call('ZADD', c[2], now, string.format('%.6f', now) .. ':' .. token .. ':' .. g .. ':' .. i)
+                local member = string.format('%.6f', now) .. ':' .. token .. ':' .. g .. ':' .. i
+                if c[4] == 1 then
+                  redis.call('ZADD', c[2], now, member)
+                else
+                  -- in slices: unpack is bounded by Lua's C stack
+                  local unit = 1
+                  while unit <= c[4] do
+                    local added = {}
+                    for u = unit, math.min(c[4], unit + 499) do
+                      added[#added + 1] = now
+                      added[#added + 1] = member .. ':' .. u
+                    end
+                    redis.call('ZADD', c[2], unpack(added))
+                    unit = unit + 500
+                  end
+                end
                 redis.call('EXPIRE', c[2], c[3])
               else
                 redis.call('INCR', c[2])
@@ -129,7 +155,7 @@ enum LimitScript {
               reply[#reply + 1] = 0
             end
           end
-          arg = arg + size * 4
+          arg = arg + size * 6
           keyIndex = keyIndex + size * 2
         end
         return reply
@@ -154,7 +180,7 @@ enum LimitScript {
         var keys: [String] = []
         var arguments: [String] = [uniqueToken, String(groups.count)]
         keys.reserveCapacity(total * 2)
-        arguments.reserveCapacity(2 + groups.count + total * 4)
+        arguments.reserveCapacity(2 + groups.count + total * 6)
         for group in groups { arguments.append(String(group.count)) }
         for check in groups.joined() {
             let base = "\(keyPrefix):\(check.key)"
@@ -170,6 +196,8 @@ enum LimitScript {
                 keys.append(base + ":window")
                 arguments += ["s", String(rule.limit), String(rule.windowSeconds), cap]
             }
+            arguments.append(check.cost == 1 ? "1" : String(check.cost))
+            arguments.append(check.shadow ? "1" : "0")
             keys.append(base + ":concurrent")
         }
         return (keys, arguments)

@@ -1,0 +1,53 @@
+/// Reads one parameter of a request target's query, as `application/x-www-form-urlencoded`
+/// names it: `&`-separated `name=value` pairs, `+` for space, percent escapes decoded.
+enum QueryParameter {
+    /// The first value of `name` in `uri`'s query; nil when absent or empty.
+    static func first(_ name: String, in uri: String) -> String? {
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+        var query = uri.utf8[uri.utf8.index(after: mark)...]
+        if let fragment = query.firstIndex(of: UInt8(ascii: "#")) { query = query[..<fragment] }
+        for pair in query.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let rawName = equals.map { pair[..<$0] } ?? pair[...]
+            guard decode(rawName) == name else { continue }
+            guard let equals else { return nil }
+            let value = decode(pair[pair.index(after: equals)...])
+            return value.isEmpty ? nil : value
+        }
+        return nil
+    }
+
+    /// Percent-decodes bytes; an escape that is not two hex digits stays as written, and
+    /// decoded bytes that are not UTF-8 are repaired rather than dropped.
+    static func decode(_ bytes: Substring.UTF8View.SubSequence) -> String {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "+") {
+                output.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"),
+                let high = bytes.index(index, offsetBy: 1, limitedBy: bytes.endIndex), high < bytes.endIndex,
+                let low = bytes.index(index, offsetBy: 2, limitedBy: bytes.endIndex), low < bytes.endIndex,
+                let h = hexValue(bytes[high]), let l = hexValue(bytes[low])
+            {
+                output.append(h << 4 | l)
+                index = low
+            } else {
+                output.append(byte)
+            }
+            index = bytes.index(after: index)
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}

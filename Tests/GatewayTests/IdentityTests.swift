@@ -1,0 +1,209 @@
+import Foundation
+import NIOHTTP1
+import TestSupport
+import XCTest
+
+@testable import Gateway
+
+/// Identifiers: composite, query and token-claim parts, their fallbacks, and bounded keys.
+final class IdentityTests: XCTestCase {
+    private func head(_ uri: String = "/", _ headers: [(String, String)] = []) -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: .GET, uri: uri, headers: HTTPHeaders(headers))
+    }
+
+    private func identify(
+        _ rule: IdentifierRule,
+        _ head: HTTPRequestHead,
+        verifier: TokenVerifier? = nil,
+        now: Double = Double(TestClaims.now)
+    ) -> IdentifierExtractor.Outcome {
+        IdentifierExtractor.identify(rule: rule, head: head, verifier: verifier, now: now, clientIP: { "192.0.2.7" })
+    }
+
+    private func rule(_ parts: [String], onMissing: IdentifierRule.OnMissing = .clientIP) throws -> IdentifierRule {
+        IdentifierRule(parts: try parts.map { try IdentifierRule.part($0).get() }, onMissing: onMissing)
+    }
+
+    func testACompositeJoinsItsPartsAndNoTwoPartSetsJoinAlike() throws {
+        let composite = try rule(["header:X-API-Key", "client_ip"])
+        XCTAssertEqual(identify(composite, head("/", [("X-API-Key", "k1")])), .identifier("k1|192.0.2.7"))
+        let pair = try rule(["header:A", "header:B"])
+        let first = identify(pair, head("/", [("A", "x|y"), ("B", "z")]))
+        let second = identify(pair, head("/", [("A", "x"), ("B", "y|z")]))
+        XCTAssertNotEqual(first, second, "a separator inside a part cannot shift the boundary")
+        XCTAssertNotEqual(identify(pair, head("/", [("A", "x%7Cy"), ("B", "z")])), first, "nor can an escape written by hand")
+    }
+
+    func testAMissingPartFallsBackWhollyToTheClientOrIsRefused() throws {
+        let composite = try rule(["header:X-API-Key", "query:tenant"])
+        XCTAssertEqual(identify(composite, head("/?tenant=t", [])), .identifier("192.0.2.7"), "the whole identifier, not just the part")
+        let strict = try rule(["header:X-API-Key", "query:tenant"], onMissing: .reject)
+        XCTAssertEqual(identify(strict, head("/?tenant=t", [])), .missingPart("The X-API-Key header"))
+        XCTAssertEqual(identify(strict, head("/?other=1", [("X-API-Key", "k")])), .missingPart("The tenant query parameter"))
+        XCTAssertEqual(identify(strict, head("/?tenant=", [("X-API-Key", "k")])), .missingPart("The tenant query parameter"), "empty is missing")
+        XCTAssertEqual(identify(strict, head("/?tenant=t", [("X-API-Key", "")])), .missingPart("The X-API-Key header"))
+    }
+
+    func testQueryValuesArePercentDecodedAndTheFirstOneCounts() {
+        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?a=1&api_key=k%2Fy%20z+w&api_key=second"), "k/y z w")
+        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?api%5Fkey=encoded-name"), "encoded-name")
+        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?api_key=%zz%4"), "%zz%4", "broken escapes stay as written")
+        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?api_key=%C3%A9"), "é")
+        XCTAssertNil(QueryParameter.first("api_key", in: "/x?api_key"))
+        XCTAssertNil(QueryParameter.first("api_key", in: "/x?api_key="))
+        XCTAssertNil(QueryParameter.first("api_key", in: "/x#api_key=frag"))
+        XCTAssertNil(QueryParameter.first("api_key", in: "/x?api_keys=1&xapi_key=2"))
+        XCTAssertNil(QueryParameter.first("api_key", in: "/x"))
+    }
+
+    func testLongIdentifiersBecomeADigestOfFixedSize() throws {
+        let keyed = try rule(["header:X-API-Key"])
+        let short = String(repeating: "k", count: 256)
+        XCTAssertEqual(identify(keyed, head("/", [("X-API-Key", short)])), .identifier(short))
+        let long = String(repeating: "k", count: 100_000)
+        guard case .identifier(let digest) = identify(keyed, head("/", [("X-API-Key", long)])) else { return XCTFail() }
+        XCTAssertTrue(digest.hasPrefix("sha256:"))
+        XCTAssertEqual(digest.utf8.count, 7 + 64)
+        guard case .identifier(let other) = identify(keyed, head("/", [("X-API-Key", long + "x")])) else { return XCTFail() }
+        XCTAssertNotEqual(digest, other, "distinct long values stay distinct")
+        let composite = try rule(["header:X-API-Key", "client_ip"])
+        guard case .identifier(let joined) = identify(composite, head("/", [("X-API-Key", long)])) else { return XCTFail() }
+        XCTAssertEqual(joined.utf8.count, 71, "composites are bounded too")
+    }
+
+    // MARK: tokens
+
+    private func verifier(
+        _ issuer: TestTokenIssuer,
+        algorithms: Set<String> = ["RS256", "ES256", "HS256"],
+        iss: String? = nil,
+        aud: String? = nil,
+        header: String? = nil
+    ) throws -> TokenVerifier {
+        let jwks = FileManager.default.temporaryDirectory.appendingPathComponent("jwks-\(UUID().uuidString).json")
+        try issuer.jwks().write(to: jwks, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: jwks) }
+        let settings = GatewayConfig.JWTSettings(
+            algorithms: algorithms,
+            jwksPath: jwks.path,
+            hs256Secret: issuer.hmacSecret,
+            issuer: iss,
+            audience: aud,
+            header: header
+        )
+        return try TokenVerifier.load(settings, file: "gateway.toml").get()
+    }
+
+    private func bearer(_ token: String) -> HTTPRequestHead { head("/", [("Authorization", "Bearer \(token)")]) }
+
+    func testATokenSignedWithEachAlgorithmIsKeyedByItsClaim() async throws {
+        let issuer = try await TestTokenIssuer()
+        let verifier = try verifier(issuer)
+        let bySubject = try rule(["jwt:sub"], onMissing: .reject)
+        for algorithm in ["RS256", "ES256", "HS256"] {
+            let token = try await issuer.token(algorithm, TestClaims(sub: "user-\(algorithm)", exp: TestClaims.now + 600))
+            XCTAssertEqual(identify(bySubject, bearer(token), verifier: verifier), .identifier("user-\(algorithm)"), algorithm)
+        }
+        let tenant = try await issuer.token("ES256", TestClaims(sub: "u", tenant: "acme"))
+        XCTAssertEqual(identify(try rule(["jwt:tenant", "jwt:sub"]), bearer(tenant), verifier: verifier), .identifier("acme|u"))
+        XCTAssertEqual(identify(try rule(["jwt:missing"], onMissing: .reject), bearer(tenant), verifier: verifier), .unverifiedToken)
+    }
+
+    func testTokensThatDoNotVerifyAreNeverAnIdentity() async throws {
+        let issuer = try await TestTokenIssuer()
+        let verifier = try verifier(issuer, iss: "https://auth.example.com", aud: "api")
+        let now = TestClaims.now
+        let good = TestClaims(sub: "victim", iss: "https://auth.example.com", aud: "api", exp: now + 600)
+        let strict = try rule(["jwt:sub"], onMissing: .reject)
+        let lenient = try rule(["jwt:sub"])
+        let token1 = try await issuer.token("RS256", good)
+        XCTAssertEqual(identify(strict, bearer(token1), verifier: verifier), .identifier("victim"))
+
+        var expired = good
+        expired.exp = now - 31
+        var withinLeeway = good
+        withinLeeway.exp = now - 20
+        var notYet = good
+        notYet.nbf = now + 60
+        var wrongIssuer = good
+        wrongIssuer.iss = "https://evil.example.com"
+        var wrongAudience = good
+        wrongAudience.aud = "other"
+        var noIssuer = good
+        noIssuer.iss = nil
+        let bad: [(String, String)] = [
+            ("expired", try await issuer.token("RS256", expired)),
+            ("not yet valid", try await issuer.token("ES256", notYet)),
+            ("wrong issuer", try await issuer.token("HS256", wrongIssuer)),
+            ("no issuer", try await issuer.token("HS256", noIssuer)),
+            ("wrong audience", try await issuer.token("RS256", wrongAudience)),
+            ("alg none", try TestTokenIssuer.unsigned(good)),
+            ("unpublished key claiming a published kid", try await issuer.token("ES256", good, kid: "forger", headerKid: "ec-1")),
+            ("unknown kid", try await issuer.token("ES256", good, kid: "forger")),
+            ("header swapped under a signature", try await issuer.token("ES256", good, headerKid: "ec-1")),
+            ("garbage", "not.a.token"),
+            ("empty", ""),
+        ]
+        for (what, token) in bad {
+            XCTAssertEqual(identify(strict, bearer(token), verifier: verifier), .unverifiedToken, what)
+            XCTAssertEqual(identify(lenient, bearer(token), verifier: verifier), .identifier("192.0.2.7"), what)
+        }
+        // A payload swapped under a valid signature.
+        let valid = try await issuer.token("RS256", good).split(separator: ".")
+        let forgedPayload = TestTokenIssuer.base64URL(try JSONEncoder().encode(TestClaims(sub: "admin", iss: good.iss, aud: "api", exp: now + 600)))
+        XCTAssertEqual(identify(strict, bearer("\(valid[0]).\(forgedPayload).\(valid[2])"), verifier: verifier), .unverifiedToken)
+        let token2 = try await issuer.token("RS256", withinLeeway)
+        XCTAssertEqual(identify(strict, bearer(token2), verifier: verifier), .identifier("victim"), "30 s leeway")
+        XCTAssertEqual(identify(strict, head("/"), verifier: verifier), .unverifiedToken, "no token at all")
+        let twice = try await issuer.token("RS256", good)
+        XCTAssertEqual(
+            identify(strict, head("/", [("Authorization", "Bearer \(twice)"), ("Authorization", "Bearer \(twice)")]), verifier: verifier),
+            .unverifiedToken,
+            "a repeated Authorization header carries no identity"
+        )
+        XCTAssertEqual(identify(strict, head("/", [("Authorization", "bearer   \(twice)  ")]), verifier: verifier), .identifier("victim"))
+        XCTAssertEqual(identify(strict, head("/", [("Authorization", "Basic \(twice)")]), verifier: verifier), .unverifiedToken)
+    }
+
+    func testOnlyConfiguredAlgorithmsVerify() async throws {
+        let issuer = try await TestTokenIssuer()
+        let rsaOnly = try verifier(issuer, algorithms: ["RS256"])
+        let strict = try rule(["jwt:sub"], onMissing: .reject)
+        let claims = TestClaims(sub: "u")
+        let token3 = try await issuer.token("RS256", claims)
+        XCTAssertEqual(identify(strict, bearer(token3), verifier: rsaOnly), .identifier("u"))
+        let token4 = try await issuer.token("HS256", claims)
+        XCTAssertEqual(identify(strict, bearer(token4), verifier: rsaOnly), .unverifiedToken)
+        let token5 = try await issuer.token("ES256", claims)
+        XCTAssertEqual(identify(strict, bearer(token5), verifier: rsaOnly), .unverifiedToken)
+    }
+
+    func testATokenHeaderOtherThanAuthorization() async throws {
+        let issuer = try await TestTokenIssuer()
+        let verifier = try verifier(issuer, header: "x-token")
+        let token = try await issuer.token("HS256", TestClaims(sub: "u"))
+        let strict = try rule(["jwt:sub"], onMissing: .reject)
+        XCTAssertEqual(identify(strict, head("/", [("X-Token", token)]), verifier: verifier), .identifier("u"))
+        XCTAssertEqual(identify(strict, bearer(token), verifier: verifier), .unverifiedToken, "only the configured header is read")
+    }
+
+    func testTheLoopsTokenCacheNeverOutlivesATokenOrItsKeys() async throws {
+        let issuer = try await TestTokenIssuer()
+        let verifier = try verifier(issuer)
+        let cache = VerifiedTokenCache()
+        let now = Double(TestClaims.now)
+        let token = try await issuer.token("ES256", TestClaims(sub: "u", exp: Int(now) + 600))
+        XCTAssertEqual(cache.claims(token, verifier: verifier, now: now)?.values["sub"], .text("u"))
+        XCTAssertEqual(cache.count, 1)
+        XCTAssertEqual(cache.claims(token, verifier: verifier, now: now + 1)?.values["sub"], .text("u"))
+        XCTAssertEqual(cache.count, 1, "served from the cache")
+        XCTAssertNil(cache.claims(token, verifier: verifier, now: now + 600 + 31), "expired, cached or not")
+        let reloaded = try self.verifier(issuer, algorithms: ["RS256"])
+        XCTAssertNil(cache.claims(token, verifier: reloaded, now: now + 2), "new keys: verified again, and refused")
+        XCTAssertNil(cache.claims("garbage", verifier: verifier, now: now))
+        XCTAssertEqual(cache.count, 1, "refused tokens are not kept")
+        let noExpiry = try await issuer.token("HS256", TestClaims(sub: "v"))
+        XCTAssertNotNil(cache.claims(noExpiry, verifier: verifier, now: now))
+        XCTAssertEqual(cache.count, 2)
+    }
+}
