@@ -116,6 +116,9 @@ public struct GatewayConfig: Sendable {
         /// divided by N decide in process; nil (`on_failure = "policy"`) leaves it to the fail
         /// policies.
         public var localDivisor: Int? = nil
+        /// Keep a store's denials until their retry time and answer them without asking it
+        /// again (`deny_cache`, on by default).
+        public var denyCache = true
     }
 
     public var file: String

@@ -199,8 +199,10 @@ enum GatewayConfigParser {
         let breaker = table.table("circuit_breaker").map { readBreaker($0, defaults: breakerDefaults) } ?? breakerDefaults
         let onFailure = table.string("on_failure") ?? "policy"
         let divisor = table.integer("local_divisor", minimum: 1, maximum: 10_000)
+        let denyCache = table.bool("deny_cache") ?? true
         table.rejectUnknownKeys()
         var settings = GatewayConfig.StoreSettings(commandTimeoutMs: timeout, breaker: breaker)
+        settings.denyCache = denyCache
         switch onFailure {
         case "local":
             settings.localDivisor = divisor ?? 1

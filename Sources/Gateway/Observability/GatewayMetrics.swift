@@ -13,6 +13,7 @@ import RateSync
 /// | ratesync_store_connections | gauge | store |
 /// | ratesync_upstream_responses_total | counter | upstream, status_class (1xx..5xx, or "error") |
 /// | ratesync_upstream_latency_seconds | histogram | upstream |
+/// | ratesync_denial_cache_hits_total | counter | store |
 /// | ratesync_requests_in_flight | gauge | |
 /// | ratesync_config_reloads_total | counter | result (success, failure) |
 public final class GatewayMetrics: Sendable {
@@ -80,6 +81,10 @@ public final class GatewayMetrics: Sendable {
             },
             latency: Metrics.Timer(label: Self.upstreamLatencyLabel, dimensions: [("upstream", upstream)])
         )
+    }
+
+    public func denialCacheHits(_ store: String) -> Counter {
+        Counter(label: "ratesync_denial_cache_hits_total", dimensions: [("store", store)])
     }
 
     public func storeLatency(_ store: String) -> Metrics.Timer {

@@ -46,24 +46,37 @@ enum LimitEvaluation {
         identifier: String,
         cost: Int,
         latency: [String: Metrics.Timer],
+        denials: DenialCache?,
+        denialHits: [String: Counter],
         on eventLoop: any EventLoop,
         decided: @escaping (LimitVerdict) -> Void
     ) {
         let groups = groupByStore(limiters, identifier: identifier, cost: cost)
+        if let denials, let (limiter, denial) = cachedDenial(groups, denials) {
+            denialHits[limiter.storeID]?.increment()
+            decided(.deny(limiter: limiter, decision: denial, headers: RateLimitHeaders.render(denial, limiter: limiter)))
+            return
+        }
         let started = NIODeadline.now()
-        func recordLatency(_ group: StoreGroup) {
+        func noted(_ group: StoreGroup, _ result: Result<[Decision], any Error>) {
             latency[group.store.id]?.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+            if let denials, group.denialsCacheable, case .success(let decisions) = result, !decisions.allSatisfy(\.allowed) {
+                let now = SystemWallClock().now()
+                for (check, decision) in zip(group.checks, decisions) {
+                    denials.record(decision, of: check, storeID: group.store.id, now: now)
+                }
+            }
         }
         if groups.count == 1, let group = groups.first {
             group.store.check(group.checks, on: eventLoop).assumeIsolated().whenComplete { result in
-                recordLatency(group)
+                noted(group, result)
                 decided(verdict(outcomes: [(group, result)]))
             }
             return
         }
         let futures = groups.map { group in
             let answer = group.store.check(group.checks, on: eventLoop)
-            answer.assumeIsolated().whenComplete { _ in recordLatency(group) }
+            answer.assumeIsolated().whenComplete { result in noted(group, result) }
             return answer
         }
         EventLoopFuture.whenAllComplete(futures, on: eventLoop).assumeIsolated().whenSuccess { results in
@@ -101,6 +114,21 @@ enum LimitEvaluation {
     struct StoreGroup {
         let store: any RateLimitStore
         let checks: [LimitCheck]
+        var denialsCacheable = false
+    }
+
+    /// A denial still in force for one of the enforced checks: the whole request is denied
+    /// without a store call (a denied request spends nothing, so no other check matters).
+    private static func cachedDenial(_ groups: [StoreGroup], _ denials: DenialCache) -> (LimiterConfig, Decision)? {
+        var now: Double?
+        for group in groups where group.denialsCacheable {
+            for check in group.checks where !check.shadow {
+                let time = now ?? SystemWallClock().now()
+                now = time
+                if let denial = denials.denial(of: check, storeID: group.store.id, now: time) { return (check.limiter, denial) }
+            }
+        }
+        return nil
     }
 
     static func groupByStore(_ limiters: [GatewayRuntime.BoundLimiter], identifier: String, cost: Int) -> [StoreGroup] {
@@ -108,9 +136,13 @@ enum LimitEvaluation {
         for limiter in limiters {
             let check = LimitCheck(limiter: limiter.config, identifier: identifier, cost: cost, shadow: limiter.shadow)
             if let index = groups.firstIndex(where: { $0.store === limiter.store }) {
-                groups[index] = StoreGroup(store: groups[index].store, checks: groups[index].checks + [check])
+                groups[index] = StoreGroup(
+                    store: groups[index].store,
+                    checks: groups[index].checks + [check],
+                    denialsCacheable: groups[index].denialsCacheable
+                )
             } else {
-                groups.append(StoreGroup(store: limiter.store, checks: [check]))
+                groups.append(StoreGroup(store: limiter.store, checks: [check], denialsCacheable: limiter.denialsCacheable))
             }
         }
         return groups

@@ -113,6 +113,8 @@ extension ProxyHandler {
             identifier: identifier,
             cost: cost,
             latency: runtime.storeLatency,
+            denials: resources.denials,
+            denialHits: runtime.denialCacheHits,
             on: clientSide.eventLoop
         ) { verdict in self.apply(verdict, to: exchange) }
     }

@@ -40,12 +40,22 @@ public final class GatewayRuntime: Sendable {
         public let decisions: GatewayMetrics.DecisionCounters
         /// Listed in the route's `shadow`: spends as if enforced, never denies.
         public let shadow: Bool
+        /// Its store's denials may be kept until their retry time (`deny_cache`, and a store
+        /// that needs a round trip).
+        public let denialsCacheable: Bool
 
-        init(config: LimiterConfig, store: any RateLimitStore, decisions: GatewayMetrics.DecisionCounters, shadow: Bool) {
+        init(
+            config: LimiterConfig,
+            store: any RateLimitStore,
+            decisions: GatewayMetrics.DecisionCounters,
+            shadow: Bool,
+            denialsCacheable: Bool
+        ) {
             self.config = config
             self.store = store
             self.decisions = decisions
             self.shadow = shadow
+            self.denialsCacheable = denialsCacheable
         }
     }
 
@@ -57,6 +67,8 @@ public final class GatewayRuntime: Sendable {
     public let metrics: GatewayMetrics
     /// Per store id: how long its calls take.
     let storeLatency: [String: Metrics.Timer]
+    /// Per store id: requests denied from the denial cache, without a call.
+    let denialCacheHits: [String: Counter]
     public let config: LoadedConfig
     /// `[jwt]`'s keys, for routes keyed on a token claim.
     let tokenVerifier: TokenVerifier?
@@ -72,6 +84,7 @@ public final class GatewayRuntime: Sendable {
         }
         self.metrics = metrics
         self.storeLatency = Dictionary(uniqueKeysWithValues: stores.keys.map { ($0, metrics.storeLatency($0)) })
+        self.denialCacheHits = Dictionary(uniqueKeysWithValues: stores.keys.map { ($0, metrics.denialCacheHits($0)) })
         self.router = Router(routes: config.gateway.routes)
         self.clientIPResolver = ClientIPResolver(trustedNetworks: config.gateway.server.trustedProxies)
         self.server = config.gateway.server
@@ -91,7 +104,8 @@ public final class GatewayRuntime: Sendable {
                     config: limiter,
                     store: store,
                     decisions: metrics.decisionCounters(route: route.name, limiter: name),
-                    shadow: route.shadow.contains(name)
+                    shadow: route.shadow.contains(name),
+                    denialsCacheable: config.gateway.storeSettings(for: limiter.storeID).denyCache && !store.decidesInProcess
                 )
             }
             return RouteTarget(

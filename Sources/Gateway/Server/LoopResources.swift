@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import RateSync
 
 /// A client connection that can be asked to finish what it is doing and close.
 protocol DrainableConnection: AnyObject {
@@ -22,6 +23,8 @@ final class LoopResources {
     var requestsInFlight = 0
     /// Bearer tokens this loop has verified, for routes keyed on a claim.
     let verifiedTokens = VerifiedTokenCache()
+    /// Stores' denials still in force, answered without a store call.
+    let denials = DenialCache()
 
     let logger: Logger
     /// This loop's access-log lines of the current tick (the process has one access log).
