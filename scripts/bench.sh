@@ -13,6 +13,9 @@
 #         once the circuit breaker has opened: p99 against p99.
 # h2:     h2load over TLS (h2 by ALPN, many streams per connection) through the gateway and
 #         through nginx (http2 listener, proxy_pass to the same HTTP/1.1 upstream).
+# identity: the gateway's memory route keyed on client_ip against the same route keyed on the
+#         `sub` of an RS256 bearer token (openssl-made key, JWKS and token): what a verified
+#         identity costs per request once each event loop has seen the token. Not in the default set.
 #
 # The upstream is the leanest there is: nginx answering `return 200` in one write, so that what
 # is compared is the cost of proxying, not of the upstream. The proxy under test (gateway
@@ -61,9 +64,10 @@ cpu_ticks() {
 }
 
 # Runs wrk against $1 and prints "requests rps p50_ms p99_ms".
+wrk_headers=()
 run_wrk() {
     local url=$1 out
-    out=$(taskset -c "$load_core" wrk -t1 -c"$connections" -d"${duration}s" --latency "$url")
+    out=$(taskset -c "$load_core" wrk -t1 -c"$connections" -d"${duration}s" --latency "${wrk_headers[@]}" "$url")
     local requests rps p50 p99
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
     rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
@@ -87,7 +91,7 @@ measure() {
     shift 2
     local before after requests rps p50 p99 cpu_us
     # A short warm-up so connection setup and first-touch costs are not measured.
-    taskset -c "$load_core" wrk -t1 -c"$connections" -d2s "$url" >/dev/null
+    taskset -c "$load_core" wrk -t1 -c"$connections" -d2s "${wrk_headers[@]}" "$url" >/dev/null
     before=$(cpu_ticks "$@")
     read -r requests rps p50 p99 < <(run_wrk "$url")
     after=$(cpu_ticks "$@")
@@ -395,4 +399,39 @@ if [[ " $scenarios " == *" h2 "* ]]; then
     measure_h2 gateway "https://127.0.0.1:$gateway_port/bench" "$gateway_pid"
     measure_h2 nginx "https://127.0.0.1:$h2_port/bench" "${h2_pids[@]}"
     awk -v g="$gateway_h2_cpu" -v n="$nginx_h2_cpu" 'BEGIN { printf "ratio gateway/nginx: cpu per request %.2fx (target <= 1.3x)\n", g / n }'
+fi
+
+if [[ " $scenarios " == *" identity "* ]]; then
+    echo
+    echo "== identity: client_ip against jwt:sub (RS256, token seen before) =="
+    stop_gateway
+    b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+    openssl genrsa -out "$work/jwt.key" 2048 2>/dev/null
+    modulus=$(openssl rsa -in "$work/jwt.key" -noout -modulus | cut -d= -f2 | xxd -r -p | b64url)
+    printf '{"keys":[{"kty":"RSA","kid":"bench","n":"%s","e":"AQAB"}]}' "$modulus" >"$work/jwks.json"
+    header=$(printf '{"alg":"RS256","kid":"bench","typ":"JWT"}' | b64url)
+    payload=$(printf '{"sub":"bench-user","exp":%d}' $(($(date +%s) + 3600)) | b64url)
+    signature=$(printf '%s.%s' "$header" "$payload" | openssl dgst -sha256 -sign "$work/jwt.key" | b64url)
+    token="$header.$payload.$signature"
+    sed 's|^path_prefix = "/"|path_prefix = "/plain"|' "$work/gateway.toml" >"$work/gateway-identity.toml"
+    cat >>"$work/gateway-identity.toml" <<TOML
+[jwt]
+algorithms = ["RS256"]
+jwks_file = "$work/jwks.json"
+[[routes]]
+name = "token"
+path_prefix = "/token"
+upstream = "app"
+limiters = ["bench"]
+identifier = "jwt:sub"
+on_missing = "reject"
+TOML
+    start_gateway "$work/gateway-identity.toml" "$gateway_port"
+    echo "token check: $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/token") (without: $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gateway_port/token"))"
+    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure client "http://127.0.0.1:$gateway_port/plain" "$gateway_pid"
+    wrk_headers=(-H "Authorization: Bearer $token")
+    measure jwt "http://127.0.0.1:$gateway_port/token" "$gateway_pid"
+    wrk_headers=()
+    awk -v j="$jwt_cpu" -v c="$client_cpu" 'BEGIN { printf "jwt:sub / client_ip: cpu per request %.2fx\n", j / c }'
 fi

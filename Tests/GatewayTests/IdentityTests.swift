@@ -178,6 +178,20 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(identify(strict, bearer(token5), verifier: rsaOnly), .unverifiedToken)
     }
 
+    func testTheBearerSchemeIsReadOnBytes() {
+        XCTAssertEqual(TokenVerifier.token(from: "Bearer abc.def.ghi", bearerRequired: true), "abc.def.ghi")
+        XCTAssertEqual(TokenVerifier.token(from: " \tBEARER\t abc  \t", bearerRequired: true), "abc")
+        XCTAssertEqual(TokenVerifier.token(from: "bEaReR x", bearerRequired: true), "x")
+        XCTAssertNil(TokenVerifier.token(from: "Bearer", bearerRequired: true))
+        XCTAssertNil(TokenVerifier.token(from: "Bearer    ", bearerRequired: true))
+        XCTAssertNil(TokenVerifier.token(from: "Bearerabc", bearerRequired: true))
+        XCTAssertNil(TokenVerifier.token(from: "Basic abc", bearerRequired: true))
+        XCTAssertNil(TokenVerifier.token(from: "", bearerRequired: false))
+        XCTAssertEqual(TokenVerifier.token(from: " abc ", bearerRequired: false), "abc")
+        XCTAssertEqual(TokenVerifier.token(from: "Bearer abc", bearerRequired: false), "abc")
+        XCTAssertEqual(TokenVerifier.token(from: "Bearer é\u{00}", bearerRequired: true), "é\u{00}", "bytes pass as they are")
+    }
+
     func testATokenHeaderOtherThanAuthorization() async throws {
         let issuer = try await TestTokenIssuer()
         let verifier = try verifier(issuer, header: "x-token")

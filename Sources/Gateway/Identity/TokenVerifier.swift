@@ -37,22 +37,28 @@ public final class TokenVerifier: Sendable {
     func token(in values: (String) -> [String]) -> String? {
         let found = values(settings.header ?? "authorization")
         guard found.count == 1, let raw = found.first else { return nil }
-        if settings.header != nil {
-            let token = Self.strippingBearer(raw)
-            return token.isEmpty ? nil : token
-        }
-        let trimmed = raw.trimmingCharacters(in: .whitespaces)
-        guard trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " else { return nil }
-        let token = trimmed.dropFirst(7).trimmingCharacters(in: .whitespaces)
-        return token.isEmpty ? nil : token
+        return Self.token(from: raw, bearerRequired: settings.header == nil)
     }
 
-    private static func strippingBearer(_ raw: String) -> String {
-        let trimmed = raw.trimmingCharacters(in: .whitespaces)
-        if trimmed.count > 7, trimmed.prefix(7).lowercased() == "bearer " {
-            return trimmed.dropFirst(7).trimmingCharacters(in: .whitespaces)
+    /// The token of `Bearer <token>` (the scheme in any case), or of a bare value where the
+    /// scheme is optional; surrounding spaces and tabs ignored. Worked on bytes: Foundation's
+    /// trimming walks a token of hundreds of bytes as UTF-16, per request.
+    static func token(from raw: String, bearerRequired: Bool) -> String? {
+        let bytes = raw.utf8
+        let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        guard var start = bytes.firstIndex(where: { !isBlank($0) }) else { return nil }
+        let scheme = "bearer ".utf8
+        let hasScheme = bytes[start...].count > scheme.count
+            && zip(bytes[start...], scheme).allSatisfy { $0 | 0x20 == $1 || ($1 == UInt8(ascii: " ") && isBlank($0)) }
+        if hasScheme {
+            start = bytes.index(start, offsetBy: scheme.count)
+        } else if bearerRequired {
+            return nil
         }
-        return trimmed
+        guard let first = bytes[start...].firstIndex(where: { !isBlank($0) }),
+            let last = bytes[first...].lastIndex(where: { !isBlank($0) })
+        else { return nil }
+        return String(decoding: bytes[first...last], as: UTF8.self)
     }
 
     /// The token's claims when it verifies at `now` (Unix seconds); nil otherwise.
