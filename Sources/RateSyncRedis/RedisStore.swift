@@ -27,8 +27,17 @@ public final class RedisStore: RateLimitStore {
     private let instanceToken = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let sequence = NIOLockedValueBox<UInt64>(0)
     private let connectionCount: NIOLockedValueBox<Int>
+    /// The server the latest connection went to (the primary, with sentinels).
+    private let lastServer: NIOLockedValueBox<RedisAddress?>
+    /// With sentinels: their `+switch-master` announcements, on the first client's loop.
+    private let watcher: NIOLoopBound<SentinelWatcher>?
 
     public var openConnections: Int { connectionCount.withLockedValue { $0 } }
+
+    public var currentPrimary: String? {
+        guard settings.sentinel != nil else { return nil }
+        return lastServer.withLockedValue { $0?.description }
+    }
 
     public init(
         id: String,
@@ -42,6 +51,8 @@ public final class RedisStore: RateLimitStore {
         self.commandTimeout = commandTimeout
         let connectionCount = NIOLockedValueBox(0)
         self.connectionCount = connectionCount
+        let lastServer = NIOLockedValueBox<RedisAddress?>(nil)
+        self.lastServer = lastServer
         self.limitScriptSHA = SHA1.hex(LimitScript.source)
         self.releaseScriptSHA = SHA1.hex(LimitScript.releaseSource)
         let tls = try Self.tlsContext(settings)
@@ -62,7 +73,8 @@ public final class RedisStore: RateLimitStore {
                             logger: logger,
                             onConnectionChange: { [connectionCount] opened in
                                 connectionCount.withLockedValue { $0 += opened ? 1 : -1 }
-                            }
+                            },
+                            onConnected: { [lastServer] address in lastServer.withLockedValue { $0 = address } }
                         ),
                         eventLoop: loop
                     )
@@ -79,6 +91,21 @@ public final class RedisStore: RateLimitStore {
         for (index, loop) in loops.enumerated() { clientForLoop[ObjectIdentifier(loop)] = index % clientCount }
         self.clients = clients
         self.clientForLoop = clientForLoop
+        if let sentinel = settings.sentinel {
+            let loop = clients[0].eventLoop
+            let clientsToTell = clients
+            watcher = try loop.submit {
+                let watcher = SentinelWatcher(settings: settings, sentinel: sentinel, tls: tls, eventLoop: loop, logger: logger) { address in
+                    for bound in clientsToTell {
+                        bound.eventLoop.execute { bound.value.primaryMoved(to: address) }
+                    }
+                }
+                watcher.start()
+                return NIOLoopBound(watcher, eventLoop: loop)
+            }.wait()
+        } else {
+            watcher = nil
+        }
     }
 
     /// For `rediss://`: the system trust store, or only `ca_file`.
@@ -114,6 +141,7 @@ public final class RedisStore: RateLimitStore {
 
     public func stop() {
         for bound in clients { bound.eventLoop.execute { bound.value.stop() } }
+        if let watcher { watcher.eventLoop.execute { watcher.value.stop() } }
     }
 
     public func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
@@ -130,6 +158,10 @@ public final class RedisStore: RateLimitStore {
         return runScript(sha: limitScriptSHA, source: LimitScript.source, keys: keys, arguments: arguments, on: eventLoop)
             .flatMapThrowing { reply in
                 if case .error(let message) = reply {
+                    if message.hasPrefix("READONLY") {
+                        // This server was demoted: the next connection asks the sentinels again.
+                        self.clients[self.clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value.primaryMoved(to: nil)
+                    }
                     throw StoreFailure(storeID: self.id, reason: "redis answered an error: \(message)")
                 }
                 return try LimitScript.decisions(from: reply, count: count)

@@ -219,4 +219,74 @@ final class RateSyncConfigTests: XCTestCase {
             ]
         )
     }
+
+    func testSentinelModeNamesItsSentinelsAndPrimary() throws {
+        let config = try load(
+            """
+            [stores.redis]
+            engine = "redis"
+            mode = "sentinel"
+            sentinels = ["127.0.0.1:26379", "[::1]:26380", "sentinel-3:26381"]
+            master_name = "mymaster"
+            sentinel_password = "sentinel-secret"
+            password = "data-secret"
+            db = 2
+            [limiters.l]
+            store = "redis"
+            rate_per_second = 1
+            """
+        )
+        guard case .redis(let settings)? = config.stores["redis"]?.engine else { return XCTFail() }
+        XCTAssertEqual(
+            settings.sentinel,
+            SentinelSettings(
+                sentinels: [
+                    RedisAddress(host: "127.0.0.1", port: 26379), RedisAddress(host: "::1", port: 26380),
+                    RedisAddress(host: "sentinel-3", port: 26381),
+                ],
+                masterName: "mymaster",
+                password: "sentinel-secret"
+            )
+        )
+        XCTAssertEqual(settings.url.password, "data-secret")
+        XCTAssertEqual(settings.url.database, 2)
+        XCTAssertEqual(RedisAddress(host: "::1", port: 26380).description, "[::1]:26380")
+    }
+
+    func testTopologyMistakesAreProblems() {
+        let found = problems(
+            """
+            [stores.a]
+            engine = "redis"
+            mode = "sentinel"
+            master_name = "m"
+            [stores.b]
+            engine = "redis"
+            mode = "sentinel"
+            sentinels = ["nowhere"]
+            master_name = "m"
+            [stores.c]
+            engine = "redis"
+            mode = "cluster"
+            url = "redis://127.0.0.1:7000"
+            [stores.d]
+            engine = "redis"
+            mode = "ring"
+            url = "redis://127.0.0.1:7000"
+            [stores.e]
+            engine = "redis"
+            mode = "sentinel"
+            sentinels = ["127.0.0.1:26379"]
+            """
+        ).joined(separator: "\n")
+        for expected in [
+            "stores.a.sentinels: sentinel mode needs sentinels",
+            "stores.b.sentinels[0]: expected host:port, found \"nowhere\"",
+            "stores.c.mode: cluster mode is not supported yet",
+            "stores.d.mode: expected \"standalone\", \"sentinel\" or \"cluster\", found \"ring\"",
+            "stores.e.master_name: missing required key",
+        ] {
+            XCTAssertTrue(found.contains(expected), "missing \(expected) in\n\(found)")
+        }
+    }
 }

@@ -5,6 +5,9 @@ public final class RedisServer {
     public let port: Int
     public let process: ChildProcess
     public var url: String { "redis://127.0.0.1:\(port)/0" }
+    /// The server's own working directory: a replica writes the data it receives there, and a
+    /// server loads what it finds there at start, so no two servers may share one.
+    private let directory: URL
 
     /// - Parameters:
     ///   - port: a fixed port (to restart a server where clients expect it); default a free one.
@@ -13,7 +16,9 @@ public final class RedisServer {
     public init(port: Int? = nil, extraArguments: [String] = [], tls: (cert: String, key: String, ca: String)? = nil) throws {
         let port = try port ?? unusedPort()
         self.port = port
-        var arguments = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("redis-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        var arguments = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory.path]
         if let tls {
             arguments += [
                 "--port", "0", "--tls-port", String(port), "--tls-cert-file", tls.cert, "--tls-key-file", tls.key,
@@ -54,6 +59,7 @@ public final class RedisServer {
     public func stop() {
         resume()
         process.stop()
+        try? FileManager.default.removeItem(at: directory)
     }
 
     deinit { stop() }

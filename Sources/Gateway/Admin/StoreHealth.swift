@@ -40,6 +40,7 @@ public struct StoreHealth: Sendable {
                 let reachable = failure == nil
                 var entry = "\(ErrorBody.jsonString(store.id)):{\"engine\":\(ErrorBody.jsonString(store.engineName)),"
                 entry += "\"reachable\":\(reachable),\"breaker\":\"\(store.breakerStateName)\""
+                if let primary = store.currentPrimary { entry += ",\"primary\":\(ErrorBody.jsonString(primary))" }
                 if let failure {
                     entry += ",\"error\":\(ErrorBody.jsonString(failure))"
                     firstError = firstError ?? "store \(store.id): \(failure)"

@@ -86,8 +86,27 @@ public struct RateSyncConfig: Sendable, Equatable {
     }
 
     private static func readRedisSettings(_ table: TableReader) -> RedisStoreSettings? {
+        let mode = table.string("mode") ?? "standalone"
+        var sentinel: SentinelSettings?
+        switch mode {
+        case "standalone":
+            break
+        case "sentinel":
+            sentinel = readSentinel(table)
+            guard sentinel != nil else { return nil }
+        case "cluster":
+            table.report("mode", "cluster mode is not supported yet (expected \"standalone\" or \"sentinel\")")
+            return nil
+        default:
+            table.report("mode", "expected \"standalone\", \"sentinel\" or \"cluster\", found \"\(mode)\"")
+            return nil
+        }
         var url: RedisURL?
-        if let text = table.string("url", required: true) {
+        // With sentinels, the URL (optional) carries only the scheme, credentials and database.
+        if sentinel != nil && !table.has("url") {
+            url = RedisURL(useTLS: false, host: "sentinel-managed", port: 6379)
+        }
+        if url == nil, let text = table.string("url", required: true) {
             do {
                 url = try RedisURL.parse(text)
             } catch {
@@ -97,6 +116,7 @@ public struct RateSyncConfig: Sendable, Equatable {
         }
         if let db = table.integer("db", minimum: 0) { url?.database = db }
         if let password = table.string("password") { url?.password = password }
+        if let username = table.string("username") { url?.username = username }
         let keyPrefix = table.string("key_prefix") ?? "rate_limit"
         let poolMin = table.integer("pool_min_size", minimum: 0) ?? 1
         let poolMax = table.integer(table.spellingOf("pool_max_size", "max_connections"), minimum: 1) ?? 10
@@ -108,7 +128,7 @@ public struct RateSyncConfig: Sendable, Equatable {
         let margin = table.double("timing_margin_ms")
         let caFile = table.string("ca_file")
         guard let url else { return nil }
-        return RedisStoreSettings(
+        var settings = RedisStoreSettings(
             url: url,
             keyPrefix: keyPrefix,
             poolMinSize: poolMin,
@@ -118,6 +138,32 @@ public struct RateSyncConfig: Sendable, Equatable {
             timingMarginMs: margin,
             caFile: caFile
         )
+        settings.sentinel = sentinel
+        return settings
+    }
+
+    /// `sentinels = ["host:port", ...]`, `master_name`, and `sentinel_password` when they
+    /// require AUTH.
+    private static func readSentinel(_ table: TableReader) -> SentinelSettings? {
+        let texts = table.stringArray("sentinels")
+        let masterName = table.string("master_name", required: true)
+        let password = table.string("sentinel_password")
+        guard let texts else {
+            table.report("sentinels", "sentinel mode needs sentinels = [\"host:port\", ...]")
+            return nil
+        }
+        var addresses: [RedisAddress] = []
+        for (index, text) in texts.enumerated() {
+            guard let address = RedisAddress(text) else {
+                table.sink.report("\(table.fieldPath("sentinels"))[\(index)]", "expected host:port, found \"\(text)\"")
+                return nil
+            }
+            addresses.append(address)
+        }
+        if addresses.isEmpty { table.report("sentinels", "expected at least one sentinel") }
+        guard let masterName, !addresses.isEmpty else { return nil }
+        if masterName.isEmpty { table.report("master_name", "expected the name the sentinels monitor the primary by") }
+        return SentinelSettings(sentinels: addresses, masterName: masterName, password: password)
     }
 
     private static func readLimiter(

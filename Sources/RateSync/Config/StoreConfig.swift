@@ -1,3 +1,5 @@
+import Foundation
+
 /// A `[stores.<id>]` table of rate-sync.toml.
 public struct StoreConfig: Sendable, Equatable {
     public enum Engine: Sendable, Equatable {
@@ -34,6 +36,9 @@ public struct RedisStoreSettings: Sendable, Equatable {
     public var timingMarginMs: Double?
     /// A CA bundle for `rediss://`, beyond the system trust store.
     public var caFile: String?
+    /// `mode = "sentinel"`: the primary is whichever address the sentinels name; `url` then only
+    /// carries credentials, the database and the scheme.
+    public var sentinel: SentinelSettings?
 
     public init(
         url: RedisURL,
@@ -54,4 +59,37 @@ public struct RedisStoreSettings: Sendable, Equatable {
         self.timingMarginMs = timingMarginMs
         self.caFile = caFile
     }
+}
+
+/// Where a Sentinel-managed Redis's primary is found.
+public struct SentinelSettings: Sendable, Equatable {
+    public var sentinels: [RedisAddress]
+    public var masterName: String
+    /// For sentinels that require AUTH (their own password, not the data nodes').
+    public var password: String?
+
+    public init(sentinels: [RedisAddress], masterName: String, password: String? = nil) {
+        self.sentinels = sentinels
+        self.masterName = masterName
+        self.password = password
+    }
+}
+
+/// A Redis server's `host:port`.
+public struct RedisAddress: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `host:port`, `[v6]:port`; nil when the text is neither or the port is 0.
+    public init?(_ text: String) {
+        guard let (host, port) = HostPort.split(text.trimmingCharacters(in: .whitespaces)), port > 0 else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

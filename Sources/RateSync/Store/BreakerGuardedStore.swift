@@ -80,6 +80,7 @@ public final class BreakerGuardedStore: RateLimitStore {
 
     public var breakerStateName: String { state.name }
     public var openConnections: Int { inner.openConnections }
+    public var currentPrimary: String? { inner.currentPrimary }
 
     public func forceOpen(reason: String) {
         let now = clock.now()

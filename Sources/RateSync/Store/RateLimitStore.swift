@@ -77,6 +77,10 @@ public protocol RateLimitStore: AnyObject, Sendable {
 
     /// Connections to the store open now (0 for an in-process store).
     var openConnections: Int { get }
+
+    /// The server answering now, where that can change (a Sentinel-managed primary); nil
+    /// otherwise.
+    var currentPrimary: String? { get }
 }
 
 extension RateLimitStore {
@@ -85,4 +89,5 @@ extension RateLimitStore {
     public func releaseDecidedLocally(_ checks: [LimitCheck]) { release(checks) }
     public var breakerStateName: String { "none" }
     public var openConnections: Int { 0 }
+    public var currentPrimary: String? { nil }
 }

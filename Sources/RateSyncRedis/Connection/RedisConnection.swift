@@ -11,10 +11,12 @@ import RateSync
 final class RedisConnection {
     let channel: any Channel
     let handler: RedisProtocolHandler
+    let address: RedisAddress
 
-    private init(channel: any Channel, handler: RedisProtocolHandler) {
+    private init(channel: any Channel, handler: RedisProtocolHandler, address: RedisAddress) {
         self.channel = channel
         self.handler = handler
+        self.address = address
     }
 
     func send(_ arguments: [String], timeout: TimeAmount) -> EventLoopFuture<RedisValue> {
@@ -26,13 +28,16 @@ final class RedisConnection {
     }
 
     /// Connects and runs the handshake (AUTH, SELECT). Completes on `eventLoop`.
+    /// - Parameter address: where to connect; the URL's host and port by default.
     static func open(
         settings: RedisStoreSettings,
+        address: RedisAddress? = nil,
         tls: NIOSSLContext?,
         on eventLoop: any EventLoop,
         _ completion: @escaping (Result<RedisConnection, RedisConnectError>) -> Void
     ) {
         let url = settings.url
+        let target = address ?? RedisAddress(host: url.host, port: url.port)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(TimeAmount(seconds: settings.socketConnectTimeout))
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
@@ -41,21 +46,21 @@ final class RedisConnection {
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(url.host))
+                            NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(target.host))
                         )
                     }
                     try channel.pipeline.syncOperations.addHandler(WriteCoalescingHandler())
                     try channel.pipeline.syncOperations.addHandler(RedisProtocolHandler(eventLoop: channel.eventLoop))
                 }
             }
-        bootstrap.connect(host: url.host, port: url.port).assumeIsolated().whenComplete { result in
+        bootstrap.connect(host: target.host, port: target.port).assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
                 completion(.failure(.connect(describeConnectFailure(error))))
             case .success(let channel):
                 do {
                     let handler = try channel.pipeline.syncOperations.handler(type: RedisProtocolHandler.self)
-                    let connection = RedisConnection(channel: channel, handler: handler)
+                    let connection = RedisConnection(channel: channel, handler: handler, address: target)
                     connection.handshake(settings: settings) { outcome in
                         if case .failure = outcome { connection.close() }
                         completion(outcome.map { connection })

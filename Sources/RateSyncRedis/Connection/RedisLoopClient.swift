@@ -34,6 +34,8 @@ final class RedisLoopClient {
 
     /// Told when this client's connection opens (true) or closes (false).
     private let onConnectionChange: @Sendable (Bool) -> Void
+    /// Told the server of each connection made.
+    private let onConnected: @Sendable (RedisAddress) -> Void
 
     init(
         storeID: String,
@@ -41,9 +43,11 @@ final class RedisLoopClient {
         tls: NIOSSLContext?,
         eventLoop: any EventLoop,
         logger: Logger,
-        onConnectionChange: @escaping @Sendable (Bool) -> Void
+        onConnectionChange: @escaping @Sendable (Bool) -> Void,
+        onConnected: @escaping @Sendable (RedisAddress) -> Void = { _ in }
     ) {
         self.onConnectionChange = onConnectionChange
+        self.onConnected = onConnected
         self.storeID = storeID
         self.settings = settings
         self.tls = tls
@@ -86,37 +90,96 @@ final class RedisLoopClient {
         if case .idle = state { attempt() }
     }
 
+    /// Closes the connection when it is not to `address` (nil: in any case), so that the next
+    /// one goes to the primary the sentinels name now.
+    func primaryMoved(to address: RedisAddress?) {
+        guard case .connected(let connection) = state, address == nil || connection.address != address else { return }
+        logger.notice("redis primary moved; reconnecting", metadata: ["store": "\(storeID)", "from": "\(connection.address)"])
+        connection.close()
+    }
+
     private func attempt() {
         guard !stopped else { return }
         state = .connecting
-        RedisConnection.open(settings: settings, tls: tls, on: eventLoop) { result in
-            let waiters = self.waiters
-            self.waiters = []
-            switch result {
-            case .success(let connection):
-                guard !self.stopped else {
-                    connection.close()
-                    return
-                }
-                self.state = .connected(connection)
-                self.onConnectionChange(true)
-                self.backoff = .milliseconds(50)
-                if self.hasConnected {
-                    self.logger.notice("redis store reconnected", metadata: ["store": "\(self.storeID)", "url": "\(self.settings.url.redacted)"])
-                }
-                self.hasConnected = true
-                self.lastFailure = "connection lost"
-                connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
-                    self.onConnectionChange(false)
-                    self.connectionLost(connection)
-                }
-                waiters.forEach { $0(.success(())) }
+        guard let sentinel = settings.sentinel else {
+            open(address: nil)
+            return
+        }
+        SentinelLocator.locatePrimary(settings: settings, sentinel: sentinel, tls: tls, on: eventLoop) { located in
+            switch located {
+            case .success(let address):
+                self.open(address: address)
             case .failure(let error):
-                self.lastFailure = error.description
-                self.scheduleRetry()
-                waiters.forEach { $0(.failure(error)) }
+                self.failed(error)
             }
         }
+    }
+
+    private func failed(_ error: RedisConnectError) {
+        let waiters = self.waiters
+        self.waiters = []
+        lastFailure = error.description
+        scheduleRetry()
+        waiters.forEach { $0(.failure(error)) }
+    }
+
+    private func open(address: RedisAddress?) {
+        guard !stopped else { return }
+        RedisConnection.open(settings: settings, address: address, tls: tls, on: eventLoop) { result in
+            guard case .success(let connection) = result, self.settings.sentinel != nil else {
+                self.opened(result)
+                return
+            }
+            // A sentinel can name a primary that has just been demoted: check with the server.
+            connection.send(["ROLE"], timeout: TimeAmount(seconds: self.settings.socketTimeout)).assumeIsolated().whenComplete { role in
+                if case .success(.array(let parts)) = role, parts.first?.string == "master" {
+                    self.opened(.success(connection))
+                } else {
+                    connection.close()
+                    self.opened(.failure(.connect("\(connection.address) is not the primary")))
+                }
+            }
+        }
+    }
+
+    private func opened(_ result: Result<RedisConnection, RedisConnectError>) {
+        let connection: RedisConnection
+        switch result {
+        case .failure(let error):
+            failed(error)
+            return
+        case .success(let opened):
+            connection = opened
+        }
+        guard !stopped else {
+            connection.close()
+            return
+        }
+        let waiters = self.waiters
+        self.waiters = []
+        state = .connected(connection)
+        onConnectionChange(true)
+        onConnected(connection.address)
+        backoff = .milliseconds(50)
+        if hasConnected {
+            logger.notice(
+                "redis store reconnected",
+                metadata: ["store": "\(storeID)", "url": "\(settings.url.redacted)", "server": "\(connection.address)"]
+            )
+        }
+        hasConnected = true
+        lastFailure = "connection lost"
+        connection.channel.closeFuture.assumeIsolated().whenComplete { _ in
+            self.onConnectionChange(false)
+            self.connectionLost(connection)
+        }
+        waiters.forEach { $0(.success(())) }
+    }
+
+    /// The address of the open connection, if any.
+    var connectedAddress: RedisAddress? {
+        if case .connected(let connection) = state { return connection.address }
+        return nil
     }
 
     private func connectionLost(_ connection: RedisConnection) {

@@ -24,6 +24,9 @@ final class RedisProtocolHandler: ChannelInboundHandler {
     private var timer: ConnectionTimer?
     /// Once set, the connection is finished and every new command fails with this.
     private var failure: (any Error)?
+    /// Receives replies no command asked for (pub/sub messages); without it such a reply is a
+    /// protocol error.
+    var onPush: ((RedisValue) -> Void)?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -62,7 +65,9 @@ final class RedisProtocolHandler: ChannelInboundHandler {
             try reader.feed(Self.unwrapInboundIn(data))
             while let reply = try reader.next() {
                 guard let first = pending.popFirst() else {
-                    throw RedisProtocolError("a reply arrived that no command asked for")
+                    guard let onPush else { throw RedisProtocolError("a reply arrived that no command asked for") }
+                    onPush(reply)
+                    continue
                 }
                 first.promise.succeed(reply)
             }
