@@ -13,6 +13,10 @@
 #         once the circuit breaker has opened: p99 against p99.
 # h2:     h2load over TLS (h2 by ALPN, many streams per connection) through the gateway and
 #         through nginx (http2 listener, proxy_pass to the same HTTP/1.1 upstream).
+# cluster: a three-primary Redis Cluster (all on core 1) against the standalone Redis, both with
+#         identifiers spread over 100,000 values (wrk picks one per request), so that a cluster's
+#         slots all get their share: the gateway's CPU per request in each mode, the cluster's
+#         Redis CPU per check, and each shard's share of it. Not in the default set.
 # identity: the gateway's memory route keyed on client_ip against the same route keyed on the
 #         `sub` of an RS256 bearer token (openssl-made key, JWKS and token): what a verified
 #         identity costs per request once each event loop has seen the token. Not in the default set.
@@ -434,4 +438,86 @@ TOML
     measure jwt "http://127.0.0.1:$gateway_port/token" "$gateway_pid"
     wrk_headers=()
     awk -v j="$jwt_cpu" -v c="$client_cpu" 'BEGIN { printf "jwt:sub / client_ip: cpu per request %.2fx\n", j / c }'
+fi
+
+if [[ " $scenarios " == *" cluster "* ]]; then
+    echo
+    echo "== cluster: standalone Redis against a three-primary Redis Cluster, identifiers spread =="
+    stop_gateway
+    cluster_ports=()
+    cluster_pids=()
+    # A cluster node's bus port is its port + 10000.
+    while ((${#cluster_ports[@]} < 3)); do
+        port=$(free_port)
+        ((port + 10000 <= 65535)) && ! ss -ltn | grep -q ":$((port + 10000)) " && cluster_ports+=("$port")
+    done
+    for port in "${cluster_ports[@]}"; do
+        mkdir -p "$work/cluster-$port"
+        taskset -c "$load_core" redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
+            --dir "$work/cluster-$port" --cluster-enabled yes --cluster-config-file nodes.conf >/dev/null 2>&1 &
+        cluster_pids+=($!)
+        pids+=($!)
+    done
+    for port in "${cluster_ports[@]}"; do wait_for_port "$port"; done
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "${cluster_ports[@]}") --cluster-yes >/dev/null
+    until redis-cli -p "${cluster_ports[0]}" CLUSTER INFO | grep -q cluster_state:ok; do sleep 0.2; done
+
+    cat >"$work/spread.lua" <<'LUA'
+request = function()
+    return wrk.format("GET", "/bench?u=" .. math.random(1, 100000))
+end
+LUA
+    sed 's|^identifier = "client_ip"|identifier = "query:u"|' "$work/gateway-redis.toml" >"$work/gateway-spread.toml"
+    cat >"$work/rate-sync-cluster.toml" <<TOML
+[stores.redis]
+engine = "redis"
+mode = "cluster"
+nodes = [$(printf '"127.0.0.1:%s",' "${cluster_ports[@]}")]
+[limiters.bench]
+store = "redis"
+rate_per_second = 100000000
+TOML
+    sed "s|rate-sync-redis.toml|rate-sync-cluster.toml|" "$work/gateway-spread.toml" >"$work/gateway-cluster.toml"
+
+    # Like measure, also reporting the CPU per request of the given Redis pids.
+    measure_spread() {
+        local name=$1 url=$2
+        shift 2
+        local redis_pids=("$@")
+        taskset -c "$load_core" wrk -t1 -c"$connections" -d2s -s "$work/spread.lua" "$url" >/dev/null
+        local before after redis_before redis_after requests rps p50 p99 cpu_us redis_us
+        before=$(cpu_ticks "$gateway_pid")
+        redis_before=$(cpu_ticks "${redis_pids[@]}")
+        wrk_headers=(-s "$work/spread.lua")
+        read -r requests rps p50 p99 < <(run_wrk "$url")
+        wrk_headers=()
+        after=$(cpu_ticks "$gateway_pid")
+        redis_after=$(cpu_ticks "${redis_pids[@]}")
+        cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        redis_us=$(awk -v t=$((redis_after - redis_before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        printf "%-10s %10s %9s %9s %12s %14s\n" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$redis_us"
+        eval "${name}_cpu=$cpu_us ${name}_redis=$redis_us"
+    }
+    printf "%-10s %10s %9s %9s %12s %14s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req" "redis us/check"
+    start_gateway "$work/gateway-spread.toml" "$gateway_port"
+    measure_spread standalone "http://127.0.0.1:$gateway_port/bench" "$redis_pid"
+    stop_gateway
+    start_gateway "$work/gateway-cluster.toml" "$gateway_port"
+    shard_before=()
+    for pid in "${cluster_pids[@]}"; do shard_before+=("$(cpu_ticks "$pid")"); done
+    measure_spread cluster "http://127.0.0.1:$gateway_port/bench" "${cluster_pids[@]}"
+    echo "gateway answer check: $(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench?u=1")"
+    echo "cluster decisions: $(curl -s "http://127.0.0.1:$admin_port/metrics" | grep '^ratesync_decisions_total' | sed 's/.*outcome="\([a-z_]*\)".* /\1=/' | tr '\n' ' ')"
+    echo "keys on the shards: $(for port in "${cluster_ports[@]}"; do redis-cli -p "$port" DBSIZE; done | tr '\n' ' ')"
+    shares=""
+    total=0
+    for i in "${!cluster_pids[@]}"; do
+        used=$(($(cpu_ticks "${cluster_pids[$i]}") - shard_before[i]))
+        total=$((total + used))
+        shares+=" $used"
+    done
+    echo "CPU ticks per shard over the cluster run (warm-up included):$shares (total $total)"
+    awk -v c="$cluster_cpu" -v s="$standalone_cpu" -v cr="$cluster_redis" -v sr="$standalone_redis" 'BEGIN {
+        printf "cluster/standalone: gateway cpu per request %.2fx (target <= 1.10x), redis cpu per check %.2fx (summed over the shards)\n", c / s, cr / sr
+    }'
 fi

@@ -15,7 +15,7 @@ final class LimitBatcher {
     private let storeID: String
     private var pending: [Pending] = []
     /// Set by each submit; weak, since the store owns this batcher.
-    private weak var store: RedisStore?
+    private weak var store: (any GroupDecider)?
 
     init(storeID: String, eventLoop: any EventLoop) {
         self.storeID = storeID
@@ -23,7 +23,7 @@ final class LimitBatcher {
     }
 
     /// Must be called on the batcher's loop.
-    func submit(_ checks: [LimitCheck], via store: RedisStore) -> EventLoopFuture<[Decision]> {
+    func submit(_ checks: [LimitCheck], via store: any GroupDecider) -> EventLoopFuture<[Decision]> {
         self.store = store
         let promise = eventLoop.makePromise(of: [Decision].self)
         if pending.isEmpty {
@@ -42,29 +42,37 @@ final class LimitBatcher {
         }
         store.decide(groups: batch.map(\.checks), on: eventLoop).whenComplete { result in
             switch result {
-            case .success(let decisions):
-                var offset = 0
-                for item in batch {
-                    let next = offset + item.checks.count
-                    let group = decisions[offset..<next].compactMap { $0 }
-                    if group.count == item.checks.count {
-                        item.promise.succeed(group)
-                    } else {
-                        // This request's own keys failed, not the store: its fail policies
-                        // answer, and the breaker does not count it.
-                        item.promise.fail(
-                            StoreFailure(
-                                storeID: self.storeID,
-                                reason: "a limiter key holds a value of another type or a corrupt one",
-                                affectsHealth: false
-                            )
-                        )
-                    }
-                    offset = next
-                }
+            case .success(let outcomes):
+                for (item, outcome) in zip(batch, outcomes) { item.promise.completeWith(outcome.mapError { $0 as any Error }) }
             case .failure(let error):
                 for item in batch { item.promise.fail(error) }
             }
+        }
+    }
+}
+
+/// A store that decides several requests' groups of checks at once (one script call per node).
+protocol GroupDecider: AnyObject {
+    /// One outcome per group, in order.
+    func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Result<[Decision], StoreFailure>]>
+}
+
+extension LimitScript {
+    /// The script's flat decisions cut back into one outcome per group: a group with a check the
+    /// script could not read (a key holding another type, or a corrupt value) fails alone, and
+    /// as its own failure, not the store's.
+    static func outcomes(_ decisions: [Decision?], groups: [[LimitCheck]], storeID: String) -> [Result<[Decision], StoreFailure>] {
+        var offset = 0
+        return groups.map { group in
+            let next = offset + group.count
+            defer { offset = next }
+            let decided = decisions[offset..<next].compactMap { $0 }
+            guard decided.count == group.count else {
+                return .failure(
+                    StoreFailure(storeID: storeID, reason: "a limiter key holds a value of another type or a corrupt one", affectsHealth: false)
+                )
+            }
+            return .success(decided)
         }
     }
 }

@@ -8,7 +8,15 @@ import RateSync
 /// Limiter state in Redis, shared exactly by every gateway process using the same Redis: each
 /// route's limiters are decided by one atomic script call (EVALSHA, EVAL when the script cache
 /// was flushed), on Redis's own clock, in rate-sync's key layout.
-public final class RedisStore: RateLimitStore {
+/// A Redis-backed store the process connects at start and stops at the end.
+public protocol ConnectedRedisStore: RateLimitStore {
+    var settings: RedisStoreSettings { get }
+    /// Connects and checks the store is usable: the startup check.
+    func connect() -> EventLoopFuture<Void>
+    func stop()
+}
+
+public final class RedisStore: ConnectedRedisStore, GroupDecider {
     public let id: String
     public var engineName: String { "redis" }
     public let settings: RedisStoreSettings
@@ -109,7 +117,7 @@ public final class RedisStore: RateLimitStore {
     }
 
     /// For `rediss://`: the system trust store, or only `ca_file`.
-    private static func tlsContext(_ settings: RedisStoreSettings) throws -> NIOSSLContext? {
+    static func tlsContext(_ settings: RedisStoreSettings) throws -> NIOSSLContext? {
         guard settings.url.useTLS else { return nil }
         var configuration = TLSConfiguration.makeClientConfiguration()
         if let caFile = settings.caFile {
@@ -148,10 +156,9 @@ public final class RedisStore: RateLimitStore {
         onClientLoop(of: eventLoop, batchers) { $0.submit(checks, via: self) }
     }
 
-    /// One script call for the checks of several requests; the decisions come back flat, in
-    /// order, nil for the checks of a request whose keys could not be read. Called by the
-    /// batchers, on the client's loop.
-    func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision?]> {
+    /// One script call for the checks of several requests, one outcome per request. Called by
+    /// the batchers, on the client's loop.
+    func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
         let token = "\(instanceToken):\(sequence.withLockedValue { $0 &+= 1; return $0 })"
         let (keys, arguments) = LimitScript.keysAndArguments(groups: groups, keyPrefix: settings.keyPrefix, uniqueToken: token)
         let count = groups.reduce(0) { $0 + $1.count }
@@ -164,7 +171,7 @@ public final class RedisStore: RateLimitStore {
                     }
                     throw StoreFailure(storeID: self.id, reason: "redis answered an error: \(message)")
                 }
-                return try LimitScript.decisions(from: reply, count: count)
+                return LimitScript.outcomes(try LimitScript.decisions(from: reply, count: count), groups: groups, storeID: self.id)
             }
             .flatMapErrorThrowing { error in
                 throw error as? StoreFailure ?? StoreFailure(storeID: self.id, reason: "\(error)")

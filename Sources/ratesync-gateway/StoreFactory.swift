@@ -40,15 +40,30 @@ enum StoreFactory {
         case .redis(let settings):
             // socket_timeout is the ceiling for any one command.
             let timeoutMs = min(Double(gatewaySide.commandTimeoutMs), settings.socketTimeout * 1000)
-            let redis: RedisStore
+            let redis: any ConnectedRedisStore
             do {
-                redis = try RedisStore(
-                    id: store.id,
-                    settings: settings,
-                    commandTimeout: .milliseconds(Int64(timeoutMs)),
-                    group: group,
-                    logger: logger
-                )
+                if let seeds = settings.clusterSeeds {
+                    // Each node has its own breaker inside: one node's failures never open the
+                    // store's (they do not count as the store's health).
+                    redis = try RedisClusterStore(
+                        id: store.id,
+                        settings: settings,
+                        seeds: seeds,
+                        commandTimeout: .milliseconds(Int64(timeoutMs)),
+                        breakerThreshold: gatewaySide.breaker.threshold,
+                        breakerTimeout: gatewaySide.breaker.timeoutSeconds,
+                        group: group,
+                        logger: logger
+                    )
+                } else {
+                    redis = try RedisStore(
+                        id: store.id,
+                        settings: settings,
+                        commandTimeout: .milliseconds(Int64(timeoutMs)),
+                        group: group,
+                        logger: logger
+                    )
+                }
             } catch {
                 throw StartupFailure(
                     description: "store \"\(store.id)\" (\(settings.url.redacted)): cannot set up TLS: \(error)"
@@ -81,7 +96,7 @@ enum StoreFactory {
     static func verify(_ stores: [String: any RateLimitStore]) -> [(store: BreakerGuardedStore, message: String)] {
         var failures: [(BreakerGuardedStore, String)] = []
         for store in stores.values.sorted(by: { $0.id < $1.id }) {
-            guard let guarded = store as? BreakerGuardedStore, let redis = guarded.inner as? RedisStore else { continue }
+            guard let guarded = store as? BreakerGuardedStore, let redis = guarded.inner as? any ConnectedRedisStore else { continue }
             do {
                 try redis.connect().wait()
             } catch {
@@ -93,7 +108,7 @@ enum StoreFactory {
 
     static func stop(_ stores: [String: any RateLimitStore]) {
         for case let guarded as BreakerGuardedStore in stores.values {
-            (guarded.inner as? RedisStore)?.stop()
+            (guarded.inner as? any ConnectedRedisStore)?.stop()
         }
     }
 }

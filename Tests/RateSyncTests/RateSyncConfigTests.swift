@@ -268,7 +268,6 @@ final class RateSyncConfigTests: XCTestCase {
             [stores.c]
             engine = "redis"
             mode = "cluster"
-            url = "redis://127.0.0.1:7000"
             [stores.d]
             engine = "redis"
             mode = "ring"
@@ -282,11 +281,43 @@ final class RateSyncConfigTests: XCTestCase {
         for expected in [
             "stores.a.sentinels: sentinel mode needs sentinels",
             "stores.b.sentinels[0]: expected host:port, found \"nowhere\"",
-            "stores.c.mode: cluster mode is not supported yet",
+            "stores.c.nodes: cluster mode needs nodes",
             "stores.d.mode: expected \"standalone\", \"sentinel\" or \"cluster\", found \"ring\"",
             "stores.e.master_name: missing required key",
         ] {
             XCTAssertTrue(found.contains(expected), "missing \(expected) in\n\(found)")
         }
+    }
+
+    func testClusterModeTakesSeedNodesAndRefusesBracesInKeys() throws {
+        let config = try load(
+            """
+            [stores.redis]
+            engine = "redis"
+            mode = "cluster"
+            nodes = ["127.0.0.1:7000", "127.0.0.1:7001"]
+            url = "redis://:pw@127.0.0.1:7002/0"
+            [limiters.l]
+            store = "redis"
+            rate_per_second = 1
+            """
+        )
+        guard case .redis(let settings)? = config.stores["redis"]?.engine else { return XCTFail() }
+        XCTAssertEqual(settings.clusterSeeds?.map(\.port), [7000, 7001, 7002])
+        XCTAssertEqual(settings.url.password, "pw")
+        let found = problems(
+            """
+            [stores.redis]
+            engine = "redis"
+            mode = "cluster"
+            nodes = ["127.0.0.1:7000"]
+            key_prefix = "rl{x}"
+            [limiters."a{b}"]
+            store = "redis"
+            rate_per_second = 1
+            """
+        ).joined(separator: "\n")
+        XCTAssertTrue(found.contains("stores.redis.key_prefix: in cluster mode, braces"), found)
+        XCTAssertTrue(found.contains("limiters.a{b}: in cluster mode, a limiter name cannot hold braces"), found)
     }
 }

@@ -52,7 +52,7 @@ public final class TestTokenIssuer: Sendable {
     /// `{"keys":[...]}` with the RSA key as `rsaKid` and the EC key as `ecKid`.
     public func jwks(rsaKid: String = "rsa-1", ecKid: String = "ec-1") throws -> String {
         let (modulus, exponent) = try rsaPublic.getKeyPrimitives()
-        guard let (x, y) = ecPublic.parameters else { throw TestTokenError("no EC parameters") }
+        guard let (x, y) = ecPublic.parameters else { throw HarnessError("no EC parameters") }
         return """
             {"keys":[
               {"kty":"RSA","kid":"\(rsaKid)","use":"sig","n":"\(Self.base64URL(modulus))","e":"\(Self.base64URL(exponent))"},
@@ -88,9 +88,4 @@ public final class TestTokenIssuer: Sendable {
         data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
             .replacingOccurrences(of: "=", with: "")
     }
-}
-
-public struct TestTokenError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

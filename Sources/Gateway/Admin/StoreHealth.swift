@@ -41,6 +41,10 @@ public struct StoreHealth: Sendable {
                 var entry = "\(ErrorBody.jsonString(store.id)):{\"engine\":\(ErrorBody.jsonString(store.engineName)),"
                 entry += "\"reachable\":\(reachable),\"breaker\":\"\(store.breakerStateName)\""
                 if let primary = store.currentPrimary { entry += ",\"primary\":\(ErrorBody.jsonString(primary))" }
+                if let nodes = store.nodeBreakers {
+                    let listed = nodes.sorted { $0.key < $1.key }.map { "\(ErrorBody.jsonString($0.key)):{\"breaker\":\(ErrorBody.jsonString($0.value))}" }
+                    entry += ",\"nodes\":{\(listed.joined(separator: ","))}"
+                }
                 if let failure {
                     entry += ",\"error\":\(ErrorBody.jsonString(failure))"
                     firstError = firstError ?? "store \(store.id): \(failure)"

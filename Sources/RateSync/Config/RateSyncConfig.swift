@@ -47,6 +47,11 @@ public struct RateSyncConfig: Sendable, Equatable {
         for (id, table) in reader.namedTables("limiters") {
             if let limiter = readLimiter(id: id, table, declaredStores: declaredStores) { limiters[id] = limiter }
         }
+        for (id, limiter) in limiters where id.contains("{") || id.contains("}") {
+            if case .redis(let settings)? = stores[limiter.storeID]?.engine, settings.clusterSeeds != nil {
+                sink.report("limiters.\(id)", "in cluster mode, a limiter name cannot hold braces: they would change the keys' hash tag")
+            }
+        }
         if !reader.has("limiters") {
             sink.report("limiters", "no limiters defined (add a [limiters.<name>] table)")
         }
@@ -95,8 +100,7 @@ public struct RateSyncConfig: Sendable, Equatable {
             sentinel = readSentinel(table)
             guard sentinel != nil else { return nil }
         case "cluster":
-            table.report("mode", "cluster mode is not supported yet (expected \"standalone\" or \"sentinel\")")
-            return nil
+            break
         default:
             table.report("mode", "expected \"standalone\", \"sentinel\" or \"cluster\", found \"\(mode)\"")
             return nil
@@ -105,6 +109,12 @@ public struct RateSyncConfig: Sendable, Equatable {
         // With sentinels, the URL (optional) carries only the scheme, credentials and database.
         if sentinel != nil && !table.has("url") {
             url = RedisURL(useTLS: false, host: "sentinel-managed", port: 6379)
+        }
+        var seeds: [RedisAddress]?
+        if mode == "cluster" {
+            seeds = readClusterNodes(table)
+            guard seeds != nil else { return nil }
+            if !table.has("url") { url = RedisURL(useTLS: false, host: "cluster", port: 6379) }
         }
         if url == nil, let text = table.string("url", required: true) {
             do {
@@ -139,7 +149,34 @@ public struct RateSyncConfig: Sendable, Equatable {
             caFile: caFile
         )
         settings.sentinel = sentinel
+        if var seeds {
+            // A url names one more seed.
+            if table.has("url"), let url = settings.url as RedisURL?, !seeds.contains(RedisAddress(host: url.host, port: url.port)) {
+                seeds.append(RedisAddress(host: url.host, port: url.port))
+            }
+            settings.clusterSeeds = seeds
+            if keyPrefix.contains("{") || keyPrefix.contains("}") {
+                table.report("key_prefix", "in cluster mode, braces would change which part of a key is its hash tag")
+            }
+        }
         return settings
+    }
+
+    /// `nodes = ["host:port", ...]`: seeds of a cluster; `url` alone is one seed too.
+    private static func readClusterNodes(_ table: TableReader) -> [RedisAddress]? {
+        var addresses: [RedisAddress] = []
+        for (index, text) in (table.stringArray("nodes") ?? []).enumerated() {
+            guard let address = RedisAddress(text) else {
+                table.sink.report("\(table.fieldPath("nodes"))[\(index)]", "expected host:port, found \"\(text)\"")
+                return nil
+            }
+            addresses.append(address)
+        }
+        if addresses.isEmpty && !table.has("url") {
+            table.report("nodes", "cluster mode needs nodes = [\"host:port\", ...] (or a url naming one node)")
+            return nil
+        }
+        return addresses
     }
 
     /// `sentinels = ["host:port", ...]`, `master_name`, and `sentinel_password` when they

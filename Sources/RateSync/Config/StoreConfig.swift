@@ -39,6 +39,8 @@ public struct RedisStoreSettings: Sendable, Equatable {
     /// `mode = "sentinel"`: the primary is whichever address the sentinels name; `url` then only
     /// carries credentials, the database and the scheme.
     public var sentinel: SentinelSettings?
+    /// `mode = "cluster"`: the nodes to learn the slot map from (any reachable one suffices).
+    public var clusterSeeds: [RedisAddress]?
 
     public init(
         url: RedisURL,

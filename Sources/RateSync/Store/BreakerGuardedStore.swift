@@ -81,6 +81,7 @@ public final class BreakerGuardedStore: RateLimitStore {
     public var breakerStateName: String { state.name }
     public var openConnections: Int { inner.openConnections }
     public var currentPrimary: String? { inner.currentPrimary }
+    public var nodeBreakers: [String: String]? { inner.nodeBreakers }
 
     public func forceOpen(reason: String) {
         let now = clock.now()

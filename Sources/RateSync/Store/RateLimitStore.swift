@@ -81,6 +81,9 @@ public protocol RateLimitStore: AnyObject, Sendable {
     /// The server answering now, where that can change (a Sentinel-managed primary); nil
     /// otherwise.
     var currentPrimary: String? { get }
+
+    /// Per node of a clustered store, its circuit breaker's state; nil for other stores.
+    var nodeBreakers: [String: String]? { get }
 }
 
 extension RateLimitStore {
@@ -90,4 +93,5 @@ extension RateLimitStore {
     public var breakerStateName: String { "none" }
     public var openConnections: Int { 0 }
     public var currentPrimary: String? { nil }
+    public var nodeBreakers: [String: String]? { nil }
 }

@@ -36,6 +36,8 @@ final class RedisLoopClient {
     private let onConnectionChange: @Sendable (Bool) -> Void
     /// Told the server of each connection made.
     private let onConnected: @Sendable (RedisAddress) -> Void
+    /// A cluster node's address; nil: the URL's host, or the primary the sentinels name.
+    private let fixedAddress: RedisAddress?
 
     init(
         storeID: String,
@@ -44,8 +46,10 @@ final class RedisLoopClient {
         eventLoop: any EventLoop,
         logger: Logger,
         onConnectionChange: @escaping @Sendable (Bool) -> Void,
-        onConnected: @escaping @Sendable (RedisAddress) -> Void = { _ in }
+        onConnected: @escaping @Sendable (RedisAddress) -> Void = { _ in },
+        address: RedisAddress? = nil
     ) {
+        self.fixedAddress = address
         self.onConnectionChange = onConnectionChange
         self.onConnected = onConnected
         self.storeID = storeID
@@ -101,8 +105,8 @@ final class RedisLoopClient {
     private func attempt() {
         guard !stopped else { return }
         state = .connecting
-        guard let sentinel = settings.sentinel else {
-            open(address: nil)
+        guard let sentinel = settings.sentinel, fixedAddress == nil else {
+            open(address: fixedAddress)
             return
         }
         SentinelLocator.locatePrimary(settings: settings, sentinel: sentinel, tls: tls, on: eventLoop) { located in
@@ -126,7 +130,7 @@ final class RedisLoopClient {
     private func open(address: RedisAddress?) {
         guard !stopped else { return }
         RedisConnection.open(settings: settings, address: address, tls: tls, on: eventLoop) { result in
-            guard case .success(let connection) = result, self.settings.sentinel != nil else {
+            guard case .success(let connection) = result, self.settings.sentinel != nil, self.fixedAddress == nil else {
                 self.opened(result)
                 return
             }

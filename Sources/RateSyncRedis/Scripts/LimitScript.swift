@@ -171,10 +171,13 @@ enum LimitScript {
 
     /// Keys and arguments for one call deciding several groups of checks (the requests of one
     /// event-loop tick): each group is decided all-or-nothing, in order.
+    /// - Parameter hashTagged: Redis Cluster's layout, `<prefix>:<limiter>:{<identifier>}:...`,
+    ///   so that every key of one identifier lives in one slot.
     static func keysAndArguments(
         groups: [[LimitCheck]],
         keyPrefix: String,
-        uniqueToken: String
+        uniqueToken: String,
+        hashTagged: Bool = false
     ) -> (keys: [String], arguments: [String]) {
         let total = groups.reduce(0) { $0 + $1.count }
         var keys: [String] = []
@@ -183,7 +186,7 @@ enum LimitScript {
         arguments.reserveCapacity(2 + groups.count + total * 6)
         for group in groups { arguments.append(String(group.count)) }
         for check in groups.joined() {
-            let base = "\(keyPrefix):\(check.key)"
+            let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
             let cap = check.limiter.maxConcurrent.map(String.init) ?? "0"
             switch check.limiter.algorithm {
             case .tokenBucket(let rule?):
@@ -201,6 +204,13 @@ enum LimitScript {
             keys.append(base + ":concurrent")
         }
         return (keys, arguments)
+    }
+
+    /// `<prefix>:<limiter>:{<identifier>}`: the identifier is the hash tag (an empty one would
+    /// not be a tag, and the keys of one request would scatter over slots).
+    static func clusterBase(_ check: LimitCheck, keyPrefix: String) -> String {
+        let identifier = check.key.dropFirst(check.limiter.id.count + 1)
+        return "\(keyPrefix):\(check.limiter.id):{\(identifier.isEmpty ? "-" : identifier)}"
     }
 
     /// Reads the script's reply into one decision per check; nil for a check whose group failed

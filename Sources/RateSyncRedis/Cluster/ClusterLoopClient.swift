@@ -1,0 +1,328 @@
+import Logging
+import NIOCore
+import NIOSSL
+import RateSync
+
+/// A cluster store's view from one event loop: its own slot map, a pipelined connection per
+/// primary, and a circuit breaker per primary (a dead node fails its own slots, never the
+/// others'). Commands follow `MOVED` (the map is refreshed and the command retried on the right
+/// node), `ASK` (`ASKING` then the command, the map untouched) and `TRYAGAIN` (retried after a
+/// short pause), all within the request's deadline. Used only on its loop.
+final class ClusterLoopClient {
+    struct Breaker {
+        let threshold: Int
+        let timeout: Double
+    }
+
+    let eventLoop: any EventLoop
+    private let storeID: String
+    private let settings: RedisStoreSettings
+    private let seeds: [RedisAddress]
+    private let tls: NIOSSLContext?
+    private let logger: Logger
+    private let breakerSettings: Breaker
+    private let events: ClusterEvents
+
+    /// A primary's connection and breaker, on this loop.
+    private final class Node {
+        let client: RedisLoopClient
+        var breaker: CircuitBreaker
+
+        init(client: RedisLoopClient, breaker: CircuitBreaker) {
+            self.client = client
+            self.breaker = breaker
+        }
+    }
+
+    private var map = SlotMap()
+    private var nodes: [RedisAddress: Node] = [:]
+    private var refreshInFlight: EventLoopFuture<Void>?
+    /// Makes sorted-set members unique per call: this process's and loop's prefix, a counter.
+    private let tokenPrefix: String
+    private var calls: UInt64 = 0
+    private var lastRefresh = NIODeadline.distantPast
+    private var stopped = false
+
+    /// Refreshes caused by failures are at most this frequent.
+    static let refreshInterval: TimeAmount = .milliseconds(200)
+    static let tryAgainPause: TimeAmount = .milliseconds(20)
+
+    init(
+        storeID: String,
+        settings: RedisStoreSettings,
+        seeds: [RedisAddress],
+        tls: NIOSSLContext?,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        breaker: Breaker,
+        events: ClusterEvents,
+        tokenPrefix: String
+    ) {
+        self.tokenPrefix = tokenPrefix
+        self.storeID = storeID
+        self.settings = settings
+        self.seeds = seeds
+        self.tls = tls
+        self.eventLoop = eventLoop
+        self.logger = logger
+        self.breakerSettings = breaker
+        self.events = events
+    }
+
+    func stop() {
+        stopped = true
+        nodes.values.forEach { $0.client.stop() }
+    }
+
+    /// The node serving `slot`, learning the map first when it is not known yet.
+    func primary(of slot: Int) -> EventLoopFuture<RedisAddress> {
+        if let owner = map.owner(of: slot) { return eventLoop.makeSucceededFuture(owner) }
+        return refresh(force: true).assumeIsolated().flatMapThrowing {
+            guard let owner = self.map.owner(of: slot) else {
+                throw StoreFailure(storeID: self.storeID, reason: "no node serves slot \(slot)", affectsHealth: false)
+            }
+            return owner
+        }.nonisolated()
+    }
+
+    /// A token no other call of any gateway uses.
+    func nextToken() -> String {
+        calls &+= 1
+        return tokenPrefix + String(calls)
+    }
+
+    /// Runs a script whose keys all hash to `slot` (`EVALSHA <sha> <tail>`, or `EVAL <source>
+    /// <tail>` when the node answers NOSCRIPT), following redirections until `deadline`.
+    func runScript(sha: String, source: String, tail: [String], slot: Int, deadline: NIODeadline) -> EventLoopFuture<RedisValue> {
+        let call = ScriptCall(sha: sha, source: source, tail: tail)
+        if let owner = map.owner(of: slot) {
+            return run(call, slot: slot, on: owner, asking: false, deadline: deadline, hops: 0)
+        }
+        return primary(of: slot).assumeIsolated().flatMap { address in
+            self.run(call, slot: slot, on: address, asking: false, deadline: deadline, hops: 0)
+        }.nonisolated()
+    }
+
+    private struct ScriptCall {
+        let sha: String
+        let source: String
+        let tail: [String]
+
+        var evalsha: [String] { ["EVALSHA", sha] + tail }
+        var eval: [String] { ["EVAL", source] + tail }
+    }
+
+    private func run(
+        _ call: ScriptCall,
+        slot: Int,
+        on address: RedisAddress,
+        asking: Bool,
+        deadline: NIODeadline,
+        hops: Int
+    ) -> EventLoopFuture<RedisValue> {
+        send(call.evalsha, to: address, asking: asking, deadline: deadline).assumeIsolated().flatMap { reply in
+            guard case .error(let message) = reply else { return self.eventLoop.makeSucceededFuture(reply) }
+            if message.hasPrefix("NOSCRIPT") {
+                return self.send(call.eval, to: address, asking: asking, deadline: deadline)
+            }
+            let canRetry = hops < 4 && NIODeadline.now() < deadline
+            if let redirect = ClusterRedirect(message), canRetry {
+                switch redirect {
+                case .moved(let movedSlot, let target):
+                    self.events.redirected("moved")
+                    self.map.move(movedSlot, to: target)
+                    _ = self.refresh(force: false)
+                    return self.run(call, slot: slot, on: target, asking: false, deadline: deadline, hops: hops + 1)
+                case .ask(_, let target):
+                    self.events.redirected("ask")
+                    return self.run(call, slot: slot, on: target, asking: true, deadline: deadline, hops: hops + 1)
+                }
+            }
+            if message.hasPrefix("TRYAGAIN"), canRetry {
+                // A multi-key command on a slot in mid-migration: the keys are moving.
+                return self.eventLoop.scheduleTask(in: Self.tryAgainPause) {}.futureResult.assumeIsolated().flatMap {
+                    self.run(call, slot: slot, on: address, asking: asking, deadline: deadline, hops: hops + 1)
+                }.nonisolated()
+            }
+            if message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("READONLY") {
+                _ = self.refresh(force: false)
+            }
+            return self.eventLoop.makeSucceededFuture(reply)
+        }.nonisolated()
+    }
+
+    /// One command to one node, through its breaker, connecting first if need be (bounded by
+    /// the deadline). With `asking`, `ASKING` leaves in the same write, just before it.
+    private func send(_ command: [String], to address: RedisAddress, asking: Bool, deadline: NIODeadline) -> EventLoopFuture<RedisValue> {
+        let node = self.node(address)
+        let (admission, transition) = node.breaker.admit(now: SystemWallClock().now())
+        report(transition, address)
+        if case .reject(let retryAfter) = admission {
+            return eventLoop.makeFailedFuture(
+                StoreFailure(storeID: storeID, reason: "node \(address): circuit breaker open", retryAfter: retryAfter, affectsHealth: false)
+            )
+        }
+        let client = node.client
+        let reply: EventLoopFuture<RedisValue>
+        if client.isConnected {
+            if asking { _ = client.send(["ASKING"], timeout: deadline - .now()) }
+            reply = client.send(command, timeout: max(.milliseconds(1), deadline - .now()))
+        } else {
+            let remaining = deadline - .now()
+            reply = connected(client, within: remaining).assumeIsolated().flatMap { () -> EventLoopFuture<RedisValue> in
+                if asking { _ = client.send(["ASKING"], timeout: remaining) }
+                return client.send(command, timeout: max(.milliseconds(1), deadline - .now()))
+            }.nonisolated()
+        }
+        let promise = eventLoop.makePromise(of: RedisValue.self)
+        reply.assumeIsolated().whenComplete { result in
+            let transition: CircuitBreaker.Transition?
+            switch result {
+            case .success(let value):
+                transition = node.breaker.recordSuccess()
+                promise.succeed(value)
+            case .failure(let error):
+                transition = node.breaker.recordFailure(now: SystemWallClock().now(), reason: "\(error)")
+                self.events.nodeFailed(address)
+                // The node may be gone for good (a failover): learn who serves its slots now.
+                _ = self.refresh(force: false)
+                promise.fail(
+                    error as? StoreFailure ?? StoreFailure(storeID: self.storeID, reason: "node \(address): \(error)", affectsHealth: false)
+                )
+            }
+            self.report(transition, address)
+        }
+        return promise.futureResult
+    }
+
+    private func report(_ transition: CircuitBreaker.Transition?, _ address: RedisAddress) {
+        guard let transition else { return }
+        events.breakerChanged(address, transition.to)
+        let metadata: Logger.Metadata = ["store": "\(storeID)", "node": "\(address)", "to": "\(transition.to)", "reason": "\(transition.reason)"]
+        if transition.to == "open" {
+            logger.warning("cluster node circuit breaker opened", metadata: metadata)
+        } else {
+            logger.info("cluster node circuit breaker \(transition.to)", metadata: metadata)
+        }
+    }
+
+    private func node(_ address: RedisAddress) -> Node {
+        if let node = nodes[address] { return node }
+        let client = RedisLoopClient(
+            storeID: storeID,
+            settings: settings,
+            tls: tls,
+            eventLoop: eventLoop,
+            logger: logger,
+            onConnectionChange: events.connectionChanged,
+            address: address
+        )
+        let node = Node(client: client, breaker: CircuitBreaker(threshold: breakerSettings.threshold, timeout: breakerSettings.timeout))
+        nodes[address] = node
+        return node
+    }
+
+    /// Completes once the client is connected, or fails past `within`.
+    private func connected(_ client: RedisLoopClient, within: TimeAmount) -> EventLoopFuture<Void> {
+        if client.isConnected { return eventLoop.makeSucceededVoidFuture() }
+        let promise = eventLoop.makePromise(of: Void.self)
+        let timer = eventLoop.scheduleTask(in: max(.milliseconds(1), within)) {
+            promise.fail(RedisConnectionError.timedOut)
+        }
+        client.connect { result in
+            timer.cancel()
+            switch result {
+            case .success: promise.succeed(())
+            case .failure(let error): promise.fail(error)
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// Asks the known primaries, then the seeds, for `CLUSTER SLOTS` until one answers. At most
+    /// one refresh is in flight; one not forced waits `refreshInterval` after the last.
+    @discardableResult
+    func refresh(force: Bool) -> EventLoopFuture<Void> {
+        if let refreshInFlight { return refreshInFlight }
+        guard force || NIODeadline.now() - lastRefresh >= Self.refreshInterval, !stopped else {
+            return eventLoop.makeSucceededVoidFuture()
+        }
+        lastRefresh = .now()
+        var candidates = Array(map.primaries).sorted { $0.description < $1.description }
+        for seed in seeds where !candidates.contains(seed) { candidates.append(seed) }
+        let promise = eventLoop.makePromise(of: Void.self)
+        refreshInFlight = promise.futureResult
+        var failures: [String] = []
+        let timeout = TimeAmount(seconds: settings.socketTimeout)
+        func ask(_ index: Int) {
+            guard index < candidates.count else {
+                refreshInFlight = nil
+                promise.fail(StoreFailure(storeID: storeID, reason: "no node gave the slot map (\(failures.joined(separator: "; ")))"))
+                return
+            }
+            let address = candidates[index]
+            let client = node(address).client
+            connected(client, within: timeout).assumeIsolated().flatMap { client.send(["CLUSTER", "SLOTS"], timeout: timeout) }
+                .whenComplete { result in
+                    if case .success(let reply) = result, let fresh = SlotMap(clusterSlots: reply, fallbackHost: address.host), !fresh.isEmpty {
+                        self.adopt(fresh)
+                        self.refreshInFlight = nil
+                        promise.succeed(())
+                    } else {
+                        failures.append("\(address): \(result)")
+                        ask(index + 1)
+                    }
+                }
+        }
+        ask(0)
+        return promise.futureResult
+    }
+
+    private func adopt(_ fresh: SlotMap) {
+        map = fresh
+        events.mapRefreshed(fresh.primaries)
+        // Connections to nodes that serve nothing any more are closed.
+        for (address, node) in nodes where !fresh.primaries.contains(address) {
+            node.client.stop()
+            nodes[address] = nil
+        }
+    }
+
+    /// Every primary's PING: the health probe.
+    func pingPrimaries(deadline: NIODeadline) -> EventLoopFuture<Void> {
+        let storeID = self.storeID
+        return refresh(force: true).assumeIsolated().flatMap {
+            let pings = self.map.primaries.map { address in
+                self.send(["PING"], to: address, asking: false, deadline: deadline).flatMapThrowing { reply -> Void in
+                    if case .error(let message) = reply { throw StoreFailure(storeID: storeID, reason: "node \(address): \(message)") }
+                }
+            }
+            return EventLoopFuture.andAllSucceed(pings, on: self.eventLoop)
+        }.nonisolated()
+    }
+}
+
+/// What a cluster store's loops tell the process: connection counts, failures, redirections,
+/// map refreshes and node breaker states (for health and metrics). Thread-safe; called rarely
+/// per request (only on failures and redirections).
+final class ClusterEvents: Sendable {
+    let connectionChanged: @Sendable (Bool) -> Void
+    let redirected: @Sendable (_ kind: String) -> Void
+    let nodeFailed: @Sendable (RedisAddress) -> Void
+    let mapRefreshed: @Sendable (_ primaries: Set<RedisAddress>) -> Void
+    let breakerChanged: @Sendable (RedisAddress, _ to: String) -> Void
+
+    init(
+        connectionChanged: @escaping @Sendable (Bool) -> Void,
+        redirected: @escaping @Sendable (String) -> Void,
+        nodeFailed: @escaping @Sendable (RedisAddress) -> Void,
+        mapRefreshed: @escaping @Sendable (Set<RedisAddress>) -> Void,
+        breakerChanged: @escaping @Sendable (RedisAddress, String) -> Void
+    ) {
+        self.connectionChanged = connectionChanged
+        self.redirected = redirected
+        self.nodeFailed = nodeFailed
+        self.mapRefreshed = mapRefreshed
+        self.breakerChanged = breakerChanged
+    }
+}
