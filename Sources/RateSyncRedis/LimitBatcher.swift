@@ -56,23 +56,3 @@ protocol GroupDecider: AnyObject {
     /// One outcome per group, in order.
     func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Result<[Decision], StoreFailure>]>
 }
-
-extension LimitScript {
-    /// The script's flat decisions cut back into one outcome per group: a group with a check the
-    /// script could not read (a key holding another type, or a corrupt value) fails alone, and
-    /// as its own failure, not the store's.
-    static func outcomes(_ decisions: [Decision?], groups: [[LimitCheck]], storeID: String) -> [Result<[Decision], StoreFailure>] {
-        var offset = 0
-        return groups.map { group in
-            let next = offset + group.count
-            defer { offset = next }
-            let decided = decisions[offset..<next].compactMap { $0 }
-            guard decided.count == group.count else {
-                return .failure(
-                    StoreFailure(storeID: storeID, reason: "a limiter key holds a value of another type or a corrupt one", affectsHealth: false)
-                )
-            }
-            return .success(decided)
-        }
-    }
-}

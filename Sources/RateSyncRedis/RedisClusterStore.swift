@@ -25,6 +25,8 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     private let connectionCount = NIOLockedValueBox(0)
     /// Per primary, its breaker's latest state on any loop (for health).
     private let nodeStates = NIOLockedValueBox<[RedisAddress: String]>([:])
+    /// Per node, connections open now (every loop's): changed on connect and loss only.
+    private let nodeConnections = NIOLockedValueBox<[RedisAddress: Int]>([:])
 
     public var openConnections: Int { connectionCount.withLockedValue { $0 } }
 
@@ -44,12 +46,20 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let tls = try RedisStore.tlsContext(settings)
         let connectionCount = self.connectionCount
         let nodeStates = self.nodeStates
+        let nodeConnections = self.nodeConnections
         let redirects = ["moved", "ask"].reduce(into: [String: Counter]()) { counters, kind in
             counters[kind] = Counter(label: "ratesync_redis_redirects_total", dimensions: [("store", id), ("kind", kind)])
         }
         let refreshes = Counter(label: "ratesync_redis_slot_map_refreshes_total", dimensions: [("store", id)])
         let events = ClusterEvents(
-            connectionChanged: { opened in connectionCount.withLockedValue { $0 += opened ? 1 : -1 } },
+            connectionChanged: { address, opened in
+                connectionCount.withLockedValue { $0 += opened ? 1 : -1 }
+                let open = nodeConnections.withLockedValue { counts in
+                    counts[address, default: 0] += opened ? 1 : -1
+                    return counts[address] ?? 0
+                }
+                Gauge(label: "ratesync_redis_node_connections", dimensions: [("store", id), ("node", address.description)]).record(open)
+            },
             redirected: { kind in redirects[kind]?.increment() },
             nodeFailed: { address in
                 Counter(label: "ratesync_redis_node_failures_total", dimensions: [("store", id), ("node", address.description)]).increment()

@@ -127,6 +127,10 @@ final class ClusterEndToEndTests: XCTestCase {
             XCTAssertEqual(try owner.cli(["ZCARD", "rate_limit:wide:{\(id)}:window"]), "3", id)
             XCTAssertEqual(try owner.cli(["ZCARD", "rate_limit:single:{\(id)}:window"]), "10", id)
         }
+        for port in try cluster.primaryPorts() {
+            // Two event loops per gateway: a connection each to every primary.
+            XCTAssertEqual(try harness.metric("ratesync_redis_node_connections", ["node": "127.0.0.1:\(port)"]), 2)
+        }
         let health = try curl(["\(harness.admin)/health/rate-limiter"])
         XCTAssertEqual(health.status, 200, health.text)
         for port in try cluster.primaryPorts() {

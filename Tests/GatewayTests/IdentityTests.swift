@@ -91,7 +91,7 @@ final class IdentityTests: XCTestCase {
             audience: aud,
             header: header
         )
-        return try TokenVerifier.load(settings, file: "gateway.toml").get()
+        return try TokenVerifier.load(settings).get()
     }
 
     private func bearer(_ token: String) -> HTTPRequestHead { head("/", [("Authorization", "Bearer \(token)")]) }

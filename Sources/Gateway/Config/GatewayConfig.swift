@@ -189,7 +189,7 @@ public struct LoadedConfig: Sendable {
         var tokenVerifier: TokenVerifier?
         // Keys are loaded only from a [jwt] table without problems of its own.
         if let settings = gateway?.jwt, !problems.contains(where: { $0.path.hasPrefix("jwt.") }) {
-            switch TokenVerifier.load(settings, file: gatewayPath) {
+            switch TokenVerifier.load(settings) {
             case .success(let verifier):
                 tokenVerifier = verifier
             case .failure(let list):

@@ -106,7 +106,7 @@ public final class TokenVerifier: Sendable {
 extension TokenVerifier {
     /// Reads the JWKS file and the HS256 secret into verifiers; every key that cannot serve a
     /// configured algorithm is a problem, so a typo is caught at load and not at the first token.
-    static func load(_ settings: GatewayConfig.JWTSettings, file: String) -> Result<TokenVerifier, ConfigProblemList> {
+    static func load(_ settings: GatewayConfig.JWTSettings) -> Result<TokenVerifier, ConfigProblemList> {
         var problems: [String] = []
         var jwks: JWKS?
         if let path = settings.jwksPath {

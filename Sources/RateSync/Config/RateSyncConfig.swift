@@ -151,9 +151,8 @@ public struct RateSyncConfig: Sendable, Equatable {
         settings.sentinel = sentinel
         if var seeds {
             // A url names one more seed.
-            if table.has("url"), let url = settings.url as RedisURL?, !seeds.contains(RedisAddress(host: url.host, port: url.port)) {
-                seeds.append(RedisAddress(host: url.host, port: url.port))
-            }
+            let urlSeed = RedisAddress(host: settings.url.host, port: settings.url.port)
+            if table.has("url"), !seeds.contains(urlSeed) { seeds.append(urlSeed) }
             settings.clusterSeeds = seeds
             if keyPrefix.contains("{") || keyPrefix.contains("}") {
                 table.report("key_prefix", "in cluster mode, braces would change which part of a key is its hash tag")

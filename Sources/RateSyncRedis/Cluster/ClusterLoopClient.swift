@@ -214,7 +214,7 @@ final class ClusterLoopClient {
             tls: tls,
             eventLoop: eventLoop,
             logger: logger,
-            onConnectionChange: events.connectionChanged,
+            onConnectionChange: { [events] opened in events.connectionChanged(address, opened) },
             address: address
         )
         let node = Node(client: client, breaker: CircuitBreaker(threshold: breakerSettings.threshold, timeout: breakerSettings.timeout))
@@ -306,14 +306,14 @@ final class ClusterLoopClient {
 /// map refreshes and node breaker states (for health and metrics). Thread-safe; called rarely
 /// per request (only on failures and redirections).
 final class ClusterEvents: Sendable {
-    let connectionChanged: @Sendable (Bool) -> Void
+    let connectionChanged: @Sendable (RedisAddress, Bool) -> Void
     let redirected: @Sendable (_ kind: String) -> Void
     let nodeFailed: @Sendable (RedisAddress) -> Void
     let mapRefreshed: @Sendable (_ primaries: Set<RedisAddress>) -> Void
     let breakerChanged: @Sendable (RedisAddress, _ to: String) -> Void
 
     init(
-        connectionChanged: @escaping @Sendable (Bool) -> Void,
+        connectionChanged: @escaping @Sendable (RedisAddress, Bool) -> Void,
         redirected: @escaping @Sendable (String) -> Void,
         nodeFailed: @escaping @Sendable (RedisAddress) -> Void,
         mapRefreshed: @escaping @Sendable (Set<RedisAddress>) -> Void,
