@@ -92,7 +92,7 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
                             breaker: ClusterLoopClient.Breaker(threshold: breakerThreshold, timeout: breakerTimeout),
                             events: events,
                             tokenPrefix: "\(instanceToken):\(index):"
-                        ),
+                        ).started(),
                         eventLoop: loop
                     )
                 }.wait()
@@ -164,9 +164,17 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         _ deadline: NIODeadline
     ) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
         let slotGroups = indices.count == groups.count ? groups : indices.map { groups[$0] }
-        let (tail, count) = scriptTail(slotGroups, token: client.nextToken())
+        let token = client.nextToken()
+        let (tail, count) = scriptTail(slotGroups, token: token)
+        let keyPrefix = settings.keyPrefix
         return client.runScript(sha: limitScriptSHA, source: LimitScript.source, tail: tail, slot: slot, deadline: deadline)
-            .map { reply in self.outcomes(reply, count: count, groups: slotGroups) }
+            .map { reply in
+                LimitScript.attachLeases(self.outcomes(reply, count: count, groups: slotGroups), groups: slotGroups, token: token) {
+                    check, holder in
+                    let keys = LimitScript.slotKeys(check, keyPrefix: keyPrefix, hashTagged: true)
+                    client.leases.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
+                }
+            }
             .flatMapErrorThrowing { error in
                 // The slot's node failed: its requests get their fail policies, the others not.
                 let failure = self.failure(error)
@@ -204,14 +212,15 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         else { return }
         let client = clients[index]
         for check in checks where check.limiter.maxConcurrent != nil {
-            let key = LimitScript.clusterBase(check, keyPrefix: settings.keyPrefix) + ":concurrent"
+            let keys = LimitScript.slotKeys(check, keyPrefix: settings.keyPrefix, hashTagged: true)
             _ = client.value.runScript(
                 sha: releaseScriptSHA,
                 source: LimitScript.releaseSource,
-                tail: ["1", key],
-                slot: ClusterSlot.of(key),
+                tail: ["2", keys.counter, keys.leases, check.lease ?? ""],
+                slot: ClusterSlot.of(keys.counter),
                 deadline: NIODeadline.now() + commandTimeout
             )
+            if let lease = check.lease { client.value.leases.drop(lease) }
         }
     }
 

@@ -16,7 +16,7 @@ public protocol ConnectedRedisStore: RateLimitStore {
     func stop()
 }
 
-public final class RedisStore: ConnectedRedisStore, GroupDecider {
+public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
     public let id: String
     public var engineName: String { "redis" }
     public let settings: RedisStoreSettings
@@ -28,9 +28,12 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider {
     private let clients: [NIOLoopBound<RedisLoopClient>]
     /// One per client, on the client's loop: the requests of one tick share one script call.
     private let batchers: [NIOLoopBound<LimitBatcher>]
+    /// One per client, on the client's loop: the leases of the slots its requests hold.
+    private let renewers: [NIOLoopBound<LeaseRenewer>]
     private let clientForLoop: [ObjectIdentifier: Int]
     private let limitScriptSHA: String
     private let releaseScriptSHA: String
+    private let renewScriptSHA: String
     /// Makes sorted-set members unique across gateway processes and requests.
     private let instanceToken = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let sequence = NIOLockedValueBox<UInt64>(0)
@@ -63,6 +66,7 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider {
         self.lastServer = lastServer
         self.limitScriptSHA = SHA1.hex(LimitScript.source)
         self.releaseScriptSHA = SHA1.hex(LimitScript.releaseSource)
+        self.renewScriptSHA = SHA1.hex(LimitScript.renewSource)
         let tls = try Self.tlsContext(settings)
         let loops = Array(group.makeIterator())
         let clientCount = max(1, min(loops.count, settings.poolMaxSize))
@@ -99,6 +103,12 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider {
         for (index, loop) in loops.enumerated() { clientForLoop[ObjectIdentifier(loop)] = index % clientCount }
         self.clients = clients
         self.clientForLoop = clientForLoop
+        var renewers: [NIOLoopBound<LeaseRenewer>] = []
+        for bound in clients {
+            let loop = bound.eventLoop
+            renewers.append(try loop.submit { NIOLoopBound(LeaseRenewer(eventLoop: loop), eventLoop: loop) }.wait())
+        }
+        self.renewers = renewers
         if let sentinel = settings.sentinel {
             let loop = clients[0].eventLoop
             let clientsToTell = clients
@@ -114,6 +124,17 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider {
         } else {
             watcher = nil
         }
+        for bound in renewers { try bound.eventLoop.submit { bound.value.owner = self }.wait() }
+    }
+
+    func renew(_ held: LeaseRenewer.Held, holder: String, on eventLoop: any EventLoop) {
+        _ = runScript(
+            sha: renewScriptSHA,
+            source: LimitScript.renewSource,
+            keys: [held.counterKey, held.leasesKey],
+            arguments: [holder, String(held.seconds)],
+            on: eventLoop
+        )
     }
 
     /// For `rediss://`: the system trust store, or only `ca_file`.
@@ -149,6 +170,7 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider {
 
     public func stop() {
         for bound in clients { bound.eventLoop.execute { bound.value.stop() } }
+        for bound in renewers { bound.eventLoop.execute { bound.value.stop() } }
         if let watcher { watcher.eventLoop.execute { watcher.value.stop() } }
     }
 
@@ -171,7 +193,12 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider {
                     }
                     throw StoreFailure(storeID: self.id, reason: "redis answered an error: \(message)")
                 }
-                return LimitScript.outcomes(try LimitScript.decisions(from: reply, count: count), groups: groups, storeID: self.id)
+                let outcomes = LimitScript.outcomes(try LimitScript.decisions(from: reply, count: count), groups: groups, storeID: self.id)
+                let renewer = self.renewers[self.clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value
+                return LimitScript.attachLeases(outcomes, groups: groups, token: token) { check, holder in
+                    let keys = LimitScript.slotKeys(check, keyPrefix: self.settings.keyPrefix, hashTagged: false)
+                    renewer.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
+                }
             }
             .flatMapErrorThrowing { error in
                 throw error as? StoreFailure ?? StoreFailure(storeID: self.id, reason: "\(error)")
@@ -180,9 +207,23 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider {
 
     public func release(_ checks: [LimitCheck]) {
         guard let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? clients.first?.eventLoop else { return }
+        let renewer = renewers[clientForLoop[ObjectIdentifier(loop)] ?? 0]
         for check in checks where check.limiter.maxConcurrent != nil {
-            let key = "\(settings.keyPrefix):\(check.key):concurrent"
-            _ = runScript(sha: releaseScriptSHA, source: LimitScript.releaseSource, keys: [key], arguments: [], on: loop)
+            let keys = LimitScript.slotKeys(check, keyPrefix: settings.keyPrefix, hashTagged: false)
+            _ = runScript(
+                sha: releaseScriptSHA,
+                source: LimitScript.releaseSource,
+                keys: [keys.counter, keys.leases],
+                arguments: [check.lease ?? ""],
+                on: loop
+            )
+            if let lease = check.lease {
+                if renewer.eventLoop.inEventLoop {
+                    renewer.value.drop(lease)
+                } else {
+                    renewer.eventLoop.execute { renewer.value.drop(lease) }
+                }
+            }
         }
     }
 

@@ -265,6 +265,8 @@ final class GatewayConfigTests: XCTestCase {
             limiters = ["auth"]
             shadow = ["nope"]
             cost = 11
+            [limiters.public]
+            lease_seconds = 5
             """
         )
         _ = try write("rate-sync.toml", Self.memoryRateSync)
@@ -273,6 +275,7 @@ final class GatewayConfigTests: XCTestCase {
             XCTAssertTrue(text.contains("routes[0].cost: cost 11 is more than limiter \"auth\" ever admits at once (10)"), text)
             XCTAssertTrue(text.contains("routes[0].identifier: a jwt: identifier needs a [jwt] table"), text)
             XCTAssertTrue(text.contains("routes[0].shadow: no limiter named \"nope\""), text)
+            XCTAssertTrue(text.contains("limiters.public.lease_seconds: lease_seconds needs a limiter with max_concurrent"), text)
         }
     }
 

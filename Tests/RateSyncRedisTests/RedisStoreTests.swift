@@ -125,6 +125,46 @@ final class RedisStoreTests: XCTestCase {
         XCTAssertEqual(shadowDenials, 2, "requests the shadow would have denied while the enforced ones admitted")
     }
 
+    func testSlotsOfAStoreThatStopsRenewingComeBackWhenTheirLeasesRunOut() throws {
+        var limiter = limiter("slots", .tokenBucket(nil), maxConcurrent: 1)
+        limiter.leaseSeconds = 1
+        let check = [LimitCheck(limiter: limiter, identifier: "c")]
+        // A gateway that takes the slot and then dies: its store stops without giving it back.
+        let dying = try makeStore()
+        try dying.connect().wait()
+        let taken = try decide(dying, check)[0]
+        XCTAssertTrue(taken.allowed)
+        XCTAssertNotNil(taken.lease)
+        dying.stop()
+        let survivor = try makeStore()
+        try survivor.connect().wait()
+        XCTAssertFalse(try decide(survivor, check)[0].allowed, "held until its lease runs out")
+        Thread.sleep(forTimeInterval: 1.2)
+        let reclaimed = try decide(survivor, check)[0]
+        XCTAssertTrue(reclaimed.allowed, "the dead holder's slot came back")
+        XCTAssertEqual(try redis.cli(["GET", "rate_limit:slots:c:concurrent"]), "1", "and was taken again: one in flight")
+
+        // A live holder renews its lease: the slot stays held well past one lease.
+        Thread.sleep(forTimeInterval: 2.5)
+        XCTAssertFalse(try decide(survivor, check)[0].allowed, "renewed while the request lasts")
+        var held = check[0]
+        held.lease = reclaimed.lease
+        survivor.release([held])
+        let deadline = Date().addingTimeInterval(2)
+        var again = false
+        while !again && Date() < deadline {
+            again = try decide(survivor, check)[0].allowed
+            if !again { usleep(20_000) }
+        }
+        XCTAssertTrue(again, "given back on release")
+        // A release of a lease that already ran out gives nothing back twice.
+        var stale = check[0]
+        stale.lease = taken.lease
+        survivor.release([stale])
+        Thread.sleep(forTimeInterval: 0.2)
+        XCTAssertEqual(try redis.cli(["GET", "rate_limit:slots:c:concurrent"]), "1")
+    }
+
     func testSlidingWindowIsExactUnderConcurrencyEvenWhileScriptsAreFlushed() throws {
         let store = try makeStore(timeoutMs: 2000)
         try store.connect().wait()

@@ -139,6 +139,8 @@ public struct GatewayConfig: Sendable {
     public struct LimiterOptions: Sendable, Equatable {
         /// The token bucket's capacity (wins over a `burst` in rate-sync.toml).
         public var burst: Int?
+        /// How long a `max_concurrent` slot's lease lasts without renewal.
+        public var leaseSeconds: Double?
     }
 
     public static let defaultCommandTimeoutMs = 100
@@ -220,6 +222,19 @@ public struct LoadedConfig: Sendable {
                     )
                 )
                 continue
+            }
+            if let lease = options.leaseSeconds {
+                guard limiter.maxConcurrent != nil else {
+                    problems.append(
+                        ConfigProblem(
+                            file: gateway.file,
+                            path: "limiters.\(id).lease_seconds",
+                            message: "lease_seconds needs a limiter with max_concurrent in \(gateway.rateSyncPath)"
+                        )
+                    )
+                    continue
+                }
+                limiter.leaseSeconds = lease
             }
             if let burst = options.burst {
                 guard case .tokenBucket(let rule?) = limiter.algorithm else {

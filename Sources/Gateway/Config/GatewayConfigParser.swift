@@ -50,8 +50,10 @@ enum GatewayConfigParser {
         var limiterOptions: [String: GatewayConfig.LimiterOptions] = [:]
         for (id, table) in reader.namedTables("limiters") {
             let burst = table.integer("burst", minimum: 1, maximum: Int(LimiterRanges.maxCount))
+            let lease = table.double("lease_seconds", positive: true, maximum: 86400)
+            if let lease, lease < 1 { table.report("lease_seconds", "expected at least 1 second, found \(lease)") }
             table.rejectUnknownKeys()
-            limiterOptions[id] = GatewayConfig.LimiterOptions(burst: burst)
+            limiterOptions[id] = GatewayConfig.LimiterOptions(burst: burst, leaseSeconds: lease)
         }
         let jwt = reader.table("jwt").flatMap(readJWT)
         reader.rejectUnknownKeys()

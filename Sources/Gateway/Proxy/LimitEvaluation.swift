@@ -158,7 +158,11 @@ enum LimitEvaluation {
         var heldSlots: HeldSlots? {
             let held = zip(group.checks, decisions).filter { check, decision in
                 check.limiter.maxConcurrent != nil && (!check.shadow || decision.allowed)
-            }.map(\.0)
+            }.map { check, decision in
+                var holding = check
+                holding.lease = decision.lease
+                return holding
+            }
             guard !held.isEmpty else { return nil }
             return HeldSlots(store: group.store, checks: held, decidedLocally: decisions.contains(where: \.decidedLocally))
         }

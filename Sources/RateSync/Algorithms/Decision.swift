@@ -15,6 +15,9 @@ public struct Decision: Sendable, Equatable {
     /// Decided in this process at a fraction of the limit while the shared store was out of
     /// reach (`on_failure = "local"`).
     public var decidedLocally = false
+    /// The lease of the `max_concurrent` slot this admission took in a shared store, to renew
+    /// while the request lasts and to name when giving the slot back; nil otherwise.
+    public var lease: String?
 
     public init(allowed: Bool, limit: Int, remaining: Int, retryAfter: Double, resetAfter: Double, now: Double) {
         self.allowed = allowed

@@ -23,6 +23,12 @@ public struct LimiterConfig: Sendable, Equatable {
     public var timeout: Double?
     /// When the store fails: false lets the request through, true answers 503.
     public var failClosed: Bool
+    /// A `max_concurrent` slot taken in a shared store is held on a lease this long, renewed
+    /// while its request lasts: the slots of a gateway that dies come back when their leases
+    /// run out (gateway.toml's `[limiters.<id>] lease_seconds`).
+    public var leaseSeconds: Double = LimiterConfig.defaultLeaseSeconds
+
+    public static let defaultLeaseSeconds: Double = 60
 
     public init(
         id: String,

@@ -11,6 +11,8 @@ public struct LimitCheck: Sendable {
     /// A shadow check spends its budget when it has room and the others admit, but never denies:
     /// the all-or-nothing rule binds only the checks that are not shadows.
     public let shadow: Bool
+    /// The lease of the slot this check holds (from its decision), once admitted.
+    public var lease: String?
 
     public init(limiter: LimiterConfig, identifier: String, cost: Int = 1, shadow: Bool = false) {
         self.init(limiter: limiter, key: "\(limiter.id):\(identifier)", cost: cost, shadow: shadow)

@@ -8,7 +8,7 @@ import RateSync
 /// others'). Commands follow `MOVED` (the map is refreshed and the command retried on the right
 /// node), `ASK` (`ASKING` then the command, the map untouched) and `TRYAGAIN` (retried after a
 /// short pause), all within the request's deadline. Used only on its loop.
-final class ClusterLoopClient {
+final class ClusterLoopClient: LeaseOwner {
     struct Breaker {
         let threshold: Int
         let timeout: Double
@@ -40,6 +40,9 @@ final class ClusterLoopClient {
     /// Makes sorted-set members unique per call: this process's and loop's prefix, a counter.
     private let tokenPrefix: String
     private var calls: UInt64 = 0
+    /// The leases of the slots this loop's requests hold.
+    let leases: LeaseRenewer
+    private let renewScriptSHA = SHA1.hex(LimitScript.renewSource)
     private var lastRefresh = NIODeadline.distantPast
     private var stopped = false
 
@@ -59,6 +62,7 @@ final class ClusterLoopClient {
         tokenPrefix: String
     ) {
         self.tokenPrefix = tokenPrefix
+        self.leases = LeaseRenewer(eventLoop: eventLoop)
         self.storeID = storeID
         self.settings = settings
         self.seeds = seeds
@@ -71,7 +75,24 @@ final class ClusterLoopClient {
 
     func stop() {
         stopped = true
+        leases.stop()
         nodes.values.forEach { $0.client.stop() }
+    }
+
+    /// Itself, once it can renew its loop's leases (called once, on its loop).
+    func started() -> ClusterLoopClient {
+        leases.owner = self
+        return self
+    }
+
+    func renew(_ held: LeaseRenewer.Held, holder: String, on eventLoop: any EventLoop) {
+        _ = runScript(
+            sha: renewScriptSHA,
+            source: LimitScript.renewSource,
+            tail: ["2", held.counterKey, held.leasesKey, holder, String(held.seconds)],
+            slot: ClusterSlot.of(held.leasesKey),
+            deadline: .now() + TimeAmount(seconds: settings.socketTimeout)
+        )
     }
 
     /// The node serving `slot`, learning the map first when it is not known yet.

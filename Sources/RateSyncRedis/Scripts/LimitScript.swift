@@ -45,10 +45,13 @@ enum LimitScript {
             local cap = tonumber(ARGV[arg + 4])
             local cost = tonumber(ARGV[arg + 5])
             local shadow = ARGV[arg + 6] == '1'
-            arg = arg + 6
+            local lease = tonumber(ARGV[arg + 7])
+            local holder = ARGV[arg + 8]
+            arg = arg + 8
             local key = KEYS[keyIndex + 1]
             local slots = KEYS[keyIndex + 2]
-            keyIndex = keyIndex + 2
+            local leases = KEYS[keyIndex + 3]
+            keyIndex = keyIndex + 3
             local allowed, limit, remaining, retry, reset = 1, 0, 0, 0, 0
             local commit = nil
             if kind == 't' then
@@ -89,6 +92,13 @@ enum LimitScript {
             end
             local take_slot = false
             if cap > 0 then
+              -- slots whose leases ran out belong to a gateway that died holding them
+              local expired = redis.call('ZCOUNT', leases, '-inf', now)
+              if expired > 0 then
+                redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+                local held = tonumber(redis.call('GET', slots) or '0')
+                if math.min(held, expired) > 0 then redis.call('DECRBY', slots, math.min(held, expired)) end
+              end
               local in_flight = tonumber(redis.call('GET', slots) or '0')
               if in_flight >= cap then
                 allowed, limit, remaining, retry, reset = 0, cap, 0, 1, 1
@@ -99,7 +109,7 @@ enum LimitScript {
             end
             if allowed == 1 then
               if commit then commits[#commits + 1] = commit end
-              if take_slot then commits[#commits + 1] = {'c', slots} end
+              if take_slot then commits[#commits + 1] = {'c', slots, leases, lease, holder} end
             elseif not shadow then
               all = false
             end
@@ -134,6 +144,8 @@ enum LimitScript {
               else
                 redis.call('INCR', c[2])
                 redis.call('EXPIRE', c[2], 3600)
+                redis.call('ZADD', c[3], now + c[4], c[5])
+                redis.call('EXPIRE', c[3], 3600)
               end
             end
           end
@@ -155,19 +167,39 @@ enum LimitScript {
               reply[#reply + 1] = 0
             end
           end
-          arg = arg + size * 6
-          keyIndex = keyIndex + size * 2
+          arg = arg + size * 8
+          keyIndex = keyIndex + size * 3
         end
         return reply
         """
 
-    /// Gives back one `max_concurrent` slot, never going below zero.
+    /// Gives back one `max_concurrent` slot (KEYS: the counter, its leases; ARGV: the holder),
+    /// never going below zero; nothing when the holder's lease already ran out and was reclaimed.
     static let releaseSource = """
         #!lua
+        if ARGV[1] ~= '' and redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
         local in_flight = tonumber(redis.call('GET', KEYS[1]) or '0')
         if in_flight > 0 then return redis.call('DECR', KEYS[1]) end
         return 0
         """
+
+    /// Extends a held slot's lease (KEYS: the counter, its leases; ARGV: the holder, the lease
+    /// in seconds), on Redis's clock; 0 when the lease is gone (it ran out and was reclaimed).
+    static let renewSource = """
+        #!lua
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+        if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+        redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+        redis.call('EXPIRE', KEYS[2], 3600)
+        redis.call('EXPIRE', KEYS[1], 3600)
+        return 1
+        """
+
+    /// The lease holder of the `check`-th check of the `group`-th group of a call (both from 1).
+    static func holder(token: String, group: Int, check: Int) -> String {
+        "\(token):\(group):\(check)"
+    }
 
     /// Keys and arguments for one call deciding several groups of checks (the requests of one
     /// event-loop tick): each group is decided all-or-nothing, in order.
@@ -182,26 +214,38 @@ enum LimitScript {
         let total = groups.reduce(0) { $0 + $1.count }
         var keys: [String] = []
         var arguments: [String] = [uniqueToken, String(groups.count)]
-        keys.reserveCapacity(total * 2)
-        arguments.reserveCapacity(2 + groups.count + total * 6)
+        keys.reserveCapacity(total * 3)
+        arguments.reserveCapacity(2 + groups.count + total * 8)
         for group in groups { arguments.append(String(group.count)) }
-        for check in groups.joined() {
-            let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
-            let cap = check.limiter.maxConcurrent.map(String.init) ?? "0"
-            switch check.limiter.algorithm {
-            case .tokenBucket(let rule?):
-                keys.append(base + ":rate")
-                arguments += ["t", String(rule.emissionInterval), String(rule.burst), cap]
-            case .tokenBucket(nil):
-                keys.append(base + ":rate")
-                arguments += ["n", "0", "0", cap]
-            case .slidingWindow(let rule):
-                keys.append(base + ":window")
-                arguments += ["s", String(rule.limit), String(rule.windowSeconds), cap]
+        for (groupIndex, group) in groups.enumerated() {
+            for (checkIndex, check) in group.enumerated() {
+                let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
+                let cap = check.limiter.maxConcurrent.map(String.init) ?? "0"
+                switch check.limiter.algorithm {
+                case .tokenBucket(let rule?):
+                    keys.append(base + ":rate")
+                    arguments += ["t", String(rule.emissionInterval), String(rule.burst), cap]
+                case .tokenBucket(nil):
+                    keys.append(base + ":rate")
+                    arguments += ["n", "0", "0", cap]
+                case .slidingWindow(let rule):
+                    keys.append(base + ":window")
+                    arguments += ["s", String(rule.limit), String(rule.windowSeconds), cap]
+                }
+                arguments.append(check.cost == 1 ? "1" : String(check.cost))
+                arguments.append(check.shadow ? "1" : "0")
+                if check.limiter.maxConcurrent != nil {
+                    arguments.append(String(check.limiter.leaseSeconds))
+                    arguments.append(holder(token: uniqueToken, group: groupIndex + 1, check: checkIndex + 1))
+                } else {
+                    arguments.append("0")
+                    arguments.append("")
+                }
+                let concurrent = base + ":concurrent"
+                keys.append(concurrent)
+                // Checks without a cap never touch the leases: their place holds the same key.
+                keys.append(check.limiter.maxConcurrent != nil ? base + ":leases" : concurrent)
             }
-            arguments.append(check.cost == 1 ? "1" : String(check.cost))
-            arguments.append(check.shadow ? "1" : "0")
-            keys.append(base + ":concurrent")
         }
         return (keys, arguments)
     }
