@@ -33,7 +33,10 @@ final class ClusterRoutingTests: XCTestCase {
             uniqueToken: "t",
             hashTagged: true
         )
-        XCTAssertEqual(keys, ["rate_limit:auth:{10.0.0.1}:window", "rate_limit:auth:{10.0.0.1}:concurrent"])
+        XCTAssertEqual(
+            keys,
+            ["rate_limit:auth:{10.0.0.1}:window", "rate_limit:auth:{10.0.0.1}:concurrent", "rate_limit:auth:{10.0.0.1}:leases"]
+        )
     }
 
     func testTheSlotMapAndRedirections() throws {
