@@ -76,7 +76,9 @@ extension LimitScript {
         token: String,
         took: (LimitCheck, String) -> Void
     ) -> [Result<[Decision], StoreFailure>] {
-        zip(groups, outcomes).enumerated().map { groupIndex, pair in
+        // The usual call holds no capped limiter: nothing to mark, no new array.
+        guard groups.contains(where: { $0.contains { $0.limiter.maxConcurrent != nil } }) else { return outcomes }
+        return zip(groups, outcomes).enumerated().map { groupIndex, pair in
             let (group, outcome) = pair
             guard case .success(var decisions) = outcome,
                 group.contains(where: { $0.limiter.maxConcurrent != nil }),

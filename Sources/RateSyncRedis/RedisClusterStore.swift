@@ -116,10 +116,7 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     }
 
     public func check(_ checks: [LimitCheck], on eventLoop: any EventLoop) -> EventLoopFuture<[Decision]> {
-        let index = clientForLoop[ObjectIdentifier(eventLoop)] ?? 0
-        let batcher = batchers[index]
-        if batcher.eventLoop.inEventLoop { return batcher.value.submit(checks, via: self) }
-        return batcher.eventLoop.flatSubmit { batcher.value.submit(checks, via: self) }.hop(to: eventLoop)
+        batchers[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].run(from: eventLoop) { $0.submit(checks, via: self) }
     }
 
     /// One script call per slot among the groups (each group, one request, lives in one slot),
@@ -225,9 +222,8 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     }
 
     public func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
-        let bound = clients[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0]
         let deadline = NIODeadline.now() + commandTimeout
-        return bound.eventLoop.flatSubmit { bound.value.pingPrimaries(deadline: deadline) }.hop(to: eventLoop)
+        return clients[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].run(from: eventLoop) { $0.pingPrimaries(deadline: deadline) }
     }
 
     public var nodeBreakers: [String: String]? {

@@ -257,18 +257,25 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
         return onClientLoop(of: eventLoop, clients) { $0.send(arguments, timeout: timeout) }
     }
 
-    /// Runs `body` with the client-loop object (client or batcher) that serves `eventLoop`, on that
-    /// object's loop: at once when it is this loop, else hopping there and back (when
-    /// `pool_max_size` makes loops share a client).
+    /// Runs `body` with the client-loop object (client or batcher) that serves `eventLoop` (when
+    /// `pool_max_size` makes loops share a client, another loop's).
     private func onClientLoop<Object, Value: Sendable>(
         of eventLoop: any EventLoop,
         _ objects: [NIOLoopBound<Object>],
         _ body: @escaping @Sendable (Object) -> EventLoopFuture<Value>
     ) -> EventLoopFuture<Value> {
-        let bound = objects[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0]
-        if bound.eventLoop.inEventLoop {
-            return body(bound.value).hop(to: eventLoop)
-        }
-        return bound.eventLoop.flatSubmit { body(bound.value) }.hop(to: eventLoop)
+        objects[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].run(from: eventLoop, body)
+    }
+}
+
+extension NIOLoopBound {
+    /// Runs `body` with the value on its own loop, at once when that is the current one, else
+    /// hopping there, and completes on `eventLoop`.
+    func run<Result: Sendable>(
+        from eventLoop: any EventLoop,
+        _ body: @escaping @Sendable (Value) -> EventLoopFuture<Result>
+    ) -> EventLoopFuture<Result> {
+        if self.eventLoop.inEventLoop { return body(value).hop(to: eventLoop) }
+        return self.eventLoop.flatSubmit { body(self.value) }.hop(to: eventLoop)
     }
 }

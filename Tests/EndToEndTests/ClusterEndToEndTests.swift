@@ -158,7 +158,7 @@ final class ClusterEndToEndTests: XCTestCase {
         XCTAssertEqual(try status(elsewhere[0]), 200, "the others are decided as usual")
 
         // The replica is promoted by the cluster; from then on the gateway decides its slots again.
-        try cluster.waitUntil(timeout: 15) { try replica.cli(["ROLE"]).hasPrefix("master") }
+        try waitUntil("the replica is promoted", timeout: 15) { try replica.cli(["ROLE"]).hasPrefix("master") }
         let promoted = Date()
         var decidedAgain: Date?
         while decidedAgain == nil && Date().timeIntervalSince(promoted) < 5 {

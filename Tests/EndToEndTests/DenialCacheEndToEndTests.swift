@@ -66,10 +66,8 @@ final class DenialCacheEndToEndTests: XCTestCase {
     private func flood(_ path: String, seconds: Int) throws -> (total: Int, refused: Int) {
         let load = try ChildProcess(URL(fileURLWithPath: "/usr/bin/wrk"), ["-t1", "-c8", "-d\(seconds)s", "\(harness.base)\(path)"])
         XCTAssertEqual(try load.waitForExit(timeout: Double(seconds) + 20), 0)
-        let lines = load.text.split(separator: "\n")
-        let total = Int(lines.first { $0.contains("requests in") }?.split(separator: " ").first ?? "0") ?? 0
-        let refused = Int(lines.first { $0.contains("Non-2xx") }?.split(separator: " ").last ?? "0") ?? 0
-        return (total, refused)
+        let summary = WrkSummary(output: load.text)
+        return (summary.requests, summary.non2xx)
     }
 
     func testAFloodAfterTheDenialCostsRedisAHandfulOfCallsAndRetryAfterStaysTrue() throws {

@@ -105,6 +105,38 @@ final class IdentityEndToEndTests: XCTestCase {
         XCTAssertEqual(try status(oldName), 401)
     }
 
+    func testATokenHeaderNamedInConnectionStillIdentifiesAndRepeatsOrPaddingChangeNothing() async throws {
+        let issuer = try await TestTokenIssuer()
+        harness = try GatewayHarness(
+            rateSync: redisStore + "\n" + redisWindow("per_user", limit: 5),
+            routes: """
+                [[routes]]
+                name = "api"
+                upstream = "app"
+                limiters = ["per_user"]
+                identifier = "jwt:sub"
+                on_missing = "reject"
+                """,
+            gatewayExtras: """
+                [jwt]
+                algorithms = ["HS256"]
+                hs256_secret = "${JWT_SECRET}"
+                """,
+            environment: ["REDIS_URL": redis.url, "JWT_SECRET": issuer.hmacSecret]
+        )
+        let token = try await issuer.token("HS256", TestClaims(sub: "dana"))
+        let url = "\(harness.base)/items"
+        // Named in Connection, the header is not forwarded; the request is still limited as dana.
+        let hidden = try curl([url, "-H", "Authorization: Bearer \(token)", "-H", "Connection: keep-alive, Authorization"])
+        XCTAssertEqual(hidden.status, 200)
+        XCTAssertFalse(hidden.text.lowercased().contains("\"authorization\""), "hop-by-hop by the client's word: \(hidden.text)")
+        XCTAssertEqual(try curl(["-o", "/dev/null", url, "-H", "authorization:   bEaReR \t\(token)\t "]).status, 200, "case and padding")
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:per_user:dana:window"]), "2")
+        let twice = try curl(["-o", "/dev/null", url, "-H", "Authorization: Bearer \(token)", "-H", "Authorization: Bearer \(token)"])
+        XCTAssertEqual(twice.status, 401, "a repeated token header is no identity")
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:per_user:dana:window"]), "2")
+    }
+
     func testCompositeAndQueryIdentifiersAndBoundedKeys() throws {
         harness = try GatewayHarness(
             rateSync: redisStore + "\n" + redisWindow("per_key", limit: 2),

@@ -38,16 +38,6 @@ final class LeaseEndToEndTests: XCTestCase {
         redis?.stop()
     }
 
-    private func waitUntil(_ what: String, timeout: TimeInterval, _ condition: () throws -> Bool) throws -> TimeInterval {
-        let started = Date()
-        while Date().timeIntervalSince(started) < timeout {
-            if try condition() { return Date().timeIntervalSince(started) }
-            usleep(50_000)
-        }
-        XCTFail("timed out waiting until \(what)")
-        return timeout
-    }
-
     private func slowRequest(port: Int, milliseconds: Int) throws -> ChildProcess {
         try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/curl"),

@@ -223,10 +223,8 @@ final class RedisEndToEndTests: XCTestCase {
         var admitted = 0
         for load in loads {
             XCTAssertEqual(try load.waitForExit(timeout: seconds + 20), 0)
-            let total = Int(load.text.split(separator: "\n").first { $0.contains("requests in") }?
-                .split(separator: " ").first ?? "0") ?? 0
-            let refused = Int(load.text.split(separator: "\n").first { $0.contains("Non-2xx") }?
-                .split(separator: " ").last ?? "0") ?? 0
+            let summary = WrkSummary(output: load.text)
+            let (total, refused) = (summary.requests, summary.non2xx)
             XCTAssertGreaterThan(refused, 0, "the load saturates the limit")
             admitted += total - refused
         }

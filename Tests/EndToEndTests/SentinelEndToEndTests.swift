@@ -15,28 +15,18 @@ final class SentinelEndToEndTests: XCTestCase {
         servers.forEach { $0.stop() }
     }
 
-    private func waitUntil(_ what: String, timeout: TimeInterval = 20, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if try condition() { return }
-            usleep(50_000)
-        }
-        XCTFail("timed out waiting until \(what)")
-        throw XCTSkip("cannot go on")
-    }
-
     func testTheGatewayFollowsAFailoverAndLimitsStayExact() throws {
         let primary = try RedisServer()
         servers = [primary]
         for _ in 0..<2 {
             servers.append(try RedisServer(extraArguments: ["--replicaof", "127.0.0.1", String(primary.port)]))
         }
-        try waitUntil("both replicas are in sync") {
+        try waitUntil("both replicas are in sync", timeout: 20) {
             try primary.cli(["INFO", "replication"]).contains("connected_slaves:2")
                 && servers.dropFirst().allSatisfy { (try? $0.cli(["INFO", "replication"]).contains("master_link_status:up")) ?? false }
         }
         sentinels = try (0..<3).map { _ in try RedisSentinel(monitoring: primary.port) }
-        try waitUntil("every sentinel knows both replicas and the other sentinels") {
+        try waitUntil("every sentinel knows both replicas and the other sentinels", timeout: 20) {
             try sentinels.allSatisfy { try $0.masterField("num-slaves") == "2" && $0.masterField("num-other-sentinels") == "2" }
         }
 
@@ -98,7 +88,7 @@ final class SentinelEndToEndTests: XCTestCase {
         Thread.sleep(forTimeInterval: 1)
         XCTAssertEqual(try sentinels[0].cli(["SENTINEL", "FAILOVER", "mymaster"]), "OK")
         var promotedPort: Int?
-        try waitUntil("a sentinel names the promoted replica") {
+        try waitUntil("a sentinel names the promoted replica", timeout: 20) {
             if let port = try sentinels.lazy.compactMap({ try $0.primaryPort() }).first(where: { $0 != primary.port }) {
                 promotedPort = port
                 return true

@@ -23,7 +23,7 @@ public final class RedisCluster {
             stdoutOnly: true
         )
         guard created.output.contains("All 16384 slots covered") else { throw HarnessError("cluster create: \(created.output)") }
-        try waitUntil(timeout: 30) {
+        try TestSupport.waitUntil("the cluster is ready", timeout: 30) {
             try self.nodes.allSatisfy { try $0.cli(["CLUSTER", "INFO"]).contains("cluster_state:ok") }
                 && self.primaryPorts().count == primaries
                 && self.nodes.filter { (try? $0.cli(["ROLE"]).hasPrefix("slave")) ?? false }.count == primaries * replicasPerPrimary
@@ -47,16 +47,6 @@ public final class RedisCluster {
             if bound == 0 { return port }
         }
         throw HarnessError("no free port with a free cluster bus port")
-    }
-
-    /// Polls `condition` every 50 ms until it holds or `timeout` passes.
-    public func waitUntil(timeout: TimeInterval, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if (try? condition()) == true { return }
-            usleep(50_000)
-        }
-        throw HarnessError("the cluster did not reach the expected state in \(timeout) s")
     }
 
     /// A node still running, to ask about the cluster.
