@@ -21,7 +21,7 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     private let batchers: [NIOLoopBound<LimitBatcher>]
     private let clientForLoop: [ObjectIdentifier: Int]
     private let limitScriptSHA = SHA1.hex(LimitScript.source)
-    private let releaseScriptSHA = SHA1.hex(LimitScript.releaseSource)
+    private let returnScriptSHA = SHA1.hex(ReturnQueue.source)
     private let connectionCount = NIOLockedValueBox(0)
     /// Per primary, its breaker's latest state on any loop (for health).
     private let nodeStates = NIOLockedValueBox<[RedisAddress: String]>([:])
@@ -166,7 +166,8 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let keyPrefix = settings.keyPrefix
         return client.runScript(sha: limitScriptSHA, source: LimitScript.source, tail: tail, slot: slot, deadline: deadline)
             .map { reply in
-                LimitScript.attachLeases(self.outcomes(reply, count: count, groups: slotGroups), groups: slotGroups, token: token) {
+                let named = LimitScript.nameReservations(self.outcomes(reply, count: count, groups: slotGroups), groups: slotGroups, token: token)
+                return LimitScript.attachLeases(named, groups: slotGroups, token: token) {
                     check, holder in
                     let keys = LimitScript.slotKeys(check, keyPrefix: keyPrefix, hashTagged: true)
                     client.leases.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
@@ -203,22 +204,41 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         error as? StoreFailure ?? StoreFailure(storeID: id, reason: "\(error)", affectsHealth: false)
     }
 
+    /// Each slot given back in a call of its own (its keys' slot), sent once: batching and
+    /// retries are the standalone store's.
     public func release(_ checks: [LimitCheck]) {
-        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop,
-            let index = clientForLoop[ObjectIdentifier(loop)]
-        else { return }
-        let client = clients[index]
+        guard let client = currentClient() else { return }
         for check in checks where check.limiter.maxConcurrent != nil {
             let keys = LimitScript.slotKeys(check, keyPrefix: settings.keyPrefix, hashTagged: true)
-            _ = client.value.runScript(
-                sha: releaseScriptSHA,
-                source: LimitScript.releaseSource,
-                tail: ["2", keys.counter, keys.leases, check.lease ?? ""],
-                slot: ClusterSlot.of(keys.counter),
-                deadline: NIODeadline.now() + commandTimeout
-            )
-            if let lease = check.lease { client.value.leases.drop(lease) }
+            runReturn(.slot(counter: keys.counter, leases: keys.leases, holder: check.lease ?? ""), slotOf: keys.counter, on: client)
+            if let lease = check.lease { client.leases.drop(lease) }
         }
+    }
+
+    public func giveBack(_ checks: [LimitCheck]) {
+        guard let client = currentClient() else { return }
+        for check in checks {
+            guard let (key, arguments) = LimitScript.giveBackKeyAndArguments(check, keyPrefix: settings.keyPrefix, hashTagged: true) else {
+                continue
+            }
+            runReturn(.reservation(key: key, arguments: arguments), slotOf: key, on: client)
+        }
+    }
+
+    private func currentClient() -> ClusterLoopClient? {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, let index = clientForLoop[ObjectIdentifier(loop)] else { return nil }
+        return clients[index].value
+    }
+
+    private func runReturn(_ item: ReturnQueue.Item, slotOf key: String, on client: ClusterLoopClient) {
+        let (keys, arguments) = ReturnQueue.keysAndArguments([item])
+        _ = client.runScript(
+            sha: returnScriptSHA,
+            source: ReturnQueue.source,
+            tail: [String(keys.count)] + keys + arguments,
+            slot: ClusterSlot.of(key),
+            deadline: NIODeadline.now() + commandTimeout
+        )
     }
 
     public func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

@@ -16,7 +16,7 @@ public protocol ConnectedRedisStore: RateLimitStore {
     func stop()
 }
 
-public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
+public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner, ReturnSender {
     public let id: String
     public var engineName: String { "redis" }
     public let settings: RedisStoreSettings
@@ -32,7 +32,9 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
     private let renewers: [NIOLoopBound<LeaseRenewer>]
     private let clientForLoop: [ObjectIdentifier: Int]
     private let limitScriptSHA: String
-    private let releaseScriptSHA: String
+    private let returnScriptSHA: String
+    /// One per client, on the client's loop: slots and reservations to give back.
+    private let returnQueues: [NIOLoopBound<ReturnQueue>]
     private let renewScriptSHA: String
     /// Makes sorted-set members unique across gateway processes and requests.
     private let instanceToken = String(UInt64.random(in: 0...UInt64.max), radix: 36)
@@ -65,7 +67,7 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
         let lastServer = NIOLockedValueBox<RedisAddress?>(nil)
         self.lastServer = lastServer
         self.limitScriptSHA = SHA1.hex(LimitScript.source)
-        self.releaseScriptSHA = SHA1.hex(LimitScript.releaseSource)
+        self.returnScriptSHA = SHA1.hex(ReturnQueue.source)
         self.renewScriptSHA = SHA1.hex(LimitScript.renewSource)
         let tls = try Self.tlsContext(settings)
         let loops = Array(group.makeIterator())
@@ -109,6 +111,10 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
             renewers.append(try loop.submit { NIOLoopBound(LeaseRenewer(eventLoop: loop), eventLoop: loop) }.wait())
         }
         self.renewers = renewers
+        returnQueues = try clients.map { bound in
+            let loop = bound.eventLoop
+            return try loop.submit { NIOLoopBound(ReturnQueue(eventLoop: loop), eventLoop: loop) }.wait()
+        }
         if let sentinel = settings.sentinel {
             let loop = clients[0].eventLoop
             let clientsToTell = clients
@@ -125,6 +131,15 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
             watcher = nil
         }
         for bound in renewers { try bound.eventLoop.submit { bound.value.owner = self }.wait() }
+        for bound in returnQueues { try bound.eventLoop.submit { bound.value.sender = self }.wait() }
+    }
+
+    func sendReturns(keys: [String], arguments: [String], on eventLoop: any EventLoop) -> EventLoopFuture<Bool> {
+        runScript(sha: returnScriptSHA, source: ReturnQueue.source, keys: keys, arguments: arguments, on: eventLoop)
+            .map { reply in
+                if case .error = reply { return false }
+                return true
+            }
     }
 
     func renew(_ held: LeaseRenewer.Held, holder: String, on eventLoop: any EventLoop) {
@@ -171,6 +186,7 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
     public func stop() {
         for bound in clients { bound.eventLoop.execute { bound.value.stop() } }
         for bound in renewers { bound.eventLoop.execute { bound.value.stop() } }
+        for bound in returnQueues { bound.eventLoop.execute { bound.value.stop() } }
         if let watcher { watcher.eventLoop.execute { watcher.value.stop() } }
     }
 
@@ -195,7 +211,8 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
                 }
                 let outcomes = LimitScript.outcomes(try LimitScript.decisions(from: reply, count: count), groups: groups, storeID: self.id)
                 let renewer = self.renewers[self.clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value
-                return LimitScript.attachLeases(outcomes, groups: groups, token: token) { check, holder in
+                let named = LimitScript.nameReservations(outcomes, groups: groups, token: token)
+                return LimitScript.attachLeases(named, groups: groups, token: token) { check, holder in
                     let keys = LimitScript.slotKeys(check, keyPrefix: self.settings.keyPrefix, hashTagged: false)
                     renewer.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
                 }
@@ -206,25 +223,37 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner {
     }
 
     public func release(_ checks: [LimitCheck]) {
-        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? clients.first?.eventLoop else { return }
-        let renewer = renewers[clientForLoop[ObjectIdentifier(loop)] ?? 0]
-        for check in checks where check.limiter.maxConcurrent != nil {
-            let keys = LimitScript.slotKeys(check, keyPrefix: settings.keyPrefix, hashTagged: false)
-            _ = runScript(
-                sha: releaseScriptSHA,
-                source: LimitScript.releaseSource,
-                keys: [keys.counter, keys.leases],
-                arguments: [check.lease ?? ""],
-                on: loop
-            )
-            if let lease = check.lease {
-                if renewer.eventLoop.inEventLoop {
-                    renewer.value.drop(lease)
-                } else {
-                    renewer.eventLoop.execute { renewer.value.drop(lease) }
-                }
-            }
+        giveBack(checks, droppingLeases: true) { check in
+            guard check.limiter.maxConcurrent != nil else { return nil }
+            let keys = LimitScript.slotKeys(check, keyPrefix: self.settings.keyPrefix, hashTagged: false)
+            return (.slot(counter: keys.counter, leases: keys.leases, holder: check.lease ?? ""), check.limiter.leaseSeconds)
         }
+    }
+
+    public func giveBack(_ checks: [LimitCheck]) {
+        giveBack(checks, droppingLeases: false) { check in
+            guard let (key, arguments) = LimitScript.giveBackKeyAndArguments(check, keyPrefix: self.settings.keyPrefix, hashTagged: false) else {
+                return nil
+            }
+            // Past the window, the entries have left it anyway.
+            return (.reservation(key: key, arguments: arguments), check.limiter.algorithm.windowSeconds ?? 0)
+        }
+    }
+
+    /// Queues on the current loop's client what `item` says each check gives back, and for how
+    /// long it is worth trying; drops the leases given back from their renewer.
+    private func giveBack(_ checks: [LimitCheck], droppingLeases: Bool, item: (LimitCheck) -> (ReturnQueue.Item, Double)?) {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? clients.first?.eventLoop else { return }
+        let index = clientForLoop[ObjectIdentifier(loop)] ?? 0
+        let (queue, renewer) = (returnQueues[index], renewers[index])
+        let items = checks.compactMap(item)
+        let leases = droppingLeases ? checks.compactMap { $0.limiter.maxConcurrent != nil ? $0.lease : nil } : []
+        guard !items.isEmpty else { return }
+        let hand: @Sendable () -> Void = {
+            for (item, seconds) in items { queue.value.submit(item, keepTryingFor: seconds) }
+            for lease in leases { renewer.value.drop(lease) }
+        }
+        if queue.eventLoop.inEventLoop { hand() } else { queue.eventLoop.execute(hand) }
     }
 
     public func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {

@@ -125,6 +125,75 @@ final class RedisStoreTests: XCTestCase {
         XCTAssertEqual(shadowDenials, 2, "requests the shadow would have denied while the enforced ones admitted")
     }
 
+    func testWaitingAdmissionsMatchTheMemoryStoreAndAreGivenBack() throws {
+        let store = try makeStore()
+        try store.connect().wait()
+        let memory = MemoryStore(id: "memory")
+        let bucket = limiter("bucket", .tokenBucket(TokenBucketRule(ratePerSecond: 10, burst: 1)))
+        let window = limiter("window", .slidingWindow(SlidingWindowRule(limit: 2, windowSeconds: 100)))
+        for (config, maxWait) in [(bucket, 0.35), (window, 100.0)] {
+            var onRedis: [Decision] = []
+            for _ in 0..<5 {
+                let check = [LimitCheck(limiter: config, identifier: "c", maxWait: maxWait)]
+                let (redisDecision, memoryDecision) = (try decide(store, check)[0], memory.decide(check)[0])
+                XCTAssertEqual(redisDecision.allowed, memoryDecision.allowed, config.id)
+                // The two stores' clocks differ by the time between the calls, a few ms.
+                XCTAssertEqual(redisDecision.delay, memoryDecision.delay, accuracy: 0.05, config.id)
+                XCTAssertEqual(redisDecision.reservation != nil, memoryDecision.reservation != nil, config.id)
+                onRedis.append(redisDecision)
+            }
+            XCTAssertEqual(onRedis.map(\.allowed), [true, true, true, true, false], config.id)
+        }
+        // The window's waiting admissions are logged ahead (scores past now), named by their reservation.
+        let windowKey = "rate_limit:window:c:window"
+        XCTAssertEqual(try redis.cli(["ZCARD", windowKey]), "4")
+        let waiting = try decide(store, [LimitCheck(limiter: window, identifier: "d", maxWait: 100)])
+        XCTAssertEqual(waiting[0].delay, 0)
+        _ = try decide(store, [LimitCheck(limiter: window, identifier: "d", maxWait: 100)])
+        var third = LimitCheck(limiter: window, identifier: "d", maxWait: 100)
+        let thirdDecision = try decide(store, [third])[0]
+        XCTAssertEqual(thirdDecision.delay, 100, accuracy: 1)
+        third.reservation = try XCTUnwrap(thirdDecision.reservation)
+        try group.next().submit { store.giveBack([third]) }.wait()
+        _ = try waitUntil("the waiting admission's entry leaves the window", timeout: 3) {
+            try redis.cli(["ZCARD", "rate_limit:window:d:window"]) == "2"
+        }
+        // The bucket's arrival time moves back one interval per reservation given back.
+        var reserved = LimitCheck(limiter: bucket, identifier: "e", maxWait: 1)
+        _ = try decide(store, [reserved])
+        let before = try XCTUnwrap(Double(try redis.cli(["GET", "rate_limit:bucket:e:rate"])))
+        let decision = try decide(store, [reserved])[0]
+        XCTAssertGreaterThan(decision.delay, 0)
+        reserved.reservation = decision.reservation
+        try group.next().submit { store.giveBack([reserved]) }.wait()
+        _ = try waitUntil("the bucket's arrival time is back", timeout: 3) {
+            try abs(XCTUnwrap(Double(redis.cli(["GET", "rate_limit:bucket:e:rate"]))) - before) < 1e-6
+        }
+    }
+
+    func testAReleaseThatFailsIsTriedAgainUntilItLands() throws {
+        let store = try makeStore(timeoutMs: 200)
+        try store.connect().wait()
+        let slots = limiter("slots", .tokenBucket(nil), maxConcurrent: 1)
+        var check = LimitCheck(limiter: slots, identifier: "c")
+        let loop = group.next()
+        let taken = try store.check([check], on: loop).wait()[0]
+        XCTAssertTrue(taken.allowed)
+        check.lease = taken.lease
+        // The counter made unreadable: every try fails, and changes nothing.
+        let counter = "rate_limit:slots:c:concurrent"
+        try redis.cli(["DEL", counter])
+        try redis.cli(["RPUSH", counter, "not a count"])
+        let callsBefore = try redis.calls(of: "evalsha")
+        try loop.submit { store.release([check]) }.wait()
+        _ = try waitUntil("the failed release is tried again", timeout: 3) { try redis.calls(of: "evalsha") >= callsBefore + 3 }
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:slots:c:leases"]), "1", "the lease stays until the release lands")
+        try redis.cli(["DEL", counter])
+        try redis.cli(["SET", counter, "1"])
+        _ = try waitUntil("the release lands once Redis can take it", timeout: 5) { try redis.cli(["GET", counter]) == "0" }
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:slots:c:leases"]), "0")
+    }
+
     func testSlotsOfAStoreThatStopsRenewingComeBackWhenTheirLeasesRunOut() throws {
         var limiter = limiter("slots", .tokenBucket(nil), maxConcurrent: 1)
         limiter.leaseSeconds = 1

@@ -25,6 +25,9 @@ public struct GatewayConfig: Sendable {
         public var h2c: Bool
         /// HTTP/2: streams one connection may have open at once.
         public var maxConcurrentStreams: Int
+        /// Requests of this process that may wait at once for a slot of a limiter with a
+        /// `timeout`; past it, such a request is answered at once (429 when it has no room now).
+        public var maxWaiting: Int = 1024
     }
 
     public struct TLSSettings: Sendable, Equatable {

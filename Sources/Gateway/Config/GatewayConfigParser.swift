@@ -83,6 +83,7 @@ enum GatewayConfigParser {
         let drain = table.double("drain_timeout_seconds", positive: true, maximum: 3600) ?? 30
         let h2c = table.bool("h2c") ?? false
         let maxStreams = table.integer("max_concurrent_streams", minimum: 1, maximum: 100_000) ?? 100
+        let maxWaiting = table.integer("max_waiting", minimum: 0, maximum: 1_000_000) ?? 1024
         let tls = table.table("tls").flatMap { readTLS($0, gatewayFile: table.sink.file) }
         // Nobody is trusted to speak for clients until told (nginx's realip does the same): a
         // default that trusted private ranges let any client on them pick its own identity.
@@ -116,6 +117,7 @@ enum GatewayConfigParser {
             maxConcurrentStreams: maxStreams
         )
         server.trustedProxiesGiven = trustedGiven
+        server.maxWaiting = maxWaiting
         return server
     }
 

@@ -15,6 +15,7 @@ import RateSync
 /// | ratesync_upstream_latency_seconds | histogram | upstream |
 /// | ratesync_denial_cache_hits_total | counter | store |
 /// | ratesync_requests_in_flight | gauge | |
+/// | ratesync_waiting_requests | gauge (requests waiting for a slot a limiter's `timeout` allows) | |
 /// | ratesync_config_reloads_total | counter | result (success, failure) |
 public final class GatewayMetrics: Sendable {
     public enum Outcome: Int, CaseIterable, Sendable {
@@ -57,6 +58,8 @@ public final class GatewayMetrics: Sendable {
 
     /// Set from the loops' own counts when /metrics is scraped.
     public let inFlight = Gauge(label: "ratesync_requests_in_flight")
+    /// Set from the waiting room's count when /metrics is scraped.
+    public let waiting = Gauge(label: "ratesync_waiting_requests")
     public let reloadSuccesses = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "success")])
     public let reloadFailures = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "failure")])
 

@@ -14,16 +14,34 @@ struct VerdictNotes {
 
 /// What a route's limiters say about one request.
 enum LimitVerdict {
-    /// Forward; `headers` describe the enforced limiter closest to denying; `heldSlots` are the
-    /// `max_concurrent` slots to give back when the exchange ends.
-    case admit(headers: [(String, String)], heldSlots: [HeldSlots], notes: VerdictNotes = VerdictNotes())
+    /// Forward (after `held.delay`); `headers` describe the enforced limiter closest to denying.
+    case admit(headers: [(String, String)], held: Holdings, notes: VerdictNotes = VerdictNotes())
     /// 429.
     case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)], notes: VerdictNotes = VerdictNotes())
     /// 503: a fail-closed limiter's store could not decide; `retryAfter` in whole seconds.
     case unavailable(limiter: LimiterConfig, retryAfter: Int)
 }
 
-/// Concurrency slots taken in one store, to release later.
+/// What an admission holds in the stores.
+struct Holdings {
+    /// `max_concurrent` slots, given back when the exchange ends.
+    var slots: [HeldSlots] = []
+    /// Seconds to wait before forwarding: a limiter with a `timeout` had no room now, and the
+    /// store reserved a slot that far ahead.
+    var delay: Double = 0
+    /// The reservations of that wait, given back if the client leaves before its time.
+    var reservations: [HeldSlots] = []
+
+    static let none = Holdings()
+
+    /// The client left before the request was forwarded: everything goes back.
+    func giveBackAll() {
+        slots.forEach { $0.release() }
+        reservations.forEach { $0.giveBackReservations() }
+    }
+}
+
+/// Concurrency slots or waiting reservations taken in one store, to give back later.
 struct HeldSlots {
     let store: any RateLimitStore
     let checks: [LimitCheck]
@@ -32,6 +50,10 @@ struct HeldSlots {
 
     func release() {
         if decidedLocally { store.releaseDecidedLocally(checks) } else { store.release(checks) }
+    }
+
+    func giveBackReservations() {
+        store.giveBack(checks)
     }
 }
 
@@ -45,13 +67,14 @@ enum LimitEvaluation {
         limiters: [GatewayRuntime.BoundLimiter],
         identifier: String,
         cost: Int,
+        mayWait: Bool,
         latency: [String: Metrics.Timer],
         denials: DenialCache?,
         denialHits: [String: Counter],
         on eventLoop: any EventLoop,
         decided: @escaping (LimitVerdict) -> Void
     ) {
-        let groups = groupByStore(limiters, identifier: identifier, cost: cost)
+        let groups = groupByStore(limiters, identifier: identifier, cost: cost, mayWait: mayWait)
         if let denials, let (limiter, denial) = cachedDenial(groups, denials) {
             denialHits[limiter.storeID]?.increment()
             decided(.deny(limiter: limiter, decision: denial, headers: RateLimitHeaders.render(denial, limiter: limiter)))
@@ -89,17 +112,19 @@ enum LimitEvaluation {
     static func evaluateImmediately(
         limiters: [GatewayRuntime.BoundLimiter],
         identifier: String,
-        cost: Int
+        cost: Int,
+        mayWait: Bool
     ) -> LimitVerdict? {
         if limiters.count == 1, let only = limiters.first, !only.shadow {
             // The common route: one limiter. No grouping, no intermediate arrays.
-            let check = LimitCheck(limiter: only.config, identifier: identifier, cost: cost)
+            let check = LimitCheck(limiter: only.config, identifier: identifier, cost: cost, maxWait: mayWait ? only.maxWait : 0)
             guard let decision = only.store.checkImmediately([check])?.first else { return nil }
             return conclude(limiter: only.config, decision: decision, notes: VerdictNotes()) {
-                only.config.maxConcurrent == nil ? [] : [HeldSlots(store: only.store, checks: [check])]
+                only.config.maxConcurrent == nil && decision.delay == 0
+                    ? .none : AdmittedGroup(group: StoreGroup(store: only.store, checks: [check]), decisions: [decision]).holdings
             }
         }
-        let groups = groupByStore(limiters, identifier: identifier, cost: cost)
+        let groups = groupByStore(limiters, identifier: identifier, cost: cost, mayWait: mayWait)
         // All or none: an in-process store asked before one that needs a round trip would have
         // spent its budget on a request that then takes the asynchronous path and asks again.
         guard groups.allSatisfy({ $0.store.decidesInProcess }) else { return nil }
@@ -131,10 +156,16 @@ enum LimitEvaluation {
         return nil
     }
 
-    static func groupByStore(_ limiters: [GatewayRuntime.BoundLimiter], identifier: String, cost: Int) -> [StoreGroup] {
+    static func groupByStore(_ limiters: [GatewayRuntime.BoundLimiter], identifier: String, cost: Int, mayWait: Bool) -> [StoreGroup] {
         var groups: [StoreGroup] = []
         for limiter in limiters {
-            let check = LimitCheck(limiter: limiter.config, identifier: identifier, cost: cost, shadow: limiter.shadow)
+            let check = LimitCheck(
+                limiter: limiter.config,
+                identifier: identifier,
+                cost: cost,
+                shadow: limiter.shadow,
+                maxWait: mayWait ? limiter.maxWait : 0
+            )
             if let index = groups.firstIndex(where: { $0.store === limiter.store }) {
                 groups[index] = StoreGroup(
                     store: groups[index].store,
@@ -166,6 +197,36 @@ enum LimitEvaluation {
             guard !held.isEmpty else { return nil }
             return HeldSlots(store: group.store, checks: held, decidedLocally: decisions.contains(where: \.decidedLocally))
         }
+
+        /// The slots reserved ahead for a waiting admission.
+        var reservations: HeldSlots? {
+            let reserved = zip(group.checks, decisions).compactMap { check, decision -> LimitCheck? in
+                guard decision.allowed, let reservation = decision.reservation else { return nil }
+                var holding = check
+                holding.reservation = reservation
+                return holding
+            }
+            return reserved.isEmpty ? nil : HeldSlots(store: group.store, checks: reserved)
+        }
+
+        var delay: Double { decisions.reduce(0) { max($0, $1.allowed ? $1.delay : 0) } }
+
+        var holdings: Holdings {
+            Holdings(slots: heldSlots.map { [$0] } ?? [], delay: delay, reservations: reservations.map { [$0] } ?? [])
+        }
+
+        func giveBack() {
+            heldSlots?.release()
+            reservations?.giveBackReservations()
+        }
+    }
+
+    private static func holdings(_ groups: [AdmittedGroup]) -> Holdings {
+        Holdings(
+            slots: groups.compactMap(\.heldSlots),
+            delay: groups.reduce(0) { max($0, $1.delay) },
+            reservations: groups.compactMap(\.reservations)
+        )
     }
 
     static func verdict(outcomes: [(StoreGroup, Result<[Decision], any Error>)]) -> LimitVerdict {
@@ -198,29 +259,30 @@ enum LimitEvaluation {
             }
         }
         guard let index = Decision.indexClosestToDenying(decided.map(\.1)) else {
-            return .admit(headers: [], heldSlots: admittedGroups.compactMap(\.heldSlots), notes: notes)
+            return .admit(headers: [], held: holdings(admittedGroups), notes: notes)
         }
         let (limiter, chosen) = decided[index]
         if !chosen.allowed { releaseSlots(admittedGroups) }
         return conclude(limiter: limiter, decision: chosen, notes: notes) {
-            admittedGroups.compactMap(\.heldSlots)
+            holdings(admittedGroups)
         }
     }
 
     /// The verdict once the limiter closest to denying is known: its headers, and a denial or an
-    /// admission holding the slots `heldSlots` names (asked only when admitted).
+    /// admission holding what `held` names (asked only when admitted).
     private static func conclude(
         limiter: LimiterConfig,
         decision: Decision,
         notes: VerdictNotes,
-        heldSlots: () -> [HeldSlots]
+        held: () -> Holdings
     ) -> LimitVerdict {
         let headers = RateLimitHeaders.render(decision, limiter: limiter)
         guard decision.allowed else { return .deny(limiter: limiter, decision: decision, headers: headers, notes: notes) }
-        return .admit(headers: headers, heldSlots: heldSlots(), notes: notes)
+        return .admit(headers: headers, held: held(), notes: notes)
     }
 
+    /// The request is not forwarded after all: what the admitting stores took goes back.
     private static func releaseSlots(_ groups: [AdmittedGroup]) {
-        for group in groups { group.heldSlots?.release() }
+        for group in groups { group.giveBack() }
     }
 }

@@ -99,24 +99,36 @@ extension ProxyHandler {
             closeAfterResponse: head.version.major == 1 && options.upgrade
         )
         if target.limiters.isEmpty {
-            apply(.admit(headers: [], heldSlots: []), to: exchange)
+            apply(.admit(headers: [], held: .none), to: exchange)
             return
         }
         let cost = target.route.cost
-        if let verdict = LimitEvaluation.evaluateImmediately(limiters: target.limiters, identifier: identifier, cost: cost) {
-            apply(verdict, to: exchange)
+        // A place among the waiting is taken before the stores are asked: without one, no
+        // store reserves a slot this request could not wait for.
+        let room = target.mayWait && runtime.waitingRoom.enter() ? runtime.waitingRoom : nil
+        if let verdict = LimitEvaluation.evaluateImmediately(
+            limiters: target.limiters,
+            identifier: identifier,
+            cost: cost,
+            mayWait: room != nil
+        ) {
+            apply(verdict, to: exchange, waitingIn: room)
             return
         }
-        guard let clientSide = self.client else { return }
+        guard let clientSide = self.client else {
+            room?.leave()
+            return
+        }
         LimitEvaluation.evaluate(
             limiters: target.limiters,
             identifier: identifier,
             cost: cost,
+            mayWait: room != nil,
             latency: runtime.storeLatency,
             denials: resources.denials,
             denialHits: runtime.denialCacheHits,
             on: clientSide.eventLoop
-        ) { verdict in self.apply(verdict, to: exchange) }
+        ) { verdict in self.apply(verdict, to: exchange, waitingIn: room) }
     }
 
     /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
@@ -129,13 +141,25 @@ extension ProxyHandler {
         return runtime.clientIPResolver.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"]).description
     }
 
-    private func apply(_ verdict: LimitVerdict, to exchange: Exchange) {
+    /// - Parameter room: where this request holds a place among the waiting, if it does: an
+    ///   admission with a delay waits there for its time, anything else gives the place up.
+    private func apply(_ verdict: LimitVerdict, to exchange: Exchange, waitingIn room: WaitingRoom? = nil) {
+        if let room {
+            if case .admit(let headers, var held, let notes) = verdict, held.delay > 0 {
+                wait(held.delay, in: room, holding: held) {
+                    held.delay = 0
+                    self.apply(.admit(headers: headers, held: held, notes: notes), to: exchange)
+                }
+                return
+            }
+            room.leave()
+        }
         let admitted: Bool
         if case .admit = verdict { admitted = true } else { admitted = false }
         switch machine.verdict(for: exchange, admitted: admitted) {
         case .stale:
             // The client left while the limiter was deciding.
-            if case .admit(_, let slots, _) = verdict { slots.forEach { $0.release() } }
+            if case .admit(_, let held, _) = verdict { held.giveBackAll() }
             return
         case .deny:
             record(verdict, for: exchange.target)
@@ -149,9 +173,9 @@ extension ProxyHandler {
             }
         case .acquireUpstream(let sendContinue):
             record(verdict, for: exchange.target)
-            if case .admit(let headers, let slots, _) = verdict {
+            if case .admit(let headers, let held, _) = verdict {
                 exchange.rateLimitHeaders = headers
-                exchange.heldSlots = slots
+                exchange.heldSlots = held.slots
             }
             if sendContinue {
                 client?.writeAndFlush(.head(HTTPResponseHead(version: .http1_1, status: .continue)), promise: nil)
@@ -193,5 +217,16 @@ extension ProxyHandler {
     private func note(_ notes: VerdictNotes) {
         if !notes.shadowDenied.isEmpty { logEntry?.shadowDenied = notes.shadowDenied }
         if notes.decidedLocally { logEntry?.decidedBy = "local" }
+    }
+
+    /// Holds the request until its reserved slot comes: the client's reads stay paused (the
+    /// exchange awaits its verdict), and a client that leaves first gives everything back.
+    private func wait(_ delay: Double, in room: WaitingRoom, holding held: Holdings, then forward: @escaping () -> Void) {
+        let task = resources.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+            self.waiting = nil
+            room.leave()
+            forward()
+        }
+        waiting = PendingWait(task: task, room: room, held: held)
     }
 }

@@ -48,6 +48,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     var peerText: String { peer.text }
     /// Created on first use: a short-lived HTTP/2 stream may never need one.
     private var timer: ConnectionTimer?
+    /// The request admitted for a slot ahead, until its time comes.
+    var waiting: PendingWait?
 
     /// "https" when the client connection is TLS: what X-Forwarded-Proto tells the upstream.
     let scheme: String
@@ -114,6 +116,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     /// The client connection or stream is gone: give back what the exchange held. Idempotent.
     func clientClosed() {
+        if let waiting {
+            self.waiting = nil
+            waiting.abandon()
+        }
         release(machine.clientClosed())
         cancelTimer()
         endRequestInFlight()

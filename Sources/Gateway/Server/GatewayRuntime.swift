@@ -15,6 +15,8 @@ public final class GatewayRuntime: Sendable {
         /// For https upstreams; built once per configuration.
         public let upstreamTLS: NIOSSLContext?
         let reachability: UpstreamReachability
+        /// Some enforced limiter has a `timeout`: its requests may wait for a slot.
+        let mayWait: Bool
 
         init(
             route: GatewayConfig.Route,
@@ -27,6 +29,7 @@ public final class GatewayRuntime: Sendable {
             self.route = route
             self.upstream = upstream
             self.limiters = limiters
+            self.mayWait = limiters.contains { $0.maxWait > 0 }
             self.upstreamMetrics = upstreamMetrics
             self.upstreamTLS = upstreamTLS
             self.reachability = reachability
@@ -43,6 +46,9 @@ public final class GatewayRuntime: Sendable {
         /// Its store's denials may be kept until their retry time (`deny_cache`, and a store
         /// that needs a round trip).
         public let denialsCacheable: Bool
+
+        /// Seconds a request may wait for this limiter's slot: its `timeout` (a shadow never waits).
+        public var maxWait: Double { shadow ? 0 : config.timeout ?? 0 }
 
         init(
             config: LimiterConfig,
@@ -72,6 +78,8 @@ public final class GatewayRuntime: Sendable {
     public let config: LoadedConfig
     /// `[jwt]`'s keys, for routes keyed on a token claim.
     let tokenVerifier: TokenVerifier?
+    /// Bounds the requests waiting for a slot (`[server] max_waiting`).
+    let waitingRoom: WaitingRoom
 
     public init(config: LoadedConfig, stores: [String: any RateLimitStore], metrics: GatewayMetrics = GatewayMetrics()) throws {
         self.config = config
@@ -88,6 +96,7 @@ public final class GatewayRuntime: Sendable {
         self.router = Router(routes: config.gateway.routes)
         self.clientIPResolver = ClientIPResolver(trustedNetworks: config.gateway.server.trustedProxies)
         self.server = config.gateway.server
+        self.waitingRoom = WaitingRoom(capacity: config.gateway.server.maxWaiting)
         self.stores = stores
         self.targets = try config.gateway.routes.map { route in
             guard let upstream = config.gateway.upstreams[route.upstream] else {
@@ -105,7 +114,9 @@ public final class GatewayRuntime: Sendable {
                     store: store,
                     decisions: metrics.decisionCounters(route: route.name, limiter: name),
                     shadow: route.shadow.contains(name),
+                    // A denial kept for its retry time would refuse a request that could wait.
                     denialsCacheable: config.gateway.storeSettings(for: limiter.storeID).denyCache && !store.decidesInProcess
+                        && limiter.timeout == nil
                 )
             }
             return RouteTarget(

@@ -18,6 +18,12 @@ public struct Decision: Sendable, Equatable {
     /// The lease of the `max_concurrent` slot this admission took in a shared store, to renew
     /// while the request lasts and to name when giving the slot back; nil otherwise.
     public var lease: String?
+    /// Seconds the request waits before it is forwarded: its limiter had no room now, but a
+    /// slot within its `timeout`, which the store reserved for it. 0 for an admission now.
+    public var delay: Double = 0
+    /// What names the reservation a waiting admission holds, so that the store can take it back
+    /// if the client leaves before its time (the store's own token); nil otherwise.
+    public var reservation: String?
 
     public init(allowed: Bool, limit: Int, remaining: Int, retryAfter: Double, resetAfter: Double, now: Double) {
         self.allowed = allowed

@@ -11,6 +11,12 @@ public struct LimiterConfig: Sendable, Equatable {
             case .slidingWindow: return "sliding_window"
             }
         }
+
+        /// The window's length, for a sliding window.
+        public var windowSeconds: Double? {
+            if case .slidingWindow(let rule) = self { return rule.windowSeconds }
+            return nil
+        }
     }
 
     public var id: String
@@ -18,8 +24,8 @@ public struct LimiterConfig: Sendable, Equatable {
     public var algorithm: Algorithm
     /// At most this many requests of one identifier in flight at once.
     public var maxConcurrent: Int?
-    /// rate-sync's acquire timeout. The gateway never queues a request: it answers at once, as
-    /// `try_acquire(timeout=0)` does, and keeps the value for the Python side of a shared config.
+    /// rate-sync's acquire timeout: a request its rate would deny waits up to this many seconds
+    /// for a slot, reserved in the store, instead of a 429 (never for a `max_concurrent` slot).
     public var timeout: Double?
     /// When the store fails: false lets the request through, true answers 503.
     public var failClosed: Bool

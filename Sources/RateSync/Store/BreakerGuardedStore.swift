@@ -68,6 +68,10 @@ public final class BreakerGuardedStore: RateLimitStore {
         inner.release(checks)
     }
 
+    public func giveBack(_ checks: [LimitCheck]) {
+        inner.giveBack(checks)
+    }
+
     public func releaseDecidedLocally(_ checks: [LimitCheck]) {
         localFallback?.release(checks)
     }

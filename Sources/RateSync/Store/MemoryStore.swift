@@ -53,6 +53,12 @@ public final class MemoryStore: RateLimitStore {
         }
     }
 
+    public func giveBack(_ checks: [LimitCheck]) {
+        table.withLockedValue { table in
+            for check in checks { table.giveBack(check) }
+        }
+    }
+
     public func probe(on eventLoop: any EventLoop) -> EventLoopFuture<Void> {
         eventLoop.makeSucceededVoidFuture()
     }
@@ -79,14 +85,24 @@ struct KeyTable {
 
     static func concurrencyKey(_ key: String) -> String { key + ":concurrent" }
 
+    /// A state change one check asks for, made only when its group admits; rate updates wait
+    /// for the group's delay (the slowest waiting check's), at which the request goes through.
+    private enum Update {
+        case bucket(key: String, newTAT: Double, rule: TokenBucketRule, cost: Int)
+        case window(key: String, log: CircularBuffer<Double>, windowSeconds: Double, cost: Int)
+        case slot(key: String, inFlight: Int)
+    }
+
     /// Evaluates every check against the current state and commits the new state only when all
     /// of them admit; a shadow check never blocks the others, and commits its own state only
-    /// when it admits too.
+    /// when it admits too. When some check admits only after a wait, every check of the group
+    /// is committed at that later time, and each decision carries it as its `delay`.
     mutating func decide(_ checks: [LimitCheck], now: Double) -> [Decision] {
-        var updates: [(String, Entry)] = []
+        var updates: [Update] = []
         var decisions: [Decision] = []
         decisions.reserveCapacity(checks.count)
         var allAdmitted = true
+        var delay = 0.0
         for check in checks {
             let mark = updates.count
             let decision = evaluate(check, now: now, updates: &updates)
@@ -94,24 +110,46 @@ struct KeyTable {
                 // A denied check commits nothing of its own (a rate update whose slot was refused).
                 updates.removeSubrange(mark...)
                 if !check.shadow { allAdmitted = false }
+            } else if !check.shadow {
+                delay = max(delay, decision.delay)
             }
             decisions.append(decision)
         }
-        if allAdmitted {
-            for (key, entry) in updates { entries[key] = entry }
+        guard allAdmitted else {
+            for index in decisions.indices { decisions[index].delay = 0 }
+            return decisions
+        }
+        for update in updates {
+            switch update {
+            case .bucket(let key, let newTAT, let rule, let cost):
+                let tat = GCRA.tat(newTAT, admittedAfter: delay, now: now, rule: rule, cost: cost)
+                entries[key] = Entry(state: .bucket(tat: tat), expiresAt: tat)
+            case .window(let key, var log, let windowSeconds, let cost):
+                SlidingWindowLog.record(in: &log, at: now + delay, cost: cost)
+                entries[key] = Entry(state: .window(log), expiresAt: (log.last ?? now) + windowSeconds)
+            case .slot(let key, let inFlight):
+                entries[key] = Entry(state: .inFlight(inFlight), expiresAt: .infinity)
+            }
+        }
+        if delay > 0 {
+            for index in decisions.indices where decisions[index].allowed {
+                decisions[index].delay = delay
+                decisions[index].reservation = String(now + delay)
+            }
         }
         return decisions
     }
 
-    private func evaluate(_ check: LimitCheck, now: Double, updates: inout [(String, Entry)]) -> Decision {
+    private func evaluate(_ check: LimitCheck, now: Double, updates: inout [Update]) -> Decision {
         var rateDecision: Decision?
+        let maxWait = check.shadow ? 0 : check.maxWait
         switch check.limiter.algorithm {
         case .tokenBucket(let rule?):
             let stored: Double?
             if case .bucket(let tat)? = entries[check.key]?.state { stored = tat } else { stored = nil }
-            let outcome = GCRA.evaluate(storedTAT: stored, now: now, rule: rule, cost: check.cost)
+            let outcome = GCRA.evaluate(storedTAT: stored, now: now, rule: rule, cost: check.cost, maxWait: maxWait)
             if let newTAT = outcome.newTAT {
-                updates.append((check.key, Entry(state: .bucket(tat: newTAT), expiresAt: newTAT)))
+                updates.append(.bucket(key: check.key, newTAT: newTAT, rule: rule, cost: check.cost))
             }
             rateDecision = outcome.decision
         case .tokenBucket(nil):
@@ -119,9 +157,9 @@ struct KeyTable {
         case .slidingWindow(let rule):
             var log: CircularBuffer<Double>
             if case .window(let stored)? = entries[check.key]?.state { log = stored } else { log = [] }
-            let decision = SlidingWindowLog.evaluate(log: &log, now: now, rule: rule, cost: check.cost)
+            let decision = SlidingWindowLog.decide(log: &log, now: now, rule: rule, cost: check.cost, maxWait: maxWait)
             if decision.allowed {
-                updates.append((check.key, Entry(state: .window(log), expiresAt: now + rule.windowSeconds)))
+                updates.append(.window(key: check.key, log: log, windowSeconds: rule.windowSeconds, cost: check.cost))
             }
             rateDecision = decision
         }
@@ -134,15 +172,30 @@ struct KeyTable {
         let slotDecision = ConcurrencyLimit.evaluate(inFlight: inFlight, limit: cap, now: now)
         guard let rateDecision else {
             if slotDecision.allowed {
-                updates.append((slotKey, Entry(state: .inFlight(inFlight + 1), expiresAt: .infinity)))
+                updates.append(.slot(key: slotKey, inFlight: inFlight + 1))
             }
             return slotDecision
         }
         if !slotDecision.allowed { return slotDecision }
         if rateDecision.allowed {
-            updates.append((slotKey, Entry(state: .inFlight(inFlight + 1), expiresAt: .infinity)))
+            updates.append(.slot(key: slotKey, inFlight: inFlight + 1))
         }
         return rateDecision
+    }
+
+    /// Undoes a waiting admission's rate update (see `RateLimitStore.giveBack`).
+    mutating func giveBack(_ check: LimitCheck) {
+        guard let reservation = check.reservation, let time = Double(reservation), var entry = entries[check.key] else { return }
+        switch (entry.state, check.limiter.algorithm) {
+        case (.bucket(let tat), .tokenBucket(let rule?)):
+            entry.state = .bucket(tat: tat - Double(check.cost) * rule.emissionInterval)
+        case (.window(var log), .slidingWindow):
+            SlidingWindowLog.remove(from: &log, at: time, cost: check.cost)
+            entry.state = .window(log)
+        default:
+            return
+        }
+        entries[check.key] = entry
     }
 
     mutating func releaseSlot(_ slotKey: String) {

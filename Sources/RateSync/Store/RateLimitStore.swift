@@ -13,16 +13,22 @@ public struct LimitCheck: Sendable {
     public let shadow: Bool
     /// The lease of the slot this check holds (from its decision), once admitted.
     public var lease: String?
+    /// Seconds this request may wait for a slot of its rate (the limiter's `timeout`, when the
+    /// gateway has room for one more waiting request); 0 denies at once.
+    public var maxWait: Double = 0
+    /// The reservation a waiting admission holds (from its decision), to give back.
+    public var reservation: String?
 
-    public init(limiter: LimiterConfig, identifier: String, cost: Int = 1, shadow: Bool = false) {
-        self.init(limiter: limiter, key: "\(limiter.id):\(identifier)", cost: cost, shadow: shadow)
+    public init(limiter: LimiterConfig, identifier: String, cost: Int = 1, shadow: Bool = false, maxWait: Double = 0) {
+        self.init(limiter: limiter, key: "\(limiter.id):\(identifier)", cost: cost, shadow: shadow, maxWait: maxWait)
     }
 
-    public init(limiter: LimiterConfig, key: String, cost: Int, shadow: Bool) {
+    public init(limiter: LimiterConfig, key: String, cost: Int, shadow: Bool, maxWait: Double = 0) {
         self.limiter = limiter
         self.key = key
         self.cost = cost
         self.shadow = shadow
+        self.maxWait = maxWait
     }
 }
 
@@ -66,6 +72,11 @@ public protocol RateLimitStore: AnyObject, Sendable {
     /// Gives back the `max_concurrent` slots that an admitted `check` took.
     func release(_ checks: [LimitCheck])
 
+    /// Gives back the reservations of admissions that were waiting for their time (decisions
+    /// with a `delay`) when their clients left: the token bucket's arrival time moves back, the
+    /// window's entries are removed.
+    func giveBack(_ checks: [LimitCheck])
+
     /// Gives back slots taken by decisions marked `decidedLocally` (a store that decides in
     /// process while it cannot reach its backend).
     func releaseDecidedLocally(_ checks: [LimitCheck])
@@ -92,6 +103,7 @@ extension RateLimitStore {
     public var decidesInProcess: Bool { false }
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
     public func releaseDecidedLocally(_ checks: [LimitCheck]) { release(checks) }
+    public func giveBack(_ checks: [LimitCheck]) {}
     public var breakerStateName: String { "none" }
     public var openConnections: Int { 0 }
     public var currentPrimary: String? { nil }

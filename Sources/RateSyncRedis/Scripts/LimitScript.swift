@@ -18,7 +18,16 @@ import RateSync
 /// then read allowed = -1, and every other group is decided as usual. Phase one reads every key
 /// with a command of its type, so such a group fails before it writes anything. The reply is all integers (Redis truncates Lua numbers, and
 /// integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five fields per
-/// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up).
+/// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up). An
+/// admission that waits for its slot (a limiter with `timeout`) reads allowed with its wait in
+/// the retry-after field.
+///
+/// Waiting: a check may wait up to its `maxWait` seconds for room (a shadow never waits). A group
+/// whose checks all admit, some of them only after a wait, goes through after the longest wait
+/// (in whole microseconds), and every admission of the group is logged at that time: the TAT
+/// moves as if the request had arrived then, and the window's entries are scored then (ahead of
+/// now: they count as used until they leave the window), named `<time in µs>:<token>:<group>:<check>`
+/// so that the gateway can remove them if its client leaves first.
 ///
 /// Each check carries its cost (units of budget: the TAT moves `cost` intervals, the window gets
 /// `cost` members) and a shadow flag: a shadow check that denies does not stop the group, and
@@ -38,6 +47,9 @@ enum LimitScript {
           local fields = {}
           local commits = {}
           local all = true
+          -- the group goes through when its slowest waiting limiter has room: every limiter's
+          -- admission is logged at that time (whole microseconds, so the caller can name it)
+          local group_wait = 0
           for i = 1, size do
             local kind = ARGV[arg + 1]
             local a = tonumber(ARGV[arg + 2])
@@ -47,12 +59,14 @@ enum LimitScript {
             local shadow = ARGV[arg + 6] == '1'
             local lease = tonumber(ARGV[arg + 7])
             local holder = ARGV[arg + 8]
-            arg = arg + 8
+            local max_wait = shadow and 0 or tonumber(ARGV[arg + 9])
+            arg = arg + 9
             local key = KEYS[keyIndex + 1]
             local slots = KEYS[keyIndex + 2]
             local leases = KEYS[keyIndex + 3]
             keyIndex = keyIndex + 3
             local allowed, limit, remaining, retry, reset = 1, 0, 0, 0, 0
+            local wait = 0
             local commit = nil
             if kind == 't' then
               -- a: emission interval (s), b: burst
@@ -62,12 +76,16 @@ enum LimitScript {
               local new_tat = tat + cost * a
               local allow_at = new_tat - b * a
               limit = b
-              if allow_at - now > 1e-9 then
+              if allow_at - now > 1e-9 and (allow_at - now > max_wait or cost > b) then
                 allowed, remaining, retry, reset = 0, 0, allow_at - now, tat - now
               else
-                remaining = math.min(b - cost, math.floor((now - allow_at) / a + 1e-9))
+                if allow_at - now > 1e-9 then
+                  wait, remaining = allow_at - now, 0
+                else
+                  remaining = math.min(b - cost, math.floor((now - allow_at) / a + 1e-9))
+                end
                 reset = new_tat - now
-                commit = {'t', key, string.format('%.6f', new_tat - a), math.ceil((new_tat - now) * 1000) + 1000}
+                commit = {'t', key, new_tat, cost * a, a}
               end
             elseif kind == 's' then
               -- a: limit, b: window (s)
@@ -76,7 +94,7 @@ enum LimitScript {
               limit = a
               if used + cost <= a then
                 remaining, reset = a - used - cost, b
-                commit = {'s', key, math.ceil(b) + 60, cost}
+                commit = {'s', key, b, cost, i}
               else
                 allowed, remaining = 0, 0
                 local newest = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
@@ -85,6 +103,12 @@ enum LimitScript {
                   local freed = redis.call('ZRANGE', key, used + cost - a - 1, used + cost - a - 1, 'WITHSCORES')
                   retry = math.max(0, tonumber(freed[2]) + b - now)
                   reset = math.max(0, tonumber(newest[2]) + b - now)
+                  if retry <= max_wait then
+                    -- logged at the time it goes through, ahead of now
+                    allowed, wait, retry = 1, retry, 0
+                    reset = math.max(wait, tonumber(newest[2]) - now) + b
+                    commit = {'s', key, b, cost, i}
+                  end
                 else
                   retry, reset = b, b
                 end
@@ -110,6 +134,7 @@ enum LimitScript {
             if allowed == 1 then
               if commit then commits[#commits + 1] = commit end
               if take_slot then commits[#commits + 1] = {'c', slots, leases, lease, holder} end
+              if not shadow and wait > group_wait then group_wait = wait end
             elseif not shadow then
               all = false
             end
@@ -119,28 +144,42 @@ enum LimitScript {
             fields[#fields + 1] = math.ceil(retry * 1000000)
             fields[#fields + 1] = math.ceil(reset * 1000000)
           end
+          local wait_us = math.ceil(group_wait * 1000000)
+          local at = now + wait_us / 1000000
+          if all and wait_us > 0 then
+            -- an admission that waits says so in its retry field (its group's wait)
+            for i = 1, size do
+              if fields[i * 5 - 4] == 1 then fields[i * 5 - 1] = wait_us end
+            end
+          end
           if all then
             for i, c in ipairs(commits) do
               if c[1] == 't' then
-                redis.call('SET', c[2], c[3], 'PX', c[4])
+                local new_tat = math.max(c[3], at + c[4])
+                redis.call('SET', c[2], string.format('%.6f', new_tat - c[5]), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
               elseif c[1] == 's' then
-                local member = string.format('%.6f', now) .. ':' .. token .. ':' .. g .. ':' .. i
+                local member
+                if wait_us > 0 then
+                  member = string.format('%d', t[1] * 1000000 + t[2] + wait_us) .. ':' .. token .. ':' .. g .. ':' .. c[5]
+                else
+                  member = string.format('%.6f', now) .. ':' .. token .. ':' .. g .. ':' .. i
+                end
                 if c[4] == 1 then
-                  redis.call('ZADD', c[2], now, member)
+                  redis.call('ZADD', c[2], at, member)
                 else
                   -- in slices: unpack is bounded by Lua's C stack
                   local unit = 1
                   while unit <= c[4] do
                     local added = {}
                     for u = unit, math.min(c[4], unit + 499) do
-                      added[#added + 1] = now
+                      added[#added + 1] = at
                       added[#added + 1] = member .. ':' .. u
                     end
                     redis.call('ZADD', c[2], unpack(added))
                     unit = unit + 500
                   end
                 end
-                redis.call('EXPIRE', c[2], c[3])
+                redis.call('EXPIRE', c[2], math.ceil(c[3] + wait_us / 1000000) + 60)
               else
                 redis.call('INCR', c[2])
                 redis.call('EXPIRE', c[2], 3600)
@@ -167,20 +206,10 @@ enum LimitScript {
               reply[#reply + 1] = 0
             end
           end
-          arg = arg + size * 8
+          arg = arg + size * 9
           keyIndex = keyIndex + size * 3
         end
         return reply
-        """
-
-    /// Gives back one `max_concurrent` slot (KEYS: the counter, its leases; ARGV: the holder),
-    /// never going below zero; nothing when the holder's lease already ran out and was reclaimed.
-    static let releaseSource = """
-        #!lua
-        if ARGV[1] ~= '' and redis.call('ZREM', KEYS[2], ARGV[1]) == 0 then return 0 end
-        local in_flight = tonumber(redis.call('GET', KEYS[1]) or '0')
-        if in_flight > 0 then return redis.call('DECR', KEYS[1]) end
-        return 0
         """
 
     /// Extends a held slot's lease (KEYS: the counter, its leases; ARGV: the holder, the lease
@@ -215,7 +244,7 @@ enum LimitScript {
         var keys: [String] = []
         var arguments: [String] = [uniqueToken, String(groups.count)]
         keys.reserveCapacity(total * 3)
-        arguments.reserveCapacity(2 + groups.count + total * 8)
+        arguments.reserveCapacity(2 + groups.count + total * 9)
         for group in groups { arguments.append(String(group.count)) }
         for (groupIndex, group) in groups.enumerated() {
             for (checkIndex, check) in group.enumerated() {
@@ -241,6 +270,7 @@ enum LimitScript {
                     arguments.append("0")
                     arguments.append("")
                 }
+                arguments.append(check.maxWait > 0 ? String(check.maxWait) : "0")
                 let concurrent = base + ":concurrent"
                 keys.append(concurrent)
                 // Checks without a cap never touch the leases: their place holds the same key.
@@ -280,18 +310,56 @@ enum LimitScript {
                 decisions.append(nil)
                 continue
             }
-            decisions.append(
-                Decision(
-                    allowed: allowed == 1,
-                    limit: limit,
-                    remaining: remaining,
-                    retryAfter: Double(retry) / 1e6,
-                    resetAfter: Double(reset) / 1e6,
-                    now: now
-                )
+            var decision = Decision(
+                allowed: allowed == 1,
+                limit: limit,
+                remaining: remaining,
+                retryAfter: allowed == 1 ? 0 : Double(retry) / 1e6,
+                resetAfter: Double(reset) / 1e6,
+                now: now
             )
+            if allowed == 1 && retry > 0 {
+                decision.delay = Double(retry) / 1e6
+                // The window entries' name (see the script): its time, in µs, names it.
+                decision.reservation = String(seconds * 1_000_000 + microseconds + retry)
+            }
+            decisions.append(decision)
         }
         return decisions
+    }
+
+    /// Completes the reservations of waiting admissions with their call's token, group and check
+    /// (as the script names their window entries).
+    static func nameReservations(
+        _ outcomes: [Result<[Decision], StoreFailure>],
+        groups: [[LimitCheck]],
+        token: String
+    ) -> [Result<[Decision], StoreFailure>] {
+        guard groups.contains(where: { $0.contains { $0.maxWait > 0 } }) else { return outcomes }
+        return outcomes.enumerated().map { groupIndex, outcome in
+            guard case .success(var decisions) = outcome else { return outcome }
+            for index in decisions.indices {
+                if let time = decisions[index].reservation {
+                    decisions[index].reservation = "\(time):\(token):\(groupIndex + 1):\(index + 1)"
+                }
+            }
+            return .success(decisions)
+        }
+    }
+
+    /// The key and `ReturnQueue` arguments that give back `check`'s waiting admission; nil when
+    /// it holds none.
+    static func giveBackKeyAndArguments(_ check: LimitCheck, keyPrefix: String, hashTagged: Bool) -> (key: String, arguments: [String])? {
+        guard let reservation = check.reservation else { return nil }
+        let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
+        switch check.limiter.algorithm {
+        case .tokenBucket(let rule?):
+            return (base + ":rate", ["t", String(rule.emissionInterval), String(check.cost), ""])
+        case .slidingWindow:
+            return (base + ":window", ["s", "", String(check.cost), reservation])
+        case .tokenBucket(nil):
+            return nil
+        }
     }
 
     /// The script's flat decisions cut back into one outcome per group: a group with a check the
