@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The limiter model: config, algorithms, stores, decisions. Pure: no sockets, no HTTP.
@@ -57,6 +58,20 @@ let package = Package(
             // Link hiredis statically: the binary then needs no hiredis at run time.
             linkerSettings: [.unsafeFlags(["-Xlinker", "-l:libhiredis.a"])]
         ),
+        // The Postgres store: rate-sync's tables, one statement per decision (a function in each
+        // connection's temporary schema), PostgresNIO's connections on the event loops.
+        .target(
+            name: "RateSyncPostgres",
+            dependencies: [
+                "RateSync",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: releaseOptimizations
+        ),
         // The proxy: gateway.toml, routing, identity, listeners, upstream pools, admin.
         .target(
             name: "Gateway",
@@ -84,6 +99,7 @@ let package = Package(
                 "Gateway",
                 "RateSync",
                 "RateSyncRedis",
+                "RateSyncPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -120,6 +136,17 @@ let package = Package(
             name: "RateSyncRedisTests",
             dependencies: [
                 "RateSyncRedis",
+                "RateSync",
+                "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "RateSyncPostgresTests",
+            dependencies: [
+                "RateSyncPostgres",
                 "RateSync",
                 "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -3,7 +3,7 @@
 # Safe to run again: it only calls apt-get when something is absent.
 set -euo pipefail
 
-packages=(libhiredis-dev redis-server curl wrk openssl python3 nghttp2-client debootstrap)
+packages=(libhiredis-dev redis-server postgresql curl wrk openssl python3 nghttp2-client debootstrap)
 if [[ "${1:-}" == "--bench" ]]; then
     packages+=(nginx-light libnginx-mod-http-lua lua-nginx-redis util-linux)
 fi

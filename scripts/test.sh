@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs every test: unit tests, and end-to-end tests that start the real binaries,
-# real redis-servers on free ports (each test its own), a real upstream, curl, wrk and the
-# Python rate-sync library. Arguments go to `swift test` (e.g. --filter RedisEndToEndTests).
+# real redis-servers and PostgreSQL servers on free ports (each test its own), a real upstream,
+# curl, wrk and the Python rate-sync library. Arguments go to `swift test` (e.g. --filter RedisEndToEndTests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -11,11 +11,11 @@ scripts/setup.sh
 # The real Python rate-sync (0.4.2, needs Python >= 3.12) for the interoperability tests.
 if [[ -z "${RATESYNC_PYTHON:-}" ]]; then
     venv=.build/py-ratesync
-    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import ratesync' 2>/dev/null; then
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import ratesync, asyncpg' 2>/dev/null; then
         python312=$(find_python312 || true)
         if [[ -n "$python312" ]]; then
             "$python312" -m venv "$venv"
-            "$venv/bin/pip" install -q --disable-pip-version-check 'rate-sync[redis]==0.4.2'
+            "$venv/bin/pip" install -q --disable-pip-version-check 'rate-sync[redis,postgres]==0.4.2'
         else
             echo "test: no Python >= 3.12 found; the rate-sync interoperability test will be skipped" >&2
         fi

@@ -9,11 +9,12 @@ import RateSync
 /// route's limiters are decided by one atomic script call (EVALSHA, EVAL when the script cache
 /// was flushed), on Redis's own clock, in rate-sync's key layout.
 /// A Redis-backed store the process connects at start and stops at the end.
-public protocol ConnectedRedisStore: RateLimitStore {
+public protocol ConnectedRedisStore: ConnectedStore {
     var settings: RedisStoreSettings { get }
-    /// Connects and checks the store is usable: the startup check.
-    func connect() -> EventLoopFuture<Void>
-    func stop()
+}
+
+extension ConnectedRedisStore {
+    public var addressDescription: String { settings.url.redacted }
 }
 
 public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner, ReturnSender {
@@ -294,17 +295,5 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner, Re
         _ body: @escaping @Sendable (Object) -> EventLoopFuture<Value>
     ) -> EventLoopFuture<Value> {
         objects[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].run(from: eventLoop, body)
-    }
-}
-
-extension NIOLoopBound {
-    /// Runs `body` with the value on its own loop, at once when that is the current one, else
-    /// hopping there, and completes on `eventLoop`.
-    func run<Result: Sendable>(
-        from eventLoop: any EventLoop,
-        _ body: @escaping @Sendable (Value) -> EventLoopFuture<Result>
-    ) -> EventLoopFuture<Result> {
-        if self.eventLoop.inEventLoop { return body(value).hop(to: eventLoop) }
-        return self.eventLoop.flatSubmit { body(self.value) }.hop(to: eventLoop)
     }
 }

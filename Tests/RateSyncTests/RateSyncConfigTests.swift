@@ -215,7 +215,64 @@ final class RateSyncConfigTests: XCTestCase {
         XCTAssertEqual(
             problems("[stores.m]\nengine = \"etcd\"\n[limiters.a]\nstore = \"m\"\nrate_per_second = 1\n"),
             [
-                "rate-sync.toml: stores.m.engine: expected \"redis\" or \"memory\", found \"etcd\""
+                "rate-sync.toml: stores.m.engine: expected \"redis\", \"postgres\" or \"memory\", found \"etcd\""
+            ]
+        )
+    }
+
+    func testPostgresStoresTakeRateSyncsKeys() throws {
+        let config = try load(
+            """
+            [stores.db]
+            engine = "postgres"
+            url = "postgresql://app:s3cr%40t@db.internal:6543/limits?sslmode=require"
+            table_name = "limits"
+            schema_name = "ops"
+            auto_create = true
+            pool_min_size = 1
+            pool_max_size = 4
+            timing_margin_ms = 25
+            [limiters.w]
+            store = "db"
+            algorithm = "sliding_window"
+            limit = 5
+            window_seconds = 60
+            """
+        )
+        guard case .postgres(let settings)? = config.stores["db"]?.engine else { return XCTFail("not a postgres store") }
+        XCTAssertEqual(settings.url, PostgresURL(host: "db.internal", port: 6543, username: "app", password: "s3cr@t", database: "limits", requireTLS: true))
+        XCTAssertEqual(settings.url.redacted, "postgresql://app:***@db.internal:6543/limits")
+        XCTAssertEqual([settings.tableName, settings.schemaName], ["limits", "ops"])
+        XCTAssertTrue(settings.autoCreate)
+        XCTAssertEqual([settings.poolMinSize, settings.poolMaxSize], [1, 4])
+        XCTAssertEqual(settings.timingMarginMs, 25)
+        let defaults = try load("[stores.db]\nengine = \"postgres\"\nurl = \"postgres://localhost/x\"\n[limiters.a]\nstore = \"db\"\nrate_per_second = 1\n")
+        XCTAssertEqual(defaults.stores["db"]?.engine, .postgres(PostgresStoreSettings(url: PostgresURL(host: "localhost", database: "x"))))
+    }
+
+    func testPostgresMistakesAreProblems() {
+        XCTAssertEqual(
+            problems(
+                """
+                [stores.db]
+                engine = "postgres"
+                url = "mysql://x@y/z"
+                table_name = "state; DROP TABLE users"
+                schema_name = "1st"
+                pool_min_size = 5
+                pool_max_size = 2
+                timing_margin_ms = -1
+                [limiters.a]
+                store = "db"
+                rate_per_second = 1
+                """
+            ),
+            [
+                "rate-sync.toml: stores.db.url: expected a URL starting with postgresql:// or postgres://",
+                "rate-sync.toml: stores.db.table_name: expected a plain SQL identifier (letters, digits and _, not starting with a digit, at most 63 bytes), found \"state; DROP TABLE users\"",
+                "rate-sync.toml: stores.db.schema_name: expected a plain SQL identifier (letters, digits and _, not starting with a digit, at most 63 bytes), found \"1st\"",
+                "rate-sync.toml: stores.db.pool_min_size: expected at most the pool's maximum size (2), found 5",
+                "rate-sync.toml: stores.db.timing_margin_ms: expected a number of at least 0, found -1.0",
             ]
         )
     }

@@ -82,12 +82,51 @@ public struct RateSyncConfig: Sendable, Equatable {
         case nil:
             return nil
         case "postgres"?:
-            table.report(engineKey, "the postgres engine is not supported yet (expected \"redis\" or \"memory\")")
-            return nil
+            let settings = readPostgresSettings(table)
+            table.rejectUnknownKeys()
+            return settings.map { StoreConfig(id: id, engine: .postgres($0)) }
         case let other?:
-            table.report(engineKey, "expected \"redis\" or \"memory\", found \"\(other)\"")
+            table.report(engineKey, "expected \"redis\", \"postgres\" or \"memory\", found \"\(other)\"")
             return nil
         }
+    }
+
+    private static func readPostgresSettings(_ table: TableReader) -> PostgresStoreSettings? {
+        var url: PostgresURL?
+        if let text = table.string("url", required: true) {
+            do {
+                url = try PostgresURL.parse(text)
+            } catch {
+                // The message never repeats the URL: it may carry a password.
+                table.report("url", error.description)
+            }
+        }
+        let tableName = table.string("table_name") ?? "rate_limiter_state"
+        let schemaName = table.string("schema_name") ?? "public"
+        for (key, name) in [("table_name", tableName), ("schema_name", schemaName)] where !PostgresStoreSettings.isPlainIdentifier(name) {
+            table.report(key, "expected a plain SQL identifier (letters, digits and _, not starting with a digit, at most 63 bytes), found \"\(name)\"")
+        }
+        let autoCreate = table.bool("auto_create") ?? false
+        let poolMin = table.integer("pool_min_size", minimum: 0, maximum: 10_000) ?? 2
+        let poolMax = table.integer("pool_max_size", minimum: 1, maximum: 10_000) ?? 10
+        if poolMin > poolMax {
+            table.report("pool_min_size", "expected at most the pool's maximum size (\(poolMax)), found \(poolMin)")
+        }
+        var margin = table.double("timing_margin_ms", maximum: 60_000) ?? 10
+        if margin < 0 {
+            table.report("timing_margin_ms", "expected a number of at least 0, found \(margin)")
+            margin = 0
+        }
+        guard let url else { return nil }
+        return PostgresStoreSettings(
+            url: url,
+            tableName: tableName,
+            schemaName: schemaName,
+            autoCreate: autoCreate,
+            poolMinSize: poolMin,
+            poolMaxSize: poolMax,
+            timingMarginMs: margin
+        )
     }
 
     private static func readRedisSettings(_ table: TableReader) -> RedisStoreSettings? {

@@ -61,80 +61,27 @@ public struct RedisURL: Sendable, Equatable {
             throw .scheme
         }
         if let query = rest.firstIndex(of: "?") { rest = rest[..<query] }
-
-        var username: String?
-        var password: String?
-        // The password may itself contain '@': the host part begins after the last one.
-        if let at = rest.lastIndex(of: "@") {
-            let credentials = rest[..<at]
-            rest = rest[rest.index(after: at)...]
-            if let colon = credentials.firstIndex(of: ":") {
-                let user = credentials[..<colon]
-                username = user.isEmpty ? nil : percentDecoded(user)
-                password = percentDecoded(credentials[credentials.index(after: colon)...])
-            } else if !credentials.isEmpty {
-                username = percentDecoded(credentials)
+        let authority: URLAuthority
+        do {
+            authority = try URLAuthority.parse(rest, defaultPort: 6379)
+        } catch {
+            switch error {
+            case .host: throw .host
+            case .port(let text): throw .port(text)
             }
         }
-
         var database: Int?
-        if let slash = rest.firstIndex(of: "/") {
-            let dbText = rest[rest.index(after: slash)...]
-            rest = rest[..<slash]
-            if !dbText.isEmpty {
-                guard let index = Int(dbText), index >= 0 else { throw .database(String(dbText)) }
-                database = index
-            }
+        if !authority.path.isEmpty {
+            guard let index = Int(authority.path), index >= 0 else { throw .database(String(authority.path)) }
+            database = index
         }
-
-        var host: Substring
-        var port = 6379
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw .host }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            if after.hasPrefix(":") { port = try parsePort(after.dropFirst()) }
-        } else if let colon = rest.lastIndex(of: ":") {
-            host = rest[..<colon]
-            port = try parsePort(rest[rest.index(after: colon)...])
-        } else {
-            host = rest
-        }
-        guard !host.isEmpty else { throw .host }
         return RedisURL(
             useTLS: useTLS,
-            host: String(host),
-            port: port,
-            username: username,
-            password: password,
+            host: authority.host,
+            port: authority.port,
+            username: authority.username,
+            password: authority.password,
             database: database
         )
-    }
-
-    private static func parsePort(_ text: Substring) throws(ParseFailure) -> Int {
-        guard let port = Int(text), (1...65535).contains(port) else { throw .port(String(text)) }
-        return port
-    }
-
-    private static func percentDecoded(_ text: Substring) -> String {
-        guard text.contains("%") else { return String(text) }
-        var bytes: [UInt8] = []
-        var index = text.utf8.startIndex
-        let utf8 = text.utf8
-        while index < utf8.endIndex {
-            let byte = utf8[index]
-            if byte == UInt8(ascii: "%"),
-                let high = utf8.index(index, offsetBy: 1, limitedBy: utf8.endIndex), high < utf8.endIndex,
-                let low = utf8.index(index, offsetBy: 2, limitedBy: utf8.endIndex), low < utf8.endIndex,
-                let value = UInt8(String(decoding: [utf8[high], utf8[low]], as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-                index = utf8.index(after: low)
-            } else {
-                bytes.append(byte)
-                index = utf8.index(after: index)
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -5,11 +5,13 @@ public struct StoreConfig: Sendable, Equatable {
     public enum Engine: Sendable, Equatable {
         case memory
         case redis(RedisStoreSettings)
+        case postgres(PostgresStoreSettings)
 
         public var name: String {
             switch self {
             case .memory: return "memory"
             case .redis: return "redis"
+            case .postgres: return "postgres"
             }
         }
     }
@@ -20,6 +22,46 @@ public struct StoreConfig: Sendable, Equatable {
     public init(id: String, engine: Engine) {
         self.id = id
         self.engine = engine
+    }
+}
+
+/// A Postgres store, in rate-sync's names: its tables are rate-sync's own
+/// (`<schema>.<table>` for token buckets and concurrency, `<schema>.<table>_window` for windows).
+public struct PostgresStoreSettings: Sendable, Equatable {
+    public var url: PostgresURL
+    public var tableName: String
+    public var schemaName: String
+    /// Creates the tables (and their indexes) when missing, as rate-sync's `auto_create` does.
+    public var autoCreate: Bool
+    public var poolMinSize: Int
+    public var poolMaxSize: Int
+    /// Milliseconds a token bucket's interval is shortened by (rate-sync's clock-skew allowance).
+    public var timingMarginMs: Double
+
+    public init(
+        url: PostgresURL,
+        tableName: String = "rate_limiter_state",
+        schemaName: String = "public",
+        autoCreate: Bool = false,
+        poolMinSize: Int = 2,
+        poolMaxSize: Int = 10,
+        timingMarginMs: Double = 10
+    ) {
+        self.url = url
+        self.tableName = tableName
+        self.schemaName = schemaName
+        self.autoCreate = autoCreate
+        self.poolMinSize = poolMinSize
+        self.poolMaxSize = poolMaxSize
+        self.timingMarginMs = timingMarginMs
+    }
+
+    /// Table and schema names go into SQL unquoted, as rate-sync writes them (so both fold them
+    /// to lower case alike): only plain identifiers are accepted.
+    public static func isPlainIdentifier(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, name.utf8.count <= 63 else { return false }
+        let letters = ("a"..."z").contains(first) || ("A"..."Z").contains(first) || first == "_"
+        return letters && name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
     }
 }
 

@@ -99,6 +99,15 @@ public protocol RateLimitStore: AnyObject, Sendable {
     var nodeBreakers: [String: String]? { get }
 }
 
+/// A store behind a network connection, which the process connects at start and stops at the end.
+public protocol ConnectedStore: RateLimitStore {
+    /// Where it connects, for messages (a password masked).
+    var addressDescription: String { get }
+    /// Connects and checks that the store is usable: the startup check.
+    func connect() -> EventLoopFuture<Void>
+    func stop()
+}
+
 extension RateLimitStore {
     public var decidesInProcess: Bool { false }
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
