@@ -291,18 +291,32 @@ final class RedisEndToEndTests: XCTestCase {
             store = "redis"
             algorithm = "token_bucket"
             rate_per_second = 0.01
+            [limiters.exports]
+            store = "redis"
+            max_concurrent = 1
             """
         let harness = try GatewayHarness(
             rateSync: limiters,
-            routes: SeedFixtures.routes,
+            routes: """
+                [[routes]]
+                name = "exports"
+                path_prefix = "/slow"
+                upstream = "app"
+                limiters = ["exports"]
+                """ + "\n" + SeedFixtures.routes,
             server: #"trusted_proxies = ["127.0.0.1"]"#,
             environment: ["REDIS_URL": redis.url]
         )
         defer { harness.stop() }
         let config = harness.directory.appendingPathComponent("rate-sync.toml").path
         let client = interopScript("ratesync_client.py")
-        func pythonAcquires(_ limiter: String, _ identifier: String, _ attempts: Int) throws -> Int {
-            let result = try runProgram(python, [client, config, limiter, identifier, String(attempts)], environment: ["REDIS_URL": redis.url], stdoutOnly: true)
+        func pythonAcquires(_ limiter: String, _ identifier: String, _ attempts: Int, releasing: Bool = false) throws -> Int {
+            let result = try runProgram(
+                python,
+                [client, config, limiter, identifier, String(attempts)] + (releasing ? ["release"] : []),
+                environment: ["REDIS_URL": redis.url],
+                stdoutOnly: true
+            )
             guard let admitted = Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines)) else {
                 throw HarnessError("rate-sync client failed: \(result.output)")
             }
@@ -326,6 +340,22 @@ final class RedisEndToEndTests: XCTestCase {
         XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.3", "\(harness.base)/p"]).status, 429)
         XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.4", "\(harness.base)/p"]).status, 200)
         XCTAssertEqual(try pythonAcquires("public", "198.51.100.4", 1), 0)
+
+        // max_concurrent: a slot the gateway holds is Python's to wait for, and the reverse.
+        let held = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-s", "-o", "/dev/null", "-H", "X-Forwarded-For: 198.51.100.5", "--max-time", "20", "\(harness.base)/slow?delay_ms=3000"]
+        )
+        _ = try waitUntil("the gateway holds the slot", timeout: 5) {
+            try redis.cli(["GET", "rate_limit:exports:198.51.100.5:concurrent"]) == "1"
+        }
+        XCTAssertEqual(try pythonAcquires("exports", "198.51.100.5", 1, releasing: true), 0)
+        _ = try held.waitForExit(timeout: 10)
+        _ = try waitUntil("the gateway gives the slot back", timeout: 5) {
+            try redis.cli(["GET", "rate_limit:exports:198.51.100.5:concurrent"]) == "0"
+        }
+        XCTAssertEqual(try pythonAcquires("exports", "198.51.100.5", 1), 1, "Python takes it and keeps it")
+        XCTAssertEqual(try curl(["-H", "X-Forwarded-For: 198.51.100.5", "\(harness.base)/slow?delay_ms=1"]).status, 429, "held by Python")
     }
 
     func testStartupFailsClearlyWhenRedisIsDown() throws {
