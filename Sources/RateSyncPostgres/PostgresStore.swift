@@ -1,3 +1,4 @@
+import Crypto
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -119,7 +120,7 @@ public final class PostgresStore: ConnectedStore {
         var kinds: [String] = [], ids: [String] = [], a: [Double] = [], b: [Double] = []
         var caps: [Int32] = [], costs: [Int32] = [], shadows: [Bool] = [], waits: [Double] = []
         for check in checks {
-            ids.append(check.key)
+            ids.append(Self.groupID(check))
             caps.append(Int32(check.limiter.maxConcurrent ?? 0))
             costs.append(Int32(check.cost))
             shadows.append(check.shadow)
@@ -155,6 +156,18 @@ public final class PostgresStore: ConnectedStore {
         )
     }
 
+    /// rate-sync's `group_id` column is a VARCHAR(255): a longer key (a long identifier) is kept
+    /// as `<limiter>:sha256:<hex>` of its identifier, which no two identifiers share.
+    static func groupID(_ check: LimitCheck) -> String {
+        guard check.key.unicodeScalars.count > 255 else { return check.key }
+        let identifier = check.key.utf8.dropFirst(check.limiter.id.utf8.count + 1)
+        let digest = SHA256.hash(data: Array(identifier)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+        return "\(check.limiter.id):sha256:\(digest)"
+    }
+
     /// The function's reply (see `PostgresSchema.checkFunction`) as one decision per check.
     static func decisions(from reply: [Double], count: Int, storeID: String) throws -> [Decision] {
         guard reply.count == 2 + count * 5 else {
@@ -185,7 +198,7 @@ public final class PostgresStore: ConnectedStore {
     public func release(_ checks: [LimitCheck]) {
         for check in checks where check.limiter.maxConcurrent != nil {
             var binds = PostgresBindings()
-            binds.append(check.key)
+            binds.append(Self.groupID(check))
             send(PostgresQuery(unsafeSQL: schema.releaseStatement, binds: binds))
         }
     }
@@ -194,7 +207,7 @@ public final class PostgresStore: ConnectedStore {
         for check in checks {
             guard let reservation = check.reservation, let time = Double(reservation) else { continue }
             var binds = PostgresBindings()
-            binds.append(check.key)
+            binds.append(Self.groupID(check))
             switch check.limiter.algorithm {
             case .tokenBucket(let rule?):
                 binds.append(Double(check.cost) / rule.ratePerSecond)

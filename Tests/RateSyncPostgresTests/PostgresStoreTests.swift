@@ -104,6 +104,20 @@ final class PostgresStoreTests: XCTestCase {
         XCTAssertEqual(full.retryAfter, 60, accuracy: 2)
     }
 
+    func testAKeyLongerThanRateSyncsColumnIsKeptAsADigest() throws {
+        let store = try makeStore()
+        try store.connect().wait()
+        let window = limiter("w", .slidingWindow(SlidingWindowRule(limit: 1, windowSeconds: 60)))
+        let long = String(repeating: "é", count: 260)
+        let check = [LimitCheck(limiter: window, identifier: long)]
+        XCTAssertTrue(try decide(store, check)[0].allowed)
+        XCTAssertFalse(try decide(store, check)[0].allowed, "the same identifier, the same budget")
+        XCTAssertTrue(try decide(store, [LimitCheck(limiter: window, identifier: long + "x")])[0].allowed, "another identifier, another budget")
+        let ids = try postgres.sql("SELECT group_id FROM rate_limiter_state ORDER BY group_id").split(separator: "\n")
+        XCTAssertEqual(ids.count, 2)
+        XCTAssertTrue(ids.allSatisfy { $0.hasPrefix("w:sha256:") && $0.count == "w:sha256:".count + 64 }, "\(ids)")
+    }
+
     func testConcurrentRequestsFromManyConnectionsNeverOverspend() throws {
         let store = try makeStore()
         try store.connect().wait()
