@@ -159,6 +159,7 @@ struct Run: ParsableCommand {
         factory.durationHistogramBuckets = [
             GatewayMetrics.storeLatencyLabel: buckets,
             GatewayMetrics.upstreamLatencyLabel: buckets,
+            GatewayMetrics.targetLatencyLabel: buckets,
         ]
         return factory
     }

@@ -20,12 +20,14 @@ final class GatewayHarness {
     ///   - server: extra lines for `[server]`.
     ///   - upstream: extra lines for `[upstreams.app]`.
     ///   - upstreamURL: overrides the demo upstream's URL (to point at nothing, say).
+    ///   - upstreamTargets: a `targets = ...` array in place of the URL.
     init(
         rateSync: String,
         routes: String,
         server: String = "",
         upstream upstreamExtras: String = "",
         upstreamURL: String? = nil,
+        upstreamTargets: String? = nil,
         gatewayExtras: String = "",
         environment: [String: String] = [:],
         gatewayArguments: [String] = []
@@ -47,7 +49,7 @@ final class GatewayHarness {
             [rate_sync]
             config = "rate-sync.toml"
             [upstreams.app]
-            url = "\(upstreamURL ?? "http://127.0.0.1:\(upstreamPort)")"
+            \(upstreamTargets.map { "targets = \($0)" } ?? "url = \"\(upstreamURL ?? "http://127.0.0.1:\(upstreamPort)")\"")
             \(upstreamExtras)
             \(gatewayExtras)
             \(routes)

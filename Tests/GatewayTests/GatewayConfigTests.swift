@@ -78,8 +78,8 @@ final class GatewayConfigTests: XCTestCase {
                 [
                     "\(file): server.listen: expected host:port such as 127.0.0.1:8080 or [::1]:8080, found \"nowhere\"",
                     "\(file): server.workers: expected a whole number greater than 0, found 0",
-                    "\(file): upstreams.app.url: expected an http:// or https:// URL, found \"ftp://files\"",
-                    "\(file): routes[0].upstream: no upstream named \"missing\" (upstreams defined: none)",
+                    "\(file): upstreams.app.url: expected an http:// or https:// URL such as http://127.0.0.1:8081, found \"ftp://files\"",
+                    "\(file): routes[0].upstream: no upstream named \"missing\" (upstreams defined: app)",
                     "\(file): routes[0].identifier: expected \"client_ip\", \"global\", \"header:<Name>\", \"query:<name>\" or \"jwt:<claim>\", found \"cookie\"",
                     "\(directory.path)/rate-sync.toml: limiters.a.rate_per_second: a token_bucket limiter needs rate_per_second or max_concurrent",
                 ]

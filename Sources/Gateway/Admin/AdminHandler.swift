@@ -61,6 +61,7 @@ final class AdminHandler: ChannelInboundHandler {
             let runtime = admin.resources.runtime
             for store in runtime.stores.values { runtime.metrics.recordStoreState(store) }
             runtime.metrics.waiting.record(Double(runtime.waitingRoom.waiting))
+            for targets in runtime.upstreamTargets { runtime.metrics.recordTargetHealth(targets) }
             admin.resources.requestsInFlight(on: context.eventLoop).assumeIsolated().whenSuccess { inFlight in
                 runtime.metrics.inFlight.record(Double(inFlight))
                 self.respond(context, head, .ok, registry.emitToString(), contentType: "text/plain; version=0.0.4")

@@ -61,9 +61,58 @@ public struct GatewayConfig: Sendable {
         public var caFile: String?
         /// Turns certificate verification off. Named loudly on purpose; logged at start.
         public var insecureSkipTLSVerify: Bool = false
+        /// The replicas requests are spread over (`targets`, or `url` alone as one target).
+        public var targets: [UpstreamTarget] = []
+        public var balance: Balance = .roundRobin
+        /// Other targets tried when a connect fails (the request has not been sent).
+        public var retries: Int = 1
+        public var healthCheck: HealthCheck?
+        /// Passive ejection from real traffic; nil turns it off.
+        public var outlier: Outlier? = Outlier()
 
         /// The `Host:port` form used when the client sent no Host header.
         public var authority: String { "\(host):\(port)" }
+
+        public enum Balance: String, Sendable, Equatable {
+            case roundRobin = "round_robin"
+            /// The less busy of two targets picked at random (power of two choices).
+            case leastRequest = "least_request"
+            /// One client IP, one target (while it is in rotation).
+            case clientIPHash = "client_ip_hash"
+        }
+
+        /// `[upstreams.<name>.health_check]`: active checks, one checker per target per process.
+        public struct HealthCheck: Sendable, Equatable {
+            public var path = "/healthz"
+            public var intervalMs = 1000
+            public var timeoutMs = 500
+            public var unhealthyThreshold = 2
+            public var healthyThreshold = 2
+        }
+
+        /// `[upstreams.<name>.outlier]`: a target whose real requests fail this many times in a row
+        /// (connect errors, resets, 502/503/504) leaves rotation for `ejectSeconds`, doubled on
+        /// each ejection in a row, up to 300.
+        public struct Outlier: Sendable, Equatable {
+            public var consecutiveFailures = 5
+            public var ejectSeconds: Double = 10
+        }
+    }
+
+    /// One replica of an upstream.
+    public struct UpstreamTarget: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var weight: Int = 1
+
+        public init(host: String, port: Int, weight: Int = 1) {
+            self.host = host
+            self.port = port
+            self.weight = weight
+        }
+
+        /// `host:port`, as metrics and logs name it.
+        public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     }
 
     public struct Route: Sendable {

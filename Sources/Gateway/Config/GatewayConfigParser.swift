@@ -25,9 +25,12 @@ enum GatewayConfigParser {
         let admin = readListen(reader.table("admin"), defaultAddress: ListenAddress(host: "127.0.0.1", port: 9901))
         let rateSyncPath = readRateSyncPath(reader.table("rate_sync"), gatewayFile: file, environment: environment)
         var upstreams: [String: GatewayConfig.Upstream] = [:]
-        for (name, table) in reader.namedTables("upstreams") {
+        let upstreamTables = reader.namedTables("upstreams")
+        for (name, table) in upstreamTables {
             if let upstream = readUpstream(name: name, table) { upstreams[name] = upstream }
         }
+        // An upstream with problems of its own still exists for its routes: one mistake, one report.
+        let declaredUpstreams = Set(upstreamTables.map(\.name))
         var routes: [GatewayConfig.Route] = []
         let routeTables = reader.arrayOfTables("routes")
         if routeTables.isEmpty && !reader.has("routes") {
@@ -35,7 +38,7 @@ enum GatewayConfigParser {
         }
         var names = Set<String>()
         for table in routeTables {
-            guard let route = readRoute(table, upstreams: upstreams) else { continue }
+            guard let route = readRoute(table, upstreams: declaredUpstreams) else { continue }
             if !names.insert(route.name).inserted {
                 table.report("name", "another route is already named \"\(route.name)\"")
             }
@@ -221,36 +224,54 @@ enum GatewayConfigParser {
     }
 
     private static func readUpstream(name: String, _ table: TableReader) -> GatewayConfig.Upstream? {
-        let urlText = table.string("url", required: true)
         let connect = table.integer("connect_timeout_ms", minimum: 1, maximum: 3_600_000) ?? 2_000
         let response = table.integer("response_timeout_ms", minimum: 1, maximum: 86_400_000) ?? 30_000
         let idle = table.integer("max_idle_connections", minimum: 0, maximum: 1_000_000) ?? 256
         let caFile = table.string("ca_file").map { resolve($0, against: table.sink.file) }
         let insecure = table.bool("insecure_skip_tls_verify") ?? false
+        let balanceName = table.string("balance") ?? "round_robin"
+        let balance = GatewayConfig.Upstream.Balance(rawValue: balanceName)
+        if balance == nil {
+            table.report("balance", "expected \"round_robin\", \"least_request\" or \"client_ip_hash\", found \"\(balanceName)\"")
+        }
+        let retries = table.integer("retries", minimum: 0, maximum: 100) ?? 1
+        let healthCheck = table.table("health_check").map(readHealthCheck)
+        let outlier = table.table("outlier").map(readOutlier) ?? GatewayConfig.Upstream.Outlier()
+        let urls = readTargetURLs(table)
         table.rejectUnknownKeys()
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             table.report("ca_file", "cannot read \(caFile)")
         }
-        guard let urlText else { return nil }
-        guard let url = URLComponents(string: urlText), let host = url.host, !host.isEmpty else {
-            table.report("url", "expected an http:// URL such as http://127.0.0.1:8081, found \"\(urlText)\"")
-            return nil
+        guard let urls, let first = urls.first else { return nil }
+        var targets: [GatewayConfig.UpstreamTarget] = []
+        var schemes: Set<String> = []
+        var paths: Set<String> = []
+        for (key, text, weight) in urls {
+            guard let url = URLComponents(string: text), let host = url.host, !host.isEmpty, let scheme = url.scheme,
+                scheme == "http" || scheme == "https"
+            else {
+                table.sink.report(key, "expected an http:// or https:// URL such as http://127.0.0.1:8081, found \"\(text)\"")
+                continue
+            }
+            var path = url.path
+            while path.hasSuffix("/") { path.removeLast() }
+            schemes.insert(scheme)
+            paths.insert(path)
+            targets.append(GatewayConfig.UpstreamTarget(host: host, port: url.port ?? (scheme == "https" ? 443 : 80), weight: weight))
         }
-        guard url.scheme == "http" || url.scheme == "https" else {
-            table.report("url", "expected an http:// or https:// URL, found \"\(urlText)\"")
-            return nil
+        if schemes.count > 1 || paths.count > 1 {
+            table.report("targets", "every target must have the same scheme and path (they serve the same requests)")
         }
-        let useTLS = url.scheme == "https"
+        guard targets.count == urls.count, let firstTarget = targets.first, let balance else { return nil }
+        let useTLS = schemes.first == "https"
         if !useTLS && (caFile != nil || insecure) {
-            table.report("url", "ca_file and insecure_skip_tls_verify need an https:// URL")
+            table.sink.report(first.key, "ca_file and insecure_skip_tls_verify need an https:// URL")
         }
-        var basePath = url.path
-        while basePath.hasSuffix("/") { basePath.removeLast() }
-        return GatewayConfig.Upstream(
+        var upstream = GatewayConfig.Upstream(
             name: name,
-            host: host,
-            port: url.port ?? (useTLS ? 443 : 80),
-            basePath: basePath,
+            host: firstTarget.host,
+            port: firstTarget.port,
+            basePath: paths.first ?? "",
             connectTimeoutMs: connect,
             responseTimeoutMs: response,
             maxIdleConnections: idle,
@@ -258,11 +279,76 @@ enum GatewayConfigParser {
             caFile: caFile,
             insecureSkipTLSVerify: insecure
         )
+        upstream.targets = targets
+        upstream.balance = balance
+        upstream.retries = retries
+        upstream.healthCheck = healthCheck
+        upstream.outlier = outlier.consecutiveFailures > 0 ? outlier : nil
+        return upstream
+    }
+
+    /// `url = "..."` (one target) or `targets = ["...", { url = "...", weight = 2 }]`: each with
+    /// the path of its key for messages.
+    private static func readTargetURLs(_ table: TableReader) -> [(key: String, url: String, weight: Int)]? {
+        if table.has("url") && table.has("targets") {
+            table.accept("url", "targets")
+            table.report("targets", "give either url or targets, not both")
+            return nil
+        }
+        guard table.has("targets") else {
+            return table.string("url", required: true).map { [(table.fieldPath("url"), $0, 1)] }
+        }
+        guard case .array(let items)? = table.raw("targets"), !items.isEmpty else {
+            table.report("targets", "expected a non-empty array of URLs or { url = \"...\", weight = N } tables")
+            return nil
+        }
+        var urls: [(String, String, Int)] = []
+        for (index, item) in items.enumerated() {
+            let key = "\(table.fieldPath("targets"))[\(index)]"
+            switch item {
+            case .string(let text):
+                urls.append((key, text, 1))
+            case .table(let fields):
+                let entry = TableReader(fields, path: key, sink: table.sink)
+                let url = entry.string("url", required: true)
+                let weight = entry.integer("weight", minimum: 1, maximum: 1000) ?? 1
+                entry.rejectUnknownKeys()
+                guard let url else { return nil }
+                urls.append((key, url, weight))
+            default:
+                table.sink.report(key, "expected a URL or { url = \"...\", weight = N }, found \(item.description)")
+                return nil
+            }
+        }
+        return urls
+    }
+
+    private static func readHealthCheck(_ table: TableReader) -> GatewayConfig.Upstream.HealthCheck {
+        var check = GatewayConfig.Upstream.HealthCheck()
+        check.path = table.string("path") ?? check.path
+        if !check.path.hasPrefix("/") { table.report("path", "expected a path starting with /, found \"\(check.path)\"") }
+        if check.path.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) {
+            table.report("path", "expected a path without spaces or control characters")
+        }
+        check.intervalMs = table.integer("interval_ms", minimum: 10, maximum: 3_600_000) ?? check.intervalMs
+        check.timeoutMs = table.integer("timeout_ms", minimum: 1, maximum: 3_600_000) ?? check.timeoutMs
+        check.unhealthyThreshold = table.integer("unhealthy_threshold", minimum: 1, maximum: 1000) ?? check.unhealthyThreshold
+        check.healthyThreshold = table.integer("healthy_threshold", minimum: 1, maximum: 1000) ?? check.healthyThreshold
+        table.rejectUnknownKeys()
+        return check
+    }
+
+    private static func readOutlier(_ table: TableReader) -> GatewayConfig.Upstream.Outlier {
+        var outlier = GatewayConfig.Upstream.Outlier()
+        outlier.consecutiveFailures = table.integer("consecutive_failures", minimum: 0, maximum: 1_000_000) ?? outlier.consecutiveFailures
+        outlier.ejectSeconds = table.double("eject_seconds", positive: true, maximum: 300) ?? outlier.ejectSeconds
+        table.rejectUnknownKeys()
+        return outlier
     }
 
     private static func readRoute(
         _ table: TableReader,
-        upstreams: [String: GatewayConfig.Upstream]
+        upstreams: Set<String>
     ) -> GatewayConfig.Route? {
         let name = table.string("name", required: true)
         let prefix = table.string("path_prefix") ?? "/"
@@ -275,8 +361,8 @@ enum GatewayConfigParser {
         }
         let host = table.string("host").map { $0.lowercased() }
         let upstream = table.string("upstream", required: true)
-        if let upstream, upstreams[upstream] == nil {
-            let known = upstreams.keys.sorted().joined(separator: ", ")
+        if let upstream, !upstreams.contains(upstream) {
+            let known = upstreams.sorted().joined(separator: ", ")
             table.report("upstream", "no upstream named \"\(upstream)\" (upstreams defined: \(known.isEmpty ? "none" : known))")
         }
         let limiters = table.stringArray("limiters") ?? []

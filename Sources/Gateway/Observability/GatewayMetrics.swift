@@ -13,6 +13,10 @@ import RateSync
 /// | ratesync_store_connections | gauge | store |
 /// | ratesync_upstream_responses_total | counter | upstream, status_class (1xx..5xx, or "error") |
 /// | ratesync_upstream_latency_seconds | histogram | upstream |
+/// | ratesync_upstream_target_responses_total | counter | upstream, target, status_class |
+/// | ratesync_upstream_target_latency_seconds | histogram | upstream, target |
+/// | ratesync_upstream_target_healthy | gauge (0/1: in rotation) | upstream, target |
+/// | ratesync_upstream_ejections_total | counter | upstream, target |
 /// | ratesync_denial_cache_hits_total | counter | store |
 /// | ratesync_requests_in_flight | gauge | |
 /// | ratesync_waiting_requests | gauge (requests waiting for a slot a limiter's `timeout` allows) | |
@@ -55,6 +59,7 @@ public final class GatewayMetrics: Sendable {
 
     public static let storeLatencyLabel = "ratesync_store_latency_seconds"
     public static let upstreamLatencyLabel = "ratesync_upstream_latency_seconds"
+    public static let targetLatencyLabel = "ratesync_upstream_target_latency_seconds"
 
     /// Set from the loops' own counts when /metrics is scraped.
     public let inFlight = Gauge(label: "ratesync_requests_in_flight")
@@ -84,6 +89,32 @@ public final class GatewayMetrics: Sendable {
             },
             latency: Metrics.Timer(label: Self.upstreamLatencyLabel, dimensions: [("upstream", upstream)])
         )
+    }
+
+    /// The same, for one target of an upstream.
+    public func targetMetrics(upstream: String, target: String) -> UpstreamMetrics {
+        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"]
+        return UpstreamMetrics(
+            responses: classes.map {
+                Counter(
+                    label: "ratesync_upstream_target_responses_total",
+                    dimensions: [("upstream", upstream), ("target", target), ("status_class", $0)]
+                )
+            },
+            latency: Metrics.Timer(label: Self.targetLatencyLabel, dimensions: [("upstream", upstream), ("target", target)])
+        )
+    }
+
+    public func targetEjections(upstream: String, target: String) -> Counter {
+        Counter(label: "ratesync_upstream_ejections_total", dimensions: [("upstream", upstream), ("target", target)])
+    }
+
+    /// Refreshed when /metrics is scraped.
+    func recordTargetHealth(_ targets: UpstreamTargets) {
+        for health in targets.health {
+            Gauge(label: "ratesync_upstream_target_healthy", dimensions: [("upstream", health.upstream), ("target", health.target.address)])
+                .record(health.isHealthy ? 1 : 0)
+        }
     }
 
     public func denialCacheHits(_ store: String) -> Counter {

@@ -17,13 +17,18 @@ final class Exchange {
     var heldSlots: [HeldSlots] = []
     /// When the request went to the upstream, for the upstream latency.
     var upstreamStarted: NIODeadline?
-    /// The event loop's pool for the route's upstream, once looked up.
+    /// The event loop's pool for the target the request goes to, once chosen.
     var pool: UpstreamPool?
+    /// The upstream's targets this request was sent to, in order (a connect that fails moves on).
+    var triedTargets: [Int] = []
+    /// The client's address, for `client_ip_hash` (empty for other balancers).
+    let clientAddress: String
 
-    init(clientHead: HTTPRequestHead, target: GatewayRuntime.RouteTarget, upstreamHead: HTTPRequestHead) {
+    init(clientHead: HTTPRequestHead, target: GatewayRuntime.RouteTarget, upstreamHead: HTTPRequestHead, clientAddress: String) {
         self.clientHead = clientHead
         self.target = target
         self.upstreamHead = upstreamHead
+        self.clientAddress = clientAddress
     }
 
     /// `Expect: 100-continue`, checked without building an array of values per request.

@@ -88,7 +88,12 @@ extension ProxyHandler {
             scheme: scheme,
             upstream: target.upstream
         )
-        let exchange = Exchange(clientHead: head, target: target, upstreamHead: upstreamHead)
+        let exchange = Exchange(
+            clientHead: head,
+            target: target,
+            upstreamHead: upstreamHead,
+            clientAddress: target.upstream.balance == .clientIPHash ? client() : ""
+        )
         // Until upgrades are proxied, an upgrade request is answered as a plain request (its
         // Upgrade header does not reach the upstream) and the connection then closes: what the
         // client sends after it is not HTTP.

@@ -4,9 +4,23 @@ import NIOHTTP1
 /// The upstream side of an exchange: leasing a connection, sending the request, relaying the
 /// answer, and what a connection that fails or closes means.
 extension ProxyHandler: UpstreamResponseDelegate {
+    /// Connects the exchange to its target (chosen now, unless a retry on a reused connection
+    /// keeps it); a connect that fails is tried on another target, up to the upstream's `retries`.
     func connectUpstream(_ exchange: Exchange) {
-        let pool = exchange.pool ?? resources.pool(for: exchange.target)
-        exchange.pool = pool
+        let targets = resources.targets(for: exchange.target)
+        let pool: UpstreamPool
+        if let chosen = exchange.pool {
+            pool = chosen
+        } else {
+            guard let index = targets.choose(clientIP: exchange.clientAddress, tried: exchange.triedTargets) else {
+                failExchange(exchange, with: .badGateway())
+                return
+            }
+            // One target (the usual upstream) has nothing to retry on: no list to keep.
+            if targets.pools.count > 1 { exchange.triedTargets.append(index) }
+            pool = targets.pools[index]
+            exchange.pool = pool
+        }
         pool.acquire { result in
             switch result {
             case .success(let connection):
@@ -18,6 +32,15 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 }
             case .failure(let error):
                 guard self.machine.isConnecting(exchange) else { return }
+                pool.health.recordFailure()
+                pool.health.metrics.recordFailure()
+                // Nothing was sent: another target may take the request.
+                let tried = exchange.triedTargets.count
+                if targets.pools.count > 1, tried <= exchange.target.upstream.retries, tried < targets.pools.count {
+                    exchange.pool = nil
+                    self.connectUpstream(exchange)
+                    return
+                }
                 self.failExchange(exchange, with: Self.isTimeout(error) ? .gatewayTimeout() : .badGateway())
             }
         }
@@ -55,7 +78,12 @@ extension ProxyHandler: UpstreamResponseDelegate {
             if let started = exchange.upstreamStarted {
                 let elapsed = (NIODeadline.now() - started).nanoseconds
                 exchange.target.upstreamMetrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
+                exchange.pool?.health.metrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
                 logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
+            }
+            switch head.status.code {
+            case 502, 503, 504: exchange.pool?.health.recordFailure()
+            default: exchange.pool?.health.recordSuccess()
             }
             writeResponseHead(
                 ForwardedHeaders.clientResponse(
@@ -86,7 +114,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
     private func finishExchange(trailers: HTTPHeaders?) {
         guard let finish = machine.responseEnded() else { return }
         finish.exchange.releaseSlots()
-        (finish.exchange.pool ?? resources.pool(for: finish.exchange.target)).release(finish.connection, reusable: finish.reusable)
+        finish.exchange.pool?.release(finish.connection, reusable: finish.reusable)
         writeResponseEnd(trailers, closing: finish.closeClient)
         if finish.closeClient {
             closeConnection()
@@ -115,9 +143,13 @@ extension ProxyHandler: UpstreamResponseDelegate {
             // Half a response already went out: the only honest signal left is to cut the connection.
             exchange.releaseSlots()
             exchange.target.upstreamMetrics.recordFailure()
+            exchange.pool?.health.recordFailure()
+            exchange.pool?.health.metrics.recordFailure()
             endRequestInFlight()
             client?.close()
         case .fail(let exchange):
+            exchange.pool?.health.recordFailure()
+            exchange.pool?.health.metrics.recordFailure()
             failExchange(exchange, with: .badGateway())
         }
     }

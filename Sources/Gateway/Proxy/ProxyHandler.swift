@@ -307,6 +307,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             client?.close()
         case .upstreamTimedOut(let exchange, let connection):
             connection.handler.close()
+            exchange.pool?.health.recordFailure()
+            exchange.pool?.health.metrics.recordFailure()
             failExchange(exchange, with: .gatewayTimeout())
         }
     }

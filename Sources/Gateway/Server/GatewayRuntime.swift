@@ -1,4 +1,7 @@
+import Logging
 import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
 import NIOSSL
 import RateSync
 
@@ -14,7 +17,8 @@ public final class GatewayRuntime: Sendable {
         public let upstreamMetrics: GatewayMetrics.UpstreamMetrics
         /// For https upstreams; built once per configuration.
         public let upstreamTLS: NIOSSLContext?
-        let reachability: UpstreamReachability
+        /// The upstream's targets and their standing (shared by the routes to it).
+        let upstreamTargets: UpstreamTargets
         /// Some enforced limiter has a `timeout`: its requests may wait for a slot.
         let mayWait: Bool
 
@@ -24,7 +28,7 @@ public final class GatewayRuntime: Sendable {
             limiters: [BoundLimiter],
             upstreamMetrics: GatewayMetrics.UpstreamMetrics,
             upstreamTLS: NIOSSLContext?,
-            reachability: UpstreamReachability
+            upstreamTargets: UpstreamTargets
         ) {
             self.route = route
             self.upstream = upstream
@@ -32,7 +36,7 @@ public final class GatewayRuntime: Sendable {
             self.mayWait = limiters.contains { $0.maxWait > 0 }
             self.upstreamMetrics = upstreamMetrics
             self.upstreamTLS = upstreamTLS
-            self.reachability = reachability
+            self.upstreamTargets = upstreamTargets
         }
     }
 
@@ -78,6 +82,11 @@ public final class GatewayRuntime: Sendable {
     public let config: LoadedConfig
     /// `[jwt]`'s keys, for routes keyed on a token claim.
     let tokenVerifier: TokenVerifier?
+    /// Every upstream's targets, for health checks and metrics.
+    let upstreamTargets: [UpstreamTargets]
+    private let upstreamTLSContexts: [String: NIOSSLContext]
+    /// The active checks of this configuration's targets, while it is the one in use.
+    private let healthCheckers = NIOLockedValueBox<NIOLoopBoundBox<[HealthChecker]?>?>(nil)
     /// Bounds the requests waiting for a slot (`[server] max_waiting`).
     let waitingRoom: WaitingRoom
 
@@ -85,14 +94,17 @@ public final class GatewayRuntime: Sendable {
         self.config = config
         self.tokenVerifier = config.tokenVerifier
         var upstreamTLS: [String: NIOSSLContext] = [:]
-        var reachability: [String: UpstreamReachability] = [:]
+        var upstreamTargets: [String: UpstreamTargets] = [:]
+        let upstreamLogger = Logger(label: "ratesync-gateway.upstream")
         for upstream in config.gateway.upstreams.values {
             upstreamTLS[upstream.name] = try TLSContexts.upstream(upstream)
-            reachability[upstream.name] = UpstreamReachability()
+            upstreamTargets[upstream.name] = UpstreamTargets(upstream: upstream, metrics: metrics, logger: upstreamLogger)
         }
         self.metrics = metrics
         self.storeLatency = Dictionary(uniqueKeysWithValues: stores.keys.map { ($0, metrics.storeLatency($0)) })
         self.denialCacheHits = Dictionary(uniqueKeysWithValues: stores.keys.map { ($0, metrics.denialCacheHits($0)) })
+        self.upstreamTargets = Array(upstreamTargets.values)
+        self.upstreamTLSContexts = upstreamTLS
         self.router = Router(routes: config.gateway.routes)
         self.clientIPResolver = ClientIPResolver(trustedNetworks: config.gateway.server.trustedProxies)
         self.server = config.gateway.server
@@ -125,9 +137,33 @@ public final class GatewayRuntime: Sendable {
                 limiters: limiters,
                 upstreamMetrics: metrics.upstreamMetrics(upstream.name),
                 upstreamTLS: upstreamTLS[upstream.name],
-                reachability: reachability[upstream.name] ?? UpstreamReachability()
+                upstreamTargets: upstreamTargets[upstream.name] ?? UpstreamTargets(upstream: upstream, metrics: metrics, logger: upstreamLogger)
             )
         }
+    }
+
+    /// Starts the active checks of every upstream that has `[health_check]`, on `eventLoop`
+    /// (one checker per target for the whole process).
+    public func startHealthChecks(on eventLoop: any EventLoop) {
+        let plans = upstreamTargets.compactMap { targets -> (GatewayConfig.Upstream.HealthCheck, [TargetHealth], NIOSSLContext?)? in
+            targets.upstream.healthCheck.map { ($0, targets.health, upstreamTLSContexts[targets.upstream.name]) }
+        }
+        guard !plans.isEmpty else { return }
+        let box = NIOLoopBoundBox.makeEmptyBox(valueType: [HealthChecker].self, eventLoop: eventLoop)
+        healthCheckers.withLockedValue { $0 = box }
+        eventLoop.execute {
+            let checkers = plans.flatMap { settings, health, tls in
+                health.map { HealthChecker(settings: settings, health: $0, tls: tls, eventLoop: eventLoop) }
+            }
+            box.value = checkers
+            checkers.forEach { $0.start() }
+        }
+    }
+
+    /// Stops them (this configuration was replaced).
+    public func stopHealthChecks() {
+        guard let box = healthCheckers.withLockedValue({ $0 }) else { return }
+        box.eventLoop.execute { box.value?.forEach { $0.stop() } }
     }
 }
 

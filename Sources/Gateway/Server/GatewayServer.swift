@@ -16,6 +16,8 @@ public final class GatewayServer: Sendable {
     private let adminChannel: any Channel
     private let resources: LoopResourcesRegistry
     private let tls: NIOLockedValueBox<NIOSSLContext>?
+    /// Where upstreams' active health checks run.
+    private let checksLoop: any EventLoop
 
     /// Binds both listeners. Throws if either address cannot be bound.
     /// - Parameters:
@@ -85,16 +87,20 @@ public final class GatewayServer: Sendable {
             try? proxyChannel.close().wait()
             throw error
         }
-        return GatewayServer(proxyChannel: proxyChannel, adminChannel: adminChannel, resources: resources, tls: tls)
+        let checksLoop = group.next()
+        runtime.startHealthChecks(on: checksLoop)
+        return GatewayServer(proxyChannel: proxyChannel, adminChannel: adminChannel, resources: resources, tls: tls, checksLoop: checksLoop)
     }
 
     private init(
         proxyChannel: any Channel,
         adminChannel: any Channel,
         resources: LoopResourcesRegistry,
-        tls: NIOLockedValueBox<NIOSSLContext>?
+        tls: NIOLockedValueBox<NIOSSLContext>?,
+        checksLoop: any EventLoop
     ) {
         self.tls = tls
+        self.checksLoop = checksLoop
         self.proxyChannel = proxyChannel
         self.adminChannel = adminChannel
         self.resources = resources
@@ -112,7 +118,10 @@ public final class GatewayServer: Sendable {
 
     /// The configuration new requests use from now on; requests in flight finish on the old one.
     public func replaceRuntime(_ runtime: GatewayRuntime) {
+        let old = resources.runtime
         _ = resources.replaceRuntime(runtime)
+        old.stopHealthChecks()
+        runtime.startHealthChecks(on: checksLoop)
     }
 
     public var runtime: GatewayRuntime { resources.runtime }

@@ -11,7 +11,7 @@ protocol DrainableConnection: AnyObject {
 /// What one event loop owns: its upstream pools, its view of the current configuration, and its
 /// client connections. Built on the loop, used only on it, so none of it needs a lock.
 final class LoopResources {
-    private(set) var pools: [String: UpstreamPool] = [:]
+    private(set) var pools: [String: TargetPools] = [:]
     let eventLoop: any EventLoop
     /// Swapped whole on reload; a request reads it once, when it begins.
     var runtime: GatewayRuntime
@@ -52,23 +52,17 @@ final class LoopResources {
         for handler in connections.values { handler.drain() }
     }
 
-    /// The loop's pool for a route's upstream, created on first use so that a reload that adds
+    /// The loop's pools for a route's upstream, created on first use so that a reload that adds
     /// or changes an upstream needs no coordination.
-    func pool(for target: GatewayRuntime.RouteTarget) -> UpstreamPool {
+    func targets(for target: GatewayRuntime.RouteTarget) -> TargetPools {
         let upstream = target.upstream
-        if let pool = pools[upstream.name], pool.upstream == upstream, pool.tls === target.upstreamTLS {
-            return pool
+        if let pools = pools[upstream.name], pools.targets === target.upstreamTargets, pools.tls === target.upstreamTLS {
+            return pools
         }
-        let pool = UpstreamPool(
-            upstream: upstream,
-            tls: target.upstreamTLS,
-            reachability: target.reachability,
-            eventLoop: eventLoop,
-            logger: logger
-        )
-        pools[upstream.name]?.closeIdle()
-        pools[upstream.name] = pool
-        return pool
+        let pools = TargetPools(targets: target.upstreamTargets, tls: target.upstreamTLS, eventLoop: eventLoop, logger: logger)
+        self.pools[upstream.name]?.closeIdle()
+        self.pools[upstream.name] = pools
+        return pools
     }
 
     func accessLogBatch(for log: AccessLog) -> AccessLogBatch {

@@ -20,29 +20,35 @@ final class UpstreamConnection {
     }
 }
 
-/// Kept-alive connections to one upstream, owned by one event loop and only touched on it, so it
-/// needs no lock: an exchange and its upstream connection always share the client's loop.
+/// Kept-alive connections to one target of an upstream, owned by one event loop and only touched
+/// on it, so it needs no lock: an exchange and its upstream connection always share the client's
+/// loop.
 final class UpstreamPool {
     let upstream: GatewayConfig.Upstream
+    /// The target's standing, shared with the other loops' pools for it.
+    let health: TargetHealth
+    var target: GatewayConfig.UpstreamTarget { health.target }
     let tls: NIOSSLContext?
     let eventLoop: any EventLoop
     private let logger: Logger
     private var idle: [UpstreamConnection] = []
+    /// Connections handed out and not yet back or closed: this loop's requests in flight to the
+    /// target (what `least_request` compares).
+    private var leasedHandlers: Set<ObjectIdentifier> = []
+    var leased: Int { leasedHandlers.count }
     /// How large a response head (or trailer section) an upstream may send.
     static let maxResponseHeadBytes = 64 * 1024
-    /// Shared by the upstream's pools on every loop: failures are logged once per change.
-    private let reachability: UpstreamReachability
 
     init(
         upstream: GatewayConfig.Upstream,
+        health: TargetHealth,
         tls: NIOSSLContext?,
-        reachability: UpstreamReachability,
         eventLoop: any EventLoop,
         logger: Logger
     ) {
         self.upstream = upstream
+        self.health = health
         self.tls = tls
-        self.reachability = reachability
         self.eventLoop = eventLoop
         self.logger = logger
     }
@@ -53,16 +59,21 @@ final class UpstreamPool {
         eventLoop.assertInEventLoop()
         while let connection = idle.popLast() {
             if connection.channel.isActive {
+                leasedHandlers.insert(ObjectIdentifier(connection.handler))
                 completion(.success(connection))
                 return
             }
         }
-        connect(completion)
+        connect { result in
+            if case .success(let connection) = result { self.leasedHandlers.insert(ObjectIdentifier(connection.handler)) }
+            completion(result)
+        }
     }
 
     /// Takes a connection back after a complete exchange, or closes it when it cannot be reused.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         eventLoop.assertInEventLoop()
+        leasedHandlers.remove(ObjectIdentifier(connection.handler))
         connection.handler.delegate = nil
         connection.handler.resumeReads()
         guard reusable, connection.channel.isActive, idle.count < upstream.maxIdleConnections else {
@@ -76,6 +87,7 @@ final class UpstreamPool {
     /// A connection closed; if it was idle here, forget it.
     func connectionClosed(_ handler: UpstreamHandler) {
         idle.removeAll { $0.handler === handler }
+        leasedHandlers.remove(ObjectIdentifier(handler))
     }
 
     /// Closes every idle connection (shutdown).
@@ -87,6 +99,7 @@ final class UpstreamPool {
 
     private func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let upstream = self.upstream
+        let target = self.target
         let tls = self.tls
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.milliseconds(Int64(upstream.connectTimeoutMs)))
@@ -97,7 +110,7 @@ final class UpstreamPool {
                     let handler = UpstreamHandler()
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(upstream.host))
+                            NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(target.host))
                         )
                         handler.handshake = channel.eventLoop.makePromise(of: Void.self)
                     }
@@ -113,11 +126,13 @@ final class UpstreamPool {
             }
         // An address literal needs no resolver (getaddrinfo and happy eyeballs per connect).
         let connecting: EventLoopFuture<any Channel>
-        if let address = try? SocketAddress(ipAddress: upstream.host, port: upstream.port) {
+        if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
             connecting = bootstrap.connect(to: address)
         } else {
-            connecting = bootstrap.connect(host: upstream.host, port: upstream.port)
+            connecting = bootstrap.connect(host: target.host, port: target.port)
         }
+        // connect_timeout_ms bounds the TCP connect and the TLS handshake together.
+        let deadline = NIODeadline.now() + .milliseconds(Int64(upstream.connectTimeoutMs))
         connecting.assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
@@ -141,7 +156,12 @@ final class UpstreamPool {
                     completion(.success(connection))
                     return
                 }
+                let stalled = channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+                    handler.handshake?.fail(ChannelError.connectTimeout(.milliseconds(Int64(upstream.connectTimeoutMs))))
+                    handler.handshake = nil
+                }
                 handshake.assumeIsolated().whenComplete { outcome in
+                    stalled.cancel()
                     switch outcome {
                     case .success:
                         self.connectFinished(error: nil)
@@ -157,14 +177,14 @@ final class UpstreamPool {
     }
 
     private func connectFinished(error: (any Error)?) {
-        guard reachability.changes(toReachable: error == nil) else { return }
+        guard health.reachability.changes(toReachable: error == nil) else { return }
         if let error {
             logger.warning(
                 "upstream unreachable",
-                metadata: ["upstream": "\(upstream.name)", "address": "\(upstream.authority)", "cause": "\(error)"]
+                metadata: ["upstream": "\(upstream.name)", "address": "\(target.address)", "cause": "\(error)"]
             )
         } else {
-            logger.notice("upstream reachable again", metadata: ["upstream": "\(upstream.name)"])
+            logger.notice("upstream reachable again", metadata: ["upstream": "\(upstream.name)", "address": "\(target.address)"])
         }
     }
 }
