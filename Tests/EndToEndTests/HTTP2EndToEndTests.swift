@@ -324,6 +324,18 @@ final class HTTP2EndToEndTests: XCTestCase {
             "zero-window-holds-data-until-update": "before=0 after=10",
             "client-goaway-closes-once-done": "status=200 closed",
             "decoder-table-shrunk": "updates=[0] status=200",
+            // Floods cut off with ENHANCE_YOUR_CALM (11), whether or not the client reads.
+            "settings-flood": "goaway=11",
+            "ping-flood": "goaway=11",
+            "priority-flood": "goaway=11",
+            "unknown-frame-flood": "goaway=11",
+            "empty-data-flood": "goaway=11",
+            "continuation-flood": "goaway=11",
+            // Stream identifiers and closed streams (RFC 9113, 5.1 and 5.1.1).
+            "stream-below-one-used": "status=200 then goaway=1",
+            "data-on-closed-stream": "status=200 then goaway=5",
+            "frames-after-a-reset-are-ignored": "rst=1 then status=200",
+            "initial-window-overflows-a-stream": "goaway=3",
         ]
         for (name, outcome) in expected {
             XCTAssertTrue(result.output.contains("\(name) \(outcome)\n"), "\(name): \(result.output)")
@@ -400,6 +412,40 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertEqual(try curl(["--http2-prior-knowledge", "\(harness.base)/x"]).status, 200, "another client is served")
         XCTAssertLessThan(during - before, 64 * 1024 * 1024, "grew by \((during - before) >> 20) MiB")
         XCTAssertEqual(try reader.waitForExit(timeout: 10), 0, reader.text)
+    }
+
+    /// 10 connections x 100 streams, each uploading 1 MiB to a route whose limiter keeps every
+    /// request waiting: what the gateway holds is bounded by each connection's receive window
+    /// (8 MiB), not by 100 streams' windows each.
+    func testBodiesParkedBehindAPendingLimiterAreBoundedPerConnection() throws {
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [limiters.parked]
+                store = "m"
+                rate_per_second = 0.5
+                timeout = 3600
+                """,
+            routes: GatewayHarness.catchAllRoute(limiters: ["parked"]),
+            server: "h2c = true",
+            gatewayExtras: "[limiters.parked]\nburst = 1"
+        )
+        defer { harness.stop() }
+        let before = harness.gateway.memory().peak
+        let result = try runProgram(
+            "/usr/bin/env",
+            ["python3", interopScript("h2_parked_uploads.py"), String(harness.proxyPort), "10", "100", String(1 << 20), "5"],
+            stdoutOnly: true
+        )
+        let sent = try XCTUnwrap(Int(result.output.trimmingCharacters(in: .whitespacesAndNewlines).dropFirst("sent=".count)), result.output)
+        let growth = harness.gateway.memory().peak - before
+        print("parked uploads: \(sent >> 20) MiB let through by the windows, peak RSS grew by \(growth >> 20) MiB")
+        XCTAssertLessThanOrEqual(sent, 10 * (9 << 20), "at most a connection window (8 MiB) each, and a little padding")
+        XCTAssertLessThan(growth, 10 * (16 << 20), "within 16 MiB per connection")
+        // The waiting streams' clients left and gave their reservations back: the next request
+        // is admitted at once.
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "-o", "/dev/null", "--max-time", "5", "\(harness.base)/x"]).status, 200)
     }
 
     func testSIGTERMSendsGOAWAYAndLetsTheStreamInFlightFinish() throws {

@@ -113,6 +113,13 @@ final class HTTP2FrameReaderTests: XCTestCase {
         XCTAssertEqual(connectionError(start + frame(1, 0, 1, piece) + frame(9, 0x4, 1, piece))?.code, .enhanceYourCalm)
     }
 
+    func testAHeaderBlockTakesABoundedNumberOfContinuationFrames() throws {
+        let within = start + frame(1, 0x1, 1, [1]) + Array(repeating: frame(9, 0, 1), count: 31).joined() + frame(9, 0x4, 1, [2])
+        guard case .headers(1, _, true)? = try read(within).last else { return XCTFail("32 CONTINUATIONs are a block") }
+        let flood = start + frame(1, 0x1, 1, [1]) + Array(repeating: frame(9, 0, 1), count: 33).joined()
+        XCTAssertEqual(connectionError(flood)?.code, .enhanceYourCalm, "empty CONTINUATIONs count, though their bytes do not")
+    }
+
     func testThePrefaceAndAFirstSettingsFrameAreRequired() {
         XCTAssertEqual(connectionError(Array("GET / HTTP/1.1\r\nHost: a\r\n\r\n".utf8))?.code, .protocolError)
         XCTAssertEqual(connectionError(HTTP2Wire.preface + frame(6, 0, 0, Array(repeating: 0, count: 8)))?.code, .protocolError)
@@ -137,18 +144,18 @@ final class HTTP2FrameReaderTests: XCTestCase {
     func testPriorityOfTheWrongSizeIsAStreamError() throws {
         let frames = try read(start + frame(2, 0, 5, [0, 0, 0]) + frame(2, 0, 5, [0, 0, 0, 3, 16]))
         guard case .streamError(5, .frameSizeError) = frames[1] else { return XCTFail("\(frames[1])") }
-        guard case .ignored = frames[2] else { return XCTFail("\(frames[2])") }
+        guard case .noOp = frames[2] else { return XCTFail("\(frames[2])") }
     }
 
     func testUnknownFrameTypesAreIgnoredAndPingAnswersTold() throws {
         let frames = try read(start + frame(0xFA, 0xFF, 7, [1, 2, 3]) + frame(6, 0x1, 0, Array(repeating: 0, count: 8)))
-        guard case .ignored = frames[1], case .pingAck(0) = frames[2] else { return XCTFail("\(frames)") }
+        guard case .noOp = frames[1], case .pingAck(0) = frames[2] else { return XCTFail("\(frames)") }
     }
 }
 
-final class HTTP2ResetBudgetTests: XCTestCase {
+final class HTTP2FrameBudgetTests: XCTestCase {
     func testResetsOverTheMaximumInOneWindowAreRefused() {
-        var budget = HTTP2ResetBudget(maximum: 3, window: .seconds(30))
+        var budget = HTTP2FrameBudget(maximum: 3, window: .seconds(30))
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
         XCTAssertTrue(budget.spend(at: start))
         XCTAssertTrue(budget.spend(at: start + .seconds(1)))
@@ -157,7 +164,7 @@ final class HTTP2ResetBudgetTests: XCTestCase {
     }
 
     func testANewWindowStartsAfreshOnceTheLastHasPassed() {
-        var budget = HTTP2ResetBudget(maximum: 2, window: .seconds(30))
+        var budget = HTTP2FrameBudget(maximum: 2, window: .seconds(30))
         let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
         XCTAssertTrue(budget.spend(at: start))
         XCTAssertTrue(budget.spend(at: start + .seconds(29)))

@@ -380,6 +380,78 @@ def case_client_goaway_closes_once_done():
     return "status=%s %s" % (status, "closed" if c.closed else "open")
 
 
+def flood(frames, before=b""):
+    """Sends `before`, then `frames` in one write, and reports what the server did."""
+    c = Connection()
+    c.send(before + b"".join(frames))
+    return c.outcome()
+
+
+def case_settings_flood():
+    """150 SETTINGS frames: each asks for an acknowledgement."""
+    return flood([settings()] * 150)
+
+
+def case_ping_flood():
+    return flood([frame(PING, 0, 0, b"12345678")] * 150)
+
+
+def case_priority_flood():
+    return flood([frame(PRIORITY, 0, 1, struct.pack(">IB", 0, 16))] * 1100)
+
+
+def case_unknown_frame_flood():
+    return flood([frame(0xFA, 0, 0, b"x")] * 1100)
+
+
+def case_empty_data_flood():
+    """A request body that never comes: 1,100 empty DATA frames on its stream."""
+    return flood([frame(DATA, 0, 1)] * 1100, frame(HEADERS, END_HEADERS, 1, request(b"POST", b"/slow?delay_ms=2000")))
+
+
+def case_continuation_flood():
+    """A header block that never ends: empty CONTINUATION frames, which cost no header bytes."""
+    return flood([frame(CONTINUATION, 0, 1)] * 40, frame(HEADERS, END_STREAM, 1, request()[:5]))
+
+
+def case_stream_below_one_used():
+    """Stream 5 answered, then a new stream 3: an identifier below one already used."""
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 5, request()))
+    status, _, _ = c.response(5)
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 3, request()))
+    return "status=%s then %s" % (status, c.outcome())
+
+
+def case_data_on_closed_stream():
+    """DATA on a stream both sides ended: STREAM_CLOSED."""
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request()))
+    status, _, _ = c.response(1)
+    c.send(frame(DATA, 0, 1, b"late"))
+    return "status=%s then %s" % (status, c.outcome())
+
+
+def case_frames_after_a_reset_are_ignored():
+    """The server resets stream 1; the client's DATA already in flight there is ignored, and the
+    connection serves the next stream."""
+    c = Connection()
+    c.send(frame(HEADERS, END_HEADERS, 1, request(b"POST", b"/slow?delay_ms=2000")))
+    c.send(frame(HEADERS, END_HEADERS, 1, literal(b"x-checksum", b"abc")))
+    first = c.outcome(1)
+    c.send(frame(DATA, 0, 1, b"in flight") + frame(HEADERS, END_STREAM | END_HEADERS, 3, request()))
+    return "%s then %s" % (first, c.outcome(3))
+
+
+def case_initial_window_overflows_a_stream():
+    """A stream's send window raised to the maximum, then SETTINGS_INITIAL_WINDOW_SIZE one more."""
+    c = Connection()
+    c.send(frame(HEADERS, END_STREAM | END_HEADERS, 1, request(path=b"/slow?delay_ms=2000")))
+    c.send(frame(WINDOW, 0, 1, struct.pack(">I", 0x7FFFFFFF - 65535)))
+    c.send(settings((0x4, 65536)))
+    return c.outcome()
+
+
 CASES = {name[5:].replace("_", "-"): fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
 for name in sys.argv[2:] or CASES:

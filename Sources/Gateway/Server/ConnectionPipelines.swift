@@ -41,6 +41,7 @@ struct ConnectionPipelines: Sendable {
             maxConcurrentStreams: maxConcurrentStreams,
             maxHeaderListSize: maxHeaderBytes,
             windowTarget: 1 << 20,
+            connectionWindowTarget: 8 << 20,
             idleTimeout: idleTimeout,
             graceTime: graceTime
         )

@@ -122,6 +122,7 @@ final class HTTP2ClientStream {
         }
         waiting.append((part, bytes))
         window.hold(bytes)
+        connection.holdConnectionWindow(bytes)
     }
 
     /// The proxy can take more (`ClientSide.read`): hand over what waits, in order.
@@ -130,12 +131,15 @@ final class HTTP2ClientStream {
         guard !handingOver else { return }
         handingOver = true
         var taken = 0
+        var bytesTaken = 0
         while taken < waiting.count, isOpen, proxy.mayRead() {
             let (part, bytes) = waiting[taken]
             taken += 1
             handOver(part)
             window.taken(bytes)
+            bytesTaken += bytes
         }
+        if bytesTaken > 0 { connection.releaseConnectionWindow(bytesTaken) }
         if taken > 0 && isOpen { waiting.removeFirst(taken) }
         handingOver = false
         if isOpen { giveBackWindow() }
@@ -298,10 +302,13 @@ final class HTTP2ClientStream {
         return true
     }
 
-    /// The client's SETTINGS_INITIAL_WINDOW_SIZE changed by `delta`.
-    func initialWindowChanged(by delta: Int) {
+    /// The client's SETTINGS_INITIAL_WINDOW_SIZE changed by `delta`. - Returns: false when the
+    /// window would overflow (a FLOW_CONTROL_ERROR of the connection).
+    func initialWindowChanged(by delta: Int) -> Bool {
         sendWindow += delta
+        guard sendWindow <= HTTP2Wire.maxWindow else { return false }
         if delta > 0 { windowOpened() }
+        return true
     }
 
     // MARK: the stream's end
@@ -333,7 +340,10 @@ final class HTTP2ClientStream {
     func closed() {
         guard isOpen else { return }
         isOpen = false
+        // What it held is dropped: the connection's window has it back.
+        let held = waiting.reduce(0) { $0 + $1.1 }
         waiting.removeAll()
+        if held > 0 { connection.releaseConnectionWindow(held) }
         heldBody = nil
         for item in queue {
             switch item {

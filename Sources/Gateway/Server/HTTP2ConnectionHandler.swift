@@ -18,9 +18,16 @@ import RateSync
 /// (HTTP2ResponseFields).
 ///
 /// Limits: SETTINGS_MAX_CONCURRENT_STREAMS (streams over it are refused), a header list size
-/// (HPACK decoding stops beyond it) and a header block size, receive windows refilled only as
-/// the proxy takes data, stream resets per window of time (HTTP2ResetBudget: rapid reset) and
-/// control frames answered while the client reads nothing.
+/// (HPACK decoding stops beyond it), a header block's size and CONTINUATION frames, receive
+/// windows (each stream's and the connection's) refilled only as the proxy takes data, so what
+/// one connection can make the gateway hold is bounded by the connection window; budgets per
+/// window of time (HTTP2FrameBudget) for stream resets (rapid reset), SETTINGS, PING, PRIORITY and
+/// unknown frames, and empty DATA frames; and control frames answered while the client reads
+/// nothing.
+///
+/// Stream identifiers follow RFC 9113, 5.1 and 5.1.1: a new stream below one already used is a
+/// PROTOCOL_ERROR; frames on a stream this side reset are ignored for `resetGrace` (they may
+/// have been in flight), after which DATA or HEADERS there end the connection.
 ///
 /// It also drains the connection: on SIGTERM it sends GOAWAY, the streams already opened finish,
 /// and the connection closes (at the latest after the grace time). An idle connection (no
@@ -32,8 +39,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     struct Limits {
         var maxConcurrentStreams: Int
         var maxHeaderListSize: Int
-        /// Every stream's receive window and the connection's are kept near this.
+        /// Every stream's receive window is kept near this.
         var windowTarget: Int
+        /// The connection's receive window: what one connection's streams can make the gateway
+        /// hold at most, all together, while their proxies cannot take it.
+        var connectionWindowTarget: Int
         var idleTimeout: TimeAmount
         /// How long open streams get to finish once the connection is draining.
         var graceTime: TimeAmount
@@ -63,7 +73,14 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     /// Streams with response data waiting for the connection's send window.
     private var streamsAwaitingWindow: [HTTP2ClientStream] = []
 
-    private var resets = HTTP2ResetBudget()
+    private var resets = HTTP2FrameBudget.resets()
+    private var settingsFrames = HTTP2FrameBudget.settings()
+    private var pings = HTTP2FrameBudget.pings()
+    private var noOps = HTTP2FrameBudget.noOps()
+    private var emptyData = HTTP2FrameBudget.emptyData()
+    /// Streams this side reset, and when: their frames in flight are ignored for a while.
+    private var recentlyReset: [UInt32: NIODeadline] = [:]
+    static let resetGrace = TimeAmount.seconds(1)
     /// PING and SETTINGS answered while the connection could not write: a client that sends
     /// them and reads nothing is cut off.
     private var controlFramesWhileBlocked = 0
@@ -106,7 +123,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             maxHeaderListSize: 4 * limits.maxHeaderListSize
         )
         // Every connection starts with 65,535 bytes of window, whatever the SETTINGS say.
-        self.receiveWindow = InboundWindow(target: limits.windowTarget, initial: HTTP2Wire.defaultWindow)
+        self.receiveWindow = InboundWindow(target: limits.connectionWindowTarget, initial: HTTP2Wire.defaultWindow)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -175,14 +192,19 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             guard receiveWindow.received(flowControlled) else {
                 throw HTTP2Wire.ConnectionError(code: .flowControlError, reason: "DATA beyond the connection's window")
             }
+            if payload.readableBytes == 0 && !endStream { try spend(&emptyData, "empty DATA frames") }
             if let stream = streams[id] {
+                // The stream holds what its proxy cannot take yet: the connection's window
+                // counts those bytes as not given back until they are taken.
                 if let code = stream.receiveData(payload, flowControlled: flowControlled, endStream: endStream) {
                     try streamError(stream, code)
                 }
             } else if id > highestStream {
                 throw HTTP2Wire.ConnectionError(code: .protocolError, reason: "DATA on idle stream \(id)")
+            } else if !inResetGrace(id) {
+                throw HTTP2Wire.ConnectionError(code: .streamClosed, reason: "DATA on closed stream \(id)")
             }
-            // A closed stream's DATA (sent before the client saw its reset) only counts for the
+            // A reset stream's DATA (sent before the client saw the reset) only counts for the
             // connection's window.
             if let increment = receiveWindow.increment() { writeWindowUpdate(0, increment: increment) }
         case .rstStream(let id, _):
@@ -195,10 +217,12 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             }
             try spendReset()
         case .settings(let settings):
+            try spend(&settingsFrames, "SETTINGS frames")
             try apply(settings)
             frames { $0.writeHTTP2SettingsAck() }
             try controlFrameAnswered()
         case .ping(let payload):
+            try spend(&pings, "PING frames")
             frames { $0.writeHTTP2Ping(payload, ack: true) }
             try controlFrameAnswered()
         case .pingAck(let payload):
@@ -219,6 +243,8 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             } else {
                 try refuse(id, code)
             }
+        case .noOp:
+            try spend(&noOps, "PRIORITY or unknown frames")
         case .settingsAck, .ignored:
             break
         }
@@ -236,8 +262,11 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             return
         }
         guard id > highestStream else {
-            // A stream already closed (reset by this side while the client was still sending):
-            // its block has been decoded, which is all HPACK needs.
+            // A stream this side reset while the client was still sending: its block has been
+            // decoded, which is all HPACK needs. Otherwise a stream below one already used.
+            guard inResetGrace(id) else {
+                throw HTTP2Wire.ConnectionError(code: .protocolError, reason: "HEADERS on stream \(id), below streams already used")
+            }
             return
         }
         guard id & 1 == 1 else {
@@ -300,7 +329,9 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
                 }
                 let delta = Int(value) - peerInitialWindow
                 peerInitialWindow = Int(value)
-                for stream in Array(streams.values) { stream.initialWindowChanged(by: delta) }
+                for stream in Array(streams.values) where !stream.initialWindowChanged(by: delta) {
+                    throw HTTP2Wire.ConnectionError(code: .flowControlError, reason: "INITIAL_WINDOW_SIZE overflows stream \(stream.id)'s window")
+                }
             case .maxFrameSize:
                 guard value >= HTTP2Wire.defaultMaxFrameSize, value <= 16_777_215 else {
                     throw HTTP2Wire.ConnectionError(code: .protocolError, reason: "MAX_FRAME_SIZE \(value)")
@@ -355,9 +386,31 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     }
 
     private func spendReset() throws {
-        guard resets.spend(at: .now()) else {
-            throw HTTP2Wire.ConnectionError(code: .enhanceYourCalm, reason: "too many streams reset")
+        try spend(&resets, "streams reset")
+    }
+
+    private func spend(_ budget: inout HTTP2FrameBudget, _ what: String) throws {
+        guard budget.spend(at: .now()) else {
+            throw HTTP2Wire.ConnectionError(code: .enhanceYourCalm, reason: "too many \(what)")
         }
+    }
+
+    /// Whether this side reset stream `id` less than `resetGrace` ago.
+    private func inResetGrace(_ id: UInt32) -> Bool {
+        guard let resetAt = recentlyReset[id] else { return false }
+        return NIODeadline.now() - resetAt < Self.resetGrace
+    }
+
+    /// Bytes a stream holds for its proxy (or had held and let go of) count against the
+    /// connection's window until they are taken.
+    func holdConnectionWindow(_ bytes: Int) {
+        receiveWindow.hold(bytes)
+    }
+
+    func releaseConnectionWindow(_ bytes: Int) {
+        receiveWindow.taken(bytes)
+        if case .closed = state { return }
+        if let increment = receiveWindow.increment() { writeWindowUpdate(0, increment: increment) }
     }
 
     private func controlFrameAnswered() throws {
@@ -534,6 +587,12 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
     }
 
     func writeReset(_ id: UInt32, code: HTTP2Wire.ErrorCode) {
+        // Bounded: resets are budgeted, and the entries older than the grace go first.
+        if recentlyReset.count >= 256 {
+            let now = NIODeadline.now()
+            recentlyReset = recentlyReset.filter { now - $0.value < Self.resetGrace }
+        }
+        recentlyReset[id] = .now()
         frames { $0.writeHTTP2RSTStream(id, code: code) }
     }
 

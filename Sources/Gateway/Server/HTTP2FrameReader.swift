@@ -20,7 +20,10 @@ struct HTTP2FrameReader {
         case windowUpdate(stream: UInt32, increment: Int)
         /// A frame malformed in a way that concerns only its stream.
         case streamError(stream: UInt32, code: HTTP2Wire.ErrorCode)
-        /// PRIORITY, unknown kinds and the frames of an unfinished header block: nothing to act on.
+        /// PRIORITY and frames of unknown kinds: nothing to act on, but counted (a flood of them is
+        /// work for nothing).
+        case noOp
+        /// The frames of an unfinished header block.
         case ignored
     }
 
@@ -32,7 +35,10 @@ struct HTTP2FrameReader {
     private var prefaceSeen = false
     private var settingsSeen = false
     /// A HEADERS frame without END_HEADERS, waiting for its CONTINUATION frames.
-    private var partialBlock: (stream: UInt32, endStream: Bool, block: ByteBuffer)?
+    private var partialBlock: (stream: UInt32, endStream: Bool, block: ByteBuffer, continuations: Int)?
+    /// CONTINUATION frames one header block may take: the byte bound alone lets empty ones
+    /// through without end.
+    static let maxContinuationFrames = 32
 
     init(maxHeaderBlockBytes: Int) {
         self.maxHeaderBlockBytes = maxHeaderBlockBytes
@@ -92,7 +98,7 @@ struct HTTP2FrameReader {
                 throw HTTP2Wire.ConnectionError(code: .protocolError, reason: "a header block interrupted")
             }
         }
-        guard let type else { return .ignored }
+        guard let type else { return .noOp }
         switch type {
         case .data:
             try requireStream(stream, type)
@@ -119,19 +125,28 @@ struct HTTP2FrameReader {
                 throw HTTP2Wire.ConnectionError(code: .protocolError, reason: "CONTINUATION without HEADERS")
             }
             partialBlock = nil
+            partial.continuations += 1
+            guard partial.continuations <= Self.maxContinuationFrames else {
+                throw HTTP2Wire.ConnectionError(code: .enhanceYourCalm, reason: "a header block of over \(Self.maxContinuationFrames) CONTINUATION frames")
+            }
             var more = payload
             guard partial.block.readableBytes + more.readableBytes <= maxHeaderBlockBytes else {
                 throw HTTP2Wire.ConnectionError(code: .enhanceYourCalm, reason: "a header block over \(maxHeaderBlockBytes) bytes")
             }
             partial.block.writeBuffer(&more)
-            return try headerBlock(partial.block, stream: stream, flags: flags | (partial.endStream ? HTTP2Wire.Flag.endStream : 0))
+            return try headerBlock(
+                partial.block,
+                stream: stream,
+                flags: flags | (partial.endStream ? HTTP2Wire.Flag.endStream : 0),
+                continuations: partial.continuations
+            )
         case .priority:
             try requireStream(stream, type)
             guard payload.readableBytes == 5 else { return .streamError(stream: stream, code: .frameSizeError) }
             if payload.getInteger(at: payload.readerIndex, as: UInt32.self)! & 0x7FFF_FFFF == stream {
                 return .streamError(stream: stream, code: .protocolError)
             }
-            return .ignored
+            return .noOp
         case .rstStream:
             try requireStream(stream, type)
             try requireLength(payload, 4, type)
@@ -172,7 +187,7 @@ struct HTTP2FrameReader {
         }
     }
 
-    private mutating func headerBlock(_ block: ByteBuffer, stream: UInt32, flags: UInt8) throws -> Frame {
+    private mutating func headerBlock(_ block: ByteBuffer, stream: UInt32, flags: UInt8, continuations: Int = 0) throws -> Frame {
         let endStream = flags & HTTP2Wire.Flag.endStream != 0
         guard block.readableBytes <= maxHeaderBlockBytes else {
             throw HTTP2Wire.ConnectionError(code: .enhanceYourCalm, reason: "a header block over \(maxHeaderBlockBytes) bytes")
@@ -180,7 +195,7 @@ struct HTTP2FrameReader {
         if flags & HTTP2Wire.Flag.endHeaders != 0 {
             return .headers(stream: stream, block: block, endStream: endStream)
         }
-        partialBlock = (stream, endStream, block)
+        partialBlock = (stream, endStream, block, continuations)
         return .ignored
     }
 
