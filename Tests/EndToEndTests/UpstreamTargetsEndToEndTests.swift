@@ -147,6 +147,24 @@ final class UpstreamTargetsEndToEndTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(started), 2, "the handshake counts against connect_timeout_ms")
     }
 
+    func testARequestWhoseFreshConnectionBreaksIsRetriedElsewhereOnlyWhenIdempotent() throws {
+        let (broken, brokenPort) = try startTarget("broken", port: 0)
+        targets.append(broken)
+        let harness = try start(
+            targets: "[\"http://127.0.0.1:\(ports[0])\", \"http://127.0.0.1:\(brokenPort)\"]",
+            upstream: "[upstreams.app.outlier]\nconsecutive_failures = 0"
+        )
+        // Every GET is answered by "a": one sent to the broken target is sent again to it.
+        let gets = try served(harness, 20)
+        XCTAssertEqual(gets, ["a": 20])
+        // A POST is not sent twice: the ones that went to the broken target get 502.
+        let posts = try (0..<20).map { _ in try curl(["-o", "/dev/null", "-X", "POST", "-d", "x", "\(harness.base)/x"]).status }
+        XCTAssertEqual(Set(posts), [200, 502], "\(posts)")
+        let brokenTarget = "127.0.0.1:\(brokenPort)"
+        let failures = try harness.metric("ratesync_upstream_target_responses_total", ["target": brokenTarget, "status_class": "error"]) ?? 0
+        XCTAssertGreaterThan(failures, Double(posts.filter { $0 == 502 }.count), "each request it broke counts against it, GETs among them")
+    }
+
     func testEveryTargetDownIsA502NotAHang() throws {
         let harness = try start(targets: targetList)
         targets.forEach { $0.stop() }

@@ -166,6 +166,20 @@ final class ExchangeStateMachineTests: XCTestCase {
         guard case .abort = answered.upstreamClosed() else { return XCTFail("half an answer went out: cut the client") }
     }
 
+    func testAFreshConnectionThatBreaksIsRetriedOnlyWhenAllowed() {
+        let exchange = FakeExchange()
+        var machine = proxying(exchange, FakeConnection(), requestEnded: true)
+        guard case .fail = machine.upstreamClosed() else { return XCTFail("a fresh connection, no retry allowed: 502") }
+
+        // A reused connection the upstream had closed: retried, on a fresh connection.
+        var retryable = proxying(exchange, FakeConnection(), requestEnded: true, reused: true)
+        guard case .retry = retryable.upstreamClosed() else { return XCTFail() }
+        guard case .startProxying(keepBodyForRetry: true, requestEnded: true) =
+            retryable.upstreamAcquired(FakeConnection(), for: exchange, reused: false, retryIfBroken: true)
+        else { return XCTFail("an idempotent request with another target keeps its body to be sent again") }
+        guard case .retry(let retried) = retryable.upstreamClosed(), retried === exchange else { return XCTFail() }
+    }
+
     func testUnreadableBytesAreAnsweredAfterTheRequestsBeforeThem() {
         var machine = Machine(isStream: false, now: at(0))
         guard case .answer(nil, nil) = machine.requestFailed(.headTooLarge) else { return XCTFail("idle: answered at once") }

@@ -21,6 +21,8 @@ final class Exchange {
     var pool: UpstreamPool?
     /// The upstream's targets this request was sent to, in order (a connect that fails moves on).
     var triedTargets: [Int] = []
+    /// Whether its upstream connection had carried a request before.
+    var onReusedConnection = false
     /// The client's address, for `client_ip_hash` (empty for other balancers).
     let clientAddress: String
 
@@ -41,6 +43,17 @@ final class Exchange {
         let slots = heldSlots
         heldSlots = []
         for slot in slots { slot.release() }
+    }
+}
+
+extension HTTPMethod {
+    /// RFC 9110, 9.2.2: sending it twice does what sending it once does, so a request that got
+    /// no answer may be sent again.
+    var isIdempotent: Bool {
+        switch self {
+        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
+        default: return false
+        }
     }
 }
 

@@ -18,8 +18,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         var responseStarted = false
         /// The client connection closes once this exchange's answer is out.
         var closeAfterResponse: Bool
-        /// Sent on a reused upstream connection, and nothing has come back yet: if that
-        /// connection turns out closed, the request is sent again on a new one.
+        /// Sent on a reused upstream connection (or, for an idempotent request, on a fresh one
+        /// with another target to try), and nothing has come back yet: if that connection turns
+        /// out closed, the request is sent again on a new one.
         var mayRetryOnFreshConnection = false
         /// Whether the upstream connection may serve another request after this one.
         var upstreamReusable = true
@@ -193,12 +194,26 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         case startProxying(keepBodyForRetry: Bool, requestEnded: Bool)
     }
 
-    /// - Parameter reused: whether the connection already carried a request.
-    mutating func upstreamAcquired(_ connection: Connection, for exchange: Exchange, reused: Bool) -> AcquiredAction {
+    /// - Parameters:
+    ///   - reused: whether the connection already carried a request.
+    ///   - retryIfBroken: whether a fresh connection that breaks before any answer may be retried
+    ///     (an idempotent request, with another target to try).
+    mutating func upstreamAcquired(
+        _ connection: Connection,
+        for exchange: Exchange,
+        reused: Bool,
+        retryIfBroken: Bool = false
+    ) -> AcquiredAction {
         guard case .connecting(let current, var progress) = state, current === exchange else { return .stale }
-        progress.mayRetryOnFreshConnection = reused && progress.requestEnded
+        progress.mayRetryOnFreshConnection = (reused || retryIfBroken) && progress.requestEnded
         state = .proxying(exchange, connection, progress)
         return .startProxying(keepBodyForRetry: progress.mayRetryOnFreshConnection, requestEnded: progress.requestEnded)
+    }
+
+    /// Whether the exchange in flight still waits for its limiters' verdict.
+    func isLimiting(_ exchange: Exchange) -> Bool {
+        if case .limiting(let current, _) = state { return current === exchange }
+        return false
     }
 
     /// Whether a failed connect concerns the exchange in flight (which then fails).
@@ -261,7 +276,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
 
     enum UpstreamClosedAction {
         case none
-        /// A reused connection was closed before answering: connect anew and send it all again.
+        /// A connection that may be retried was closed before answering: connect anew and send
+        /// it all again.
         case retry(Exchange)
         /// Half an answer went out: cut the client off (give back the slots).
         case abort(Exchange)

@@ -151,6 +151,12 @@ extension ProxyHandler {
     private func apply(_ verdict: LimitVerdict, to exchange: Exchange, waitingIn room: WaitingRoom? = nil) {
         if let room {
             if case .admit(let headers, var held, let notes) = verdict, held.delay > 0 {
+                guard machine.isLimiting(exchange) else {
+                    // The client left while the limiter was deciding: nothing to wait for.
+                    held.giveBackAll()
+                    room.leave()
+                    return
+                }
                 wait(held.delay, in: room, holding: held) {
                     held.delay = 0
                     self.apply(.admit(headers: headers, held: held, notes: notes), to: exchange)

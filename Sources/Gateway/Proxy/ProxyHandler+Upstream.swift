@@ -24,7 +24,9 @@ extension ProxyHandler: UpstreamResponseDelegate {
         pool.acquire { result in
             switch result {
             case .success(let connection):
-                switch self.machine.upstreamAcquired(connection, for: exchange, reused: connection.hasBeenUsed) {
+                exchange.onReusedConnection = connection.hasBeenUsed
+                let retryIfBroken = exchange.clientHead.method.isIdempotent && Self.mayTryAnotherTarget(exchange, targets)
+                switch self.machine.upstreamAcquired(connection, for: exchange, reused: connection.hasBeenUsed, retryIfBroken: retryIfBroken) {
                 case .stale:
                     pool.release(connection, reusable: true)
                 case .startProxying(let keepBodyForRetry, let requestEnded):
@@ -35,8 +37,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 pool.health.recordFailure()
                 pool.health.metrics.recordFailure()
                 // Nothing was sent: another target may take the request.
-                let tried = exchange.triedTargets.count
-                if targets.pools.count > 1, tried <= exchange.target.upstream.retries, tried < targets.pools.count {
+                if Self.mayTryAnotherTarget(exchange, targets) {
                     exchange.pool = nil
                     self.connectUpstream(exchange)
                     return
@@ -44,6 +45,12 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 self.failExchange(exchange, with: Self.isTimeout(error) ? .gatewayTimeout() : .badGateway())
             }
         }
+    }
+
+    /// Whether the upstream's `retries` leave another target, not yet tried, for this request.
+    private static func mayTryAnotherTarget(_ exchange: Exchange, _ targets: TargetPools) -> Bool {
+        let tried = exchange.triedTargets.count
+        return targets.pools.count > 1 && tried <= exchange.target.upstream.retries && tried < targets.pools.count
     }
 
     private func startProxying(_ exchange: Exchange, on connection: UpstreamConnection, keepBodyForRetry: Bool, requestEnded: Bool) {
@@ -136,8 +143,14 @@ extension ProxyHandler: UpstreamResponseDelegate {
         case .none:
             break
         case .retry(let exchange):
-            // The upstream closed an idle kept-alive connection just as we reused it: nothing was
-            // answered and the whole request is still here, so send it again on a new connection.
+            // Nothing was answered and the whole request is still here: send it again. A reused
+            // connection the upstream had closed while idle goes to the same target; a fresh one
+            // that broke is the target's failure, and another target gets the request.
+            if !exchange.onReusedConnection {
+                exchange.pool?.health.recordFailure()
+                exchange.pool?.health.metrics.recordFailure()
+                exchange.pool = nil
+            }
             connectUpstream(exchange)
         case .abort(let exchange):
             // Half a response already went out: the only honest signal left is to cut the connection.
