@@ -165,6 +165,47 @@ final class UpstreamTargetsEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(failures, Double(posts.filter { $0 == 502 }.count), "each request it broke counts against it, GETs among them")
     }
 
+    func testAFullTargetMakesARequestWaitThenAnswers503() throws {
+        let harness = try GatewayHarness(
+            rateSync: GatewayHarness.memoryWindow("w", limit: 1_000_000),
+            routes: GatewayHarness.catchAllRoute(limiters: ["w"]),
+            upstream: "max_connections = 2\nconnect_timeout_ms = 400"
+        )
+        self.harness = harness
+        let slow = try (0..<2).map { _ in
+            try ChildProcess(
+                URL(fileURLWithPath: "/usr/bin/curl"),
+                ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "\(harness.base)/slow?delay_ms=1500"]
+            )
+        }
+        Thread.sleep(forTimeInterval: 0.3)
+        let started = Date()
+        let third = try curl(["\(harness.base)/x"])
+        let waited = Date().timeIntervalSince(started)
+        XCTAssertEqual(third.status, 503)
+        XCTAssertTrue(third.text.contains("upstream_unavailable"), third.text)
+        XCTAssertGreaterThanOrEqual(waited, 0.35, "it waited for a free connection")
+        XCTAssertLessThan(waited, 1.2, "no longer than the connect timeout")
+        for request in slow {
+            XCTAssertEqual(try request.waitForExit(timeout: 10), 0)
+            XCTAssertEqual(request.text, "200")
+        }
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200, "a connection is free again")
+        // A waiting request is served as soon as a connection comes back.
+        let busy = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "\(harness.base)/slow?delay_ms=300"]
+        )
+        defer { _ = try? busy.waitForExit(timeout: 10) }
+        let other = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/curl"),
+            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", "\(harness.base)/slow?delay_ms=300"]
+        )
+        defer { _ = try? other.waitForExit(timeout: 10) }
+        Thread.sleep(forTimeInterval: 0.1)
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200, "waited less than 400 ms for one of the two")
+    }
+
     func testEveryTargetDownIsA502NotAHang() throws {
         let harness = try start(targets: targetList)
         targets.forEach { $0.stop() }

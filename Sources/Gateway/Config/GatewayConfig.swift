@@ -66,6 +66,9 @@ public struct GatewayConfig: Sendable {
         public var balance: Balance = .roundRobin
         /// Other targets tried when a connect fails (the request has not been sent).
         public var retries: Int = 1
+        /// Connections open at once to one target from this process; a request that finds none
+        /// free waits up to `connectTimeoutMs`, then gets 503.
+        public var maxConnections: Int = 1024
         public var healthCheck: HealthCheck?
         /// Passive ejection from real traffic; nil turns it off.
         public var outlier: Outlier? = Outlier()

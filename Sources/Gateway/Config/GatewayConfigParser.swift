@@ -235,6 +235,7 @@ enum GatewayConfigParser {
             table.report("balance", "expected \"round_robin\", \"least_request\" or \"client_ip_hash\", found \"\(balanceName)\"")
         }
         let retries = table.integer("retries", minimum: 0, maximum: 100) ?? 1
+        let maxConnections = table.integer("max_connections", minimum: 1, maximum: 1_000_000) ?? 1024
         let healthCheck = table.table("health_check").map(readHealthCheck)
         let outlier = table.table("outlier").map(readOutlier) ?? GatewayConfig.Upstream.Outlier()
         let urls = readTargetURLs(table)
@@ -282,6 +283,7 @@ enum GatewayConfigParser {
         upstream.targets = targets
         upstream.balance = balance
         upstream.retries = retries
+        upstream.maxConnections = maxConnections
         upstream.healthCheck = healthCheck
         upstream.outlier = outlier.consecutiveFailures > 0 ? outlier : nil
         return upstream

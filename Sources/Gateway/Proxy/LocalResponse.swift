@@ -54,6 +54,16 @@ struct LocalResponse {
         )
     }
 
+    /// Every connection `max_connections` allows to the upstream stayed busy for the connect
+    /// timeout.
+    static func upstreamBusy() -> LocalResponse {
+        LocalResponse(
+            status: .serviceUnavailable,
+            headers: [],
+            body: ErrorBody.simple(type: "upstream_unavailable", message: "The upstream service has no free connection.")
+        )
+    }
+
     static func gatewayTimeout() -> LocalResponse {
         LocalResponse(
             status: .gatewayTimeout,

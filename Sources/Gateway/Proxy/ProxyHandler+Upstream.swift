@@ -34,6 +34,11 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 }
             case .failure(let error):
                 guard self.machine.isConnecting(exchange) else { return }
+                if error is UpstreamBusy {
+                    // The target is healthy, only full: no failure of its, no other target asked.
+                    self.failExchange(exchange, with: .upstreamBusy())
+                    return
+                }
                 pool.health.recordFailure()
                 pool.health.metrics.recordFailure()
                 // Nothing was sent: another target may take the request.

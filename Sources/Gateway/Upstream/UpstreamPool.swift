@@ -54,20 +54,87 @@ final class UpstreamPool {
     }
 
 
-    /// Hands out the most recently used idle connection (warmest), or connects a new one.
+    /// Hands out the most recently used idle connection (warmest), or connects a new one while
+    /// the target's `max_connections` allow, or waits for one up to the connect timeout
+    /// (then fails with `UpstreamBusy`).
     func acquire(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         eventLoop.assertInEventLoop()
+        if waiters.isEmpty, let connection = takeIdle() {
+            lease(connection, to: completion)
+            return
+        }
+        guard waiters.isEmpty, health.reserveConnection() else {
+            waiters.append(Waiter(completion: completion, deadline: .now() + .milliseconds(Int64(upstream.connectTimeoutMs))))
+            scheduleWaiterCheck()
+            return
+        }
+        connectReserved(completion)
+    }
+
+    private func takeIdle() -> UpstreamConnection? {
         while let connection = idle.popLast() {
-            if connection.channel.isActive {
-                leasedHandlers.insert(ObjectIdentifier(connection.handler))
-                completion(.success(connection))
-                return
+            if connection.channel.isActive { return connection }
+        }
+        return nil
+    }
+
+    private func lease(_ connection: UpstreamConnection, to completion: (Result<UpstreamConnection, any Error>) -> Void) {
+        leasedHandlers.insert(ObjectIdentifier(connection.handler))
+        completion(.success(connection))
+    }
+
+    /// Connects on a place `reserveConnection` took; the place is given back when the connect
+    /// fails or the connection closes.
+    private func connectReserved(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        let health = self.health
+        connect { result in
+            switch result {
+            case .success(let connection):
+                connection.channel.closeFuture.whenComplete { _ in health.connectionClosed() }
+                self.lease(connection, to: completion)
+            case .failure:
+                health.connectionClosed()
+                completion(result)
             }
         }
-        connect { result in
-            if case .success(let connection) = result { self.leasedHandlers.insert(ObjectIdentifier(connection.handler)) }
-            completion(result)
+    }
+
+    /// A request waiting for a connection under `max_connections`.
+    private struct Waiter {
+        let completion: (Result<UpstreamConnection, any Error>) -> Void
+        let deadline: NIODeadline
+    }
+
+    private var waiters = CircularBuffer<Waiter>()
+    private var waiterCheck: Scheduled<Void>?
+
+    /// Waiters are served as this loop's connections come back or close, and every 10 ms (a
+    /// place freed on another loop tells nobody here); past its deadline a waiter fails.
+    private func scheduleWaiterCheck() {
+        guard waiterCheck == nil else { return }
+        waiterCheck = eventLoop.assumeIsolated().scheduleTask(in: .milliseconds(10)) {
+            self.waiterCheck = nil
+            self.serveWaiters()
         }
+    }
+
+    private func serveWaiters() {
+        let now = NIODeadline.now()
+        while let first = waiters.first {
+            if first.deadline <= now {
+                waiters.removeFirst()
+                first.completion(.failure(UpstreamBusy()))
+            } else if let connection = takeIdle() {
+                waiters.removeFirst()
+                lease(connection, to: first.completion)
+            } else if health.reserveConnection() {
+                waiters.removeFirst()
+                connectReserved(first.completion)
+            } else {
+                break
+            }
+        }
+        if !waiters.isEmpty { scheduleWaiterCheck() }
     }
 
     /// Takes a connection back after a complete exchange, or closes it when it cannot be reused.
@@ -82,12 +149,14 @@ final class UpstreamPool {
         }
         connection.hasBeenUsed = true
         idle.append(connection)
+        if !waiters.isEmpty { serveWaiters() }
     }
 
     /// A connection closed; if it was idle here, forget it.
     func connectionClosed(_ handler: UpstreamHandler) {
         idle.removeAll { $0.handler === handler }
         leasedHandlers.remove(ObjectIdentifier(handler))
+        if !waiters.isEmpty { serveWaiters() }
     }
 
     /// Closes every idle connection (shutdown).
@@ -188,6 +257,9 @@ final class UpstreamPool {
         }
     }
 }
+
+/// Every connection `max_connections` allows to a target stayed busy for the connect timeout.
+struct UpstreamBusy: Error {}
 
 /// Whether an upstream was reachable at the last connect, across all event loops, so that a
 /// change is logged once, not once per loop or per request.
