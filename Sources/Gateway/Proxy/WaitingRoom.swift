@@ -1,5 +1,3 @@
-import Atomics
-
 /// The bound on requests of this process waiting for a slot of a limiter with a `timeout`
 /// (`[server] max_waiting`). A place is taken before the store is asked, so that a request with
 /// no place is never given a reservation it could not wait for; it is given up as soon as the
@@ -7,28 +5,19 @@ import Atomics
 ///
 /// Shared by every event loop, but touched only by requests to routes whose limiters wait.
 public final class WaitingRoom: Sendable {
-    public let capacity: Int
-    private let occupied = ManagedAtomic<Int>(0)
+    private let places: BoundedCounter
 
     public init(capacity: Int) {
-        self.capacity = capacity
+        places = BoundedCounter(bound: capacity)
     }
+
+    public var capacity: Int { places.bound }
 
     /// Takes a place; false when all are taken.
-    public func enter() -> Bool {
-        var current = occupied.load(ordering: .relaxed)
-        while current < capacity {
-            let (exchanged, original) = occupied.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-        return false
-    }
+    public func enter() -> Bool { places.take() }
 
-    public func leave() {
-        occupied.wrappingDecrement(ordering: .relaxed)
-    }
+    public func leave() { places.giveBack() }
 
     /// Places taken now.
-    public var waiting: Int { occupied.load(ordering: .relaxed) }
+    public var waiting: Int { places.taken }
 }

@@ -21,30 +21,19 @@ final class TargetHealth: Sendable {
     let metrics: GatewayMetrics.UpstreamMetrics
     /// Connect outcomes of every loop's pool: a change is logged once.
     let reachability = UpstreamReachability()
-    /// Connections open (or opening) to the target, from every loop.
-    private let connections = ManagedAtomic<Int>(0)
-    let maxConnections: Int
+    /// Connections open (or opening) to the target, from every loop, under `max_connections`.
+    private let connections: BoundedCounter
 
     /// Takes a connection's place under `max_connections`; false when all are taken.
-    func reserveConnection() -> Bool {
-        var current = connections.load(ordering: .relaxed)
-        while current < maxConnections {
-            let (exchanged, original) = connections.compareExchange(expected: current, desired: current + 1, ordering: .relaxed)
-            if exchanged { return true }
-            current = original
-        }
-        return false
-    }
+    func reserveConnection() -> Bool { connections.take() }
 
-    func connectionClosed() {
-        connections.wrappingDecrement(ordering: .relaxed)
-    }
+    func connectionClosed() { connections.giveBack() }
 
     init(upstream: GatewayConfig.Upstream, target: GatewayConfig.UpstreamTarget, metrics: GatewayMetrics, logger: Logger) {
         self.upstream = upstream.name
         self.target = target
         self.outlier = upstream.outlier.map { NIOLockedValueBox(OutlierState($0)) }
-        self.maxConnections = upstream.maxConnections
+        self.connections = BoundedCounter(bound: upstream.maxConnections)
         self.logger = logger
         self.ejections = metrics.targetEjections(upstream: upstream.name, target: target.address)
         self.metrics = metrics.targetMetrics(upstream: upstream.name, target: target.address)
