@@ -448,6 +448,64 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertEqual(try curl(["--http2-prior-knowledge", "-o", "/dev/null", "--max-time", "5", "\(harness.base)/x"]).status, 200)
     }
 
+    /// A gRPC request the gateway answers itself is answered in gRPC's terms: HTTP 200 and a
+    /// `grpc-status` trailer (RESOURCE_EXHAUSTED for a limiter's denial, UNAVAILABLE for a
+    /// fail-closed store out of reach or an upstream that cannot be reached).
+    func testGRPCRequestsAnsweredByTheGatewayGetGRPCStatuses() throws {
+        let harness = try GatewayHarness(
+            rateSync: """
+                [stores.m]
+                engine = "memory"
+                [stores.gone]
+                engine = "redis"
+                url = "redis://127.0.0.1:1/0"
+                [limiters.one]
+                store = "m"
+                algorithm = "sliding_window"
+                limit = 1
+                window_seconds = 300
+                [limiters.closed]
+                store = "gone"
+                rate_per_second = 100
+                fail_closed = true
+                """,
+            routes: """
+                [[routes]]
+                name = "closed"
+                path_prefix = "/closed/"
+                upstream = "app"
+                limiters = ["closed"]
+                [[routes]]
+                name = "one"
+                path_prefix = "/"
+                upstream = "app"
+                limiters = ["one"]
+                """,
+            server: "h2c = true",
+            gatewayArguments: ["--allow-degraded-start"]
+        )
+        defer { harness.stop() }
+        func call(_ path: String, grpc: Bool = true) throws -> String {
+            let body = harness.directory.appendingPathComponent("message").path
+            try Data([0, 0, 0, 0, 0]).write(to: URL(fileURLWithPath: body))
+            let headers = grpc ? ["-H", "content-type: application/grpc", "-H", "te: trailers"] : []
+            let result = try runProgram("/usr/bin/nghttp", ["-nv"] + headers + ["-d", body, "\(harness.base)\(path)"], stdoutOnly: true)
+            return result.output
+        }
+        _ = try call("/svc.Echo/Say")
+        let denied = try call("/svc.Echo/Say")
+        XCTAssertTrue(denied.contains(":status: 200"), denied)
+        XCTAssertTrue(denied.contains("content-type: application/grpc"), denied)
+        XCTAssertTrue(denied.contains("grpc-status: 8"), "RESOURCE_EXHAUSTED: \(denied)")
+        XCTAssertTrue(denied.contains("grpc-message: Rate limit exceeded. Retry in "), denied)
+        XCTAssertTrue(denied.contains("retry-after: "), "the rate-limit headers stay: \(denied)")
+        XCTAssertTrue(denied.contains("x-ratelimit-limit: 1"), denied)
+        let unavailable = try call("/closed/svc.Echo/Say")
+        XCTAssertTrue(unavailable.contains("grpc-status: 14"), "UNAVAILABLE: \(unavailable)")
+        // The same denial for a plain HTTP/2 request is an ordinary 429.
+        XCTAssertTrue(try call("/x", grpc: false).contains(":status: 429"))
+    }
+
     func testSIGTERMSendsGOAWAYAndLetsTheStreamInFlightFinish() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }

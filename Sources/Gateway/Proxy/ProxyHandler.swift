@@ -369,7 +369,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             bodyWithheld: bodyWithheld,
             mustClose: mustClose
         )
-        writeLocal(response, version: head.version, close: close)
+        writeLocal(response, version: head.version, close: close, grpc: LocalResponse.isGRPC(head))
         switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: .now()) {
         case .becomeIdle:
             becomeIdle()
@@ -383,7 +383,13 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     // MARK: writes
 
-    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool) {
+    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool, grpc: Bool = false) {
+        if grpc {
+            writeResponseHead(response.grpcHead())
+            logEntry?.status = Int(response.status.code)
+            writeResponseEnd(response.grpcTrailers(), closing: true)
+            return
+        }
         writeResponseHead(response.head(version: version, close: close))
         client?.write(.body(.byteBuffer(ByteBuffer(string: response.body))))
         // A local answer may be followed by a close after the rest of the body is discarded.
