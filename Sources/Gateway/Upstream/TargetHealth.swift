@@ -99,7 +99,9 @@ final class UpstreamTargets: Sendable {
         let now = NIODeadline.now()
         let available = health.map { $0.inRotation(at: now) }
         let none = !available.contains(true)
-        if panicking.exchange(none, ordering: .relaxed) != none {
+        // Read first: the write (and its log line) happens only when the state changes, so the
+        // loops do not contend on this flag per request.
+        if panicking.load(ordering: .relaxed) != none, panicking.exchange(none, ordering: .relaxed) != none {
             if none {
                 logger.error("every target of the upstream is out of rotation: sending to all of them", metadata: ["upstream": "\(upstream.name)"])
             } else {
