@@ -166,8 +166,7 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let keyPrefix = settings.keyPrefix
         return client.runScript(sha: limitScriptSHA, source: LimitScript.source, tail: tail, slot: slot, deadline: deadline)
             .map { reply in
-                let named = LimitScript.nameReservations(self.outcomes(reply, count: count, groups: slotGroups), groups: slotGroups, token: token)
-                return LimitScript.attachLeases(named, groups: slotGroups, token: token) {
+                LimitScript.attachLeases(self.outcomes(reply, count: count, groups: slotGroups, token: token), groups: slotGroups, token: token) {
                     check, holder in
                     let keys = LimitScript.slotKeys(check, keyPrefix: keyPrefix, hashTagged: true)
                     client.leases.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
@@ -188,13 +187,13 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
 
     /// One outcome per group from a script reply; an error reply or an unreadable one fails
     /// every group of the call (the node answered: not the store's health).
-    private func outcomes(_ reply: RedisValue, count: Int, groups: [[LimitCheck]]) -> [Result<[Decision], StoreFailure>] {
+    private func outcomes(_ reply: RedisValue, count: Int, groups: [[LimitCheck]], token: String) -> [Result<[Decision], StoreFailure>] {
         if case .error(let message) = reply {
             let failure = StoreFailure(storeID: id, reason: "redis answered an error: \(message)", affectsHealth: false)
             return groups.map { _ in .failure(failure) }
         }
         do {
-            return LimitScript.outcomes(try LimitScript.decisions(from: reply, count: count), groups: groups, storeID: id)
+            return LimitScript.outcomes(try LimitScript.decisions(from: reply, count: count), groups: groups, storeID: id, token: token)
         } catch {
             return groups.map { _ in .failure(self.failure(error)) }
         }

@@ -210,10 +210,10 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner, Re
                     }
                     throw StoreFailure(storeID: self.id, reason: "redis answered an error: \(message)")
                 }
-                let outcomes = LimitScript.outcomes(try LimitScript.decisions(from: reply, count: count), groups: groups, storeID: self.id)
+                let decisions = try LimitScript.decisions(from: reply, count: count)
+                let outcomes = LimitScript.outcomes(decisions, groups: groups, storeID: self.id, token: token)
                 let renewer = self.renewers[self.clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value
-                let named = LimitScript.nameReservations(outcomes, groups: groups, token: token)
-                return LimitScript.attachLeases(named, groups: groups, token: token) { check, holder in
+                return LimitScript.attachLeases(outcomes, groups: groups, token: token) { check, holder in
                     let keys = LimitScript.slotKeys(check, keyPrefix: self.settings.keyPrefix, hashTagged: false)
                     renewer.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
                 }

@@ -113,7 +113,7 @@ public final class GatewayMetrics: Sendable {
     func recordTargetHealth(_ targets: UpstreamTargets) {
         for health in targets.health {
             Gauge(label: "ratesync_upstream_target_healthy", dimensions: [("upstream", health.upstream), ("target", health.target.address)])
-                .record(health.isHealthy ? 1 : 0)
+                .record(health.inRotation() ? 1 : 0)
         }
     }
 

@@ -14,7 +14,7 @@ final class Exchange {
     /// An array, not a CircularBuffer: empty, it costs no allocation, and it is usually empty.
     var pendingParts: [HTTPClientRequestPart] = []
     var rateLimitHeaders: [(String, String)] = []
-    var heldSlots: [HeldSlots] = []
+    var heldSlots: [StoreHold] = []
     /// When the request went to the upstream, for the upstream latency.
     var upstreamStarted: NIODeadline?
     /// The event loop's pool for the target the request goes to, once chosen.

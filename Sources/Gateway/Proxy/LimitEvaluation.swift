@@ -25,12 +25,12 @@ enum LimitVerdict {
 /// What an admission holds in the stores.
 struct Holdings {
     /// `max_concurrent` slots, given back when the exchange ends.
-    var slots: [HeldSlots] = []
+    var slots: [StoreHold] = []
     /// Seconds to wait before forwarding: a limiter with a `timeout` had no room now, and the
     /// store reserved a slot that far ahead.
     var delay: Double = 0
     /// The reservations of that wait, given back if the client leaves before its time.
-    var reservations: [HeldSlots] = []
+    var reservations: [StoreHold] = []
 
     static let none = Holdings()
 
@@ -41,8 +41,9 @@ struct Holdings {
     }
 }
 
-/// Concurrency slots or waiting reservations taken in one store, to give back later.
-struct HeldSlots {
+/// What one store holds for a request, to give back later: its `max_concurrent` slots, or the
+/// reservations of a waiting admission.
+struct StoreHold {
     let store: any RateLimitStore
     let checks: [LimitCheck]
     /// Taken by the store's in-process fallback, which then gets them back.
@@ -186,7 +187,7 @@ enum LimitEvaluation {
 
         /// The slots the store took: every enforced check with a cap, and the shadows that
         /// admitted.
-        var heldSlots: HeldSlots? {
+        var heldSlots: StoreHold? {
             let held = zip(group.checks, decisions).filter { check, decision in
                 check.limiter.maxConcurrent != nil && (!check.shadow || decision.allowed)
             }.map { check, decision in
@@ -195,18 +196,18 @@ enum LimitEvaluation {
                 return holding
             }
             guard !held.isEmpty else { return nil }
-            return HeldSlots(store: group.store, checks: held, decidedLocally: decisions.contains(where: \.decidedLocally))
+            return StoreHold(store: group.store, checks: held, decidedLocally: decisions.contains(where: \.decidedLocally))
         }
 
         /// The slots reserved ahead for a waiting admission.
-        var reservations: HeldSlots? {
+        var reservations: StoreHold? {
             let reserved = zip(group.checks, decisions).compactMap { check, decision -> LimitCheck? in
                 guard decision.allowed, let reservation = decision.reservation else { return nil }
                 var holding = check
                 holding.reservation = reservation
                 return holding
             }
-            return reserved.isEmpty ? nil : HeldSlots(store: group.store, checks: reserved)
+            return reserved.isEmpty ? nil : StoreHold(store: group.store, checks: reserved)
         }
 
         var delay: Double { decisions.reduce(0) { max($0, $1.allowed ? $1.delay : 0) } }

@@ -31,15 +31,7 @@ extension LocalResponse {
     }
 
     func grpcTrailers() -> HTTPHeaders {
-        HTTPHeaders([("grpc-status", String(grpcStatus)), ("grpc-message", Self.percentEncoded(grpcMessage))])
-    }
-
-    /// The JSON body's message, or the status's reason.
-    private var grpcMessage: String {
-        guard let start = body.range(of: "\"msg\":\""), let end = body[start.upperBound...].firstIndex(of: "\"") else {
-            return status.reasonPhrase
-        }
-        return String(body[start.upperBound..<end])
+        HTTPHeaders([("grpc-status", String(grpcStatus)), ("grpc-message", Self.percentEncoded(message))])
     }
 
     /// gRPC's percent-encoding of `grpc-message`: printable ASCII stays, except `%`.

@@ -2,22 +2,36 @@ import NIOCore
 import NIOHTTP1
 import RateSync
 
-/// An answer the gateway makes itself: status, JSON body, extra headers.
+/// An answer the gateway makes itself: status, JSON body, extra headers, and the body's message
+/// (what a gRPC client is told instead of the body).
 struct LocalResponse {
     let status: HTTPResponseStatus
     let headers: [(String, String)]
+    let message: String
     let body: String
+
+    init(status: HTTPResponseStatus, headers: [(String, String)], message: String, body: String) {
+        self.status = status
+        self.headers = headers
+        self.message = message
+        self.body = body
+    }
+
+    /// An answer whose body is a type and a message, nothing more.
+    init(status: HTTPResponseStatus, headers: [(String, String)], type: String, message: String) {
+        self.init(status: status, headers: headers, message: message, body: ErrorBody.simple(type: type, message: message))
+    }
 
     static func notFound() -> LocalResponse {
         LocalResponse(
             status: .notFound,
             headers: [],
-            body: ErrorBody.simple(type: "route_not_found", message: "No route matches this request.")
+            type: "route_not_found", message: "No route matches this request."
         )
     }
 
     static func badRequest(_ message: String) -> LocalResponse {
-        LocalResponse(status: .badRequest, headers: [], body: ErrorBody.simple(type: "bad_request", message: message))
+        LocalResponse(status: .badRequest, headers: [], type: "bad_request", message: message)
     }
 
     /// A route keyed on a token, with `on_missing = "reject"`, and no token that verifies.
@@ -25,23 +39,26 @@ struct LocalResponse {
         LocalResponse(
             status: .unauthorized,
             headers: [("WWW-Authenticate", "Bearer")],
-            body: ErrorBody.simple(type: "unauthorized", message: "A valid bearer token is required.")
+            type: "unauthorized", message: "A valid bearer token is required."
         )
     }
 
     static func rateLimited(limiter: LimiterConfig, decision: Decision, headers: [(String, String)]) -> LocalResponse {
-        let body = ErrorBody.rateLimited(
-            limiterID: limiter.id,
-            limit: decision.limit,
-            retryAfterSeconds: RateLimitHeaders.retryAfterSeconds(decision)
+        let retryAfter = RateLimitHeaders.retryAfterSeconds(decision)
+        let body = ErrorBody.rateLimited(limiterID: limiter.id, limit: decision.limit, retryAfterSeconds: retryAfter)
+        return LocalResponse(
+            status: .tooManyRequests,
+            headers: headers,
+            message: ErrorBody.rateLimitedMessage(retryAfterSeconds: retryAfter),
+            body: body
         )
-        return LocalResponse(status: .tooManyRequests, headers: headers, body: body)
     }
 
     static func limiterUnavailable(limiter: LimiterConfig, retryAfterSeconds: Int) -> LocalResponse {
         LocalResponse(
             status: .serviceUnavailable,
             headers: [("Retry-After", String(retryAfterSeconds))],
+            message: ErrorBody.limiterUnavailableMessage(retryAfterSeconds: retryAfterSeconds),
             body: ErrorBody.limiterUnavailable(limiterID: limiter.id, retryAfterSeconds: retryAfterSeconds)
         )
     }
@@ -50,7 +67,7 @@ struct LocalResponse {
         LocalResponse(
             status: .badGateway,
             headers: [],
-            body: ErrorBody.simple(type: "upstream_unavailable", message: "The upstream service could not be reached.")
+            type: "upstream_unavailable", message: "The upstream service could not be reached."
         )
     }
 
@@ -60,7 +77,7 @@ struct LocalResponse {
         LocalResponse(
             status: .serviceUnavailable,
             headers: [],
-            body: ErrorBody.simple(type: "upstream_unavailable", message: "The upstream service has no free connection.")
+            type: "upstream_unavailable", message: "The upstream service has no free connection."
         )
     }
 
@@ -68,7 +85,7 @@ struct LocalResponse {
         LocalResponse(
             status: .gatewayTimeout,
             headers: [],
-            body: ErrorBody.simple(type: "upstream_timeout", message: "The upstream service did not answer in time.")
+            type: "upstream_timeout", message: "The upstream service did not answer in time."
         )
     }
 
@@ -76,7 +93,7 @@ struct LocalResponse {
         LocalResponse(
             status: .requestHeaderFieldsTooLarge,
             headers: [],
-            body: ErrorBody.simple(type: "headers_too_large", message: "The request headers are too large.")
+            type: "headers_too_large", message: "The request headers are too large."
         )
     }
 
@@ -84,7 +101,7 @@ struct LocalResponse {
         LocalResponse(
             status: .methodNotAllowed,
             headers: [],
-            body: ErrorBody.simple(type: "method_not_allowed", message: "\(method.rawValue) is not proxied.")
+            type: "method_not_allowed", message: "\(method.rawValue) is not proxied."
         )
     }
 
@@ -99,16 +116,13 @@ struct LocalResponse {
             return LocalResponse(
                 status: .notImplemented,
                 headers: [],
-                body: ErrorBody.simple(
-                    type: "unsupported_transfer_encoding",
-                    message: "Only the transfer coding chunked, alone, is supported."
-                )
+                type: "unsupported_transfer_encoding", message: "Only the transfer coding chunked, alone, is supported."
             )
         case .unsupportedVersion:
             return LocalResponse(
                 status: .httpVersionNotSupported,
                 headers: [],
-                body: ErrorBody.simple(type: "http_version_not_supported", message: "Only HTTP/1.x is served here.")
+                type: "http_version_not_supported", message: "Only HTTP/1.x is served here."
             )
         }
     }

@@ -11,8 +11,6 @@ public final class WaitingRoom: Sendable {
         places = BoundedCounter(bound: capacity)
     }
 
-    public var capacity: Int { places.bound }
-
     /// Takes a place; false when all are taken.
     public func enter() -> Bool { places.take() }
 

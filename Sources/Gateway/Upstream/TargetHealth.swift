@@ -44,8 +44,6 @@ final class TargetHealth: Sendable {
         activelyHealthy.load(ordering: .relaxed) && now.uptimeNanoseconds >= ejectedUntil.load(ordering: .relaxed)
     }
 
-    var isHealthy: Bool { inRotation() }
-
     /// A request to the target failed (a connect error, a reset, 502/503/504).
     func recordFailure() {
         guard let outlier else { return }

@@ -1,10 +1,18 @@
 /// JSON bodies of the answers the gateway makes itself, in the shape of rate-sync's FastAPI
 /// handler: `{"detail":[{"type":...,"msg":...,"context":{...}}]}`.
 public enum ErrorBody {
+    public static func rateLimitedMessage(retryAfterSeconds: Int) -> String {
+        "Rate limit exceeded. Retry in \(retryAfterSeconds) seconds."
+    }
+
+    public static func limiterUnavailableMessage(retryAfterSeconds: Int) -> String {
+        "Rate limiter unavailable. Retry in \(retryAfterSeconds) seconds."
+    }
+
     public static func rateLimited(limiterID: String, limit: Int, retryAfterSeconds: Int) -> String {
         detail(
             type: "rate_limit_exceeded",
-            message: "Rate limit exceeded. Retry in \(retryAfterSeconds) seconds.",
+            message: rateLimitedMessage(retryAfterSeconds: retryAfterSeconds),
             context: "{\"retry_after_seconds\":\(retryAfterSeconds),\"limit\":\(limit),\"limiter\":\(jsonString(limiterID))}"
         )
     }
@@ -12,7 +20,7 @@ public enum ErrorBody {
     public static func limiterUnavailable(limiterID: String, retryAfterSeconds: Int) -> String {
         detail(
             type: "rate_limiter_unavailable",
-            message: "Rate limiter unavailable. Retry in \(retryAfterSeconds) seconds.",
+            message: limiterUnavailableMessage(retryAfterSeconds: retryAfterSeconds),
             context: "{\"retry_after_seconds\":\(retryAfterSeconds),\"limiter\":\(jsonString(limiterID))}"
         )
     }

@@ -328,25 +328,6 @@ enum LimitScript {
         return decisions
     }
 
-    /// Completes the reservations of waiting admissions with their call's token, group and check
-    /// (as the script names their window entries).
-    static func nameReservations(
-        _ outcomes: [Result<[Decision], StoreFailure>],
-        groups: [[LimitCheck]],
-        token: String
-    ) -> [Result<[Decision], StoreFailure>] {
-        guard groups.contains(where: { $0.contains { $0.maxWait > 0 } }) else { return outcomes }
-        return outcomes.enumerated().map { groupIndex, outcome in
-            guard case .success(var decisions) = outcome else { return outcome }
-            for index in decisions.indices {
-                if let time = decisions[index].reservation {
-                    decisions[index].reservation = "\(time):\(token):\(groupIndex + 1):\(index + 1)"
-                }
-            }
-            return .success(decisions)
-        }
-    }
-
     /// The key and `ReturnQueue` arguments that give back `check`'s waiting admission; nil when
     /// it holds none.
     static func giveBackKeyAndArguments(_ check: LimitCheck, keyPrefix: String, hashTagged: Bool) -> (key: String, arguments: [String])? {
@@ -365,16 +346,23 @@ enum LimitScript {
     /// The script's flat decisions cut back into one outcome per group: a group with a check the
     /// script could not read (a key holding another type, or a corrupt value) fails alone, and
     /// as its own failure, not the store's.
-    static func outcomes(_ decisions: [Decision?], groups: [[LimitCheck]], storeID: String) -> [Result<[Decision], StoreFailure>] {
+    /// A waiting admission's reservation is completed with the call's `token`, its group and its
+    /// check, as the script names its window entries.
+    static func outcomes(_ decisions: [Decision?], groups: [[LimitCheck]], storeID: String, token: String) -> [Result<[Decision], StoreFailure>] {
         var offset = 0
-        return groups.map { group in
+        return groups.enumerated().map { groupIndex, group in
             let next = offset + group.count
             defer { offset = next }
-            let decided = decisions[offset..<next].compactMap { $0 }
+            var decided = decisions[offset..<next].compactMap { $0 }
             guard decided.count == group.count else {
                 return .failure(
                     StoreFailure(storeID: storeID, reason: "a limiter key holds a value of another type or a corrupt one", affectsHealth: false)
                 )
+            }
+            for index in decided.indices {
+                if let time = decided[index].reservation {
+                    decided[index].reservation = "\(time):\(token):\(groupIndex + 1):\(index + 1)"
+                }
             }
             return .success(decided)
         }
