@@ -8,14 +8,15 @@ source scripts/lib.sh
 
 scripts/setup.sh
 
-# The real Python rate-sync (0.4.2, needs Python >= 3.12) for the interoperability tests.
+# The real Python rate-sync (0.4.2, needs Python >= 3.12) for the interoperability tests, and
+# the real WebSocket and gRPC libraries the tunnel tests talk through the gateway with.
 if [[ -z "${RATESYNC_PYTHON:-}" ]]; then
     venv=.build/py-ratesync
-    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import ratesync, asyncpg' 2>/dev/null; then
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import ratesync, asyncpg, websockets, grpc' 2>/dev/null; then
         python312=$(find_python312 || true)
         if [[ -n "$python312" ]]; then
             "$python312" -m venv "$venv"
-            "$venv/bin/pip" install -q --disable-pip-version-check 'rate-sync[redis,postgres]==0.4.2'
+            "$venv/bin/pip" install -q --disable-pip-version-check 'rate-sync[redis,postgres]==0.4.2' 'websockets==17.4' 'grpcio==1.85.3'
         else
             echo "test: no Python >= 3.12 found; the rate-sync interoperability test will be skipped" >&2
         fi

@@ -114,6 +114,49 @@ final class RequestFramingEndToEndTests: XCTestCase {
         }
     }
 
+    func testBytesAfterAWebSocketHandshakeReachNoUpstreamUnlessItsTunnelOpens() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let smuggled = "GET /auth/admin HTTP/1.1\r\nHost: x\r\n\r\n"
+        func handshake(_ path: String, upgrade: String = "websocket") -> String {
+            "GET \(path) HTTP/1.1\r\nHost: a\r\nUpgrade: \(upgrade)\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        }
+        // The upstream answers 200, not 101: no tunnel, and what followed the handshake was never
+        // a request. The answer goes back, then the connection closes.
+        var answer = try exchange(harness, handshake("/ws/refused") + smuggled)
+        XCTAssertEqual(statuses(answer), [200], answer)
+        // A handshake the limiter denies: nothing reaches the upstream at all.
+        answer = try exchange(harness, handshake("/auth/ws") + smuggled)
+        XCTAssertEqual(statuses(answer), [200], answer)
+        answer = try exchange(harness, handshake("/auth/ws") + smuggled)
+        XCTAssertEqual(statuses(answer), [429], answer)
+        // Other protocols too are only ever asked as websocket; h2c is never asked for.
+        _ = try exchange(harness, handshake("/ws/listed", upgrade: "h2c, websocket") + smuggled)
+        _ = try exchange(harness, handshake("/ws/h2c", upgrade: "h2c") + smuggled)
+        try waitForRecorded(4)
+        Thread.sleep(forTimeInterval: 0.2)
+        let seen = try recorded()
+        XCTAssertEqual(
+            seen.map { $0["target"] as? String ?? "error" },
+            ["/ws/refused", "/auth/ws", "/ws/listed", "/ws/h2c"],
+            "one request per handshake, never the bytes after it"
+        )
+        let upgrades = seen.map { request in
+            ((request["headers"] as? [[String]]) ?? []).filter { $0[0].lowercased() == "upgrade" }.map { $0[1] }
+        }
+        XCTAssertEqual(upgrades, [["websocket"], ["websocket"], ["websocket"], []])
+    }
+
+    func testAnUpstreamSwitchingToAnotherProtocolIsAnError() throws {
+        let rogue = try GarbageServer(reply: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\nPRI * HTTP/2.0")
+        defer { rogue.stop() }
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, upstreamURL: "http://127.0.0.1:\(rogue.port)")
+        defer { harness.stop() }
+        let answer = try exchange(harness, "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        XCTAssertEqual(statuses(answer), [502], answer)
+        XCTAssertFalse(answer.contains("PRI"), answer)
+    }
+
     func testTheSameRulesHoldForRequestsArrivingOverHTTP2() throws {
         let harness = try gateway(server: "h2c = true")
         defer { harness.stop() }
@@ -301,6 +344,27 @@ final class RequestFramingEndToEndTests: XCTestCase {
             XCTAssertLessThan(growth, 32 << 20, "\(prefix.debugDescription): peak grew \(growth >> 20) MiB; \(result.output)")
         }
         XCTAssertTrue(harness.gateway.isRunning)
+    }
+
+    func testATunnelToAnUpstreamThatStopsReadingBuffersABoundedAmount() throws {
+        // Accepts the handshake, then never reads again.
+        let stalled = try GarbageServer(reply: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        defer { stalled.stop() }
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, upstreamURL: "http://127.0.0.1:\(stalled.port)")
+        defer { harness.stop() }
+        let before = harness.gateway.memory().rss
+        let handshake = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        let hex = handshake.utf8.map { String(format: "%02x", $0) }.joined()
+        let result = try runProgram(
+            "/usr/bin/env",
+            ["python3", interopScript("flood_client.py"), String(harness.proxyPort), hex, "120", "256", "3"],
+            stdoutOnly: true
+        )
+        XCTAssertTrue(result.output.contains("answer=HTTP/1.1 101"), result.output)
+        let growth = harness.gateway.memory().peak - before
+        XCTAssertLessThan(growth, 32 << 20, "peak grew \(growth >> 20) MiB; \(result.output)")
+        let sent = Int(result.output.split(separator: " ").first?.dropFirst("sent=".count) ?? "") ?? 0
+        XCTAssertLessThan(sent, 128 << 20, "the client was held back: \(result.output)")
     }
 
     func testAClientThatStopsReadingIsClosedAndGivesBackItsSlot() throws {

@@ -283,4 +283,90 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.readsAllowed(clientWritable: true, upstreamWritable: true))
         XCTAssertFalse(machine.readsAllowed(clientWritable: false, upstreamWritable: true))
     }
+
+    // MARK: WebSocket tunnels
+
+    /// A machine whose WebSocket handshake is admitted, whole, and sent on `connection`.
+    private func handshakeSent(_ exchange: FakeExchange, _ connection: FakeConnection) -> Machine {
+        var machine = Machine(isStream: false, now: at(0))
+        _ = machine.receive(head(), now: at(0))
+        machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: true, opensTunnel: true)
+        _ = machine.receive(.end(nil), now: at(0))
+        _ = machine.verdict(for: exchange, admitted: true)
+        _ = machine.upstreamAcquired(connection, for: exchange, reused: false)
+        return machine
+    }
+
+    func testBytesAfterAHandshakeWaitForTheUpstreams101AndReadsStopMeanwhile() {
+        let exchange = FakeExchange()
+        let connection = FakeConnection()
+        var machine = Machine(isStream: false, now: at(0))
+        _ = machine.receive(head(), now: at(0))
+        machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: true, opensTunnel: true)
+        _ = machine.receive(.end(nil), now: at(0))
+        XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: true), "nothing more is read before the verdict")
+        guard case .held = machine.receiveTunnelBytes(ByteBuffer(string: "early"), now: at(0)) else {
+            return XCTFail("bytes that came with the handshake are held")
+        }
+        _ = machine.verdict(for: exchange, admitted: true)
+        _ = machine.upstreamAcquired(connection, for: exchange, reused: false)
+        XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: true), "nor before the 101")
+        guard let opened = machine.tunnelOpened(idleTimeout: .seconds(30), now: at(1)) else { return XCTFail() }
+        XCTAssertTrue(opened.connection === connection)
+        XCTAssertEqual(opened.held.map { String(buffer: $0) }, ["early"], "the held bytes go first")
+        XCTAssertTrue(machine.readsAllowed(clientWritable: true, upstreamWritable: true))
+        XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: false), "backpressure from the upstream")
+        guard case .forward(let to) = machine.receiveTunnelBytes(ByteBuffer(string: "more"), now: at(2)), to === connection else {
+            return XCTFail("into the open tunnel")
+        }
+        XCTAssertTrue(machine.upstreamTunnelBytes(now: at(3)))
+    }
+
+    func testNoTunnelOpensForARequestThatDidNotAskOrWasRefused() {
+        let exchange = FakeExchange()
+        let connection = FakeConnection()
+        var plain = proxying(exchange, connection, requestEnded: true)
+        XCTAssertNil(plain.tunnelOpened(idleTimeout: .seconds(30), now: at(1)), "a 101 nobody asked for opens nothing")
+
+        var refused = handshakeSent(exchange, connection)
+        XCTAssertEqual(refused.responseHead(upstreamKeepAlive: true, closeDelimited: false), true, "a refusal closes the client after it")
+        XCTAssertEqual(refused.responseEnded()?.reusable, false, "an upstream that refused a handshake is not asked again")
+        guard case .close = refused.receiveTunnelBytes(ByteBuffer(string: "x"), now: at(2)) else {
+            return XCTFail("no tunnel will open: the bytes are no request either")
+        }
+
+        var idle = Machine(isStream: false, now: at(0))
+        guard case .close = idle.receiveTunnelBytes(ByteBuffer(string: "x"), now: at(0)) else {
+            return XCTFail("a handshake answered by the gateway itself leaves nothing to hold bytes for")
+        }
+    }
+
+    func testATunnelHoldsItsExchangeUntilEitherSideClosesOrItFallsSilent() {
+        let exchange = FakeExchange()
+        let connection = FakeConnection()
+        var machine = handshakeSent(exchange, connection)
+        _ = machine.tunnelOpened(idleTimeout: .seconds(30), now: at(0))
+        XCTAssertFalse(machine.drain(), "a drain waits for the tunnel")
+        guard case .rearm(let deadline) = machine.deadlineReached(now: at(20), idleTimeout: idle, sendTimeout: send) else {
+            return XCTFail()
+        }
+        XCTAssertEqual(deadline, at(30))
+        _ = machine.upstreamTunnelBytes(now: at(25))
+        guard case .rearm(let later) = machine.deadlineReached(now: at(30), idleTimeout: idle, sendTimeout: send) else {
+            return XCTFail("bytes either way keep it open")
+        }
+        XCTAssertEqual(later, at(55))
+        guard case .closeClient(let held, let heldConnection) = machine.deadlineReached(now: at(55), idleTimeout: idle, sendTimeout: send),
+            held === exchange, heldConnection === connection
+        else { return XCTFail("silent for its idle timeout: closed, its slots and upstream given back") }
+
+        var upstreamGone = handshakeSent(exchange, connection)
+        _ = upstreamGone.tunnelOpened(idleTimeout: .seconds(30), now: at(0))
+        guard case .endTunnel(let ended) = upstreamGone.upstreamClosed(), ended === exchange else { return XCTFail() }
+
+        var clientGone = handshakeSent(exchange, connection)
+        _ = clientGone.tunnelOpened(idleTimeout: .seconds(30), now: at(0))
+        let given = clientGone.clientClosed()
+        XCTAssertTrue(given.exchange === exchange && given.connection === connection)
+    }
 }

@@ -10,6 +10,7 @@ final class HTTP1ParserTests: XCTestCase {
         case head(String, String, [String])
         case body(String)
         case end([String])
+        case tunnel(String)
         case error(HTTP1RequestError)
     }
 
@@ -43,6 +44,8 @@ final class HTTP1ParserTests: XCTestCase {
                         }
                     case .end(let trailers):
                         out.append(.end(trailers?.map { "\($0.name)=\($0.value)" } ?? []))
+                    case .tunnel(let bytes):
+                        Self.appendTunnel(bytes, to: &out)
                     }
                 }
             } catch {
@@ -51,6 +54,15 @@ final class HTTP1ParserTests: XCTestCase {
             }
         }
         return out
+    }
+
+    /// Consecutive tunnel parts are joined, as body parts are.
+    private static func appendTunnel(_ bytes: ByteBuffer, to out: inout [Read]) {
+        if case .tunnel(let previous) = out.last {
+            out[out.count - 1] = .tunnel(previous + String(buffer: bytes))
+        } else {
+            out.append(.tunnel(String(buffer: bytes)))
+        }
     }
 
     private func assertInAnyPieces(_ text: String, _ expected: [Read], file: StaticString = #filePath, line: UInt = #line) {
@@ -232,13 +244,14 @@ final class HTTP1ParserTests: XCTestCase {
     // MARK: responses
 
     /// The parts of responses to `methods`, one request sent before each.
-    private func responses(_ text: String, to methods: [HTTPMethod], piece: Int = .max) -> [Read] {
+    /// - Parameter tunnel: the first request was a WebSocket handshake.
+    private func responses(_ text: String, to methods: [HTTPMethod], piece: Int = .max, tunnel: Bool = false) -> [Read] {
         var parser = HTTP1Parser(role: .response, maxHeadBytes: 1024)
         var pending = methods
         var out: [Read] = []
         let bytes = Array(text.utf8)
         var offset = 0
-        if !pending.isEmpty { parser.expectResponse(to: pending.removeFirst()) }
+        if !pending.isEmpty { parser.expectResponse(to: pending.removeFirst(), tunnel: tunnel) }
         do {
             while offset < bytes.count {
                 var chunk = ByteBuffer(bytes: bytes[offset..<min(bytes.count, offset + piece)])
@@ -252,6 +265,7 @@ final class HTTP1ParserTests: XCTestCase {
                         out.append(.end(trailers?.map { "\($0.name)=\($0.value)" } ?? []))
                         if !pending.isEmpty { parser.expectResponse(to: pending.removeFirst()) }
                     case .requestHead: XCTFail("a request head from a response parser")
+                    case .tunnel(let bytes): Self.appendTunnel(bytes, to: &out)
                     }
                 }
             }
@@ -297,5 +311,69 @@ final class HTTP1ParserTests: XCTestCase {
                 continue
             }
         }
+    }
+
+    // MARK: WebSocket handshakes
+
+    private static let handshake =
+        "GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\n\r\n"
+    private static let handshakeFields = ["Host=a", "Upgrade=websocket", "Connection=Upgrade", "Sec-WebSocket-Key=x"]
+
+    func testBytesAfterAWebSocketHandshakeAreTheTunnelsNeverARequest() {
+        // Whatever follows the handshake, a request line included, is handed out as tunnel
+        // bytes: it reaches an upstream only through a tunnel its 101 opened.
+        let smuggled = "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"
+        assertInAnyPieces(
+            Self.handshake + smuggled,
+            [.head("GET", "/chat", Self.handshakeFields), .end([]), .tunnel(smuggled)]
+        )
+    }
+
+    func testOnlyABodilessGETNamingWebSocketIsAHandshake() {
+        let next = "GET /next HTTP/1.1\r\nHost: a\r\n\r\n"
+        let nextHead = Read.head("GET", "/next", ["Host=a"])
+        // Another protocol (h2c would carry requests nothing routed): HTTP goes on.
+        XCTAssertEqual(
+            read("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n" + next),
+            [.head("GET", "/", ["Host=a", "Upgrade=h2c", "Connection=Upgrade"]), .end([]), nextHead, .end([])]
+        )
+        // Connection must name the upgrade.
+        XCTAssertEqual(
+            read("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n" + next),
+            [.head("GET", "/", ["Host=a", "Upgrade=websocket"]), .end([]), nextHead, .end([])]
+        )
+        // A body: no handshake has one.
+        XCTAssertEqual(
+            read("POST / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\nContent-Length: 2\r\n\r\nhi" + next),
+            [.head("POST", "/", ["Host=a", "Upgrade=websocket", "Connection=upgrade", "Content-Length=2"]), .body("hi"), .end([]), nextHead, .end([])]
+        )
+        // Listed among others, in any case.
+        XCTAssertEqual(
+            read("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: foo, WebSocket\r\nConnection: keep-alive, UPGRADE\r\n\r\nxyz"),
+            [.head("GET", "/", ["Host=a", "Upgrade=foo, WebSocket", "Connection=keep-alive, UPGRADE"]), .end([]), .tunnel("xyz")]
+        )
+    }
+
+    func testAnUpstreams101OpensATunnelOnlyForAHandshakeAndOnlyToWebSocket() {
+        let accepted = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        for piece in [Int.max, 1, 5] {
+            XCTAssertEqual(
+                responses(accepted + "frames", to: [.GET], piece: piece, tunnel: true),
+                [.head("101", "", ["Upgrade=websocket", "Connection=Upgrade"]), .tunnel("frames")],
+                "in pieces of \(piece)"
+            )
+        }
+        // Not asked for.
+        XCTAssertEqual(responses(accepted, to: [.GET]), [.error(.malformed("a 101 to a request that asked for no upgrade"))])
+        // Switched to something else than what was asked.
+        XCTAssertEqual(
+            responses("HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", to: [.GET], tunnel: true),
+            [.error(.malformed("a 101 to another protocol than websocket"))]
+        )
+        // A refusal is an ordinary response, after which nothing may come unasked.
+        XCTAssertEqual(
+            responses("HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno", to: [.GET], tunnel: true),
+            [.head("403", "", ["Content-Length=2"]), .body("no"), .end([])]
+        )
     }
 }

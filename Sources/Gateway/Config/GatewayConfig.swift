@@ -28,6 +28,9 @@ public struct GatewayConfig: Sendable {
         /// Requests of this process that may wait at once for a slot of a limiter with a
         /// `timeout`; past it, such a request is answered at once (429 when it has no room now).
         public var maxWaiting: Int = 1024
+        /// A WebSocket tunnel that carries no byte either way for this long is closed (an
+        /// upstream's `websocket_idle_timeout_seconds` overrides it).
+        public var websocketIdleTimeoutSeconds: Double = 300
     }
 
     public struct TLSSettings: Sendable, Equatable {
@@ -69,6 +72,8 @@ public struct GatewayConfig: Sendable {
         /// Connections open at once to one target from this process; a request that finds none
         /// free waits up to `connectTimeoutMs`, then gets 503.
         public var maxConnections: Int = 1024
+        /// Overrides `[server] websocket_idle_timeout_seconds` for this upstream's tunnels.
+        public var websocketIdleTimeoutSeconds: Double?
         public var healthCheck: HealthCheck?
         /// Passive ejection from real traffic; nil turns it off.
         public var outlier: Outlier? = Outlier()

@@ -87,6 +87,7 @@ enum GatewayConfigParser {
         let h2c = table.bool("h2c") ?? false
         let maxStreams = table.integer("max_concurrent_streams", minimum: 1, maximum: 100_000) ?? 100
         let maxWaiting = table.integer("max_waiting", minimum: 0, maximum: 1_000_000) ?? 1024
+        let websocketIdle = table.double("websocket_idle_timeout_seconds", positive: true, maximum: 86400) ?? 300
         let tls = table.table("tls").flatMap { readTLS($0, gatewayFile: table.sink.file) }
         // Nobody is trusted to speak for clients until told (nginx's realip does the same): a
         // default that trusted private ranges let any client on them pick its own identity.
@@ -121,6 +122,7 @@ enum GatewayConfigParser {
         )
         server.trustedProxiesGiven = trustedGiven
         server.maxWaiting = maxWaiting
+        server.websocketIdleTimeoutSeconds = websocketIdle
         return server
     }
 
@@ -236,6 +238,7 @@ enum GatewayConfigParser {
         }
         let retries = table.integer("retries", minimum: 0, maximum: 100) ?? 1
         let maxConnections = table.integer("max_connections", minimum: 1, maximum: 1_000_000) ?? 1024
+        let websocketIdle = table.double("websocket_idle_timeout_seconds", positive: true, maximum: 86400)
         let healthCheck = table.table("health_check").map(readHealthCheck)
         let outlier = table.table("outlier").map(readOutlier) ?? GatewayConfig.Upstream.Outlier()
         let urls = readTargetURLs(table)
@@ -284,6 +287,7 @@ enum GatewayConfigParser {
         upstream.balance = balance
         upstream.retries = retries
         upstream.maxConnections = maxConnections
+        upstream.websocketIdleTimeoutSeconds = websocketIdle
         upstream.healthCheck = healthCheck
         upstream.outlier = outlier.consecutiveFailures > 0 ? outlier : nil
         return upstream

@@ -41,8 +41,11 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         var buffer = Self.unwrapInboundIn(data)
         do {
             while let part = try parser.next(&buffer) {
-                guard let response = part.clientPart else { continue }
-                upstream?.received(response)
+                if case .tunnel(let bytes) = part {
+                    upstream?.receivedTunnelBytes(bytes)
+                } else if let response = part.clientPart {
+                    upstream?.received(response)
+                }
             }
         } catch {
             fail(context: context, error)
@@ -82,18 +85,36 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
     }
 
     /// Writes a request part (the upstream handler's direct way in).
-    func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>?) {
+    /// - Parameter opensTunnel: the head is a WebSocket handshake's, whose 101 opens a tunnel.
+    func write(_ part: HTTPClientRequestPart, opensTunnel: Bool = false, promise: EventLoopPromise<Void>?) {
         guard let context else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        write(part, context: context, promise: promise)
+        write(part, opensTunnel: opensTunnel, context: context, promise: promise)
     }
 
-    private func write(_ part: HTTPClientRequestPart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+    /// Writes bytes of an open WebSocket tunnel, as they are: only once the upstream's 101 has
+    /// opened it (before, they would be read as requests nothing routed).
+    func writeTunnelBytes(_ bytes: ByteBuffer) {
+        guard let context else { return }
+        guard parser.isTunnel else {
+            context.fireErrorCaught(UnframedBody())
+            context.close(promise: nil)
+            return
+        }
+        context.write(Self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    private func write(
+        _ part: HTTPClientRequestPart,
+        opensTunnel: Bool = false,
+        context: ChannelHandlerContext,
+        promise: EventLoopPromise<Void>?
+    ) {
         switch part {
         case .head(let head):
-            parser.expectResponse(to: head.method)
+            parser.expectResponse(to: head.method, tunnel: opensTunnel)
             var buffer = context.channel.allocator.buffer(capacity: 1024)
             HTTP1Writer.writeRequestHead(head, into: &buffer)
             switch RequestBodyFraming(head) {

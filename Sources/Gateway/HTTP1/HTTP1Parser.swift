@@ -27,6 +27,9 @@ struct HTTP1Parser {
         case responseHead(HTTPResponseHead)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
+        /// Bytes after a WebSocket handshake: no longer HTTP, never parsed, handed out as they
+        /// come (see WebSocketUpgrade).
+        case tunnel(ByteBuffer)
     }
 
     private enum State {
@@ -40,6 +43,9 @@ struct HTTP1Parser {
         case chunkData(remaining: Int)
         case chunkDataEnd
         case trailers
+        /// After a WebSocket handshake request (its answer may yet refuse it), or an upstream's
+        /// 101 to one: every later byte is the tunnel's.
+        case tunnel
         case failed
     }
 
@@ -56,6 +62,15 @@ struct HTTP1Parser {
     private var partialScanned = 0
     /// Whether the request line of the head in `partial` is whole and has been checked.
     private var requestLineChecked = false
+    /// Request side: the message being read is a WebSocket handshake, so no request follows it.
+    /// Response side: the request sent was one, so a 101 opens the tunnel.
+    private var tunnelAfterMessage = false
+
+    /// Whether the bytes are now a tunnel's, not HTTP.
+    var isTunnel: Bool {
+        if case .tunnel = state { return true }
+        return false
+    }
 
     init(role: Role, maxHeadBytes: Int) {
         self.role = role
@@ -64,10 +79,12 @@ struct HTTP1Parser {
     }
 
     /// A response parser: the request whose answer comes next has been sent.
-    mutating func expectResponse(to method: HTTPMethod) {
+    /// - Parameter tunnel: it is a WebSocket handshake, whose 101 opens a tunnel.
+    mutating func expectResponse(to method: HTTPMethod, tunnel: Bool = false) {
         if case .awaitingRequest = state {
             state = .head
             requestMethod = method
+            tunnelAfterMessage = tunnel
         }
     }
 
@@ -78,7 +95,7 @@ struct HTTP1Parser {
         case .untilClose:
             state = .failed
             return .end(nil)
-        case .head where partial == nil, .awaitingRequest, .failed:
+        case .head where partial == nil, .awaitingRequest, .failed, .tunnel:
             return nil
         default:
             state = .failed
@@ -111,6 +128,9 @@ struct HTTP1Parser {
             case .untilClose:
                 guard buffer.readableBytes > 0 else { return nil }
                 return .body(buffer.readSlice(length: buffer.readableBytes)!)
+            case .tunnel:
+                guard buffer.readableBytes > 0 else { return nil }
+                return .tunnel(buffer.readSlice(length: buffer.readableBytes)!)
             case .head where role == .response:
                 guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
                     return nil
@@ -121,6 +141,12 @@ struct HTTP1Parser {
                 if head.status.code < 200 && head.status != .switchingProtocols {
                     // Interim answers (100, 103) are dropped: the final one follows.
                     continue
+                }
+                if head.status == .switchingProtocols {
+                    guard tunnelAfterMessage else { throw .malformed("a 101 to a request that asked for no upgrade") }
+                    guard WebSocketUpgrade.isAccepted(head) else { throw .malformed("a 101 to another protocol than websocket") }
+                    state = .tunnel
+                    return .responseHead(head)
                 }
                 state = try Self.bodyState(for: head, answering: requestMethod)
                 return .responseHead(head)
@@ -141,6 +167,8 @@ struct HTTP1Parser {
                     try HTTP1HeadParser.requestHead(bytes)
                 }
                 state = try Self.bodyState(for: head)
+                // A handshake has no body (RFC 6455, 4.1): a request with one is no WebSocket's.
+                if case .fixedBody(0) = state { tunnelAfterMessage = WebSocketUpgrade.isRequested(head) }
                 return .requestHead(head)
             case .fixedBody(let remaining):
                 if remaining == 0 {
@@ -191,14 +219,13 @@ struct HTTP1Parser {
     /// After a message: the next request, or (never pipelining upstream) silence until the next
     /// request is sent.
     private var messageEnded: State {
-        role == .request ? .head : .awaitingRequest
+        if role == .request && tunnelAfterMessage { return .tunnel }
+        return role == .request ? .head : .awaitingRequest
     }
 
     /// What follows a response head (RFC 9112, 6.3): nothing for a HEAD's answer, 204 and 304;
-    /// chunked, a length, or everything until the close. A 101 was never asked for (the gateway
-    /// forwards no upgrade), and both framing headers at once are refused.
+    /// chunked, a length, or everything until the close. Both framing headers at once are refused.
     private static func bodyState(for head: HTTPResponseHead, answering method: HTTPMethod) throws(HTTP1RequestError) -> State {
-        if head.status == .switchingProtocols { throw .malformed("a 101 to a request that asked for no upgrade") }
         if method == .HEAD || head.status == .noContent || head.status == .notModified { return .fixedBody(remaining: 0) }
         var length: Int?
         var lengthFields = 0

@@ -45,14 +45,21 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         var buffer = Self.unwrapInboundIn(data)
         do {
             while let part = try parser.next(&buffer) {
-                guard let request = part.serverPart else { continue }
-                proxy?.receive(request)
+                if case .tunnel(let bytes) = part {
+                    proxy?.receiveTunnelBytes(bytes)
+                } else if let request = part.serverPart {
+                    proxy?.receive(request)
+                }
             }
         } catch {
             failed = true
             proxy?.clientRequestFailed(error)
         }
     }
+
+    /// Whether the connection carries a WebSocket's bytes now (or will, once its handshake is
+    /// answered): no further request can come on it.
+    var readsNoMoreRequests: Bool { parser.isTunnel }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         proxy?.clientReadComplete()
@@ -69,6 +76,15 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
             return
         }
         write(part, context: context, promise: promise)
+    }
+
+    /// Writes bytes of an open WebSocket tunnel, as they are.
+    func writeTunnelBytes(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.write(Self.wrapOutboundOut(bytes), promise: promise)
     }
 
     private func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
@@ -98,7 +114,7 @@ extension HTTP1Parser.Part {
     var serverPart: HTTPServerRequestPart? {
         switch self {
         case .requestHead(let head): return .head(head)
-        case .responseHead: return nil
+        case .responseHead, .tunnel: return nil
         case .body(let body): return .body(body)
         case .end(let trailers): return .end(trailers)
         }
@@ -107,7 +123,7 @@ extension HTTP1Parser.Part {
     /// The part as a response part (a response parser never reads a request head).
     var clientPart: HTTPClientResponsePart? {
         switch self {
-        case .requestHead: return nil
+        case .requestHead, .tunnel: return nil
         case .responseHead(let head): return .head(head)
         case .body(let body): return .body(body)
         case .end(let trailers): return .end(trailers)

@@ -47,6 +47,26 @@ enum ClientSide {
         }
     }
 
+    /// Bytes of an open WebSocket tunnel.
+    /// - Parameter promise: completed once they are written (a close waits for it).
+    func writeTunnelBytes(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
+        switch self {
+        case .connection(let codec, _): codec.writeTunnelBytes(bytes, promise: promise)
+        case .stream(let stream):
+            stream.write(.body(.byteBuffer(bytes)))
+            promise?.succeed(())
+        }
+    }
+
+    /// Whether the connection reads no further request: it carries a WebSocket's bytes now (or
+    /// will, once its handshake is answered).
+    var readsNoMoreRequests: Bool {
+        switch self {
+        case .connection(let codec, _): return codec.readsNoMoreRequests
+        case .stream: return false
+        }
+    }
+
     func flush() {
         switch self {
         case .connection(_, let context): context.flush()

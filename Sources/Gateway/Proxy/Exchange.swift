@@ -25,6 +25,8 @@ final class Exchange {
     var onReusedConnection = false
     /// The client's address, for `client_ip_hash` (empty for other balancers).
     let clientAddress: String
+    /// A WebSocket handshake: the upstream's 101 turns both connections into its tunnel.
+    var opensTunnel = false
 
     init(clientHead: HTTPRequestHead, target: GatewayRuntime.RouteTarget, upstreamHead: HTTPRequestHead, clientAddress: String) {
         self.clientHead = clientHead

@@ -29,6 +29,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         let expectsContinue: Bool
         /// Whether the client asked to keep its connection.
         let keepAlive: Bool
+        /// A WebSocket handshake: an upstream's 101 makes the connection its tunnel.
+        var opensTunnel = false
     }
 
     enum State {
@@ -38,6 +40,10 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         /// Admitted; waiting for an upstream connection.
         case connecting(Exchange, Progress)
         case proxying(Exchange, Connection, Progress)
+        /// An upstream's 101 joined the two connections: bytes flow both ways as they come,
+        /// until either side closes or both stay silent for the tunnel's idle timeout. The
+        /// exchange keeps its slots all along.
+        case tunnel(Exchange, Connection, idleTimeout: TimeAmount)
         /// The gateway answered before the request ended: the rest of the body is read and
         /// dropped (up to a budget), then the next request is served or the connection closes.
         case discarding(remainingBudget: Int, keepAlive: Bool)
@@ -61,10 +67,16 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     private(set) var lastClientActivity: NIODeadline
     /// Since when the client has taken none of what is written to it.
     private(set) var sendStalledSince: NIODeadline?
+    /// Bytes a client sent after its WebSocket handshake, before the upstream's 101: they go
+    /// through only if the tunnel opens. Bounded by one read: reads stop once a handshake ends.
+    private var heldTunnelBytes: [ByteBuffer] = []
+    /// The last time a byte went through the tunnel, either way.
+    private(set) var lastTunnelActivity: NIODeadline
 
     init(isStream: Bool, now: NIODeadline) {
         self.isStream = isStream
         lastClientActivity = now
+        lastTunnelActivity = now
     }
 
     var isIdle: Bool {
@@ -113,7 +125,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         guard case .head = part else { return false }
         switch state {
         case .idle, .closed: return false
-        case .limiting, .connecting, .proxying, .discarding: return true
+        case .limiting, .connecting, .proxying, .discarding, .tunnel: return true
         }
     }
 
@@ -153,19 +165,71 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             if isEnd || budget - size < 0 { return .close }
             state = .discarding(remainingBudget: budget - size, keepAlive: keepAlive)
             return .none
-        case .idle, .closed:
+        case .idle, .closed, .tunnel:
             return .none
         }
+    }
+
+    // MARK: WebSocket tunnels
+
+    enum TunnelBytesAction {
+        /// Into the open tunnel.
+        case forward(Connection)
+        /// Kept until the handshake's answer: the tunnel may yet open.
+        case held
+        /// No tunnel can open any more, and the bytes are no request: close the connection.
+        case close
+    }
+
+    /// Bytes the client sent after a WebSocket handshake.
+    mutating func receiveTunnelBytes(_ bytes: ByteBuffer, now: NIODeadline) -> TunnelBytesAction {
+        lastClientActivity = now
+        switch state {
+        case .tunnel(_, let connection, _):
+            lastTunnelActivity = now
+            return .forward(connection)
+        default:
+            // The handshake is in flight, or still queued behind a pipelined request.
+            guard progress?.opensTunnel == true || !queue.isEmpty else { return .close }
+            heldTunnelBytes.append(bytes)
+            return .held
+        }
+    }
+
+    /// The upstream answered the handshake with 101: the tunnel is open. Returns its upstream
+    /// connection and the bytes the client sent meanwhile, to forward first; nil when the
+    /// exchange did not ask for a tunnel or is gone.
+    mutating func tunnelOpened(idleTimeout: TimeAmount, now: NIODeadline) -> (connection: Connection, held: [ByteBuffer])? {
+        guard case .proxying(let exchange, let connection, let progress) = state, progress.opensTunnel, progress.requestEnded else {
+            return nil
+        }
+        state = .tunnel(exchange, connection, idleTimeout: idleTimeout)
+        lastTunnelActivity = now
+        defer { heldTunnelBytes = [] }
+        return (connection, heldTunnelBytes)
+    }
+
+    /// Bytes came from the upstream side of the tunnel: whether one is open to take them.
+    mutating func upstreamTunnelBytes(now: NIODeadline) -> Bool {
+        guard case .tunnel = state else { return false }
+        lastTunnelActivity = now
+        return true
+    }
+
+    /// The open tunnel's upstream connection, if one is open.
+    var tunnelConnection: Connection? {
+        if case .tunnel(_, let connection, _) = state { return connection }
+        return nil
     }
 
     // MARK: the exchange
 
     /// The request was routed and identified: its limiters decide next.
-    mutating func exchangeBegan(_ exchange: Exchange, expectsContinue: Bool, keepAlive: Bool, closeAfterResponse: Bool) {
-        state = .limiting(
-            exchange,
-            Progress(closeAfterResponse: closeAfterResponse, expectsContinue: expectsContinue, keepAlive: keepAlive)
-        )
+    /// - Parameter opensTunnel: a WebSocket handshake, whose 101 opens a tunnel.
+    mutating func exchangeBegan(_ exchange: Exchange, expectsContinue: Bool, keepAlive: Bool, closeAfterResponse: Bool, opensTunnel: Bool = false) {
+        var progress = Progress(closeAfterResponse: closeAfterResponse, expectsContinue: expectsContinue, keepAlive: keepAlive)
+        progress.opensTunnel = opensTunnel
+        state = .limiting(exchange, progress)
     }
 
     enum VerdictAction {
@@ -247,7 +311,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     mutating func responseHead(upstreamKeepAlive: Bool, closeDelimited: Bool) -> Bool? {
         guard case .proxying(let exchange, let connection, var progress) = state else { return nil }
         progress.responseStarted = true
-        progress.upstreamReusable = upstreamKeepAlive
+        // An upstream that read a handshake and refused it is not asked again.
+        progress.upstreamReusable = upstreamKeepAlive && !progress.opensTunnel
         progress.closeAfterResponse = progress.closeAfterResponse || draining || !progress.keepAlive || closeDelimited
         state = .proxying(exchange, connection, progress)
         return progress.closeAfterResponse
@@ -283,9 +348,16 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         case abort(Exchange)
         /// Nothing was answered: 502.
         case fail(Exchange)
+        /// The tunnel's upstream side closed: give back the slots, close the client once what
+        /// came before the close is written.
+        case endTunnel(Exchange)
     }
 
     mutating func upstreamClosed() -> UpstreamClosedAction {
+        if case .tunnel(let exchange, _, _) = state {
+            state = .closed
+            return .endTunnel(exchange)
+        }
         guard case .proxying(let exchange, _, var progress) = state else { return .none }
         if progress.mayRetryOnFreshConnection {
             progress.mayRetryOnFreshConnection = false
@@ -303,7 +375,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     var progress: Progress? {
         switch state {
         case .limiting(_, let progress), .connecting(_, let progress), .proxying(_, _, let progress): return progress
-        case .idle, .discarding, .closed: return nil
+        case .idle, .discarding, .closed, .tunnel: return nil
         }
     }
 
@@ -367,11 +439,12 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         defer {
             state = .closed
             queue.removeAll()
+            heldTunnelBytes = []
             sendStalledSince = nil
         }
         switch state {
         case .limiting(let exchange, _), .connecting(let exchange, _): return (exchange, nil)
-        case .proxying(let exchange, let connection, _): return (exchange, connection)
+        case .proxying(let exchange, let connection, _), .tunnel(let exchange, let connection, _): return (exchange, connection)
         case .idle, .discarding, .closed: return (nil, nil)
         }
     }
@@ -380,6 +453,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     mutating func closing() {
         state = .closed
         queue.removeAll()
+        heldTunnelBytes = []
     }
 
     enum RequestErrorAction {
@@ -412,8 +486,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             }
             state = .closed
             return .answer(abandoning: exchange, connection)
-        case .discarding:
-            // The body of a request already answered: nothing more to say.
+        case .discarding, .tunnel:
+            // The body of a request already answered, or a tunnel: nothing more to say.
             return .close
         case .idle:
             return .answer(abandoning: nil, nil)
@@ -440,10 +514,14 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             return clientWritable
         case .limiting(_, let progress), .connecting(_, let progress):
             // A body waits for the verdict and the connection. A request already whole can only
-            // be followed by a pipelined one, whose head is queued (stopping reads again).
-            return progress.requestEnded
+            // be followed by a pipelined one, whose head is queued (stopping reads again), or,
+            // after a WebSocket handshake, by the tunnel's bytes, which wait for its answer.
+            return progress.requestEnded && !progress.opensTunnel
         case .proxying(_, _, let progress):
+            if progress.opensTunnel { return false }
             return progress.requestEnded || upstreamWritable
+        case .tunnel:
+            return upstreamWritable
         case .closed:
             return false
         }
@@ -509,6 +587,13 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
                 return rearm(stallDeadline)
             }
             return next.map { .rearm($0) } ?? .none
+        case .tunnel(_, _, let idleTimeout):
+            let idleDeadline = lastTunnelActivity + idleTimeout
+            if idleDeadline <= now {
+                let held = clientClosed()
+                return .closeClient(held.exchange, held.connection)
+            }
+            return rearm(idleDeadline)
         case .limiting, .connecting, .closed:
             // The store and the connect attempt have deadlines of their own.
             return next.map { .rearm($0) } ?? .none

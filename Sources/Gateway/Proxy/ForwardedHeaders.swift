@@ -38,7 +38,10 @@ enum ForwardedHeaders {
     /// (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither), `Host` set
     /// to the authority the request was routed by, and the `X-Forwarded-*` trio set (what the
     /// client claims about the original scheme and host is replaced, never trusted).
-    /// - Parameter authority: the request's authority (absolute-form target, else `Host`).
+    /// - Parameters:
+    ///   - authority: the request's authority (absolute-form target, else `Host`).
+    ///   - opensTunnel: a WebSocket handshake: it asks the upstream for `websocket` again, the
+    ///     gateway's own `Upgrade` and `Connection` (never the client's list).
     static func upstreamRequest(
         from head: HTTPRequestHead,
         options: ConnectionOptions,
@@ -47,7 +50,8 @@ enum ForwardedHeaders {
         uri: String,
         peerAddress: String,
         scheme: String,
-        upstream: GatewayConfig.Upstream
+        upstream: GatewayConfig.Upstream,
+        opensTunnel: Bool = false
     ) -> HTTPRequestHead {
         var fields: [(String, String)] = []
         fields.reserveCapacity(head.headers.count + 5)
@@ -77,6 +81,10 @@ enum ForwardedHeaders {
         fields.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peerAddress)" } ?? peerAddress))
         fields.append(("x-forwarded-proto", scheme))
         if let authority { fields.append(("x-forwarded-host", authority)) }
+        if opensTunnel {
+            fields.append(("connection", "upgrade"))
+            fields.append(("upgrade", WebSocketUpgrade.protocolName))
+        }
         return HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.basePath + uri, headers: HTTPHeaders(fields))
     }
 
@@ -112,6 +120,24 @@ enum ForwardedHeaders {
         var headers = HTTPHeaders(fields)
         let version = announceConnection(in: &headers, requestVersion: requestVersion, close: !keepAlive)
         return HTTPResponseHead(version: version, status: head.status, headers: headers)
+    }
+
+    /// An upstream's 101 to a WebSocket handshake, as the client sees it: its fields (the
+    /// `Sec-WebSocket-*` answers among them) without hop-by-hop ones, the rate-limit headers,
+    /// and the gateway's own `Upgrade` and `Connection`. No framing: the bytes that follow are
+    /// the tunnel's.
+    static func tunnelResponse(from head: HTTPResponseHead, rateLimitHeaders: [(String, String)]) -> HTTPResponseHead {
+        let options = ConnectionOptions(head.headers)
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(head.headers.count + rateLimitHeaders.count + 2)
+        for (name, value) in head.headers where !options.removes(name) && !isRateLimitHeader(name) {
+            if name.asciiCaseInsensitiveEquals("content-length") { continue }
+            fields.append((name, value))
+        }
+        fields.append(contentsOf: rateLimitHeaders)
+        fields.append(("connection", "upgrade"))
+        fields.append(("upgrade", WebSocketUpgrade.protocolName))
+        return HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: HTTPHeaders(fields))
     }
 
     /// Says what happens to the client connection after an answer, and picks the answer's version:

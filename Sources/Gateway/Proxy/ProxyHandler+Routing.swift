@@ -78,6 +78,8 @@ extension ProxyHandler {
 
         let framing = RequestBodyFraming(head)
         let options = ConnectionOptions(head.headers)
+        // The parser read the same: no request follows a handshake on this connection.
+        let opensTunnel = options.upgrade && (framing == .none || framing == .length(0)) && WebSocketUpgrade.isRequested(head)
         let upstreamHead = ForwardedHeaders.upstreamRequest(
             from: head,
             options: options,
@@ -86,7 +88,8 @@ extension ProxyHandler {
             uri: path.uri,
             peerAddress: peerText,
             scheme: scheme,
-            upstream: target.upstream
+            upstream: target.upstream,
+            opensTunnel: opensTunnel
         )
         let exchange = Exchange(
             clientHead: head,
@@ -94,14 +97,16 @@ extension ProxyHandler {
             upstreamHead: upstreamHead,
             clientAddress: target.upstream.balance == .clientIPHash ? client() : ""
         )
-        // Until upgrades are proxied, an upgrade request is answered as a plain request (its
-        // Upgrade header does not reach the upstream) and the connection then closes: what the
-        // client sends after it is not HTTP.
+        exchange.opensTunnel = opensTunnel
+        // An upgrade request answered by anything but a WebSocket's 101 (or one to another
+        // protocol, forwarded as a plain request) closes its connection after the answer: what
+        // the client sends after it is not HTTP.
         machine.exchangeBegan(
             exchange,
             expectsContinue: Exchange.expectsContinue(head.headers),
             keepAlive: options.keepsAlive(head.version),
-            closeAfterResponse: head.version.major == 1 && options.upgrade
+            closeAfterResponse: head.version.major == 1 && options.upgrade,
+            opensTunnel: opensTunnel
         )
         if target.limiters.isEmpty {
             apply(.admit(headers: [], held: .none), to: exchange)

@@ -61,7 +61,11 @@ extension ProxyHandler: UpstreamResponseDelegate {
     private func startProxying(_ exchange: Exchange, on connection: UpstreamConnection, keepBodyForRetry: Bool, requestEnded: Bool) {
         connection.handler.delegate = self
         exchange.upstreamStarted = exchange.upstreamStarted ?? .now()
-        connection.handler.write(.head(exchange.upstreamHead))
+        if exchange.opensTunnel {
+            connection.handler.writeTunnelHandshake(exchange.upstreamHead)
+        } else {
+            connection.handler.write(.head(exchange.upstreamHead))
+        }
         for part in exchange.pendingParts { connection.handler.write(part) }
         if !keepBodyForRetry { exchange.pendingParts.removeAll() }
         connection.handler.flush()
@@ -81,22 +85,17 @@ extension ProxyHandler: UpstreamResponseDelegate {
         }
         switch part {
         case .head(let head):
+            if head.status == .switchingProtocols {
+                openTunnel(exchange, answer: head)
+                return
+            }
             let clientHead = exchange.clientHead
             let closeDelimited = ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
             let options = ConnectionOptions(head.headers)
             guard let closeClient = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
                 return
             }
-            if let started = exchange.upstreamStarted {
-                let elapsed = (NIODeadline.now() - started).nanoseconds
-                exchange.target.upstreamMetrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
-                exchange.pool?.health.metrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
-                logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
-            }
-            switch head.status.code {
-            case 502, 503, 504: exchange.pool?.health.recordFailure()
-            default: exchange.pool?.health.recordSuccess()
-            }
+            recordAnswer(head, for: exchange)
             writeResponseHead(
                 ForwardedHeaders.clientResponse(
                     from: head,
@@ -117,6 +116,54 @@ extension ProxyHandler: UpstreamResponseDelegate {
             }
         case .end(let trailers):
             finishExchange(trailers: trailers)
+        }
+    }
+
+    /// The upstream's latency and status, for the metrics, the access log and the target's health.
+    private func recordAnswer(_ head: HTTPResponseHead, for exchange: Exchange) {
+        if let started = exchange.upstreamStarted {
+            let elapsed = (NIODeadline.now() - started).nanoseconds
+            exchange.target.upstreamMetrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
+            exchange.pool?.health.metrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
+            logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
+        }
+        switch head.status.code {
+        case 502, 503, 504: exchange.pool?.health.recordFailure()
+        default: exchange.pool?.health.recordSuccess()
+        }
+    }
+
+    /// The upstream accepted a WebSocket handshake (its parser checked the 101 is for
+    /// `websocket`): the 101 goes to the client, then the bytes the client sent meanwhile go
+    /// upstream, and from now on both connections are one tunnel.
+    private func openTunnel(_ exchange: Exchange, answer head: HTTPResponseHead) {
+        let upstream = exchange.target.upstream
+        let idleTimeout = TimeAmount(seconds: upstream.websocketIdleTimeoutSeconds ?? runtime.server.websocketIdleTimeoutSeconds)
+        let now = NIODeadline.now()
+        guard let opened = machine.tunnelOpened(idleTimeout: idleTimeout, now: now) else {
+            // Not asked for by this exchange: the upstream is confused.
+            upstreamClosed(error: nil)
+            return
+        }
+        recordAnswer(head, for: exchange)
+        writeResponseHead(ForwardedHeaders.tunnelResponse(from: head, rateLimitHeaders: exchange.rateLimitHeaders))
+        client?.flush()
+        // The handshake's access-log line is written now; the tunnel may last for hours.
+        appendLogEntry()
+        endRequestInFlight()
+        for bytes in opened.held { opened.connection.handler.writeTunnelBytes(bytes) }
+        opened.connection.handler.flush()
+        armTimer(at: now + idleTimeout)
+        resumeReadsIfAllowed()
+    }
+
+    func upstreamTunnelBytes(_ bytes: ByteBuffer) {
+        guard machine.upstreamTunnelBytes(now: .now()), let client, let connection = machine.tunnelConnection else { return }
+        client.writeTunnelBytes(bytes)
+        if !client.isWritable {
+            // As for a response body: pause first, the flush may report writable at once.
+            connection.handler.pauseReads()
+            client.flush()
         }
     }
 
@@ -169,6 +216,9 @@ extension ProxyHandler: UpstreamResponseDelegate {
             exchange.pool?.health.recordFailure()
             exchange.pool?.health.metrics.recordFailure()
             failExchange(exchange, with: .badGateway())
+        case .endTunnel(let exchange):
+            exchange.releaseSlots()
+            closeAfterTunnelBytes()
         }
     }
 }

@@ -184,7 +184,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
 
     private var readsAllowed: Bool {
         var upstreamWritable = true
-        if case .proxying(_, let connection, _) = machine.state { upstreamWritable = connection.channel.isWritable }
+        switch machine.state {
+        case .proxying(_, let connection, _), .tunnel(_, let connection, _): upstreamWritable = connection.channel.isWritable
+        default: break
+        }
         return machine.readsAllowed(clientWritable: client?.isWritable ?? false, upstreamWritable: upstreamWritable)
     }
 
@@ -205,8 +208,9 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             armTimer(at: deadline)
         }
         guard writable else { return }
-        if case .proxying(_, let connection, _) = machine.state {
-            connection.handler.resumeReads()
+        switch machine.state {
+        case .proxying(_, let connection, _), .tunnel(_, let connection, _): connection.handler.resumeReads()
+        default: break
         }
         resumeReadsIfAllowed()
     }
@@ -218,15 +222,43 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         perform(machine.receive(part, now: .now()))
     }
 
+    /// Bytes the client sent after a WebSocket handshake (the codec's parser reads no HTTP after
+    /// one).
+    func receiveTunnelBytes(_ bytes: ByteBuffer) {
+        switch machine.receiveTunnelBytes(bytes, now: .now()) {
+        case .forward(let connection):
+            connection.handler.writeTunnelBytes(bytes)
+            upstreamNeedsFlush = true
+        case .held:
+            break
+        case .close:
+            closeConnection()
+        }
+    }
+
+    /// Closes the client once the tunnel's last bytes to it are written.
+    func closeAfterTunnelBytes() {
+        guard let client else { return }
+        let written = client.eventLoop.makePromise(of: Void.self)
+        client.writeTunnelBytes(ByteBuffer(), promise: written)
+        client.flush()
+        lastResponseEnd = written.futureResult
+        closeConnection()
+    }
+
     /// The end of a batch of reads: what was forwarded leaves for the upstream in one flush.
     func clientReadComplete() {
         flushUpstreamIfNeeded()
     }
 
     private func flushUpstreamIfNeeded() {
-        if upstreamNeedsFlush, case .proxying(_, let connection, _) = machine.state {
+        guard upstreamNeedsFlush else { return }
+        switch machine.state {
+        case .proxying(_, let connection, _), .tunnel(_, let connection, _):
             upstreamNeedsFlush = false
             connection.handler.flush()
+        default:
+            break
         }
     }
 
@@ -322,6 +354,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         case .close:
             closeConnection()
         case .idle:
+            if client?.readsNoMoreRequests == true {
+                // A WebSocket handshake was answered without a tunnel: what follows is not HTTP.
+                closeConnection()
+                return
+            }
             armTimer(at: machine.lastClientActivity + idleTimeout)
             replayQueuedParts()
             if let error = machine.afterQueue() {
@@ -415,11 +452,15 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         } else {
             client.writeAndFlush(.end(trailers), promise: nil)
         }
+        appendLogEntry()
+        endRequestInFlight()
+    }
+
+    func appendLogEntry() {
         if let entry = logEntry, let accessLog {
             accessLog.append(entry)
             logEntry = nil
         }
-        endRequestInFlight()
     }
 
     func endRequestInFlight() {

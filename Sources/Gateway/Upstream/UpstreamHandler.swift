@@ -9,6 +9,8 @@ protocol UpstreamResponseDelegate: AnyObject {
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
     func upstreamClosed(error: (any Error)?)
+    /// Bytes of an open WebSocket tunnel.
+    func upstreamTunnelBytes(_ bytes: ByteBuffer)
 }
 
 /// The last handler of an upstream connection's pipeline. It forwards every response part to
@@ -53,6 +55,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
         codec?.write(part, promise: nil)
     }
 
+    /// Writes a WebSocket handshake's head: the upstream's 101 to it opens a tunnel.
+    func writeTunnelHandshake(_ head: HTTPRequestHead) {
+        codec?.write(.head(head), opensTunnel: true, promise: nil)
+    }
+
+    func writeTunnelBytes(_ bytes: ByteBuffer) {
+        codec?.writeTunnelBytes(bytes)
+    }
+
     func flush() {
         context?.flush()
     }
@@ -92,6 +103,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
             return
         }
         delegate.upstreamResponse(part)
+    }
+
+    /// Bytes of an open tunnel (the codec's direct way in).
+    func receivedTunnelBytes(_ bytes: ByteBuffer) {
+        guard let delegate else {
+            context?.close(promise: nil)
+            return
+        }
+        delegate.upstreamTunnelBytes(bytes)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

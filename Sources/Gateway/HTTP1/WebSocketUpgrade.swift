@@ -1,0 +1,44 @@
+import NIOHTTP1
+
+/// A request to turn its HTTP/1.1 connection into a WebSocket (RFC 6455, 4.1): the one upgrade
+/// the gateway tunnels. Its handshake is routed and limited like any request; once the upstream
+/// answers 101, the connection carries WebSocket frames, which the application on the other end
+/// reads, never as requests the gateway would have had to route.
+///
+/// Other upgrades are forwarded as plain requests (their `Upgrade` field dropped) and the
+/// connection closes after the answer: h2c above all, which would turn the tunnel into an HTTP/2
+/// connection whose every request reached the upstream unrouted and unlimited.
+enum WebSocketUpgrade {
+    /// The protocol named upstream: the gateway's own value, whatever else the client listed.
+    static let protocolName = "websocket"
+
+    /// `GET` over HTTP/1.1 with `Upgrade` naming `websocket` and `Connection` naming `upgrade`.
+    static func isRequested(_ head: HTTPRequestHead) -> Bool {
+        guard head.method == .GET, head.version == .http1_1 else { return false }
+        var upgradeNamesWebSocket = false
+        var connectionNamesUpgrade = false
+        for (name, value) in head.headers {
+            switch name.utf8.count {
+            case 7 where name.asciiCaseInsensitiveEquals("upgrade"):
+                upgradeNamesWebSocket = upgradeNamesWebSocket || lists(value, "websocket")
+            case 10 where name.asciiCaseInsensitiveEquals("connection"):
+                connectionNamesUpgrade = connectionNamesUpgrade || lists(value, "upgrade")
+            default:
+                continue
+            }
+        }
+        return upgradeNamesWebSocket && connectionNamesUpgrade
+    }
+
+    /// Whether an upstream's 101 switched to WebSocket, and nothing else.
+    static func isAccepted(_ head: HTTPResponseHead) -> Bool {
+        guard head.status == .switchingProtocols else { return false }
+        let upgrades = head.headers["upgrade"]
+        return upgrades.count == 1 && lists(upgrades[0], protocolName) && !upgrades[0].contains(",")
+    }
+
+    /// Whether a comma-separated field value lists `token` (lower case), in any case.
+    private static func lists(_ value: String, _ token: String) -> Bool {
+        value.split(separator: ",").contains { $0.trimmingSpaces.lowercased() == token }
+    }
+}
