@@ -74,12 +74,21 @@ public struct GatewayConfig: Sendable {
         public var maxConnections: Int = 1024
         /// Overrides `[server] websocket_idle_timeout_seconds` for this upstream's tunnels.
         public var websocketIdleTimeoutSeconds: Double?
+        /// What the targets speak: HTTP/1.1, or HTTP/2 (which gRPC services need).
+        public var wireProtocol: WireProtocol = .http1
         public var healthCheck: HealthCheck?
         /// Passive ejection from real traffic; nil turns it off.
         public var outlier: Outlier? = Outlier()
 
         /// The `Host:port` form used when the client sent no Host header.
         public var authority: String { "\(host):\(port)" }
+
+        public enum WireProtocol: String, Sendable, Equatable {
+            case http1
+            /// HTTP/2: ALPN `h2` over https, prior knowledge over http; one connection per
+            /// target per event loop, a stream per request.
+            case h2
+        }
 
         public enum Balance: String, Sendable, Equatable {
             case roundRobin = "round_robin"

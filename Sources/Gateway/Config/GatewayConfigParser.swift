@@ -239,6 +239,11 @@ enum GatewayConfigParser {
         let retries = table.integer("retries", minimum: 0, maximum: 100) ?? 1
         let maxConnections = table.integer("max_connections", minimum: 1, maximum: 1_000_000) ?? 1024
         let websocketIdle = table.double("websocket_idle_timeout_seconds", positive: true, maximum: 86400)
+        let protocolName = table.string("protocol") ?? "http1"
+        let wireProtocol = GatewayConfig.Upstream.WireProtocol(rawValue: protocolName)
+        if wireProtocol == nil {
+            table.report("protocol", "expected \"http1\" or \"h2\", found \"\(protocolName)\"")
+        }
         let healthCheck = table.table("health_check").map(readHealthCheck)
         let outlier = table.table("outlier").map(readOutlier) ?? GatewayConfig.Upstream.Outlier()
         let urls = readTargetURLs(table)
@@ -288,6 +293,7 @@ enum GatewayConfigParser {
         upstream.retries = retries
         upstream.maxConnections = maxConnections
         upstream.websocketIdleTimeoutSeconds = websocketIdle
+        upstream.wireProtocol = wireProtocol ?? .http1
         upstream.healthCheck = healthCheck
         upstream.outlier = outlier.consecutiveFailures > 0 ? outlier : nil
         return upstream

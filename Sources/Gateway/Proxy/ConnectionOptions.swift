@@ -8,6 +8,9 @@ struct ConnectionOptions {
     private(set) var keepAlive = false
     /// Whether the message has an `Upgrade` field (a hop-by-hop one).
     private(set) var upgrade = false
+    /// Whether `TE` lists `trailers`: the client reads trailers (gRPC's do), which an HTTP/2
+    /// upstream is told again (the one `TE` HTTP/2 allows).
+    private(set) var acceptsTrailers = false
     /// Whether any field is hop-by-hop or named by `Connection`: most messages have none, and
     /// then no field is looked at again.
     private(set) var removesAny = false
@@ -18,6 +21,9 @@ struct ConnectionOptions {
         for (name, value) in headers where ForwardedHeaders.isHopByHop(name) {
             removesAny = true
             if name.utf8.count == 7 && name.asciiCaseInsensitiveEquals("upgrade") { upgrade = true }
+            if name.utf8.count == 2 && value.lowercased().split(separator: ",").contains(where: { $0.trimmingSpaces == "trailers" }) {
+                acceptsTrailers = true
+            }
             guard name.utf8.count == 10, name.asciiCaseInsensitiveEquals("connection") else { continue }
             for token in value.lowercased().split(separator: ",") {
                 let option = token.trimmingSpaces

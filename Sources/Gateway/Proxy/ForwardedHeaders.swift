@@ -81,6 +81,7 @@ enum ForwardedHeaders {
         fields.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peerAddress)" } ?? peerAddress))
         fields.append(("x-forwarded-proto", scheme))
         if let authority { fields.append(("x-forwarded-host", authority)) }
+        if upstream.wireProtocol == .h2 && options.acceptsTrailers { fields.append(("te", "trailers")) }
         if opensTunnel {
             fields.append(("connection", "upgrade"))
             fields.append(("upgrade", WebSocketUpgrade.protocolName))

@@ -78,8 +78,9 @@ extension ProxyHandler {
 
         let framing = RequestBodyFraming(head)
         let options = ConnectionOptions(head.headers)
-        // The parser read the same: no request follows a handshake on this connection.
-        let opensTunnel = options.upgrade && (framing == .none || framing == .length(0)) && WebSocketUpgrade.isRequested(head)
+        // The parser read the same: no request follows a handshake on this connection. (An
+        // HTTP/2 upstream is asked no upgrade: HTTP/2 has none.)
+        let opensTunnel = options.upgrade && target.upstream.wireProtocol == .http1 && (framing == .none || framing == .length(0)) && WebSocketUpgrade.isRequested(head)
         let upstreamHead = ForwardedHeaders.upstreamRequest(
             from: head,
             options: options,

@@ -145,15 +145,15 @@ public final class GatewayRuntime: Sendable {
     /// Starts the active checks of every upstream that has `[health_check]`, on `eventLoop`
     /// (one checker per target for the whole process).
     public func startHealthChecks(on eventLoop: any EventLoop) {
-        let plans = upstreamTargets.compactMap { targets -> (GatewayConfig.Upstream.HealthCheck, [TargetHealth], NIOSSLContext?)? in
-            targets.upstream.healthCheck.map { ($0, targets.health, upstreamTLSContexts[targets.upstream.name]) }
+        let plans = upstreamTargets.compactMap { targets -> (GatewayConfig.Upstream, [TargetHealth], NIOSSLContext?)? in
+            targets.upstream.healthCheck == nil ? nil : (targets.upstream, targets.health, upstreamTLSContexts[targets.upstream.name])
         }
         guard !plans.isEmpty else { return }
         let box = NIOLoopBoundBox.makeEmptyBox(valueType: [HealthChecker].self, eventLoop: eventLoop)
         healthCheckers.withLockedValue { $0 = box }
         eventLoop.execute {
-            let checkers = plans.flatMap { settings, health, tls in
-                health.map { HealthChecker(settings: settings, health: $0, tls: tls, eventLoop: eventLoop) }
+            let checkers = plans.flatMap { upstream, health, tls in
+                health.map { HealthChecker(upstream: upstream, health: $0, tls: tls, eventLoop: eventLoop) }
             }
             box.value = checkers
             checkers.forEach { $0.start() }

@@ -42,6 +42,10 @@ final class HTTP2ClientStream {
     /// The last body part written, held until the next write or flush, so that an end following
     /// it leaves in the same DATA frame.
     private var heldBody: ByteBuffer?
+    /// A final response head not framed yet: if the end follows with no body (a gRPC
+    /// "trailers-only" answer, an empty one), one HEADERS frame carries both, as gRPC clients
+    /// require (they read a status in a HEADERS frame that ends the stream, and only there).
+    private var heldHead: HTTPResponseHead?
     /// The response's end has been framed.
     private var localEnded = false
     private var responseEnded = false
@@ -178,6 +182,7 @@ final class HTTP2ClientStream {
     }
 
     func flush() {
+        sendHeldHead()
         sendHeldBody()
         connection.flush()
     }
@@ -189,10 +194,16 @@ final class HTTP2ClientStream {
         }
         switch part {
         case .head(let head):
+            sendHeldHead()
             sendHeldBody()
-            connection.writeHeaders(id, endStream: false) { HTTP2ResponseFields.encode(head, into: &$0) }
+            if head.status.code >= 200 {
+                heldHead = head
+            } else {
+                connection.writeHeaders(id, endStream: false) { HTTP2ResponseFields.encode(head, into: &$0) }
+            }
             promise?.succeed()
         case .body(let body):
+            sendHeldHead()
             sendHeldBody()
             guard case .byteBuffer(let buffer) = body else {
                 // Upstream bodies and local answers are buffers; a file region never reaches here.
@@ -207,6 +218,7 @@ final class HTTP2ClientStream {
             }
         case .end(let trailers?):
             responseEnded = true
+            sendHeldHead()
             sendHeldBody()
             if queue.isEmpty {
                 sendTrailers(trailers, promise: promise)
@@ -215,8 +227,19 @@ final class HTTP2ClientStream {
             }
         case .end(nil):
             responseEnded = true
+            if heldBody == nil, let head = heldHead.take() {
+                connection.writeHeaders(id, endStream: true, promise: promise) { HTTP2ResponseFields.encode(head, into: &$0) }
+                localEnd()
+                return
+            }
+            sendHeldHead()
             send(heldBody.take() ?? ByteBuffer(), end: true, promise: promise)
         }
+    }
+
+    private func sendHeldHead() {
+        guard let head = heldHead.take() else { return }
+        connection.writeHeaders(id, endStream: false) { HTTP2ResponseFields.encode(head, into: &$0) }
     }
 
     private func sendHeldBody() {
@@ -345,6 +368,7 @@ final class HTTP2ClientStream {
         waiting.removeAll()
         if held > 0 { connection.releaseConnectionWindow(held) }
         heldBody = nil
+        heldHead = nil
         for item in queue {
             switch item {
             case .data(_, _, let promise?), .trailers(_, let promise?): promise.fail(ChannelError.ioOnClosedChannel)

@@ -47,7 +47,7 @@ public enum TLSContexts {
         if upstream.insecureSkipTLSVerify {
             configuration.certificateVerification = .none
         }
-        configuration.applicationProtocols = ["http/1.1"]
+        configuration.applicationProtocols = upstream.wireProtocol == .h2 ? ["h2"] : ["http/1.1"]
         do {
             return try NIOSSLContext(configuration: configuration)
         } catch {

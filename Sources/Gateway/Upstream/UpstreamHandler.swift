@@ -27,8 +27,6 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// object a side table, and every retain and release of a ProxyHandler would then take the
     /// slow path.
     var delegate: (any UpstreamResponseDelegate)?
-    /// For TLS: completed when the handshake succeeds or fails.
-    var handshake: EventLoopPromise<Void>?
     /// Told when the connection closes, so that it can forget the connection if it is idle.
     weak var pool: UpstreamPool?
 
@@ -52,7 +50,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
     // MARK: used by the exchange
 
     func write(_ part: HTTPClientRequestPart) {
-        codec?.write(part, promise: nil)
+        if let codec {
+            codec.write(part, promise: nil)
+        } else {
+            // An HTTP/2 stream: its codec sits in the stream's pipeline.
+            context?.write(Self.wrapOutboundOut(part), promise: nil)
+        }
     }
 
     /// Writes a WebSocket handshake's head: the upstream's 101 to it opens a tunnel.
@@ -95,6 +98,11 @@ final class UpstreamHandler: ChannelDuplexHandler {
         }
     }
 
+    /// A part of the response from an HTTP/2 stream's codec.
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received(Self.unwrapInboundIn(data))
+    }
+
     /// A part of the response (the codec's direct way in).
     func received(_ part: HTTPClientResponsePart) {
         guard let delegate else {
@@ -125,22 +133,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         lastError = error
-        handshake?.fail(error)
-        handshake = nil
         context.close(promise: nil)
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event {
-            handshake?.succeed(())
-            handshake = nil
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
     func channelInactive(context: ChannelHandlerContext) {
-        handshake?.fail(lastError ?? ChannelError.ioOnClosedChannel)
-        handshake = nil
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed(error: lastError)

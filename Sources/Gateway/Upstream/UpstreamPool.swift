@@ -38,6 +38,9 @@ final class UpstreamPool {
     var leased: Int { leasedHandlers.count }
     /// How large a response head (or trailer section) an upstream may send.
     static let maxResponseHeadBytes = 64 * 1024
+    /// For `protocol = "h2"`: the target's HTTP/2 connection, whose streams are leased instead
+    /// of connections.
+    private var h2Session: UpstreamH2Session?
 
     init(
         upstream: GatewayConfig.Upstream,
@@ -51,6 +54,7 @@ final class UpstreamPool {
         self.tls = tls
         self.eventLoop = eventLoop
         self.logger = logger
+        if upstream.wireProtocol == .h2 { h2Session = UpstreamH2Session(pool: self) }
     }
 
 
@@ -59,6 +63,15 @@ final class UpstreamPool {
     /// (then fails with `UpstreamBusy`).
     func acquire(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         eventLoop.assertInEventLoop()
+        if let h2Session {
+            h2Session.openStream { result in
+                switch result {
+                case .success(let stream): self.lease(stream, to: completion)
+                case .failure: completion(result)
+                }
+            }
+            return
+        }
         if waiters.isEmpty, let connection = takeIdle() {
             lease(connection, to: completion)
             return
@@ -143,6 +156,12 @@ final class UpstreamPool {
         leasedHandlers.remove(ObjectIdentifier(connection.handler))
         connection.handler.delegate = nil
         connection.handler.resumeReads()
+        if h2Session != nil {
+            // A stream carries one request: it closes by itself once both sides ended, and is
+            // reset if ours did not.
+            if !reusable { connection.handler.close() }
+            return
+        }
         guard reusable, connection.channel.isActive, idle.count < upstream.maxIdleConnections else {
             connection.handler.close()
             return
@@ -164,88 +183,40 @@ final class UpstreamPool {
         let connections = idle
         idle.removeAll()
         for connection in connections { connection.handler.close() }
+        h2Session?.close()
     }
 
     private func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
-        let upstream = self.upstream
-        let target = self.target
-        let tls = self.tls
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(.milliseconds(Int64(upstream.connectTimeoutMs)))
-            .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let handler = UpstreamHandler()
-                    if let tls {
-                        try channel.pipeline.syncOperations.addHandler(
-                            NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(target.host))
-                        )
-                        handler.handshake = channel.eventLoop.makePromise(of: Void.self)
-                    }
-                    // Requests are written in the framing the proxy decided; a response ends
-                    // where its framing says, and anything after it closes the connection.
-                    let pipeline = channel.pipeline.syncOperations
-                    let codec = HTTP1ClientCodec(maxHeadBytes: Self.maxResponseHeadBytes)
-                    codec.upstream = handler
-                    handler.codec = codec
-                    try pipeline.addHandler(codec)
-                    try pipeline.addHandler(handler)
-                }
-            }
-        // An address literal needs no resolver (getaddrinfo and happy eyeballs per connect).
-        let connecting: EventLoopFuture<any Channel>
-        if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
-            connecting = bootstrap.connect(to: address)
-        } else {
-            connecting = bootstrap.connect(host: target.host, port: target.port)
+        let connecting = UpstreamConnector.connect(to: target, of: upstream, tls: tls, on: eventLoop) { channel in
+            // Requests are written in the framing the proxy decided; a response ends where its
+            // framing says, and anything after it closes the connection.
+            let pipeline = channel.pipeline.syncOperations
+            let handler = UpstreamHandler()
+            let codec = HTTP1ClientCodec(maxHeadBytes: Self.maxResponseHeadBytes)
+            codec.upstream = handler
+            handler.codec = codec
+            try pipeline.addHandler(codec)
+            try pipeline.addHandler(handler)
         }
-        // connect_timeout_ms bounds the TCP connect and the TLS handshake together.
-        let deadline = NIODeadline.now() + .milliseconds(Int64(upstream.connectTimeoutMs))
         connecting.assumeIsolated().whenComplete { result in
             switch result {
             case .failure(let error):
                 self.connectFinished(error: error)
                 completion(.failure(error))
             case .success(let channel):
-                let handler: UpstreamHandler
-                do {
-                    handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
-                } catch {
+                guard let handler = try? channel.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
                     channel.close(promise: nil)
-                    completion(.failure(error))
+                    completion(.failure(ChannelError.ioOnClosedChannel))
                     return
                 }
                 handler.pool = self
-                let connection = UpstreamConnection(channel: channel, handler: handler)
-                // Over TLS, hand the connection out only once the handshake (and so certificate
-                // verification) has succeeded: a bad certificate is a failed connect, a clean 502.
-                guard let handshake = handler.handshake?.futureResult else {
-                    self.connectFinished(error: nil)
-                    completion(.success(connection))
-                    return
-                }
-                let stalled = channel.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
-                    handler.handshake?.fail(ChannelError.connectTimeout(.milliseconds(Int64(upstream.connectTimeoutMs))))
-                    handler.handshake = nil
-                }
-                handshake.assumeIsolated().whenComplete { outcome in
-                    stalled.cancel()
-                    switch outcome {
-                    case .success:
-                        self.connectFinished(error: nil)
-                        completion(.success(connection))
-                    case .failure(let error):
-                        channel.close(promise: nil)
-                        self.connectFinished(error: error)
-                        completion(.failure(error))
-                    }
-                }
+                self.connectFinished(error: nil)
+                completion(.success(UpstreamConnection(channel: channel, handler: handler)))
             }
         }
     }
 
-    private func connectFinished(error: (any Error)?) {
+    func connectFinished(error: (any Error)?) {
         guard health.reachability.changes(toReachable: error == nil) else { return }
         if let error {
             logger.warning(
