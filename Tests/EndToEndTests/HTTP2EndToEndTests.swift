@@ -170,6 +170,30 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertTrue(untrusting.gateway.text.lowercased().contains("certificate") || untrusting.gateway.text.contains("handshake"), untrusting.gateway.text)
     }
 
+    func testAnHTTP2UpstreamOverTLSIsSpokenToByALPNAndItsNameResolved() throws {
+        // The https upstream by name, offering only h2: it is reached at the address the name
+        // resolves to, verified as the name, and spoken HTTP/2 to (an HTTP/1.1 request on a
+        // connection that agreed on h2 would fail).
+        let tlsFront = try tlsHarness()
+        defer { tlsFront.stop() }
+        let h2 = try GatewayHarness(
+            rateSync: limits,
+            routes: routes,
+            upstream: "ca_file = \"\(certificates.caCert)\"\nprotocol = \"h2\"",
+            upstreamURL: "https://localhost:\(tlsFront.proxyPort)"
+        )
+        defer { h2.stop() }
+        for _ in 0..<3 {
+            let echo = try curl(["\(h2.base)/through"]).json()
+            XCTAssertEqual((echo["headers"] as? [String: String])?["x-forwarded-proto"], "https", "the front gateway saw TLS")
+        }
+        let served = try h2.metric(
+            "ratesync_upstream_target_responses_total",
+            ["upstream": "app", "target": "127.0.0.1:\(tlsFront.proxyPort)", "status_class": "2xx"]
+        )
+        XCTAssertEqual(served, 3, "the target is named by the address localhost resolved to")
+    }
+
     func testRapidResetIsCutOffWhileOtherClientsAreServed() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true")
         defer { harness.stop() }

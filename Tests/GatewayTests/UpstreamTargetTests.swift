@@ -136,9 +136,62 @@ final class UpstreamTargetTests: XCTestCase {
         XCTAssertEqual(problems("targets = []"), ["expected a non-empty array of URLs or { url = \"...\", weight = N } tables"])
         XCTAssertEqual(problems("targets = [\"http://a:1\", \"https://b:2\"]"), ["every target must have the same scheme and path (they serve the same requests)"])
         XCTAssertEqual(problems("targets = [{ url = \"http://a:1\", weight = 0 }]"), ["expected a whole number greater than 0, found 0"])
+        let grpc = try XCTUnwrap(load("url = \"http://10.0.0.1:50051\"\nprotocol = \"h2\"\ndns_refresh_seconds = 5\nwebsocket_idle_timeout_seconds = 90"))
+        XCTAssertEqual(grpc.wireProtocol, .h2)
+        XCTAssertEqual(grpc.dnsRefreshSeconds, 5)
+        XCTAssertEqual(grpc.websocketIdleTimeoutSeconds, 90)
+        XCTAssertEqual(single.wireProtocol, .http1)
+        XCTAssertEqual(single.dnsRefreshSeconds, 30)
+        XCTAssertNil(single.websocketIdleTimeoutSeconds, "[server] decides")
+        XCTAssertEqual(problems("url = \"http://a:1\"\nprotocol = \"h3\""), ["expected \"http1\" or \"h2\", found \"h3\""])
+        XCTAssertEqual(problems("url = \"http://a:1\"\ndns_refresh_seconds = -1"), ["expected 0 (look names up only at start) or more, found -1.0"])
         XCTAssertEqual(problems("targets = [\"ftp://a\"]\nbalance = \"random\""), [
             "expected \"round_robin\", \"least_request\" or \"client_ip_hash\", found \"random\"",
             "expected an http:// or https:// URL such as http://127.0.0.1:8081, found \"ftp://a\"",
         ])
+    }
+
+    // MARK: names
+
+    func testANameIsOneTargetPerAddressAndANameThatDoesNotResolveStays() {
+        let configured: [GatewayConfig.UpstreamTarget] = [
+            .init(host: "app.internal", port: 8080, weight: 2),
+            .init(host: "10.0.0.9", port: 8080),
+            .init(host: "gone.internal", port: 8080),
+        ]
+        let expanded = HostResolver.expand(configured) { name in
+            name == "app.internal" ? ["10.0.0.1", "10.0.0.2"] : []
+        }
+        XCTAssertEqual(expanded.map(\.address), ["10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.9:8080", "gone.internal:8080"])
+        XCTAssertEqual(expanded.map(\.authority), ["app.internal:8080", "app.internal:8080", "10.0.0.9:8080", "gone.internal:8080"], "TLS and Host still name the host")
+        XCTAssertEqual(expanded.map(\.weight), [2, 2, 1, 1], "each address carries its name's weight")
+        XCTAssertEqual(HostResolver.addresses(of: "127.0.0.1"), ["127.0.0.1"])
+        XCTAssertEqual(HostResolver.addresses(of: "no-such-host.invalid"), [])
+    }
+
+    func testALookupThatChangesTheAddressesKeepsTheStandingOfThoseThatStay() {
+        var answer = ["10.0.0.1", "10.0.0.2"]
+        var upstream = GatewayConfig.Upstream(
+            name: "app", host: "app.internal", port: 80, basePath: "", connectTimeoutMs: 100, responseTimeoutMs: 100, maxIdleConnections: 1
+        )
+        upstream.outlier = .init(consecutiveFailures: 1, ejectSeconds: 60)
+        let targets = UpstreamTargets(upstream: upstream, metrics: GatewayMetrics(), logger: .init(label: "test")) { _ in answer }
+        XCTAssertTrue(targets.hasNames)
+        let before = targets.health
+        XCTAssertEqual(before.map(\.target.address), ["10.0.0.1:80", "10.0.0.2:80"])
+        before[1].recordFailure()
+        XCTAssertFalse(before[1].inRotation(), "ejected")
+
+        XCTAssertFalse(targets.update(resolvedTargets: HostResolver.expand(UpstreamTargets.configured(upstream)) { _ in answer }), "the same answer changes nothing")
+        XCTAssertEqual(targets.generation, 0)
+
+        answer = ["10.0.0.2", "10.0.0.3"]
+        XCTAssertTrue(targets.update(resolvedTargets: HostResolver.expand(UpstreamTargets.configured(upstream)) { _ in answer }))
+        XCTAssertEqual(targets.generation, 1, "every loop rebuilds its pools")
+        let after = targets.health
+        XCTAssertEqual(after.map(\.target.address), ["10.0.0.2:80", "10.0.0.3:80"])
+        XCTAssertTrue(after[0] === before[1], "an address that stays keeps its standing")
+        XCTAssertFalse(after[0].inRotation())
+        XCTAssertTrue(after[1].inRotation(), "a new address starts healthy")
     }
 }

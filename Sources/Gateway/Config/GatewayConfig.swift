@@ -74,6 +74,8 @@ public struct GatewayConfig: Sendable {
         public var maxConnections: Int = 1024
         /// Overrides `[server] websocket_idle_timeout_seconds` for this upstream's tunnels.
         public var websocketIdleTimeoutSeconds: Double?
+        /// A target given as a host name is looked up again this often (0: only at start).
+        public var dnsRefreshSeconds: Double = 30
         /// What the targets speak: HTTP/1.1, or HTTP/2 (which gRPC services need).
         public var wireProtocol: WireProtocol = .http1
         public var healthCheck: HealthCheck?
@@ -118,9 +120,19 @@ public struct GatewayConfig: Sendable {
 
     /// One replica of an upstream.
     public struct UpstreamTarget: Sendable, Equatable {
+        /// As configured: an address, or a name (which TLS verifies and SNI names).
         public var host: String
         public var port: Int
         public var weight: Int = 1
+        /// One address `host` resolved to (each is a target of its own); nil for an address
+        /// literal, or a name not resolved yet (then resolved at each connect).
+        public var resolvedAddress: String?
+
+        /// What a connect dials.
+        public var connectHost: String { resolvedAddress ?? host }
+
+        /// Whether `host` is a name to resolve, not an address.
+        public var isName: Bool { IPAddress(host) == nil }
 
         public init(host: String, port: Int, weight: Int = 1) {
             self.host = host
@@ -128,8 +140,15 @@ public struct GatewayConfig: Sendable {
             self.weight = weight
         }
 
-        /// `host:port`, as metrics and logs name it.
-        public var address: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+        /// `address:port` (the resolved address when there is one), as metrics and logs name it.
+        public var address: String { Self.authority(connectHost, port) }
+
+        /// `host:port`: what a request's `Host` names.
+        public var authority: String { Self.authority(host, port) }
+
+        private static func authority(_ host: String, _ port: Int) -> String {
+            host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        }
     }
 
     public struct Route: Sendable {

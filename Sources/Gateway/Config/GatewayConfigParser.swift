@@ -239,6 +239,11 @@ enum GatewayConfigParser {
         let retries = table.integer("retries", minimum: 0, maximum: 100) ?? 1
         let maxConnections = table.integer("max_connections", minimum: 1, maximum: 1_000_000) ?? 1024
         let websocketIdle = table.double("websocket_idle_timeout_seconds", positive: true, maximum: 86400)
+        var dnsRefresh = table.double("dns_refresh_seconds", maximum: 86400) ?? 30
+        if dnsRefresh < 0 {
+            table.report("dns_refresh_seconds", "expected 0 (look names up only at start) or more, found \(dnsRefresh)")
+            dnsRefresh = 30
+        }
         let protocolName = table.string("protocol") ?? "http1"
         let wireProtocol = GatewayConfig.Upstream.WireProtocol(rawValue: protocolName)
         if wireProtocol == nil {
@@ -294,6 +299,7 @@ enum GatewayConfigParser {
         upstream.maxConnections = maxConnections
         upstream.websocketIdleTimeoutSeconds = websocketIdle
         upstream.wireProtocol = wireProtocol ?? .http1
+        upstream.dnsRefreshSeconds = dnsRefresh
         upstream.healthCheck = healthCheck
         upstream.outlier = outlier.consecutiveFailures > 0 ? outlier : nil
         return upstream

@@ -85,8 +85,8 @@ public final class GatewayRuntime: Sendable {
     /// Every upstream's targets, for health checks and metrics.
     let upstreamTargets: [UpstreamTargets]
     private let upstreamTLSContexts: [String: NIOSSLContext]
-    /// The active checks of this configuration's targets, while it is the one in use.
-    private let healthCheckers = NIOLockedValueBox<NIOLoopBoundBox<[HealthChecker]?>?>(nil)
+    /// The upstreams' checks and name lookups, while this configuration is the one in use.
+    private let upkeep = NIOLockedValueBox<NIOLoopBoundBox<[TargetUpkeep]?>?>(nil)
     /// Bounds the requests waiting for a slot (`[server] max_waiting`).
     let waitingRoom: WaitingRoom
 
@@ -142,27 +142,23 @@ public final class GatewayRuntime: Sendable {
         }
     }
 
-    /// Starts the active checks of every upstream that has `[health_check]`, on `eventLoop`
-    /// (one checker per target for the whole process).
-    public func startHealthChecks(on eventLoop: any EventLoop) {
-        let plans = upstreamTargets.compactMap { targets -> (GatewayConfig.Upstream, [TargetHealth], NIOSSLContext?)? in
-            targets.upstream.healthCheck == nil ? nil : (targets.upstream, targets.health, upstreamTLSContexts[targets.upstream.name])
-        }
+    /// Starts the background work of the upstreams that need it, on `eventLoop` (once for the
+    /// whole process): active checks, and the lookup of target names (see TargetUpkeep).
+    public func startUpkeep(on eventLoop: any EventLoop) {
+        let plans = upstreamTargets.filter(TargetUpkeep.needed(for:)).map { ($0, upstreamTLSContexts[$0.upstream.name]) }
         guard !plans.isEmpty else { return }
-        let box = NIOLoopBoundBox.makeEmptyBox(valueType: [HealthChecker].self, eventLoop: eventLoop)
-        healthCheckers.withLockedValue { $0 = box }
+        let box = NIOLoopBoundBox.makeEmptyBox(valueType: [TargetUpkeep].self, eventLoop: eventLoop)
+        upkeep.withLockedValue { $0 = box }
         eventLoop.execute {
-            let checkers = plans.flatMap { upstream, health, tls in
-                health.map { HealthChecker(upstream: upstream, health: $0, tls: tls, eventLoop: eventLoop) }
-            }
-            box.value = checkers
-            checkers.forEach { $0.start() }
+            let upkeep = plans.map { TargetUpkeep(targets: $0.0, tls: $0.1, eventLoop: eventLoop) }
+            box.value = upkeep
+            upkeep.forEach { $0.start() }
         }
     }
 
-    /// Stops them (this configuration was replaced).
-    public func stopHealthChecks() {
-        guard let box = healthCheckers.withLockedValue({ $0 }) else { return }
+    /// Stops it (this configuration was replaced).
+    public func stopUpkeep() {
+        guard let box = upkeep.withLockedValue({ $0 }) else { return }
         box.eventLoop.execute { box.value?.forEach { $0.stop() } }
     }
 }

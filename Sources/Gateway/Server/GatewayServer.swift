@@ -88,7 +88,7 @@ public final class GatewayServer: Sendable {
             throw error
         }
         let checksLoop = group.next()
-        runtime.startHealthChecks(on: checksLoop)
+        runtime.startUpkeep(on: checksLoop)
         return GatewayServer(proxyChannel: proxyChannel, adminChannel: adminChannel, resources: resources, tls: tls, checksLoop: checksLoop)
     }
 
@@ -120,8 +120,8 @@ public final class GatewayServer: Sendable {
     public func replaceRuntime(_ runtime: GatewayRuntime) {
         let old = resources.runtime
         _ = resources.replaceRuntime(runtime)
-        old.stopHealthChecks()
-        runtime.startHealthChecks(on: checksLoop)
+        old.stopUpkeep()
+        runtime.startUpkeep(on: checksLoop)
     }
 
     public var runtime: GatewayRuntime { resources.runtime }

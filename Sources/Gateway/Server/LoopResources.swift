@@ -56,11 +56,13 @@ final class LoopResources {
     /// or changes an upstream needs no coordination.
     func targets(for target: GatewayRuntime.RouteTarget) -> TargetPools {
         let upstream = target.upstream
-        if let pools = pools[upstream.name], pools.targets === target.upstreamTargets, pools.tls === target.upstreamTLS {
-            return pools
+        let previous = pools[upstream.name]
+        if let previous, previous.serve(target.upstreamTargets, tls: target.upstreamTLS) {
+            return previous
         }
-        let pools = TargetPools(targets: target.upstreamTargets, tls: target.upstreamTLS, eventLoop: eventLoop, logger: logger)
-        self.pools[upstream.name]?.closeIdle()
+        // The previous pools' targets that are no longer listed (all of them after a reload) are
+        // retired by the new pools.
+        let pools = TargetPools(targets: target.upstreamTargets, tls: target.upstreamTLS, eventLoop: eventLoop, logger: logger, replacing: previous)
         self.pools[upstream.name] = pools
         return pools
     }

@@ -62,45 +62,32 @@ final class HealthChecker {
         let target = health.target
         let timeout = TimeAmount.milliseconds(Int64(settings.timeoutMs))
         let status = eventLoop.makePromise(of: Int.self)
-        let request = "GET \(settings.path) HTTP/1.1\r\nHost: \(target.address)\r\nUser-Agent: ratesync-gateway-health-check\r\nConnection: close\r\n\r\n"
-        let tls = self.tls
+        let request = "GET \(settings.path) HTTP/1.1\r\nHost: \(target.authority)\r\nUser-Agent: ratesync-gateway-health-check\r\nConnection: close\r\n\r\n"
         let wireProtocol = self.wireProtocol
         let path = settings.path
-        let bootstrap = ClientBootstrap(group: eventLoop)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let pipeline = channel.pipeline.syncOperations
-                    if let tls {
-                        try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: TLSServerName.forHost(target.host)))
-                    }
-                    switch wireProtocol {
-                    case .http1:
-                        try pipeline.addHandler(StatusLineReader(status: status))
-                    case .h2:
-                        let multiplexer = try pipeline.configureHTTP2Pipeline(
-                            mode: .client,
-                            connectionConfiguration: .init(),
-                            streamConfiguration: .init()
-                        ) { $0.close() }
-                        let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = tls == nil ? .http : .https
-                        multiplexer.createStreamChannel(promise: nil) { stream in
-                            stream.eventLoop.makeCompletedFuture {
-                                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme))
-                                try stream.pipeline.syncOperations.addHandler(H2StatusReader(status: status, path: path, authority: target.address))
-                            }
-                        }
-                    }
-                }
-            }
+        let tls = self.tls
         let deadline = eventLoop.assumeIsolated().scheduleTask(in: timeout) {
             status.fail(ChannelError.connectTimeout(timeout))
         }
-        let connecting: EventLoopFuture<any Channel>
-        if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
-            connecting = bootstrap.connect(to: address)
-        } else {
-            connecting = bootstrap.connect(host: target.host, port: target.port)
+        let connecting = UpstreamConnector.connect(to: target, tls: tls, timeout: timeout, on: eventLoop) { channel in
+            let pipeline = channel.pipeline.syncOperations
+            switch wireProtocol {
+            case .http1:
+                try pipeline.addHandler(StatusLineReader(status: status))
+            case .h2:
+                let multiplexer = try pipeline.configureHTTP2Pipeline(
+                    mode: .client,
+                    connectionConfiguration: .init(),
+                    streamConfiguration: .init()
+                ) { $0.close() }
+                let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = tls == nil ? .http : .https
+                multiplexer.createStreamChannel(promise: nil) { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme))
+                        try stream.pipeline.syncOperations.addHandler(H2StatusReader(status: status, path: path, authority: target.authority))
+                    }
+                }
+            }
         }
         connecting.assumeIsolated().whenComplete { result in
             switch result {

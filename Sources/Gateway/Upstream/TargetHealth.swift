@@ -75,37 +75,3 @@ final class TargetHealth: Sendable {
         }
     }
 }
-
-/// An upstream's targets and their standing, for the whole process (rebuilt with the
-/// configuration: a reload starts every target healthy).
-final class UpstreamTargets: Sendable {
-    let upstream: GatewayConfig.Upstream
-    let health: [TargetHealth]
-    private let panicking = ManagedAtomic<Bool>(false)
-    private let logger: Logger
-
-    init(upstream: GatewayConfig.Upstream, metrics: GatewayMetrics, logger: Logger) {
-        self.upstream = upstream
-        self.logger = logger
-        let targets = upstream.targets.isEmpty ? [GatewayConfig.UpstreamTarget(host: upstream.host, port: upstream.port)] : upstream.targets
-        health = targets.map { TargetHealth(upstream: upstream, target: $0, metrics: metrics, logger: logger) }
-    }
-
-    /// Which targets are in rotation now; logs once when none is (every target then takes
-    /// traffic again) and once when that ends.
-    func rotation() -> [Bool] {
-        let now = NIODeadline.now()
-        let available = health.map { $0.inRotation(at: now) }
-        let none = !available.contains(true)
-        // Read first: the write (and its log line) happens only when the state changes, so the
-        // loops do not contend on this flag per request.
-        if panicking.load(ordering: .relaxed) != none, panicking.exchange(none, ordering: .relaxed) != none {
-            if none {
-                logger.error("every target of the upstream is out of rotation: sending to all of them", metadata: ["upstream": "\(upstream.name)"])
-            } else {
-                logger.notice("the upstream has targets in rotation again", metadata: ["upstream": "\(upstream.name)"])
-            }
-        }
-        return available
-    }
-}

@@ -4,8 +4,8 @@ import NIOSSL
 import NIOTLS
 import RateSync
 
-/// Opens a connection to one target: TCP, then TLS for an https upstream, both within
-/// `connect_timeout_ms`. The connection is handed out only once the handshake (and so the
+/// Opens a connection to one target: TCP, then TLS for an https upstream, both within one
+/// timeout (`connect_timeout_ms`, or a health check's `timeout_ms`). The connection is handed out only once the handshake (and so the
 /// certificate's verification) has succeeded: a bad certificate or a stalled handshake is a
 /// failed connect, never a request held on a connection that will not answer.
 enum UpstreamConnector {
@@ -13,12 +13,11 @@ enum UpstreamConnector {
     ///   TLS, if any).
     static func connect(
         to target: GatewayConfig.UpstreamTarget,
-        of upstream: GatewayConfig.Upstream,
         tls: NIOSSLContext?,
+        timeout: TimeAmount,
         on eventLoop: any EventLoop,
-        configure: @escaping (any Channel) throws -> Void
+        configure: @escaping @Sendable (any Channel) throws -> Void
     ) -> EventLoopFuture<any Channel> {
-        let timeout = TimeAmount.milliseconds(Int64(upstream.connectTimeoutMs))
         let deadline = NIODeadline.now() + timeout
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
@@ -36,10 +35,10 @@ enum UpstreamConnector {
             }
         // An address literal needs no resolver (getaddrinfo and happy eyeballs per connect).
         let connecting: EventLoopFuture<any Channel>
-        if let address = try? SocketAddress(ipAddress: target.host, port: target.port) {
+        if let address = try? SocketAddress(ipAddress: target.connectHost, port: target.port) {
             connecting = bootstrap.connect(to: address)
         } else {
-            connecting = bootstrap.connect(host: target.host, port: target.port)
+            connecting = bootstrap.connect(host: target.connectHost, port: target.port)
         }
         guard tls != nil else { return connecting }
         return connecting.flatMap { channel in

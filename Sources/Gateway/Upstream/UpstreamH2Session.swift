@@ -49,7 +49,7 @@ final class UpstreamH2Session {
             fail(UpstreamBusy())
             return
         }
-        let connecting = UpstreamConnector.connect(to: pool.target, of: pool.upstream, tls: pool.tls, on: pool.eventLoop) { channel in
+        let connecting = UpstreamConnector.connect(to: pool.target, tls: pool.tls, timeout: pool.connectTimeout, on: pool.eventLoop) { channel in
             let pipeline = channel.pipeline.syncOperations
             var connection = NIOHTTP2Handler.ConnectionConfiguration()
             connection.initialSettings = [

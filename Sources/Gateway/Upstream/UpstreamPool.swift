@@ -150,6 +150,21 @@ final class UpstreamPool {
         if !waiters.isEmpty { scheduleWaiterCheck() }
     }
 
+    /// No longer used for new requests (a reload replaced it, or its target left the list):
+    /// idle connections close now, and the ones in flight when their exchanges end.
+    private var retired = false
+
+    func retire() {
+        retired = true
+        closeIdleConnections()
+        closeRetiredSessionIfDone()
+    }
+
+    /// A retired pool's HTTP/2 connection closes once its last stream has ended.
+    private func closeRetiredSessionIfDone() {
+        if retired, leasedHandlers.isEmpty { h2Session?.close() }
+    }
+
     /// Takes a connection back after a complete exchange, or closes it when it cannot be reused.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         eventLoop.assertInEventLoop()
@@ -160,9 +175,10 @@ final class UpstreamPool {
             // A stream carries one request: it closes by itself once both sides ended, and is
             // reset if ours did not.
             if !reusable { connection.handler.close() }
+            closeRetiredSessionIfDone()
             return
         }
-        guard reusable, connection.channel.isActive, idle.count < upstream.maxIdleConnections else {
+        guard reusable, !retired, connection.channel.isActive, idle.count < upstream.maxIdleConnections else {
             connection.handler.close()
             return
         }
@@ -175,19 +191,24 @@ final class UpstreamPool {
     func connectionClosed(_ handler: UpstreamHandler) {
         idle.removeAll { $0.handler === handler }
         leasedHandlers.remove(ObjectIdentifier(handler))
+        closeRetiredSessionIfDone()
         if !waiters.isEmpty { serveWaiters() }
     }
 
     /// Closes every idle connection (shutdown).
     func closeIdle() {
-        let connections = idle
-        idle.removeAll()
-        for connection in connections { connection.handler.close() }
+        closeIdleConnections()
         h2Session?.close()
     }
 
+    private func closeIdleConnections() {
+        let connections = idle
+        idle.removeAll()
+        for connection in connections { connection.handler.close() }
+    }
+
     private func connect(_ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
-        let connecting = UpstreamConnector.connect(to: target, of: upstream, tls: tls, on: eventLoop) { channel in
+        let connecting = UpstreamConnector.connect(to: target, tls: tls, timeout: connectTimeout, on: eventLoop) { channel in
             // Requests are written in the framing the proxy decided; a response ends where its
             // framing says, and anything after it closes the connection.
             let pipeline = channel.pipeline.syncOperations
@@ -215,6 +236,8 @@ final class UpstreamPool {
             }
         }
     }
+
+    var connectTimeout: TimeAmount { .milliseconds(Int64(upstream.connectTimeoutMs)) }
 
     func connectFinished(error: (any Error)?) {
         guard health.reachability.changes(toReachable: error == nil) else { return }
