@@ -12,11 +12,11 @@ scripts/setup.sh
 # the real WebSocket and gRPC libraries the tunnel tests talk through the gateway with.
 if [[ -z "${RATESYNC_PYTHON:-}" ]]; then
     venv=.build/py-ratesync
-    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import ratesync, asyncpg, websockets, grpc' 2>/dev/null; then
+    if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import ratesync, asyncpg, websockets, grpc, h2' 2>/dev/null; then
         python312=$(find_python312 || true)
         if [[ -n "$python312" ]]; then
             "$python312" -m venv "$venv"
-            "$venv/bin/pip" install -q --disable-pip-version-check 'rate-sync[redis,postgres]==0.4.2' 'websockets==17.4' 'grpcio==1.85.3'
+            "$venv/bin/pip" install -q --disable-pip-version-check 'rate-sync[redis,postgres]==0.4.2' 'websockets==17.4' 'grpcio==1.85.3' 'h2==4.4.1'
         else
             echo "test: no Python >= 3.12 found; the rate-sync interoperability test will be skipped" >&2
         fi

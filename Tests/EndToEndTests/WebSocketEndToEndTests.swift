@@ -88,4 +88,25 @@ final class WebSocketEndToEndTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(seconds, 0.9)
         XCTAssertLessThan(seconds, 5)
     }
+
+    // MARK: over HTTP/2 (RFC 8441)
+
+    private func h2Client(_ harness: GatewayHarness, _ arguments: String...) throws -> String {
+        let result = try runProgram(python, [interopScript("websocket_h2_client.py"), String(harness.proxyPort)] + arguments, stdoutOnly: true)
+        XCTAssertEqual(result.status, 0, result.output)
+        return result.output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func testAnExtendedConnectOverHTTP2IsTunnelledToAnHTTP1Upstream() throws {
+        let harness = try gateway(limiter: GatewayHarness.memoryWindow("ws", limit: 100), server: "h2c = true")
+        XCTAssertEqual(try h2Client(harness, "settings"), "enable_connect_protocol=1")
+        XCTAssertEqual(try h2Client(harness, "echo", "300"), "echoed 300")
+        let admitted = try harness.metric("ratesync_decisions_total", ["route": "all", "limiter": "ws", "outcome": "allowed"])
+        XCTAssertEqual(admitted, 1, "the handshake counts once")
+    }
+
+    func testExtendedConnectsAreLimitedLikeRequests() throws {
+        let harness = try gateway(limiter: GatewayHarness.memoryWindow("ws", limit: 3), server: "h2c = true")
+        XCTAssertEqual(try h2Client(harness, "handshakes", "4"), "200 200 200 429")
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 @testable import Gateway
 import NIOCore
 import NIOHPACK
@@ -27,6 +28,41 @@ final class HTTP2RequestTests: XCTestCase {
             endStream: true
         )
         XCTAssertEqual(withHost.headers["host"], ["b.example"])
+    }
+
+    func testAnExtendedConnectForWebSocketBecomesTheHandshakeItStandsFor() throws {
+        let (head, opensTunnel) = try HTTP2Request.request(
+            block([
+                (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":path", "/chat?room=1"),
+                (":authority", "example.com"), ("sec-websocket-version", "13"),
+            ]),
+            endStream: false
+        )
+        XCTAssertTrue(opensTunnel)
+        XCTAssertEqual(head.method, .GET)
+        XCTAssertEqual(head.uri, "/chat?room=1")
+        XCTAssertTrue(WebSocketUpgrade.isRequested(head))
+        XCTAssertEqual(head.headers["host"], ["example.com"])
+        XCTAssertEqual(head.headers["sec-websocket-version"], ["13"])
+        XCTAssertEqual(Data(base64Encoded: head.headers["sec-websocket-key"].first ?? "")?.count, 16, "a key of the gateway's own")
+        XCTAssertFalse(head.headers.contains(name: "transfer-encoding"), "the stream's DATA is the tunnel's, not a body")
+        XCTAssertEqual(RequestBodyFraming(head), RequestBodyFraming.none)
+
+        let plain = try HTTP2Request.request(block([(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "x")]), endStream: true)
+        XCTAssertFalse(plain.opensTunnel)
+        XCTAssertFalse(WebSocketUpgrade.isRequested(plain.head))
+
+        let refused: [[(String, String)]] = [
+            [(":method", "GET"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
+            [(":method", "CONNECT"), (":protocol", "h2c"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
+            [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/")],
+            [(":method", "CONNECT"), (":protocol", "websocket"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
+            // A client cannot ask for the upgrade fields itself: they are connection-specific.
+            [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "x"), ("upgrade", "websocket")],
+        ]
+        for fields in refused {
+            XCTAssertThrowsError(try HTTP2Request.request(block(fields), endStream: false), "\(fields)")
+        }
     }
 
     func testABodyWithoutALengthIsChunkedWhateverTheMethod() throws {

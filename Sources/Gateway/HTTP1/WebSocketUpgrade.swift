@@ -1,3 +1,4 @@
+import Foundation
 import NIOHTTP1
 
 /// A request to turn its HTTP/1.1 connection into a WebSocket (RFC 6455, 4.1): the one upgrade
@@ -12,9 +13,10 @@ enum WebSocketUpgrade {
     /// The protocol named upstream: the gateway's own value, whatever else the client listed.
     static let protocolName = "websocket"
 
-    /// `GET` over HTTP/1.1 with `Upgrade` naming `websocket` and `Connection` naming `upgrade`.
+    /// `GET` over HTTP/1.1 with `Upgrade` naming `websocket` and `Connection` naming `upgrade`
+    /// (or the head an HTTP/2 extended CONNECT became: HTTP/2 clients cannot send those fields).
     static func isRequested(_ head: HTTPRequestHead) -> Bool {
-        guard head.method == .GET, head.version == .http1_1 else { return false }
+        guard head.method == .GET, head.version == .http1_1 || head.version.major == 2 else { return false }
         var upgradeNamesWebSocket = false
         var connectionNamesUpgrade = false
         for (name, value) in head.headers {
@@ -35,6 +37,14 @@ enum WebSocketUpgrade {
         guard head.status == .switchingProtocols else { return false }
         let upgrades = head.headers["upgrade"]
         return upgrades.count == 1 && lists(upgrades[0], protocolName) && !upgrades[0].contains(",")
+    }
+
+    /// A `Sec-WebSocket-Key` for a handshake the gateway makes upstream for an HTTP/2 client:
+    /// 16 random bytes in base64 (RFC 6455, 4.1). The upstream's accept value answers it and is
+    /// not passed on (RFC 8441 has none).
+    static func newKey() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Data((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
     }
 
     /// Whether a comma-separated field value lists `token` (lower case), in any case.

@@ -48,13 +48,22 @@ enum ClientSide {
     }
 
     /// Bytes of an open WebSocket tunnel.
-    /// - Parameter promise: completed once they are written (a close waits for it).
-    func writeTunnelBytes(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>? = nil) {
+    func writeTunnelBytes(_ bytes: ByteBuffer) {
         switch self {
-        case .connection(let codec, _): codec.writeTunnelBytes(bytes, promise: promise)
+        case .connection(let codec, _): codec.writeTunnelBytes(bytes, promise: nil)
+        case .stream(let stream): stream.write(.body(.byteBuffer(bytes)))
+        }
+    }
+
+    /// The tunnel's last bytes to the client are out (a stream's end is framed too).
+    /// - Parameter promise: completed once they are written (the close waits for it).
+    func finishTunnel(promise: EventLoopPromise<Void>) {
+        switch self {
+        case .connection(let codec, let context):
+            codec.writeTunnelBytes(ByteBuffer(), promise: promise)
+            context.flush()
         case .stream(let stream):
-            stream.write(.body(.byteBuffer(bytes)))
-            promise?.succeed(())
+            stream.writeAndFlush(.end(nil), promise: promise)
         }
     }
 

@@ -127,15 +127,22 @@ enum ForwardedHeaders {
     /// `Sec-WebSocket-*` answers among them) without hop-by-hop ones, the rate-limit headers,
     /// and the gateway's own `Upgrade` and `Connection`. No framing: the bytes that follow are
     /// the tunnel's.
-    static func tunnelResponse(from head: HTTPResponseHead, rateLimitHeaders: [(String, String)]) -> HTTPResponseHead {
+    ///
+    /// Over HTTP/2 (RFC 8441) it is a 200 instead, and `Sec-WebSocket-Accept` answers a key the
+    /// gateway made, not the client: it is dropped.
+    static func tunnelResponse(from head: HTTPResponseHead, rateLimitHeaders: [(String, String)], overHTTP2: Bool) -> HTTPResponseHead {
         let options = ConnectionOptions(head.headers)
         var fields: [(String, String)] = []
         fields.reserveCapacity(head.headers.count + rateLimitHeaders.count + 2)
         for (name, value) in head.headers where !options.removes(name) && !isRateLimitHeader(name) {
             if name.asciiCaseInsensitiveEquals("content-length") { continue }
+            if overHTTP2 && name.asciiCaseInsensitiveEquals("sec-websocket-accept") { continue }
             fields.append((name, value))
         }
         fields.append(contentsOf: rateLimitHeaders)
+        if overHTTP2 {
+            return HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders(fields))
+        }
         fields.append(("connection", "upgrade"))
         fields.append(("upgrade", WebSocketUpgrade.protocolName))
         return HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: HTTPHeaders(fields))

@@ -146,7 +146,13 @@ extension ProxyHandler: UpstreamResponseDelegate {
             return
         }
         recordAnswer(head, for: exchange)
-        writeResponseHead(ForwardedHeaders.tunnelResponse(from: head, rateLimitHeaders: exchange.rateLimitHeaders))
+        writeResponseHead(
+            ForwardedHeaders.tunnelResponse(
+                from: head,
+                rateLimitHeaders: exchange.rateLimitHeaders,
+                overHTTP2: exchange.clientHead.version.major == 2
+            )
+        )
         client?.flush()
         // The handshake's access-log line is written now; the tunnel may last for hours.
         appendLogEntry()

@@ -240,10 +240,27 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     func closeAfterTunnelBytes() {
         guard let client else { return }
         let written = client.eventLoop.makePromise(of: Void.self)
-        client.writeTunnelBytes(ByteBuffer(), promise: written)
-        client.flush()
+        client.finishTunnel(promise: written)
         lastResponseEnd = written.futureResult
         closeConnection()
+    }
+
+    /// An HTTP/2 client ended its tunnel's stream (END_STREAM): the tunnel closes, and the
+    /// stream ends on this side too once the upstream connection is let go.
+    func clientEndedTunnel() {
+        // What the client sent just before its end goes out before the upstream connection closes.
+        flushUpstreamIfNeeded()
+        let open = machine.tunnelConnection != nil
+        release(machine.clientClosed())
+        cancelTimer()
+        endRequestInFlight()
+        guard open, let client else {
+            // Before the tunnel opened: nothing to end gracefully.
+            client?.close()
+            return
+        }
+        let written = client.eventLoop.makePromise(of: Void.self)
+        client.finishTunnel(promise: written)
     }
 
     /// The end of a batch of reads: what was forwarded leaves for the upstream in one flush.

@@ -51,6 +51,9 @@ final class HTTP2ClientStream {
     private var responseEnded = false
 
     private(set) var isOpen = true
+    /// An extended CONNECT for WebSocket (RFC 8441): its request is whole with its head, its
+    /// DATA frames are the tunnel's bytes, and its END_STREAM closes the tunnel.
+    var carriesTunnel = false
 
     private enum Outgoing {
         case data(ByteBuffer, end: Bool, promise: EventLoopPromise<Void>?)
@@ -76,6 +79,10 @@ final class HTTP2ClientStream {
 
     func receiveHead(_ head: HTTPRequestHead, endStream: Bool) {
         receive(.head(head))
+        if carriesTunnel && isOpen {
+            // The handshake it stands for has no body: its end, at once (no DATA, no window).
+            proxy.receive(.end(nil))
+        }
         // The proxy may have reset the stream already.
         if endStream && isOpen { receiveEnd(nil) }
     }
@@ -160,7 +167,15 @@ final class HTTP2ClientStream {
             tookParts = true
             connection.streamTookParts(self)
         }
-        proxy.receive(part)
+        guard carriesTunnel else {
+            proxy.receive(part)
+            return
+        }
+        switch part {
+        case .head: proxy.receive(part)
+        case .body(let bytes): proxy.receiveTunnelBytes(bytes)
+        case .end: proxy.clientEndedTunnel()
+        }
     }
 
     /// The end of a batch of parts: what the proxy forwarded leaves for the upstream in one flush.

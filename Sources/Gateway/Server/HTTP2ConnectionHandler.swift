@@ -136,6 +136,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
                 (.maxHeaderListSize, limits.maxHeaderListSize),
                 (.initialWindowSize, limits.windowTarget),
                 (.enablePush, 0),
+                (.enableConnectProtocol, 1),
             ])
         }
         if let increment = receiveWindow.increment() { writeWindowUpdate(0, increment: increment) }
@@ -279,9 +280,10 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
             return refuseOversizedHeaders(id, requestEnded: endStream)
         }
         let head: HTTPRequestHead
+        let opensTunnel: Bool
         let declaredLength: Int?
         do {
-            head = try HTTP2Request.head(fields, endStream: endStream)
+            (head, opensTunnel) = try HTTP2Request.request(fields, endStream: endStream)
             declaredLength = try HTTP2Request.declaredLength(head)
         } catch {
             return try refuse(id, .protocolError)
@@ -299,6 +301,7 @@ final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConnection {
         streams[id] = stream
         idleSince = nil
         proxy.attach(to: stream)
+        stream.carriesTunnel = opensTunnel
         stream.receiveHead(head, endStream: endStream)
     }
 

@@ -14,13 +14,23 @@ enum HTTP2Request {
         var description: String { "malformed HTTP/2 request: \(reason)" }
     }
 
+    /// The request as HTTP/1 sees it (see `request`).
+    static func head(_ block: HPACKHeaders, endStream: Bool) throws -> HTTPRequestHead {
+        try request(block, endStream: endStream).head
+    }
+
     /// The request as HTTP/1 sees it: `:authority` becomes `Host` (unless the client sent one),
     /// and a body without a length is marked chunked for the upstream hop.
-    static func head(_ block: HPACKHeaders, endStream: Bool) throws -> HTTPRequestHead {
+    ///
+    /// An extended CONNECT for `websocket` (RFC 8441) becomes the HTTP/1.1 handshake it stands
+    /// for, a `GET` of its path asking to upgrade, with a key of the gateway's own (an HTTP/2
+    /// client sends none): `opensTunnel` is then true, and the stream's DATA is the tunnel's.
+    static func request(_ block: HPACKHeaders, endStream: Bool) throws -> (head: HTTPRequestHead, opensTunnel: Bool) {
         var method: String?
         var scheme: String?
         var path: String?
         var authority: String?
+        var tunnelProtocol: String?
         var hasHost = false
         var hasContentLength = false
         var fields: [(String, String)] = []
@@ -36,6 +46,7 @@ enum HTTP2Request {
                 case ":scheme": try setOnce(&scheme, value, name)
                 case ":path": try setOnce(&path, value, name)
                 case ":authority": try setOnce(&authority, value, name)
+                case ":protocol": try setOnce(&tunnelProtocol, value, name)
                 default: throw Malformed(reason: "the pseudo-header \(name), which requests do not have")
                 }
                 continue
@@ -48,6 +59,19 @@ enum HTTP2Request {
         // CONNECT (which has no :path) is not proxied: it is refused here like any request
         // without the three pseudo-headers every other request must carry.
         guard let method else { throw Malformed(reason: "no :method") }
+        if let tunnelProtocol {
+            guard method == "CONNECT" else { throw Malformed(reason: ":protocol on a \(method)") }
+            guard tunnelProtocol == WebSocketUpgrade.protocolName else { throw Malformed(reason: "CONNECT for \(tunnelProtocol)") }
+            guard scheme != nil, let path, !path.isEmpty, let authority else {
+                throw Malformed(reason: "an extended CONNECT without :scheme, :path and :authority")
+            }
+            if !hasHost { fields.insert(("host", authority), at: 0) }
+            fields.append(("connection", "upgrade"))
+            fields.append(("upgrade", WebSocketUpgrade.protocolName))
+            fields.append(("sec-websocket-key", WebSocketUpgrade.newKey()))
+            let head = HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: .GET, uri: path, headers: HTTPHeaders(fields))
+            return (head, true)
+        }
         guard HTTP2FieldSyntax.isMethod(method) else { throw Malformed(reason: "the method is not a token") }
         guard scheme != nil else { throw Malformed(reason: "no :scheme") }
         guard let path, !path.isEmpty else { throw Malformed(reason: "no :path") }
@@ -63,12 +87,13 @@ enum HTTP2Request {
                 fields.append(("content-length", "0"))
             }
         }
-        return HTTPRequestHead(
+        let head = HTTPRequestHead(
             version: HTTPVersion(major: 2, minor: 0),
             method: httpMethod,
             uri: path,
             headers: HTTPHeaders(fields)
         )
+        return (head, false)
     }
 
     /// A request's trailers: regular fields only.

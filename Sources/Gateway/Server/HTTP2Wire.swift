@@ -44,6 +44,8 @@ enum HTTP2Wire {
 
     enum Setting: UInt16 {
         case headerTableSize = 1, enablePush, maxConcurrentStreams, initialWindowSize, maxFrameSize, maxHeaderListSize
+        /// RFC 8441: the server takes extended CONNECT (WebSocket over a stream).
+        case enableConnectProtocol = 8
     }
 
     /// A violation that ends the whole connection: answered with GOAWAY, then the connection closes.
