@@ -26,11 +26,12 @@ final class WebSocketEndToEndTests: XCTestCase {
         upstream?.stop()
     }
 
-    private func gateway(limiter: String, server: String = "", environment: [String: String] = [:]) throws -> GatewayHarness {
+    private func gateway(limiter: String, server: String = "", upstream: String = "", environment: [String: String] = [:]) throws -> GatewayHarness {
         let harness = try GatewayHarness(
             rateSync: limiter,
             routes: GatewayHarness.catchAllRoute(limiters: ["ws"]),
             server: server,
+            upstream: upstream,
             upstreamURL: "http://127.0.0.1:\(upstreamPort)",
             environment: environment
         )
@@ -108,5 +109,10 @@ final class WebSocketEndToEndTests: XCTestCase {
     func testExtendedConnectsAreLimitedLikeRequests() throws {
         let harness = try gateway(limiter: GatewayHarness.memoryWindow("ws", limit: 3), server: "h2c = true")
         XCTAssertEqual(try h2Client(harness, "handshakes", "4"), "200 200 200 429")
+    }
+
+    func testAnExtendedConnectToAnUpstreamThatTakesNoTunnelIsRefused() throws {
+        let harness = try gateway(limiter: GatewayHarness.memoryWindow("ws", limit: 100), server: "h2c = true", upstream: #"protocol = "h2""#)
+        XCTAssertEqual(try h2Client(harness, "handshakes", "1"), "501")
     }
 }

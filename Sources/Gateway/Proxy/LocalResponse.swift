@@ -105,6 +105,15 @@ struct LocalResponse {
         )
     }
 
+    /// An HTTP/2 WebSocket (extended CONNECT) to a route whose upstream takes no tunnel.
+    static func tunnelNotAvailable() -> LocalResponse {
+        LocalResponse(
+            status: .notImplemented,
+            headers: [],
+            type: "websocket_not_available", message: "WebSocket is not tunnelled to this route's upstream."
+        )
+    }
+
     /// The answer to a request the HTTP/1.1 parser could not read.
     static func unreadable(_ error: HTTP1RequestError) -> LocalResponse {
         switch error {
