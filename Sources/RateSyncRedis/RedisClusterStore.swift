@@ -21,6 +21,7 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     private let batchers: [NIOLoopBound<LimitBatcher>]
     private let clientForLoop: [ObjectIdentifier: Int]
     private let limitScriptSHA = SHA1.hex(LimitScript.source)
+    private let crossSlotScriptSHA = SHA1.hex(LimitScript.crossSlotSource)
     private let returnScriptSHA = SHA1.hex(ReturnQueue.source)
     private let connectionCount = NIOLockedValueBox(0)
     /// Per primary, its breaker's latest state on any loop (for health).
@@ -119,37 +120,120 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         batchers[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].run(from: eventLoop) { $0.submit(checks, via: self) }
     }
 
-    /// One script call per slot among the groups (each group, one request, lives in one slot),
-    /// the calls to one node pipelined on its connection. Not one call per node: a script's keys
-    /// must be declared, and declared keys must share a slot; reaching other slots' keys
-    /// undeclared would bypass the ASK that keeps a slot in mid-migration exact.
+    /// One script call per node for the groups of the slots it serves (each group, one request,
+    /// lives in one slot), the calls to one node pipelined on its connection. A node's groups of
+    /// one slot go with their keys declared; groups of several slots go in one call of the
+    /// cross-slot script (see LimitScript.crossSlotSource), and any group the node could not
+    /// decide there (a key it does not serve now) is sent again alone, keys declared. Groups of
+    /// a slot no node is known for yet go alone too (the map is learnt on the way).
     func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
         let client = clients[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value
-        var indicesBySlot: [Int: [Int]] = [:]
-        var slots: [Int] = []
+        var slots = [Int](repeating: -1, count: groups.count)
+        var indicesByNode: [RedisAddress: [Int]] = [:]
+        var nodes: [RedisAddress] = []
+        var unmapped: [Int] = []
         for (index, group) in groups.enumerated() {
             guard let first = group.first else { continue }
             let slot = ClusterSlot.of(LimitScript.clusterBase(first, keyPrefix: settings.keyPrefix))
-            if indicesBySlot[slot] == nil { slots.append(slot) }
-            indicesBySlot[slot, default: []].append(index)
+            slots[index] = slot
+            guard let owner = client.knownOwner(of: slot) else {
+                unmapped.append(index)
+                continue
+            }
+            if indicesByNode[owner] == nil { nodes.append(owner) }
+            indicesByNode[owner, default: []].append(index)
         }
         let deadline = NIODeadline.now() + commandTimeout
-        if slots.count == 1, let slot = slots.first, let indices = indicesBySlot[slot], indices.count == groups.count {
-            // The common tick: every request in one slot (or a single request).
-            return callSlot(slot, indices, groups, client, deadline)
+        var calls: [(indices: [Int], outcomes: EventLoopFuture<[Result<[Decision], StoreFailure>]>)] = []
+        for node in nodes {
+            let indices = indicesByNode[node] ?? []
+            let first = slots[indices[0]]
+            if indices.allSatisfy({ slots[$0] == first }) {
+                calls.append((indices, callSlot(first, indices, groups, client, deadline)))
+            } else {
+                calls.append((indices, callNode(indices, slots, groups, client, deadline)))
+            }
         }
-        let calls = slots.map { slot in callSlot(slot, indicesBySlot[slot] ?? [], groups, client, deadline) }
+        for (slot, indices) in Self.bySlot(unmapped, slots) {
+            calls.append((indices, callSlot(slot, indices, groups, client, deadline)))
+        }
+        if calls.count == 1, calls[0].indices.count == groups.count {
+            // The common tick: one node (or a single request).
+            return calls[0].outcomes
+        }
+        return merge(calls, count: groups.count, on: eventLoop)
+    }
+
+    /// The outcomes of several calls, each for some of the groups, back in the groups' order.
+    private func merge(
+        _ calls: [(indices: [Int], outcomes: EventLoopFuture<[Result<[Decision], StoreFailure>]>)],
+        count: Int,
+        on eventLoop: any EventLoop
+    ) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
         let storeID = id
-        return EventLoopFuture.whenAllSucceed(calls, on: eventLoop).map { perSlot in
+        return EventLoopFuture.whenAllSucceed(calls.map(\.outcomes), on: eventLoop).map { perCall in
             var outcomes = [Result<[Decision], StoreFailure>](
                 repeating: .failure(StoreFailure(storeID: storeID, reason: "no checks")),
-                count: groups.count
+                count: count
             )
-            for (slot, results) in zip(slots, perSlot) {
-                for (index, outcome) in zip(indicesBySlot[slot] ?? [], results) { outcomes[index] = outcome }
+            for (call, results) in zip(calls, perCall) {
+                for (index, outcome) in zip(call.indices, results) { outcomes[index] = outcome }
             }
             return outcomes
         }
+    }
+
+    /// `indices` by their slots, slots in order of first appearance.
+    private static func bySlot(_ indices: [Int], _ slots: [Int]) -> [(slot: Int, indices: [Int])] {
+        var order: [Int] = []
+        var grouped: [Int: [Int]] = [:]
+        for index in indices {
+            if grouped[slots[index]] == nil { order.append(slots[index]) }
+            grouped[slots[index], default: []].append(index)
+        }
+        return order.map { ($0, grouped[$0] ?? []) }
+    }
+
+    /// The groups of several slots one node serves, in one call of the cross-slot script; the
+    /// groups it could not decide (allowed = -1: a key not served there now, or of a foreign
+    /// type) are sent again alone, per slot, keys declared. One outcome per index.
+    private func callNode(
+        _ indices: [Int],
+        _ slots: [Int],
+        _ groups: [[LimitCheck]],
+        _ client: ClusterLoopClient,
+        _ deadline: NIODeadline
+    ) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
+        let nodeGroups = indices.map { groups[$0] }
+        let token = client.nextToken()
+        let (keys, arguments) = LimitScript.keysAndArguments(groups: nodeGroups, keyPrefix: settings.keyPrefix, uniqueToken: token, hashTagged: true)
+        let count = nodeGroups.reduce(0) { $0 + $1.count }
+        let tail = ["0", String(keys.count)] + keys + arguments
+        let eventLoop = client.eventLoop
+        return client.runScript(sha: crossSlotScriptSHA, source: LimitScript.crossSlotSource, tail: tail, slot: slots[indices[0]], deadline: deadline)
+            .assumeIsolated()
+            .flatMap { reply -> EventLoopFuture<[Result<[Decision], StoreFailure>]> in
+                var outcomes = self.decided(reply, count: count, groups: nodeGroups, token: token, client: client)
+                let undecided = outcomes.indices.filter { if case .failure = outcomes[$0] { return true } else { return false } }
+                guard !undecided.isEmpty else { return eventLoop.makeSucceededFuture(outcomes) }
+                let retried = Self.bySlot(undecided.map { indices[$0] }, slots).map { slot, again in
+                    (again, self.callSlot(slot, again, groups, client, deadline))
+                }
+                return EventLoopFuture.whenAllSucceed(retried.map(\.1), on: eventLoop).map { perSlot in
+                    for ((again, _), results) in zip(retried, perSlot) {
+                        for (index, outcome) in zip(again, results) {
+                            if let position = indices.firstIndex(of: index) { outcomes[position] = outcome }
+                        }
+                    }
+                    return outcomes
+                }
+            }
+            .flatMapErrorThrowing { error in
+                // The node failed: its requests get their fail policies, other nodes' not.
+                let failure = self.failure(error)
+                return nodeGroups.map { _ in .failure(failure) }
+            }
+            .nonisolated()
     }
 
     /// The groups of one slot in one call, following redirections: one outcome per index.
@@ -163,20 +247,29 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let slotGroups = indices.count == groups.count ? groups : indices.map { groups[$0] }
         let token = client.nextToken()
         let (tail, count) = scriptTail(slotGroups, token: token)
-        let keyPrefix = settings.keyPrefix
         return client.runScript(sha: limitScriptSHA, source: LimitScript.source, tail: tail, slot: slot, deadline: deadline)
-            .map { reply in
-                LimitScript.attachLeases(self.outcomes(reply, count: count, groups: slotGroups, token: token), groups: slotGroups, token: token) {
-                    check, holder in
-                    let keys = LimitScript.slotKeys(check, keyPrefix: keyPrefix, hashTagged: true)
-                    client.leases.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
-                }
-            }
+            .map { reply in self.decided(reply, count: count, groups: slotGroups, token: token, client: client) }
             .flatMapErrorThrowing { error in
                 // The slot's node failed: its requests get their fail policies, the others not.
                 let failure = self.failure(error)
                 return slotGroups.map { _ in .failure(failure) }
             }
+    }
+
+    /// The outcomes a script reply gives the groups of its call, each admitted slot on a lease.
+    private func decided(
+        _ reply: RedisValue,
+        count: Int,
+        groups: [[LimitCheck]],
+        token: String,
+        client: ClusterLoopClient
+    ) -> [Result<[Decision], StoreFailure>] {
+        let keyPrefix = settings.keyPrefix
+        return LimitScript.attachLeases(outcomes(reply, count: count, groups: groups, token: token), groups: groups, token: token) {
+            check, holder in
+            let keys = LimitScript.slotKeys(check, keyPrefix: keyPrefix, hashTagged: true)
+            client.leases.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
+        }
     }
 
     /// The limit script's arguments after its name: key count, keys, arguments.

@@ -95,6 +95,11 @@ final class ClusterLoopClient: LeaseOwner {
         )
     }
 
+    /// The node serving `slot` as this loop's map has it, if it knows.
+    func knownOwner(of slot: Int) -> RedisAddress? {
+        map.owner(of: slot)
+    }
+
     /// The node serving `slot`, learning the map first when it is not known yet.
     func primary(of slot: Int) -> EventLoopFuture<RedisAddress> {
         if let owner = map.owner(of: slot) { return eventLoop.makeSucceededFuture(owner) }

@@ -212,6 +212,33 @@ enum LimitScript {
         return reply
         """
 
+    /// The same script for Redis Cluster calls that span slots: one call per node for the groups
+    /// of every slot the node serves. Keys cannot be declared across slots, so they come first
+    /// in ARGV (`ARGV[1]` is their count) and the script runs with `allow-cross-slot-keys`.
+    ///
+    /// Exact all the same: Redis checks every command a script runs against its slot's owner
+    /// and migration state, so a key this node does not serve now (the slot moved, or is being
+    /// migrated and the key has left, or is being imported without `ASKING`) raises an error
+    /// instead of being read or created here. Phase one touches every key a group writes, so
+    /// such a group fails, under its `pcall`, before it writes anything (at most it pruned
+    /// expired entries of a key that is here), and reads allowed = -1; the caller then sends it
+    /// alone with its keys declared, which `ASK`, `MOVED` and `TRYAGAIN` route exactly.
+    static let crossSlotSource: String = {
+        let body = source.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)[1]
+        return """
+            #!lua flags=allow-cross-slot-keys
+            local KEYS, ARGV = {}, ARGV
+            do
+              local count = tonumber(ARGV[1])
+              local keys, rest = {}, {}
+              for i = 1, count do keys[i] = ARGV[1 + i] end
+              for i = count + 2, #ARGV do rest[#rest + 1] = ARGV[i] end
+              KEYS, ARGV = keys, rest
+            end
+
+            """ + body
+    }()
+
     /// Extends a held slot's lease (KEYS: the counter, its leases; ARGV: the holder, the lease
     /// in seconds), on Redis's clock; 0 when the lease is gone (it ran out and was reclaimed).
     static let renewSource = """
@@ -250,17 +277,19 @@ enum LimitScript {
             for (checkIndex, check) in group.enumerated() {
                 let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
                 let cap = check.limiter.maxConcurrent.map(String.init) ?? "0"
+                let key: String
                 switch check.limiter.algorithm {
                 case .tokenBucket(let rule?):
-                    keys.append(base + ":rate")
+                    key = base + ":rate"
                     arguments += ["t", String(rule.emissionInterval), String(rule.burst), cap]
                 case .tokenBucket(nil):
-                    keys.append(base + ":rate")
+                    key = base + ":rate"
                     arguments += ["n", "0", "0", cap]
                 case .slidingWindow(let rule):
-                    keys.append(base + ":window")
+                    key = base + ":window"
                     arguments += ["s", String(rule.limit), String(rule.windowSeconds), cap]
                 }
+                keys.append(key)
                 arguments.append(check.cost == 1 ? "1" : String(check.cost))
                 arguments.append(check.shadow ? "1" : "0")
                 if check.limiter.maxConcurrent != nil {
@@ -271,10 +300,17 @@ enum LimitScript {
                     arguments.append("")
                 }
                 arguments.append(check.maxWait > 0 ? String(check.maxWait) : "0")
-                let concurrent = base + ":concurrent"
-                keys.append(concurrent)
-                // Checks without a cap never touch the leases: their place holds the same key.
-                keys.append(check.limiter.maxConcurrent != nil ? base + ":leases" : concurrent)
+                if check.limiter.maxConcurrent != nil {
+                    keys.append(base + ":concurrent")
+                    keys.append(base + ":leases")
+                } else {
+                    // A check without a cap never touches the counter and leases: their places
+                    // hold its own key again, so that only keys the script uses are declared (in
+                    // a cluster, a declared key that does not exist makes a slot in mid-migration
+                    // answer TRYAGAIN until it has moved).
+                    keys.append(key)
+                    keys.append(key)
+                }
             }
         }
         return (keys, arguments)
