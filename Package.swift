@@ -137,6 +137,8 @@ let package = Package(
             name: "RateSyncRedisTests",
             dependencies: [
                 "RateSyncRedis",
+                // hiredis's own command formatter: the reference the gateway's encoder is held to.
+                "CHiredis",
                 "RateSync",
                 "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),

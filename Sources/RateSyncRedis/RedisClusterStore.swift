@@ -8,8 +8,8 @@ import RateSync
 
 /// Limiter state in a Redis Cluster. Keys carry the identifier as their hash tag, so every
 /// limiter of one request lives in one slot and is still decided by one atomic script call; the
-/// requests of one event-loop tick are batched per slot (one EVALSHA per slot, pipelined per
-/// node). Each loop keeps its own slot map and a connection and circuit breaker per primary (see
+/// requests of one event-loop tick are batched per node (one call per primary, see `decide`).
+/// Each loop keeps its own slot map and a connection and circuit breaker per primary (see
 /// `ClusterLoopClient`): a node that fails fails only the identifiers of its slots.
 public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     public let id: String
@@ -134,7 +134,7 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         var unmapped: [Int] = []
         for (index, group) in groups.enumerated() {
             guard let first = group.first else { continue }
-            let slot = ClusterSlot.of(LimitScript.clusterBase(first, keyPrefix: settings.keyPrefix))
+            let slot = LimitScript.clusterSlot(first, keyPrefix: settings.keyPrefix)
             slots[index] = slot
             guard let owner = client.knownOwner(of: slot) else {
                 unmapped.append(index)
@@ -206,26 +206,25 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     ) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
         let nodeGroups = indices.map { groups[$0] }
         let token = client.nextToken()
-        let (keys, arguments) = LimitScript.keysAndArguments(groups: nodeGroups, keyPrefix: settings.keyPrefix, uniqueToken: token, hashTagged: true)
-        let count = nodeGroups.reduce(0) { $0 + $1.count }
-        let tail = ["0", String(keys.count)] + keys + arguments
+        let (tail, count) = scriptTail(nodeGroups, token: token, keysDeclared: false)
         let eventLoop = client.eventLoop
         return client.runScript(sha: crossSlotScriptSHA, source: LimitScript.crossSlotSource, tail: tail, slot: slots[indices[0]], deadline: deadline)
             .assumeIsolated()
             .flatMap { reply -> EventLoopFuture<[Result<[Decision], StoreFailure>]> in
-                var outcomes = self.decided(reply, count: count, groups: nodeGroups, token: token, client: client)
+                let outcomes = self.decided(reply, count: count, groups: nodeGroups, token: token, client: client)
                 let undecided = outcomes.indices.filter { if case .failure = outcomes[$0] { return true } else { return false } }
                 guard !undecided.isEmpty else { return eventLoop.makeSucceededFuture(outcomes) }
                 let retried = Self.bySlot(undecided.map { indices[$0] }, slots).map { slot, again in
                     (again, self.callSlot(slot, again, groups, client, deadline))
                 }
                 return EventLoopFuture.whenAllSucceed(retried.map(\.1), on: eventLoop).map { perSlot in
+                    var merged = outcomes
                     for ((again, _), results) in zip(retried, perSlot) {
                         for (index, outcome) in zip(again, results) {
-                            if let position = indices.firstIndex(of: index) { outcomes[position] = outcome }
+                            if let position = indices.firstIndex(of: index) { merged[position] = outcome }
                         }
                     }
-                    return outcomes
+                    return merged
                 }
             }
             .flatMapErrorThrowing { error in
@@ -248,12 +247,14 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let token = client.nextToken()
         let (tail, count) = scriptTail(slotGroups, token: token)
         return client.runScript(sha: limitScriptSHA, source: LimitScript.source, tail: tail, slot: slot, deadline: deadline)
+            .assumeIsolated()
             .map { reply in self.decided(reply, count: count, groups: slotGroups, token: token, client: client) }
             .flatMapErrorThrowing { error in
                 // The slot's node failed: its requests get their fail policies, the others not.
                 let failure = self.failure(error)
                 return slotGroups.map { _ in .failure(failure) }
             }
+            .nonisolated()
     }
 
     /// The outcomes a script reply gives the groups of its call, each admitted slot on a lease.
@@ -273,9 +274,17 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     }
 
     /// The limit script's arguments after its name: key count, keys, arguments.
-    private func scriptTail(_ groups: [[LimitCheck]], token: String) -> (tail: [String], checks: Int) {
+    /// - Parameter keysDeclared: false for the cross-slot script, whose keys are arguments:
+    ///   no key is declared, and their count leads the arguments.
+    private func scriptTail(_ groups: [[LimitCheck]], token: String, keysDeclared: Bool = true) -> (tail: [String], checks: Int) {
         let (keys, arguments) = LimitScript.keysAndArguments(groups: groups, keyPrefix: settings.keyPrefix, uniqueToken: token, hashTagged: true)
-        return ([String(keys.count)] + keys + arguments, groups.reduce(0) { $0 + $1.count })
+        var tail: [String] = []
+        tail.reserveCapacity(2 + keys.count + arguments.count)
+        if !keysDeclared { tail.append("0") }
+        tail.append(String(keys.count))
+        tail.append(contentsOf: keys)
+        tail.append(contentsOf: arguments)
+        return (tail, groups.reduce(0) { $0 + $1.count })
     }
 
     /// One outcome per group from a script reply; an error reply or an unreadable one fails

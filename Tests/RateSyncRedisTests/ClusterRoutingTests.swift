@@ -26,6 +26,7 @@ final class ClusterRoutingTests: XCTestCase {
             let (keys, _) = LimitScript.keysAndArguments(groups: [checks], keyPrefix: "rate_limit", uniqueToken: "t", hashTagged: true)
             XCTAssertEqual(Set(keys.map(ClusterSlot.of)).count, 1, "\(identifier): \(keys)")
             XCTAssertEqual(ClusterSlot.of(LimitScript.clusterBase(checks[0], keyPrefix: "rate_limit")), ClusterSlot.of(keys[0]))
+            XCTAssertEqual(LimitScript.clusterSlot(checks[0], keyPrefix: "rate_limit"), ClusterSlot.of(keys[0]), "\(identifier): the slot without the key")
         }
         let (keys, _) = LimitScript.keysAndArguments(
             groups: [[LimitCheck(limiter: window, identifier: "10.0.0.1")]],

@@ -130,12 +130,25 @@ final class ClusterLoopClient: LeaseOwner {
     }
 
     private struct ScriptCall {
-        let sha: String
+        /// `EVALSHA <sha> <tail>`, built once: what every attempt sends first.
+        let evalsha: [String]
         let source: String
-        let tail: [String]
 
-        var evalsha: [String] { ["EVALSHA", sha] + tail }
-        var eval: [String] { ["EVAL", source] + tail }
+        init(sha: String, source: String, tail: [String]) {
+            var command = ["EVALSHA", sha]
+            command.reserveCapacity(2 + tail.count)
+            command.append(contentsOf: tail)
+            evalsha = command
+            self.source = source
+        }
+
+        /// `EVAL <source> <tail>`, for a node that answered NOSCRIPT.
+        var eval: [String] {
+            var command = evalsha
+            command[0] = "EVAL"
+            command[1] = source
+            return command
+        }
     }
 
     private func run(

@@ -11,6 +11,15 @@ enum ClusterSlot {
                 bytes = rest[..<close]
             }
         }
+        return crc16(bytes)
+    }
+
+    /// The slot of every key whose hash tag is `tag` (which holds no `}`).
+    static func of(hashTag tag: Substring.UTF8View) -> Int {
+        crc16(tag)
+    }
+
+    private static func crc16(_ bytes: Substring.UTF8View) -> Int {
         var crc: UInt16 = 0
         for byte in bytes {
             crc = (crc << 8) ^ table[Int((crc >> 8) ^ UInt16(byte)) & 0xFF]

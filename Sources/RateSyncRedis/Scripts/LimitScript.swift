@@ -318,6 +318,16 @@ enum LimitScript {
 
     /// `<prefix>:<limiter>:{<identifier>}`: the identifier is the hash tag (an empty one would
     /// not be a tag, and the keys of one request would scatter over slots).
+    /// The slot of every key of `check` (see `clusterBase`), without building a key: the tag is
+    /// the identifier, unless a `}` in it ends the tag early.
+    static func clusterSlot(_ check: LimitCheck, keyPrefix: String) -> Int {
+        let identifier = check.key.dropFirst(check.limiter.id.count + 1)
+        guard !identifier.isEmpty, !identifier.utf8.contains(UInt8(ascii: "}")) else {
+            return ClusterSlot.of(clusterBase(check, keyPrefix: keyPrefix))
+        }
+        return ClusterSlot.of(hashTag: identifier.utf8)
+    }
+
     static func clusterBase(_ check: LimitCheck, keyPrefix: String) -> String {
         let identifier = check.key.dropFirst(check.limiter.id.count + 1)
         return "\(keyPrefix):\(check.limiter.id):{\(identifier.isEmpty ? "-" : identifier)}"
