@@ -12,7 +12,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
 
     override func setUpWithError() throws {
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("recorded-\(UUID().uuidString).jsonl").path
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         recorder = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("recording_upstream.py"), logPath])
         recorderPort = try port(after: "listening on ", in: recorder.waitForLine(containing: "listening on"))
     }

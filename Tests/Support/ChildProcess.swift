@@ -6,6 +6,8 @@ import NIOConcurrencyHelpers
 public final class ChildProcess: @unchecked Sendable {
     public let process = Process()
     private let output = NIOLockedValueBox("")
+    /// Set once the output pipe reached its end: everything the program wrote is in `output`.
+    private let outputEnded = NIOLockedValueBox(false)
 
     public init(_ executable: URL, _ arguments: [String], environment: [String: String] = [:], directory: URL? = nil) throws {
         process.executableURL = executable
@@ -18,9 +20,15 @@ public final class ChildProcess: @unchecked Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         let output = self.output
+        let outputEnded = self.outputEnded
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
-            if !data.isEmpty { output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) } }
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                outputEnded.withLockedValue { $0 = true }
+            } else {
+                output.withLockedValue { $0 += String(decoding: data, as: UTF8.self) }
+            }
         }
         try process.run()
     }
@@ -40,11 +48,15 @@ public final class ChildProcess: @unchecked Sendable {
         throw HarnessError("no line containing \"\(marker)\" within \(timeout)s; output:\n\(text)")
     }
 
-    /// Waits for the process to exit and returns its status.
+    /// Waits for the process to exit and returns its status; its output is then all in `text`
+    /// (the pipe is read on another thread, which may still be at work when the process ends).
     public func waitForExit(timeout: TimeInterval = 20) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         guard !process.isRunning else { throw HarnessError("still running after \(timeout)s") }
+        // A child of the program may hold the pipe open: its end is waited for a moment only.
+        let drained = Date().addingTimeInterval(2)
+        while !outputEnded.withLockedValue({ $0 }) && Date() < drained { usleep(2_000) }
         return process.terminationStatus
     }
 

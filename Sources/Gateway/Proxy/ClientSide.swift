@@ -56,8 +56,8 @@ enum ClientSide {
     }
 
     /// The tunnel's last bytes to the client are out (a stream's end is framed too).
-    /// - Parameter promise: completed once they are written (the close waits for it).
-    func finishTunnel(promise: EventLoopPromise<Void>) {
+    /// - Parameter promise: completed once they are written (a close waits for it).
+    func finishTunnel(promise: EventLoopPromise<Void>?) {
         switch self {
         case .connection(let codec, let context):
             codec.writeTunnelBytes(ByteBuffer(), promise: promise)

@@ -222,6 +222,14 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         return nil
     }
 
+    /// The upstream connection bytes go to now: the exchange's, or the open tunnel's.
+    var upstreamConnection: Connection? {
+        switch state {
+        case .proxying(_, let connection, _), .tunnel(_, let connection, _): return connection
+        default: return nil
+        }
+    }
+
     // MARK: the exchange
 
     /// The request was routed and identified: its limiters decide next.

@@ -141,7 +141,8 @@ extension ProxyHandler: UpstreamResponseDelegate {
         let idleTimeout = TimeAmount(seconds: upstream.websocketIdleTimeoutSeconds ?? runtime.server.websocketIdleTimeoutSeconds)
         let now = NIODeadline.now()
         guard let opened = machine.tunnelOpened(idleTimeout: idleTimeout, now: now) else {
-            // Not asked for by this exchange: the upstream is confused.
+            // Not what this exchange is waiting for: the connection cannot be trusted any more.
+            machine.upstreamConnection?.handler.close()
             upstreamClosed(error: nil)
             return
         }

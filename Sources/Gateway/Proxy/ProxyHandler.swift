@@ -183,11 +183,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     private var readsAllowed: Bool {
-        var upstreamWritable = true
-        switch machine.state {
-        case .proxying(_, let connection, _), .tunnel(_, let connection, _): upstreamWritable = connection.channel.isWritable
-        default: break
-        }
+        let upstreamWritable = machine.upstreamConnection?.channel.isWritable ?? true
         return machine.readsAllowed(clientWritable: client?.isWritable ?? false, upstreamWritable: upstreamWritable)
     }
 
@@ -208,10 +204,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
             armTimer(at: deadline)
         }
         guard writable else { return }
-        switch machine.state {
-        case .proxying(_, let connection, _), .tunnel(_, let connection, _): connection.handler.resumeReads()
-        default: break
-        }
+        machine.upstreamConnection?.handler.resumeReads()
         resumeReadsIfAllowed()
     }
 
@@ -254,13 +247,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
         release(machine.clientClosed())
         cancelTimer()
         endRequestInFlight()
-        guard open, let client else {
+        guard open else {
             // Before the tunnel opened: nothing to end gracefully.
             client?.close()
             return
         }
-        let written = client.eventLoop.makePromise(of: Void.self)
-        client.finishTunnel(promise: written)
+        client?.finishTunnel(promise: nil)
     }
 
     /// The end of a batch of reads: what was forwarded leaves for the upstream in one flush.
@@ -269,14 +261,9 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
     }
 
     private func flushUpstreamIfNeeded() {
-        guard upstreamNeedsFlush else { return }
-        switch machine.state {
-        case .proxying(_, let connection, _), .tunnel(_, let connection, _):
-            upstreamNeedsFlush = false
-            connection.handler.flush()
-        default:
-            break
-        }
+        guard upstreamNeedsFlush, let connection = machine.upstreamConnection else { return }
+        upstreamNeedsFlush = false
+        connection.handler.flush()
     }
 
     private func perform(_ action: ExchangeStateMachine<Exchange, UpstreamConnection>.PartAction) {

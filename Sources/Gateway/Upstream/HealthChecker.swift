@@ -75,17 +75,9 @@ final class HealthChecker {
             case .http1:
                 try pipeline.addHandler(StatusLineReader(status: status))
             case .h2:
-                let multiplexer = try pipeline.configureHTTP2Pipeline(
-                    mode: .client,
-                    connectionConfiguration: .init(),
-                    streamConfiguration: .init()
-                ) { $0.close() }
-                let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = tls == nil ? .http : .https
-                multiplexer.createStreamChannel(promise: nil) { stream in
-                    stream.eventLoop.makeCompletedFuture {
-                        try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme))
-                        try stream.pipeline.syncOperations.addHandler(H2StatusReader(status: status, path: path, authority: target.authority))
-                    }
+                let multiplexer = try UpstreamH2Pipeline.configure(pipeline)
+                _ = UpstreamH2Pipeline.openStream(on: multiplexer, overTLS: tls != nil) {
+                    H2StatusReader(status: status, path: path, authority: target.authority)
                 }
             }
         }

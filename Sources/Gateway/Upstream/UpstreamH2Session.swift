@@ -17,7 +17,9 @@ final class UpstreamH2Session {
     }
 
     private var state = State.disconnected
-    private unowned let pool: UpstreamPool
+    /// Weak: a connect or a connection may outlive a pool that a reload or a DNS change retired
+    /// (the pool owns this session; nothing per request goes through this reference).
+    private weak var pool: UpstreamPool?
 
     init(pool: UpstreamPool) {
         self.pool = pool
@@ -44,34 +46,25 @@ final class UpstreamH2Session {
     }
 
     private func connect() {
+        guard let pool else {
+            fail(ChannelError.ioOnClosedChannel)
+            return
+        }
         let health = pool.health
         guard health.reserveConnection() else {
             fail(UpstreamBusy())
             return
         }
         let connecting = UpstreamConnector.connect(to: pool.target, tls: pool.tls, timeout: pool.connectTimeout, on: pool.eventLoop) { channel in
-            let pipeline = channel.pipeline.syncOperations
-            var connection = NIOHTTP2Handler.ConnectionConfiguration()
-            connection.initialSettings = [
-                HTTP2Setting(parameter: .enablePush, value: 0),
-                HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
-                HTTP2Setting(parameter: .initialWindowSize, value: 1 << 20),
-                HTTP2Setting(parameter: .maxHeaderListSize, value: UpstreamPool.maxResponseHeadBytes),
-            ]
-            var stream = NIOHTTP2Handler.StreamConfiguration()
-            stream.targetWindowSize = 1 << 20
-            // A client's peer opens no streams (push is off): any it tries is closed at once.
-            _ = try pipeline.configureHTTP2Pipeline(mode: .client, connectionConfiguration: connection, streamConfiguration: stream) {
-                $0.close()
-            }
-            try pipeline.addHandler(UpstreamH2ConnectionWatcher())
+            _ = try UpstreamH2Pipeline.configure(channel.pipeline.syncOperations)
+            try channel.pipeline.syncOperations.addHandler(UpstreamH2ConnectionWatcher())
         }
         connecting.assumeIsolated().whenComplete { result in
             guard case .connecting(let waiting) = self.state else { return }
             switch result {
             case .failure(let error):
                 health.connectionClosed()
-                self.pool.connectFinished(error: error)
+                self.pool?.connectFinished(error: error)
                 self.fail(error)
             case .success(let channel):
                 guard let multiplexer = try? channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer(),
@@ -83,8 +76,8 @@ final class UpstreamH2Session {
                     return
                 }
                 channel.closeFuture.whenComplete { _ in health.connectionClosed() }
-                watcher.onEnd = { [unowned self] in self.ended(channel) }
-                self.pool.connectFinished(error: nil)
+                watcher.onEnd = { [weak self] in self?.ended(channel) }
+                self.pool?.connectFinished(error: nil)
                 self.state = .ready(channel, multiplexer)
                 for completion in waiting { self.createStream(on: multiplexer, completion) }
             }
@@ -106,26 +99,21 @@ final class UpstreamH2Session {
         on multiplexer: NIOHTTP2Handler.StreamMultiplexer,
         _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void
     ) {
-        let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = pool.tls == nil ? .http : .https
-        multiplexer.createStreamChannel { stream in
-            stream.eventLoop.makeCompletedFuture {
-                try stream.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme))
-                try stream.pipeline.syncOperations.addHandler(UpstreamHandler())
-            }
-        }.assumeIsolated().whenComplete { result in
-            switch result {
-            case .failure(let error):
-                completion(.failure(error))
-            case .success(let stream):
-                guard let handler = try? stream.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
-                    stream.close(promise: nil)
-                    completion(.failure(ChannelError.ioOnClosedChannel))
-                    return
+        UpstreamH2Pipeline.openStream(on: multiplexer, overTLS: pool?.tls != nil) { UpstreamHandler() }
+            .assumeIsolated().whenComplete { result in
+                switch result {
+                case .failure(let error):
+                    completion(.failure(error))
+                case .success(let stream):
+                    guard let handler = try? stream.pipeline.syncOperations.handler(type: UpstreamHandler.self) else {
+                        stream.close(promise: nil)
+                        completion(.failure(ChannelError.ioOnClosedChannel))
+                        return
+                    }
+                    handler.pool = self.pool
+                    completion(.success(UpstreamConnection(channel: stream, handler: handler)))
                 }
-                handler.pool = self.pool
-                completion(.success(UpstreamConnection(channel: stream, handler: handler)))
             }
-        }
     }
 }
 
