@@ -166,9 +166,9 @@ struct HTTP1Parser {
                 let head = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
                     try HTTP1HeadParser.requestHead(bytes)
                 }
-                state = try Self.bodyState(for: head)
-                // A handshake has no body (RFC 6455, 4.1): a request with one is no WebSocket's.
-                if case .fixedBody(0) = state { tunnelAfterMessage = WebSocketUpgrade.isRequested(head) }
+                let framing = try Self.framing(of: head)
+                state = Self.bodyState(for: framing)
+                tunnelAfterMessage = WebSocketUpgrade.opensTunnel(head, framing: framing)
                 return .requestHead(head)
             case .fixedBody(let remaining):
                 if remaining == 0 {
@@ -251,12 +251,18 @@ struct HTTP1Parser {
     }
 
     /// What follows a request head, from its framing headers alone (RFC 9112, 6.3).
-    private static func bodyState(for head: HTTPRequestHead) throws(HTTP1RequestError) -> State {
+    private static func framing(of head: HTTPRequestHead) throws(HTTP1RequestError) -> RequestBodyFraming {
         switch RequestBodyFraming.validating(head) {
         case .failure(let error): throw error
-        case .success(.none): return .fixedBody(remaining: 0)
-        case .success(.length(let length)): return .fixedBody(remaining: length)
-        case .success(.chunked): return .chunkSize
+        case .success(let framing): return framing
+        }
+    }
+
+    private static func bodyState(for framing: RequestBodyFraming) -> State {
+        switch framing {
+        case .none: return .fixedBody(remaining: 0)
+        case .length(let length): return .fixedBody(remaining: length)
+        case .chunked: return .chunkSize
         }
     }
 

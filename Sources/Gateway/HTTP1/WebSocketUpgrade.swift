@@ -32,6 +32,13 @@ enum WebSocketUpgrade {
         return upgradeNamesWebSocket && connectionNamesUpgrade
     }
 
+    /// Whether a request opens a tunnel once answered 101: a handshake, which has no body
+    /// (RFC 6455, 4.1; a request with one is no WebSocket's). The one rule the parser (which
+    /// then reads no HTTP after the request) and the proxy (which asks the upstream) both apply.
+    static func opensTunnel(_ head: HTTPRequestHead, framing: RequestBodyFraming) -> Bool {
+        (framing == .none || framing == .length(0)) && isRequested(head)
+    }
+
     /// Whether an upstream's 101 switched to WebSocket, and nothing else.
     static func isAccepted(_ head: HTTPResponseHead) -> Bool {
         guard head.status == .switchingProtocols else { return false }

@@ -80,7 +80,7 @@ extension ProxyHandler {
         let options = ConnectionOptions(head.headers)
         // The parser read the same: no request follows a handshake on this connection. (An
         // HTTP/2 upstream is asked no upgrade: HTTP/2 has none.)
-        let opensTunnel = options.upgrade && target.upstream.wireProtocol == .http1 && (framing == .none || framing == .length(0)) && WebSocketUpgrade.isRequested(head)
+        let opensTunnel = options.upgrade && target.upstream.wireProtocol == .http1 && WebSocketUpgrade.opensTunnel(head, framing: framing)
         if head.version.major == 2, options.upgrade, !opensTunnel {
             // An HTTP/2 client's 200 would say the tunnel opened: say plainly that it cannot.
             answerLocally(.tunnelNotAvailable(), to: head, requestEnded: true)

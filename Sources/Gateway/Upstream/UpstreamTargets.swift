@@ -27,6 +27,7 @@ final class UpstreamTargets: Sendable {
         resolve: (String) -> [String] = HostResolver.addresses(of:)
     ) {
         self.upstream = upstream
+        hasNames = Self.configured(upstream).contains { $0.isName }
         self.metrics = metrics
         self.logger = logger
         let targets = HostResolver.expand(Self.configured(upstream), resolve: resolve)
@@ -39,7 +40,7 @@ final class UpstreamTargets: Sendable {
     }
 
     /// Whether some target is a host name, whose addresses are looked up again from time to time.
-    var hasNames: Bool { Self.configured(upstream).contains { $0.isName } }
+    let hasNames: Bool
 
     /// Every target now, in order.
     var health: [TargetHealth] { current.withLockedValue { $0 } }
