@@ -29,10 +29,17 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
+        // Event-loop helpers the other modules share: gathered writes, a connection's one timer.
+        .target(
+            name: "EventLoopSupport",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: releaseOptimizations
+        ),
         // The limiter model: config, algorithms, stores, decisions. Pure: no sockets, no HTTP.
         .target(
             name: "RateSync",
             dependencies: [
+                "EventLoopSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -47,6 +54,7 @@ let package = Package(
             name: "RateSyncRedis",
             dependencies: [
                 "CHiredis",
+                "EventLoopSupport",
                 "RateSync",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -73,11 +81,25 @@ let package = Package(
             ],
             swiftSettings: releaseOptimizations
         ),
+        // HTTP/2's server side, below any gateway concern: frames read and written, flow-control
+        // windows, request fields checked, frame budgets, the cleartext preface sniffer.
+        .target(
+            name: "HTTP2Server",
+            dependencies: [
+                "EventLoopSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            swiftSettings: releaseOptimizations
+        ),
         // The proxy: gateway.toml, routing, identity, listeners, upstream pools, admin.
         .target(
             name: "Gateway",
             dependencies: [
+                "EventLoopSupport",
                 "RateSync",
+                "HTTP2Server",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -118,6 +140,30 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // libFuzzer entry points (scripts/fuzz.sh builds them with `--sanitize=fuzzer`); built
+        // without it, each replays the inputs named on its command line.
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
+        .executableTarget(
+            name: "http2-frame-fuzzer",
+            dependencies: [
+                "FuzzSupport",
+                "HTTP2Server",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+            ],
+            path: "Fuzz/HTTP2FrameFuzzer"
+        ),
+        .executableTarget(
+            name: "http2-connection-fuzzer",
+            dependencies: [
+                "FuzzSupport",
+                "HTTP2Server",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz/HTTP2ConnectionFuzzer"
+        ),
         // Helpers the test targets share: child processes, curl, raw sockets, redis-server.
         .target(
             name: "TestSupport",
@@ -132,7 +178,17 @@ let package = Package(
             name: "RateSyncTests",
             dependencies: ["RateSync", .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "RateSync", "TestSupport"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HTTP2Server", "RateSync", "TestSupport"]),
+        .testTarget(
+            name: "HTTP2ServerTests",
+            dependencies: [
+                "HTTP2Server",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "RateSyncRedisTests",
             dependencies: [

@@ -9,10 +9,15 @@ prints one line per case: "NAME OUTCOME", where OUTCOME is, for example,
   "status=200"        the response's :status (when the case is about a response)
 or a case-specific word (see each case).
 
+With H2_CORPUS=DIR set, the bytes each case's connections sent are also written to DIR, one
+file per connection, as inputs for the frame fuzzer (Fuzz/HTTP2FrameFuzzer: a first byte that
+says the preface is included and the pieces are 64 bytes, then the bytes).
+
 The cases need a demo upstream behind the server: /slow?delay_ms=N answers late, ?bytes=N
 sends a body of N bytes, /anything echoes the request as JSON.
 """
 import json
+import os
 import socket
 import struct
 import sys
@@ -64,15 +69,24 @@ def decode_status(block):
     return int(block[2:2 + length])
 
 
+# What each connection of the current case sent (for H2_CORPUS).
+SENT = []
+
+
 class Connection:
-    def __init__(self, client_settings=b""):
+    def __init__(self, client_settings=b"", opening=None):
+        """`opening`: what the connection starts with instead of the preface and SETTINGS."""
         self.sock = socket.create_connection(("127.0.0.1", PORT))
         self.sock.settimeout(5)
         self.buffer = b""
         self.closed = False
-        self.sock.sendall(PREFACE + (client_settings or settings()))
+        self.sent = bytearray()
+        SENT.append(self.sent)
+        self.sent += opening if opening is not None else PREFACE + (client_settings or settings())
+        self.sock.sendall(bytes(self.sent))
 
     def send(self, data):
+        self.sent += data
         try:
             self.sock.sendall(data)
         except OSError:
@@ -157,19 +171,11 @@ def case_settings_acknowledged():
 
 
 def case_first_frame_not_settings():
-    s = socket.create_connection(("127.0.0.1", PORT))
-    s.sendall(PREFACE + frame(PING, 0, 0, b"12345678"))
-    c = Connection.__new__(Connection)
-    c.sock, c.buffer, c.closed = s, b"", False
-    return c.outcome()
+    return Connection(opening=PREFACE + frame(PING, 0, 0, b"12345678")).outcome()
 
 
 def case_bad_preface():
-    s = socket.create_connection(("127.0.0.1", PORT))
-    s.sendall(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + settings())
-    c = Connection.__new__(Connection)
-    c.sock, c.buffer, c.closed = s, b"", False
-    return c.outcome()
+    return Connection(opening=b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + settings()).outcome()
 
 
 def case_data_on_idle_stream():
@@ -454,9 +460,18 @@ def case_initial_window_overflows_a_stream():
 
 CASES = {name[5:].replace("_", "-"): fn for name, fn in sorted(globals().items()) if name.startswith("case_")}
 
+def write_corpus(directory, name):
+    for index, sent in enumerate(SENT):
+        with open(os.path.join(directory, "%s-%d" % (name, index)), "wb") as out:
+            out.write(b"\xbf" + bytes(sent[:65536]))
+
+
 for name in sys.argv[2:] or CASES:
+    SENT.clear()
     try:
         print(name, CASES[name]())
     except Exception as error:  # a case that breaks reports it rather than hiding the others
         print(name, "error=%r" % (error,))
+    if os.environ.get("H2_CORPUS"):
+        write_corpus(os.environ["H2_CORPUS"], name)
     sys.stdout.flush()

@@ -1,4 +1,3 @@
-import Foundation
 import NIOHTTP1
 
 /// A request to turn its HTTP/1.1 connection into a WebSocket (RFC 6455, 4.1): the one upgrade
@@ -44,14 +43,6 @@ enum WebSocketUpgrade {
         guard head.status == .switchingProtocols else { return false }
         let upgrades = head.headers["upgrade"]
         return upgrades.count == 1 && lists(upgrades[0], protocolName) && !upgrades[0].contains(",")
-    }
-
-    /// A `Sec-WebSocket-Key` for a handshake the gateway makes upstream for an HTTP/2 client:
-    /// 16 random bytes in base64 (RFC 6455, 4.1). The upstream's accept value answers it and is
-    /// not passed on (RFC 8441 has none).
-    static func newKey() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Data((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
     }
 
     /// Whether a comma-separated field value lists `token` (lower case), in any case.

@@ -1,3 +1,5 @@
+import EventLoopSupport
+import HTTP2Server
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -15,7 +17,7 @@ import RateSync
 /// request waits; upstream reads are withheld whenever the client cannot take more. Nothing is
 /// buffered whole. Reads are otherwise left on, so a keep-alive connection costs no epoll change
 /// per request.
-final class ProxyHandler: ChannelDuplexHandler, DrainableConnection {
+final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2StreamDelegate, StreamDeadlineHolder {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart

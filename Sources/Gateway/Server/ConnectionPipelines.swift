@@ -1,3 +1,4 @@
+import HTTP2Server
 import NIOCore
 import NIOHTTP1
 import NIOHTTP2
@@ -37,7 +38,7 @@ struct ConnectionPipelines: Sendable {
         let loopResources = resources.resources(on: channel.eventLoop)
         let peer = ClientPeer(channel)
         let deadlines = StreamDeadlines(eventLoop: channel.eventLoop)
-        let limits = HTTP2ConnectionHandler.Limits(
+        let limits = HTTP2ConnectionLimits(
             maxConcurrentStreams: maxConcurrentStreams,
             maxHeaderListSize: maxHeaderBytes,
             windowTarget: 1 << 20,
@@ -46,7 +47,7 @@ struct ConnectionPipelines: Sendable {
             graceTime: graceTime
         )
         try channel.pipeline.syncOperations.addHandler(
-            HTTP2ConnectionHandler(resources: loopResources, limits: limits) {
+            HTTP2ConnectionHandler(registry: loopResources, limits: limits) {
                 makeProxy(loopResources, peer, streamDeadlines: deadlines)
             }
         )

@@ -1,16 +1,12 @@
+import HTTP2Server
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import RateSync
 
-/// A client connection that can be asked to finish what it is doing and close.
-protocol DrainableConnection: AnyObject {
-    func drain()
-}
-
 /// What one event loop owns: its upstream pools, its view of the current configuration, and its
 /// client connections. Built on the loop, used only on it, so none of it needs a lock.
-final class LoopResources {
+final class LoopResources: HTTP2ConnectionRegistry {
     private(set) var pools: [String: TargetPools] = [:]
     let eventLoop: any EventLoop
     /// Swapped whole on reload; a request reads it once, when it begins.

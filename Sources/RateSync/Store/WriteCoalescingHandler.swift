@@ -1,3 +1,4 @@
+import EventLoopSupport
 import NIOCore
 
 /// One flush per event-loop tick, and the small buffers written before it copied into one.

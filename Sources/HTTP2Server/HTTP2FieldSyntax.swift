@@ -1,0 +1,61 @@
+/// The byte-level rules an HTTP/2 request's fields must follow (RFC 9113, 8.2 and 8.3) before
+/// they become an HTTP/1.1 request to the upstream.
+///
+/// They matter beyond conformance: a CR, LF or NUL in a value, or a space in a pseudo-header
+/// that becomes the request line, would let a client write a second request, or headers of its
+/// choosing, into the upstream connection (HTTP/2 to HTTP/1.1 request smuggling).
+package enum HTTP2FieldSyntax {
+    /// A regular field name: one or more token characters, none upper-case (RFC 9113, 8.2.1).
+    package static func isFieldName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.allSatisfy { isTokenByte($0) && lowerCased($0) == $0 }
+    }
+
+    /// HTTP/1 connection management, which HTTP/2 forbids in either direction (RFC 9113,
+    /// 8.2.2). `lowerCase`: whether `name` is known to be lower-case already (else compared
+    /// without regard to case).
+    package static func isConnectionSpecific(_ name: String, lowerCase: Bool = true) -> Bool {
+        func equals(_ literal: String) -> Bool {
+            lowerCase ? name == literal : name.utf8.elementsEqual(literal.utf8) { lowerCased($0) == $1 }
+        }
+        switch name.utf8.count {
+        case 7: return equals("upgrade")
+        case 10: return equals("connection") || equals("keep-alive")
+        case 16: return equals("proxy-connection")
+        case 17: return equals("transfer-encoding")
+        default: return false
+        }
+    }
+
+    package static func lowerCased(_ byte: UInt8) -> UInt8 {
+        byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+
+    /// A method: one or more token characters (RFC 9110, 9.1).
+    package static func isMethod(_ value: String) -> Bool {
+        !value.isEmpty && value.utf8.allSatisfy(isTokenByte)
+    }
+
+    /// A regular field value: no NUL, LF or CR anywhere (RFC 9113, 8.2.1). Spaces, tabs and
+    /// bytes above 0x7F are allowed inside a value.
+    package static func isFieldValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 == 0x00 || $0 == 0x0A || $0 == 0x0D }
+    }
+
+    /// A pseudo-header value: no control byte, space or DEL. Each one's grammar (method token,
+    /// scheme, host[:port], request target) excludes them, and :path and :method are written
+    /// into the HTTP/1.1 request line, where a space would split it. Bytes above 0x7F stay
+    /// allowed: some clients send UTF-8 paths unencoded.
+    package static func isPseudoHeaderValue(_ value: String) -> Bool {
+        !value.utf8.contains { $0 <= 0x20 || $0 == 0x7F }
+    }
+
+    /// tchar (RFC 9110, 5.6.2): "!#$%&'*+-.^_`|~", digits and letters.
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7A, 0x7C, 0x7E:
+            return true
+        default:
+            return false
+        }
+    }
+}

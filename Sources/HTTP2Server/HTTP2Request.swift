@@ -1,0 +1,164 @@
+import Foundation
+import NIOHPACK
+import NIOHTTP1
+
+/// An HTTP/2 request's header blocks as the HTTP/1-shaped parts a proxy and an HTTP/1.1 upstream
+/// speak, checked on the way. An extended CONNECT for WebSocket (RFC 8441) becomes the HTTP/1.1
+/// handshake it stands for.
+///
+/// The checks are made in the one pass that converts a block (HPACK-decoded by the connection);
+/// responses, which the gateway assembles from heads NIO's HTTP/1.1 parser already checked, are
+/// not checked again.
+package enum HTTP2Request {
+    /// A request header block HTTP/2 calls malformed (RFC 9113, 8.1.1): the stream is reset.
+    package struct Malformed: Error, CustomStringConvertible {
+        package let reason: String
+        package var description: String { "malformed HTTP/2 request: \(reason)" }
+    }
+
+    /// The one protocol an extended CONNECT may name.
+    static let webSocketProtocol = "websocket"
+
+    /// A `Sec-WebSocket-Key` for the handshake an extended CONNECT becomes: 16 random bytes in
+    /// base64 (RFC 6455, 4.1). The upstream's accept value answers it and is not passed on
+    /// (RFC 8441 has none).
+    static func newWebSocketKey() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Data((0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }).base64EncodedString()
+    }
+
+    /// The request as HTTP/1 sees it (see `request`).
+    package static func head(_ block: HPACKHeaders, endStream: Bool) throws -> HTTPRequestHead {
+        try request(block, endStream: endStream).head
+    }
+
+    /// The request as HTTP/1 sees it: `:authority` becomes `Host` (unless the client sent one),
+    /// and a body without a length is marked chunked for the upstream hop.
+    ///
+    /// An extended CONNECT for `websocket` (RFC 8441) becomes the HTTP/1.1 handshake it stands
+    /// for, a `GET` of its path asking to upgrade, with a key of the gateway's own (an HTTP/2
+    /// client sends none): `opensTunnel` is then true, and the stream's DATA is the tunnel's.
+    package static func request(_ block: HPACKHeaders, endStream: Bool) throws -> (head: HTTPRequestHead, opensTunnel: Bool) {
+        var method: String?
+        var scheme: String?
+        var path: String?
+        var authority: String?
+        var tunnelProtocol: String?
+        var hasHost = false
+        var hasContentLength = false
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(block.count)
+        for (name, value, _) in block {
+            if name.utf8.first == UInt8(ascii: ":") {
+                guard fields.isEmpty else { throw Malformed(reason: "\(name) after a regular field") }
+                guard HTTP2FieldSyntax.isPseudoHeaderValue(value) else {
+                    throw Malformed(reason: "a space or control byte in \(name)")
+                }
+                switch name {
+                case ":method": try setOnce(&method, value, name)
+                case ":scheme": try setOnce(&scheme, value, name)
+                case ":path": try setOnce(&path, value, name)
+                case ":authority": try setOnce(&authority, value, name)
+                case ":protocol": try setOnce(&tunnelProtocol, value, name)
+                default: throw Malformed(reason: "the pseudo-header \(name), which requests do not have")
+                }
+                continue
+            }
+            try checkRegularField(name, value)
+            if name == "host" { hasHost = true }
+            if name == "content-length" { hasContentLength = true }
+            fields.append((name, value))
+        }
+        // CONNECT (which has no :path) is not proxied: it is refused here like any request
+        // without the three pseudo-headers every other request must carry.
+        guard let method else { throw Malformed(reason: "no :method") }
+        if let tunnelProtocol {
+            guard method == "CONNECT" else { throw Malformed(reason: ":protocol on a \(method)") }
+            guard tunnelProtocol == webSocketProtocol else { throw Malformed(reason: "CONNECT for \(tunnelProtocol)") }
+            guard scheme != nil, let path, !path.isEmpty, let authority else {
+                throw Malformed(reason: "an extended CONNECT without :scheme, :path and :authority")
+            }
+            if !hasHost { fields.insert(("host", authority), at: 0) }
+            fields.append(("connection", "upgrade"))
+            fields.append(("upgrade", webSocketProtocol))
+            fields.append(("sec-websocket-key", newWebSocketKey()))
+            let head = HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: .GET, uri: path, headers: HTTPHeaders(fields))
+            return (head, true)
+        }
+        guard HTTP2FieldSyntax.isMethod(method) else { throw Malformed(reason: "the method is not a token") }
+        guard scheme != nil else { throw Malformed(reason: "no :scheme") }
+        guard let path, !path.isEmpty else { throw Malformed(reason: "no :path") }
+        if !hasHost, let authority { fields.insert(("host", authority), at: 0) }
+        let httpMethod = HTTPMethod(rawValue: method)
+        if !hasContentLength {
+            if !endStream {
+                // Whatever the method: a body the upstream could not delimit would be read by
+                // it as the start of the next request (request smuggling).
+                fields.append(("transfer-encoding", "chunked"))
+            } else if httpMethod.announcesBody {
+                // Some servers refuse a POST without a length (411), even an empty one.
+                fields.append(("content-length", "0"))
+            }
+        }
+        let head = HTTPRequestHead(
+            version: HTTPVersion(major: 2, minor: 0),
+            method: httpMethod,
+            uri: path,
+            headers: HTTPHeaders(fields)
+        )
+        return (head, false)
+    }
+
+    /// A request's trailers: regular fields only.
+    package static func trailers(_ block: HPACKHeaders) throws -> HTTPHeaders {
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(block.count)
+        for (name, value, _) in block {
+            guard name.utf8.first != UInt8(ascii: ":") else { throw Malformed(reason: "\(name) in trailers") }
+            try checkRegularField(name, value)
+            fields.append((name, value))
+        }
+        return HTTPHeaders(fields)
+    }
+
+    /// The body length a request declares, which its DATA frames must add up to (RFC 9113,
+    /// 8.1.1): what the HTTP/1.1 upstream is told it will get.
+    package static func declaredLength(_ head: HTTPRequestHead) throws -> Int? {
+        var length: Int?
+        for (name, value) in head.headers where name.utf8.count == 14 && name == "content-length" {
+            guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
+                let parsed = Int(value), length == nil || length == parsed
+            else { throw Malformed(reason: "content-length \(value)") }
+            length = parsed
+        }
+        return length
+    }
+
+    private static func setOnce(_ slot: inout String?, _ value: String, _ name: String) throws {
+        guard slot == nil else { throw Malformed(reason: "\(name) twice") }
+        slot = value
+    }
+
+    /// RFC 9113, 8.2: a lower-case token name, a value without NUL, CR or LF, none of the
+    /// HTTP/1 connection-level fields, and TE only as "trailers".
+    private static func checkRegularField(_ name: String, _ value: String) throws {
+        guard HTTP2FieldSyntax.isFieldName(name) else { throw Malformed(reason: "an invalid field name") }
+        guard HTTP2FieldSyntax.isFieldValue(value) else { throw Malformed(reason: "CR, LF or NUL in \(name)") }
+        if HTTP2FieldSyntax.isConnectionSpecific(name) {
+            throw Malformed(reason: "the connection-specific field \(name)")
+        }
+        if name.utf8.count == 2, name == "te", value != "trailers" {
+            throw Malformed(reason: "TE other than trailers")
+        }
+    }
+}
+
+extension HTTPMethod {
+    /// Methods whose requests normally carry a body: an empty one is sent with a zero length.
+    fileprivate var announcesBody: Bool {
+        switch self {
+        case .GET, .HEAD, .DELETE, .CONNECT, .TRACE, .OPTIONS: return false
+        default: return true
+        }
+    }
+}

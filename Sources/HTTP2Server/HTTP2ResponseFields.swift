@@ -1,0 +1,110 @@
+import NIOCore
+import NIOHTTP1
+
+/// How a response head goes into an HTTP/2 header block (HPACK, RFC 7541).
+///
+/// Every field is a literal that is not indexed: the block is written straight from the head,
+/// with no dynamic table to search, update or keep in step with the peer's table size, and no
+/// Huffman coding. Names and statuses HPACK's static table has are sent as its index. A block
+/// comes out larger than a fully compressed one (a few hundred bytes, against some tens), which
+/// on the response path costs less than the compression did.
+package enum HTTP2ResponseFields {
+    /// The block for a response head: `:status` and the regular fields, lower-cased, without
+    /// the HTTP/1 connection-level fields HTTP/2 forbids.
+    package static func encode(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
+        let code = head.status.code
+        if let index = staticStatusIndex(code) {
+            buffer.writeInteger(0x80 | index)
+        } else {
+            // `:status` is the static table's eighth name.
+            buffer.writeInteger(UInt8(0x08))
+            writeString(String(code), into: &buffer)
+        }
+        encode(head.headers, into: &buffer)
+    }
+
+    /// The regular fields of a head or of trailers.
+    package static func encode(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
+        for (name, value) in headers {
+            let bytes = name.utf8
+            let hasCapitals = bytes.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+            if HTTP2FieldSyntax.isConnectionSpecific(name, lowerCase: !hasCapitals) { continue }
+            if !hasCapitals, let index = staticNameIndex(name) {
+                writeInteger(index, prefixBits: 4, flags: 0, into: &buffer)
+            } else {
+                buffer.writeInteger(UInt8(0))
+                writeInteger(bytes.count, prefixBits: 7, flags: 0, into: &buffer)
+                let start = buffer.writerIndex
+                buffer.writeString(name)
+                if hasCapitals { lowerCase(&buffer, from: start) }
+            }
+            writeString(value, into: &buffer)
+        }
+    }
+
+    /// A dynamic table size update (RFC 7541, 6.3): begins a block.
+    package static func writeTableSizeUpdate(to size: Int, into buffer: inout ByteBuffer) {
+        writeInteger(size, prefixBits: 5, flags: 0x20, into: &buffer)
+    }
+
+    /// The static table's full match for the statuses it has (RFC 7541, appendix A).
+    private static func staticStatusIndex(_ code: UInt) -> UInt8? {
+        switch code {
+        case 200: return 8
+        case 204: return 9
+        case 206: return 10
+        case 304: return 11
+        case 400: return 12
+        case 404: return 13
+        case 500: return 14
+        default: return nil
+        }
+    }
+
+    /// The static table's index of the common response field names it has.
+    private static func staticNameIndex(_ name: String) -> Int? {
+        switch name.utf8.count {
+        case 4: return name == "date" ? 33 : name == "etag" ? 34 : name == "vary" ? 59 : nil
+        case 6: return name == "server" ? 54 : nil
+        case 8: return name == "location" ? 46 : nil
+        case 10: return name == "set-cookie" ? 55 : nil
+        case 11: return name == "retry-after" ? 53 : nil
+        case 12: return name == "content-type" ? 31 : nil
+        case 13: return name == "cache-control" ? 24 : name == "last-modified" ? 44 : nil
+        case 14: return name == "content-length" ? 28 : nil
+        case 16: return name == "content-encoding" ? 26 : nil
+        default: return nil
+        }
+    }
+
+    /// A string literal without Huffman coding.
+    private static func writeString(_ string: String, into buffer: inout ByteBuffer) {
+        writeInteger(string.utf8.count, prefixBits: 7, flags: 0, into: &buffer)
+        buffer.writeString(string)
+    }
+
+    /// An HPACK integer (RFC 7541, 5.1) in the low `prefixBits` of a first byte whose high bits
+    /// are `flags`.
+    package static func writeInteger(_ value: Int, prefixBits: Int, flags: UInt8, into buffer: inout ByteBuffer) {
+        let limit = (1 << prefixBits) - 1
+        if value < limit {
+            buffer.writeInteger(flags | UInt8(value))
+            return
+        }
+        buffer.writeInteger(flags | UInt8(limit))
+        var rest = value - limit
+        while rest >= 128 {
+            buffer.writeInteger(UInt8(rest & 0x7F | 0x80))
+            rest >>= 7
+        }
+        buffer.writeInteger(UInt8(rest))
+    }
+
+    /// Lower-cases the bytes written since `start`.
+    private static func lowerCase(_ buffer: inout ByteBuffer, from start: Int) {
+        let range = (start - buffer.readerIndex)..<(buffer.writerIndex - buffer.readerIndex)
+        buffer.withUnsafeMutableReadableBytes { bytes in
+            for i in range { bytes[i] = HTTP2FieldSyntax.lowerCased(bytes[i]) }
+        }
+    }
+}
