@@ -37,7 +37,8 @@ for target in $targets; do
     cp Fuzz/corpus/http2/* "$work"/
     cp Fuzz/regressions/"$target"/* "$work"/ 2>/dev/null || true
     status=0
-    "$build_path/release/$product" "$work" \
+    # Swift's own crash backtracer would end the process before libFuzzer saves the input.
+    SWIFT_BACKTRACE=enable=no "$build_path/release/$product" "$work" \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
         -artifact_prefix="Fuzz/findings/$target/" -print_final_stats=1 >"$work.log" 2>&1 || status=$?
     grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb)" "$work.log" | sed "s/^/fuzz: $target: /" || true

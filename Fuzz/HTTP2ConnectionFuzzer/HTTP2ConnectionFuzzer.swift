@@ -6,18 +6,20 @@ import NIOHTTP1
 
 /// libFuzzer's entry point for the HTTP/2 connection as a whole: a client's bytes through the
 /// connection handler on an EmbeddedChannel, its streams served by delegates that answer at once
-/// or hold their requests, time moved on between reads (resets' grace, budgets, idleness).
+/// (at a request's head or its end) or hold their requests, time moved on between reads
+/// (resets' grace, budgets, idleness).
 ///
 /// The input's first byte sets the run: bits 0-3 the size of the pieces the rest arrives in,
-/// bit 4 whether delegates hold their requests, bit 5 whether each piece moves the clock on by
-/// a second, bit 7 that the input brings its own preface and SETTINGS. Whatever the bytes, every
+/// bit 5 whether each piece moves the clock on by a second, bit 7 that the input brings its own
+/// preface and SETTINGS. The streams' delegates take turns at the four ways of serving: answer at
+/// the request's end or at its head (the response then ends before the request), each taking
+/// the request's parts as they come or holding them until the end of the input. Whatever the bytes, every
 /// stream's delegate is told its stream is over once the connection has closed.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzHTTP2Connection(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let input = UnsafeBufferPointer(start: data, count: size)
     guard let control = input.first else { return 0 }
     let piece = Int(control & 0x0F) * 16 + 1
-    let holdRequests = control & 0x10 != 0
     let moveClock = control & 0x20 != 0
     var bytes: [UInt8] = control & 0x80 == 0 ? HTTP2Wire.preface + [0, 0, 0, 4, 0, 0, 0, 0, 0] : []
     bytes += input.dropFirst()
@@ -34,7 +36,8 @@ public func fuzzHTTP2Connection(_ data: UnsafePointer<UInt8>, _ size: Int) -> CI
         graceTime: .seconds(5)
     )
     let handler = HTTP2ConnectionHandler(registry: registry, limits: limits) {
-        let delegate = FuzzDelegate(holds: holdRequests)
+        let turn = delegates.count % 4
+        let delegate = FuzzDelegate(holds: turn >= 2, answersAtHead: turn % 2 == 1)
         delegates.append(delegate)
         return delegate
     }
@@ -61,24 +64,26 @@ public func fuzzHTTP2Connection(_ data: UnsafePointer<UInt8>, _ size: Int) -> CI
     return 0
 }
 
-/// Answers each request once it has ended (or holds it until released).
+/// Answers each request at its head or once it has ended (or holds it until released).
 private final class FuzzDelegate: HTTP2StreamDelegate {
     private var holds: Bool
+    private let answersAtHead: Bool
     private var stream: HTTP2ClientStream?
-    private var ended = false
     private(set) var closed = false
 
-    init(holds: Bool) {
+    init(holds: Bool, answersAtHead: Bool) {
         self.holds = holds
+        self.answersAtHead = answersAtHead
     }
 
     func attach(to stream: HTTP2ClientStream) { self.stream = stream }
     func mayRead() -> Bool { !holds }
 
     func receive(_ part: HTTPServerRequestPart) {
-        guard case .end = part else { return }
-        ended = true
-        answer()
+        switch part {
+        case .head where answersAtHead, .end where !answersAtHead: answer()
+        default: break
+        }
     }
 
     func receiveTunnelBytes(_ bytes: ByteBuffer) { stream?.write(.body(.byteBuffer(bytes))) }

@@ -21,8 +21,6 @@ package final class HTTP2ClientStream {
     private var handingOver = false
     /// Whether the proxy took request parts since its upstream was last flushed.
     private var tookParts = false
-    /// The client sent END_STREAM.
-    private(set) var remoteEnded = false
     /// What content-length declared, which the DATA must add up to.
     private let declaredLength: Int?
     private var receivedLength = 0
@@ -46,11 +44,13 @@ package final class HTTP2ClientStream {
     /// "trailers-only" answer, an empty one), one HEADERS frame carries both, as gRPC clients
     /// require (they read a status in a HEADERS frame that ends the stream, and only there).
     private var heldHead: HTTPResponseHead?
-    /// The response's end has been framed.
-    private var localEnded = false
+    /// RFC 9113's state of the stream: which sides have ended (the response's end counts once
+    /// framed), or closed.
+    private var state = HTTP2StreamState.open
+    /// The delegate has written the response's end (it may wait in the queue for a window).
     private var responseEnded = false
 
-    private(set) var isOpen = true
+    var isOpen: Bool { !state.isClosed }
     /// An extended CONNECT for WebSocket (RFC 8441): its request is whole with its head, its
     /// DATA frames are the tunnel's bytes, and its END_STREAM closes the tunnel.
     var carriesTunnel = false
@@ -89,7 +89,7 @@ package final class HTTP2ClientStream {
 
     /// A DATA frame. - Returns: the code to reset the stream with, if the frame breaks the rules.
     func receiveData(_ payload: ByteBuffer, flowControlled: Int, endStream: Bool) -> HTTP2Wire.ErrorCode? {
-        guard !remoteEnded else { return .streamClosed }
+        guard !state.remoteEnded else { return .streamClosed }
         guard window.received(flowControlled) else { return .flowControlError }
         let bytes = payload.readableBytes
         receivedLength += bytes
@@ -111,7 +111,7 @@ package final class HTTP2ClientStream {
 
     /// A second header block: the request's trailers. - Returns: a code to reset the stream with.
     func receiveTrailers(_ trailers: HTTPHeaders, endStream: Bool) -> HTTP2Wire.ErrorCode? {
-        guard !remoteEnded else { return .streamClosed }
+        guard !state.remoteEnded else { return .streamClosed }
         guard endStream else { return .protocolError }
         if let declaredLength, receivedLength != declaredLength { return .protocolError }
         receiveEnd(trailers)
@@ -119,10 +119,11 @@ package final class HTTP2ClientStream {
     }
 
     private func receiveEnd(_ trailers: HTTPHeaders?) {
-        remoteEnded = true
+        let inbound = state.receive(endStream: true)
         window.end()
         receive(.end(trailers))
-        finishIfBothEnded()
+        // The response had ended already: the stream is over (unless the delegate reset it).
+        if inbound == .accepted(closes: true) { finish() }
     }
 
     /// - Parameter bytes: the part's DATA bytes, given back to the peer's window once taken.
@@ -355,14 +356,13 @@ package final class HTTP2ClientStream {
     // MARK: the stream's end
 
     private func localEnd() {
-        localEnded = true
-        finishIfBothEnded()
+        if state.responseEnd() { finish() }
     }
 
-    private func finishIfBothEnded() {
-        guard localEnded && remoteEnded && isOpen else { return }
+    /// Both sides ended: the stream leaves the connection.
+    private func finish() {
         connection.forget(id)
-        closed()
+        release()
     }
 
     /// Resets the stream if it is still open: with `code`, or, when the delegate closes its
@@ -370,17 +370,22 @@ package final class HTTP2ClientStream {
     /// sending its body, RFC 9113, 8.1) and CANCEL before one.
     package func reset(_ code: HTTP2Wire.ErrorCode? = nil) {
         guard isOpen else { return }
-        let code = code ?? (localEnded ? .noError : .cancel)
+        let code = code ?? (state.localEnded ? .noError : .cancel)
         connection.writeReset(id, code: code)
         connection.flush()
         connection.forget(id)
         closed()
     }
 
-    /// The stream is over (both ends done, reset by either side, or the connection gone).
+    /// The stream is over: reset by either side, or its connection gone (both sides ending is
+    /// `finish`).
     func closed() {
-        guard isOpen else { return }
-        isOpen = false
+        guard state.reset() else { return }
+        release()
+    }
+
+    /// Gives back what the stream held and tells its delegate; once, as the stream closes.
+    private func release() {
         // What it held is dropped: the connection's window has it back.
         let held = waiting.reduce(0) { $0 + $1.1 }
         waiting.removeAll()
