@@ -73,17 +73,9 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     private var controlFramesWhileBlocked = 0
     private static var controlFramesWhileBlockedLimit: Int { 10_000 }
 
-    private enum State {
-        case open
-        /// GOAWAY sent: streams above `lastStream` are ignored; the connection closes once the
-        /// others finish. Nil while a drain's first GOAWAY (which announces the end but accepts
-        /// streams already on their way) waits for its PING's answer.
-        case draining(lastStream: UInt32?)
-        case closed
-    }
-    private var state = State.open
-    private var peerWentAway = false
-    private var idleSince: NIODeadline?
+    /// Open, draining or closed, and idle or not: what to do at each turn is its answer.
+    private var lifecycle: HTTP2ConnectionLifecycle
+    /// The drain's grace timer or the idle timer.
     private var timer: Scheduled<Void>?
 
     /// The frames written since the last write to the channel.
@@ -98,6 +90,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
 
     package init(registry: any HTTP2ConnectionRegistry, limits: HTTP2ConnectionLimits, makeProxy: @escaping () -> any HTTP2StreamDelegate) {
         self.registry = registry
+        self.lifecycle = HTTP2ConnectionLifecycle(idleTimeout: limits.idleTimeout, graceTime: limits.graceTime)
         self.limits = limits
         self.makeProxy = makeProxy
         // A block decodes to at least as many bytes as it has, give or take Huffman coding.
@@ -128,13 +121,13 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         }
         if let increment = receiveWindow.increment() { writeWindowUpdate(0, increment: increment) }
         flushNow()
-        becomeIdle()
+        perform(lifecycle.opened(now: .now()))
         if registry.draining { drain() }
     }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         registry.unregister(self)
-        state = .closed
+        _ = lifecycle.close()
         timer?.cancel()
         closeAllStreams()
         self.context = nil
@@ -145,7 +138,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     // MARK: frames in
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        if case .closed = state { return }
+        if lifecycle.isClosed { return }
         var bytes = Self.unwrapInboundIn(data)
         readFrames(&bytes)
     }
@@ -157,7 +150,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         do {
             while let frame = try reader.next() {
                 try handle(frame)
-                if case .closed = state { return }
+                if lifecycle.isClosed { return }
             }
         } catch let error as HTTP2Wire.ConnectionError {
             fail(error)
@@ -214,15 +207,11 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
             frames { $0.writeHTTP2Ping(payload, ack: true) }
             try controlFrameAnswered()
         case .pingAck(let payload):
-            if payload == Self.drainPing, case .draining(nil) = state {
-                // A round trip after the first GOAWAY: streams the client opened before seeing
-                // it have arrived. The second names the last one served.
-                goAway(.noError)
-                closeIfDone()
+            if payload == Self.drainPing {
+                perform(lifecycle.drainPingAnswered(highestStream: highestStream, streamsOpen: !streams.isEmpty))
             }
         case .goAway:
-            peerWentAway = true
-            closeIfDone()
+            perform(lifecycle.peerGoingAway(streamsOpen: !streams.isEmpty))
         case .windowUpdate(let id, let increment):
             try windowUpdated(id, by: increment)
         case .streamError(let id, let code):
@@ -261,7 +250,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
             throw HTTP2Wire.ConnectionError(code: .protocolError, reason: "the client opened even stream \(id)")
         }
         highestStream = id
-        if case .draining(let lastStream?) = state, id > lastStream { return }
+        guard lifecycle.serves(id) else { return }
         guard streams.count < limits.maxConcurrentStreams else { return try refuse(id, .refusedStream) }
         guard Self.listSize(fields) <= limits.maxHeaderListSize else {
             return refuseOversizedHeaders(id, requestEnded: endStream)
@@ -286,7 +275,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
             declaredLength: declaredLength
         )
         streams[id] = stream
-        idleSince = nil
+        lifecycle.streamOpened()
         proxy.attach(to: stream)
         stream.carriesTunnel = opensTunnel
         stream.receiveHead(head, endStream: endStream)
@@ -399,7 +388,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
 
     func releaseConnectionWindow(_ bytes: Int) {
         receiveWindow.taken(bytes)
-        if case .closed = state { return }
+        if lifecycle.isClosed { return }
         if let increment = receiveWindow.increment() { writeWindowUpdate(0, increment: increment) }
     }
 
@@ -432,7 +421,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
-        state = .closed
+        _ = lifecycle.close()
         timer?.cancel()
         closeAllStreams()
         context.fireChannelInactive()
@@ -459,68 +448,53 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     /// and a PING; on the PING's answer, GOAWAY with the last stream accepted. Streams finish;
     /// the connection closes once they have, or after the grace time.
     package func drain() {
-        guard case .open = state else { return }
-        state = .draining(lastStream: nil)
-        frames {
-            $0.writeHTTP2GoAway(lastStream: HTTP2Wire.maxStream, code: .noError)
-            $0.writeHTTP2Ping(Self.drainPing, ack: false)
-        }
-        flushNow()
-        timer?.cancel()
-        timer = eventLoop.assumeIsolated().scheduleTask(in: limits.graceTime) { [self] in close() }
-    }
-
-    private func goAway(_ code: HTTP2Wire.ErrorCode, reason: String = "") {
-        state = .draining(lastStream: highestStream)
-        frames { $0.writeHTTP2GoAway(lastStream: highestStream, code: code, debug: reason) }
-        flushNow()
+        perform(lifecycle.drain(now: .now()))
     }
 
     /// A connection error: GOAWAY with its code, then the connection closes.
     private func fail(_ error: HTTP2Wire.ConnectionError) {
-        if case .closed = state { return }
-        goAway(error.code, reason: error.reason)
-        close()
+        perform(lifecycle.connectionError(error.code, highestStream: highestStream), reason: error.reason)
     }
 
-    private func close() {
-        if case .closed = state { return }
-        state = .closed
+    /// Once its streams are done, a draining connection or one the client is leaving closes, and
+    /// an open one starts its idle clock.
+    private func closeIfDone() {
+        guard streams.isEmpty else { return }
+        perform(lifecycle.lastStreamClosed(now: .now()))
+    }
+
+    private func perform(_ action: HTTP2ConnectionLifecycle.Action, reason: String = "") {
+        switch action {
+        case .none:
+            break
+        case .announceDrain(let closeBy):
+            frames {
+                $0.writeHTTP2GoAway(lastStream: HTTP2Wire.maxStream, code: .noError)
+                $0.writeHTTP2Ping(Self.drainPing, ack: false)
+            }
+            flushNow()
+            timer?.cancel()
+            timer = eventLoop.assumeIsolated().scheduleTask(deadline: closeBy) { [self] in perform(lifecycle.close()) }
+        case .goAway(let lastStream, let code, let close):
+            frames { $0.writeHTTP2GoAway(lastStream: lastStream, code: code, debug: reason) }
+            flushNow()
+            if close { closeChannel() }
+        case .close:
+            closeChannel()
+        case .closeWhenIdleAt(let deadline):
+            // A drain's grace timer, if armed, comes first.
+            guard timer == nil else { return }
+            timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                timer = nil
+                perform(lifecycle.idleDeadlineReached(now: .now(), highestStream: highestStream, streamsOpen: !streams.isEmpty))
+            }
+        }
+    }
+
+    private func closeChannel() {
         timer?.cancel()
         flushNow()
         context?.close(promise: nil)
-    }
-
-    /// Closes a draining connection, or one the client is leaving, once its streams are done;
-    /// starts the idle clock of an open one.
-    private func closeIfDone() {
-        guard streams.isEmpty else { return }
-        if case .draining(_?) = state {
-            close()
-        } else if peerWentAway {
-            close()
-        } else if case .open = state {
-            becomeIdle()
-        }
-    }
-
-    private func becomeIdle() {
-        idleSince = .now()
-        if timer == nil { scheduleIdleCheck(at: idleSince! + limits.idleTimeout) }
-    }
-
-    private func scheduleIdleCheck(at deadline: NIODeadline) {
-        timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            timer = nil
-            guard case .open = state, streams.isEmpty, let idleSince else { return }
-            let due = idleSince + limits.idleTimeout
-            if NIODeadline.now() >= due {
-                goAway(.noError)
-                close()
-            } else {
-                scheduleIdleCheck(at: due)
-            }
-        }
     }
 
     // MARK: frames out, for the streams
