@@ -119,11 +119,11 @@ package final class HTTP2ClientStream {
     }
 
     private func receiveEnd(_ trailers: HTTPHeaders?) {
-        let inbound = state.receive(endStream: true)
         window.end()
         receive(.end(trailers))
-        // The response had ended already: the stream is over (unless the delegate reset it).
-        if inbound == .accepted(closes: true) { finish() }
+        // The client's side is over now, and the stream with it if the response has ended too
+        // (unless the delegate reset the stream meanwhile: then nothing is left to do).
+        if state.receive(endStream: true) == .accepted(closes: true) { finish() }
     }
 
     /// - Parameter bytes: the part's DATA bytes, given back to the peer's window once taken.
