@@ -33,7 +33,7 @@ package final class HTTP2ClientStream {
     private var queue: [Outgoing] = []
     private var queuedBytes = 0
     /// Above this, the stream reports itself unwritable and the upstream's reads pause.
-    static var queuedBytesLimit: Int { 64 * 1024 }
+    static let queuedBytesLimit = 64 * 1024
     private var overLimit = false
     /// Waiting for the connection's send window (registered with the connection once).
     var awaitsConnectionWindow = false
@@ -155,11 +155,8 @@ package final class HTTP2ClientStream {
         if taken > 0 && isOpen { waiting.removeFirst(taken) }
         handingOver = false
         if isOpen { giveBackWindow() }
-        // Usually outside a read batch: what was forwarded goes to the upstream now, and the
-        // windows given back go to the client (which may be waiting for them, sending nothing
-        // that would lead to a flush).
+        // Usually outside a read batch: what was forwarded goes to the upstream now.
         readComplete()
-        if taken > 0 { connection.flush() }
     }
 
     private func giveBackWindow() {

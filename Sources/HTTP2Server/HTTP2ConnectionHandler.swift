@@ -67,11 +67,11 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     private var emptyData = HTTP2FrameBudget.emptyData()
     /// Streams this side reset, and when: their frames in flight are ignored for a while.
     private var recentlyReset: [UInt32: NIODeadline] = [:]
-    static var resetGrace: TimeAmount { .seconds(1) }
+    static let resetGrace = TimeAmount.seconds(1)
     /// PING and SETTINGS answered while the connection could not write: a client that sends
     /// them and reads nothing is cut off.
     private var controlFramesWhileBlocked = 0
-    private static var controlFramesWhileBlockedLimit: Int { 10_000 }
+    private static let controlFramesWhileBlockedLimit = 10_000
 
     /// Open, draining or closed, and idle or not: what to do at each turn is its answer.
     private var lifecycle: HTTP2ConnectionLifecycle
@@ -442,7 +442,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     // MARK: the connection's end
 
     /// Sent with a drain's first GOAWAY; its answer tells that the client has seen it.
-    private static var drainPing: UInt64 { 0x6472_6169_6E69_6E67 }
+    private static let drainPing: UInt64 = 0x6472_6169_6E69_6E67
 
     /// A graceful end in two steps (RFC 9113, 6.8): GOAWAY with the highest possible stream id
     /// and a PING; on the PING's answer, GOAWAY with the last stream accepted. Streams finish;
@@ -560,8 +560,12 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         frames { $0.writeHTTP2RSTStream(id, code: code) }
     }
 
+    /// Windows are given back inside reads (the read's end flushes) and outside them, when a
+    /// stream's delegate takes what it held: then the client may be waiting for them, sending
+    /// nothing that would lead to a flush, so one is scheduled.
     func writeWindowUpdate(_ id: UInt32, increment: Int) {
         frames { $0.writeHTTP2WindowUpdate(id, increment: increment) }
+        flush()
     }
 
     /// Streams flush as their responses end, many in one event-loop tick (each upstream's read
