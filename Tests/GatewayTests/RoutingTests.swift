@@ -31,6 +31,26 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(RequestPath(uri: "/q?next=%2Fauth%2Flogin")?.uri, "/q?next=%2Fauth%2Flogin", "the query is not a path")
     }
 
+    func testTargetsInNormalFormReadAsTheGeneralNormalisationReadsThem() {
+        // Origin-form targets already normal take a shortcut; the same bytes behind an absolute
+        // form's authority take the general path. Both must give the same path and query, for
+        // every short string of the bytes normalisation cares about.
+        let alphabet: [String] = ["/", ".", "a", "?", "%2F", "%61", "#", "\\", "%"]
+        var targets: [String] = [""]
+        for _ in 0..<4 {
+            targets = targets.flatMap { target in alphabet.map { target + $0 } }
+        }
+        var shortcuts = 0
+        for target in targets.map({ "/" + $0 }) {
+            let origin = RequestPath(uri: target)
+            let absolute = RequestPath(uri: "http://example.com" + target)
+            XCTAssertEqual(origin?.path, absolute?.path, target)
+            XCTAssertEqual(origin?.query, absolute?.query, target)
+            if let origin, origin.uri == target { shortcuts += 1 }
+        }
+        XCTAssertGreaterThan(shortcuts, 100)
+    }
+
     func testAuthorityRules() {
         func head(_ version: HTTPVersion, _ hosts: [String]) -> HTTPRequestHead {
             HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders(hosts.map { ("Host", $0) }))
@@ -39,10 +59,10 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, []), targetAuthority: nil), .failure(.missingHost))
         XCTAssertEqual(RequestAuthority.resolve(head(.http1_0, []), targetAuthority: nil), .success(nil))
         XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, ["a", "a"]), targetAuthority: nil), .failure(.repeatedHost))
-        for bad in ["", "a b", "a/b", "a@b", "a:port", "a:123456", "[::1", "[zz]", "a\\b", "a:1:2"] {
+        for bad in ["", "a b", "a/b", "a@b", "a:port", "a:123456", "[::1", "[zz]", "a\\b", "a:1:2", "[]", "[]:80", "[::1]x", ":80", "a:8 0"] {
             XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, [bad]), targetAuthority: nil), .failure(.invalidHost), bad)
         }
-        for good in ["a", "A.Example.", "10.0.0.1:80", "[::1]:8443", "xn--bcher-kva.example"] {
+        for good in ["a", "A.Example.", "10.0.0.1:80", "[::1]:8443", "xn--bcher-kva.example", "a:", "[::1]", "a~b_c!$&'()*+,;=%41:65535"] {
             XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, [good]), targetAuthority: nil), .success(good), good)
         }
         // An absolute-form target's authority wins over Host.

@@ -21,6 +21,16 @@ final class RenderingTests: XCTestCase {
         XCTAssertEqual(headers["RateLimit"], "\"auth\";r=0;t=291")
     }
 
+    func testStructuredFieldsWriteEveryDigitOfAnyInteger() {
+        let wide = LimiterConfig(id: "a-long-policy-name-of-some-length", storeID: "s", algorithm: .slidingWindow(SlidingWindowRule(limit: 1, windowSeconds: 1)))
+        for (limit, remaining) in [(0, 0), (9, 10), (100_000_000, 99_999_999), (Int.max, Int.min), (1_000_000_000_000_000_000, -1)] {
+            let decision = Decision(allowed: true, limit: limit, remaining: remaining, retryAfter: 0, resetAfter: 0, now: 0)
+            let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders.render(decision, limiter: wide))
+            XCTAssertEqual(headers["RateLimit-Policy"], "\"\(wide.id)\";q=\(limit);w=1")
+            XCTAssertEqual(headers["RateLimit"], "\"\(wide.id)\";r=\(remaining);t=0")
+        }
+    }
+
     func testAllowedResponsesHaveNoRetryAfterAndRetryAfterIsAtLeastOne() {
         let allowed = Decision(allowed: true, limit: 10, remaining: 4, retryAfter: 0, resetAfter: 300, now: 0)
         XCTAssertFalse(RateLimitHeaders.render(allowed, limiter: auth).contains { $0.0 == "Retry-After" })

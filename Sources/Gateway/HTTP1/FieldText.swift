@@ -28,17 +28,19 @@ enum FieldText {
         return any < 0x80
     }
 
-    /// Writes `text`'s bytes as they were received.
-    static func write(_ text: String, into buffer: inout ByteBuffer) {
-        // Code points above U+FFFFF all start with 0xF4 in UTF-8: none, nothing to turn back.
-        let plain = text.utf8.withContiguousStorageIfAvailable { bytes in
-            !bytes.contains { $0 >= 0xF4 }
-        }
-        if plain ?? !text.utf8.contains(where: { $0 >= 0xF4 }) {
-            buffer.writeString(text)
+    /// Whether a value's stored bytes hold escaped ones, which `write` turns back (code points
+    /// above U+FFFFF all start with 0xF4 in UTF-8).
+    static func holdsRawBytes(_ utf8: UnsafeRawBufferPointer) -> Bool {
+        utf8.contains { $0 >= 0xF4 }
+    }
+
+    /// Writes the bytes received of a value whose UTF-8 is `utf8`.
+    static func write(_ utf8: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        guard holdsRawBytes(utf8) else {
+            buffer.writeBytes(utf8)
             return
         }
-        for scalar in text.unicodeScalars {
+        for scalar in String(decoding: utf8, as: UTF8.self).unicodeScalars {
             if scalar.value >= escapeBase + 0x80 {
                 buffer.writeInteger(UInt8(truncatingIfNeeded: scalar.value - escapeBase))
             } else {

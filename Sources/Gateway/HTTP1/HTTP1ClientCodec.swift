@@ -116,8 +116,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         case .head(let head):
             parser.expectResponse(to: head.method, tunnel: opensTunnel)
             var buffer = context.channel.allocator.buffer(capacity: 1024)
-            HTTP1Writer.writeRequestHead(head, into: &buffer)
-            switch RequestBodyFraming(head) {
+            switch HTTP1Writer.writeRequestHead(head, into: &buffer) {
             case .none: body = .none
             case .length(let length): body = .length(remaining: length)
             case .chunked: body = .chunked

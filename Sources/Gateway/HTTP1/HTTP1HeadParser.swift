@@ -16,7 +16,7 @@ enum HTTP1HeadParser {
     /// - Parameter bytes: a response head, its final CRLF CRLF included: `HTTP/1.x SP 3DIGIT
     ///   [SP reason] CRLF`, then fields.
     static func responseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> HTTPResponseHead {
-        guard bytes.count >= 14, bytes[0..<7].elementsEqual("HTTP/1.".utf8), isDigit(bytes[7]), bytes[8] == space,
+        guard bytes.count >= 14, startsWith(bytes, at: 0, "HTTP/1."), isDigit(bytes[7]), bytes[8] == space,
             isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
         else {
             throw .malformed("the status line is not HTTP/1.x with a status code")
@@ -79,7 +79,7 @@ enum HTTP1HeadParser {
     /// `HTTP/1.0` or `HTTP/1.x` (any later minor version is served as 1.1), then CRLF.
     private static func version(_ bytes: UnsafeRawBufferPointer, at index: Int) throws(HTTP1RequestError) -> HTTPVersion {
         guard index + 10 <= bytes.count,
-            bytes[index..<index + 5].elementsEqual("HTTP/".utf8),
+            startsWith(bytes, at: index, "HTTP/"),
             isDigit(bytes[index + 5]), bytes[index + 6] == UInt8(ascii: "."), isDigit(bytes[index + 7]),
             bytes[index + 8] == cr, bytes[index + 9] == lf
         else {
@@ -89,9 +89,23 @@ enum HTTP1HeadParser {
         return bytes[index + 7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
     }
 
+    /// Whether `text` is at `index` of `bytes` (which holds at least its length from there).
+    private static func startsWith(_ bytes: UnsafeRawBufferPointer, at index: Int, _ text: StaticString) -> Bool {
+        text.withUTF8Buffer { text in
+            var offset = 0
+            while offset < text.count {
+                if bytes[index + offset] != text[offset] { return false }
+                offset += 1
+            }
+            return true
+        }
+    }
+
     /// The fields from `start` to the empty line that ends a head or a trailer section.
     static func fields(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(HTTP1RequestError) -> [(String, String)] {
         var fields: [(String, String)] = []
+        // Room for a typical head's fields at once, instead of growing four or five times.
+        fields.reserveCapacity(16)
         var index = start
         while true {
             guard index + 1 < bytes.count else { throw .malformed("a head does not end with an empty line") }
@@ -111,13 +125,12 @@ enum HTTP1HeadParser {
             index += 1
             while index < bytes.count, bytes[index] == space || bytes[index] == tab { index += 1 }
             let valueStart = index
-            var valueEnd = index
             while index < bytes.count, bytes[index] != cr {
-                let byte = bytes[index]
-                guard isFieldValueByte(byte) else { throw .malformed("a control byte in a header value") }
-                if byte != space && byte != tab { valueEnd = index + 1 }
+                guard isFieldValueByte(bytes[index]) else { throw .malformed("a control byte in a header value") }
                 index += 1
             }
+            var valueEnd = index
+            while valueEnd > valueStart && (bytes[valueEnd - 1] == space || bytes[valueEnd - 1] == tab) { valueEnd -= 1 }
             guard index + 1 < bytes.count, bytes[index + 1] == lf else { throw .malformed("a bare CR") }
             fields.append((name, FieldText.string(UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))))
             index += 2
@@ -130,18 +143,9 @@ enum HTTP1HeadParser {
     }
 
     /// `tchar` (RFC 9110, 5.6.2).
+    @inline(__always)
     static func isTokenByte(_ byte: UInt8) -> Bool {
-        tokenBytes[Int(byte)]
-    }
-
-    private static let tokenBytes: [Bool] = (0..<256).map { value in
-        let byte = UInt8(value)
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
-        }
+        ASCIIByteSet.token.contains(byte)
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }

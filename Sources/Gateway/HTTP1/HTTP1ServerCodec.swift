@@ -91,8 +91,8 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         switch part {
         case .head(let head):
             var buffer = context.channel.allocator.buffer(capacity: 1024)
-            HTTP1Writer.writeResponseHead(head, into: &buffer)
-            if head.status.code >= 200 { responseChunked = HTTP1Writer.isChunked(head.headers) }
+            let framing = HTTP1Writer.writeResponseHead(head, into: &buffer)
+            if head.status.code >= 200 { responseChunked = framing == .chunked }
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
         case .body(.byteBuffer(let body)):
             if responseChunked {

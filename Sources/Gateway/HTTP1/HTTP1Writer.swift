@@ -4,35 +4,84 @@ import NIOHTTP1
 /// Serialises the heads and the chunked framing the gateway writes on HTTP/1.1 connections, both
 /// to clients and to upstreams. The framing headers are the caller's decision; these only write.
 enum HTTP1Writer {
-    static func writeRequestHead(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) {
-        buffer.writeString(head.method.rawValue)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(head.uri)
-        buffer.writeStaticString(" HTTP/1.1\r\n")
-        writeFields(head.headers, into: &buffer)
+    /// - Returns: the body's framing, as the head written says.
+    @discardableResult
+    static func writeRequestHead(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) -> RequestBodyFraming {
+        head.method.rawValue.withUTF8Bytes { method in
+            head.uri.withUTF8Bytes { uri in
+                write(into: &buffer, atMost: method.count + uri.count + 12) { line in
+                    line.append(method)
+                    line.append(UInt8(ascii: " "))
+                    line.append(uri)
+                    line.append(" HTTP/1.1\r\n")
+                }
+            }
+        }
+        return writeFields(head.headers, into: &buffer)
     }
 
-    static func writeResponseHead(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        let code = head.status.code
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 100 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code / 10 % 10))
-        buffer.writeInteger(UInt8(ascii: "0") + UInt8(code % 10))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeString(head.status.reasonPhrase)
-        buffer.writeStaticString("\r\n")
-        writeFields(head.headers, into: &buffer)
+    /// - Returns: the body's framing, as the head written says.
+    @discardableResult
+    static func writeResponseHead(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) -> RequestBodyFraming {
+        head.status.reasonPhrase.withUTF8Bytes { reason in
+            write(into: &buffer, atMost: reason.count + 15) { line in
+                line.append(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+                let code = head.status.code
+                line.append(UInt8(ascii: "0") + UInt8(code / 100 % 10))
+                line.append(UInt8(ascii: "0") + UInt8(code / 10 % 10))
+                line.append(UInt8(ascii: "0") + UInt8(code % 10))
+                line.append(UInt8(ascii: " "))
+                line.append(reason)
+                line.append("\r\n")
+            }
+        }
+        return writeFields(head.headers, into: &buffer)
     }
 
-    /// Fields, then the empty line.
-    static func writeFields(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
+    /// Fields, then the empty line: each field line written at once, its bytes copied as they
+    /// are stored (a value holding bytes that are no UTF-8 goes through FieldText).
+    /// - Returns: the framing the fields written give a body (read in the same pass, so that a
+    ///   codec need not look through the fields again): chunked, a length, or none.
+    @discardableResult
+    static func writeFields(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) -> RequestBodyFraming {
+        var framing = RequestBodyFraming.none
         for (name, value) in headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            FieldText.write(value, into: &buffer)
-            buffer.writeStaticString("\r\n")
+            name.withUTF8Bytes { name in
+                value.withUTF8Bytes { value in
+                    if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") {
+                        if framing == .none, let length = RequestBodyFraming.decimal(value) { framing = .length(length) }
+                    } else if name.count == 17 && ASCIIText.equals(name, lowercased: "transfer-encoding") {
+                        framing = ASCIIText.equals(value, lowercased: "chunked") ? .chunked : framing
+                    }
+                    if FieldText.holdsRawBytes(value) {
+                        buffer.writeBytes(name)
+                        buffer.writeStaticString(": ")
+                        FieldText.write(value, into: &buffer)
+                        buffer.writeStaticString("\r\n")
+                        return
+                    }
+                    write(into: &buffer, atMost: name.count + value.count + 4) { line in
+                        line.append(name)
+                        line.append(": ")
+                        line.append(value)
+                        line.append("\r\n")
+                    }
+                }
+            }
         }
         buffer.writeStaticString("\r\n")
+        return framing
+    }
+
+    /// Writes what `fill` appends, at most `count` bytes, into the buffer's room at once (one
+    /// capacity check for a whole line instead of one per piece).
+    @inline(__always)
+    private static func write(into buffer: inout ByteBuffer, atMost count: Int, _ fill: (inout OutputCursor) -> Void) {
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
+            var cursor = OutputCursor(out)
+            fill(&cursor)
+            return cursor.written
+        }
     }
 
     static func writeChunkSize(_ size: Int, into buffer: inout ByteBuffer) {
@@ -83,8 +132,31 @@ enum HTTP1Writer {
         }
     }
 
-    /// Whether a head says its body is chunked (the writers' only question about framing).
-    static func isChunked(_ headers: HTTPHeaders) -> Bool {
-        headers.contains { $0.name.asciiCaseInsensitiveEquals("transfer-encoding") && $0.value.asciiCaseInsensitiveEquals("chunked") }
+}
+
+/// Appends bytes to memory reserved beforehand (the caller reserves enough for all of them).
+private struct OutputCursor {
+    let out: UnsafeMutableRawBufferPointer
+    private(set) var written = 0
+
+    init(_ out: UnsafeMutableRawBufferPointer) {
+        self.out = out
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        UnsafeMutableRawBufferPointer(rebasing: out[written..<written + bytes.count]).copyMemory(from: bytes)
+        written += bytes.count
+    }
+
+    @inline(__always)
+    mutating func append(_ text: StaticString) {
+        text.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
+    }
+
+    @inline(__always)
+    mutating func append(_ byte: UInt8) {
+        out[written] = byte
+        written += 1
     }
 }

@@ -47,9 +47,13 @@ enum RequestBodyFraming: Equatable {
 
     /// 1 to 18 ASCII digits (no sign, no spaces, no list): at most about 10^18 bytes.
     static func decimal(_ text: String) -> Int? {
+        text.withUTF8Bytes(decimal)
+    }
+
+    static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int? {
         var value = 0
         var digits = 0
-        for byte in text.utf8 {
+        for byte in bytes {
             guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte), digits < 18 else { return nil }
             value = value * 10 + Int(byte - UInt8(ascii: "0"))
             digits += 1

@@ -21,9 +21,9 @@ enum WebSocketUpgrade {
         for (name, value) in head.headers {
             switch name.utf8.count {
             case 7 where name.asciiCaseInsensitiveEquals("upgrade"):
-                upgradeNamesWebSocket = upgradeNamesWebSocket || lists(value, "websocket")
+                upgradeNamesWebSocket = upgradeNamesWebSocket || value.listsToken("websocket")
             case 10 where name.asciiCaseInsensitiveEquals("connection"):
-                connectionNamesUpgrade = connectionNamesUpgrade || lists(value, "upgrade")
+                connectionNamesUpgrade = connectionNamesUpgrade || value.listsToken("upgrade")
             default:
                 continue
             }
@@ -42,11 +42,6 @@ enum WebSocketUpgrade {
     static func isAccepted(_ head: HTTPResponseHead) -> Bool {
         guard head.status == .switchingProtocols else { return false }
         let upgrades = head.headers["upgrade"]
-        return upgrades.count == 1 && lists(upgrades[0], protocolName) && !upgrades[0].contains(",")
-    }
-
-    /// Whether a comma-separated field value lists `token` (lower case), in any case.
-    private static func lists(_ value: String, _ token: String) -> Bool {
-        value.split(separator: ",").contains { $0.trimmingSpaces.lowercased() == token }
+        return upgrades.count == 1 && upgrades[0].listsToken(protocolName) && !upgrades[0].contains(",")
     }
 }

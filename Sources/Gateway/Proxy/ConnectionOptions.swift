@@ -15,24 +15,34 @@ struct ConnectionOptions {
     /// then no field is looked at again.
     private(set) var removesAny = false
     /// Lower-cased names `Connection` lists (besides close and keep-alive).
-    private var named: [Substring] = []
+    private var named: [String] = []
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers where ForwardedHeaders.isHopByHop(name) {
             removesAny = true
-            if name.utf8.count == 7 && name.asciiCaseInsensitiveEquals("upgrade") { upgrade = true }
-            if name.utf8.count == 2 && value.lowercased().split(separator: ",").contains(where: { $0.trimmingSpaces == "trailers" }) {
-                acceptsTrailers = true
+            switch name.utf8.count {
+            case 2:
+                // `TE`, the one hop-by-hop name of two bytes.
+                if value.listsToken("trailers") { acceptsTrailers = true }
+            case 7 where name.asciiCaseInsensitiveEquals("upgrade"):
+                upgrade = true
+            case 10 where name.asciiCaseInsensitiveEquals("connection"):
+                readConnectionOptions(value)
+            default:
+                break
             }
-            guard name.utf8.count == 10, name.asciiCaseInsensitiveEquals("connection") else { continue }
-            for token in value.lowercased().split(separator: ",") {
-                let option = token.trimmingSpaces
-                switch option {
-                case "close": close = true
-                case "keep-alive": keepAlive = true
-                case _ where ForwardedHeaders.protectedFromConnection.contains(where: { option == $0 }): break
-                case _ where !option.isEmpty: named.append(option)
-                default: break
+        }
+    }
+
+    private mutating func readConnectionOptions(_ value: String) {
+        value.withUTF8Bytes { bytes in
+            ASCIIText.forEachListElement(bytes) { option in
+                if ASCIIText.equals(option, lowercased: "close") {
+                    close = true
+                } else if ASCIIText.equals(option, lowercased: "keep-alive") {
+                    keepAlive = true
+                } else if !ForwardedHeaders.isProtectedFromConnection(option) {
+                    named.append(String(decoding: option.lazy.map(ASCIIText.lowered), as: UTF8.self))
                 }
             }
         }
@@ -49,6 +59,6 @@ struct ConnectionOptions {
     func removes(_ name: String) -> Bool {
         guard removesAny else { return false }
         if ForwardedHeaders.isHopByHop(name) { return true }
-        return !named.isEmpty && named.contains { name.asciiCaseInsensitiveEquals(String($0)) }
+        return !named.isEmpty && named.contains { name.asciiCaseInsensitiveEquals($0) }
     }
 }

@@ -2,9 +2,13 @@ import NIOHTTP1
 
 /// Header rewriting between the two hops.
 enum ForwardedHeaders {
-    /// Fields a `Connection` header can never remove: they frame or route the message, and the
-    /// gateway decides them itself.
-    static let protectedFromConnection: [String] = ["content-length", "transfer-encoding", "host"]
+    /// Whether a field name (or a `Connection` option naming one) is one a `Connection` header
+    /// can never remove: `Content-Length`, `Transfer-Encoding` and `Host` frame or route the
+    /// message, and the gateway decides them itself.
+    static func isProtectedFromConnection(_ option: UnsafeRawBufferPointer) -> Bool {
+        ASCIIText.equals(option, lowercased: "content-length") || ASCIIText.equals(option, lowercased: "transfer-encoding")
+            || ASCIIText.equals(option, lowercased: "host")
+    }
 
     /// Whether a field describes one connection, not the message (RFC 9110, 7.6.1): connection,
     /// keep-alive, proxy-connection, te, trailer, transfer-encoding, upgrade, proxy-authenticate,
@@ -25,12 +29,18 @@ enum ForwardedHeaders {
 
     /// Fields a trailer section may not carry onward: framing, routing and hop-by-hop fields.
     static func isFramingOrRouting(_ name: String) -> Bool {
-        isHopByHop(name) || protectedFromConnection.contains { name.asciiCaseInsensitiveEquals($0) }
+        isHopByHop(name) || name.withUTF8Bytes(isProtectedFromConnection)
     }
 
     /// Names of rate-limit headers an upstream may send itself (`X-RateLimit-*`, `RateLimit*`).
     static func isRateLimitHeader(_ name: String) -> Bool {
-        name.asciiCaseInsensitiveHasPrefix("x-ratelimit") || name.asciiCaseInsensitiveHasPrefix("ratelimit")
+        name.withUTF8Bytes { bytes in
+            switch bytes.first.map(ASCIIText.lowered) {
+            case UInt8(ascii: "x"): return ASCIIText.hasPrefix(bytes, lowercased: "x-ratelimit")
+            case UInt8(ascii: "r"): return ASCIIText.hasPrefix(bytes, lowercased: "ratelimit")
+            default: return false
+            }
+        }
     }
 
     /// The request the upstream sees, built in one pass over the client's fields: hop-by-hop
@@ -173,23 +183,5 @@ enum ForwardedHeaders {
 extension HTTPResponseStatus {
     var mayHaveResponseBody: Bool {
         !(code < 200 || code == 204 || code == 304)
-    }
-}
-
-extension String {
-    /// ASCII case-insensitive equality with an all-lower-case `other`, without allocating.
-    func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && asciiCaseInsensitiveHasPrefix(other)
-    }
-
-    /// ASCII case-insensitive prefix test against an all-lower-case `prefix`, without allocating.
-    func asciiCaseInsensitiveHasPrefix(_ prefix: String) -> Bool {
-        var mine = utf8.makeIterator()
-        for expected in prefix.utf8 {
-            guard let byte = mine.next() else { return false }
-            let lowered = (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 : byte
-            if lowered != expected { return false }
-        }
-        return true
     }
 }

@@ -33,32 +33,38 @@ enum RequestAuthority {
     /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes),
     /// an IPv4 address, or an IPv6 literal in brackets; a port of up to five digits.
     static func isValid(_ authority: Substring) -> Bool {
-        let bytes = authority.utf8
+        authority.utf8.withContiguousStorageIfAvailable { isValid(UnsafeRawBufferPointer($0)) }
+            ?? Array(authority.utf8).withUnsafeBytes(isValid)
+    }
+
+    private static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !bytes.isEmpty else { return false }
-        var hostEnd = bytes.endIndex
-        if bytes.first == UInt8(ascii: "[") {
-            guard let close = bytes.firstIndex(of: UInt8(ascii: "]")) else { return false }
-            let literal = bytes[bytes.index(after: bytes.startIndex)..<close]
-            guard !literal.isEmpty, literal.allSatisfy(isIPv6LiteralByte) else { return false }
-            hostEnd = bytes.index(after: close)
+        var index = 0
+        if bytes[0] == UInt8(ascii: "[") {
+            index = 1
+            while index < bytes.count && bytes[index] != UInt8(ascii: "]") {
+                guard isIPv6LiteralByte(bytes[index]) else { return false }
+                index += 1
+            }
+            guard index > 1, index < bytes.count else { return false }
+            index += 1
         } else {
-            hostEnd = bytes.firstIndex(of: UInt8(ascii: ":")) ?? bytes.endIndex
-            let name = bytes[bytes.startIndex..<hostEnd]
-            guard !name.isEmpty, name.allSatisfy(isRegisteredNameByte) else { return false }
+            while index < bytes.count && bytes[index] != UInt8(ascii: ":") {
+                guard isRegisteredNameByte(bytes[index]) else { return false }
+                index += 1
+            }
+            guard index > 0 else { return false }
         }
-        guard hostEnd != bytes.endIndex else { return true }
-        guard bytes[hostEnd] == UInt8(ascii: ":") else { return false }
-        let port = bytes[bytes.index(after: hostEnd)...]
-        return port.count <= 5 && port.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+        guard index < bytes.count else { return true }
+        guard bytes[index] == UInt8(ascii: ":"), bytes.count - index - 1 <= 5 else { return false }
+        for byte in bytes[(index + 1)...] where !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+            return false
+        }
+        return true
     }
 
     private static func isRegisteredNameByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return true
-        default:
-            return "-._~%!$&'()*+,;=".utf8.contains(byte)
-        }
+        ASCIIByteSet.registeredName.contains(byte)
     }
 
     private static func isIPv6LiteralByte(_ byte: UInt8) -> Bool {

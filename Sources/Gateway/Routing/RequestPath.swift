@@ -19,6 +19,15 @@ public struct RequestPath: Sendable, Equatable {
     private let original: String?
 
     public init?(uri: String) {
+        // Most targets are already normal: one scan of their bytes says so.
+        if let pathLength = uri.withUTF8Bytes(Self.normalPathLength) {
+            let queryStart = uri.utf8.index(uri.startIndex, offsetBy: pathLength)
+            path = pathLength == uri.utf8.count ? uri : String(uri[..<queryStart])
+            query = uri[queryStart...]
+            authority = nil
+            original = uri
+            return
+        }
         // Scanned as UTF-8 bytes: Character-wise searches (grapheme breaking) cost more than
         // the rest of routing.
         let slash = UInt8(ascii: "/")
@@ -48,6 +57,30 @@ public struct RequestPath: Sendable, Equatable {
         let unchanged = authority == nil && pathEnd == queryStart
             && path.utf8.elementsEqual(target.utf8[..<pathEnd])
         original = unchanged ? uri : nil
+    }
+
+    /// The length of the path of an origin-form target that normalising would leave as it is
+    /// (no escape, dot segment, repeated slash, backslash or fragment); nil for any other target.
+    private static func normalPathLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
+        guard bytes.first == UInt8(ascii: "/") else { return nil }
+        var previousWasSlash = false
+        var index = 0
+        while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "?"):
+                // The query passes untouched, but a backslash anywhere refuses the target.
+                return bytes[index...].contains(UInt8(ascii: "\\")) ? nil : index
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: "#"):
+                return nil
+            case UInt8(ascii: "."), UInt8(ascii: "/"):
+                if previousWasSlash { return nil }
+            default:
+                break
+            }
+            previousWasSlash = bytes[index] == UInt8(ascii: "/")
+            index += 1
+        }
+        return bytes.count
     }
 
     private static func hasPrefixIgnoringCase(_ text: Substring, _ prefix: String) -> Bool {

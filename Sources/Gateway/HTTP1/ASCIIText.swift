@@ -1,0 +1,92 @@
+/// ASCII comparisons of header names and list values, on the bytes of the Strings as stored.
+///
+/// Header names, `Connection` options and transfer codings are ASCII tokens compared without
+/// regard to case (RFC 9110, 5.1 and 7.6.1). These run several times per field on every request
+/// and response, so they read the Strings' contiguous UTF-8 directly: no iterator, no lower-cased
+/// copy, no split into arrays.
+enum ASCIIText {
+    @inline(__always)
+    static func lowered(_ byte: UInt8) -> UInt8 {
+        byte &- UInt8(ascii: "A") < 26 ? byte | 0x20 : byte
+    }
+
+    /// Whether `bytes` starts with `prefix` (all lower case), in any case.
+    static func hasPrefix(_ bytes: UnsafeRawBufferPointer, lowercased prefix: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count >= prefix.count else { return false }
+        var index = 0
+        while index < prefix.count {
+            if lowered(bytes[index]) != prefix[index] { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// Whether `bytes` starts with `prefix` (all lower case), in any case.
+    static func hasPrefix(_ bytes: UnsafeRawBufferPointer, lowercased prefix: StaticString) -> Bool {
+        prefix.withUTF8Buffer { hasPrefix(bytes, lowercased: UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether `bytes` are `other` (all lower case), in any case.
+    static func equals(_ bytes: UnsafeRawBufferPointer, lowercased other: StaticString) -> Bool {
+        other.withUTF8Buffer { other in
+            bytes.count == other.count && hasPrefix(bytes, lowercased: UnsafeRawBufferPointer(other))
+        }
+    }
+
+    /// Calls `body` with each element of a comma-separated list (RFC 9110, 5.6.1), without the
+    /// spaces and tabs around it; empty elements are skipped.
+    static func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: ",") { end += 1 }
+            var first = start
+            var last = end
+            while first < last && isSpaceOrTab(bytes[first]) { first += 1 }
+            while last > first && isSpaceOrTab(bytes[last - 1]) { last -= 1 }
+            if first < last { body(UnsafeRawBufferPointer(rebasing: bytes[first..<last])) }
+            start = end + 1
+        }
+    }
+
+    @inline(__always)
+    static func isSpaceOrTab(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+    }
+}
+
+extension String {
+    /// Calls `body` with the String's UTF-8 bytes, contiguous (copied once if they are not).
+    @inline(__always)
+    func withUTF8Bytes<Result>(_ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        if let result = utf8.withContiguousStorageIfAvailable({ body(UnsafeRawBufferPointer($0)) }) {
+            return result
+        }
+        return Array(utf8).withUnsafeBytes(body)
+    }
+
+    /// ASCII case-insensitive equality with an all-lower-case `other`, without allocating.
+    func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
+        utf8.count == other.utf8.count && asciiCaseInsensitiveHasPrefix(other)
+    }
+
+    /// ASCII case-insensitive prefix test against an all-lower-case `prefix`, without allocating.
+    func asciiCaseInsensitiveHasPrefix(_ prefix: String) -> Bool {
+        withUTF8Bytes { mine in
+            prefix.withUTF8Bytes { prefix in ASCIIText.hasPrefix(mine, lowercased: prefix) }
+        }
+    }
+
+    /// Whether this comma-separated list value names `token` (all lower case), in any case.
+    func listsToken(_ token: String) -> Bool {
+        var found = false
+        withUTF8Bytes { bytes in
+            token.withUTF8Bytes { token in
+                ASCIIText.forEachListElement(bytes) { element in
+                    if element.count == token.count && ASCIIText.hasPrefix(element, lowercased: token) { found = true }
+                }
+            }
+        }
+        return found
+    }
+}
