@@ -10,7 +10,9 @@ import Glibc
 /// One JSON line per request, to standard output or a file.
 ///
 /// Lines are written into per-event-loop batches (AccessLogBatch) as bytes, and a batch is handed
-/// here once per event-loop tick: one lock and at most one wake-up for all the lines of a tick.
+/// here at most every `AccessLogBatch.flushInterval` (or once it is large): one lock and at most
+/// one wake-up of the writer for all the lines of that time, instead of one per event-loop tick
+/// (a wake-up is a context switch, and costs more than the lines of a tick).
 /// A writer thread does the blocking write, so a slow disk or a full pipe never stalls request
 /// handling (past `maxBufferedBytes`, batches are dropped and their lines counted rather than
 /// memory growing without bound).
@@ -107,11 +109,14 @@ public final class AccessLog: Sendable {
     }
 }
 
-/// One event loop's access-log lines of the current tick, written as bytes and handed to the
-/// AccessLog when the tick's other work is done (or when the batch grows large). Only its loop
-/// touches it.
+/// One event loop's access-log lines, written as bytes and handed to the AccessLog at most
+/// `flushInterval` after the first of them (or at once when the batch grows large). Only its
+/// loop touches it.
 final class AccessLogBatch {
     private static let flushBytes = 64 * 1024
+    /// How long a line may wait in its loop's batch: short enough to read as immediate, long
+    /// enough that a loaded gateway wakes the writer a few times a second, not per tick.
+    static let flushInterval = TimeAmount.milliseconds(50)
 
     private let log: AccessLog
     private let eventLoop: any EventLoop
@@ -133,7 +138,7 @@ final class AccessLogBatch {
             flush()
         } else if !flushScheduled {
             flushScheduled = true
-            eventLoop.assumeIsolated().execute { self.flush() }
+            eventLoop.assumeIsolated().scheduleTask(in: Self.flushInterval) { self.flush() }
         }
     }
 

@@ -153,12 +153,16 @@ public final class GatewayServer: Sendable {
         }
     }
 
-    /// Stops accepting, closes both listeners and every idle upstream connection.
+    /// Stops accepting, closes both listeners and every idle upstream connection, and hands the
+    /// access-log lines still waiting in the loops' batches to the log (before it closes).
     public func stop() -> EventLoopFuture<Void> {
         let loop = proxyChannel.eventLoop
         let closes = [proxyChannel.close(), adminChannel.close()]
         return EventLoopFuture.whenAllComplete(closes, on: loop).flatMap { _ in
-            self.resources.forEachLoop { $0.closeIdleConnections() } ?? loop.makeSucceededVoidFuture()
+            self.resources.forEachLoop { resources in
+                resources.closeIdleConnections()
+                resources.flushAccessLog()
+            } ?? loop.makeSucceededVoidFuture()
         }
     }
 }

@@ -73,6 +73,10 @@ final class LoopResources: HTTP2ConnectionRegistry {
     func closeIdleConnections() {
         for pool in pools.values { pool.closeIdle() }
     }
+
+    func flushAccessLog() {
+        accessLogBatch?.flush()
+    }
 }
 
 /// Finds the current loop's resources from any thread-safe context (a channel initializer).
