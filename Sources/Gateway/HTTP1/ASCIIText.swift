@@ -33,6 +33,26 @@ enum ASCIIText {
         }
     }
 
+    /// Whether `bytes` and `other` are equal, in any case (both may hold upper case).
+    static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ other: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == other.count else { return false }
+        var index = 0
+        while index < bytes.count {
+            if lowered(bytes[index]) != lowered(other[index]) { return false }
+            index += 1
+        }
+        return true
+    }
+
+    /// Whether a comma-separated list names `token` (all lower case), in any case.
+    static func lists(_ list: UnsafeRawBufferPointer, _ token: StaticString) -> Bool {
+        var found = false
+        forEachListElement(list) { element in
+            if equals(element, lowercased: token) { found = true }
+        }
+        return found
+    }
+
     /// Calls `body` with each element of a comma-separated list (RFC 9110, 5.6.1), without the
     /// spaces and tabs around it; empty elements are skipped.
     static func forEachListElement(_ bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {

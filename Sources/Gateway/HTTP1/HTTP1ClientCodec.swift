@@ -41,11 +41,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         var buffer = Self.unwrapInboundIn(data)
         do {
             while let part = try parser.next(&buffer) {
-                if case .tunnel(let bytes) = part {
-                    upstream?.receivedTunnelBytes(bytes)
-                } else if let response = part.clientPart {
-                    upstream?.received(response)
-                }
+                deliver(part)
             }
         } catch {
             fail(context: context, error)
@@ -55,8 +51,8 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
     func channelInactive(context: ChannelHandlerContext) {
         if !failed {
             do {
-                if let part = try parser.finish(), let response = part.clientPart {
-                    upstream?.received(response)
+                if let part = try parser.finish() {
+                    deliver(part)
                 }
             } catch {
                 failed = true
@@ -64,6 +60,18 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             }
         }
         context.fireChannelInactive()
+    }
+
+    /// Hands a part of the response to the connection's handler (a response parser never reads
+    /// a request head).
+    private func deliver(_ part: HTTP1Parser.Part) {
+        switch part {
+        case .responseHead(let head): upstream?.receivedHead(head)
+        case .body(let body): upstream?.received(.body(body))
+        case .end(let trailers): upstream?.received(.end(trailers))
+        case .tunnel(let bytes): upstream?.receivedTunnelBytes(bytes)
+        case .requestHead: break
+        }
     }
 
     private func fail(context: ChannelHandlerContext, _ error: HTTP1RequestError) {

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 
 /// Reads a complete HTTP/1.1 request head (request line, fields, empty line) by the strict rules
@@ -13,28 +14,32 @@ enum HTTP1HeadParser {
         return HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(fields))
     }
 
-    /// - Parameter bytes: a response head, its final CRLF CRLF included: `HTTP/1.x SP 3DIGIT
-    ///   [SP reason] CRLF`, then fields.
-    static func responseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> HTTPResponseHead {
-        guard bytes.count >= 14, startsWith(bytes, at: 0, "HTTP/1."), isDigit(bytes[7]), bytes[8] == space,
-            isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
-        else {
-            throw .malformed("the status line is not HTTP/1.x with a status code")
-        }
-        let code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
-        var index = 12
-        if bytes[index] == space {
-            while index < bytes.count, bytes[index] != cr {
-                guard isFieldValueByte(bytes[index]) else { throw .malformed("a control byte in the reason phrase") }
-                index += 1
+    /// - Parameter head: a response head, its final CRLF CRLF included: `HTTP/1.x SP 3DIGIT
+    ///   [SP reason] CRLF`, then fields. Its fields are located, not copied.
+    static func responseHead(_ head: ByteBuffer) throws(HTTP1RequestError) -> ReceivedResponseHead {
+        try head.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+            guard bytes.count >= 14, startsWith(bytes, at: 0, "HTTP/1."), isDigit(bytes[7]), bytes[8] == space,
+                isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
+            else {
+                throw .malformed("the status line is not HTTP/1.x with a status code")
             }
+            let code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
+            var index = 12
+            if bytes[index] == space {
+                while index < bytes.count, bytes[index] != cr {
+                    guard isFieldValueByte(bytes[index]) else { throw .malformed("a control byte in the reason phrase") }
+                    index += 1
+                }
+            }
+            guard index + 1 < bytes.count, bytes[index] == cr, bytes[index + 1] == lf else {
+                throw .malformed("the status line does not end with CRLF")
+            }
+            var fields: [ReceivedResponseHead.Field] = []
+            fields.reserveCapacity(16)
+            try scanFields(bytes, from: index + 2) { name, value in fields.append(.init(name: name, value: value)) }
+            let version: HTTPVersion = bytes[7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
+            return ReceivedResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), bytes: head, fields: fields)
         }
-        guard index + 1 < bytes.count, bytes[index] == cr, bytes[index + 1] == lf else {
-            throw .malformed("the status line does not end with CRLF")
-        }
-        let fields = try self.fields(bytes, from: index + 2)
-        let version: HTTPVersion = bytes[7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
-        return HTTPResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), headers: HTTPHeaders(fields))
     }
 
     /// Checks the start of a head that has not fully arrived, so that bytes that are no request
@@ -106,12 +111,28 @@ enum HTTP1HeadParser {
         var fields: [(String, String)] = []
         // Room for a typical head's fields at once, instead of growing four or five times.
         fields.reserveCapacity(16)
+        try scanFields(bytes, from: start) { name, value in
+            fields.append((
+                String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self),
+                FieldText.string(UnsafeRawBufferPointer(rebasing: bytes[value]))
+            ))
+        }
+        return fields
+    }
+
+    /// Checks the fields from `start` to the empty line, and hands over where each one's name
+    /// and value (without the whitespace around it) lie.
+    private static func scanFields(
+        _ bytes: UnsafeRawBufferPointer,
+        from start: Int,
+        _ field: (_ name: Range<Int>, _ value: Range<Int>) -> Void
+    ) throws(HTTP1RequestError) {
         var index = start
         while true {
             guard index + 1 < bytes.count else { throw .malformed("a head does not end with an empty line") }
             if bytes[index] == cr {
                 guard bytes[index + 1] == lf else { throw .malformed("a bare CR") }
-                return fields
+                return
             }
             if bytes[index] == space || bytes[index] == tab {
                 throw .malformed("a folded header line")
@@ -121,7 +142,7 @@ enum HTTP1HeadParser {
             guard index > nameStart, index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
                 throw .malformed("a header line without a valid name and colon")
             }
-            let name = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[nameStart..<index]), as: UTF8.self)
+            let name = nameStart..<index
             index += 1
             while index < bytes.count, bytes[index] == space || bytes[index] == tab { index += 1 }
             let valueStart = index
@@ -132,7 +153,7 @@ enum HTTP1HeadParser {
             var valueEnd = index
             while valueEnd > valueStart && (bytes[valueEnd - 1] == space || bytes[valueEnd - 1] == tab) { valueEnd -= 1 }
             guard index + 1 < bytes.count, bytes[index + 1] == lf else { throw .malformed("a bare CR") }
-            fields.append((name, FieldText.string(UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]))))
+            field(name, valueStart..<valueEnd)
             index += 2
         }
     }

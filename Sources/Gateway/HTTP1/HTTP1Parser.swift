@@ -24,7 +24,7 @@ struct HTTP1Parser {
 
     enum Part: Equatable {
         case requestHead(HTTPRequestHead)
-        case responseHead(HTTPResponseHead)
+        case responseHead(ReceivedResponseHead)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
         /// Bytes after a WebSocket handshake: no longer HTTP, never parsed, handed out as they
@@ -135,16 +135,14 @@ struct HTTP1Parser {
                 guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
                     return nil
                 }
-                let head = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
-                    try HTTP1HeadParser.responseHead(bytes)
-                }
+                let head = try HTTP1HeadParser.responseHead(section)
                 if head.status.code < 200 && head.status != .switchingProtocols {
                     // Interim answers (100, 103) are dropped: the final one follows.
                     continue
                 }
                 if head.status == .switchingProtocols {
                     guard tunnelAfterMessage else { throw .malformed("a 101 to a request that asked for no upgrade") }
-                    guard WebSocketUpgrade.isAccepted(head) else { throw .malformed("a 101 to another protocol than websocket") }
+                    guard WebSocketUpgrade.isAccepted(head.head) else { throw .malformed("a 101 to another protocol than websocket") }
                     state = .tunnel
                     return .responseHead(head)
                 }
@@ -225,22 +223,26 @@ struct HTTP1Parser {
 
     /// What follows a response head (RFC 9112, 6.3): nothing for a HEAD's answer, 204 and 304;
     /// chunked, a length, or everything until the close. Both framing headers at once are refused.
-    private static func bodyState(for head: HTTPResponseHead, answering method: HTTPMethod) throws(HTTP1RequestError) -> State {
+    private static func bodyState(for head: ReceivedResponseHead, answering method: HTTPMethod) throws(HTTP1RequestError) -> State {
         if method == .HEAD || head.status == .noContent || head.status == .notModified { return .fixedBody(remaining: 0) }
         var length: Int?
         var lengthFields = 0
-        var codings: [Substring] = []
-        for (name, value) in head.headers {
-            if name.asciiCaseInsensitiveEquals("content-length") {
+        var codings = 0
+        var lastCodingIsChunked = false
+        head.forEachField { name, value in
+            if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") {
                 lengthFields += 1
                 length = RequestBodyFraming.decimal(value)
-            } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
-                codings += value.split(separator: ",").map { $0.trimmingSpaces }
+            } else if name.count == 17 && ASCIIText.equals(name, lowercased: "transfer-encoding") {
+                ASCIIText.forEachListElement(value) { coding in
+                    codings += 1
+                    lastCodingIsChunked = ASCIIText.equals(coding, lowercased: "chunked")
+                }
             }
         }
-        if !codings.isEmpty {
+        if codings > 0 {
             guard lengthFields == 0 else { throw .malformed("both Content-Length and Transfer-Encoding") }
-            return codings.last.map { String($0).asciiCaseInsensitiveEquals("chunked") } == true ? .chunkSize : .untilClose
+            return lastCodingIsChunked ? .chunkSize : .untilClose
         }
         guard lengthFields <= 1 else { throw .malformed("more than one Content-Length") }
         guard lengthFields == 0 else {

@@ -78,6 +78,15 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         write(part, context: context, promise: promise)
     }
 
+    /// Writes a response head the proxy encodes itself (an upstream's, forwarded as received).
+    /// - Parameter encode: writes the head; returns whether the body that follows is chunked.
+    func writeResponseHead(encodedBy encode: (inout ByteBuffer) -> Bool) {
+        guard let context else { return }
+        var buffer = context.channel.allocator.buffer(capacity: 1024)
+        responseChunked = encode(&buffer)
+        context.write(Self.wrapOutboundOut(buffer), promise: nil)
+    }
+
     /// Writes bytes of an open WebSocket tunnel, as they are.
     func writeTunnelBytes(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
         guard let context else {
@@ -120,13 +129,4 @@ extension HTTP1Parser.Part {
         }
     }
 
-    /// The part as a response part (a response parser never reads a request head).
-    var clientPart: HTTPClientResponsePart? {
-        switch self {
-        case .requestHead, .tunnel: return nil
-        case .responseHead(let head): return .head(head)
-        case .body(let body): return .body(body)
-        case .end(let trailers): return .end(trailers)
-        }
-    }
 }

@@ -23,10 +23,15 @@ enum HTTP1Writer {
     /// - Returns: the body's framing, as the head written says.
     @discardableResult
     static func writeResponseHead(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) -> RequestBodyFraming {
-        head.status.reasonPhrase.withUTF8Bytes { reason in
+        writeStatusLine(version: head.version, status: head.status, into: &buffer)
+        return writeFields(head.headers, into: &buffer)
+    }
+
+    static func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus, into buffer: inout ByteBuffer) {
+        status.reasonPhrase.withUTF8Bytes { reason in
             write(into: &buffer, atMost: reason.count + 15) { line in
-                line.append(head.version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-                let code = head.status.code
+                line.append(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+                let code = status.code
                 line.append(UInt8(ascii: "0") + UInt8(code / 100 % 10))
                 line.append(UInt8(ascii: "0") + UInt8(code / 10 % 10))
                 line.append(UInt8(ascii: "0") + UInt8(code % 10))
@@ -35,7 +40,6 @@ enum HTTP1Writer {
                 line.append("\r\n")
             }
         }
-        return writeFields(head.headers, into: &buffer)
     }
 
     /// Fields, then the empty line: each field line written at once, its bytes copied as they
@@ -53,24 +57,41 @@ enum HTTP1Writer {
                     } else if name.count == 17 && ASCIIText.equals(name, lowercased: "transfer-encoding") {
                         framing = ASCIIText.equals(value, lowercased: "chunked") ? .chunked : framing
                     }
-                    if FieldText.holdsRawBytes(value) {
-                        buffer.writeBytes(name)
-                        buffer.writeStaticString(": ")
-                        FieldText.write(value, into: &buffer)
-                        buffer.writeStaticString("\r\n")
-                        return
-                    }
-                    write(into: &buffer, atMost: name.count + value.count + 4) { line in
-                        line.append(name)
-                        line.append(": ")
-                        line.append(value)
-                        line.append("\r\n")
-                    }
+                    writeField(name, fieldText: value, into: &buffer)
                 }
             }
         }
         buffer.writeStaticString("\r\n")
         return framing
+    }
+
+    /// A field line from Strings, the value's bytes as received (FieldText).
+    static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
+        name.withUTF8Bytes { name in
+            value.withUTF8Bytes { value in writeField(name, fieldText: value, into: &buffer) }
+        }
+    }
+
+    /// - Parameter value: the UTF-8 of a String made by FieldText.
+    private static func writeField(_ name: UnsafeRawBufferPointer, fieldText value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        guard FieldText.holdsRawBytes(value) else {
+            writeField(name, value, into: &buffer)
+            return
+        }
+        buffer.writeBytes(name)
+        buffer.writeStaticString(": ")
+        FieldText.write(value, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// A field line from bytes, copied as they are.
+    static func writeField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        write(into: &buffer, atMost: name.count + value.count + 4) { line in
+            line.append(name)
+            line.append(": ")
+            line.append(value)
+            line.append("\r\n")
+        }
     }
 
     /// Writes what `fill` appends, at most `count` bytes, into the buffer's room at once (one

@@ -19,31 +19,42 @@ struct ConnectionOptions {
 
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers where ForwardedHeaders.isHopByHop(name) {
-            removesAny = true
-            switch name.utf8.count {
-            case 2:
-                // `TE`, the one hop-by-hop name of two bytes.
-                if value.listsToken("trailers") { acceptsTrailers = true }
-            case 7 where name.asciiCaseInsensitiveEquals("upgrade"):
-                upgrade = true
-            case 10 where name.asciiCaseInsensitiveEquals("connection"):
-                readConnectionOptions(value)
-            default:
-                break
+            name.withUTF8Bytes { name in
+                value.withUTF8Bytes { value in read(hopByHop: name, value: value) }
             }
         }
     }
 
-    private mutating func readConnectionOptions(_ value: String) {
-        value.withUTF8Bytes { bytes in
-            ASCIIText.forEachListElement(bytes) { option in
-                if ASCIIText.equals(option, lowercased: "close") {
-                    close = true
-                } else if ASCIIText.equals(option, lowercased: "keep-alive") {
-                    keepAlive = true
-                } else if !ForwardedHeaders.isProtectedFromConnection(option) {
-                    named.append(String(decoding: option.lazy.map(ASCIIText.lowered), as: UTF8.self))
-                }
+    /// The options of a response head as received, read on its bytes.
+    init(_ head: ReceivedResponseHead) {
+        head.forEachField { name, value in
+            if ForwardedHeaders.isHopByHop(name) { read(hopByHop: name, value: value) }
+        }
+    }
+
+    private mutating func read(hopByHop name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        removesAny = true
+        switch name.count {
+        case 2:
+            // `TE`, the one hop-by-hop name of two bytes.
+            if ASCIIText.lists(value, "trailers") { acceptsTrailers = true }
+        case 7 where ASCIIText.equals(name, lowercased: "upgrade"):
+            upgrade = true
+        case 10 where ASCIIText.equals(name, lowercased: "connection"):
+            readConnectionOptions(value)
+        default:
+            break
+        }
+    }
+
+    private mutating func readConnectionOptions(_ value: UnsafeRawBufferPointer) {
+        ASCIIText.forEachListElement(value) { option in
+            if ASCIIText.equals(option, lowercased: "close") {
+                close = true
+            } else if ASCIIText.equals(option, lowercased: "keep-alive") {
+                keepAlive = true
+            } else if !ForwardedHeaders.isProtectedFromConnection(option) {
+                named.append(String(decoding: option.lazy.map(ASCIIText.lowered), as: UTF8.self))
             }
         }
     }
@@ -58,7 +69,12 @@ struct ConnectionOptions {
     /// Whether `name` stays on this hop.
     func removes(_ name: String) -> Bool {
         guard removesAny else { return false }
+        return name.withUTF8Bytes(removes)
+    }
+
+    func removes(_ name: UnsafeRawBufferPointer) -> Bool {
+        guard removesAny else { return false }
         if ForwardedHeaders.isHopByHop(name) { return true }
-        return !named.isEmpty && named.contains { name.asciiCaseInsensitiveEquals($0) }
+        return !named.isEmpty && named.contains { option in option.withUTF8Bytes { ASCIIText.hasPrefix(name, lowercased: $0) && name.count == $0.count } }
     }
 }

@@ -15,14 +15,18 @@ enum ForwardedHeaders {
     /// proxy-authorization. Compared only with the names of its length: most fields are ruled out
     /// by their length alone.
     static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
-        case 2: return name.asciiCaseInsensitiveEquals("te")
-        case 7: return name.asciiCaseInsensitiveEquals("trailer") || name.asciiCaseInsensitiveEquals("upgrade")
-        case 10: return name.asciiCaseInsensitiveEquals("connection") || name.asciiCaseInsensitiveEquals("keep-alive")
-        case 16: return name.asciiCaseInsensitiveEquals("proxy-connection")
-        case 17: return name.asciiCaseInsensitiveEquals("transfer-encoding")
-        case 18: return name.asciiCaseInsensitiveEquals("proxy-authenticate")
-        case 19: return name.asciiCaseInsensitiveEquals("proxy-authorization")
+        name.withUTF8Bytes(isHopByHop)
+    }
+
+    static func isHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 2: return ASCIIText.equals(name, lowercased: "te")
+        case 7: return ASCIIText.equals(name, lowercased: "trailer") || ASCIIText.equals(name, lowercased: "upgrade")
+        case 10: return ASCIIText.equals(name, lowercased: "connection") || ASCIIText.equals(name, lowercased: "keep-alive")
+        case 16: return ASCIIText.equals(name, lowercased: "proxy-connection")
+        case 17: return ASCIIText.equals(name, lowercased: "transfer-encoding")
+        case 18: return ASCIIText.equals(name, lowercased: "proxy-authenticate")
+        case 19: return ASCIIText.equals(name, lowercased: "proxy-authorization")
         default: return false
         }
     }
@@ -34,13 +38,30 @@ enum ForwardedHeaders {
 
     /// Names of rate-limit headers an upstream may send itself (`X-RateLimit-*`, `RateLimit*`).
     static func isRateLimitHeader(_ name: String) -> Bool {
-        name.withUTF8Bytes { bytes in
-            switch bytes.first.map(ASCIIText.lowered) {
-            case UInt8(ascii: "x"): return ASCIIText.hasPrefix(bytes, lowercased: "x-ratelimit")
-            case UInt8(ascii: "r"): return ASCIIText.hasPrefix(bytes, lowercased: "ratelimit")
-            default: return false
-            }
+        name.withUTF8Bytes(isRateLimitHeader)
+    }
+
+    static func isRateLimitHeader(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.first.map(ASCIIText.lowered) {
+        case UInt8(ascii: "x"): return ASCIIText.hasPrefix(name, lowercased: "x-ratelimit")
+        case UInt8(ascii: "r"): return ASCIIText.hasPrefix(name, lowercased: "ratelimit")
+        default: return false
         }
+    }
+
+    /// Whether an upstream's response field goes on to the client: not when it belongs to the
+    /// upstream's connection, nor when it is a rate-limit header the gateway sends itself (an
+    /// upstream's own would contradict ours: ours win).
+    static func forwardsToClient(_ name: UnsafeRawBufferPointer, options: ConnectionOptions, rateLimitHeaders: [(String, String)]) -> Bool {
+        if options.removes(name) { return false }
+        guard !rateLimitHeaders.isEmpty, isRateLimitHeader(name) else { return true }
+        return !rateLimitHeaders.contains { ours in ours.0.withUTF8Bytes { ASCIIText.equalsIgnoringCase(name, $0) } }
+    }
+
+    /// Whether the gateway chunks a response body for the client: an HTTP/1.1 client, a body,
+    /// and no length from the upstream (an HTTP/1.0 client's body ends with the connection).
+    static func chunksForClient(requestVersion: HTTPVersion, requestMethod: HTTPMethod, status: HTTPResponseStatus, upstreamHasLength: Bool) -> Bool {
+        requestVersion == .http1_1 && requestMethod != .HEAD && status.mayHaveResponseBody && !upstreamHasLength
     }
 
     /// The request the upstream sees, built in one pass over the client's fields: hop-by-hop
@@ -115,17 +136,12 @@ enum ForwardedHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(head.headers.count + rateLimitHeaders.count + 2)
         var hasLength = false
-        for (name, value) in head.headers where !options.removes(name) {
-            if !rateLimitHeaders.isEmpty, isRateLimitHeader(name),
-                rateLimitHeaders.contains(where: { name.asciiCaseInsensitiveEquals($0.0.lowercased()) })
-            {
-                continue
-            }
+        for (name, value) in head.headers where name.withUTF8Bytes({ forwardsToClient($0, options: options, rateLimitHeaders: rateLimitHeaders) }) {
             if name.utf8.count == 14 && name.asciiCaseInsensitiveEquals("content-length") { hasLength = true }
             fields.append((name, value))
         }
         fields.append(contentsOf: rateLimitHeaders)
-        if requestVersion == .http1_1, requestMethod != .HEAD, head.status.mayHaveResponseBody, !hasLength {
+        if chunksForClient(requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: hasLength) {
             fields.append(("transfer-encoding", "chunked"))
         }
         var headers = HTTPHeaders(fields)
@@ -162,14 +178,17 @@ enum ForwardedHeaders {
     /// an HTTP/1.0 client gets HTTP/1.0 and must be told `keep-alive` explicitly. An HTTP/2
     /// stream has no connection of its own to announce (and HTTP/2 forbids the header).
     static func announceConnection(in headers: inout HTTPHeaders, requestVersion: HTTPVersion, close: Bool) -> HTTPVersion {
+        let announcement = connectionAnnouncement(requestVersion: requestVersion, close: close)
+        if let connection = announcement.connection { headers.add(name: "connection", value: connection) }
+        return announcement.version
+    }
+
+    /// The answer's version, and the `Connection` value it carries, if any.
+    static func connectionAnnouncement(requestVersion: HTTPVersion, close: Bool) -> (version: HTTPVersion, connection: String?) {
         let version: HTTPVersion = requestVersion == .http1_0 ? .http1_0 : .http1_1
-        if requestVersion.major == 2 { return version }
-        if close {
-            headers.add(name: "connection", value: "close")
-        } else if version == .http1_0 {
-            headers.add(name: "connection", value: "keep-alive")
-        }
-        return version
+        if requestVersion.major == 2 { return (version, nil) }
+        if close { return (version, "close") }
+        return (version, version == .http1_0 ? "keep-alive" : nil)
     }
 
     /// An HTTP/1.0 client can only learn where a body without a length ends by the connection

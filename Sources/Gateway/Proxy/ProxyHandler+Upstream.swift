@@ -95,7 +95,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             guard let closeClient = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
                 return
             }
-            recordAnswer(head, for: exchange)
+            recordAnswer(status: head.status, for: exchange)
             writeResponseHead(
                 ForwardedHeaders.clientResponse(
                     from: head,
@@ -119,15 +119,50 @@ extension ProxyHandler: UpstreamResponseDelegate {
         }
     }
 
+    /// An HTTP/1.1 upstream's response head. To an HTTP/1.1 client it goes on as the bytes
+    /// received, less what does not cross the hop, plus what the gateway adds: no Strings built
+    /// to be written out again. An HTTP/2 client, and a WebSocket's 101, take the general way.
+    func upstreamResponseHead(_ head: ReceivedResponseHead) {
+        guard case .proxying(let exchange, _, _) = machine.state, case .connection(let codec, _) = client,
+            head.status != .switchingProtocols
+        else {
+            upstreamResponse(.head(head.head))
+            return
+        }
+        if machine.responseBytesArrived() {
+            // Answered: the request will not be sent again.
+            exchange.pendingParts.removeAll()
+        }
+        let clientHead = exchange.clientHead
+        let closeDelimited = ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
+        let options = ConnectionOptions(head)
+        guard let closeClient = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
+            return
+        }
+        recordAnswer(status: head.status, for: exchange)
+        beginResponse(status: head.status)
+        codec.writeResponseHead { buffer in
+            ForwardedHeaders.writeClientResponse(
+                from: head,
+                options: options,
+                requestVersion: clientHead.version,
+                requestMethod: clientHead.method,
+                keepAlive: !closeClient,
+                rateLimitHeaders: exchange.rateLimitHeaders,
+                into: &buffer
+            )
+        }
+    }
+
     /// The upstream's latency and status, for the metrics, the access log and the target's health.
-    private func recordAnswer(_ head: HTTPResponseHead, for exchange: Exchange) {
+    private func recordAnswer(status: HTTPResponseStatus, for exchange: Exchange) {
         if let started = exchange.upstreamStarted {
             let elapsed = (NIODeadline.now() - started).nanoseconds
-            exchange.target.upstreamMetrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
-            exchange.pool?.health.metrics.record(statusCode: Int(head.status.code), nanoseconds: elapsed)
+            exchange.target.upstreamMetrics.record(statusCode: Int(status.code), nanoseconds: elapsed)
+            exchange.pool?.health.metrics.record(statusCode: Int(status.code), nanoseconds: elapsed)
             logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
         }
-        switch head.status.code {
+        switch status.code {
         case 502, 503, 504: exchange.pool?.health.recordFailure()
         default: exchange.pool?.health.recordSuccess()
         }
@@ -146,7 +181,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             upstreamClosed(error: nil)
             return
         }
-        recordAnswer(head, for: exchange)
+        recordAnswer(status: head.status, for: exchange)
         writeResponseHead(
             ForwardedHeaders.tunnelResponse(
                 from: head,

@@ -440,9 +440,14 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     }
 
     func writeResponseHead(_ head: HTTPResponseHead) {
-        responseInProgress = true
-        logEntry?.status = Int(head.status.code)
+        beginResponse(status: head.status)
         client?.write(.head(head))
+    }
+
+    /// A response head is about to go out.
+    func beginResponse(status: HTTPResponseStatus) {
+        responseInProgress = true
+        logEntry?.status = Int(status.code)
     }
 
     /// - Parameter closing: whether the connection may close after this answer: only then is the

@@ -5,7 +5,10 @@ import NIOTLS
 
 /// What an upstream connection reports to the client exchange that currently owns it.
 protocol UpstreamResponseDelegate: AnyObject {
+    /// A response part from an HTTP/2 upstream, or a body part or end from an HTTP/1.1 one.
     func upstreamResponse(_ part: HTTPClientResponsePart)
+    /// An HTTP/1.1 upstream's response head, as received.
+    func upstreamResponseHead(_ head: ReceivedResponseHead)
     func upstreamReadComplete()
     func upstreamWritabilityChanged(isWritable: Bool)
     func upstreamClosed(error: (any Error)?)
@@ -111,6 +114,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
             return
         }
         delegate.upstreamResponse(part)
+    }
+
+    /// A response head (the codec's direct way in).
+    func receivedHead(_ head: ReceivedResponseHead) {
+        guard let delegate else {
+            context?.close(promise: nil)
+            return
+        }
+        delegate.upstreamResponseHead(head)
     }
 
     /// Bytes of an open tunnel (the codec's direct way in).
