@@ -28,18 +28,8 @@ enum HTTP1Writer {
     }
 
     static func writeStatusLine(version: HTTPVersion, status: HTTPResponseStatus, into buffer: inout ByteBuffer) {
-        status.reasonPhrase.withUTF8Bytes { reason in
-            write(into: &buffer, atMost: reason.count + 15) { line in
-                line.append(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-                let code = status.code
-                line.append(UInt8(ascii: "0") + UInt8(code / 100 % 10))
-                line.append(UInt8(ascii: "0") + UInt8(code / 10 % 10))
-                line.append(UInt8(ascii: "0") + UInt8(code % 10))
-                line.append(UInt8(ascii: " "))
-                line.append(reason)
-                line.append("\r\n")
-            }
-        }
+        let reason = status.reasonPhrase
+        write(into: &buffer, atMost: reason.utf8.count + 15) { line in line.appendStatusLine(version: version, status: status, reason: reason) }
     }
 
     /// Fields, then the empty line: each field line written at once, its bytes copied as they
@@ -86,18 +76,13 @@ enum HTTP1Writer {
 
     /// A field line from bytes, copied as they are.
     static func writeField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
-        write(into: &buffer, atMost: name.count + value.count + 4) { line in
-            line.append(name)
-            line.append(": ")
-            line.append(value)
-            line.append("\r\n")
-        }
+        write(into: &buffer, atMost: name.count + value.count + 4) { line in line.appendField(name, value) }
     }
 
     /// Writes what `fill` appends, at most `count` bytes, into the buffer's room at once (one
     /// capacity check for a whole line instead of one per piece).
     @inline(__always)
-    private static func write(into buffer: inout ByteBuffer, atMost count: Int, _ fill: (inout OutputCursor) -> Void) {
+    static func write(into buffer: inout ByteBuffer, atMost count: Int, _ fill: (inout OutputCursor) -> Void) {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { out in
             var cursor = OutputCursor(out)
             fill(&cursor)
@@ -156,7 +141,7 @@ enum HTTP1Writer {
 }
 
 /// Appends bytes to memory reserved beforehand (the caller reserves enough for all of them).
-private struct OutputCursor {
+struct OutputCursor {
     let out: UnsafeMutableRawBufferPointer
     private(set) var written = 0
 
@@ -166,6 +151,8 @@ private struct OutputCursor {
 
     @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        // The room is the caller's reckoning; a wrong one must stop here, not write past it.
+        precondition(written + bytes.count <= out.count, "a head outgrew the room reserved for it")
         UnsafeMutableRawBufferPointer(rebasing: out[written..<written + bytes.count]).copyMemory(from: bytes)
         written += bytes.count
     }
@@ -175,8 +162,39 @@ private struct OutputCursor {
         text.withUTF8Buffer { append(UnsafeRawBufferPointer($0)) }
     }
 
+    /// `HTTP/1.x code reason` and CRLF: at most the reason's length and 15 bytes.
+    @inline(__always)
+    mutating func appendStatusLine(version: HTTPVersion, status: HTTPResponseStatus, reason: String) {
+        append(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+        let code = status.code
+        append(UInt8(ascii: "0") + UInt8(code / 100 % 10))
+        append(UInt8(ascii: "0") + UInt8(code / 10 % 10))
+        append(UInt8(ascii: "0") + UInt8(code % 10))
+        append(UInt8(ascii: " "))
+        reason.withUTF8Bytes { append($0) }
+        append("\r\n")
+    }
+
+    /// `name: value` and CRLF.
+    @inline(__always)
+    mutating func appendField(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        append(name)
+        append(": ")
+        append(value)
+        append("\r\n")
+    }
+
+    /// A field from Strings, as their UTF-8 (for the gateway's own values, not FieldText's).
+    @inline(__always)
+    mutating func appendField(_ name: String, _ value: String) {
+        name.withUTF8Bytes { name in
+            value.withUTF8Bytes { value in appendField(name, value) }
+        }
+    }
+
     @inline(__always)
     mutating func append(_ byte: UInt8) {
+        precondition(written < out.count, "a head outgrew the room reserved for it")
         out[written] = byte
         written += 1
     }

@@ -5,6 +5,8 @@ extension ForwardedHeaders {
     /// The response head an HTTP/1.1 client sees, written from the head an HTTP/1.1 upstream
     /// sent as received: the fields, framing and announcement `clientResponse` decides, each
     /// forwarded field's bytes copied as they arrived instead of built into Strings and back.
+    /// The gateway's own rate-limit values are written as their UTF-8 (FieldText's escapes
+    /// belong to values received, which these are not).
     /// - Returns: whether the gateway chunks the body for the client.
     static func writeClientResponse(
         from head: ReceivedResponseHead,
@@ -16,24 +18,34 @@ extension ForwardedHeaders {
         into buffer: inout ByteBuffer
     ) -> Bool {
         let announcement = connectionAnnouncement(requestVersion: requestVersion, close: !keepAlive)
-        HTTP1Writer.writeStatusLine(version: announcement.version, status: head.status, into: &buffer)
-        var hasLength = false
-        head.forEachField { name, value in
-            guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
-            if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") { hasLength = true }
-            HTTP1Writer.writeField(name, value, into: &buffer)
-        }
+        let reason = head.status.reasonPhrase
+        // Room for all of it at once: the status line, the upstream's fields (each at most one
+        // byte longer than received, its colon's space added), ours, the framing and the close.
+        var room = reason.utf8.count + 15 + head.bytes.readableBytes + head.fields.count + 64
         for (name, value) in rateLimitHeaders {
-            HTTP1Writer.writeField(name, value, into: &buffer)
+            room += name.utf8.count + value.utf8.count + 4
         }
-        let chunked = chunksForClient(requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: hasLength)
-        if chunked {
-            HTTP1Writer.writeField("transfer-encoding", "chunked", into: &buffer)
+        var chunked = false
+        HTTP1Writer.write(into: &buffer, atMost: room) { out in
+            out.appendStatusLine(version: announcement.version, status: head.status, reason: reason)
+            var hasLength = false
+            head.forEachField { name, value in
+                guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
+                if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") { hasLength = true }
+                out.appendField(name, value)
+            }
+            for (name, value) in rateLimitHeaders {
+                out.appendField(name, value)
+            }
+            chunked = chunksForClient(requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: hasLength)
+            if chunked {
+                out.append("transfer-encoding: chunked\r\n")
+            }
+            if let connection = announcement.connection {
+                out.appendField("connection", connection)
+            }
+            out.append("\r\n")
         }
-        if let connection = announcement.connection {
-            HTTP1Writer.writeField("connection", connection, into: &buffer)
-        }
-        buffer.writeStaticString("\r\n")
         return chunked
     }
 
