@@ -43,7 +43,21 @@ package final class HTTP2ClientStream {
     /// A final response head not framed yet: if the end follows with no body (a gRPC
     /// "trailers-only" answer, an empty one), one HEADERS frame carries both, as gRPC clients
     /// require (they read a status in a HEADERS frame that ends the stream, and only there).
-    private var heldHead: HTTPResponseHead?
+    private var heldHead: HeldHead?
+
+    /// A final response head, as the delegate gave it: a head to encode, or a block of fields
+    /// it encoded itself.
+    private enum HeldHead {
+        case head(HTTPResponseHead)
+        case block(ByteBuffer)
+
+        func encode(into buffer: inout ByteBuffer) {
+            switch self {
+            case .head(let head): HTTP2ResponseFields.encode(head, into: &buffer)
+            case .block(var block): buffer.writeBuffer(&block)
+            }
+        }
+    }
     /// RFC 9113's state of the stream: which sides have ended (the response's end counts once
     /// framed), or closed.
     private var state = HTTP2StreamState.open
@@ -203,6 +217,17 @@ package final class HTTP2ClientStream {
         connection.flush()
     }
 
+    /// Writes a final response head whose fields the delegate encodes itself (with
+    /// HTTP2ResponseFields' `encodeStatus`, then `encodeField` for each field).
+    package func writeHead(encodedBy encode: (inout ByteBuffer) -> Void) {
+        guard isOpen, !responseEnded else { return }
+        sendHeldHead()
+        sendHeldBody()
+        var block = ByteBufferAllocator().buffer(capacity: 512)
+        encode(&block)
+        heldHead = .block(block)
+    }
+
     private func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
         guard isOpen, !responseEnded else {
             promise?.fail(ChannelError.ioOnClosedChannel)
@@ -213,7 +238,7 @@ package final class HTTP2ClientStream {
             sendHeldHead()
             sendHeldBody()
             if head.status.code >= 200 {
-                heldHead = head
+                heldHead = .head(head)
             } else {
                 connection.writeHeaders(id, endStream: false) { HTTP2ResponseFields.encode(head, into: &$0) }
             }
@@ -244,7 +269,7 @@ package final class HTTP2ClientStream {
         case .end(nil):
             responseEnded = true
             if heldBody == nil, let head = heldHead.take() {
-                connection.writeHeaders(id, endStream: true, promise: promise) { HTTP2ResponseFields.encode(head, into: &$0) }
+                connection.writeHeaders(id, endStream: true, promise: promise) { head.encode(into: &$0) }
                 localEnd()
                 return
             }
@@ -255,7 +280,7 @@ package final class HTTP2ClientStream {
 
     private func sendHeldHead() {
         guard let head = heldHead.take() else { return }
-        connection.writeHeaders(id, endStream: false) { HTTP2ResponseFields.encode(head, into: &$0) }
+        connection.writeHeaders(id, endStream: false) { head.encode(into: &$0) }
     }
 
     private func sendHeldBody() {

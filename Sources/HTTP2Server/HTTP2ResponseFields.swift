@@ -12,7 +12,13 @@ package enum HTTP2ResponseFields {
     /// The block for a response head: `:status` and the regular fields, lower-cased, without
     /// the HTTP/1 connection-level fields HTTP/2 forbids.
     package static func encode(_ head: HTTPResponseHead, into buffer: inout ByteBuffer) {
-        let code = head.status.code
+        encodeStatus(head.status, into: &buffer)
+        encode(head.headers, into: &buffer)
+    }
+
+    /// `:status`, a block's first field.
+    package static func encodeStatus(_ status: HTTPResponseStatus, into buffer: inout ByteBuffer) {
+        let code = status.code
         if let index = staticStatusIndex(code) {
             buffer.writeInteger(0x80 | index)
         } else {
@@ -20,26 +26,36 @@ package enum HTTP2ResponseFields {
             buffer.writeInteger(UInt8(0x08))
             writeString(String(code), into: &buffer)
         }
-        encode(head.headers, into: &buffer)
     }
 
     /// The regular fields of a head or of trailers.
     package static func encode(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         for (name, value) in headers {
-            let bytes = name.utf8
-            let hasCapitals = bytes.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
-            if HTTP2FieldSyntax.isConnectionSpecific(name, lowerCase: !hasCapitals) { continue }
-            if !hasCapitals, let index = staticNameIndex(name) {
-                writeInteger(index, prefixBits: 4, flags: 0, into: &buffer)
-            } else {
-                buffer.writeInteger(UInt8(0))
-                writeInteger(bytes.count, prefixBits: 7, flags: 0, into: &buffer)
-                let start = buffer.writerIndex
-                buffer.writeString(name)
-                if hasCapitals { lowerCase(&buffer, from: start) }
+            withBytes(name) { name in
+                withBytes(value) { value in encodeField(name: name, value: value, into: &buffer) }
             }
-            writeString(value, into: &buffer)
         }
+    }
+
+    /// A regular field from its bytes: the name lower-cased (sent as the static table's index
+    /// when it has it); nothing for the HTTP/1 connection-level fields HTTP/2 forbids.
+    package static func encodeField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        if isConnectionSpecific(name) { return }
+        if let index = staticNameIndex(name) {
+            writeInteger(index, prefixBits: 4, flags: 0, into: &buffer)
+        } else {
+            buffer.writeInteger(UInt8(0))
+            writeInteger(name.count, prefixBits: 7, flags: 0, into: &buffer)
+            let start = buffer.writerIndex
+            buffer.writeBytes(name)
+            lowerCase(&buffer, from: start)
+        }
+        writeInteger(value.count, prefixBits: 7, flags: 0, into: &buffer)
+        buffer.writeBytes(value)
+    }
+
+    private static func withBytes<Result>(_ text: String, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        text.utf8.withContiguousStorageIfAvailable { body(UnsafeRawBufferPointer($0)) } ?? Array(text.utf8).withUnsafeBytes(body)
     }
 
     /// A dynamic table size update (RFC 7541, 6.3): begins a block.
@@ -61,19 +77,42 @@ package enum HTTP2ResponseFields {
         }
     }
 
-    /// The static table's index of the common response field names it has.
-    private static func staticNameIndex(_ name: String) -> Int? {
-        switch name.utf8.count {
-        case 4: return name == "date" ? 33 : name == "etag" ? 34 : name == "vary" ? 59 : nil
-        case 6: return name == "server" ? 54 : nil
-        case 8: return name == "location" ? 46 : nil
-        case 10: return name == "set-cookie" ? 55 : nil
-        case 11: return name == "retry-after" ? 53 : nil
-        case 12: return name == "content-type" ? 31 : nil
-        case 13: return name == "cache-control" ? 24 : name == "last-modified" ? 44 : nil
-        case 14: return name == "content-length" ? 28 : nil
-        case 16: return name == "content-encoding" ? 26 : nil
+    /// The static table's index of the common response field names it has, in any case.
+    private static func staticNameIndex(_ name: UnsafeRawBufferPointer) -> Int? {
+        switch name.count {
+        case 4: return matches(name, "date") ? 33 : matches(name, "etag") ? 34 : matches(name, "vary") ? 59 : nil
+        case 6: return matches(name, "server") ? 54 : nil
+        case 8: return matches(name, "location") ? 46 : nil
+        case 10: return matches(name, "set-cookie") ? 55 : nil
+        case 11: return matches(name, "retry-after") ? 53 : nil
+        case 12: return matches(name, "content-type") ? 31 : nil
+        case 13: return matches(name, "cache-control") ? 24 : matches(name, "last-modified") ? 44 : nil
+        case 14: return matches(name, "content-length") ? 28 : nil
+        case 16: return matches(name, "content-encoding") ? 26 : nil
         default: return nil
+        }
+    }
+
+    /// The connection-level fields of HTTP/1 that HTTP/2 forbids (RFC 9113, 8.2.2), in any case.
+    private static func isConnectionSpecific(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 7: return matches(name, "upgrade")
+        case 10: return matches(name, "connection") || matches(name, "keep-alive")
+        case 16: return matches(name, "proxy-connection")
+        case 17: return matches(name, "transfer-encoding")
+        default: return false
+        }
+    }
+
+    /// Whether `bytes` are `literal` (lower case) in any case; `bytes` has its length.
+    private static func matches(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { literal in
+            var index = 0
+            while index < literal.count {
+                if HTTP2FieldSyntax.lowerCased(bytes[index]) != literal[index] { return false }
+                index += 1
+            }
+            return true
         }
     }
 

@@ -1,3 +1,4 @@
+import HTTP2Server
 import NIOCore
 import NIOHTTP1
 
@@ -47,6 +48,28 @@ extension ForwardedHeaders {
             out.append("\r\n")
         }
         return chunked
+    }
+
+    /// The response head an HTTP/2 client sees, as the header block of HTTP2ResponseFields,
+    /// from the head an HTTP/1.1 upstream sent: the fields `clientResponse` keeps, as received,
+    /// then the gateway's rate-limit headers (a stream frames its body itself: no framing field,
+    /// no announcement).
+    static func encodeClientResponse(
+        from head: ReceivedResponseHead,
+        options: ConnectionOptions,
+        rateLimitHeaders: [(String, String)],
+        into block: inout ByteBuffer
+    ) {
+        HTTP2ResponseFields.encodeStatus(head.status, into: &block)
+        head.forEachField { name, value in
+            guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
+            HTTP2ResponseFields.encodeField(name: name, value: value, into: &block)
+        }
+        for (name, value) in rateLimitHeaders {
+            name.withUTF8Bytes { name in
+                value.withUTF8Bytes { value in HTTP2ResponseFields.encodeField(name: name, value: value, into: &block) }
+            }
+        }
     }
 
     /// An HTTP/1.0 client can only learn where a body without a length ends by the connection

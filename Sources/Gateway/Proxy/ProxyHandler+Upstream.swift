@@ -119,13 +119,12 @@ extension ProxyHandler: UpstreamResponseDelegate {
         }
     }
 
-    /// An HTTP/1.1 upstream's response head. To an HTTP/1.1 client it goes on as the bytes
-    /// received, less what does not cross the hop, plus what the gateway adds: no Strings built
-    /// to be written out again. An HTTP/2 client, and a WebSocket's 101, take the general way.
+    /// An HTTP/1.1 upstream's response head. It goes on as the bytes received, less what does
+    /// not cross the hop, plus what the gateway adds: written as an HTTP/1.1 head, or encoded as
+    /// an HTTP/2 header block, with no Strings built to be written out again. A WebSocket's 101
+    /// takes the general way.
     func upstreamResponseHead(_ head: ReceivedResponseHead) {
-        guard case .proxying(let exchange, _, _) = machine.state, case .connection(let codec, _) = client,
-            head.status != .switchingProtocols
-        else {
+        guard case .proxying(let exchange, _, _) = machine.state, let client, head.status != .switchingProtocols else {
             upstreamResponse(.head(head.head))
             return
         }
@@ -141,16 +140,23 @@ extension ProxyHandler: UpstreamResponseDelegate {
         }
         recordAnswer(status: head.status, for: exchange)
         beginResponse(status: head.status)
-        codec.writeResponseHead { buffer in
-            ForwardedHeaders.writeClientResponse(
-                from: head,
-                options: options,
-                requestVersion: clientHead.version,
-                requestMethod: clientHead.method,
-                keepAlive: !closeClient,
-                rateLimitHeaders: exchange.rateLimitHeaders,
-                into: &buffer
-            )
+        switch client {
+        case .connection(let codec, _):
+            codec.writeResponseHead { buffer in
+                ForwardedHeaders.writeClientResponse(
+                    from: head,
+                    options: options,
+                    requestVersion: clientHead.version,
+                    requestMethod: clientHead.method,
+                    keepAlive: !closeClient,
+                    rateLimitHeaders: exchange.rateLimitHeaders,
+                    into: &buffer
+                )
+            }
+        case .stream(let stream):
+            stream.writeHead { block in
+                ForwardedHeaders.encodeClientResponse(from: head, options: options, rateLimitHeaders: exchange.rateLimitHeaders, into: &block)
+            }
         }
     }
 
