@@ -21,8 +21,10 @@ final class ASCIITextTests: XCTestCase {
         XCTAssertTrue("Content-LENGTH".asciiCaseInsensitiveEquals("content-length"))
         XCTAssertFalse("content-lengt".asciiCaseInsensitiveEquals("content-length"))
         XCTAssertFalse("content-lengthx".asciiCaseInsensitiveEquals("content-length"))
-        XCTAssertTrue("X-RateLimit-Limit".asciiCaseInsensitiveHasPrefix("x-ratelimit"))
-        XCTAssertFalse("X-Rate".asciiCaseInsensitiveHasPrefix("x-ratelimit"))
+        XCTAssertTrue(ForwardedHeaders.isRateLimitHeader("X-RateLimit-Limit"))
+        XCTAssertTrue(ForwardedHeaders.isRateLimitHeader("RATELIMIT-Policy"))
+        XCTAssertFalse(ForwardedHeaders.isRateLimitHeader("X-Rate"))
+        XCTAssertFalse(ForwardedHeaders.isRateLimitHeader("Rate"))
         // Only A to Z fold: `@` (0x40) and `[` (0x5B) sit beside them.
         XCTAssertFalse("@".asciiCaseInsensitiveEquals("`"))
         XCTAssertFalse("[".asciiCaseInsensitiveEquals("{"))

@@ -27,10 +27,12 @@ enum ASCIIText {
     }
 
     /// Whether `bytes` are `other` (all lower case), in any case.
+    static func equals(_ bytes: UnsafeRawBufferPointer, lowercased other: UnsafeRawBufferPointer) -> Bool {
+        bytes.count == other.count && hasPrefix(bytes, lowercased: other)
+    }
+
     static func equals(_ bytes: UnsafeRawBufferPointer, lowercased other: StaticString) -> Bool {
-        other.withUTF8Buffer { other in
-            bytes.count == other.count && hasPrefix(bytes, lowercased: UnsafeRawBufferPointer(other))
-        }
+        other.withUTF8Buffer { equals(bytes, lowercased: UnsafeRawBufferPointer($0)) }
     }
 
     /// Whether `bytes` and `other` are equal, in any case (both may hold upper case).
@@ -87,26 +89,20 @@ extension String {
 
     /// ASCII case-insensitive equality with an all-lower-case `other`, without allocating.
     func asciiCaseInsensitiveEquals(_ other: String) -> Bool {
-        utf8.count == other.utf8.count && asciiCaseInsensitiveHasPrefix(other)
-    }
-
-    /// ASCII case-insensitive prefix test against an all-lower-case `prefix`, without allocating.
-    func asciiCaseInsensitiveHasPrefix(_ prefix: String) -> Bool {
-        withUTF8Bytes { mine in
-            prefix.withUTF8Bytes { prefix in ASCIIText.hasPrefix(mine, lowercased: prefix) }
-        }
+        utf8.count == other.utf8.count
+            && withUTF8Bytes { mine in other.withUTF8Bytes { ASCIIText.equals(mine, lowercased: $0) } }
     }
 
     /// Whether this comma-separated list value names `token` (all lower case), in any case.
     func listsToken(_ token: String) -> Bool {
-        var found = false
         withUTF8Bytes { bytes in
             token.withUTF8Bytes { token in
+                var found = false
                 ASCIIText.forEachListElement(bytes) { element in
-                    if element.count == token.count && ASCIIText.hasPrefix(element, lowercased: token) { found = true }
+                    if ASCIIText.equals(element, lowercased: token) { found = true }
                 }
+                return found
             }
         }
-        return found
     }
 }

@@ -55,13 +55,6 @@ enum HTTP1Writer {
         return framing
     }
 
-    /// A field line from Strings, the value's bytes as received (FieldText).
-    static func writeField(_ name: String, _ value: String, into buffer: inout ByteBuffer) {
-        name.withUTF8Bytes { name in
-            value.withUTF8Bytes { value in writeField(name, fieldText: value, into: &buffer) }
-        }
-    }
-
     /// - Parameter value: the UTF-8 of a String made by FieldText.
     private static func writeField(_ name: UnsafeRawBufferPointer, fieldText value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
         guard FieldText.holdsRawBytes(value) else {

@@ -75,6 +75,6 @@ struct ConnectionOptions {
     func removes(_ name: UnsafeRawBufferPointer) -> Bool {
         guard removesAny else { return false }
         if ForwardedHeaders.isHopByHop(name) { return true }
-        return !named.isEmpty && named.contains { option in option.withUTF8Bytes { ASCIIText.hasPrefix(name, lowercased: $0) && name.count == $0.count } }
+        return !named.isEmpty && named.contains { option in option.withUTF8Bytes { ASCIIText.equals(name, lowercased: $0) } }
     }
 }

@@ -90,12 +90,17 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 return
             }
             let clientHead = exchange.clientHead
-            let closeDelimited = ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
             let options = ConnectionOptions(head.headers)
-            guard let closeClient = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
+            guard
+                let closeClient = accept(
+                    status: head.status,
+                    upstreamKeepAlive: options.keepsAlive(head.version),
+                    closeDelimited: ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method),
+                    for: exchange
+                )
+            else {
                 return
             }
-            recordAnswer(status: head.status, for: exchange)
             writeResponseHead(
                 ForwardedHeaders.clientResponse(
                     from: head,
@@ -133,12 +138,17 @@ extension ProxyHandler: UpstreamResponseDelegate {
             exchange.pendingParts.removeAll()
         }
         let clientHead = exchange.clientHead
-        let closeDelimited = ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method)
         let options = ConnectionOptions(head)
-        guard let closeClient = machine.responseHead(upstreamKeepAlive: options.keepsAlive(head.version), closeDelimited: closeDelimited) else {
+        guard
+            let closeClient = accept(
+                status: head.status,
+                upstreamKeepAlive: options.keepsAlive(head.version),
+                closeDelimited: ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method),
+                for: exchange
+            )
+        else {
             return
         }
-        recordAnswer(status: head.status, for: exchange)
         beginResponse(status: head.status)
         switch client {
         case .connection(let codec, _):
@@ -158,6 +168,18 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 ForwardedHeaders.encodeClientResponse(from: head, options: options, rateLimitHeaders: exchange.rateLimitHeaders, into: &block)
             }
         }
+    }
+
+    /// A response head the exchange forwards, whichever way it came: the state machine told,
+    /// the answer recorded.
+    /// - Returns: whether the client connection closes after this answer; nil when the head is
+    ///   not one the exchange forwards.
+    private func accept(status: HTTPResponseStatus, upstreamKeepAlive: Bool, closeDelimited: Bool, for exchange: Exchange) -> Bool? {
+        guard let closeClient = machine.responseHead(upstreamKeepAlive: upstreamKeepAlive, closeDelimited: closeDelimited) else {
+            return nil
+        }
+        recordAnswer(status: status, for: exchange)
+        return closeClient
     }
 
     /// The upstream's latency and status, for the metrics, the access log and the target's health.
