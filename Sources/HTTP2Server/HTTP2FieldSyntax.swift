@@ -11,18 +11,32 @@ package enum HTTP2FieldSyntax {
     }
 
     /// HTTP/1 connection management, which HTTP/2 forbids in either direction (RFC 9113,
-    /// 8.2.2). `lowerCase`: whether `name` is known to be lower-case already (else compared
-    /// without regard to case).
-    package static func isConnectionSpecific(_ name: String, lowerCase: Bool = true) -> Bool {
-        func equals(_ literal: String) -> Bool {
-            lowerCase ? name == literal : name.utf8.elementsEqual(literal.utf8) { lowerCased($0) == $1 }
-        }
-        switch name.utf8.count {
-        case 7: return equals("upgrade")
-        case 10: return equals("connection") || equals("keep-alive")
-        case 16: return equals("proxy-connection")
-        case 17: return equals("transfer-encoding")
+    /// 8.2.2), in any case.
+    package static func isConnectionSpecific(_ name: String) -> Bool {
+        name.utf8.withContiguousStorageIfAvailable { isConnectionSpecific(UnsafeRawBufferPointer($0)) }
+            ?? Array(name.utf8).withUnsafeBytes { isConnectionSpecific($0) }
+    }
+
+    package static func isConnectionSpecific(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 7: return matches(name, "upgrade")
+        case 10: return matches(name, "connection") || matches(name, "keep-alive")
+        case 16: return matches(name, "proxy-connection")
+        case 17: return matches(name, "transfer-encoding")
         default: return false
+        }
+    }
+
+    /// Whether `bytes` are `literal` (lower case) in any case.
+    package static func matches(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { literal in
+            guard bytes.count == literal.count else { return false }
+            var index = 0
+            while index < literal.count {
+                if lowerCased(bytes[index]) != literal[index] { return false }
+                index += 1
+            }
+            return true
         }
     }
 

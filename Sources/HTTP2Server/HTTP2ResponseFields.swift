@@ -40,7 +40,7 @@ package enum HTTP2ResponseFields {
     /// A regular field from its bytes: the name lower-cased (sent as the static table's index
     /// when it has it); nothing for the HTTP/1 connection-level fields HTTP/2 forbids.
     package static func encodeField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
-        if isConnectionSpecific(name) { return }
+        if HTTP2FieldSyntax.isConnectionSpecific(name) { return }
         if let index = staticNameIndex(name) {
             writeInteger(index, prefixBits: 4, flags: 0, into: &buffer)
         } else {
@@ -80,39 +80,16 @@ package enum HTTP2ResponseFields {
     /// The static table's index of the common response field names it has, in any case.
     private static func staticNameIndex(_ name: UnsafeRawBufferPointer) -> Int? {
         switch name.count {
-        case 4: return matches(name, "date") ? 33 : matches(name, "etag") ? 34 : matches(name, "vary") ? 59 : nil
-        case 6: return matches(name, "server") ? 54 : nil
-        case 8: return matches(name, "location") ? 46 : nil
-        case 10: return matches(name, "set-cookie") ? 55 : nil
-        case 11: return matches(name, "retry-after") ? 53 : nil
-        case 12: return matches(name, "content-type") ? 31 : nil
-        case 13: return matches(name, "cache-control") ? 24 : matches(name, "last-modified") ? 44 : nil
-        case 14: return matches(name, "content-length") ? 28 : nil
-        case 16: return matches(name, "content-encoding") ? 26 : nil
+        case 4: return HTTP2FieldSyntax.matches(name, "date") ? 33 : HTTP2FieldSyntax.matches(name, "etag") ? 34 : HTTP2FieldSyntax.matches(name, "vary") ? 59 : nil
+        case 6: return HTTP2FieldSyntax.matches(name, "server") ? 54 : nil
+        case 8: return HTTP2FieldSyntax.matches(name, "location") ? 46 : nil
+        case 10: return HTTP2FieldSyntax.matches(name, "set-cookie") ? 55 : nil
+        case 11: return HTTP2FieldSyntax.matches(name, "retry-after") ? 53 : nil
+        case 12: return HTTP2FieldSyntax.matches(name, "content-type") ? 31 : nil
+        case 13: return HTTP2FieldSyntax.matches(name, "cache-control") ? 24 : HTTP2FieldSyntax.matches(name, "last-modified") ? 44 : nil
+        case 14: return HTTP2FieldSyntax.matches(name, "content-length") ? 28 : nil
+        case 16: return HTTP2FieldSyntax.matches(name, "content-encoding") ? 26 : nil
         default: return nil
-        }
-    }
-
-    /// The connection-level fields of HTTP/1 that HTTP/2 forbids (RFC 9113, 8.2.2), in any case.
-    private static func isConnectionSpecific(_ name: UnsafeRawBufferPointer) -> Bool {
-        switch name.count {
-        case 7: return matches(name, "upgrade")
-        case 10: return matches(name, "connection") || matches(name, "keep-alive")
-        case 16: return matches(name, "proxy-connection")
-        case 17: return matches(name, "transfer-encoding")
-        default: return false
-        }
-    }
-
-    /// Whether `bytes` are `literal` (lower case) in any case; `bytes` has its length.
-    private static func matches(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
-        literal.withUTF8Buffer { literal in
-            var index = 0
-            while index < literal.count {
-                if HTTP2FieldSyntax.lowerCased(bytes[index]) != literal[index] { return false }
-                index += 1
-            }
-            return true
         }
     }
 
