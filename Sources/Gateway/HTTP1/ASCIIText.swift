@@ -47,12 +47,16 @@ enum ASCIIText {
     }
 
     /// Whether a comma-separated list names `token` (all lower case), in any case.
-    static func lists(_ list: UnsafeRawBufferPointer, _ token: StaticString) -> Bool {
+    static func lists(_ list: UnsafeRawBufferPointer, _ token: UnsafeRawBufferPointer) -> Bool {
         var found = false
         forEachListElement(list) { element in
             if equals(element, lowercased: token) { found = true }
         }
         return found
+    }
+
+    static func lists(_ list: UnsafeRawBufferPointer, _ token: StaticString) -> Bool {
+        token.withUTF8Buffer { lists(list, UnsafeRawBufferPointer($0)) }
     }
 
     /// Calls `body` with each element of a comma-separated list (RFC 9110, 5.6.1), without the
@@ -95,14 +99,6 @@ extension String {
 
     /// Whether this comma-separated list value names `token` (all lower case), in any case.
     func listsToken(_ token: String) -> Bool {
-        withUTF8Bytes { bytes in
-            token.withUTF8Bytes { token in
-                var found = false
-                ASCIIText.forEachListElement(bytes) { element in
-                    if ASCIIText.equals(element, lowercased: token) { found = true }
-                }
-                return found
-            }
-        }
+        withUTF8Bytes { bytes in token.withUTF8Bytes { ASCIIText.lists(bytes, $0) } }
     }
 }
