@@ -80,7 +80,9 @@ final class DenialCacheEndToEndTests: XCTestCase {
         // A connection sends its next request only after its answer, and the first denial answered on
         // an event loop is cached for every connection of that loop: so at most one call per connection.
         XCTAssertLessThanOrEqual(during, 8, "\(during) script calls for \(total) denied requests")
-        XCTAssertGreaterThanOrEqual(try harness.metric("ratesync_denial_cache_hits_total", ["store": "redis"]) ?? 0, Double(total - during))
+        // One script call can carry several requests of a tick, so the bound on what reached the store
+        // is per connection too, not the number of calls.
+        XCTAssertGreaterThanOrEqual(try harness.metric("ratesync_denial_cache_hits_total", ["store": "redis"]) ?? 0, Double(total - 8))
 
         // The wait it announces is Redis's own: when the oldest admission leaves the window.
         let answer = try curl(["\(harness.base)/login"])
