@@ -2,6 +2,7 @@
 import HTTP2Server
 import NIOCore
 import NIOHTTP1
+import RateSync
 import XCTest
 
 /// An HTTP/1.1 upstream's head goes to an HTTP/1.1 client as the bytes received, filtered and
@@ -23,9 +24,10 @@ final class ClientResponseTests: XCTestCase {
         Array("x-spaced: \t value with  inner  spaces \t\r\n".utf8),
     ]
 
-    private static let rateLimitHeaders: [(String, String)] = [
-        ("X-RateLimit-Limit", "10"), ("X-RateLimit-Remaining", "9"), ("RateLimit", "\"bench\";r=9;t=1"),
-    ]
+    private static let rateLimitHeaders = RateLimitHeaders(
+        Decision(allowed: true, limit: 10, remaining: 9, retryAfter: 0, resetAfter: 0.4, now: 1_700_000_000),
+        limiter: LimiterConfig(id: "bench", storeID: "local", algorithm: .slidingWindow(SlidingWindowRule(limit: 10, windowSeconds: 1)))
+    )
 
     /// Every status with six of the fields at a time (the rest always present), so that every
     /// combination of framing, Connection and rate-limit fields comes up.
@@ -50,7 +52,7 @@ final class ClientResponseTests: XCTestCase {
         for received in try upstreamHeads() {
             for (version, method) in [(HTTPVersion.http1_1, HTTPMethod.GET), (.http1_1, .HEAD), (.http1_0, .GET)] {
                 for keepAlive in [true, false] {
-                    for rateLimitHeaders in [[], Self.rateLimitHeaders] {
+                    for rateLimitHeaders in [nil, Self.rateLimitHeaders] {
                         try compare(received, version: version, method: method, keepAlive: keepAlive, rateLimitHeaders: rateLimitHeaders)
                         compared += 1
                     }
@@ -64,7 +66,7 @@ final class ClientResponseTests: XCTestCase {
         // (Obs-text aside: the general head's Strings hold FieldText's escapes, which only an
         // HTTP/1.1 writer turns back; the block encoded from the bytes has the bytes themselves.)
         for received in try upstreamHeads(withObsText: false) {
-            for rateLimitHeaders in [[], Self.rateLimitHeaders] {
+            for rateLimitHeaders in [nil, Self.rateLimitHeaders] {
                 let general = received.head
                 var expected = ByteBuffer()
                 HTTP2ResponseFields.encode(
@@ -86,7 +88,7 @@ final class ClientResponseTests: XCTestCase {
         version: HTTPVersion,
         method: HTTPMethod,
         keepAlive: Bool,
-        rateLimitHeaders: [(String, String)]
+        rateLimitHeaders: RateLimitHeaders?
     ) throws {
         let general = received.head
         let generalOptions = ConnectionOptions(general.headers)
@@ -121,7 +123,7 @@ final class ClientResponseTests: XCTestCase {
         var written = ByteBuffer()
         _ = ForwardedHeaders.writeClientResponse(
             from: received, options: ConnectionOptions(received), requestVersion: .http1_1, requestMethod: .GET,
-            keepAlive: true, rateLimitHeaders: [], into: &written
+            keepAlive: true, rateLimitHeaders: nil, into: &written
         )
         let line = Array("X-Obs: ".utf8) + value + Array("\r\n".utf8)
         XCTAssertNotNil(Array(written.readableBytesView).firstRange(of: line), String(decoding: written.readableBytesView, as: UTF8.self))

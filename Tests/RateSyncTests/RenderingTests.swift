@@ -12,7 +12,7 @@ final class RenderingTests: XCTestCase {
 
     func testDeniedHeadersCarryTheRealValues() {
         let decision = Decision(allowed: false, limit: 10, remaining: 0, retryAfter: 6.2, resetAfter: 290.5, now: 1000.25)
-        let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders.render(decision, limiter: auth))
+        let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders(decision, limiter: auth).pairs)
         XCTAssertEqual(headers["X-RateLimit-Limit"], "10")
         XCTAssertEqual(headers["X-RateLimit-Remaining"], "0")
         XCTAssertEqual(headers["X-RateLimit-Reset"], "1291")
@@ -25,7 +25,7 @@ final class RenderingTests: XCTestCase {
         let wide = LimiterConfig(id: "a-long-policy-name-of-some-length", storeID: "s", algorithm: .slidingWindow(SlidingWindowRule(limit: 1, windowSeconds: 1)))
         for (limit, remaining) in [(0, 0), (9, 10), (100_000_000, 99_999_999), (Int.max, Int.min), (1_000_000_000_000_000_000, -1)] {
             let decision = Decision(allowed: true, limit: limit, remaining: remaining, retryAfter: 0, resetAfter: 0, now: 0)
-            let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders.render(decision, limiter: wide))
+            let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders(decision, limiter: wide).pairs)
             XCTAssertEqual(headers["RateLimit-Policy"], "\"\(wide.id)\";q=\(limit);w=1")
             XCTAssertEqual(headers["RateLimit"], "\"\(wide.id)\";r=\(remaining);t=0")
         }
@@ -33,7 +33,7 @@ final class RenderingTests: XCTestCase {
 
     func testAllowedResponsesHaveNoRetryAfterAndRetryAfterIsAtLeastOne() {
         let allowed = Decision(allowed: true, limit: 10, remaining: 4, retryAfter: 0, resetAfter: 300, now: 0)
-        XCTAssertFalse(RateLimitHeaders.render(allowed, limiter: auth).contains { $0.0 == "Retry-After" })
+        XCTAssertFalse(RateLimitHeaders(allowed, limiter: auth).pairs.contains { $0.0 == "Retry-After" })
         let soon = Decision(allowed: false, limit: 10, remaining: 0, retryAfter: 0.01, resetAfter: 0.01, now: 0)
         XCTAssertEqual(RateLimitHeaders.retryAfterSeconds(soon), 1)
     }
@@ -41,7 +41,7 @@ final class RenderingTests: XCTestCase {
     func testTokenBucketPolicyWindowIsTheFullRefillTime() {
         let bucket = LimiterConfig(id: "public", storeID: "s", algorithm: .tokenBucket(TokenBucketRule(ratePerSecond: 2, burst: 10)))
         let decision = Decision(allowed: true, limit: 10, remaining: 9, retryAfter: 0, resetAfter: 0.5, now: 0)
-        let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders.render(decision, limiter: bucket))
+        let headers = Dictionary(uniqueKeysWithValues: RateLimitHeaders(decision, limiter: bucket).pairs)
         XCTAssertEqual(headers["RateLimit-Policy"], "\"public\";q=10;w=5")
     }
 

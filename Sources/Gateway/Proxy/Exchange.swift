@@ -1,5 +1,6 @@
 import NIOCore
 import NIOHTTP1
+import RateSync
 
 /// What one request/response pair passing through a client connection carries: its heads, its
 /// route, the body parts that wait with it, the limiter's slots and headers. How far it got is
@@ -13,7 +14,7 @@ final class Exchange {
     /// until the upstream answers when the request may be sent again on a fresh connection).
     /// An array, not a CircularBuffer: empty, it costs no allocation, and it is usually empty.
     var pendingParts: [HTTPClientRequestPart] = []
-    var rateLimitHeaders: [(String, String)] = []
+    var rateLimitHeaders: RateLimitHeaders?
     var heldSlots: [StoreHold] = []
     /// When the request went to the upstream, for the upstream latency.
     var upstreamStarted: NIODeadline?

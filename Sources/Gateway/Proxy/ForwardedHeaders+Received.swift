@@ -1,6 +1,7 @@
 import HTTP2Server
 import NIOCore
 import NIOHTTP1
+import RateSync
 
 extension ForwardedHeaders {
     /// The response head an HTTP/1.1 client sees, written from the head an HTTP/1.1 upstream
@@ -15,7 +16,7 @@ extension ForwardedHeaders {
         requestVersion: HTTPVersion,
         requestMethod: HTTPMethod,
         keepAlive: Bool,
-        rateLimitHeaders: [(String, String)],
+        rateLimitHeaders: RateLimitHeaders?,
         into buffer: inout ByteBuffer
     ) -> Bool {
         let announcement = connectionAnnouncement(requestVersion: requestVersion, close: !keepAlive)
@@ -23,8 +24,8 @@ extension ForwardedHeaders {
         // Room for all of it at once: the status line, the upstream's fields (each at most one
         // byte longer than received, its colon's space added), ours, the framing and the close.
         var room = reason.utf8.count + 15 + head.bytes.readableBytes + head.fields.count + 64
-        for (name, value) in rateLimitHeaders {
-            room += name.utf8.count + value.utf8.count + 4
+        if let rateLimitHeaders {
+            room += rateLimitHeaders.maximumByteCount + 6 * 4
         }
         var chunked = false
         HTTP1Writer.write(into: &buffer, atMost: room) { out in
@@ -35,9 +36,7 @@ extension ForwardedHeaders {
                 if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") { hasLength = true }
                 out.appendField(name, value)
             }
-            for (name, value) in rateLimitHeaders {
-                out.appendField(name, value)
-            }
+            rateLimitHeaders?.forEachField { name, value in out.appendField(name, value) }
             chunked = chunksForClient(requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: hasLength)
             if chunked {
                 out.append("transfer-encoding: chunked\r\n")
@@ -57,7 +56,7 @@ extension ForwardedHeaders {
     static func encodeClientResponse(
         from head: ReceivedResponseHead,
         options: ConnectionOptions,
-        rateLimitHeaders: [(String, String)],
+        rateLimitHeaders: RateLimitHeaders?,
         into block: inout ByteBuffer
     ) {
         HTTP2ResponseFields.encodeStatus(head.status, into: &block)
@@ -65,11 +64,7 @@ extension ForwardedHeaders {
             guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
             HTTP2ResponseFields.encodeField(name: name, value: value, into: &block)
         }
-        for (name, value) in rateLimitHeaders {
-            name.withUTF8Bytes { name in
-                value.withUTF8Bytes { value in HTTP2ResponseFields.encodeField(name: name, value: value, into: &block) }
-            }
-        }
+        rateLimitHeaders?.forEachField { name, value in HTTP2ResponseFields.encodeField(name: name, value: value, into: &block) }
     }
 
     /// An HTTP/1.0 client can only learn where a body without a length ends by the connection

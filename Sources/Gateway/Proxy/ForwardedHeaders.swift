@@ -1,4 +1,5 @@
 import NIOHTTP1
+import RateSync
 
 /// Header rewriting between the two hops.
 enum ForwardedHeaders {
@@ -52,10 +53,12 @@ enum ForwardedHeaders {
     /// Whether an upstream's response field goes on to the client: not when it belongs to the
     /// upstream's connection, nor when it is a rate-limit header the gateway sends itself (an
     /// upstream's own would contradict ours: ours win).
-    static func forwardsToClient(_ name: UnsafeRawBufferPointer, options: ConnectionOptions, rateLimitHeaders: [(String, String)]) -> Bool {
+    static func forwardsToClient(_ name: UnsafeRawBufferPointer, options: ConnectionOptions, rateLimitHeaders: RateLimitHeaders?) -> Bool {
         if options.removes(name) { return false }
-        guard !rateLimitHeaders.isEmpty, isRateLimitHeader(name) else { return true }
-        return !rateLimitHeaders.contains { ours in ours.0.withUTF8Bytes { ASCIIText.equalsIgnoringCase(name, $0) } }
+        guard rateLimitHeaders != nil, isRateLimitHeader(name) else { return true }
+        return !RateLimitHeaders.admissionNames.contains { ours in
+            ours.withUTF8Buffer { ASCIIText.equalsIgnoringCase(name, UnsafeRawBufferPointer($0)) }
+        }
     }
 
     /// Whether the gateway chunks a response body for the client: an HTTP/1.1 client, a body,
@@ -131,16 +134,17 @@ enum ForwardedHeaders {
         requestVersion: HTTPVersion,
         requestMethod: HTTPMethod,
         keepAlive: Bool,
-        rateLimitHeaders: [(String, String)]
+        rateLimitHeaders: RateLimitHeaders?
     ) -> HTTPResponseHead {
+        let ours = rateLimitHeaders?.pairs ?? []
         var fields: [(String, String)] = []
-        fields.reserveCapacity(head.headers.count + rateLimitHeaders.count + 2)
+        fields.reserveCapacity(head.headers.count + ours.count + 2)
         var hasLength = false
         for (name, value) in head.headers where name.withUTF8Bytes({ forwardsToClient($0, options: options, rateLimitHeaders: rateLimitHeaders) }) {
             if name.utf8.count == 14 && name.asciiCaseInsensitiveEquals("content-length") { hasLength = true }
             fields.append((name, value))
         }
-        fields.append(contentsOf: rateLimitHeaders)
+        fields.append(contentsOf: ours)
         if chunksForClient(requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: hasLength) {
             fields.append(("transfer-encoding", "chunked"))
         }
@@ -156,16 +160,17 @@ enum ForwardedHeaders {
     ///
     /// Over HTTP/2 (RFC 8441) it is a 200 instead, and `Sec-WebSocket-Accept` answers a key the
     /// gateway made, not the client: it is dropped.
-    static func tunnelResponse(from head: HTTPResponseHead, rateLimitHeaders: [(String, String)], overHTTP2: Bool) -> HTTPResponseHead {
+    static func tunnelResponse(from head: HTTPResponseHead, rateLimitHeaders: RateLimitHeaders?, overHTTP2: Bool) -> HTTPResponseHead {
         let options = ConnectionOptions(head.headers)
+        let ours = rateLimitHeaders?.pairs ?? []
         var fields: [(String, String)] = []
-        fields.reserveCapacity(head.headers.count + rateLimitHeaders.count + 2)
+        fields.reserveCapacity(head.headers.count + ours.count + 2)
         for (name, value) in head.headers where !options.removes(name) && !isRateLimitHeader(name) {
             if name.asciiCaseInsensitiveEquals("content-length") { continue }
             if overHTTP2 && name.asciiCaseInsensitiveEquals("sec-websocket-accept") { continue }
             fields.append((name, value))
         }
-        fields.append(contentsOf: rateLimitHeaders)
+        fields.append(contentsOf: ours)
         if overHTTP2 {
             return HTTPResponseHead(version: .http1_1, status: .ok, headers: HTTPHeaders(fields))
         }

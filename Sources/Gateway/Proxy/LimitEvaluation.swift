@@ -15,9 +15,10 @@ struct VerdictNotes {
 /// What a route's limiters say about one request.
 enum LimitVerdict {
     /// Forward (after `held.delay`); `headers` describe the enforced limiter closest to denying.
-    case admit(headers: [(String, String)], held: Holdings, notes: VerdictNotes = VerdictNotes())
-    /// 429.
-    case deny(limiter: LimiterConfig, decision: Decision, headers: [(String, String)], notes: VerdictNotes = VerdictNotes())
+    /// No headers when no enforced limiter decided.
+    case admit(headers: RateLimitHeaders?, held: Holdings, notes: VerdictNotes = VerdictNotes())
+    /// 429, with the headers of `decision`.
+    case deny(limiter: LimiterConfig, decision: Decision, notes: VerdictNotes = VerdictNotes())
     /// 503: a fail-closed limiter's store could not decide; `retryAfter` in whole seconds.
     case unavailable(limiter: LimiterConfig, retryAfter: Int)
 }
@@ -78,7 +79,7 @@ enum LimitEvaluation {
         let groups = groupByStore(limiters, identifier: identifier, cost: cost, mayWait: mayWait)
         if let denials, let (limiter, denial) = cachedDenial(groups, denials) {
             denialHits[limiter.storeID]?.increment()
-            decided(.deny(limiter: limiter, decision: denial, headers: RateLimitHeaders.render(denial, limiter: limiter)))
+            decided(.deny(limiter: limiter, decision: denial))
             return
         }
         let started = NIODeadline.now()
@@ -260,7 +261,7 @@ enum LimitEvaluation {
             }
         }
         guard let index = Decision.indexClosestToDenying(decided.map(\.1)) else {
-            return .admit(headers: [], held: holdings(admittedGroups), notes: notes)
+            return .admit(headers: nil, held: holdings(admittedGroups), notes: notes)
         }
         let (limiter, chosen) = decided[index]
         if !chosen.allowed { releaseSlots(admittedGroups) }
@@ -277,9 +278,8 @@ enum LimitEvaluation {
         notes: VerdictNotes,
         held: () -> Holdings
     ) -> LimitVerdict {
-        let headers = RateLimitHeaders.render(decision, limiter: limiter)
-        guard decision.allowed else { return .deny(limiter: limiter, decision: decision, headers: headers, notes: notes) }
-        return .admit(headers: headers, held: held(), notes: notes)
+        guard decision.allowed else { return .deny(limiter: limiter, decision: decision, notes: notes) }
+        return .admit(headers: RateLimitHeaders(decision, limiter: limiter), held: held(), notes: notes)
     }
 
     /// The request is not forwarded after all: what the admitting stores took goes back.

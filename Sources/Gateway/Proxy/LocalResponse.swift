@@ -43,12 +43,12 @@ struct LocalResponse {
         )
     }
 
-    static func rateLimited(limiter: LimiterConfig, decision: Decision, headers: [(String, String)]) -> LocalResponse {
+    static func rateLimited(limiter: LimiterConfig, decision: Decision) -> LocalResponse {
         let retryAfter = RateLimitHeaders.retryAfterSeconds(decision)
         let body = ErrorBody.rateLimited(limiterID: limiter.id, limit: decision.limit, retryAfterSeconds: retryAfter)
         return LocalResponse(
             status: .tooManyRequests,
-            headers: headers,
+            headers: RateLimitHeaders(decision, limiter: limiter).pairs,
             message: ErrorBody.rateLimitedMessage(retryAfterSeconds: retryAfter),
             body: body
         )

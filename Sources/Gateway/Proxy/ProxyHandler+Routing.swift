@@ -115,7 +115,7 @@ extension ProxyHandler {
             opensTunnel: opensTunnel
         )
         if target.limiters.isEmpty {
-            apply(.admit(headers: [], held: .none), to: exchange)
+            apply(.admit(headers: nil, held: .none), to: exchange)
             return
         }
         let cost = target.route.cost
@@ -186,8 +186,8 @@ extension ProxyHandler {
         case .deny:
             record(verdict, for: exchange.target)
             switch verdict {
-            case .deny(let limiter, let decision, let headers, _):
-                answerLocally(.rateLimited(limiter: limiter, decision: decision, headers: headers), for: exchange)
+            case .deny(let limiter, let decision, _):
+                answerLocally(.rateLimited(limiter: limiter, decision: decision), for: exchange)
             case .unavailable(let limiter, let retryAfter):
                 answerLocally(.limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter), for: exchange)
             case .admit:
@@ -221,7 +221,7 @@ extension ProxyHandler {
                 logEntry?.outcome = notes.failedOpen.isEmpty ? "allowed" : "failed_open"
             }
             note(notes)
-        case .deny(let limiter, _, _, let notes):
+        case .deny(let limiter, _, let notes):
             target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited)
             for shadow in target.limiters where notes.shadowDenied.contains(shadow.config.id) {
                 shadow.decisions.record(.shadowDenied)

@@ -1,62 +1,82 @@
-/// The rate-limit response headers for one decision: the classic `X-RateLimit-*` trio,
+/// The rate-limit response headers of one decision: the classic `X-RateLimit-*` trio,
 /// `Retry-After` on denials, and the IETF httpapi draft's structured `RateLimit-Policy` and
 /// `RateLimit` fields (`"<policy>";q=<quota>;w=<window>` and `"<policy>";r=<remaining>;t=<reset>`).
-public enum RateLimitHeaders {
+///
+/// Kept as numbers until written: a proxied response writes them straight into its head
+/// (`forEachField`), and only the gateway's own answers, built as general heads, make Strings
+/// of them (`pairs`).
+public struct RateLimitHeaders: Sendable {
+    public let policy: String
+    public let limit: Int
+    public let remaining: Int
+    /// Unix seconds at which the budget is full again.
+    public let resetAt: Int
+    /// Seconds until then.
+    public let resetSeconds: Int
+    public let windowSeconds: Int
+    /// On denials only.
+    public let retryAfterSeconds: Int?
+
+    public init(_ decision: Decision, limiter: LimiterConfig) {
+        policy = limiter.id
+        limit = decision.limit
+        remaining = decision.remaining
+        resetAt = Int((decision.now + decision.resetAfter).rounded(.up))
+        resetSeconds = max(0, Int(decision.resetAfter.rounded(.up)))
+        windowSeconds = Self.policyWindowSeconds(limiter)
+        retryAfterSeconds = decision.allowed ? nil : Self.retryAfterSeconds(decision)
+    }
+
+    /// The names of an admission's headers, in the order they are written (a denial's add
+    /// `Retry-After`).
+    public static let admissionNames: [StaticString] = [
+        "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "RateLimit-Policy", "RateLimit",
+    ]
+
+    /// The most bytes the names and values `forEachField` hands over add up to.
+    public var maximumByteCount: Int {
+        // The names take 91 bytes; four values are one integer each, two are structured items.
+        100 + 4 * ValueWriter.integerCapacity + 2 * ValueWriter.itemCapacity(policy: policy.utf8.count)
+    }
+
+    /// Each header in order, its name and value as bytes; the values are formatted in a scratch
+    /// buffer on the stack, valid only during each call.
+    public func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
+        var policy = self.policy
+        policy.withUTF8 { policy in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: ValueWriter.itemCapacity(policy: policy.count)) { scratch in
+                func emit(_ name: StaticString, _ write: (inout ValueWriter) -> Void) {
+                    var writer = ValueWriter(out: scratch)
+                    write(&writer)
+                    name.withUTF8Buffer { name in
+                        body(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(start: scratch.baseAddress, count: writer.count))
+                    }
+                }
+                emit(Self.admissionNames[0]) { $0.append(limit) }
+                emit(Self.admissionNames[1]) { $0.append(remaining) }
+                emit(Self.admissionNames[2]) { $0.append(resetAt) }
+                emit(Self.admissionNames[3]) { $0.appendItem(policy, UInt8(ascii: "q"), limit, UInt8(ascii: "w"), windowSeconds) }
+                emit(Self.admissionNames[4]) { $0.appendItem(policy, UInt8(ascii: "r"), remaining, UInt8(ascii: "t"), resetSeconds) }
+                if let retryAfterSeconds {
+                    emit("Retry-After") { $0.append(retryAfterSeconds) }
+                }
+            }
+        }
+    }
+
+    /// The headers as Strings, for an answer built as a general head.
+    public var pairs: [(String, String)] {
+        var pairs: [(String, String)] = []
+        pairs.reserveCapacity(6)
+        forEachField { name, value in
+            pairs.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        }
+        return pairs
+    }
+
     /// Whole seconds a client should wait; at least 1 so that "retry now" is never announced.
     public static func retryAfterSeconds(_ decision: Decision) -> Int {
         max(1, Int(decision.retryAfter.rounded(.up)))
-    }
-
-    public static func render(_ decision: Decision, limiter: LimiterConfig) -> [(String, String)] {
-        let resetSeconds = max(0, Int(decision.resetAfter.rounded(.up)))
-        let resetAt = Int((decision.now + decision.resetAfter).rounded(.up))
-        var headers: [(String, String)] = [
-            ("X-RateLimit-Limit", String(decision.limit)),
-            ("X-RateLimit-Remaining", String(decision.remaining)),
-            ("X-RateLimit-Reset", String(resetAt)),
-            ("RateLimit-Policy", structuredItem(limiter.id, UInt8(ascii: "q"), decision.limit, UInt8(ascii: "w"), policyWindowSeconds(limiter))),
-            ("RateLimit", structuredItem(limiter.id, UInt8(ascii: "r"), decision.remaining, UInt8(ascii: "t"), resetSeconds)),
-        ]
-        if !decision.allowed {
-            headers.append(("Retry-After", String(retryAfterSeconds(decision))))
-        }
-        return headers
-    }
-
-    /// `"<policy>";<key>=<value>;<key>=<value>`, its bytes written once into the String's own
-    /// storage (appending piece by piece, or interpolating, costs several times more per request).
-    private static func structuredItem(_ policy: String, _ firstKey: UInt8, _ first: Int, _ secondKey: UInt8, _ second: Int) -> String {
-        let capacity = policy.utf8.count + 2 * 22 + 6
-        return String(unsafeUninitializedCapacity: capacity) { out in
-            var count = 0
-            func append(_ byte: UInt8) {
-                out[count] = byte
-                count += 1
-            }
-            func append(_ value: Int) {
-                if value < 0 { append(UInt8(ascii: "-")) }
-                var magnitude = value.magnitude
-                var divisor: UInt = 1
-                while magnitude / divisor >= 10 { divisor *= 10 }
-                while divisor > 0 {
-                    append(UInt8(ascii: "0") + UInt8(magnitude / divisor))
-                    magnitude %= divisor
-                    divisor /= 10
-                }
-            }
-            append(UInt8(ascii: "\""))
-            for byte in policy.utf8 { append(byte) }
-            append(UInt8(ascii: "\""))
-            append(UInt8(ascii: ";"))
-            append(firstKey)
-            append(UInt8(ascii: "="))
-            append(first)
-            append(UInt8(ascii: ";"))
-            append(secondKey)
-            append(UInt8(ascii: "="))
-            append(second)
-            return count
-        }
     }
 
     /// The policy's window: the sliding window itself, or the time a token bucket takes to
@@ -69,5 +89,61 @@ public enum RateLimitHeaders {
         case .tokenBucket(nil): seconds = 1
         }
         return max(1, Int(seconds.rounded(.up)))
+    }
+}
+
+/// Bytes of one header value written into a scratch buffer large enough for it.
+private struct ValueWriter {
+    let out: UnsafeMutableBufferPointer<UInt8>
+    var count = 0
+
+    mutating func append(_ byte: UInt8) {
+        out[count] = byte
+        count += 1
+    }
+
+    /// The most bytes an integer takes: 19 digits and a sign.
+    static let integerCapacity = 20
+
+    /// The most bytes a structured item takes: the quoted policy, two keys with their `;` and
+    /// `=`, and two integers.
+    static func itemCapacity(policy: Int) -> Int {
+        policy + 2 + 2 * (3 + integerCapacity)
+    }
+
+    /// `"<policy>";<key>=<value>;<key>=<value>`.
+    mutating func appendItem(_ policy: UnsafeBufferPointer<UInt8>, _ firstKey: UInt8, _ first: Int, _ secondKey: UInt8, _ second: Int) {
+        append(UInt8(ascii: "\""))
+        for byte in policy { append(byte) }
+        append(UInt8(ascii: "\""))
+        append(UInt8(ascii: ";"))
+        append(firstKey)
+        append(UInt8(ascii: "="))
+        append(first)
+        append(UInt8(ascii: ";"))
+        append(secondKey)
+        append(UInt8(ascii: "="))
+        append(second)
+    }
+
+    /// Every decimal digit of any integer, its sign first. Digits are counted, then written from
+    /// the last: dividing by the constant 10 compiles to a multiplication.
+    mutating func append(_ value: Int) {
+        if value < 0 { append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 {
+            digits += 1
+            rest /= 10
+        }
+        precondition(count + digits <= out.count, "a header value outgrew its scratch buffer")
+        var index = count + digits
+        repeat {
+            index -= 1
+            out[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
+            magnitude /= 10
+        } while magnitude > 0
+        count += digits
     }
 }
