@@ -178,7 +178,10 @@ let package = Package(
             name: "RateSyncTests",
             dependencies: ["RateSync", .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HTTP2Server", "RateSync", "TestSupport"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["Gateway", "HTTP2Server", "RateSync", "TestSupport", .product(name: "NIOEmbedded", package: "swift-nio")]
+        ),
         .testTarget(
             name: "HTTP2ServerTests",
             dependencies: [

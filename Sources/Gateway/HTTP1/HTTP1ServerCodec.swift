@@ -12,6 +12,12 @@ import NIOHTTP1
 /// A request error is handed over after the parts read before it; the parser then ignores the
 /// rest of the connection, so nothing after a bad request is buffered.
 ///
+/// A head the proxy encodes itself is held until what follows it: a body part of at most
+/// `joinedBodyLimit` bytes and a chunked body's end are appended to it, and it goes to the
+/// channel before anything else is written, flushed or closed. A small response is then one
+/// write, not two or three, each of which costs a pass down the pipeline and an entry in the
+/// socket's queue.
+///
 /// The connection's ProxyHandler is called directly both ways (its parts never cross the
 /// pipeline boxed as `NIOAny`, which cost a fifth of a proxied request's instructions); it still
 /// sits behind this codec for the channel's own events.
@@ -22,6 +28,10 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
 
     private var parser: HTTP1Parser
     private var responseChunked = false
+    /// A response head written but not yet handed to the channel, with what joined it.
+    private var heldHead: ByteBuffer?
+    /// The largest body part copied into a held head; a larger one is written as it is.
+    static let joinedBodyLimit = 16 * 1024
     private var failed = false
     /// Given the requests and asked for answers directly. Let go when the codec is removed.
     var proxy: ProxyHandler?
@@ -38,6 +48,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         proxy = nil
+        heldHead = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -69,6 +80,23 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         write(Self.unwrapOutboundIn(data), context: context, promise: promise)
     }
 
+    func flush(context: ChannelHandlerContext) {
+        releaseHeldHead(context: context)
+        context.flush()
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        releaseHeldHead(context: context)
+        context.close(mode: mode, promise: promise)
+    }
+
+    /// Hands a held head, and what joined it, to the channel.
+    private func releaseHeldHead(context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        guard let head = heldHead else { return }
+        heldHead = nil
+        context.write(Self.wrapOutboundOut(head), promise: promise)
+    }
+
     /// Writes a response part (the proxy's direct way in).
     func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
         guard let context else {
@@ -82,9 +110,10 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     /// - Parameter encode: writes the head; returns whether the body that follows is chunked.
     func writeResponseHead(encodedBy encode: (inout ByteBuffer) -> Bool) {
         guard let context else { return }
+        releaseHeldHead(context: context)
         var buffer = context.channel.allocator.buffer(capacity: 1024)
         responseChunked = encode(&buffer)
-        context.write(Self.wrapOutboundOut(buffer), promise: nil)
+        heldHead = buffer
     }
 
     /// Writes bytes of an open WebSocket tunnel, as they are.
@@ -93,10 +122,16 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
+        releaseHeldHead(context: context)
         context.write(Self.wrapOutboundOut(bytes), promise: promise)
     }
 
     private func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
+        if heldHead != nil, join(part) {
+            if let promise { releaseHeldHead(context: context, promise: promise) }
+            return
+        }
+        releaseHeldHead(context: context)
         switch part {
         case .head(let head):
             var buffer = context.channel.allocator.buffer(capacity: 1024)
@@ -114,6 +149,34 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         case .end(let trailers):
             HTTP1Writer.writeEnd(trailers: trailers, chunked: responseChunked, context: context, promise: promise)
             responseChunked = false
+        }
+    }
+}
+
+extension HTTP1ServerCodec {
+    /// Appends a part to the held head when it is a small body part or a chunked body's end.
+    /// - Returns: whether it did.
+    private func join(_ part: HTTPServerResponsePart) -> Bool {
+        switch part {
+        case .body(.byteBuffer(var body)) where body.readableBytes <= Self.joinedBodyLimit:
+            // An empty part writes nothing (an empty chunk would read as the last one).
+            guard body.readableBytes > 0 else { return true }
+            if responseChunked {
+                HTTP1Writer.writeChunkSize(body.readableBytes, into: &heldHead!)
+                heldHead!.writeBuffer(&body)
+                heldHead!.writeStaticString("\r\n")
+            } else {
+                heldHead!.writeBuffer(&body)
+            }
+            return true
+        case .end(let trailers):
+            if responseChunked {
+                HTTP1Writer.writeLastChunk(trailers: trailers, into: &heldHead!)
+                responseChunked = false
+            }
+            return true
+        case .head, .body:
+            return false
         }
     }
 }
