@@ -89,17 +89,20 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
     private var body = Body.none
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        write(Self.unwrapOutboundIn(data), context: context, promise: promise)
+        _ = write(Self.unwrapOutboundIn(data), context: context, promise: promise)
     }
 
     /// Writes a request part (the upstream handler's direct way in).
     /// - Parameter opensTunnel: the head is a WebSocket handshake's, whose 101 opens a tunnel.
-    func write(_ part: HTTPClientRequestPart, opensTunnel: Bool = false, promise: EventLoopPromise<Void>?) {
+    /// - Returns: whether anything went to the channel (the end of a body framed by its length,
+    ///   or of none, writes nothing, and needs no flush).
+    @discardableResult
+    func write(_ part: HTTPClientRequestPart, opensTunnel: Bool = false, promise: EventLoopPromise<Void>?) -> Bool {
         guard let context else {
             promise?.fail(ChannelError.ioOnClosedChannel)
-            return
+            return false
         }
-        write(part, opensTunnel: opensTunnel, context: context, promise: promise)
+        return write(part, opensTunnel: opensTunnel, context: context, promise: promise)
     }
 
     /// Writes bytes of an open WebSocket tunnel, as they are: only once the upstream's 101 has
@@ -119,7 +122,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         opensTunnel: Bool = false,
         context: ChannelHandlerContext,
         promise: EventLoopPromise<Void>?
-    ) {
+    ) -> Bool {
         switch part {
         case .head(let head):
             parser.expectResponse(to: head.method, tunnel: opensTunnel)
@@ -130,6 +133,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             case .chunked: body = .chunked
             }
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            return true
         case .body(.byteBuffer(let part)):
             switch body {
             case .length(let remaining) where part.readableBytes <= remaining:
@@ -141,13 +145,17 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
                 promise?.fail(UnframedBody())
                 context.close(promise: nil)
             }
+            return true
         case .body(.fileRegion):
             promise?.fail(ChannelError.operationUnsupported)
+            return false
         case .end(let trailers):
             let chunked: Bool
             if case .chunked = body { chunked = true } else { chunked = false }
             HTTP1Writer.writeEnd(trailers: trailers, chunked: chunked, context: context, promise: promise)
             body = .none
+            // A body framed by its length, or none, ends without a byte (only a promise is passed on).
+            return chunked || promise != nil
         }
     }
 

@@ -277,8 +277,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         case .buffer(let exchange, let part):
             exchange.pendingParts.append(part)
         case .forward(let connection, let part, let whole):
-            connection.handler.write(part)
-            upstreamNeedsFlush = true
+            if connection.handler.write(part) { upstreamNeedsFlush = true }
             if let whole { startResponseClock(whole) }
         case .discardEnded:
             becomeIdle()

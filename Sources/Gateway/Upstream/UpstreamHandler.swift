@@ -52,13 +52,15 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     // MARK: used by the exchange
 
-    func write(_ part: HTTPClientRequestPart) {
+    /// - Returns: whether a flush has anything to send (an HTTP/1.1 request's end often has not).
+    @discardableResult
+    func write(_ part: HTTPClientRequestPart) -> Bool {
         if let codec {
-            codec.write(part, promise: nil)
-        } else {
-            // An HTTP/2 stream: its codec sits in the stream's pipeline.
-            context?.write(Self.wrapOutboundOut(part), promise: nil)
+            return codec.write(part, promise: nil)
         }
+        // An HTTP/2 stream: its codec sits in the stream's pipeline.
+        context?.write(Self.wrapOutboundOut(part), promise: nil)
+        return true
     }
 
     /// Writes a WebSocket handshake's head: the upstream's 101 to it opens a tunnel.
