@@ -65,7 +65,7 @@ final class HTTP1ServerCodecTests: XCTestCase {
         writeHead("HTTP/1.1 204 No Content\r\n\r\n")
         let ended = channel.eventLoop.makePromise(of: Void.self)
         var completed = false
-        ended.futureResult.whenSuccess { completed = true }
+        ended.futureResult.assumeIsolated().whenSuccess { completed = true }
         codec.write(.end(nil), promise: ended)
         channel.flush()
         XCTAssertTrue(completed)

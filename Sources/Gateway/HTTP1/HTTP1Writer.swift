@@ -142,10 +142,17 @@ struct OutputCursor {
         self.out = out
     }
 
+    /// Counts bytes written into `out` at `written` by a writer that checked the room itself.
+    @inline(__always)
+    mutating func advance(by count: Int) {
+        precondition(written + count <= out.count, "a write outgrew the room reserved for it")
+        written += count
+    }
+
     @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         // The room is the caller's reckoning; a wrong one must stop here, not write past it.
-        precondition(written + bytes.count <= out.count, "a head outgrew the room reserved for it")
+        precondition(written + bytes.count <= out.count, "a write outgrew the room reserved for it")
         UnsafeMutableRawBufferPointer(rebasing: out[written..<written + bytes.count]).copyMemory(from: bytes)
         written += bytes.count
     }
@@ -187,7 +194,7 @@ struct OutputCursor {
 
     @inline(__always)
     mutating func append(_ byte: UInt8) {
-        precondition(written < out.count, "a head outgrew the room reserved for it")
+        precondition(written < out.count, "a write outgrew the room reserved for it")
         out[written] = byte
         written += 1
     }

@@ -36,7 +36,7 @@ public struct RateLimitHeaders: Sendable {
     /// The most bytes the names and values `forEachField` hands over add up to.
     public var maximumByteCount: Int {
         // The names take 91 bytes; four values are one integer each, two are structured items.
-        100 + 4 * ValueWriter.integerCapacity + 2 * ValueWriter.itemCapacity(policy: policy.utf8.count)
+        100 + 4 * DecimalDigits.maximumCount + 2 * ValueWriter.itemCapacity(policy: policy.utf8.count)
     }
 
     /// Each header in order, its name and value as bytes; the values are formatted in a scratch
@@ -102,13 +102,10 @@ private struct ValueWriter {
         count += 1
     }
 
-    /// The most bytes an integer takes: 19 digits and a sign.
-    static let integerCapacity = 20
-
     /// The most bytes a structured item takes: the quoted policy, two keys with their `;` and
     /// `=`, and two integers.
     static func itemCapacity(policy: Int) -> Int {
-        policy + 2 + 2 * (3 + integerCapacity)
+        policy + 2 + 2 * (3 + DecimalDigits.maximumCount)
     }
 
     /// `"<policy>";<key>=<value>;<key>=<value>`.
@@ -126,24 +123,8 @@ private struct ValueWriter {
         append(second)
     }
 
-    /// Every decimal digit of any integer, its sign first. Digits are counted, then written from
-    /// the last: dividing by the constant 10 compiles to a multiplication.
+    /// Every digit of any integer, its sign first.
     mutating func append(_ value: Int) {
-        if value < 0 { append(UInt8(ascii: "-")) }
-        var magnitude = value.magnitude
-        var digits = 1
-        var rest = magnitude / 10
-        while rest > 0 {
-            digits += 1
-            rest /= 10
-        }
-        precondition(count + digits <= out.count, "a header value outgrew its scratch buffer")
-        var index = count + digits
-        repeat {
-            index -= 1
-            out[index] = UInt8(ascii: "0") + UInt8(truncatingIfNeeded: magnitude % 10)
-            magnitude /= 10
-        } while magnitude > 0
-        count += digits
+        count += DecimalDigits.write(value, into: UnsafeMutableRawBufferPointer(out), at: count)
     }
 }
