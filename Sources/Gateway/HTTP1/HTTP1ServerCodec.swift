@@ -91,10 +91,10 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     }
 
     /// Hands a held head, and what joined it, to the channel.
-    private func releaseHeldHead(context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+    private func releaseHeldHead(context: ChannelHandlerContext) {
         guard let head = heldHead else { return }
         heldHead = nil
-        context.write(Self.wrapOutboundOut(head), promise: promise)
+        context.write(Self.wrapOutboundOut(head), promise: nil)
     }
 
     /// Writes a response part (the proxy's direct way in).
@@ -127,11 +127,19 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     }
 
     private func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
-        if heldHead != nil, join(part) {
-            if let promise { releaseHeldHead(context: context, promise: promise) }
-            return
+        if var held = heldHead {
+            // Taken out while it grows, so that its storage stays uniquely referenced.
+            heldHead = nil
+            if join(part, to: &held) {
+                if let promise {
+                    context.write(Self.wrapOutboundOut(held), promise: promise)
+                } else {
+                    heldHead = held
+                }
+                return
+            }
+            context.write(Self.wrapOutboundOut(held), promise: nil)
         }
-        releaseHeldHead(context: context)
         switch part {
         case .head(let head):
             var buffer = context.channel.allocator.buffer(capacity: 1024)
@@ -154,24 +162,24 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
 }
 
 extension HTTP1ServerCodec {
-    /// Appends a part to the held head when it is a small body part or a chunked body's end.
+    /// Appends a part to a held head when it is a small body part or a body's end.
     /// - Returns: whether it did.
-    private func join(_ part: HTTPServerResponsePart) -> Bool {
+    private func join(_ part: HTTPServerResponsePart, to held: inout ByteBuffer) -> Bool {
         switch part {
         case .body(.byteBuffer(var body)) where body.readableBytes <= Self.joinedBodyLimit:
             // An empty part writes nothing (an empty chunk would read as the last one).
             guard body.readableBytes > 0 else { return true }
             if responseChunked {
-                HTTP1Writer.writeChunkSize(body.readableBytes, into: &heldHead!)
-                heldHead!.writeBuffer(&body)
-                heldHead!.writeStaticString("\r\n")
+                HTTP1Writer.writeChunkSize(body.readableBytes, into: &held)
+                held.writeBuffer(&body)
+                held.writeStaticString("\r\n")
             } else {
-                heldHead!.writeBuffer(&body)
+                held.writeBuffer(&body)
             }
             return true
         case .end(let trailers):
             if responseChunked {
-                HTTP1Writer.writeLastChunk(trailers: trailers, into: &heldHead!)
+                HTTP1Writer.writeLastChunk(trailers: trailers, into: &held)
                 responseChunked = false
             }
             return true
