@@ -39,19 +39,27 @@ package enum HTTP2ResponseFields {
 
     /// A regular field from its bytes: the name lower-cased (sent as the static table's index
     /// when it has it); nothing for the HTTP/1 connection-level fields HTTP/2 forbids.
+    /// The field is written in one reservation of the buffer (a write per byte or piece costs
+    /// several times more than the field's bytes).
     package static func encodeField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
         if HTTP2FieldSyntax.isConnectionSpecific(name) { return }
-        if let index = staticNameIndex(name) {
-            writeInteger(index, prefixBits: 4, flags: 0, into: &buffer)
-        } else {
-            buffer.writeInteger(UInt8(0))
-            writeInteger(name.count, prefixBits: 7, flags: 0, into: &buffer)
-            let start = buffer.writerIndex
-            buffer.writeBytes(name)
-            lowerCase(&buffer, from: start)
+        let room = 1 + 2 * maximumIntegerBytes + name.count + value.count
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { out in
+            var written: Int
+            if let index = staticNameIndex(name) {
+                written = writeInteger(index, prefixBits: 4, flags: 0, into: out, at: 0)
+            } else {
+                out[0] = 0
+                written = 1 + writeInteger(name.count, prefixBits: 7, flags: 0, into: out, at: 1)
+                for byte in name {
+                    out[written] = HTTP2FieldSyntax.lowerCased(byte)
+                    written += 1
+                }
+            }
+            written += writeInteger(value.count, prefixBits: 7, flags: 0, into: out, at: written)
+            UnsafeMutableRawBufferPointer(rebasing: out[written..<written + value.count]).copyMemory(from: value)
+            return written + value.count
         }
-        writeInteger(value.count, prefixBits: 7, flags: 0, into: &buffer)
-        buffer.writeBytes(value)
     }
 
     private static func withBytes<Result>(_ text: String, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
@@ -102,25 +110,39 @@ package enum HTTP2ResponseFields {
     /// An HPACK integer (RFC 7541, 5.1) in the low `prefixBits` of a first byte whose high bits
     /// are `flags`.
     package static func writeInteger(_ value: Int, prefixBits: Int, flags: UInt8, into buffer: inout ByteBuffer) {
-        let limit = (1 << prefixBits) - 1
-        if value < limit {
-            buffer.writeInteger(flags | UInt8(value))
-            return
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: maximumIntegerBytes) { out in
+            writeInteger(value, prefixBits: prefixBits, flags: flags, into: out, at: 0)
         }
-        buffer.writeInteger(flags | UInt8(limit))
-        var rest = value - limit
-        while rest >= 128 {
-            buffer.writeInteger(UInt8(rest & 0x7F | 0x80))
-            rest >>= 7
-        }
-        buffer.writeInteger(UInt8(rest))
     }
 
-    /// Lower-cases the bytes written since `start`.
-    private static func lowerCase(_ buffer: inout ByteBuffer, from start: Int) {
-        let range = (start - buffer.readerIndex)..<(buffer.writerIndex - buffer.readerIndex)
-        buffer.withUnsafeMutableReadableBytes { bytes in
-            for i in range { bytes[i] = HTTP2FieldSyntax.lowerCased(bytes[i]) }
+    /// The most bytes an HPACK integer of a non-negative Int takes: its first byte, and seven
+    /// bits in each of up to ten more.
+    private static let maximumIntegerBytes = 11
+
+    /// An HPACK integer written at `index` of memory with room for `maximumIntegerBytes` there.
+    /// - Returns: the bytes written.
+    private static func writeInteger(
+        _ value: Int,
+        prefixBits: Int,
+        flags: UInt8,
+        into out: UnsafeMutableRawBufferPointer,
+        at index: Int
+    ) -> Int {
+        precondition(value >= 0 && index + maximumIntegerBytes <= out.count, "an HPACK integer outgrew its room")
+        let limit = (1 << prefixBits) - 1
+        if value < limit {
+            out[index] = flags | UInt8(value)
+            return 1
         }
+        out[index] = flags | UInt8(limit)
+        var count = 1
+        var rest = value - limit
+        while rest >= 128 {
+            out[index + count] = UInt8(rest & 0x7F | 0x80)
+            rest >>= 7
+            count += 1
+        }
+        out[index + count] = UInt8(rest)
+        return count + 1
     }
 }
