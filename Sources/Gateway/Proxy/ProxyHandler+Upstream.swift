@@ -21,17 +21,15 @@ extension ProxyHandler: UpstreamResponseDelegate {
             pool = targets.pools[index]
             exchange.pool = pool
         }
+        // A kept-alive connection that is idle now spares the callback and what it captures.
+        if let connection = pool.leaseIdle() {
+            connectionAcquired(connection, from: pool, for: exchange, targets: targets)
+            return
+        }
         pool.acquire { result in
             switch result {
             case .success(let connection):
-                exchange.onReusedConnection = connection.hasBeenUsed
-                let retryIfBroken = exchange.clientHead.method.isIdempotent && Self.mayTryAnotherTarget(exchange, targets)
-                switch self.machine.upstreamAcquired(connection, for: exchange, reused: connection.hasBeenUsed, retryIfBroken: retryIfBroken) {
-                case .stale:
-                    pool.release(connection, reusable: true)
-                case .startProxying(let keepBodyForRetry, let requestEnded):
-                    self.startProxying(exchange, on: connection, keepBodyForRetry: keepBodyForRetry, requestEnded: requestEnded)
-                }
+                self.connectionAcquired(connection, from: pool, for: exchange, targets: targets)
             case .failure(let error):
                 guard self.machine.isConnecting(exchange) else { return }
                 if error is UpstreamBusy {
@@ -56,6 +54,17 @@ extension ProxyHandler: UpstreamResponseDelegate {
     private static func mayTryAnotherTarget(_ exchange: Exchange, _ targets: TargetPools) -> Bool {
         let tried = exchange.triedTargets.count
         return targets.pools.count > 1 && tried <= exchange.target.upstream.retries && tried < targets.pools.count
+    }
+
+    private func connectionAcquired(_ connection: UpstreamConnection, from pool: UpstreamPool, for exchange: Exchange, targets: TargetPools) {
+        exchange.onReusedConnection = connection.hasBeenUsed
+        let retryIfBroken = exchange.clientHead.method.isIdempotent && Self.mayTryAnotherTarget(exchange, targets)
+        switch machine.upstreamAcquired(connection, for: exchange, reused: connection.hasBeenUsed, retryIfBroken: retryIfBroken) {
+        case .stale:
+            pool.release(connection, reusable: true)
+        case .startProxying(let keepBodyForRetry, let requestEnded):
+            startProxying(exchange, on: connection, keepBodyForRetry: keepBodyForRetry, requestEnded: requestEnded)
+        }
     }
 
     private func startProxying(_ exchange: Exchange, on connection: UpstreamConnection, keepBodyForRetry: Bool, requestEnded: Bool) {

@@ -32,6 +32,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var delegate: (any UpstreamResponseDelegate)?
     /// Told when the connection closes, so that it can forget the connection if it is idle.
     weak var pool: UpstreamPool?
+    /// Handed out by its pool and not yet back (the pool's to set, on its loop).
+    var isLeased = false
 
     /// The connection's codec, which hands over response parts and takes request parts
     /// directly (never boxed as `NIOAny` through the pipeline). Let go when this is removed.

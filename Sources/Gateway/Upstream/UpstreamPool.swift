@@ -33,9 +33,9 @@ final class UpstreamPool {
     private let logger: Logger
     private var idle: [UpstreamConnection] = []
     /// Connections handed out and not yet back or closed: this loop's requests in flight to the
-    /// target (what `least_request` compares).
-    private var leasedHandlers: Set<ObjectIdentifier> = []
-    var leased: Int { leasedHandlers.count }
+    /// target (what `least_request` compares). Each connection's handler says whether it is one
+    /// of them.
+    private(set) var leased = 0
     /// How large a response head (or trailer section) an upstream may send.
     static let maxResponseHeadBytes = 64 * 1024
     /// For `protocol = "h2"`: the target's HTTP/2 connection, whose streams are leased instead
@@ -72,8 +72,8 @@ final class UpstreamPool {
             }
             return
         }
-        if waiters.isEmpty, let connection = takeIdle() {
-            lease(connection, to: completion)
+        if let connection = leaseIdle() {
+            completion(.success(connection))
             return
         }
         guard waiters.isEmpty, health.reserveConnection() else {
@@ -84,6 +84,14 @@ final class UpstreamPool {
         connectReserved(completion)
     }
 
+    /// A kept-alive HTTP/1.1 connection at once, when one is idle and nobody waits for one.
+    func leaseIdle() -> UpstreamConnection? {
+        eventLoop.assertInEventLoop()
+        guard h2Session == nil, waiters.isEmpty, let connection = takeIdle() else { return nil }
+        markLeased(connection.handler)
+        return connection
+    }
+
     private func takeIdle() -> UpstreamConnection? {
         while let connection = idle.popLast() {
             if connection.channel.isActive { return connection }
@@ -92,8 +100,20 @@ final class UpstreamPool {
     }
 
     private func lease(_ connection: UpstreamConnection, to completion: (Result<UpstreamConnection, any Error>) -> Void) {
-        leasedHandlers.insert(ObjectIdentifier(connection.handler))
+        markLeased(connection.handler)
         completion(.success(connection))
+    }
+
+    private func markLeased(_ handler: UpstreamHandler) {
+        guard !handler.isLeased else { return }
+        handler.isLeased = true
+        leased += 1
+    }
+
+    private func markReturned(_ handler: UpstreamHandler) {
+        guard handler.isLeased else { return }
+        handler.isLeased = false
+        leased -= 1
     }
 
     /// Connects on a place `reserveConnection` took; the place is given back when the connect
@@ -162,13 +182,13 @@ final class UpstreamPool {
 
     /// A retired pool's HTTP/2 connection closes once its last stream has ended.
     private func closeRetiredSessionIfDone() {
-        if retired, leasedHandlers.isEmpty { h2Session?.close() }
+        if retired, leased == 0 { h2Session?.close() }
     }
 
     /// Takes a connection back after a complete exchange, or closes it when it cannot be reused.
     func release(_ connection: UpstreamConnection, reusable: Bool) {
         eventLoop.assertInEventLoop()
-        leasedHandlers.remove(ObjectIdentifier(connection.handler))
+        markReturned(connection.handler)
         connection.handler.delegate = nil
         connection.handler.resumeReads()
         if h2Session != nil {
@@ -190,7 +210,7 @@ final class UpstreamPool {
     /// A connection closed; if it was idle here, forget it.
     func connectionClosed(_ handler: UpstreamHandler) {
         idle.removeAll { $0.handler === handler }
-        leasedHandlers.remove(ObjectIdentifier(handler))
+        markReturned(handler)
         closeRetiredSessionIfDone()
         if !waiters.isEmpty { serveWaiters() }
     }
