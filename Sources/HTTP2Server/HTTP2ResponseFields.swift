@@ -39,6 +39,7 @@ package enum HTTP2ResponseFields {
 
     /// A regular field from its bytes: the name lower-cased (sent as the static table's index
     /// when it has it); nothing for the HTTP/1 connection-level fields HTTP/2 forbids.
+    ///
     /// The field is written in one reservation of the buffer (a write per byte or piece costs
     /// several times more than the field's bytes).
     package static func encodeField(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {

@@ -166,13 +166,19 @@ struct OutputCursor {
     @inline(__always)
     mutating func appendStatusLine(version: HTTPVersion, status: HTTPResponseStatus, reason: String) {
         append(version == .http1_0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        let code = status.code
-        append(UInt8(ascii: "0") + UInt8(code / 100 % 10))
-        append(UInt8(ascii: "0") + UInt8(code / 10 % 10))
-        append(UInt8(ascii: "0") + UInt8(code % 10))
+        appendThreeDigits(Int(status.code))
         append(UInt8(ascii: " "))
         reason.withUTF8Bytes { append($0) }
         append("\r\n")
+    }
+
+    /// The last three decimal digits of a non-negative value, zero-padded (a status code, the
+    /// milliseconds of a time).
+    @inline(__always)
+    mutating func appendThreeDigits(_ value: Int) {
+        append(UInt8(ascii: "0") + UInt8(value / 100 % 10))
+        append(UInt8(ascii: "0") + UInt8(value / 10 % 10))
+        append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
     /// `name: value` and CRLF.

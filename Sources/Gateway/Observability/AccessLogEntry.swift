@@ -113,11 +113,8 @@ extension OutputCursor {
     mutating func appendMilliseconds(_ nanoseconds: Int64) {
         let micros = max(0, (nanoseconds + 500) / 1000)
         appendDecimal(Int(micros / 1000))
-        let fraction = Int(micros % 1000)
         append(UInt8(ascii: "."))
-        append(UInt8(ascii: "0") + UInt8(fraction / 100))
-        append(UInt8(ascii: "0") + UInt8(fraction / 10 % 10))
-        append(UInt8(ascii: "0") + UInt8(fraction % 10))
+        appendThreeDigits(Int(micros % 1000))
     }
 }
 
@@ -147,10 +144,7 @@ struct AccessLogClock {
 
     /// The three digits of milliseconds that follow the prefix, and the `Z`.
     static func appendMilliseconds(of time: NIOTimestamp, into out: inout OutputCursor) {
-        let millis = Int((time.nanoseconds / 1_000_000) % 1000)
-        out.append(UInt8(ascii: "0") + UInt8(millis / 100))
-        out.append(UInt8(ascii: "0") + UInt8(millis / 10 % 10))
-        out.append(UInt8(ascii: "0") + UInt8(millis % 10))
+        out.appendThreeDigits(Int((time.nanoseconds / 1_000_000) % 1000))
         out.append(UInt8(ascii: "Z"))
     }
 }
