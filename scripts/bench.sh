@@ -115,16 +115,18 @@ median() {
 }
 
 # Measures gateway and nginx in turn, $rounds times; the last round's figures stay in the
-# variables measure sets, and cpu_ratios holds every round's CPU ratio.
-# $1: gateway URL, $2: nginx URL, $3...: nginx pids.
+# variables the measuring function sets, and cpu_ratios holds every round's CPU ratio.
+# $1: the measuring function (measure, measure_h2), $2: the suffix of the CPU variable it sets
+# (cpu, h2_cpu), $3: gateway URL, $4: nginx URL, $5...: nginx pids.
 measure_rounds() {
-    local gateway_url=$1 nginx_url=$2 round
-    shift 2
+    local measure_with=$1 cpu_suffix=$2 gateway_url=$3 nginx_url=$4 round
+    shift 4
+    local gateway_cpu_var="gateway_$cpu_suffix" nginx_cpu_var="nginx_$cpu_suffix"
     cpu_ratios=()
     for ((round = 1; round <= rounds; round++)); do
-        measure gateway "$gateway_url" "$gateway_pid"
-        measure nginx "$nginx_url" "$@"
-        cpu_ratios+=("$(awk -v g="$gateway_cpu" -v n="$nginx_cpu" 'BEGIN { printf "%.2f", g / n }')")
+        "$measure_with" gateway "$gateway_url" "$gateway_pid"
+        "$measure_with" nginx "$nginx_url" "$@"
+        cpu_ratios+=("$(awk -v g="${!gateway_cpu_var}" -v n="${!nginx_cpu_var}" 'BEGIN { printf "%.2f", g / n }')")
     done
 }
 
@@ -302,7 +304,7 @@ if [[ " $scenarios " == *" memory "* ]]; then
     echo "== memory: the proxy alone (in-memory limiter), access logs off on both =="
     printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
     measure direct "http://127.0.0.1:$upstream_port/bench" "${upstream_pids[@]}"
-    measure_rounds "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
+    measure_rounds measure cpu "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
 
     # Every gateway answer must have been a 200 with the limiter's headers.
     check=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench")
@@ -316,7 +318,7 @@ if [[ " $scenarios " == *" memory "* ]]; then
     stop_gateway
     start_gateway "$work/gateway-log.toml" "$gateway_port"
     printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
-    measure_rounds "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_log_port/bench" "${nginx_log_pids[@]}"
+    measure_rounds measure cpu "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_log_port/bench" "${nginx_log_pids[@]}"
     echo "access log lines: gateway $(wc -l <"$work/gateway-access.log"), nginx $(wc -l <"$work/nginx-access.log")"
     awk -v c="$(cpu_ratio_text)" -v gp="$gateway_p99" -v np="$nginx_p99" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
         printf "ratios gateway/nginx, logs on: cpu per request %s (target <= 1.5x), p99 %.2fx (target <= 1.0x), req/s %.2fx\n", c, gp / np, gr / nr
@@ -431,12 +433,7 @@ if [[ " $scenarios " == *" h2 "* ]]; then
         eval "${name}_h2_cpu=$cpu_us"
     }
     printf "%-8s %10s %12s\n" target "req/s" "cpu us/req"
-    cpu_ratios=()
-    for ((round = 1; round <= rounds; round++)); do
-        measure_h2 gateway "https://127.0.0.1:$gateway_port/bench" "$gateway_pid"
-        measure_h2 nginx "https://127.0.0.1:$h2_port/bench" "${h2_pids[@]}"
-        cpu_ratios+=("$(awk -v g="$gateway_h2_cpu" -v n="$nginx_h2_cpu" 'BEGIN { printf "%.2f", g / n }')")
-    done
+    measure_rounds measure_h2 h2_cpu "https://127.0.0.1:$gateway_port/bench" "https://127.0.0.1:$h2_port/bench" "${h2_pids[@]}"
     echo "ratio gateway/nginx: cpu per request $(cpu_ratio_text) (target <= 1.3x)"
 fi
 

@@ -13,8 +13,12 @@ package enum HTTP2FieldSyntax {
     /// HTTP/1 connection management, which HTTP/2 forbids in either direction (RFC 9113,
     /// 8.2.2), in any case.
     package static func isConnectionSpecific(_ name: String) -> Bool {
-        name.utf8.withContiguousStorageIfAvailable { isConnectionSpecific(UnsafeRawBufferPointer($0)) }
-            ?? Array(name.utf8).withUnsafeBytes { isConnectionSpecific($0) }
+        withBytes(of: name, isConnectionSpecific)
+    }
+
+    /// Calls `body` with a String's UTF-8 bytes, contiguous (copied once if they are not).
+    package static func withBytes<Result>(of text: String, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
+        text.utf8.withContiguousStorageIfAvailable { body(UnsafeRawBufferPointer($0)) } ?? Array(text.utf8).withUnsafeBytes(body)
     }
 
     package static func isConnectionSpecific(_ name: UnsafeRawBufferPointer) -> Bool {

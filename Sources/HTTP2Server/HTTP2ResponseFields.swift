@@ -31,8 +31,8 @@ package enum HTTP2ResponseFields {
     /// The regular fields of a head or of trailers.
     package static func encode(_ headers: HTTPHeaders, into buffer: inout ByteBuffer) {
         for (name, value) in headers {
-            withBytes(name) { name in
-                withBytes(value) { value in encodeField(name: name, value: value, into: &buffer) }
+            HTTP2FieldSyntax.withBytes(of: name) { name in
+                HTTP2FieldSyntax.withBytes(of: value) { value in encodeField(name: name, value: value, into: &buffer) }
             }
         }
     }
@@ -61,10 +61,6 @@ package enum HTTP2ResponseFields {
             UnsafeMutableRawBufferPointer(rebasing: out[written..<written + value.count]).copyMemory(from: value)
             return written + value.count
         }
-    }
-
-    private static func withBytes<Result>(_ text: String, _ body: (UnsafeRawBufferPointer) -> Result) -> Result {
-        text.utf8.withContiguousStorageIfAvailable { body(UnsafeRawBufferPointer($0)) } ?? Array(text.utf8).withUnsafeBytes(body)
     }
 
     /// A dynamic table size update (RFC 7541, 6.3): begins a block.
