@@ -13,11 +13,11 @@ final class ExchangeStateMachineTests: XCTestCase {
     private let idle = TimeAmount.seconds(60)
     private let send = TimeAmount.seconds(10)
 
-    private func head(_ uri: String = "/", headers: [(String, String)] = []) -> HTTPServerRequestPart {
-        .head(HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: HTTPHeaders(headers)))
+    private func head(_ uri: String = "/", headers: [(String, String)] = []) -> ClientRequestPart {
+        .head(ClientRequest(HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: HTTPHeaders(headers))))
     }
 
-    private let body = HTTPServerRequestPart.body(ByteBuffer(string: "hello"))
+    private let body = ClientRequestPart.body(ByteBuffer(string: "hello"))
 
     /// A machine whose exchange `exchange` is admitted and proxying on `connection`.
     private func proxying(
@@ -82,7 +82,7 @@ final class ExchangeStateMachineTests: XCTestCase {
             return XCTFail()
         }
         guard case .idle = machine.becomeIdle(now: at(1)) else { return XCTFail() }
-        guard case .begin(let second)? = machine.nextQueuedPart(), second.uri == "/2" else { return XCTFail() }
+        guard case .begin(let second)? = machine.nextQueuedPart(), second.head.uri == "/2" else { return XCTFail() }
         let exchange = FakeExchange()
         machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
         guard case .buffer? = machine.nextQueuedPart(), case .buffer? = machine.nextQueuedPart() else { return XCTFail() }
@@ -130,7 +130,7 @@ final class ExchangeStateMachineTests: XCTestCase {
         _ = large.receive(head(), now: at(0))
         large.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
         _ = large.answeredLocally(requestEnded: false, bodyWithheld: false, close: false, now: at(1))
-        let chunk = HTTPServerRequestPart.body(ByteBuffer(repeating: 0, count: Machine.discardBudget / 2 + 1))
+        let chunk = ClientRequestPart.body(ByteBuffer(repeating: 0, count: Machine.discardBudget / 2 + 1))
         guard case .none = large.receive(chunk, now: at(1)), case .close = large.receive(chunk, now: at(1)) else {
             return XCTFail("past the budget, the connection closes")
         }

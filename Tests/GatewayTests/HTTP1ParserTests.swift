@@ -29,7 +29,11 @@ final class HTTP1ParserTests: XCTestCase {
             do {
                 while let part = try parser.next(&chunk) {
                     switch part {
-                    case .requestHead(let head):
+                    case .requestHead(let request):
+                        let head = request.head
+                        // What the parser read on the bytes is what a pass over the head's
+                        // Strings (HTTP/2's way) reads.
+                        XCTAssertEqual(request.fields, RequestFields(head.headers), "\(head)")
                         out.append(.head(head.method.rawValue, head.uri, head.headers.map { "\($0.name)=\($0.value)" }))
                     case .responseHead(let head):
                         out.append(.head("\(head.status.code)", "", head.headers.map { "\($0.name)=\($0.value)" }))
@@ -184,8 +188,8 @@ final class HTTP1ParserTests: XCTestCase {
         XCTAssertEqual(read("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), [.head("GET", "/", ["Host=x"]), .end([])])
         var parser = HTTP1Parser(role: .request, maxHeadBytes: 100)
         var buffer = ByteBuffer(string: "GET / HTTP/1.2\r\nHost: x\r\n\r\n")
-        guard case .requestHead(let head) = try? parser.next(&buffer) else { return XCTFail() }
-        XCTAssertEqual(head.version, .http1_1, "a later HTTP/1 minor version is served as 1.1")
+        guard case .requestHead(let request) = try? parser.next(&buffer) else { return XCTFail() }
+        XCTAssertEqual(request.head.version, .http1_1, "a later HTTP/1 minor version is served as 1.1")
         XCTAssertEqual(read("GET / HTTP/2.0\r\n\r\n"), [.error(.unsupportedVersion)])
         XCTAssertEqual(read("GET / HTTP/0.9\r\n\r\n"), [.error(.unsupportedVersion)])
         for line in ["GET / HTTP/1.1 \r\n", "GET  / HTTP/1.1\r\n", "GET / http/1.1\r\n", "GET /\r\n", "GET / HTTP/1.1\n", "G(T / HTTP/1.1\r\n", "GET /a b HTTP/1.1\r\n"] {
@@ -221,9 +225,9 @@ final class HTTP1ParserTests: XCTestCase {
         let bytes = Array("GET / HTTP/1.1\r\nHost: x\r\nX-Name: ".utf8) + value + Array("\r\n\r\n".utf8)
         var parser = HTTP1Parser(role: .request, maxHeadBytes: 1024)
         var buffer = ByteBuffer(bytes: bytes)
-        guard case .requestHead(let head) = try? parser.next(&buffer) else { return XCTFail() }
+        guard case .requestHead(let request) = try? parser.next(&buffer) else { return XCTFail() }
         var out = ByteBuffer()
-        HTTP1Writer.writeFields(["X-Name": head.headers.first(name: "x-name")!], into: &out)
+        HTTP1Writer.writeFields(["X-Name": request.head.headers.first(name: "x-name")!], into: &out)
         XCTAssertEqual(Array(out.readableBytesView), Array("X-Name: ".utf8) + value + Array("\r\n\r\n".utf8))
         // Valid UTF-8 stays as it is, both ways.
         var utf8 = ByteBuffer()

@@ -52,22 +52,23 @@ final class RoutingTests: XCTestCase {
     }
 
     func testAuthorityRules() {
-        func head(_ version: HTTPVersion, _ hosts: [String]) -> HTTPRequestHead {
-            HTTPRequestHead(version: version, method: .GET, uri: "/", headers: HTTPHeaders(hosts.map { ("Host", $0) }))
+        func resolve(_ version: HTTPVersion, _ hosts: [String], targetAuthority: Substring?) -> Result<String?, RequestAuthority.Problem> {
+            let fields = RequestFields(HTTPHeaders(hosts.map { ("Host", $0) } + [("Accept", "*/*")]))
+            return RequestAuthority.resolve(fields, version: version, targetAuthority: targetAuthority)
         }
-        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, ["a.example:8080"]), targetAuthority: nil), .success("a.example:8080"))
-        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, []), targetAuthority: nil), .failure(.missingHost))
-        XCTAssertEqual(RequestAuthority.resolve(head(.http1_0, []), targetAuthority: nil), .success(nil))
-        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, ["a", "a"]), targetAuthority: nil), .failure(.repeatedHost))
+        XCTAssertEqual(resolve(.http1_1, ["a.example:8080"], targetAuthority: nil), .success("a.example:8080"))
+        XCTAssertEqual(resolve(.http1_1, [], targetAuthority: nil), .failure(.missingHost))
+        XCTAssertEqual(resolve(.http1_0, [], targetAuthority: nil), .success(nil))
+        XCTAssertEqual(resolve(.http1_1, ["a", "a"], targetAuthority: nil), .failure(.repeatedHost))
         for bad in ["", "a b", "a/b", "a@b", "a:port", "a:123456", "[::1", "[zz]", "a\\b", "a:1:2", "[]", "[]:80", "[::1]x", ":80", "a:8 0"] {
-            XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, [bad]), targetAuthority: nil), .failure(.invalidHost), bad)
+            XCTAssertEqual(resolve(.http1_1, [bad], targetAuthority: nil), .failure(.invalidHost), bad)
         }
         for good in ["a", "A.Example.", "10.0.0.1:80", "[::1]:8443", "xn--bcher-kva.example", "a:", "[::1]", "a~b_c!$&'()*+,;=%41:65535"] {
-            XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, [good]), targetAuthority: nil), .success(good), good)
+            XCTAssertEqual(resolve(.http1_1, [good], targetAuthority: nil), .success(good), good)
         }
         // An absolute-form target's authority wins over Host.
-        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, ["public.example"]), targetAuthority: "admin.example"), .success("admin.example"))
-        XCTAssertEqual(RequestAuthority.resolve(head(.http1_1, []), targetAuthority: "user@admin.example"), .failure(.invalidHost))
+        XCTAssertEqual(resolve(.http1_1, ["public.example"], targetAuthority: "admin.example"), .success("admin.example"))
+        XCTAssertEqual(resolve(.http1_1, [], targetAuthority: "user@admin.example"), .failure(.invalidHost))
     }
 
     private func route(_ name: String, _ prefix: String, methods: Set<String>? = nil, host: String? = nil) -> GatewayConfig.Route {

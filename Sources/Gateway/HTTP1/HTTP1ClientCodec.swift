@@ -93,16 +93,37 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
     }
 
     /// Writes a request part (the upstream handler's direct way in).
-    /// - Parameter opensTunnel: the head is a WebSocket handshake's, whose 101 opens a tunnel.
     /// - Returns: whether anything went to the channel (the end of a body framed by its length,
     ///   or of none, writes nothing, and needs no flush).
     @discardableResult
-    func write(_ part: HTTPClientRequestPart, opensTunnel: Bool = false, promise: EventLoopPromise<Void>?) -> Bool {
+    func write(_ part: HTTPClientRequestPart, promise: EventLoopPromise<Void>?) -> Bool {
         guard let context else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return false
         }
-        return write(part, opensTunnel: opensTunnel, context: context, promise: promise)
+        return write(part, context: context, promise: promise)
+    }
+
+    /// Writes a proxied request's head, straight from the client's fields. A WebSocket
+    /// handshake's opens a tunnel when the upstream answers it 101.
+    func writeHead(_ request: UpstreamRequest, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        parser.expectResponse(to: request.method, tunnel: request.opensTunnel)
+        var buffer = context.channel.allocator.buffer(capacity: 1024)
+        request.write(into: &buffer)
+        expectBody(framedBy: request.framing)
+        context.write(Self.wrapOutboundOut(buffer), promise: promise)
+    }
+
+    private func expectBody(framedBy framing: RequestBodyFraming) {
+        switch framing {
+        case .none: body = .none
+        case .length(let length): body = .length(remaining: length)
+        case .chunked: body = .chunked
+        }
     }
 
     /// Writes bytes of an open WebSocket tunnel, as they are: only once the upstream's 101 has
@@ -119,19 +140,14 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
 
     private func write(
         _ part: HTTPClientRequestPart,
-        opensTunnel: Bool = false,
         context: ChannelHandlerContext,
         promise: EventLoopPromise<Void>?
     ) -> Bool {
         switch part {
         case .head(let head):
-            parser.expectResponse(to: head.method, tunnel: opensTunnel)
+            parser.expectResponse(to: head.method)
             var buffer = context.channel.allocator.buffer(capacity: 1024)
-            switch HTTP1Writer.writeRequestHead(head, into: &buffer) {
-            case .none: body = .none
-            case .length(let length): body = .length(remaining: length)
-            case .chunked: body = .chunked
-            }
+            expectBody(framedBy: HTTP1Writer.writeRequestHead(head, into: &buffer))
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
             return true
         case .body(.byteBuffer(let part)):

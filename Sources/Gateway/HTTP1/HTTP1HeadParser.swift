@@ -6,12 +6,15 @@ import NIOHTTP1
 /// between a field name and its colon, no folded lines, no control bytes in a value.
 enum HTTP1HeadParser {
     /// - Parameter bytes: the head, its final CRLF CRLF included.
-    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> HTTPRequestHead {
+    /// - Returns: the head, and what its fields say, read on the bytes as they were found.
+    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> ClientRequest {
         let line = try requestLine(bytes)
         let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.method]), as: UTF8.self)
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.target]), as: UTF8.self)
-        let fields = try self.fields(bytes, from: line.end)
-        return HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(fields))
+        var summary = RequestFields()
+        let fields = try self.fields(bytes, from: line.end) { name, value, text in summary.read(name: name, value: value, text: text) }
+        let head = HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(fields))
+        return ClientRequest(head: head, fields: summary)
     }
 
     /// - Parameter head: a response head, its final CRLF CRLF included: `HTTP/1.x SP 3DIGIT
@@ -107,15 +110,21 @@ enum HTTP1HeadParser {
     }
 
     /// The fields from `start` to the empty line that ends a head or a trailer section.
-    static func fields(_ bytes: UnsafeRawBufferPointer, from start: Int) throws(HTTP1RequestError) -> [(String, String)] {
+    /// - Parameter each: shown each field's name and value bytes, and the value's text.
+    static func fields(
+        _ bytes: UnsafeRawBufferPointer,
+        from start: Int,
+        each: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ text: String) -> Void = { _, _, _ in }
+    ) throws(HTTP1RequestError) -> [(String, String)] {
         var fields: [(String, String)] = []
         // Room for a typical head's fields at once, instead of growing four or five times.
         fields.reserveCapacity(16)
         try scanFields(bytes, from: start) { name, value in
-            fields.append((
-                String(decoding: UnsafeRawBufferPointer(rebasing: bytes[name]), as: UTF8.self),
-                FieldText.string(UnsafeRawBufferPointer(rebasing: bytes[value]))
-            ))
+            let name = UnsafeRawBufferPointer(rebasing: bytes[name])
+            let value = UnsafeRawBufferPointer(rebasing: bytes[value])
+            let text = FieldText.string(value)
+            fields.append((String(decoding: name, as: UTF8.self), text))
+            each(name, value, text)
         }
         return fields
     }

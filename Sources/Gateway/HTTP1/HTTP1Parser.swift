@@ -23,7 +23,7 @@ struct HTTP1Parser {
     }
 
     enum Part: Equatable {
-        case requestHead(HTTPRequestHead)
+        case requestHead(ClientRequest)
         case responseHead(ReceivedResponseHead)
         case body(ByteBuffer)
         case end(HTTPHeaders?)
@@ -161,13 +161,13 @@ struct HTTP1Parser {
                     return nil
                 }
                 requestLineChecked = false
-                let head = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                let request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
                     try HTTP1HeadParser.requestHead(bytes)
                 }
-                let framing = try Self.framing(of: head)
+                let framing = try request.fields.validatedFraming(version: request.head.version).get()
                 state = Self.bodyState(for: framing)
-                tunnelAfterMessage = WebSocketUpgrade.opensTunnel(head, framing: framing)
-                return .requestHead(head)
+                tunnelAfterMessage = WebSocketUpgrade.opensTunnel(request, framing: framing)
+                return .requestHead(request)
             case .fixedBody(let remaining):
                 if remaining == 0 {
                     state = messageEnded
@@ -250,14 +250,6 @@ struct HTTP1Parser {
             return .fixedBody(remaining: length)
         }
         return .untilClose
-    }
-
-    /// What follows a request head, from its framing headers alone (RFC 9112, 6.3).
-    private static func framing(of head: HTTPRequestHead) throws(HTTP1RequestError) -> RequestBodyFraming {
-        switch RequestBodyFraming.validating(head) {
-        case .failure(let error): throw error
-        case .success(let framing): return framing
-        }
     }
 
     private static func bodyState(for framing: RequestBodyFraming) -> State {

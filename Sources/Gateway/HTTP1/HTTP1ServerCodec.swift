@@ -191,9 +191,9 @@ extension HTTP1ServerCodec {
 
 extension HTTP1Parser.Part {
     /// The part as a request part (a request parser never reads a response head).
-    var serverPart: HTTPServerRequestPart? {
+    var serverPart: ClientRequestPart? {
         switch self {
-        case .requestHead(let head): return .head(head)
+        case .requestHead(let request): return .head(request)
         case .responseHead, .tunnel: return nil
         case .body(let body): return .body(body)
         case .end(let trailers): return .end(trailers)

@@ -7,8 +7,14 @@ enum HTTP1Writer {
     /// - Returns: the body's framing, as the head written says.
     @discardableResult
     static func writeRequestHead(_ head: HTTPRequestHead, into buffer: inout ByteBuffer) -> RequestBodyFraming {
-        head.method.rawValue.withUTF8Bytes { method in
-            head.uri.withUTF8Bytes { uri in
+        writeRequestLine(method: head.method, uri: head.uri, into: &buffer)
+        return writeFields(head.headers, into: &buffer)
+    }
+
+    /// `method SP uri SP HTTP/1.1 CRLF`.
+    static func writeRequestLine(method: HTTPMethod, uri: String, into buffer: inout ByteBuffer) {
+        method.rawValue.withUTF8Bytes { method in
+            uri.withUTF8Bytes { uri in
                 write(into: &buffer, atMost: method.count + uri.count + 12) { line in
                     line.append(method)
                     line.append(UInt8(ascii: " "))
@@ -17,7 +23,6 @@ enum HTTP1Writer {
                 }
             }
         }
-        return writeFields(head.headers, into: &buffer)
     }
 
     /// - Returns: the body's framing, as the head written says.
@@ -53,6 +58,13 @@ enum HTTP1Writer {
         }
         buffer.writeStaticString("\r\n")
         return framing
+    }
+
+    /// A field line whose value is a String made by FieldText (a client's, or the gateway's own).
+    static func writeField(_ name: String, fieldText value: String, into buffer: inout ByteBuffer) {
+        name.withUTF8Bytes { name in
+            value.withUTF8Bytes { value in writeField(name, fieldText: value, into: &buffer) }
+        }
     }
 
     /// - Parameter value: the UTF-8 of a String made by FieldText.

@@ -8,40 +8,51 @@ enum RequestBodyFraming: Equatable {
     case length(Int)
     case chunked
 
-    /// RFC 9112, 6: one `Content-Length` of digits, or `Transfer-Encoding: chunked` alone, or
-    /// neither. Both at once, a repeated length, or chunked on HTTP/1.0 are refused (400);
-    /// any other transfer coding cannot be read (501).
-    static func validating(_ head: HTTPRequestHead) -> Result<RequestBodyFraming, HTTP1RequestError> {
-        var length: Int?
-        var lengthFields = 0
-        var codingFields = 0
-        var chunked = false
-        for (name, value) in head.headers {
-            if name.asciiCaseInsensitiveEquals("content-length") {
+    /// The framing fields of a head, read one field at a time (in the pass over the fields that
+    /// answers the other questions too), then judged once all are read. RFC 9112, 6: one
+    /// `Content-Length` of digits, or `Transfer-Encoding: chunked` alone, or neither. Both at
+    /// once, a repeated length, or chunked on HTTP/1.0 are refused (400); any other transfer
+    /// coding cannot be read (501).
+    struct Reader: Equatable {
+        private var length: Int?
+        private var lengthFields = 0
+        private var lengthIsNumber = true
+        private var codingFields = 0
+        private var lastCodingIsChunked = false
+
+        mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            switch name.count {
+            case 14 where ASCIIText.equals(name, lowercased: "content-length"):
                 lengthFields += 1
-                length = Self.decimal(value)
-                if length == nil { return .failure(.malformed("Content-Length is not a number")) }
-            } else if name.asciiCaseInsensitiveEquals("transfer-encoding") {
+                length = RequestBodyFraming.decimal(value)
+                if length == nil { lengthIsNumber = false }
+            case 17 where ASCIIText.equals(name, lowercased: "transfer-encoding"):
                 codingFields += 1
-                chunked = value.asciiCaseInsensitiveEquals("chunked")
+                lastCodingIsChunked = ASCIIText.equals(value, lowercased: "chunked")
+            default:
+                break
             }
         }
-        if lengthFields > 1 { return .failure(.malformed("more than one Content-Length")) }
-        if codingFields > 0 {
-            if lengthFields > 0 { return .failure(.malformed("both Content-Length and Transfer-Encoding")) }
-            if head.version == .http1_0 { return .failure(.malformed("Transfer-Encoding on HTTP/1.0")) }
-            guard codingFields == 1, chunked else { return .failure(.unsupportedTransferCoding) }
-            return .success(.chunked)
-        }
-        return .success(length.map { .length($0) } ?? .none)
-    }
 
-    /// The framing of a head already validated (by the HTTP/1.1 parser, or built by the HTTP/2
-    /// side with a checked length or chunked).
-    init(_ head: HTTPRequestHead) {
-        switch Self.validating(head) {
-        case .success(let framing): self = framing
-        case .failure: self = .none
+        func framing(version: HTTPVersion) -> Result<RequestBodyFraming, HTTP1RequestError> {
+            if !lengthIsNumber { return .failure(.malformed("Content-Length is not a number")) }
+            if lengthFields > 1 { return .failure(.malformed("more than one Content-Length")) }
+            if codingFields > 0 {
+                if lengthFields > 0 { return .failure(.malformed("both Content-Length and Transfer-Encoding")) }
+                if version == .http1_0 { return .failure(.malformed("Transfer-Encoding on HTTP/1.0")) }
+                guard codingFields == 1, lastCodingIsChunked else { return .failure(.unsupportedTransferCoding) }
+                return .success(.chunked)
+            }
+            return .success(length.map { .length($0) } ?? .none)
+        }
+
+        /// The framing of a head already validated (by the HTTP/1.1 parser, or built by the
+        /// HTTP/2 side with a checked length or chunked).
+        func validatedFraming(version: HTTPVersion) -> RequestBodyFraming {
+            switch framing(version: version) {
+            case .success(let framing): return framing
+            case .failure: return .none
+            }
         }
     }
 

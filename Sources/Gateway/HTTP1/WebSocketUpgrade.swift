@@ -14,28 +14,17 @@ enum WebSocketUpgrade {
 
     /// `GET` over HTTP/1.1 with `Upgrade` naming `websocket` and `Connection` naming `upgrade`
     /// (or the head an HTTP/2 extended CONNECT became: HTTP/2 clients cannot send those fields).
-    static func isRequested(_ head: HTTPRequestHead) -> Bool {
+    static func isRequested(_ request: ClientRequest) -> Bool {
+        let head = request.head
         guard head.method == .GET, head.version == .http1_1 || head.version.major == 2 else { return false }
-        var upgradeNamesWebSocket = false
-        var connectionNamesUpgrade = false
-        for (name, value) in head.headers {
-            switch name.utf8.count {
-            case 7 where name.asciiCaseInsensitiveEquals("upgrade"):
-                upgradeNamesWebSocket = upgradeNamesWebSocket || value.listsToken("websocket")
-            case 10 where name.asciiCaseInsensitiveEquals("connection"):
-                connectionNamesUpgrade = connectionNamesUpgrade || value.listsToken("upgrade")
-            default:
-                continue
-            }
-        }
-        return upgradeNamesWebSocket && connectionNamesUpgrade
+        return request.fields.options.upgradeListsWebSocket && request.fields.options.connectionListsUpgrade
     }
 
     /// Whether a request opens a tunnel once answered 101: a handshake, which has no body
     /// (RFC 6455, 4.1; a request with one is no WebSocket's). The one rule the parser (which
     /// then reads no HTTP after the request) and the proxy (which asks the upstream) both apply.
-    static func opensTunnel(_ head: HTTPRequestHead, framing: RequestBodyFraming) -> Bool {
-        (framing == .none || framing == .length(0)) && isRequested(head)
+    static func opensTunnel(_ request: ClientRequest, framing: RequestBodyFraming) -> Bool {
+        (framing == .none || framing == .length(0)) && isRequested(request)
     }
 
     /// Whether an upstream's 101 switched to WebSocket, and nothing else.

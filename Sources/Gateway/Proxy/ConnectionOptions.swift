@@ -3,11 +3,15 @@ import NIOHTTP1
 /// What a message's `Connection` fields say, read in one scan of its fields: whether the
 /// connection stays open, and which fields belong to this hop only and are not forwarded (the
 /// hop-by-hop fields, and those `Connection` names, except the ones that frame or route).
-struct ConnectionOptions {
+struct ConnectionOptions: Equatable {
     private(set) var close = false
     private(set) var keepAlive = false
     /// Whether the message has an `Upgrade` field (a hop-by-hop one).
     private(set) var upgrade = false
+    /// Whether an `Upgrade` field lists `websocket`, and a `Connection` field `upgrade`: both
+    /// make a WebSocket handshake.
+    private(set) var upgradeListsWebSocket = false
+    private(set) var connectionListsUpgrade = false
     /// Whether `TE` lists `trailers`: the client reads trailers (gRPC's do), which an HTTP/2
     /// upstream is told again (the one `TE` HTTP/2 allows).
     private(set) var acceptsTrailers = false
@@ -17,22 +21,25 @@ struct ConnectionOptions {
     /// Lower-cased names `Connection` lists (besides close and keep-alive).
     private var named: [String] = []
 
+    /// No options yet: fields are then read one at a time (`read(name:value:)`).
+    init() {}
+
     init(_ headers: HTTPHeaders) {
-        for (name, value) in headers where ForwardedHeaders.isHopByHop(name) {
+        for (name, value) in headers {
             name.withUTF8Bytes { name in
-                value.withUTF8Bytes { value in read(hopByHop: name, value: value) }
+                value.withUTF8Bytes { value in read(name: name, value: value) }
             }
         }
     }
 
     /// The options of a response head as received, read on its bytes.
     init(_ head: ReceivedResponseHead) {
-        head.forEachField { name, value in
-            if ForwardedHeaders.isHopByHop(name) { read(hopByHop: name, value: value) }
-        }
+        head.forEachField { name, value in read(name: name, value: value) }
     }
 
-    private mutating func read(hopByHop name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+    /// Reads one field of the message (any field: only hop-by-hop ones say anything here).
+    mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        guard ForwardedHeaders.isHopByHop(name) else { return }
         removesAny = true
         switch name.count {
         case 2:
@@ -40,6 +47,7 @@ struct ConnectionOptions {
             if ASCIIText.lists(value, "trailers") { acceptsTrailers = true }
         case 7 where ASCIIText.equals(name, lowercased: "upgrade"):
             upgrade = true
+            if ASCIIText.lists(value, "websocket") { upgradeListsWebSocket = true }
         case 10 where ASCIIText.equals(name, lowercased: "connection"):
             readConnectionOptions(value)
         default:
@@ -54,6 +62,7 @@ struct ConnectionOptions {
             } else if ASCIIText.equals(option, lowercased: "keep-alive") {
                 keepAlive = true
             } else if !ForwardedHeaders.isProtectedFromConnection(option) {
+                if ASCIIText.equals(option, lowercased: "upgrade") { connectionListsUpgrade = true }
                 named.append(String(decoding: option.lazy.map(ASCIIText.lowered), as: UTF8.self))
             }
         }

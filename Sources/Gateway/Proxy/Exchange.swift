@@ -8,7 +8,7 @@ import RateSync
 final class Exchange {
     let clientHead: HTTPRequestHead
     let target: GatewayRuntime.RouteTarget
-    let upstreamHead: HTTPRequestHead
+    let upstreamRequest: UpstreamRequest
 
     /// Body parts that arrived while the limiter or the upstream connection was pending (kept
     /// until the upstream answers when the request may be sent again on a fresh connection).
@@ -26,13 +26,11 @@ final class Exchange {
     var onReusedConnection = false
     /// The client's address, for `client_ip_hash` (empty for other balancers).
     let clientAddress: String
-    /// A WebSocket handshake: the upstream's 101 turns both connections into its tunnel.
-    var opensTunnel = false
 
-    init(clientHead: HTTPRequestHead, target: GatewayRuntime.RouteTarget, upstreamHead: HTTPRequestHead, clientAddress: String) {
+    init(clientHead: HTTPRequestHead, target: GatewayRuntime.RouteTarget, upstreamRequest: UpstreamRequest, clientAddress: String) {
         self.clientHead = clientHead
         self.target = target
-        self.upstreamHead = upstreamHead
+        self.upstreamRequest = upstreamRequest
         self.clientAddress = clientAddress
     }
 

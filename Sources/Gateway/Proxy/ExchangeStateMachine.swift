@@ -58,7 +58,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     private(set) var draining = false
     /// Parts of requests that arrived while another was in flight (HTTP pipelining), replayed in
     /// order once it ends. An array: empty, it costs no allocation.
-    private var queue: [HTTPServerRequestPart] = []
+    private var queue: [ClientRequestPart] = []
     /// Bytes that were no request arrived after the queued parts: answered once they are.
     private(set) var pendingRequestError: HTTP1RequestError?
     /// A stream carries one request; a connection carries many.
@@ -89,7 +89,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     enum PartAction {
         /// An idle connection's next request: route, identify and limit it, then call
         /// `exchangeBegan` or `answeredLocally`.
-        case begin(HTTPRequestHead)
+        case begin(ClientRequest)
         /// Held until the exchanges before it end.
         case queued
         /// Waits with the exchange for its verdict and its upstream connection.
@@ -102,7 +102,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         case none
     }
 
-    mutating func receive(_ part: HTTPServerRequestPart, now: NIODeadline) -> PartAction {
+    mutating func receive(_ part: ClientRequestPart, now: NIODeadline) -> PartAction {
         lastClientActivity = now
         if !queue.isEmpty || belongsToNextRequest(part) {
             queue.append(part)
@@ -121,7 +121,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     var hasQueuedParts: Bool { !queue.isEmpty }
 
     /// A head while an exchange is in flight is a pipelined request.
-    private func belongsToNextRequest(_ part: HTTPServerRequestPart) -> Bool {
+    private func belongsToNextRequest(_ part: ClientRequestPart) -> Bool {
         guard case .head = part else { return false }
         switch state {
         case .idle, .closed: return false
@@ -129,14 +129,14 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         }
     }
 
-    private mutating func handle(_ part: HTTPServerRequestPart) -> PartAction {
+    private mutating func handle(_ part: ClientRequestPart) -> PartAction {
         let forwarded: HTTPClientRequestPart
         let size: Int
         let isEnd: Bool
         switch part {
-        case .head(let head):
+        case .head(let request):
             guard case .idle = state else { return .none }
-            return .begin(head)
+            return .begin(request)
         case .body(let buffer):
             forwarded = .body(.byteBuffer(buffer))
             size = buffer.readableBytes

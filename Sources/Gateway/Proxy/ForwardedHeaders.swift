@@ -67,62 +67,6 @@ enum ForwardedHeaders {
         requestVersion == .http1_1 && requestMethod != .HEAD && status.mayHaveResponseBody && !upstreamHasLength
     }
 
-    /// The request the upstream sees, built in one pass over the client's fields: hop-by-hop
-    /// fields (and those `Connection` names) gone, the body framed as the gateway decided
-    /// (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither), `Host` set
-    /// to the authority the request was routed by, and the `X-Forwarded-*` trio set (what the
-    /// client claims about the original scheme and host is replaced, never trusted).
-    /// - Parameters:
-    ///   - authority: the request's authority (absolute-form target, else `Host`).
-    ///   - opensTunnel: a WebSocket handshake: it asks the upstream for `websocket` again, the
-    ///     gateway's own `Upgrade` and `Connection` (never the client's list).
-    static func upstreamRequest(
-        from head: HTTPRequestHead,
-        options: ConnectionOptions,
-        authority: String?,
-        framing: RequestBodyFraming,
-        uri: String,
-        peerAddress: String,
-        scheme: String,
-        upstream: GatewayConfig.Upstream,
-        opensTunnel: Bool = false
-    ) -> HTTPRequestHead {
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(head.headers.count + 5)
-        var forwardedFor: String?
-        for (name, value) in head.headers where !options.removes(name) {
-            switch name.utf8.count {
-            case 4 where name.asciiCaseInsensitiveEquals("host"),
-                // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
-                6 where name.asciiCaseInsensitiveEquals("expect"),
-                14 where name.asciiCaseInsensitiveEquals("content-length"),
-                16 where name.asciiCaseInsensitiveEquals("x-forwarded-host"),
-                17 where name.asciiCaseInsensitiveEquals("transfer-encoding") || name.asciiCaseInsensitiveEquals("x-forwarded-proto"):
-                continue
-            case 15 where name.asciiCaseInsensitiveEquals("x-forwarded-for"):
-                forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-                continue
-            default:
-                fields.append((name, value))
-            }
-        }
-        fields.append(("host", authority ?? upstream.authority))
-        switch framing {
-        case .none: break
-        case .length(let length): fields.append(("content-length", String(length)))
-        case .chunked: fields.append(("transfer-encoding", "chunked"))
-        }
-        fields.append(("x-forwarded-for", forwardedFor.map { "\($0), \(peerAddress)" } ?? peerAddress))
-        fields.append(("x-forwarded-proto", scheme))
-        if let authority { fields.append(("x-forwarded-host", authority)) }
-        if upstream.wireProtocol == .h2 && options.acceptsTrailers { fields.append(("te", "trailers")) }
-        if opensTunnel {
-            fields.append(("connection", "upgrade"))
-            fields.append(("upgrade", WebSocketUpgrade.protocolName))
-        }
-        return HTTPRequestHead(version: .http1_1, method: head.method, uri: upstream.basePath + uri, headers: HTTPHeaders(fields))
-    }
-
     /// The response the client sees, built in one pass over the upstream's fields: hop-by-hop
     /// fields gone, the rate-limit headers added (an upstream's own would contradict ours: ours
     /// win), the body framed for the client's hop (the upstream's length kept, else chunked for

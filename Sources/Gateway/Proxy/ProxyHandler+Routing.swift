@@ -5,7 +5,9 @@ import RateSync
 /// A request's way in: refused methods, path and authority checks, the route, the identifier,
 /// and the limiters' verdict.
 extension ProxyHandler {
-    func begin(_ head: HTTPRequestHead) {
+    func begin(_ request: ClientRequest) {
+        let head = request.head
+        let fields = request.fields
         let runtime = self.runtime
         resources.requestsInFlight += 1
         requestInFlight = true
@@ -37,7 +39,7 @@ extension ProxyHandler {
             return
         }
         let authority: String?
-        switch RequestAuthority.resolve(head, targetAuthority: path.authority) {
+        switch RequestAuthority.resolve(fields, version: head.version, targetAuthority: path.authority) {
         case .success(let resolved):
             authority = resolved
         case .failure(.missingHost):
@@ -76,18 +78,18 @@ extension ProxyHandler {
             return
         }
 
-        let framing = RequestBodyFraming(head)
-        let options = ConnectionOptions(head.headers)
+        let framing = fields.framing(version: head.version)
+        let options = fields.options
         // The parser read the same: no request follows a handshake on this connection. (An
         // HTTP/2 upstream is asked no upgrade: HTTP/2 has none.)
-        let opensTunnel = options.upgrade && target.upstream.wireProtocol == .http1 && WebSocketUpgrade.opensTunnel(head, framing: framing)
+        let opensTunnel = options.upgrade && target.upstream.wireProtocol == .http1 && WebSocketUpgrade.opensTunnel(request, framing: framing)
         if head.version.major == 2, options.upgrade, !opensTunnel {
             // An HTTP/2 client's 200 would say the tunnel opened: say plainly that it cannot.
             answerLocally(.tunnelNotAvailable(), to: head, requestEnded: true)
             return
         }
-        let upstreamHead = ForwardedHeaders.upstreamRequest(
-            from: head,
+        let upstreamRequest = UpstreamRequest(
+            client: head,
             options: options,
             authority: authority,
             framing: framing,
@@ -100,16 +102,15 @@ extension ProxyHandler {
         let exchange = Exchange(
             clientHead: head,
             target: target,
-            upstreamHead: upstreamHead,
+            upstreamRequest: upstreamRequest,
             clientAddress: target.upstream.balance == .clientIPHash ? client() : ""
         )
-        exchange.opensTunnel = opensTunnel
         // An upgrade request answered by anything but a WebSocket's 101 (or one to another
         // protocol, forwarded as a plain request) closes its connection after the answer: what
         // the client sends after it is not HTTP.
         machine.exchangeBegan(
             exchange,
-            expectsContinue: Exchange.expectsContinue(head.headers),
+            expectsContinue: fields.expectsContinue,
             keepAlive: options.keepsAlive(head.version),
             closeAfterResponse: head.version.major == 1 && options.upgrade,
             opensTunnel: opensTunnel

@@ -70,11 +70,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
     private func startProxying(_ exchange: Exchange, on connection: UpstreamConnection, keepBodyForRetry: Bool, requestEnded: Bool) {
         connection.handler.delegate = self
         exchange.upstreamStarted = exchange.upstreamStarted ?? .now()
-        if exchange.opensTunnel {
-            connection.handler.writeTunnelHandshake(exchange.upstreamHead)
-        } else {
-            connection.handler.write(.head(exchange.upstreamHead))
-        }
+        connection.handler.writeHead(exchange.upstreamRequest)
         for part in exchange.pendingParts { connection.handler.write(part) }
         if !keepBodyForRetry { exchange.pendingParts.removeAll() }
         connection.handler.flush()

@@ -212,9 +212,18 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
 
     // MARK: request parts
 
-    /// A request part, from the HTTP/1.1 codec or the HTTP/2 stream.
-    func receive(_ part: HTTPServerRequestPart) {
+    /// A request part from the HTTP/1.1 codec, whose parser read the head's fields.
+    func receive(_ part: ClientRequestPart) {
         perform(machine.receive(part, now: .now()))
+    }
+
+    /// A request part from an HTTP/2 stream: its head's fields are read here, in one pass.
+    func receive(_ part: HTTPServerRequestPart) {
+        switch part {
+        case .head(let head): receive(ClientRequestPart.head(ClientRequest(head)))
+        case .body(let body): receive(ClientRequestPart.body(body))
+        case .end(let trailers): receive(ClientRequestPart.end(trailers))
+        }
     }
 
     /// Bytes the client sent after a WebSocket handshake (the codec's parser reads no HTTP after
@@ -270,8 +279,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
 
     private func perform(_ action: ExchangeStateMachine<Exchange, UpstreamConnection>.PartAction) {
         switch action {
-        case .begin(let head):
-            begin(head)
+        case .begin(let request):
+            begin(request)
         case .queued, .none:
             break
         case .buffer(let exchange, let part):

@@ -13,21 +13,15 @@ enum RequestAuthority {
     /// The authority to route by and forward, or nil when the request has none (HTTP/1.0
     /// without `Host`).
     /// - Parameter targetAuthority: the authority of an absolute-form target.
-    static func resolve(_ head: HTTPRequestHead, targetAuthority: Substring?) -> Result<String?, Problem> {
-        var host: String?
-        var count = 0
-        for (name, value) in head.headers where name.utf8.count == 4 && name.asciiCaseInsensitiveEquals("host") {
-            count += 1
-            host = value
-        }
-        if count > 1 { return .failure(.repeatedHost) }
-        if let host, !isValid(Substring(host)) { return .failure(.invalidHost) }
+    static func resolve(_ fields: RequestFields, version: HTTPVersion, targetAuthority: Substring?) -> Result<String?, Problem> {
+        if fields.hostCount > 1 { return .failure(.repeatedHost) }
+        if let host = fields.host, !host.withUTF8Bytes(isValid) { return .failure(.invalidHost) }
         if let targetAuthority {
             guard isValid(targetAuthority) else { return .failure(.invalidHost) }
             return .success(String(targetAuthority))
         }
-        if host == nil && head.version == .http1_1 { return .failure(.missingHost) }
-        return .success(host)
+        if fields.host == nil && version == .http1_1 { return .failure(.missingHost) }
+        return .success(fields.host)
     }
 
     /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes),

@@ -65,9 +65,14 @@ final class UpstreamHandler: ChannelDuplexHandler {
         return true
     }
 
-    /// Writes a WebSocket handshake's head: the upstream's 101 to it opens a tunnel.
-    func writeTunnelHandshake(_ head: HTTPRequestHead) {
-        codec?.write(.head(head), opensTunnel: true, promise: nil)
+    /// Writes a request's head (an HTTP/1.1 one straight from the client's fields). A WebSocket
+    /// handshake's opens a tunnel when the upstream answers it 101.
+    func writeHead(_ request: UpstreamRequest) {
+        if let codec {
+            codec.writeHead(request, promise: nil)
+        } else {
+            context?.write(Self.wrapOutboundOut(.head(request.head)), promise: nil)
+        }
     }
 
     func writeTunnelBytes(_ bytes: ByteBuffer) {

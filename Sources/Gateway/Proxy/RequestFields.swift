@@ -1,0 +1,73 @@
+import NIOCore
+import NIOHTTP1
+
+/// What routing and forwarding ask of a client's fields, read in the one pass that finds them
+/// (the HTTP/1.1 parser's, on the bytes received; the HTTP/2 side's, on the head it built)
+/// instead of once per question: the `Host` fields, the body's framing, the `Connection` and
+/// `Upgrade` options and `Expect: 100-continue`.
+struct RequestFields: Equatable {
+    /// How many `Host` fields there are (more than one is refused), and the last one's value.
+    private(set) var hostCount = 0
+    private(set) var host: String?
+    private(set) var options = ConnectionOptions()
+    /// Whether the first `Expect` field is `100-continue`.
+    private(set) var expectsContinue = false
+    private var sawExpect = false
+    private var framingFields = RequestBodyFraming.Reader()
+
+    init() {}
+
+    init(_ headers: HTTPHeaders) {
+        for (name, value) in headers {
+            name.withUTF8Bytes { name in
+                value.withUTF8Bytes { valueBytes in read(name: name, value: valueBytes, text: value) }
+            }
+        }
+    }
+
+    /// Reads one field.
+    /// - Parameter text: the value as the head holds it.
+    mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: @autoclosure () -> String) {
+        switch name.count {
+        case 4 where ASCIIText.equals(name, lowercased: "host"):
+            hostCount += 1
+            host = text()
+        case 6 where ASCIIText.equals(name, lowercased: "expect"):
+            if !sawExpect { expectsContinue = ASCIIText.equals(value, lowercased: "100-continue") }
+            sawExpect = true
+        default:
+            framingFields.read(name: name, value: value)
+            options.read(name: name, value: value)
+        }
+    }
+
+    /// The body's framing, or why it cannot be read (RequestBodyFraming.Reader).
+    func validatedFraming(version: HTTPVersion) -> Result<RequestBodyFraming, HTTP1RequestError> {
+        framingFields.framing(version: version)
+    }
+
+    /// The body's framing, of a head the HTTP/1.1 parser (or the HTTP/2 side, which builds a
+    /// checked length or chunked) has validated.
+    func framing(version: HTTPVersion) -> RequestBodyFraming {
+        framingFields.validatedFraming(version: version)
+    }
+}
+
+/// A client's request head with what its fields say, read where the head was.
+struct ClientRequest: Equatable {
+    let head: HTTPRequestHead
+    let fields: RequestFields
+
+    init(head: HTTPRequestHead, fields: RequestFields) {
+        self.head = head
+        self.fields = fields
+    }
+
+    /// A head built elsewhere (HTTP/2's), its fields read in one pass.
+    init(_ head: HTTPRequestHead) {
+        self.init(head: head, fields: RequestFields(head.headers))
+    }
+}
+
+/// The request parts a client connection hands the proxy.
+typealias ClientRequestPart = HTTPPart<ClientRequest, ByteBuffer>

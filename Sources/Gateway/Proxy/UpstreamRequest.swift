@@ -1,0 +1,110 @@
+import NIOCore
+import NIOHTTP1
+
+/// The request an upstream sees, derived from the client's in one pass over its fields as it is
+/// written: hop-by-hop fields (and those `Connection` names) gone, the body framed as the gateway
+/// decided (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither), `Host`
+/// set to the authority the request was routed by, and the `X-Forwarded-*` trio set (what a
+/// client claims about the original scheme and host is replaced, never trusted).
+///
+/// An HTTP/1.1 upstream's bytes are written straight from the client's fields, with no second
+/// set of headers built between; an HTTP/2 upstream's codec is handed a head (`head`).
+struct UpstreamRequest {
+    let method: HTTPMethod
+    /// The upstream's base path, then the client's target in normal form.
+    let uri: String
+    let framing: RequestBodyFraming
+    /// A WebSocket handshake: it asks the upstream for `websocket` again, with the gateway's own
+    /// `Upgrade` and `Connection` (never the client's list).
+    let opensTunnel: Bool
+    private let clientFields: HTTPHeaders
+    private let options: ConnectionOptions
+    private let host: String
+    private let forwardedHost: String?
+    private let peerAddress: String
+    private let scheme: String
+    /// An HTTP/2 upstream is told again that the client reads trailers (the one `TE` HTTP/2 allows).
+    private let asksForTrailers: Bool
+
+    /// - Parameters:
+    ///   - authority: the request's authority (absolute-form target, else `Host`).
+    ///   - uri: the client's target in normal form.
+    init(
+        client head: HTTPRequestHead,
+        options: ConnectionOptions,
+        authority: String?,
+        framing: RequestBodyFraming,
+        uri: String,
+        peerAddress: String,
+        scheme: String,
+        upstream: GatewayConfig.Upstream,
+        opensTunnel: Bool = false
+    ) {
+        method = head.method
+        self.uri = upstream.basePath.isEmpty ? uri : upstream.basePath + uri
+        self.framing = framing
+        self.opensTunnel = opensTunnel
+        clientFields = head.headers
+        self.options = options
+        host = authority ?? upstream.authority
+        forwardedHost = authority
+        self.peerAddress = peerAddress
+        self.scheme = scheme
+        asksForTrailers = upstream.wireProtocol == .h2 && options.acceptsTrailers
+    }
+
+    /// Every field the upstream sees, in the order written: the client's that go on, then the
+    /// gateway's own.
+    func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
+        var forwardedFor: String?
+        for (name, value) in clientFields {
+            let forwarded = name.withUTF8Bytes { name in
+                if options.removes(name) { return false }
+                switch name.count {
+                case 4: return !ASCIIText.equals(name, lowercased: "host")
+                // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
+                case 6: return !ASCIIText.equals(name, lowercased: "expect")
+                case 14: return !ASCIIText.equals(name, lowercased: "content-length")
+                case 15 where ASCIIText.equals(name, lowercased: "x-forwarded-for"):
+                    forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
+                    return false
+                case 16: return !ASCIIText.equals(name, lowercased: "x-forwarded-host")
+                case 17:
+                    return !ASCIIText.equals(name, lowercased: "transfer-encoding")
+                        && !ASCIIText.equals(name, lowercased: "x-forwarded-proto")
+                default: return true
+                }
+            }
+            if forwarded { body(name, value) }
+        }
+        body("host", host)
+        switch framing {
+        case .none: break
+        case .length(let length): body("content-length", String(length))
+        case .chunked: body("transfer-encoding", "chunked")
+        }
+        body("x-forwarded-for", forwardedFor.map { "\($0), \(peerAddress)" } ?? peerAddress)
+        body("x-forwarded-proto", scheme)
+        if let forwardedHost { body("x-forwarded-host", forwardedHost) }
+        if asksForTrailers { body("te", "trailers") }
+        if opensTunnel {
+            body("connection", "upgrade")
+            body("upgrade", WebSocketUpgrade.protocolName)
+        }
+    }
+
+    /// The request line, the fields and the empty line, as HTTP/1.1.
+    func write(into buffer: inout ByteBuffer) {
+        HTTP1Writer.writeRequestLine(method: method, uri: uri, into: &buffer)
+        forEachField { name, value in HTTP1Writer.writeField(name, fieldText: value, into: &buffer) }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// The head an HTTP/2 upstream's codec encodes.
+    var head: HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(clientFields.count + 5)
+        forEachField { name, value in headers.add(name: name, value: value) }
+        return HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: headers)
+    }
+}

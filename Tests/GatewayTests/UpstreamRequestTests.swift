@@ -1,0 +1,110 @@
+@testable import Gateway
+import NIOCore
+import NIOHTTP1
+import XCTest
+
+/// What one pass over a client's fields says (RequestFields), and the request an upstream is
+/// sent from them (UpstreamRequest), byte for byte.
+final class UpstreamRequestTests: XCTestCase {
+    private let upstream = GatewayConfig.Upstream(
+        name: "app", host: "app.internal", port: 8080, basePath: "", connectTimeoutMs: 100, responseTimeoutMs: 100, maxIdleConnections: 1
+    )
+
+    func testOnePassAnswersHostFramingConnectionAndExpect() {
+        let fields = RequestFields(HTTPHeaders([
+            ("HOST", "a.example"), ("Expect", "100-Continue"), ("Expect", "other"), ("content-LENGTH", "12"),
+            ("Connection", "keep-alive, X-Secret, Content-Length, host"), ("Upgrade", "websocket"), ("TE", "trailers"),
+        ]))
+        XCTAssertEqual(fields.hostCount, 1)
+        XCTAssertEqual(fields.host, "a.example")
+        XCTAssertTrue(fields.expectsContinue, "the first Expect decides")
+        XCTAssertEqual(fields.framing(version: .http1_1), .length(12))
+        XCTAssertTrue(fields.options.upgrade)
+        XCTAssertTrue(fields.options.acceptsTrailers)
+        XCTAssertTrue(fields.options.keepsAlive(.http1_0))
+        XCTAssertTrue(fields.options.removes("x-secret"))
+        XCTAssertFalse(fields.options.removes("content-length"), "Connection cannot remove what frames the message")
+        XCTAssertFalse(fields.options.removes("Host"), "nor what routes it")
+
+        XCTAssertFalse(RequestFields(HTTPHeaders([("Expect", "x"), ("Expect", "100-continue")])).expectsContinue)
+        XCTAssertEqual(RequestFields(HTTPHeaders([("Host", "a"), ("host", "b")])).hostCount, 2)
+        XCTAssertEqual(RequestFields(HTTPHeaders([("Transfer-Encoding", "CHUNKED")])).framing(version: .http1_1), .chunked)
+        XCTAssertEqual(RequestFields(HTTPHeaders()).framing(version: .http1_1), RequestBodyFraming.none)
+    }
+
+    func testTheFramingReaderRefusesWhatTwoPeersCouldReadDifferently() {
+        func framing(_ fields: [(String, String)], _ version: HTTPVersion = .http1_1) -> Result<RequestBodyFraming, HTTP1RequestError> {
+            RequestFields(HTTPHeaders(fields)).validatedFraming(version: version)
+        }
+        XCTAssertEqual(framing([("Content-Length", "5")]), .success(.length(5)))
+        XCTAssertEqual(framing([("Content-Length", "5"), ("Content-Length", "5")]), .failure(.malformed("more than one Content-Length")))
+        XCTAssertEqual(framing([("Content-Length", "+5")]), .failure(.malformed("Content-Length is not a number")))
+        XCTAssertEqual(framing([("Transfer-Encoding", "chunked"), ("Content-Length", "x")]), .failure(.malformed("Content-Length is not a number")))
+        XCTAssertEqual(framing([("Transfer-Encoding", "chunked"), ("Content-Length", "5")]), .failure(.malformed("both Content-Length and Transfer-Encoding")))
+        XCTAssertEqual(framing([("Transfer-Encoding", "chunked")], .http1_0), .failure(.malformed("Transfer-Encoding on HTTP/1.0")))
+        XCTAssertEqual(framing([("Transfer-Encoding", "gzip, chunked")]), .failure(.unsupportedTransferCoding))
+        XCTAssertEqual(framing([("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")]), .failure(.unsupportedTransferCoding))
+    }
+
+    func testTheUpstreamGetsTheClientsFieldsLessHopByHopAndTheGatewaysOwn() {
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/ignored", headers: [
+            "Host": "a.example", "Accept": "*/*", "Connection": "keep-alive, X-Secret", "X-Secret": "s", "Keep-Alive": "timeout=5",
+            "X-Forwarded-For": "10.0.0.1", "x-forwarded-for": "10.0.0.2", "X-Forwarded-Proto": "gopher", "X-Forwarded-Host": "evil",
+            "Expect": "100-continue", "Content-Length": "3", "Transfer-Encoding": "chunked", "TE": "trailers", "Upgrade": "h2c",
+            "Proxy-Connection": "x", "Proxy-Authorization": "x", "Trailer": "x", "Cookie": "a=1",
+        ])
+        let fields = RequestFields(head.headers)
+        let request = UpstreamRequest(
+            client: head, options: fields.options, authority: "a.example", framing: .length(3), uri: "/v1?q=1",
+            peerAddress: "127.0.0.9", scheme: "https", upstream: upstream
+        )
+        XCTAssertEqual(written(request), """
+            POST /v1?q=1 HTTP/1.1\r
+            Accept: */*\r
+            Cookie: a=1\r
+            host: a.example\r
+            content-length: 3\r
+            x-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.9\r
+            x-forwarded-proto: https\r
+            x-forwarded-host: a.example\r
+            \r
+
+            """)
+        XCTAssertEqual(request.head.headers.map { "\($0.name): \($0.value)" }, fieldLines(written(request)), "HTTP/2 upstreams are sent the same fields")
+    }
+
+    func testATunnelAsksForWebSocketItselfAndAnHTTP2UpstreamIsToldOfTrailers() {
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws", headers: [
+            "Host": "a.example", "Connection": "Upgrade, Sec-WebSocket-Key", "Upgrade": "websocket, evil", "Sec-WebSocket-Key": "k",
+        ])
+        let tunnel = UpstreamRequest(
+            client: head, options: RequestFields(head.headers).options, authority: nil, framing: .none, uri: "/ws",
+            peerAddress: "::1", scheme: "http", upstream: upstream, opensTunnel: true
+        )
+        XCTAssertEqual(fieldLines(written(tunnel)), [
+            "host: app.internal:8080", "x-forwarded-for: ::1", "x-forwarded-proto: http", "connection: upgrade", "upgrade: websocket",
+        ])
+
+        var h2 = upstream
+        h2.wireProtocol = .h2
+        h2.basePath = "/base"
+        let grpc = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/svc/M", headers: ["TE": "trailers", "Content-Type": "application/grpc"])
+        let request = UpstreamRequest(
+            client: grpc, options: RequestFields(grpc.headers).options, authority: "g.example", framing: .chunked, uri: "/svc/M",
+            peerAddress: "127.0.0.1", scheme: "https", upstream: h2
+        )
+        XCTAssertEqual(request.head.uri, "/base/svc/M")
+        XCTAssertEqual(request.head.headers["te"], ["trailers"])
+        XCTAssertEqual(request.head.headers["transfer-encoding"], ["chunked"])
+    }
+
+    private func written(_ request: UpstreamRequest) -> String {
+        var buffer = ByteBuffer()
+        request.write(into: &buffer)
+        return String(buffer: buffer)
+    }
+
+    private func fieldLines(_ head: String) -> [String] {
+        Array(head.components(separatedBy: "\r\n").dropFirst().filter { !$0.isEmpty })
+    }
+}
