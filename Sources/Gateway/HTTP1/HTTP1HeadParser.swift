@@ -155,8 +155,10 @@ enum HTTP1HeadParser {
             index += 1
             while index < bytes.count, bytes[index] == space || bytes[index] == tab { index += 1 }
             let valueStart = index
-            while index < bytes.count, bytes[index] != cr {
-                guard isFieldValueByte(bytes[index]) else { throw .malformed("a control byte in a header value") }
+            while true {
+                index = ByteScan.firstControlByte(in: bytes, from: index)
+                guard index < bytes.count, bytes[index] != cr else { break }
+                guard bytes[index] == tab else { throw .malformed("a control byte in a header value") }
                 index += 1
             }
             var valueEnd = index

@@ -318,7 +318,9 @@ struct HTTP1Parser {
             var index = start
             let last = bytes.count - terminator.bytes
             while index <= last {
-                if bytes[index] == cr && bytes[index + 1] == lf {
+                index = ByteScan.first(cr, in: bytes, from: index, before: last + 1)
+                guard index <= last else { return nil }
+                if bytes[index + 1] == lf {
                     if terminator == .lineEnd { return index + 2 }
                     if bytes[index + 2] == cr && bytes[index + 3] == lf { return index + 4 }
                 }
