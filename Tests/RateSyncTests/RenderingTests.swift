@@ -31,6 +31,20 @@ final class RenderingTests: XCTestCase {
         }
     }
 
+    func testDecimalDigitsAreWhatStringWritesAtEveryPowerOfTenAndAroundIt() {
+        var values = [0, Int.max, Int.min, Int.min + 1]
+        var power = 1
+        for _ in 0..<19 {
+            values += [power - 1, power, power + 1, -power, -(power - 1), power * 5 + 7]
+            if power <= Int.max / 10 { power *= 10 }
+        }
+        var out = [UInt8](repeating: 0, count: DecimalDigits.maximumCount + 3)
+        for value in values {
+            let written = out.withUnsafeMutableBytes { DecimalDigits.write(value, into: $0, at: 3) }
+            XCTAssertEqual(String(decoding: out[3..<3 + written], as: UTF8.self), String(value))
+        }
+    }
+
     func testAllowedResponsesHaveNoRetryAfterAndRetryAfterIsAtLeastOne() {
         let allowed = Decision(allowed: true, limit: 10, remaining: 4, retryAfter: 0, resetAfter: 300, now: 0)
         XCTAssertFalse(RateLimitHeaders(allowed, limiter: auth).pairs.contains { $0.0 == "Retry-After" })

@@ -56,10 +56,12 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         var buffer = Self.unwrapInboundIn(data)
         do {
             while let part = try parser.next(&buffer) {
-                if case .tunnel(let bytes) = part {
-                    proxy?.receiveTunnelBytes(bytes)
-                } else if let request = part.serverPart {
-                    proxy?.receive(request)
+                switch part {
+                case .requestHead(let request): proxy?.receive(.head(request))
+                case .body(let body): proxy?.receive(ClientRequestPart.body(body))
+                case .end(let trailers): proxy?.receive(ClientRequestPart.end(trailers))
+                case .tunnel(let bytes): proxy?.receiveTunnelBytes(bytes)
+                case .responseHead: break
                 }
             }
         } catch {
@@ -187,17 +189,4 @@ extension HTTP1ServerCodec {
             return false
         }
     }
-}
-
-extension HTTP1Parser.Part {
-    /// The part as a request part (a request parser never reads a response head).
-    var serverPart: ClientRequestPart? {
-        switch self {
-        case .requestHead(let request): return .head(request)
-        case .responseHead, .tunnel: return nil
-        case .body(let body): return .body(body)
-        case .end(let trailers): return .end(trailers)
-        }
-    }
-
 }

@@ -42,6 +42,10 @@ public struct RateLimitHeaders: Sendable {
     /// Each header in order, its name and value as bytes; the values are formatted in a scratch
     /// buffer on the stack, valid only during each call.
     public func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {
+        // The numbers as locals: the writers below then capture integers, not a copy of this
+        // value (and a retain of its policy) each.
+        let (limit, remaining, resetAt, resetSeconds, windowSeconds) = (limit, remaining, resetAt, resetSeconds, windowSeconds)
+        let retryAfterSeconds = self.retryAfterSeconds
         var policy = self.policy
         policy.withUTF8 { policy in
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: ValueWriter.itemCapacity(policy: policy.count)) { scratch in
