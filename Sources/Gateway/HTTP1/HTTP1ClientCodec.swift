@@ -87,6 +87,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
     }
 
     private var body = Body.none
+    private var headBuffer = ReusableHeadBuffer()
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         _ = write(Self.unwrapOutboundIn(data), context: context, promise: promise)
@@ -112,10 +113,11 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             return
         }
         parser.expectResponse(to: request.method, tunnel: request.opensTunnel)
-        var buffer = context.channel.allocator.buffer(capacity: 1024)
+        var buffer = headBuffer.take(context.channel.allocator)
         request.write(into: &buffer)
         expectBody(framedBy: request.framing)
         context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        headBuffer.keep(buffer)
     }
 
     private func expectBody(framedBy framing: RequestBodyFraming) {
@@ -146,9 +148,10 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         switch part {
         case .head(let head):
             parser.expectResponse(to: head.method)
-            var buffer = context.channel.allocator.buffer(capacity: 1024)
+            var buffer = headBuffer.take(context.channel.allocator)
             expectBody(framedBy: HTTP1Writer.writeRequestHead(head, into: &buffer))
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            headBuffer.keep(buffer)
             return true
         case .body(.byteBuffer(let part)):
             switch body {

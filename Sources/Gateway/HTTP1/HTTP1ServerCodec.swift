@@ -30,6 +30,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     private var responseChunked = false
     /// A response head written but not yet handed to the channel, with what joined it.
     private var heldHead: ByteBuffer?
+    private var headBuffer = ReusableHeadBuffer()
     /// The largest body part copied into a held head; a larger one is written as it is.
     static let joinedBodyLimit = 16 * 1024
     private var failed = false
@@ -97,6 +98,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         guard let head = heldHead else { return }
         heldHead = nil
         context.write(Self.wrapOutboundOut(head), promise: nil)
+        headBuffer.keep(head)
     }
 
     /// Writes a response part (the proxy's direct way in).
@@ -113,7 +115,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     func writeResponseHead(encodedBy encode: (inout ByteBuffer) -> Bool) {
         guard let context else { return }
         releaseHeldHead(context: context)
-        var buffer = context.channel.allocator.buffer(capacity: 1024)
+        var buffer = headBuffer.take(context.channel.allocator)
         responseChunked = encode(&buffer)
         heldHead = buffer
     }
@@ -135,19 +137,22 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
             if join(part, to: &held) {
                 if let promise {
                     context.write(Self.wrapOutboundOut(held), promise: promise)
+                    headBuffer.keep(held)
                 } else {
                     heldHead = held
                 }
                 return
             }
             context.write(Self.wrapOutboundOut(held), promise: nil)
+            headBuffer.keep(held)
         }
         switch part {
         case .head(let head):
-            var buffer = context.channel.allocator.buffer(capacity: 1024)
+            var buffer = headBuffer.take(context.channel.allocator)
             let framing = HTTP1Writer.writeResponseHead(head, into: &buffer)
             if head.status.code >= 200 { responseChunked = framing == .chunked }
             context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            headBuffer.keep(buffer)
         case .body(.byteBuffer(let body)):
             if responseChunked {
                 HTTP1Writer.writeChunk(body, context: context, promise: promise)

@@ -82,6 +82,9 @@ struct KeyTable {
 
     var entries: [String: Entry] = [:]
     private var sweepAtCount = KeyTable.firstSweepSize
+    /// The updates of the group being decided: kept between calls (emptied, its room kept) so
+    /// that a decision allocates no array of its own.
+    private var updates: [Update] = []
 
     static func concurrencyKey(_ key: String) -> String { key + ":concurrent" }
 
@@ -98,7 +101,12 @@ struct KeyTable {
     /// when it admits too. When some check admits only after a wait, every check of the group
     /// is committed at that later time, and each decision carries it as its `delay`.
     mutating func decide(_ checks: [LimitCheck], now: Double) -> [Decision] {
-        var updates: [Update] = []
+        var updates = self.updates
+        self.updates = []
+        defer {
+            updates.removeAll(keepingCapacity: true)
+            self.updates = updates
+        }
         var decisions: [Decision] = []
         decisions.reserveCapacity(checks.count)
         var allAdmitted = true
