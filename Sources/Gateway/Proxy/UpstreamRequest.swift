@@ -37,7 +37,7 @@ struct UpstreamRequest {
         uri: String,
         peerAddress: String,
         scheme: String,
-        upstream: GatewayConfig.Upstream,
+        upstream: borrowing GatewayConfig.Upstream,
         opensTunnel: Bool = false
     ) {
         method = head.method

@@ -8,6 +8,9 @@ import RateSync
 /// client connections. Built on the loop, used only on it, so none of it needs a lock.
 final class LoopResources: HTTP2ConnectionRegistry {
     private(set) var pools: [String: TargetPools] = [:]
+    /// The entry of `pools` the last request used: a loop's requests mostly go to one upstream,
+    /// and one that does again is spared hashing its name.
+    private var lastPools: TargetPools?
     let eventLoop: any EventLoop
     /// Swapped whole on reload; a request reads it once, when it begins.
     var runtime: GatewayRuntime
@@ -51,15 +54,19 @@ final class LoopResources: HTTP2ConnectionRegistry {
     /// The loop's pools for a route's upstream, created on first use so that a reload that adds
     /// or changes an upstream needs no coordination.
     func targets(for target: GatewayRuntime.RouteTarget) -> TargetPools {
-        let upstream = target.upstream
-        let previous = pools[upstream.name]
+        // The pools serving these very targets are their upstream's entry: no other has them.
+        if let lastPools, lastPools.serve(target.upstreamTargets, tls: target.upstreamTLS) { return lastPools }
+        let name = target.upstream.name
+        let previous = pools[name]
         if let previous, previous.serve(target.upstreamTargets, tls: target.upstreamTLS) {
+            lastPools = previous
             return previous
         }
         // The previous pools' targets that are no longer listed (all of them after a reload) are
         // retired by the new pools.
         let pools = TargetPools(targets: target.upstreamTargets, tls: target.upstreamTLS, eventLoop: eventLoop, logger: logger, replacing: previous)
-        self.pools[upstream.name] = pools
+        self.pools[name] = pools
+        lastPools = pools
         return pools
     }
 
