@@ -47,7 +47,7 @@ struct ConnectionOptions: Equatable {
             if ASCIIText.lists(value, "trailers") { acceptsTrailers = true }
         case 7 where ASCIIText.equals(name, lowercased: "upgrade"):
             upgrade = true
-            if ASCIIText.lists(value, "websocket") { upgradeListsWebSocket = true }
+            if WebSocketUpgrade.protocolName.withUTF8Bytes({ ASCIIText.lists(value, $0) }) { upgradeListsWebSocket = true }
         case 10 where ASCIIText.equals(name, lowercased: "connection"):
             readConnectionOptions(value)
         default:

@@ -6,7 +6,9 @@ import RateSync
 /// route, the body parts that wait with it, the limiter's slots and headers. How far it got is
 /// ExchangeStateMachine's business.
 final class Exchange {
-    let clientHead: HTTPRequestHead
+    /// The client's request, with what its fields say.
+    let client: ClientRequest
+    var clientHead: HTTPRequestHead { client.head }
     let target: GatewayRuntime.RouteTarget
     let upstreamRequest: UpstreamRequest
 
@@ -27,17 +29,11 @@ final class Exchange {
     /// The client's address, for `client_ip_hash` (empty for other balancers).
     let clientAddress: String
 
-    init(clientHead: HTTPRequestHead, target: GatewayRuntime.RouteTarget, upstreamRequest: UpstreamRequest, clientAddress: String) {
-        self.clientHead = clientHead
+    init(client: ClientRequest, target: GatewayRuntime.RouteTarget, upstreamRequest: UpstreamRequest, clientAddress: String) {
+        self.client = client
         self.target = target
         self.upstreamRequest = upstreamRequest
         self.clientAddress = clientAddress
-    }
-
-    /// `Expect: 100-continue`, checked without building an array of values per request.
-    static func expectsContinue(_ headers: HTTPHeaders) -> Bool {
-        guard let expect = headers.first(name: "expect") else { return false }
-        return expect.asciiCaseInsensitiveEquals("100-continue")
     }
 
     func releaseSlots() {
@@ -55,13 +51,5 @@ extension HTTPMethod {
         case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
         default: return false
         }
-    }
-}
-
-extension HTTPRequestHead {
-    /// Whether the client's connection stays open once this request is answered. On HTTP/2 a
-    /// request is one stream of the connection: its answer ends the stream, never the connection.
-    var keepsClientConnectionOpen: Bool {
-        ConnectionOptions(headers).keepsAlive(version)
     }
 }

@@ -25,17 +25,17 @@ extension ProxyHandler {
         switch head.method {
         case .TRACE:
             // What a TRACE echoes back can reveal what proxies added (nginx refuses it too).
-            answerLocally(.methodNotAllowed(head.method), to: head, requestEnded: false)
+            answerLocally(.methodNotAllowed(head.method), to: request, requestEnded: false)
             return
         case .CONNECT:
             // Never a tunnel: after CONNECT a client's bytes are no longer HTTP.
-            answerLocally(.methodNotAllowed(head.method), to: head, requestEnded: false, close: true)
+            answerLocally(.methodNotAllowed(head.method), to: request, requestEnded: false, close: true)
             return
         default:
             break
         }
         guard let path = RequestPath(uri: head.uri) else {
-            answerLocally(.badRequest("The request target is not a valid path."), to: head, requestEnded: false)
+            answerLocally(.badRequest("The request target is not a valid path."), to: request, requestEnded: false)
             return
         }
         let authority: String?
@@ -43,17 +43,17 @@ extension ProxyHandler {
         case .success(let resolved):
             authority = resolved
         case .failure(.missingHost):
-            answerLocally(.badRequest("An HTTP/1.1 request must carry a Host header."), to: head, requestEnded: false, close: true)
+            answerLocally(.badRequest("An HTTP/1.1 request must carry a Host header."), to: request, requestEnded: false, close: true)
             return
         case .failure(.repeatedHost):
-            answerLocally(.badRequest("The request carries more than one Host header."), to: head, requestEnded: false, close: true)
+            answerLocally(.badRequest("The request carries more than one Host header."), to: request, requestEnded: false, close: true)
             return
         case .failure(.invalidHost):
-            answerLocally(.badRequest("The request's host is not a valid host[:port]."), to: head, requestEnded: false, close: true)
+            answerLocally(.badRequest("The request's host is not a valid host[:port]."), to: request, requestEnded: false, close: true)
             return
         }
         guard let routeIndex = runtime.router.match(path: path.path, method: head.method.rawValue, host: authority) else {
-            answerLocally(.notFound(), to: head, requestEnded: false)
+            answerLocally(.notFound(), to: request, requestEnded: false)
             return
         }
         let target = runtime.targets[routeIndex]
@@ -71,10 +71,10 @@ extension ProxyHandler {
         case .identifier(let value):
             identifier = value
         case .missingPart(let what):
-            answerLocally(.badRequest("\(what) is required."), to: head, requestEnded: false)
+            answerLocally(.badRequest("\(what) is required."), to: request, requestEnded: false)
             return
         case .unverifiedToken:
-            answerLocally(.unauthorized(), to: head, requestEnded: false)
+            answerLocally(.unauthorized(), to: request, requestEnded: false)
             return
         }
 
@@ -85,7 +85,7 @@ extension ProxyHandler {
         let opensTunnel = options.upgrade && target.upstream.wireProtocol == .http1 && WebSocketUpgrade.opensTunnel(request, framing: framing)
         if head.version.major == 2, options.upgrade, !opensTunnel {
             // An HTTP/2 client's 200 would say the tunnel opened: say plainly that it cannot.
-            answerLocally(.tunnelNotAvailable(), to: head, requestEnded: true)
+            answerLocally(.tunnelNotAvailable(), to: request, requestEnded: true)
             return
         }
         let upstreamRequest = UpstreamRequest(
@@ -100,7 +100,7 @@ extension ProxyHandler {
             opensTunnel: opensTunnel
         )
         let exchange = Exchange(
-            clientHead: head,
+            client: request,
             target: target,
             upstreamRequest: upstreamRequest,
             clientAddress: target.upstream.balance == .clientIPHash ? client() : ""

@@ -395,7 +395,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         let progress = machine.progress
         answerLocally(
             response,
-            to: exchange.clientHead,
+            to: exchange.client,
             requestEnded: progress?.requestEnded ?? true,
             continueSent: progress?.continueSent ?? false,
             close: progress?.closeAfterResponse ?? false
@@ -406,17 +406,19 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     ///   request asked.
     func answerLocally(
         _ response: LocalResponse,
-        to head: HTTPRequestHead,
+        to request: ClientRequest,
         requestEnded: Bool,
         continueSent: Bool = false,
         close mustClose: Bool = false
     ) {
         guard client != nil else { return }
+        let head = request.head
         // A client that sent `Expect: 100-continue` and was never told to continue may never
         // send its body: the connection cannot carry another request, so it closes.
-        let bodyWithheld = !requestEnded && Exchange.expectsContinue(head.headers) && !continueSent
+        let bodyWithheld = !requestEnded && request.fields.expectsContinue && !continueSent
+        // (On HTTP/2 a request is one stream: its answer ends the stream, never the connection.)
         let close = machine.localAnswerCloses(
-            keepAlive: head.keepsClientConnectionOpen,
+            keepAlive: request.fields.options.keepsAlive(head.version),
             bodyWithheld: bodyWithheld,
             mustClose: mustClose
         )
