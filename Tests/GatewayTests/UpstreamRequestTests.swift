@@ -34,7 +34,7 @@ final class UpstreamRequestTests: XCTestCase {
 
     func testTheFramingReaderRefusesWhatTwoPeersCouldReadDifferently() {
         func framing(_ fields: [(String, String)], _ version: HTTPVersion = .http1_1) -> Result<RequestBodyFraming, HTTP1RequestError> {
-            RequestFields(HTTPHeaders(fields)).validatedFraming(version: version)
+            RequestFields(HTTPHeaders(fields)).validate(version: version)
         }
         XCTAssertEqual(framing([("Content-Length", "5")]), .success(.length(5)))
         XCTAssertEqual(framing([("Content-Length", "5"), ("Content-Length", "5")]), .failure(.malformed("more than one Content-Length")))

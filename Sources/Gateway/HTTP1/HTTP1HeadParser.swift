@@ -29,10 +29,8 @@ enum HTTP1HeadParser {
             let code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
             var index = 12
             if bytes[index] == space {
-                while index < bytes.count, bytes[index] != cr {
-                    guard isFieldValueByte(bytes[index]) else { throw .malformed("a control byte in the reason phrase") }
-                    index += 1
-                }
+                index = fieldValueEnd(bytes, from: index)
+                guard index == bytes.count || bytes[index] == cr else { throw .malformed("a control byte in the reason phrase") }
             }
             guard index + 1 < bytes.count, bytes[index] == cr, bytes[index + 1] == lf else {
                 throw .malformed("the status line does not end with CRLF")
@@ -155,12 +153,8 @@ enum HTTP1HeadParser {
             index += 1
             while index < bytes.count, bytes[index] == space || bytes[index] == tab { index += 1 }
             let valueStart = index
-            while true {
-                index = ByteScan.firstControlByte(in: bytes, from: index)
-                guard index < bytes.count, bytes[index] != cr else { break }
-                guard bytes[index] == tab else { throw .malformed("a control byte in a header value") }
-                index += 1
-            }
+            index = fieldValueEnd(bytes, from: index)
+            guard index == bytes.count || bytes[index] == cr else { throw .malformed("a control byte in a header value") }
             var valueEnd = index
             while valueEnd > valueStart && (bytes[valueEnd - 1] == space || bytes[valueEnd - 1] == tab) { valueEnd -= 1 }
             guard index + 1 < bytes.count, bytes[index + 1] == lf else { throw .malformed("a bare CR") }
@@ -169,9 +163,16 @@ enum HTTP1HeadParser {
         }
     }
 
-    /// HTAB, SP, visible ASCII and obs-text (RFC 9110, 5.5).
-    static func isFieldValueByte(_ byte: UInt8) -> Bool {
-        byte == tab || byte >= 0x20 && byte != 0x7F
+    /// Where the field-value bytes from `start` end (RFC 9110, 5.5: HTAB, SP, visible ASCII and
+    /// obs-text): at the first other byte (a line's CR, or a control byte), or at `bytes.count`.
+    @inline(__always)
+    static func fieldValueEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        var index = start
+        while true {
+            index = ByteScan.firstControlByte(in: bytes, from: index)
+            guard index < bytes.count, bytes[index] == tab else { return index }
+            index += 1
+        }
     }
 
     /// `tchar` (RFC 9110, 5.6.2).

@@ -164,7 +164,7 @@ struct HTTP1Parser {
                 let request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
                     try HTTP1HeadParser.requestHead(bytes)
                 }
-                let framing = try request.fields.validatedFraming(version: request.head.version).get()
+                let framing = try request.fields.validate(version: request.head.version).get()
                 state = Self.bodyState(for: framing)
                 tunnelAfterMessage = WebSocketUpgrade.opensTunnel(request, framing: framing)
                 return .requestHead(request)
@@ -360,7 +360,8 @@ struct HTTP1Parser {
             guard index < content, line[index] == UInt8(ascii: ";") else {
                 throw .malformed("unexpected bytes after a chunk size")
             }
-            for byte in line[index..<content] where !HTTP1HeadParser.isFieldValueByte(byte) {
+            let lineContent = UnsafeRawBufferPointer(rebasing: line[..<content])
+            guard HTTP1HeadParser.fieldValueEnd(lineContent, from: index) == content else {
                 throw .malformed("a control byte in a chunk extension")
             }
         }

@@ -34,7 +34,7 @@ enum RequestBodyFraming: Equatable {
             }
         }
 
-        func framing(version: HTTPVersion) -> Result<RequestBodyFraming, HTTP1RequestError> {
+        func validate(version: HTTPVersion) -> Result<RequestBodyFraming, HTTP1RequestError> {
             if !lengthIsNumber { return .failure(.malformed("Content-Length is not a number")) }
             if lengthFields > 1 { return .failure(.malformed("more than one Content-Length")) }
             if codingFields > 0 {
@@ -48,8 +48,8 @@ enum RequestBodyFraming: Equatable {
 
         /// The framing of a head already validated (by the HTTP/1.1 parser, or built by the
         /// HTTP/2 side with a checked length or chunked).
-        func validatedFraming(version: HTTPVersion) -> RequestBodyFraming {
-            switch framing(version: version) {
+        func framing(version: HTTPVersion) -> RequestBodyFraming {
+            switch validate(version: version) {
             case .success(let framing): return framing
             case .failure: return .none
             }

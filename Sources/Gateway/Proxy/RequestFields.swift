@@ -42,14 +42,14 @@ struct RequestFields: Equatable {
     }
 
     /// The body's framing, or why it cannot be read (RequestBodyFraming.Reader).
-    func validatedFraming(version: HTTPVersion) -> Result<RequestBodyFraming, HTTP1RequestError> {
-        framingFields.framing(version: version)
+    func validate(version: HTTPVersion) -> Result<RequestBodyFraming, HTTP1RequestError> {
+        framingFields.validate(version: version)
     }
 
     /// The body's framing, of a head the HTTP/1.1 parser (or the HTTP/2 side, which builds a
     /// checked length or chunked) has validated.
     func framing(version: HTTPVersion) -> RequestBodyFraming {
-        framingFields.validatedFraming(version: version)
+        framingFields.framing(version: version)
     }
 }
 
