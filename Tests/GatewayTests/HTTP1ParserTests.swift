@@ -280,6 +280,28 @@ final class HTTP1ParserTests: XCTestCase {
         return out
     }
 
+    func testEveryControlByteIsRefusedWhereverAFieldValueHoldsItAndTabAndObsTextPass() {
+        let controls = (UInt8(0)...0x1F).filter { $0 != 0x09 } + [0x7F]
+        // Offsets across the eight-byte words values are scanned in.
+        for offset in [0, 1, 7, 8, 9, 15, 16, 17] {
+            let before = String(repeating: "v", count: offset)
+            for control in controls {
+                let byte = String(UnicodeScalar(control))
+                let value = read("GET / HTTP/1.1\r\nHost: x\r\nX: \(before)\(byte)v\r\n\r\n")
+                let reason = responses("HTTP/1.1 200 \(before)\(byte)K\r\nContent-Length: 0\r\n\r\n", to: [.GET])
+                let chunkExtension = read("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;\(before)\(byte)\r\nx\r\n0\r\n\r\n")
+                for (place, parts) in [("value", value), ("reason phrase", reason), ("chunk extension", chunkExtension)] {
+                    guard case .error(.malformed) = parts.last else {
+                        XCTFail("byte \(control) at \(offset) in a \(place) gave \(parts)")
+                        continue
+                    }
+                }
+            }
+            XCTAssertEqual(read("GET / HTTP/1.1\r\nHost: x\r\nX: \(before)\t\u{E9}v\r\n\r\n").count, 2, "tab and obs-text at \(offset)")
+            XCTAssertEqual(responses("HTTP/1.1 200 \(before)\tK\r\nContent-Length: 0\r\n\r\n", to: [.GET]).count, 2, "a tab in a reason phrase at \(offset)")
+        }
+    }
+
     func testResponsesEndWhereTheirFramingSays() {
         for piece in [Int.max, 1, 5] {
             XCTAssertEqual(
