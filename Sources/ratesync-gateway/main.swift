@@ -148,19 +148,11 @@ struct Run: ParsableCommand {
         logger.notice("stopped")
     }
 
-    /// Prometheus through swift-metrics, with latency buckets from 100 us to 10 s.
+    /// Prometheus through swift-metrics, with the store's latency in the buckets the upstreams'
+    /// own histograms use.
     static func metricsFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
         var factory = PrometheusMetricsFactory(registry: registry)
-        let buckets: [Duration] = [
-            .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
-            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-            .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
-        ]
-        factory.durationHistogramBuckets = [
-            GatewayMetrics.storeLatencyLabel: buckets,
-            GatewayMetrics.upstreamLatencyLabel: buckets,
-            GatewayMetrics.targetLatencyLabel: buckets,
-        ]
+        factory.durationHistogramBuckets = [GatewayMetrics.storeLatencyLabel: LatencyHistogram.bounds]
         return factory
     }
 }

@@ -64,7 +64,9 @@ final class AdminHandler: ChannelInboundHandler {
             for targets in runtime.upstreamTargets { runtime.metrics.recordTargetHealth(targets) }
             admin.resources.requestsInFlight(on: context.eventLoop).assumeIsolated().whenSuccess { inFlight in
                 runtime.metrics.inFlight.record(Double(inFlight))
-                self.respond(context, head, .ok, registry.emitToString(), contentType: "text/plain; version=0.0.4")
+                var text = registry.emitToString()
+                runtime.metrics.latencyHistograms.emit(into: &text)
+                self.respond(context, head, .ok, text, contentType: "text/plain; version=0.0.4")
             }
         case "/health/rate-limiter":
             StoreHealth(stores: Array(admin.resources.runtime.stores.values)).report(on: context.eventLoop).assumeIsolated().whenComplete { result in

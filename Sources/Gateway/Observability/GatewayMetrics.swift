@@ -46,12 +46,12 @@ public final class GatewayMetrics: Sendable {
     public struct UpstreamMetrics: Sendable {
         /// 1xx..5xx at 0...4; connection errors and timeouts at 5.
         let responses: [Counter]
-        let latency: Metrics.Timer
+        let latency: LatencyHistogram
 
         public func record(statusCode: Int, nanoseconds: Int64) {
             let index = (100...599).contains(statusCode) ? statusCode / 100 - 1 : 5
             responses[index].increment()
-            latency.recordNanoseconds(nanoseconds)
+            latency.record(nanoseconds: nanoseconds)
         }
 
         public func recordFailure() { responses[5].increment() }
@@ -67,6 +67,9 @@ public final class GatewayMetrics: Sendable {
     public let waiting = Gauge(label: "ratesync_waiting_requests")
     public let reloadSuccesses = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "success")])
     public let reloadFailures = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "failure")])
+
+    /// The upstreams' latencies, rendered by /metrics after the registry's metrics.
+    let latencyHistograms = LatencyHistograms()
 
     public init() {}
 
@@ -87,7 +90,7 @@ public final class GatewayMetrics: Sendable {
             responses: classes.map {
                 Counter(label: "ratesync_upstream_responses_total", dimensions: [("upstream", upstream), ("status_class", $0)])
             },
-            latency: Metrics.Timer(label: Self.upstreamLatencyLabel, dimensions: [("upstream", upstream)])
+            latency: latencyHistograms.histogram(name: Self.upstreamLatencyLabel, labels: [("upstream", upstream)])
         )
     }
 
@@ -101,7 +104,7 @@ public final class GatewayMetrics: Sendable {
                     dimensions: [("upstream", upstream), ("target", target), ("status_class", $0)]
                 )
             },
-            latency: Metrics.Timer(label: Self.targetLatencyLabel, dimensions: [("upstream", upstream), ("target", target)])
+            latency: latencyHistograms.histogram(name: Self.targetLatencyLabel, labels: [("upstream", upstream), ("target", target)])
         )
     }
 
