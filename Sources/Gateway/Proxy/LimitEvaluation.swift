@@ -120,7 +120,7 @@ enum LimitEvaluation {
         if limiters.count == 1, let only = limiters.first, !only.shadow {
             // The common route: one limiter. No grouping, no intermediate arrays.
             let check = LimitCheck(limiter: only.config, identifier: identifier, cost: cost, maxWait: mayWait ? only.maxWait : 0)
-            guard let decision = only.store.checkImmediately([check])?.first else { return nil }
+            guard let decision = only.store.checkImmediately(check) else { return nil }
             return conclude(limiter: only.config, decision: decision, notes: VerdictNotes()) {
                 only.config.maxConcurrent == nil && decision.delay == 0
                     ? .none : AdmittedGroup(group: StoreGroup(store: only.store, checks: [check]), decisions: [decision]).holdings

@@ -34,6 +34,16 @@ public final class MemoryStore: RateLimitStore {
         decide(checks)
     }
 
+    public func checkImmediately(_ check: LimitCheck) -> Decision? {
+        let now = clock.now()
+        let maxKeys = self.maxKeys
+        return table.withLockedValue { table in
+            let decision = table.decide(check, now: now)
+            table.sweepIfDue(now: now, maxKeys: maxKeys)
+            return decision
+        }
+    }
+
     /// The synchronous core of `check`.
     public func decide(_ checks: [LimitCheck]) -> [Decision] {
         let now = clock.now()
@@ -101,12 +111,8 @@ struct KeyTable {
     /// when it admits too. When some check admits only after a wait, every check of the group
     /// is committed at that later time, and each decision carries it as its `delay`.
     mutating func decide(_ checks: [LimitCheck], now: Double) -> [Decision] {
-        var updates = self.updates
-        self.updates = []
-        defer {
-            updates.removeAll(keepingCapacity: true)
-            self.updates = updates
-        }
+        var updates = takeUpdates()
+        defer { keep(&updates) }
         var decisions: [Decision] = []
         decisions.reserveCapacity(checks.count)
         var allAdmitted = true
@@ -127,6 +133,33 @@ struct KeyTable {
             for index in decisions.indices { decisions[index].delay = 0 }
             return decisions
         }
+        commit(updates, delay: delay, now: now)
+        if delay > 0 {
+            for index in decisions.indices where decisions[index].allowed {
+                decisions[index].delay = delay
+                decisions[index].reservation = String(now + delay)
+            }
+        }
+        return decisions
+    }
+
+    /// `decide` for a group of one check (the common route: one limiter), without the arrays.
+    mutating func decide(_ check: LimitCheck, now: Double) -> Decision {
+        var updates = takeUpdates()
+        defer { keep(&updates) }
+        var decision = evaluate(check, now: now, updates: &updates)
+        guard decision.allowed else {
+            if !check.shadow { decision.delay = 0 }
+            return decision
+        }
+        let delay = check.shadow ? 0 : decision.delay
+        commit(updates, delay: delay, now: now)
+        if delay > 0 { decision.reservation = String(now + delay) }
+        return decision
+    }
+
+    /// The admitted group's state, at the time its slowest waiting check goes through.
+    private mutating func commit(_ updates: [Update], delay: Double, now: Double) {
         for update in updates {
             switch update {
             case .bucket(let key, let newTAT, let rule, let cost):
@@ -139,13 +172,19 @@ struct KeyTable {
                 entries[key] = Entry(state: .inFlight(inFlight), expiresAt: .infinity)
             }
         }
-        if delay > 0 {
-            for index in decisions.indices where decisions[index].allowed {
-                decisions[index].delay = delay
-                decisions[index].reservation = String(now + delay)
-            }
-        }
-        return decisions
+    }
+
+    /// The kept updates array, empty, for one decision (its room is reused: a decision then
+    /// allocates no array of its own); handed back with `keep`.
+    private mutating func takeUpdates() -> [Update] {
+        let updates = self.updates
+        self.updates = []
+        return updates
+    }
+
+    private mutating func keep(_ updates: inout [Update]) {
+        updates.removeAll(keepingCapacity: true)
+        self.updates = updates
     }
 
     private func evaluate(_ check: LimitCheck, now: Double, updates: inout [Update]) -> Decision {

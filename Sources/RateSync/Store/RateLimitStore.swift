@@ -69,6 +69,9 @@ public protocol RateLimitStore: AnyObject, Sendable {
     /// answer needs a round trip, and then `check` must be used. Same atomicity as `check`.
     func checkImmediately(_ checks: [LimitCheck]) -> [Decision]?
 
+    /// `checkImmediately` for one check, the common route of one limiter: no arrays.
+    func checkImmediately(_ check: LimitCheck) -> Decision?
+
     /// Gives back the `max_concurrent` slots that an admitted `check` took.
     func release(_ checks: [LimitCheck])
 
@@ -111,6 +114,7 @@ public protocol ConnectedStore: RateLimitStore {
 extension RateLimitStore {
     public var decidesInProcess: Bool { false }
     public func checkImmediately(_ checks: [LimitCheck]) -> [Decision]? { nil }
+    public func checkImmediately(_ check: LimitCheck) -> Decision? { checkImmediately([check])?.first }
     public func releaseDecidedLocally(_ checks: [LimitCheck]) { release(checks) }
     public func giveBack(_ checks: [LimitCheck]) {}
     public var breakerStateName: String { "none" }
