@@ -6,14 +6,8 @@
 /// choosing, into the upstream connection (HTTP/2 to HTTP/1.1 request smuggling).
 package enum HTTP2FieldSyntax {
     /// A regular field name: one or more token characters, none upper-case (RFC 9113, 8.2.1).
-    package static func isFieldName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.allSatisfy { isTokenByte($0) && lowerCased($0) == $0 }
-    }
-
-    /// HTTP/1 connection management, which HTTP/2 forbids in either direction (RFC 9113,
-    /// 8.2.2), in any case.
-    package static func isConnectionSpecific(_ name: String) -> Bool {
-        withBytes(of: name, isConnectionSpecific)
+    package static func isFieldName(_ name: UnsafeRawBufferPointer) -> Bool {
+        !name.isEmpty && name.allSatisfy { contains(lowerCaseTokenBytes, $0) }
     }
 
     /// Calls `body` with a String's UTF-8 bytes, contiguous (copied once if they are not).
@@ -21,6 +15,8 @@ package enum HTTP2FieldSyntax {
         text.utf8.withContiguousStorageIfAvailable { body(UnsafeRawBufferPointer($0)) } ?? Array(text.utf8).withUnsafeBytes(body)
     }
 
+    /// HTTP/1 connection management, which HTTP/2 forbids in either direction (RFC 9113,
+    /// 8.2.2), in any case.
     package static func isConnectionSpecific(_ name: UnsafeRawBufferPointer) -> Bool {
         switch name.count {
         case 7: return matches(name, "upgrade")
@@ -50,13 +46,13 @@ package enum HTTP2FieldSyntax {
 
     /// A method: one or more token characters (RFC 9110, 9.1).
     package static func isMethod(_ value: String) -> Bool {
-        !value.isEmpty && value.utf8.allSatisfy(isTokenByte)
+        withBytes(of: value) { !$0.isEmpty && $0.allSatisfy { contains(tokenBytes, $0) } }
     }
 
     /// A regular field value: no NUL, LF or CR anywhere (RFC 9113, 8.2.1). Spaces, tabs and
     /// bytes above 0x7F are allowed inside a value.
-    package static func isFieldValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 == 0x00 || $0 == 0x0A || $0 == 0x0D }
+    package static func isFieldValue(_ value: UnsafeRawBufferPointer) -> Bool {
+        !value.contains { $0 == 0x00 || $0 == 0x0A || $0 == 0x0D }
     }
 
     /// A pseudo-header value: no control byte, space or DEL. Each one's grammar (method token,
@@ -64,16 +60,19 @@ package enum HTTP2FieldSyntax {
     /// into the HTTP/1.1 request line, where a space would split it. Bytes above 0x7F stay
     /// allowed: some clients send UTF-8 paths unencoded.
     package static func isPseudoHeaderValue(_ value: String) -> Bool {
-        !value.utf8.contains { $0 <= 0x20 || $0 == 0x7F }
+        withBytes(of: value) { !$0.contains { $0 <= 0x20 || $0 == 0x7F } }
     }
 
+    /// A set of the bytes 0 to 127, one bit each: bytes 0 to 63 in `low`, 64 to 127 in `high`.
+    private typealias ByteSet = (low: UInt64, high: UInt64)
+
     /// tchar (RFC 9110, 5.6.2): "!#$%&'*+-.^_`|~", digits and letters.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7A, 0x7C, 0x7E:
-            return true
-        default:
-            return false
-        }
+    private static let tokenBytes: ByteSet = (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE)
+    /// tchar without the upper-case letters.
+    private static let lowerCaseTokenBytes: ByteSet = (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C000_0000)
+
+    @inline(__always)
+    private static func contains(_ set: ByteSet, _ byte: UInt8) -> Bool {
+        byte < 64 ? (set.low >> byte) & 1 == 1 : byte < 128 && (set.high >> (byte - 64)) & 1 == 1
     }
 }

@@ -142,14 +142,16 @@ package enum HTTP2Request {
     /// RFC 9113, 8.2: a lower-case token name, a value without NUL, CR or LF, none of the
     /// HTTP/1 connection-level fields, and TE only as "trailers".
     private static func checkRegularField(_ name: String, _ value: String) throws {
-        guard HTTP2FieldSyntax.isFieldName(name) else { throw Malformed(reason: "an invalid field name") }
-        guard HTTP2FieldSyntax.isFieldValue(value) else { throw Malformed(reason: "CR, LF or NUL in \(name)") }
-        if HTTP2FieldSyntax.isConnectionSpecific(name) {
-            throw Malformed(reason: "the connection-specific field \(name)")
+        let problem: String? = HTTP2FieldSyntax.withBytes(of: name) { nameBytes in
+            HTTP2FieldSyntax.withBytes(of: value) { valueBytes in
+                if !HTTP2FieldSyntax.isFieldName(nameBytes) { return "an invalid field name" }
+                if !HTTP2FieldSyntax.isFieldValue(valueBytes) { return "CR, LF or NUL in \(name)" }
+                if HTTP2FieldSyntax.isConnectionSpecific(nameBytes) { return "the connection-specific field \(name)" }
+                if nameBytes.count == 2, name == "te", value != "trailers" { return "TE other than trailers" }
+                return nil
+            }
         }
-        if name.utf8.count == 2, name == "te", value != "trailers" {
-            throw Malformed(reason: "TE other than trailers")
-        }
+        if let problem { throw Malformed(reason: problem) }
     }
 }
 

@@ -140,6 +140,31 @@ final class HTTP2RequestTests: XCTestCase {
         XCTAssertThrowsError(try HTTP2Request.trailers(block([("x-a", "b\r\nc: d")])))
     }
 
+    /// Every byte, alone and amid valid ones, in a field name, a method and a field value: a
+    /// name takes only lower-case tchar (RFC 9110, 5.6.2), a method any tchar, a value anything
+    /// but NUL, LF and CR; a pseudo-header value no control byte, space or DEL.
+    func testEachByteIsAllowedInANameAMethodAndAValueExactlyWhereTheGrammarAllowsIt() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        let valid: [(String, String)] = [(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "x")]
+        func accepted(_ fields: [(String, String)]) -> Bool { (try? HTTP2Request.head(block(fields), endStream: true)) != nil }
+        for byte in UInt8(0)...UInt8(255) {
+            // HPACK carries octets; NIOHPACK hands them over as Strings (bytes above 0x7F as UTF-8 here).
+            let text = String(decoding: [byte], as: UTF8.self)
+            let nameAllowed = tchar.contains(byte) && !(UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            for name in ["\(text)", "x-\(text)", "\(text)-long-field-name"] {
+                XCTAssertEqual(accepted(valid + [(name, "v")]), nameAllowed, "name byte \(byte) in \(name.debugDescription)")
+            }
+            let methodAllowed = tchar.contains(byte)
+            XCTAssertEqual(accepted([(":method", "P\(text)ST"), (":scheme", "https"), (":path", "/"), (":authority", "x")]), methodAllowed, "method byte \(byte)")
+            let valueAllowed = byte != 0x00 && byte != 0x0A && byte != 0x0D
+            for value in [text, "a\(text)", "a long value with \(text) in its middle"] {
+                XCTAssertEqual(accepted(valid + [("x-a", value)]), valueAllowed, "value byte \(byte) in \(value.debugDescription)")
+            }
+            let pseudoAllowed = byte > 0x20 && byte != 0x7F
+            XCTAssertEqual(accepted([(":method", "GET"), (":scheme", "https"), (":path", "/a\(text)b"), (":authority", "x")]), pseudoAllowed, ":path byte \(byte)")
+        }
+    }
+
     func testDeclaredLengthsMustBeDigitsAndAgree() throws {
         func head(_ lengths: [String]) -> HTTPRequestHead {
             HTTPRequestHead(version: .http2, method: .POST, uri: "/", headers: HTTPHeaders(lengths.map { ("content-length", $0) }))
