@@ -31,8 +31,14 @@ package enum HTTP2FieldSyntax {
     package static func matches(_ bytes: UnsafeRawBufferPointer, _ literal: StaticString) -> Bool {
         literal.withUTF8Buffer { literal in
             guard bytes.count == literal.count else { return false }
+            guard let base = bytes.baseAddress, let other = literal.baseAddress.map(UnsafeRawPointer.init) else { return true }
             var index = 0
-            while index < literal.count {
+            while index + 8 <= bytes.count {
+                let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                if lowerCased(word: word) != other.loadUnaligned(fromByteOffset: index, as: UInt64.self) { return false }
+                index += 8
+            }
+            while index < bytes.count {
                 if lowerCased(bytes[index]) != literal[index] { return false }
                 index += 1
             }
@@ -42,6 +48,19 @@ package enum HTTP2FieldSyntax {
 
     package static func lowerCased(_ byte: UInt8) -> UInt8 {
         byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+    }
+
+    /// Eight bytes lower-cased at once: each byte from A to Z gains 0x20, every other byte is
+    /// left as it is (bytes from 0x80 up included).
+    @inline(__always)
+    package static func lowerCased(word: UInt64) -> UInt64 {
+        let highBits: UInt64 = 0x8080_8080_8080_8080
+        let sevenBits = word & ~highBits
+        // Per byte, with no carry into the next: the high bit says "above Z", then "at least A".
+        let aboveZ = sevenBits &+ 0x2525_2525_2525_2525
+        let atLeastA = sevenBits &+ 0x3F3F_3F3F_3F3F_3F3F
+        let upperCase = atLeastA & ~aboveZ & ~word & highBits
+        return word | (upperCase >> 2)
     }
 
     /// A method: one or more token characters (RFC 9110, 9.1).

@@ -52,14 +52,29 @@ package enum HTTP2ResponseFields {
             } else {
                 out[0] = 0
                 written = 1 + writeInteger(name.count, prefixBits: 7, flags: 0, into: out, at: 1)
-                for byte in name {
-                    out[written] = HTTP2FieldSyntax.lowerCased(byte)
-                    written += 1
-                }
+                copyLowerCased(name, into: out, at: written)
+                written += name.count
             }
             written += writeInteger(value.count, prefixBits: 7, flags: 0, into: out, at: written)
             UnsafeMutableRawBufferPointer(rebasing: out[written..<written + value.count]).copyMemory(from: value)
             return written + value.count
+        }
+    }
+
+    /// `name` lower-cased into `out` from `offset`, eight bytes at a time.
+    @inline(__always)
+    private static func copyLowerCased(_ name: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer, at offset: Int) {
+        precondition(offset + name.count <= out.count, "a name outgrew the room reserved for it")
+        guard let source = name.baseAddress, let target = out.baseAddress?.advanced(by: offset) else { return }
+        var index = 0
+        while index + 8 <= name.count {
+            let word = HTTP2FieldSyntax.lowerCased(word: source.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+            target.storeBytes(of: word, toByteOffset: index, as: UInt64.self)
+            index += 8
+        }
+        while index < name.count {
+            target.storeBytes(of: HTTP2FieldSyntax.lowerCased(name[index]), toByteOffset: index, as: UInt8.self)
+            index += 1
         }
     }
 

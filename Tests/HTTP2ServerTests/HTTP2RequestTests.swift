@@ -213,6 +213,33 @@ final class HTTP2RequestTests: XCTestCase {
         ])
     }
 
+    /// Lower-casing eight bytes at once changes A to Z and nothing else, whatever the bytes
+    /// around (bytes from 0x80 up, and the neighbours of A and Z, included); a name is matched
+    /// against a literal in any case and at any length.
+    func testWordLowerCasingChangesOnlyUpperCaseLettersAndMatchingIgnoresOnlyCase() {
+        for byte in UInt8(0)...UInt8(255) {
+            for position in 0..<8 {
+                for filler: UInt8 in [0x00, 0x40, 0x41, 0x5A, 0x5B, 0x7F, 0x80, 0xC1, 0xDA, 0xFF] {
+                    var bytes = [UInt8](repeating: filler, count: 8)
+                    bytes[position] = byte
+                    let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                    let expected = bytes.map(HTTP2FieldSyntax.lowerCased).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                    XCTAssertEqual(HTTP2FieldSyntax.lowerCased(word: word), expected, "byte \(byte) at \(position) amid \(filler)")
+                }
+            }
+        }
+        func matches(_ text: String, _ literal: StaticString) -> Bool { Array(text.utf8).withUnsafeBytes { HTTP2FieldSyntax.matches($0, literal) } }
+        XCTAssertTrue(matches("Proxy-CONNECTION", "proxy-connection"))
+        XCTAssertTrue(matches("Transfer-Encoding", "transfer-encoding"))
+        XCTAssertTrue(matches("DATE", "date"))
+        XCTAssertFalse(matches("Proxy-Connectiom", "proxy-connection"), "a difference in the last word's tail")
+        XCTAssertFalse(matches("Proxy_Connection", "proxy-connection"), "a difference in the first word")
+        XCTAssertFalse(matches("transfer-encodin", "transfer-encoding"))
+        XCTAssertFalse(matches("transfer-encoding\u{0}", "transfer-encoding"))
+        XCTAssertFalse([0x44, 0x41, 0x54, 0xC5].withUnsafeBytes { HTTP2FieldSyntax.matches($0, "date") }, "0xC5 is not E's other case")
+        XCTAssertFalse([0x75, 0x70, 0x67, 0x72, 0x61, 0x64, 0x65, 0x00, 0x00, 0x00].withUnsafeBytes { HTTP2FieldSyntax.matches($0, "keep-alive") })
+    }
+
     func testEveryStatusIsEncoded() throws {
         for code in [100, 200, 201, 204, 206, 301, 304, 400, 404, 429, 500, 502, 503, 599] {
             let fields = try decode(HTTPResponseHead(version: .http2, status: .init(statusCode: code)))
