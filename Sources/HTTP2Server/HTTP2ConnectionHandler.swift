@@ -139,7 +139,9 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
 
     package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if lifecycle.isClosed { return }
-        var bytes = Self.unwrapInboundIn(data)
+        // The instance forms of NIO's wrapping and unwrapping, and NIOAny's own initialiser for
+        // writes: the static forms were called unspecialised, casting every buffer dynamically.
+        var bytes = unwrapInboundIn(data)
         readFrames(&bytes)
     }
 
@@ -546,7 +548,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        context.write(Self.wrapOutboundOut(payload), promise: promise)
+        context.write(NIOAny(payload), promise: promise)
         unflushed = true
     }
 
@@ -597,7 +599,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        context.write(Self.wrapOutboundOut(frames), promise: promise)
+        context.write(NIOAny(frames), promise: promise)
         unflushed = true
     }
 }

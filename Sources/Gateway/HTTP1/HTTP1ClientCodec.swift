@@ -38,7 +38,9 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        var buffer = Self.unwrapInboundIn(data)
+        // The instance forms of NIO's wrapping and unwrapping, and NIOAny's own initialiser for
+        // writes: the static forms were called unspecialised, casting every buffer dynamically.
+        var buffer = unwrapInboundIn(data)
         do {
             while let part = try parser.next(&buffer) {
                 deliver(part)
@@ -116,7 +118,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         var buffer = headBuffer.take(context.channel.allocator)
         request.write(into: &buffer)
         expectBody(framedBy: request.framing)
-        context.write(Self.wrapOutboundOut(buffer), promise: promise)
+        context.write(NIOAny(buffer), promise: promise)
         headBuffer.keep(buffer)
     }
 
@@ -137,7 +139,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             context.close(promise: nil)
             return
         }
-        context.write(Self.wrapOutboundOut(bytes), promise: nil)
+        context.write(NIOAny(bytes), promise: nil)
     }
 
     private func write(
@@ -150,14 +152,14 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             parser.expectResponse(to: head.method)
             var buffer = headBuffer.take(context.channel.allocator)
             expectBody(framedBy: HTTP1Writer.writeRequestHead(head, into: &buffer))
-            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            context.write(NIOAny(buffer), promise: promise)
             headBuffer.keep(buffer)
             return true
         case .body(.byteBuffer(let part)):
             switch body {
             case .length(let remaining) where part.readableBytes <= remaining:
                 body = .length(remaining: remaining - part.readableBytes)
-                context.write(Self.wrapOutboundOut(part), promise: promise)
+                context.write(NIOAny(part), promise: promise)
             case .chunked:
                 HTTP1Writer.writeChunk(part, context: context, promise: promise)
             case .none, .length:

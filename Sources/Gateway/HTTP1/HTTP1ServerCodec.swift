@@ -54,7 +54,9 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !failed else { return }
-        var buffer = Self.unwrapInboundIn(data)
+        // The instance forms of NIO's wrapping and unwrapping, and NIOAny's own initialiser for
+        // writes: the static forms were called unspecialised, casting every buffer dynamically.
+        var buffer = unwrapInboundIn(data)
         do {
             while let part = try parser.next(&buffer) {
                 switch part {
@@ -97,7 +99,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
     private func releaseHeldHead(context: ChannelHandlerContext) {
         guard let head = heldHead else { return }
         heldHead = nil
-        context.write(Self.wrapOutboundOut(head), promise: nil)
+        context.write(NIOAny(head), promise: nil)
         headBuffer.keep(head)
     }
 
@@ -127,7 +129,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
             return
         }
         releaseHeldHead(context: context)
-        context.write(Self.wrapOutboundOut(bytes), promise: promise)
+        context.write(NIOAny(bytes), promise: promise)
     }
 
     private func write(_ part: HTTPServerResponsePart, context: ChannelHandlerContext, promise: EventLoopPromise<Void>?) {
@@ -136,14 +138,14 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
             heldHead = nil
             if join(part, to: &held) {
                 if let promise {
-                    context.write(Self.wrapOutboundOut(held), promise: promise)
+                    context.write(NIOAny(held), promise: promise)
                     headBuffer.keep(held)
                 } else {
                     heldHead = held
                 }
                 return
             }
-            context.write(Self.wrapOutboundOut(held), promise: nil)
+            context.write(NIOAny(held), promise: nil)
             headBuffer.keep(held)
         }
         switch part {
@@ -151,13 +153,13 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
             var buffer = headBuffer.take(context.channel.allocator)
             let framing = HTTP1Writer.writeResponseHead(head, into: &buffer)
             if head.status.code >= 200 { responseChunked = framing == .chunked }
-            context.write(Self.wrapOutboundOut(buffer), promise: promise)
+            context.write(NIOAny(buffer), promise: promise)
             headBuffer.keep(buffer)
         case .body(.byteBuffer(let body)):
             if responseChunked {
                 HTTP1Writer.writeChunk(body, context: context, promise: promise)
             } else {
-                context.write(Self.wrapOutboundOut(body), promise: promise)
+                context.write(NIOAny(body), promise: promise)
             }
         case .body(.fileRegion):
             promise?.fail(ChannelError.operationUnsupported)
