@@ -7,7 +7,7 @@
 package enum HTTP2FieldSyntax {
     /// A regular field name: one or more token characters, none upper-case (RFC 9113, 8.2.1).
     package static func isFieldName(_ name: UnsafeRawBufferPointer) -> Bool {
-        !name.isEmpty && name.allSatisfy { contains(lowerCaseTokenBytes, $0) }
+        !name.isEmpty && name.allSatisfy { isTokenByte($0) && lowerCased($0) == $0 }
     }
 
     /// Calls `body` with a String's UTF-8 bytes, contiguous (copied once if they are not).
@@ -65,7 +65,7 @@ package enum HTTP2FieldSyntax {
 
     /// A method: one or more token characters (RFC 9110, 9.1).
     package static func isMethod(_ value: String) -> Bool {
-        withBytes(of: value) { !$0.isEmpty && $0.allSatisfy { contains(tokenBytes, $0) } }
+        withBytes(of: value) { !$0.isEmpty && $0.allSatisfy(isTokenByte) }
     }
 
     /// A regular field value: no NUL, LF or CR anywhere (RFC 9113, 8.2.1). Spaces, tabs and
@@ -82,16 +82,13 @@ package enum HTTP2FieldSyntax {
         withBytes(of: value) { !$0.contains { $0 <= 0x20 || $0 == 0x7F } }
     }
 
-    /// A set of the bytes 0 to 127, one bit each: bytes 0 to 63 in `low`, 64 to 127 in `high`.
-    private typealias ByteSet = (low: UInt64, high: UInt64)
-
     /// tchar (RFC 9110, 5.6.2): "!#$%&'*+-.^_`|~", digits and letters.
-    private static let tokenBytes: ByteSet = (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C7FF_FFFE)
-    /// tchar without the upper-case letters.
-    private static let lowerCaseTokenBytes: ByteSet = (0x03FF_6CFA_0000_0000, 0x57FF_FFFF_C000_0000)
-
-    @inline(__always)
-    private static func contains(_ set: ByteSet, _ byte: UInt8) -> Bool {
-        byte < 64 ? (set.low >> byte) & 1 == 1 : byte < 128 && (set.high >> (byte - 64)) & 1 == 1
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x21, 0x23...0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x30...0x39, 0x41...0x5A, 0x5E...0x7A, 0x7C, 0x7E:
+            return true
+        default:
+            return false
+        }
     }
 }
