@@ -35,23 +35,23 @@ public final class MemoryStore: RateLimitStore {
     }
 
     public func checkImmediately(_ check: LimitCheck) -> Decision? {
-        let now = clock.now()
-        let maxKeys = self.maxKeys
-        return table.withLockedValue { table in
-            let decision = table.decide(check, now: now)
-            table.sweepIfDue(now: now, maxKeys: maxKeys)
-            return decision
-        }
+        deciding { table, now in table.decide(check, now: now) }
     }
 
     /// The synchronous core of `check`.
     public func decide(_ checks: [LimitCheck]) -> [Decision] {
+        deciding { table, now in table.decide(checks, now: now) }
+    }
+
+    /// A decision on the table at this instant, under its lock, then a sweep if one is due.
+    @inline(__always)
+    private func deciding<Result>(_ decide: (inout KeyTable, Double) -> Result) -> Result {
         let now = clock.now()
         let maxKeys = self.maxKeys
         return table.withLockedValue { table in
-            let decisions = table.decide(checks, now: now)
+            let result = decide(&table, now)
             table.sweepIfDue(now: now, maxKeys: maxKeys)
-            return decisions
+            return result
         }
     }
 
