@@ -48,10 +48,24 @@ public final class GatewayMetrics: Sendable {
         let responses: [Counter]
         let latency: LatencyHistogram
 
-        public func record(statusCode: Int, nanoseconds: Int64) {
-            let index = (100...599).contains(statusCode) ? statusCode / 100 - 1 : 5
-            responses[index].increment()
-            latency.record(nanoseconds: nanoseconds)
+        /// An upstream's answer, placed once for every UpstreamMetrics it is recorded in (the
+        /// upstream's and its target's).
+        public struct Answer {
+            /// 1xx..5xx at 0...4; anything else at 5.
+            let statusClass: Int
+            let nanoseconds: Int64
+            let bucket: Int
+
+            public init(statusCode: Int, nanoseconds: Int64) {
+                statusClass = (100...599).contains(statusCode) ? statusCode / 100 - 1 : 5
+                self.nanoseconds = nanoseconds
+                bucket = LatencyHistogram.bucket(nanoseconds: nanoseconds)
+            }
+        }
+
+        public func record(_ answer: Answer) {
+            responses[answer.statusClass].increment()
+            latency.record(nanoseconds: answer.nanoseconds, bucket: answer.bucket)
         }
 
         public func recordFailure() { responses[5].increment() }

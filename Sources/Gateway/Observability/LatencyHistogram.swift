@@ -29,11 +29,21 @@ public final class LatencyHistogram: Sendable {
         self.counts = (0...Self.bounds.count).map { _ in ManagedAtomic<Int>(0) }
     }
 
-    func record(nanoseconds: Int64) {
-        let bounds = Self.boundNanoseconds
+    /// The index of the bucket a value falls in (the one past every bound for a value above them).
+    static func bucket(nanoseconds: Int64) -> Int {
+        let bounds = boundNanoseconds
         var index = 0
         while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
-        counts[index].wrappingIncrement(ordering: .relaxed)
+        return index
+    }
+
+    func record(nanoseconds: Int64) {
+        record(nanoseconds: nanoseconds, bucket: Self.bucket(nanoseconds: nanoseconds))
+    }
+
+    /// - Parameter bucket: `bucket(nanoseconds:)` of the value, found once for every histogram it goes in.
+    func record(nanoseconds: Int64, bucket: Int) {
+        counts[bucket].wrappingIncrement(ordering: .relaxed)
         sumNanoseconds.wrappingIncrement(by: Int(max(nanoseconds, 0)), ordering: .relaxed)
     }
 
@@ -71,33 +81,27 @@ public final class LatencyHistogram: Sendable {
 /// Every latency histogram of the process, by name and labels: a configuration reloaded gets
 /// the histograms the one before it recorded into, as swift-metrics' registry does for the rest.
 final class LatencyHistograms: Sendable {
-    private struct Family {
-        var histograms: [String: LatencyHistogram] = [:]
-        var order: [String] = []
-    }
-
-    private let families = NIOLockedValueBox<[(name: String, family: Family)]>([])
+    /// Each name's histograms, names and histograms in the order they were made.
+    private let families = NIOLockedValueBox<[(name: String, histograms: [LatencyHistogram])]>([])
 
     func histogram(name: String, labels: [(String, String)]) -> LatencyHistogram {
         let made = LatencyHistogram(name: name, labels: labels)
         return families.withLockedValue { families in
-            let index = families.firstIndex { $0.name == name } ?? {
-                families.append((name, Family()))
-                return families.count - 1
-            }()
-            if let existing = families[index].family.histograms[made.renderedLabels] { return existing }
-            families[index].family.histograms[made.renderedLabels] = made
-            families[index].family.order.append(made.renderedLabels)
+            guard let index = families.firstIndex(where: { $0.name == name }) else {
+                families.append((name, [made]))
+                return made
+            }
+            if let existing = families[index].histograms.first(where: { $0.renderedLabels == made.renderedLabels }) { return existing }
+            families[index].histograms.append(made)
             return made
         }
     }
 
-    /// Each family's `# TYPE` line and its histograms, in the order they were made.
+    /// Each family's `# TYPE` line and its histograms.
     func emit(into text: inout String) {
-        let families = families.withLockedValue { $0 }
-        for (name, family) in families {
+        for (name, histograms) in families.withLockedValue({ $0 }) {
             text += "# TYPE \(name) histogram\n"
-            for labels in family.order { family.histograms[labels]?.emit(into: &text) }
+            for histogram in histograms { histogram.emit(into: &text) }
         }
     }
 }

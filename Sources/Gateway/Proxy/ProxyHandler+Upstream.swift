@@ -191,8 +191,9 @@ extension ProxyHandler: UpstreamResponseDelegate {
     private func recordAnswer(status: HTTPResponseStatus, for exchange: Exchange) {
         if let started = exchange.upstreamStarted {
             let elapsed = (NIODeadline.now() - started).nanoseconds
-            exchange.target.upstreamMetrics.record(statusCode: Int(status.code), nanoseconds: elapsed)
-            exchange.pool?.health.metrics.record(statusCode: Int(status.code), nanoseconds: elapsed)
+            let answer = GatewayMetrics.UpstreamMetrics.Answer(statusCode: Int(status.code), nanoseconds: elapsed)
+            exchange.target.upstreamMetrics.record(answer)
+            exchange.pool?.health.metrics.record(answer)
             logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
         }
         switch status.code {
