@@ -44,4 +44,17 @@ final class RedisCommandEncoderTests: XCTestCase {
             XCTAssertEqual(encoded(arguments), hiredis(arguments))
         }
     }
+
+    /// Pipelined commands go one after the other into one buffer, and a copy of the buffer taken
+    /// before (a write still queued) keeps its bytes.
+    func testCommandsFollowOneAnotherAndLeaveCopiesAlone() {
+        let first = ["EVALSHA", String(repeating: "f", count: 40), "1", "key"]
+        let second = ["PING"]
+        var buffer = ByteBuffer()
+        RedisCommandEncoder.encode(first, into: &buffer)
+        let queued = buffer
+        RedisCommandEncoder.encode(second, into: &buffer)
+        XCTAssertEqual(Array(buffer.readableBytesView), hiredis(first) + hiredis(second))
+        XCTAssertEqual(Array(queued.readableBytesView), hiredis(first))
+    }
 }
