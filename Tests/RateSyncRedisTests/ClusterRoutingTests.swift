@@ -40,6 +40,28 @@ final class ClusterRoutingTests: XCTestCase {
         )
     }
 
+    /// An identifier is its bytes: one that opens with a combining mark (which would join the
+    /// colon before it into one Character) keeps it, in both layouts, and its slot is its keys'.
+    func testAnIdentifierOpeningWithACombiningMarkKeepsItInEveryKey() {
+        let window = LimiterConfig(id: "auth", storeID: "r", algorithm: .slidingWindow(SlidingWindowRule(limit: 1, windowSeconds: 1)))
+        for mark in ["\u{301}", "\u{200D}", "\u{FE0F}", "\u{1F3FB}"] {
+            let marked = LimitCheck(limiter: window, identifier: mark + "x")
+            let plain = LimitCheck(limiter: window, identifier: "x")
+            for hashTagged in [false, true] {
+                let key = { (check: LimitCheck) in
+                    LimitScript.keysAndArguments(groups: [[check]], keyPrefix: "rate_limit", uniqueToken: "t", hashTagged: hashTagged).keys[0]
+                }
+                XCTAssertEqual(
+                    Array(key(marked).utf8),
+                    Array((hashTagged ? "rate_limit:auth:{\(mark)x}:window" : "rate_limit:auth:\(mark)x:window").utf8)
+                )
+                XCTAssertNotEqual(Array(key(marked).utf8), Array(key(plain).utf8))
+            }
+            XCTAssertEqual(LimitScript.clusterSlot(marked, keyPrefix: "rate_limit"), ClusterSlot.of(LimitScript.clusterBase(marked, keyPrefix: "rate_limit")))
+            XCTAssertEqual(LimitScript.clusterSlot(marked, keyPrefix: "rate_limit"), ClusterSlot.of(hashTag: Substring(mark + "x")))
+        }
+    }
+
     func testTheSlotMapAndRedirections() throws {
         let reply = RedisValue.array([
             .array([.integer(0), .integer(5460), .array([.bulkString("127.0.0.1"), .integer(7000), .bulkString("id1")]),

@@ -4,25 +4,31 @@ enum ClusterSlot {
     static let count = 16384
 
     static func of(_ key: String) -> Int {
-        var bytes = Substring(key).utf8[...]
-        if let open = bytes.firstIndex(of: UInt8(ascii: "{")) {
-            let rest = bytes[bytes.index(after: open)...]
-            if let close = rest.firstIndex(of: UInt8(ascii: "}")), close != rest.startIndex {
-                bytes = rest[..<close]
-            }
+        var key = key
+        return key.withUTF8 { bytes in
+            guard let open = bytes.firstIndex(of: UInt8(ascii: "{")) else { return crc16(bytes) }
+            let rest = UnsafeBufferPointer(rebasing: bytes[(open + 1)...])
+            guard let close = rest.firstIndex(of: UInt8(ascii: "}")), close != 0 else { return crc16(bytes) }
+            return crc16(UnsafeBufferPointer(rebasing: rest[..<close]))
         }
-        return crc16(bytes)
     }
 
-    /// The slot of every key whose hash tag is `tag` (which holds no `}`).
-    static func of(hashTag tag: Substring.UTF8View) -> Int {
-        crc16(tag)
+    /// The slot of every key whose hash tag is `tag`; nil when `tag` holds a `}` (which would
+    /// end the tag early) or is empty (then no tag at all).
+    static func of(hashTag tag: Substring) -> Int? {
+        var tag = tag
+        return tag.withUTF8 { bytes in
+            guard !bytes.isEmpty, !bytes.contains(UInt8(ascii: "}")) else { return nil }
+            return crc16(bytes)
+        }
     }
 
-    private static func crc16(_ bytes: Substring.UTF8View) -> Int {
+    private static func crc16(_ bytes: UnsafeBufferPointer<UInt8>) -> Int {
         var crc: UInt16 = 0
-        for byte in bytes {
-            crc = (crc << 8) ^ table[Int((crc >> 8) ^ UInt16(byte)) & 0xFF]
+        table.withUnsafeBufferPointer { table in
+            for byte in bytes {
+                crc = (crc << 8) ^ table[Int((crc >> 8) ^ UInt16(byte)) & 0xFF]
+            }
         }
         return Int(crc) % count
     }

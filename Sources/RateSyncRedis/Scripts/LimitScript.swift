@@ -275,18 +275,17 @@ enum LimitScript {
         for group in groups { arguments.append(String(group.count)) }
         for (groupIndex, group) in groups.enumerated() {
             for (checkIndex, check) in group.enumerated() {
-                let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
                 let cap = check.limiter.maxConcurrent.map(String.init) ?? "0"
                 let key: String
                 switch check.limiter.algorithm {
                 case .tokenBucket(let rule?):
-                    key = base + ":rate"
+                    key = Self.key(check, keyPrefix: keyPrefix, hashTagged: hashTagged, suffix: ":rate")
                     arguments += ["t", String(rule.emissionInterval), String(rule.burst), cap]
                 case .tokenBucket(nil):
-                    key = base + ":rate"
+                    key = Self.key(check, keyPrefix: keyPrefix, hashTagged: hashTagged, suffix: ":rate")
                     arguments += ["n", "0", "0", cap]
                 case .slidingWindow(let rule):
-                    key = base + ":window"
+                    key = Self.key(check, keyPrefix: keyPrefix, hashTagged: hashTagged, suffix: ":window")
                     arguments += ["s", String(rule.limit), String(rule.windowSeconds), cap]
                 }
                 keys.append(key)
@@ -301,8 +300,9 @@ enum LimitScript {
                 }
                 arguments.append(check.maxWait > 0 ? String(check.maxWait) : "0")
                 if check.limiter.maxConcurrent != nil {
-                    keys.append(base + ":concurrent")
-                    keys.append(base + ":leases")
+                    let slot = slotKeys(check, keyPrefix: keyPrefix, hashTagged: hashTagged)
+                    keys.append(slot.counter)
+                    keys.append(slot.leases)
                 } else {
                     // A check without a cap never touches the counter and leases: their places
                     // hold its own key again, so that only keys the script uses are declared (in
@@ -321,16 +321,44 @@ enum LimitScript {
     /// The slot of every key of `check` (see `clusterBase`), without building a key: the tag is
     /// the identifier, unless a `}` in it ends the tag early.
     static func clusterSlot(_ check: LimitCheck, keyPrefix: String) -> Int {
-        let identifier = check.key.dropFirst(check.limiter.id.count + 1)
-        guard !identifier.isEmpty, !identifier.utf8.contains(UInt8(ascii: "}")) else {
-            return ClusterSlot.of(clusterBase(check, keyPrefix: keyPrefix))
-        }
-        return ClusterSlot.of(hashTag: identifier.utf8)
+        ClusterSlot.of(hashTag: identifierInKey(of: check)) ?? ClusterSlot.of(clusterBase(check, keyPrefix: keyPrefix))
     }
 
     static func clusterBase(_ check: LimitCheck, keyPrefix: String) -> String {
-        let identifier = check.key.dropFirst(check.limiter.id.count + 1)
-        return "\(keyPrefix):\(check.limiter.id):{\(identifier.isEmpty ? "-" : identifier)}"
+        key(check, keyPrefix: keyPrefix, hashTagged: true)
+    }
+
+    /// `<prefix>:<limiter>:<identifier><suffix>` in rate-sync's layout, or in a cluster's
+    /// (`clusterBase`, then the suffix), built in one allocation.
+    static func key(_ check: LimitCheck, keyPrefix: String, hashTagged: Bool, suffix: String = "") -> String {
+        var key = String()
+        guard hashTagged else {
+            key.reserveCapacity(keyPrefix.utf8.count + check.key.utf8.count + suffix.utf8.count + 1)
+            key += keyPrefix
+            key += ":"
+            key += check.key
+            key += suffix
+            return key
+        }
+        let identifier = identifierInKey(of: check)
+        key.reserveCapacity(keyPrefix.utf8.count + check.limiter.id.utf8.count + identifier.utf8.count + suffix.utf8.count + 5)
+        key += keyPrefix
+        key += ":"
+        key += check.limiter.id
+        key += ":{"
+        if identifier.isEmpty { key += "-" } else { key += identifier }
+        key += "}"
+        key += suffix
+        return key
+    }
+
+    /// The identifier in a check's key (`<limiter>:<identifier>`), cut by bytes: cut by
+    /// Characters, an identifier that opens with a combining mark would lose it to the colon's
+    /// Character, and share its keys with the identifier without it.
+    private static func identifierInKey(of check: LimitCheck) -> Substring {
+        let bytes = check.key.utf8
+        let start = bytes.index(bytes.startIndex, offsetBy: check.limiter.id.utf8.count + 1, limitedBy: bytes.endIndex) ?? bytes.endIndex
+        return Substring(bytes[start...])
     }
 
     /// Reads the script's reply into one decision per check; nil for a check whose group failed
@@ -378,12 +406,11 @@ enum LimitScript {
     /// it holds none.
     static func giveBackKeyAndArguments(_ check: LimitCheck, keyPrefix: String, hashTagged: Bool) -> (key: String, arguments: [String])? {
         guard let reservation = check.reservation else { return nil }
-        let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
         switch check.limiter.algorithm {
         case .tokenBucket(let rule?):
-            return (base + ":rate", ["t", String(rule.emissionInterval), String(check.cost), ""])
+            return (key(check, keyPrefix: keyPrefix, hashTagged: hashTagged, suffix: ":rate"), ["t", String(rule.emissionInterval), String(check.cost), ""])
         case .slidingWindow:
-            return (base + ":window", ["s", "", String(check.cost), reservation])
+            return (key(check, keyPrefix: keyPrefix, hashTagged: hashTagged, suffix: ":window"), ["s", "", String(check.cost), reservation])
         case .tokenBucket(nil):
             return nil
         }
