@@ -55,11 +55,13 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let events = ClusterEvents(
             connectionChanged: { address, opened in
                 connectionCount.withLockedValue { $0 += opened ? 1 : -1 }
-                let open = nodeConnections.withLockedValue { counts in
+                // Recorded under the lock: two loops connecting at once would otherwise record
+                // their counts in either order, and the gauge could end on the smaller.
+                nodeConnections.withLockedValue { counts in
                     counts[address, default: 0] += opened ? 1 : -1
-                    return counts[address] ?? 0
+                    Gauge(label: "ratesync_redis_node_connections", dimensions: [("store", id), ("node", address.description)])
+                        .record(counts[address] ?? 0)
                 }
-                Gauge(label: "ratesync_redis_node_connections", dimensions: [("store", id), ("node", address.description)]).record(open)
             },
             redirected: { kind in redirects[kind]?.increment() },
             nodeFailed: { address in
