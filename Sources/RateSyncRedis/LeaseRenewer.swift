@@ -63,18 +63,22 @@ protocol LeaseOwner: AnyObject {
 extension LimitScript {
     /// A check's slot counter and its leases, as the limit script names them.
     static func slotKeys(_ check: LimitCheck, keyPrefix: String, hashTagged: Bool) -> (counter: String, leases: String) {
-        let base = hashTagged ? clusterBase(check, keyPrefix: keyPrefix) : "\(keyPrefix):\(check.key)"
-        return (base + ":concurrent", base + ":leases")
+        (
+            key(check, keyPrefix: keyPrefix, hashTagged: hashTagged, suffix: ":concurrent"),
+            key(check, keyPrefix: keyPrefix, hashTagged: hashTagged, suffix: ":leases")
+        )
     }
 
     /// Marks the slots a call's admitted groups took with their leases (as the script took them:
-    /// every enforced check with a cap of an admitted group, and its shadows that admitted) and
-    /// tells `took` of each.
+    /// every enforced check with a cap of an admitted group, and its shadows that admitted), and
+    /// has `renewer` hold each lease (its keys in the store's layout) while its request lasts.
     static func attachLeases(
         _ outcomes: [Result<[Decision], StoreFailure>],
         groups: [[LimitCheck]],
         token: String,
-        took: (LimitCheck, String) -> Void
+        keyPrefix: String,
+        hashTagged: Bool,
+        heldBy renewer: LeaseRenewer
     ) -> [Result<[Decision], StoreFailure>] {
         // The usual call holds no capped limiter: nothing to mark, no new array.
         guard groups.contains(where: { $0.contains { $0.limiter.maxConcurrent != nil } }) else { return outcomes }
@@ -87,7 +91,8 @@ extension LimitScript {
             for (checkIndex, check) in group.enumerated() where check.limiter.maxConcurrent != nil && decisions[checkIndex].allowed {
                 let holder = holder(token: token, group: groupIndex + 1, check: checkIndex + 1)
                 decisions[checkIndex].lease = holder
-                took(check, holder)
+                let keys = slotKeys(check, keyPrefix: keyPrefix, hashTagged: hashTagged)
+                renewer.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
             }
             return .success(decisions)
         }

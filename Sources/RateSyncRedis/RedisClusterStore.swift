@@ -131,8 +131,9 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     func decide(groups: [[LimitCheck]], on eventLoop: any EventLoop) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
         let client = clients[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value
         var slots = [Int](repeating: -1, count: groups.count)
-        var indicesByNode: [RedisAddress: [Int]] = [:]
-        var nodes: [RedisAddress] = []
+        // The groups of each node, nodes in order of first appearance. A tick meets a handful
+        // of primaries: looking through them costs less than hashing an address per request.
+        var nodes: [(address: RedisAddress, indices: [Int])] = []
         var unmapped: [Int] = []
         for (index, group) in groups.enumerated() {
             guard let first = group.first else { continue }
@@ -142,13 +143,16 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
                 unmapped.append(index)
                 continue
             }
-            if indicesByNode[owner] == nil { nodes.append(owner) }
-            indicesByNode[owner, default: []].append(index)
+            if let position = nodes.firstIndex(where: { $0.address == owner }) {
+                nodes[position].indices.append(index)
+            } else {
+                nodes.append((owner, [index]))
+            }
         }
         let deadline = NIODeadline.now() + commandTimeout
         var calls: [(indices: [Int], outcomes: EventLoopFuture<[Result<[Decision], StoreFailure>]>)] = []
-        for node in nodes {
-            let indices = indicesByNode[node] ?? []
+        calls.reserveCapacity(nodes.count + unmapped.count)
+        for (_, indices) in nodes {
             let first = slots[indices[0]]
             if indices.allSatisfy({ slots[$0] == first }) {
                 calls.append((indices, callSlot(first, indices, groups, client, deadline)))
@@ -166,23 +170,23 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         return merge(calls, count: groups.count, on: eventLoop)
     }
 
-    /// The outcomes of several calls, each for some of the groups, back in the groups' order.
+    /// The outcomes of several calls, each for some of the groups, back in the groups' order:
+    /// each call's outcomes are put in place as it completes (on the client's loop, where the
+    /// calls run), and the last completes the whole.
     private func merge(
         _ calls: [(indices: [Int], outcomes: EventLoopFuture<[Result<[Decision], StoreFailure>]>)],
         count: Int,
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<[Result<[Decision], StoreFailure>]> {
-        let storeID = id
-        return EventLoopFuture.whenAllSucceed(calls.map(\.outcomes), on: eventLoop).map { perCall in
-            var outcomes = [Result<[Decision], StoreFailure>](
-                repeating: .failure(StoreFailure(storeID: storeID, reason: "no checks")),
-                count: count
-            )
-            for (call, results) in zip(calls, perCall) {
-                for (index, outcome) in zip(call.indices, results) { outcomes[index] = outcome }
+        let merged = MergedOutcomes(count: count, calls: calls.count, storeID: id)
+        let promise = eventLoop.makePromise(of: [Result<[Decision], StoreFailure>].self)
+        for call in calls {
+            call.outcomes.assumeIsolated().whenComplete { result in
+                merged.place(result, at: call.indices)
+                if merged.isComplete { promise.succeed(merged.outcomes) }
             }
-            return outcomes
         }
+        return promise.futureResult
     }
 
     /// `indices` by their slots, slots in order of first appearance.
@@ -210,31 +214,41 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let token = client.nextToken()
         let (tail, count) = scriptTail(nodeGroups, token: token, keysDeclared: false)
         let eventLoop = client.eventLoop
-        return client.runScript(sha: crossSlotScriptSHA, source: LimitScript.crossSlotSource, tail: tail, slot: slots[indices[0]], deadline: deadline)
+        let outcomes = eventLoop.makePromise(of: [Result<[Decision], StoreFailure>].self)
+        client.runScript(sha: crossSlotScriptSHA, source: LimitScript.crossSlotSource, tail: tail, slot: slots[indices[0]], deadline: deadline)
             .assumeIsolated()
-            .flatMap { reply -> EventLoopFuture<[Result<[Decision], StoreFailure>]> in
-                let outcomes = self.decided(reply, count: count, groups: nodeGroups, token: token, client: client)
-                let undecided = outcomes.indices.filter { if case .failure = outcomes[$0] { return true } else { return false } }
-                guard !undecided.isEmpty else { return eventLoop.makeSucceededFuture(outcomes) }
+            .whenComplete { result in
+                let reply: RedisValue
+                switch result {
+                case .success(let value):
+                    reply = value
+                case .failure(let error):
+                    // The node failed: its requests get their fail policies, other nodes' not.
+                    let failure = self.failure(error)
+                    outcomes.succeed(nodeGroups.map { _ in .failure(failure) })
+                    return
+                }
+                let decided = self.decided(reply, count: count, groups: nodeGroups, token: token, client: client)
+                let undecided = decided.indices.filter { if case .failure = decided[$0] { return true } else { return false } }
+                guard !undecided.isEmpty else {
+                    outcomes.succeed(decided)
+                    return
+                }
                 let retried = Self.bySlot(undecided.map { indices[$0] }, slots).map { slot, again in
                     (again, self.callSlot(slot, again, groups, client, deadline))
                 }
-                return EventLoopFuture.whenAllSucceed(retried.map(\.1), on: eventLoop).map { perSlot in
-                    var merged = outcomes
+                // Each call of callSlot answers every one of its groups, never fails.
+                EventLoopFuture.whenAllSucceed(retried.map(\.1), on: eventLoop).map { perSlot in
+                    var merged = decided
                     for ((again, _), results) in zip(retried, perSlot) {
                         for (index, outcome) in zip(again, results) {
                             if let position = indices.firstIndex(of: index) { merged[position] = outcome }
                         }
                     }
                     return merged
-                }
+                }.cascade(to: outcomes)
             }
-            .flatMapErrorThrowing { error in
-                // The node failed: its requests get their fail policies, other nodes' not.
-                let failure = self.failure(error)
-                return nodeGroups.map { _ in .failure(failure) }
-            }
-            .nonisolated()
+        return outcomes.futureResult
     }
 
     /// The groups of one slot in one call, following redirections: one outcome per index.
@@ -248,15 +262,20 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         let slotGroups = indices.count == groups.count ? groups : indices.map { groups[$0] }
         let token = client.nextToken()
         let (tail, count) = scriptTail(slotGroups, token: token)
-        return client.runScript(sha: limitScriptSHA, source: LimitScript.source, tail: tail, slot: slot, deadline: deadline)
+        let outcomes = client.eventLoop.makePromise(of: [Result<[Decision], StoreFailure>].self)
+        client.runScript(sha: limitScriptSHA, source: LimitScript.source, tail: tail, slot: slot, deadline: deadline)
             .assumeIsolated()
-            .map { reply in self.decided(reply, count: count, groups: slotGroups, token: token, client: client) }
-            .flatMapErrorThrowing { error in
-                // The slot's node failed: its requests get their fail policies, the others not.
-                let failure = self.failure(error)
-                return slotGroups.map { _ in .failure(failure) }
+            .whenComplete { result in
+                switch result {
+                case .success(let reply):
+                    outcomes.succeed(self.decided(reply, count: count, groups: slotGroups, token: token, client: client))
+                case .failure(let error):
+                    // The slot's node failed: its requests get their fail policies, the others not.
+                    let failure = self.failure(error)
+                    outcomes.succeed(slotGroups.map { _ in .failure(failure) })
+                }
             }
-            .nonisolated()
+        return outcomes.futureResult
     }
 
     /// The outcomes a script reply gives the groups of its call, each admitted slot on a lease.
@@ -267,12 +286,14 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
         token: String,
         client: ClusterLoopClient
     ) -> [Result<[Decision], StoreFailure>] {
-        let keyPrefix = settings.keyPrefix
-        return LimitScript.attachLeases(outcomes(reply, count: count, groups: groups, token: token), groups: groups, token: token) {
-            check, holder in
-            let keys = LimitScript.slotKeys(check, keyPrefix: keyPrefix, hashTagged: true)
-            client.leases.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
-        }
+        LimitScript.attachLeases(
+            outcomes(reply, count: count, groups: groups, token: token),
+            groups: groups,
+            token: token,
+            keyPrefix: settings.keyPrefix,
+            hashTagged: true,
+            heldBy: client.leases
+        )
     }
 
     /// The limit script's arguments after its name: key count, keys, arguments.
@@ -352,6 +373,33 @@ public final class RedisClusterStore: ConnectedRedisStore, GroupDecider {
     public var nodeBreakers: [String: String]? {
         nodeStates.withLockedValue { states in
             Dictionary(uniqueKeysWithValues: states.map { ($0.key.description, $0.value) })
+        }
+    }
+}
+
+/// The outcomes of a tick's calls, gathered on the client's loop as the calls complete.
+private final class MergedOutcomes {
+    private(set) var outcomes: [Result<[Decision], StoreFailure>]
+    private var callsLeft: Int
+    private let storeID: String
+
+    init(count: Int, calls: Int, storeID: String) {
+        outcomes = Array(repeating: .failure(StoreFailure(storeID: storeID, reason: "no checks")), count: count)
+        callsLeft = calls
+        self.storeID = storeID
+    }
+
+    var isComplete: Bool { callsLeft == 0 }
+
+    /// One call's outcomes, one per index (a call that failed as a whole fails each).
+    func place(_ result: Result<[Result<[Decision], StoreFailure>], any Error>, at indices: [Int]) {
+        callsLeft -= 1
+        switch result {
+        case .success(let results):
+            for (index, outcome) in zip(indices, results) { outcomes[index] = outcome }
+        case .failure(let error):
+            let failure = error as? StoreFailure ?? StoreFailure(storeID: storeID, reason: "\(error)", affectsHealth: false)
+            for index in indices { outcomes[index] = .failure(failure) }
         }
     }
 }

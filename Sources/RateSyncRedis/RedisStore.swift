@@ -201,26 +201,42 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner, Re
         let token = "\(instanceToken):\(sequence.withLockedValue { $0 &+= 1; return $0 })"
         let (keys, arguments) = LimitScript.keysAndArguments(groups: groups, keyPrefix: settings.keyPrefix, uniqueToken: token)
         let count = groups.reduce(0) { $0 + $1.count }
-        return runScript(sha: limitScriptSHA, source: LimitScript.source, keys: keys, arguments: arguments, on: eventLoop)
-            .flatMapThrowing { reply in
-                if case .error(let message) = reply {
-                    if message.hasPrefix("READONLY") {
-                        // This server was demoted: the next connection asks the sentinels again.
-                        self.clients[self.clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value.primaryMoved(to: nil)
-                    }
-                    throw StoreFailure(storeID: self.id, reason: "redis answered an error: \(message)")
-                }
-                let decisions = try LimitScript.decisions(from: reply, count: count)
-                let outcomes = LimitScript.outcomes(decisions, groups: groups, storeID: self.id, token: token)
-                let renewer = self.renewers[self.clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value
-                return LimitScript.attachLeases(outcomes, groups: groups, token: token) { check, holder in
-                    let keys = LimitScript.slotKeys(check, keyPrefix: self.settings.keyPrefix, hashTagged: false)
-                    renewer.hold(holder, counterKey: keys.counter, leasesKey: keys.leases, seconds: check.limiter.leaseSeconds)
-                }
+        let answer = eventLoop.makePromise(of: [Result<[Decision], StoreFailure>].self)
+        runScript(sha: limitScriptSHA, source: LimitScript.source, keys: keys, arguments: arguments, on: eventLoop).whenComplete { result in
+            do {
+                answer.succeed(try self.outcomes(result.get(), count: count, groups: groups, token: token, on: eventLoop))
+            } catch {
+                answer.fail(error as? StoreFailure ?? StoreFailure(storeID: self.id, reason: "\(error)"))
             }
-            .flatMapErrorThrowing { error in
-                throw error as? StoreFailure ?? StoreFailure(storeID: self.id, reason: "\(error)")
+        }
+        return answer.futureResult
+    }
+
+    /// One outcome per group from the script's reply, each admitted slot on a lease.
+    private func outcomes(
+        _ reply: RedisValue,
+        count: Int,
+        groups: [[LimitCheck]],
+        token: String,
+        on eventLoop: any EventLoop
+    ) throws -> [Result<[Decision], StoreFailure>] {
+        if case .error(let message) = reply {
+            if message.hasPrefix("READONLY") {
+                // This server was demoted: the next connection asks the sentinels again.
+                clients[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value.primaryMoved(to: nil)
             }
+            throw StoreFailure(storeID: id, reason: "redis answered an error: \(message)")
+        }
+        let decisions = try LimitScript.decisions(from: reply, count: count)
+        let outcomes = LimitScript.outcomes(decisions, groups: groups, storeID: id, token: token)
+        return LimitScript.attachLeases(
+            outcomes,
+            groups: groups,
+            token: token,
+            keyPrefix: settings.keyPrefix,
+            hashTagged: false,
+            heldBy: renewers[clientForLoop[ObjectIdentifier(eventLoop)] ?? 0].value
+        )
     }
 
     public func release(_ checks: [LimitCheck]) {
@@ -273,12 +289,15 @@ public final class RedisStore: ConnectedRedisStore, GroupDecider, LeaseOwner, Re
         on eventLoop: any EventLoop
     ) -> EventLoopFuture<RedisValue> {
         let tail = [String(keys.count)] + keys + arguments
-        return send(["EVALSHA", sha] + tail, on: eventLoop).flatMap { reply in
-            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-                return self.send(["EVAL", source] + tail, on: eventLoop)
+        let reply = eventLoop.makePromise(of: RedisValue.self)
+        send(["EVALSHA", sha] + tail, on: eventLoop).whenComplete { result in
+            if case .success(.error(let message)) = result, message.hasPrefix("NOSCRIPT") {
+                self.send(["EVAL", source] + tail, on: eventLoop).cascade(to: reply)
+            } else {
+                reply.completeWith(result)
             }
-            return eventLoop.makeSucceededFuture(reply)
         }
+        return reply.futureResult
     }
 
     /// Sends on the client of `eventLoop`.

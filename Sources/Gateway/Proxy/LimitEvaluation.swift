@@ -189,6 +189,7 @@ enum LimitEvaluation {
         /// The slots the store took: every enforced check with a cap, and the shadows that
         /// admitted.
         var heldSlots: StoreHold? {
+            guard group.checks.contains(where: { $0.limiter.maxConcurrent != nil }) else { return nil }
             let held = zip(group.checks, decisions).filter { check, decision in
                 check.limiter.maxConcurrent != nil && (!check.shadow || decision.allowed)
             }.map { check, decision in
@@ -202,6 +203,7 @@ enum LimitEvaluation {
 
         /// The slots reserved ahead for a waiting admission.
         var reservations: StoreHold? {
+            guard decisions.contains(where: { $0.reservation != nil }) else { return nil }
             let reserved = zip(group.checks, decisions).compactMap { check, decision -> LimitCheck? in
                 guard decision.allowed, let reservation = decision.reservation else { return nil }
                 var holding = check
@@ -260,7 +262,8 @@ enum LimitEvaluation {
                 notes.failedOpen += group.checks.map(\.limiter.id)
             }
         }
-        guard let index = Decision.indexClosestToDenying(decided.map(\.1)) else {
+        // One enforced limiter (most routes) is the one the headers describe.
+        guard let index = decided.count == 1 ? 0 : Decision.indexClosestToDenying(decided.map(\.1)) else {
             return .admit(headers: nil, held: holdings(admittedGroups), notes: notes)
         }
         let (limiter, chosen) = decided[index]

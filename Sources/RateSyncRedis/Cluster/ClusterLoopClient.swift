@@ -121,12 +121,20 @@ final class ClusterLoopClient: LeaseOwner {
     /// <tail>` when the node answers NOSCRIPT), following redirections until `deadline`.
     func runScript(sha: String, source: String, tail: [String], slot: Int, deadline: NIODeadline) -> EventLoopFuture<RedisValue> {
         let call = ScriptCall(sha: sha, source: source, tail: tail)
+        let reply = eventLoop.makePromise(of: RedisValue.self)
         if let owner = map.owner(of: slot) {
-            return run(call, slot: slot, on: owner, asking: false, deadline: deadline, hops: 0)
+            run(call, slot: slot, on: owner, asking: false, deadline: deadline, hops: 0, reply: reply)
+        } else {
+            primary(of: slot).assumeIsolated().whenComplete { result in
+                switch result {
+                case .success(let address):
+                    self.run(call, slot: slot, on: address, asking: false, deadline: deadline, hops: 0, reply: reply)
+                case .failure(let error):
+                    reply.fail(error)
+                }
+            }
         }
-        return primary(of: slot).assumeIsolated().flatMap { address in
-            self.run(call, slot: slot, on: address, asking: false, deadline: deadline, hops: 0)
-        }.nonisolated()
+        return reply.futureResult
     }
 
     private struct ScriptCall {
@@ -151,18 +159,25 @@ final class ClusterLoopClient: LeaseOwner {
         }
     }
 
+    /// Sends `call` and completes `reply` with the answer, after following what the node
+    /// redirects (each attempt completes the same promise: no future per step).
     private func run(
         _ call: ScriptCall,
         slot: Int,
         on address: RedisAddress,
         asking: Bool,
         deadline: NIODeadline,
-        hops: Int
-    ) -> EventLoopFuture<RedisValue> {
-        send(call.evalsha, to: address, asking: asking, deadline: deadline).assumeIsolated().flatMap { reply in
-            guard case .error(let message) = reply else { return self.eventLoop.makeSucceededFuture(reply) }
+        hops: Int,
+        reply: EventLoopPromise<RedisValue>
+    ) {
+        send(call.evalsha, to: address, asking: asking, deadline: deadline) { result in
+            guard case .success(let answer) = result, case .error(let message) = answer else {
+                reply.completeWith(result)
+                return
+            }
             if message.hasPrefix("NOSCRIPT") {
-                return self.send(call.eval, to: address, asking: asking, deadline: deadline)
+                self.send(call.eval, to: address, asking: asking, deadline: deadline) { reply.completeWith($0) }
+                return
             }
             let canRetry = hops < 4 && NIODeadline.now() < deadline
             if let redirect = ClusterRedirect(message), canRetry {
@@ -171,35 +186,48 @@ final class ClusterLoopClient: LeaseOwner {
                     self.events.redirected("moved")
                     self.map.move(movedSlot, to: target)
                     _ = self.refresh(force: false)
-                    return self.run(call, slot: slot, on: target, asking: false, deadline: deadline, hops: hops + 1)
+                    self.run(call, slot: slot, on: target, asking: false, deadline: deadline, hops: hops + 1, reply: reply)
                 case .ask(_, let target):
                     self.events.redirected("ask")
-                    return self.run(call, slot: slot, on: target, asking: true, deadline: deadline, hops: hops + 1)
+                    self.run(call, slot: slot, on: target, asking: true, deadline: deadline, hops: hops + 1, reply: reply)
                 }
+                return
             }
             if message.hasPrefix("TRYAGAIN"), canRetry {
                 // A multi-key command on a slot in mid-migration: the keys are moving.
-                return self.eventLoop.scheduleTask(in: Self.tryAgainPause) {}.futureResult.assumeIsolated().flatMap {
-                    self.run(call, slot: slot, on: address, asking: asking, deadline: deadline, hops: hops + 1)
-                }.nonisolated()
+                self.eventLoop.scheduleTask(in: Self.tryAgainPause) {}.futureResult.assumeIsolated().whenComplete { paused in
+                    switch paused {
+                    case .success:
+                        self.run(call, slot: slot, on: address, asking: asking, deadline: deadline, hops: hops + 1, reply: reply)
+                    case .failure(let error):
+                        reply.fail(error)
+                    }
+                }
+                return
             }
             if message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("READONLY") {
                 _ = self.refresh(force: false)
             }
-            return self.eventLoop.makeSucceededFuture(reply)
-        }.nonisolated()
+            reply.succeed(answer)
+        }
     }
 
     /// One command to one node, through its breaker, connecting first if need be (bounded by
     /// the deadline). With `asking`, `ASKING` leaves in the same write, just before it.
-    private func send(_ command: [String], to address: RedisAddress, asking: Bool, deadline: NIODeadline) -> EventLoopFuture<RedisValue> {
+    /// `answered` is told the reply, or the failure as a `StoreFailure`, once.
+    private func send(
+        _ command: [String],
+        to address: RedisAddress,
+        asking: Bool,
+        deadline: NIODeadline,
+        answered: @escaping (Result<RedisValue, any Error>) -> Void
+    ) {
         let node = self.node(address)
         let (admission, transition) = node.breaker.admit(now: SystemWallClock().now())
         report(transition, address)
         if case .reject(let retryAfter) = admission {
-            return eventLoop.makeFailedFuture(
-                StoreFailure(storeID: storeID, reason: "node \(address): circuit breaker open", retryAfter: retryAfter, affectsHealth: false)
-            )
+            answered(.failure(StoreFailure(storeID: storeID, reason: "node \(address): circuit breaker open", retryAfter: retryAfter, affectsHealth: false)))
+            return
         }
         let client = node.client
         let reply: EventLoopFuture<RedisValue>
@@ -213,24 +241,26 @@ final class ClusterLoopClient: LeaseOwner {
                 return client.send(command, timeout: max(.milliseconds(1), deadline - .now()))
             }.nonisolated()
         }
-        let promise = eventLoop.makePromise(of: RedisValue.self)
         reply.assumeIsolated().whenComplete { result in
             let transition: CircuitBreaker.Transition?
             switch result {
-            case .success(let value):
+            case .success:
                 transition = node.breaker.recordSuccess()
-                promise.succeed(value)
+                answered(result)
             case .failure(let error):
                 transition = node.breaker.recordFailure(now: SystemWallClock().now(), reason: "\(error)")
                 self.events.nodeFailed(address)
                 // The node may be gone for good (a failover): learn who serves its slots now.
                 _ = self.refresh(force: false)
-                promise.fail(
-                    error as? StoreFailure ?? StoreFailure(storeID: self.storeID, reason: "node \(address): \(error)", affectsHealth: false)
-                )
+                answered(.failure(error as? StoreFailure ?? StoreFailure(storeID: self.storeID, reason: "node \(address): \(error)", affectsHealth: false)))
             }
             self.report(transition, address)
         }
+    }
+
+    private func send(_ command: [String], to address: RedisAddress, asking: Bool, deadline: NIODeadline) -> EventLoopFuture<RedisValue> {
+        let promise = eventLoop.makePromise(of: RedisValue.self)
+        send(command, to: address, asking: asking, deadline: deadline) { promise.completeWith($0) }
         return promise.futureResult
     }
 
