@@ -316,14 +316,14 @@ enum LimitScript {
         return (keys, arguments)
     }
 
-    /// `<prefix>:<limiter>:{<identifier>}`: the identifier is the hash tag (an empty one would
-    /// not be a tag, and the keys of one request would scatter over slots).
     /// The slot of every key of `check` (see `clusterBase`), without building a key: the tag is
     /// the identifier, unless a `}` in it ends the tag early.
     static func clusterSlot(_ check: LimitCheck, keyPrefix: String) -> Int {
         ClusterSlot.of(hashTag: identifierInKey(of: check)) ?? ClusterSlot.of(clusterBase(check, keyPrefix: keyPrefix))
     }
 
+    /// `<prefix>:<limiter>:{<identifier>}`: the identifier is the hash tag (an empty one, which
+    /// would not be a tag and would scatter the keys of one request over slots, is `-`).
     static func clusterBase(_ check: LimitCheck, keyPrefix: String) -> String {
         key(check, keyPrefix: keyPrefix, hashTagged: true)
     }
