@@ -64,3 +64,10 @@ final class LatencyHistogramTests: XCTestCase {
         XCTAssertLessThan(text.range(of: "upstream=\"x\"")!.lowerBound, text.range(of: "upstream=\"y\"")!.lowerBound)
     }
 }
+
+extension LatencyHistogram {
+    /// A value placed and recorded as the upstreams' metrics do it (`UpstreamMetrics.Answer`).
+    fileprivate func record(nanoseconds: Int64) {
+        record(nanoseconds: nanoseconds, bucket: Self.bucket(nanoseconds: nanoseconds))
+    }
+}

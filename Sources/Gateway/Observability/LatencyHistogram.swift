@@ -37,10 +37,6 @@ public final class LatencyHistogram: Sendable {
         return index
     }
 
-    func record(nanoseconds: Int64) {
-        record(nanoseconds: nanoseconds, bucket: Self.bucket(nanoseconds: nanoseconds))
-    }
-
     /// - Parameter bucket: `bucket(nanoseconds:)` of the value, found once for every histogram it goes in.
     func record(nanoseconds: Int64, bucket: Int) {
         counts[bucket].wrappingIncrement(ordering: .relaxed)
