@@ -56,7 +56,11 @@ package enum HTTP2ResponseFields {
                 written += name.count
             }
             written += writeInteger(value.count, prefixBits: 7, flags: 0, into: out, at: written)
-            UnsafeMutableRawBufferPointer(rebasing: out[written..<written + value.count]).copyMemory(from: value)
+            precondition(written + value.count <= out.count, "a field outgrew the room reserved for it")
+            if let source = value.baseAddress {
+                // Through the base addresses: a slice of the room was copied through generic code.
+                (out.baseAddress! + written).copyMemory(from: source, byteCount: value.count)
+            }
             return written + value.count
         }
     }

@@ -66,6 +66,29 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.isIdle)
     }
 
+    func testReadsAskOnlyForTheWritabilityTheStateDependsOn() {
+        var asked: [String] = []
+        func client(_ writable: Bool) -> Bool {
+            asked.append("client")
+            return writable
+        }
+        func upstream(_ writable: Bool) -> Bool {
+            asked.append("upstream")
+            return writable
+        }
+        let idle = Machine(isStream: false, now: at(0))
+        XCTAssertFalse(idle.readsAllowed(clientWritable: client(false), upstreamWritable: upstream(true)))
+        XCTAssertEqual(asked, ["client"], "an idle connection waits only for its client")
+        asked = []
+        let sending = proxying(FakeExchange(), FakeConnection(), requestEnded: false)
+        XCTAssertFalse(sending.readsAllowed(clientWritable: client(true), upstreamWritable: upstream(false)))
+        XCTAssertEqual(asked, ["upstream"], "a body on its way waits only for its upstream")
+        asked = []
+        let answered = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
+        XCTAssertTrue(answered.readsAllowed(clientWritable: client(false), upstreamWritable: upstream(false)))
+        XCTAssertEqual(asked, [], "a whole request being answered needs neither")
+    }
+
     func testPipelinedRequestsWaitAndAreReplayedInOrder() {
         var machine = Machine(isStream: false, now: at(0))
         let first = FakeExchange()

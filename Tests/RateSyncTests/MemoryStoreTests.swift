@@ -16,6 +16,24 @@ final class MemoryStoreTests: XCTestCase {
         XCTAssertTrue(store.decide([LimitCheck(limiter: auth, identifier: "b")])[0].allowed, "other client, own budget")
     }
 
+    func testAKeyIsTheLimiterAColonAndTheIdentifierByteForByte() {
+        let identifiers = [
+            "", "a", "10.0.0.1", "2001:db8::1", "sha256:\(String(repeating: "f", count: 64))",
+            "\u{301}x", "caf\u{E9}", "\u{1F469}\u{200D}\u{1F4BB}", "{tag}", String(repeating: "\u{E9}", count: 300),
+        ]
+        for limiterID in ["a", "auth", "a-much-longer-limiter-name-than-fits-in-a-small-string"] {
+            let limiter = limiter(limiterID, .tokenBucket(TokenBucketRule(ratePerSecond: 1)))
+            for identifier in identifiers {
+                let key = LimitCheck(limiter: limiter, identifier: identifier).key
+                XCTAssertEqual(Array(key.utf8), Array(limiterID.utf8) + [UInt8(ascii: ":")] + Array(identifier.utf8))
+                XCTAssertEqual(key, limiterID + ":" + identifier)
+            }
+        }
+        // An identifier bridged from a substring (not native contiguous storage) is read whole.
+        let bridged = String("x-10.0.0.9-y".dropFirst(2).dropLast(2))
+        XCTAssertEqual(LimitCheck.key(limiter: "auth", identifier: bridged), "auth:10.0.0.9")
+    }
+
     func testRouteLimitersAreAllOrNothing() {
         let store = MemoryStore(id: "mem", clock: ManualClock())
         let generous = limiter("generous", .slidingWindow(SlidingWindowRule(limit: 100, windowSeconds: 60)))

@@ -42,7 +42,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         // writes: the static forms were called unspecialised, casting every buffer dynamically.
         var buffer = unwrapInboundIn(data)
         do {
-            while let part = try parser.next(&buffer) {
+            while case .part(let part) = try parser.advance(&buffer) {
                 deliver(part)
             }
         } catch {

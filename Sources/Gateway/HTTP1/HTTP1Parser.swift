@@ -32,6 +32,13 @@ struct HTTP1Parser {
         case tunnel(ByteBuffer)
     }
 
+    /// What a read has come to: a part, or not yet one.
+    enum Progress {
+        case part(Part)
+        /// The next part has not arrived whole yet (or nothing more may be read).
+        case needsBytes
+    }
+
     private enum State {
         case head
         /// A response parser between exchanges: no byte may arrive.
@@ -107,6 +114,14 @@ struct HTTP1Parser {
     /// (what is left of `buffer` is then kept or already consumed). After a throw every later byte
     /// is ignored: the connection cannot be read any further.
     mutating func next(_ buffer: inout ByteBuffer) throws(HTTP1RequestError) -> Part? {
+        guard case .part(let part) = try advance(&buffer) else { return nil }
+        return part
+    }
+
+    /// `next` for the codecs' loops: a part or the need of more bytes, as an enum of our own,
+    /// whose destruction is compiled for it (an optional part's goes through the runtime's
+    /// generic `Optional`, its metadata and the part's tag, on every read).
+    mutating func advance(_ buffer: inout ByteBuffer) throws(HTTP1RequestError) -> Progress {
         do {
             return try step(&buffer)
         } catch {
@@ -116,24 +131,24 @@ struct HTTP1Parser {
         }
     }
 
-    private mutating func step(_ buffer: inout ByteBuffer) throws(HTTP1RequestError) -> Part? {
+    private mutating func step(_ buffer: inout ByteBuffer) throws(HTTP1RequestError) -> Progress {
         while true {
             switch state {
             case .failed:
                 buffer.moveReaderIndex(to: buffer.writerIndex)
-                return nil
+                return .needsBytes
             case .awaitingRequest:
                 guard buffer.readableBytes == 0 else { throw .malformed("bytes before any request was sent") }
-                return nil
+                return .needsBytes
             case .untilClose:
-                guard buffer.readableBytes > 0 else { return nil }
-                return .body(buffer.readSlice(length: buffer.readableBytes)!)
+                guard buffer.readableBytes > 0 else { return .needsBytes }
+                return .part(.body(buffer.readSlice(length: buffer.readableBytes)!))
             case .tunnel:
-                guard buffer.readableBytes > 0 else { return nil }
-                return .tunnel(buffer.readSlice(length: buffer.readableBytes)!)
+                guard buffer.readableBytes > 0 else { return .needsBytes }
+                return .part(.tunnel(buffer.readSlice(length: buffer.readableBytes)!))
             case .head where role == .response:
                 guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
-                    return nil
+                    return .needsBytes
                 }
                 let head = try HTTP1HeadParser.responseHead(section)
                 if head.status.code < 200 && head.status != .switchingProtocols {
@@ -144,10 +159,10 @@ struct HTTP1Parser {
                     guard tunnelAfterMessage else { throw .malformed("a 101 to a request that asked for no upgrade") }
                     guard WebSocketUpgrade.isAccepted(head.head) else { throw .malformed("a 101 to another protocol than websocket") }
                     state = .tunnel
-                    return .responseHead(head)
+                    return .part(.responseHead(head))
                 }
                 state = try Self.bodyState(for: head, answering: requestMethod)
-                return .responseHead(head)
+                return .part(.responseHead(head))
             case .head:
                 // A lone CR left by a read: the start of an empty line to skip.
                 takeBackLoneCR(into: &buffer)
@@ -158,7 +173,7 @@ struct HTTP1Parser {
                             try HTTP1HeadParser.checkIncompleteHead(bytes)
                         }
                     }
-                    return nil
+                    return .needsBytes
                 }
                 requestLineChecked = false
                 let request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
@@ -167,31 +182,31 @@ struct HTTP1Parser {
                 let framing = try request.fields.validate(version: request.head.version).get()
                 state = Self.bodyState(for: framing)
                 tunnelAfterMessage = WebSocketUpgrade.opensTunnel(request, framing: framing)
-                return .requestHead(request)
+                return .part(.requestHead(request))
             case .fixedBody(let remaining):
                 if remaining == 0 {
                     state = messageEnded
-                    return .end(nil)
+                    return .part(.end(nil))
                 }
-                guard buffer.readableBytes > 0 else { return nil }
+                guard buffer.readableBytes > 0 else { return .needsBytes }
                 let length = min(remaining, buffer.readableBytes)
                 state = .fixedBody(remaining: remaining - length)
-                return .body(buffer.readSlice(length: length)!)
+                return .part(.body(buffer.readSlice(length: length)!))
             case .chunkSize:
                 guard let line = try collect(&buffer, terminator: .lineEnd, limit: Self.maxChunkLineBytes) else {
-                    return nil
+                    return .needsBytes
                 }
                 let size = try line.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
                     try Self.chunkSize(bytes)
                 }
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
-                guard buffer.readableBytes > 0 else { return nil }
+                guard buffer.readableBytes > 0 else { return .needsBytes }
                 let length = min(remaining, buffer.readableBytes)
                 state = length == remaining ? .chunkDataEnd : .chunkData(remaining: remaining - length)
-                return .body(buffer.readSlice(length: length)!)
+                return .part(.body(buffer.readSlice(length: length)!))
             case .chunkDataEnd:
-                guard let line = try collect(&buffer, terminator: .lineEnd, limit: 2) else { return nil }
+                guard let line = try collect(&buffer, terminator: .lineEnd, limit: 2) else { return .needsBytes }
                 guard line.readableBytes == 2 else { throw .malformed("chunk data longer than its size") }
                 state = .chunkSize
             case .trailers:
@@ -200,16 +215,16 @@ struct HTTP1Parser {
                 if partial == nil, buffer.readableBytes >= 2, Self.startsWithLineEnd(buffer) {
                     buffer.moveReaderIndex(forwardBy: 2)
                     state = messageEnded
-                    return .end(nil)
+                    return .part(.end(nil))
                 }
                 guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
-                    return nil
+                    return .needsBytes
                 }
                 let trailers = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
                     try HTTP1HeadParser.fields(bytes, from: 0)
                 }
                 state = messageEnded
-                return .end(trailers.isEmpty ? nil : HTTPHeaders(trailers))
+                return .part(.end(trailers.isEmpty ? nil : HTTPHeaders(trailers)))
             }
         }
     }

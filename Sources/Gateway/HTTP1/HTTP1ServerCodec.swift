@@ -58,7 +58,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         // writes: the static forms were called unspecialised, casting every buffer dynamically.
         var buffer = unwrapInboundIn(data)
         do {
-            while let part = try parser.next(&buffer) {
+            while case .part(let part) = try parser.advance(&buffer) {
                 switch part {
                 case .requestHead(let request): proxy?.receive(.head(request))
                 case .body(let body): proxy?.receive(ClientRequestPart.body(body))

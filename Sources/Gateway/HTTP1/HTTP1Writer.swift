@@ -165,7 +165,9 @@ struct OutputCursor {
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         // The room is the caller's reckoning; a wrong one must stop here, not write past it.
         precondition(written + bytes.count <= out.count, "a write outgrew the room reserved for it")
-        UnsafeMutableRawBufferPointer(rebasing: out[written..<written + bytes.count]).copyMemory(from: bytes)
+        guard bytes.count > 0 else { return }
+        // Through the base addresses: a slice of the room was copied through generic code.
+        (out.baseAddress! + written).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         written += bytes.count
     }
 

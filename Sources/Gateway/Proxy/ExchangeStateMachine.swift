@@ -513,13 +513,15 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     // MARK: reads, writability and deadlines
 
     /// Whether more of the request may be read now.
-    func readsAllowed(clientWritable: Bool, upstreamWritable: Bool) -> Bool {
+    /// The writabilities are asked only where the state depends on them (each costs the
+    /// handler a look at a channel).
+    func readsAllowed(clientWritable: @autoclosure () -> Bool, upstreamWritable: @autoclosure () -> Bool) -> Bool {
         guard queue.isEmpty, pendingRequestError == nil else { return false }
         switch state {
         case .idle, .discarding:
             // A client that does not read its answers sends no more requests: what it would
             // make us answer would pile up unsent.
-            return clientWritable
+            return clientWritable()
         case .limiting(_, let progress), .connecting(_, let progress):
             // A body waits for the verdict and the connection. A request already whole can only
             // be followed by a pipelined one, whose head is queued (stopping reads again), or,
@@ -527,9 +529,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             return progress.requestEnded && !progress.opensTunnel
         case .proxying(_, _, let progress):
             if progress.opensTunnel { return false }
-            return progress.requestEnded || upstreamWritable
+            return progress.requestEnded || upstreamWritable()
         case .tunnel:
-            return upstreamWritable
+            return upstreamWritable()
         case .closed:
             return false
         }

@@ -185,8 +185,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     }
 
     private var readsAllowed: Bool {
-        let upstreamWritable = machine.upstreamConnection?.channel.isWritable ?? true
-        return machine.readsAllowed(clientWritable: client?.isWritable ?? false, upstreamWritable: upstreamWritable)
+        machine.readsAllowed(
+            clientWritable: client?.isWritable ?? false,
+            upstreamWritable: machine.upstreamConnection?.channel.isWritable ?? true
+        )
     }
 
     func resumeReadsIfAllowed() {

@@ -20,7 +20,25 @@ public struct LimitCheck: Sendable {
     public var reservation: String?
 
     public init(limiter: LimiterConfig, identifier: String, cost: Int = 1, shadow: Bool = false, maxWait: Double = 0) {
-        self.init(limiter: limiter, key: "\(limiter.id):\(identifier)", cost: cost, shadow: shadow, maxWait: maxWait)
+        self.init(limiter: limiter, key: Self.key(limiter: limiter.id, identifier: identifier), cost: cost, shadow: shadow, maxWait: maxWait)
+    }
+
+    /// `<limiter>:<identifier>`, the key a check's state is kept under, written in one pass
+    /// into one allocation (an interpolation grew the string piece by piece, once per request).
+    public static func key(limiter: String, identifier: String) -> String {
+        var limiter = limiter
+        var identifier = identifier
+        return limiter.withUTF8 { limiter in
+            identifier.withUTF8 { identifier in
+                let count = limiter.count + 1 + identifier.count
+                return String(unsafeUninitializedCapacity: count) { out in
+                    _ = out.initialize(fromContentsOf: limiter)
+                    out[limiter.count] = UInt8(ascii: ":")
+                    _ = out[(limiter.count + 1)...].initialize(fromContentsOf: identifier)
+                    return count
+                }
+            }
+        }
     }
 
     public init(limiter: LimiterConfig, key: String, cost: Int, shadow: Bool, maxWait: Double = 0) {
