@@ -5,7 +5,9 @@
 #         gateway   wrk -> ratesync-gateway (memory store, a limiter that admits everything) -> upstream
 #         nginx     wrk -> nginx (proxy_pass, upstream keep-alive, one worker) -> upstream
 #         measured twice: access logs off on both, then on on both (nginx's default combined
-#         format to a file; the gateway's JSON lines to a file)
+#         format to a file; the gateway's JSON lines to a file); logs off also at one offered
+#         load below both proxies' saturation (each connection waits BENCH_THINK_MS, default 2,
+#         after each answer), for latency that is not requests/s restated
 # redis:  gateway   the same with a Redis-backed limiter that admits everything
 #         nginx-lua nginx doing a per-request GCRA check on the same Redis in Lua (OpenResty style:
 #                   access_by_lua with nginx.redis, EVALSHA, pooled connections)
@@ -117,7 +119,8 @@ median() {
 }
 
 # Measures gateway and nginx in turn, $rounds times; the last round's figures stay in the
-# variables the measuring function sets, and cpu_ratios holds every round's CPU ratio.
+# variables the measuring function sets, cpu_ratios holds every round's CPU ratio, and
+# p99_ratios every round's p99 ratio (wrk's rounds: measure).
 # $1: the measuring function (measure, measure_h2), $2: the suffix of the CPU variable it sets
 # (cpu, h2_cpu), $3: gateway URL, $4: nginx URL, $5...: nginx pids.
 measure_rounds() {
@@ -125,20 +128,33 @@ measure_rounds() {
     shift 4
     local gateway_cpu_var="gateway_$cpu_suffix" nginx_cpu_var="nginx_$cpu_suffix"
     cpu_ratios=()
+    p99_ratios=()
     for ((round = 1; round <= rounds; round++)); do
         "$measure_with" gateway "$gateway_url" "$gateway_pid"
         "$measure_with" nginx "$nginx_url" "$@"
         cpu_ratios+=("$(awk -v g="${!gateway_cpu_var}" -v n="${!nginx_cpu_var}" 'BEGIN { printf "%.2f", g / n }')")
+        if [[ "$measure_with" == measure ]]; then
+            p99_ratios+=("$(awk -v g="$gateway_p99" -v n="$nginx_p99" 'BEGIN { printf "%.2f", g / n }')")
+        fi
     done
 }
 
-# "1.52x" or, over several rounds, "1.52x (median of 3 rounds: 1.49 1.52 1.60)".
-cpu_ratio_text() {
-    if ((rounds == 1)); then
-        echo "${cpu_ratios[0]}x"
+# "1.52x" or, over several rounds, "1.52x (median of 3 rounds: 1.49 1.52 1.60)", of the ratios
+# given.
+ratio_text() {
+    if (($# == 1)); then
+        echo "$1x"
     else
-        echo "$(median "${cpu_ratios[@]}")x (median of $rounds rounds: ${cpu_ratios[*]})"
+        echo "$(median "$@")x (median of $# rounds: $*)"
     fi
+}
+
+cpu_ratio_text() {
+    ratio_text "${cpu_ratios[@]}"
+}
+
+p99_ratio_text() {
+    ratio_text "${p99_ratios[@]}"
 }
 
 # The lean upstream: nginx answering 200 itself, on the load core.
@@ -311,8 +327,23 @@ if [[ " $scenarios " == *" memory "* ]]; then
     # Every gateway answer must have been a 200 with the limiter's headers.
     check=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench")
     echo "gateway answer check: $check"
-    awk -v c="$(cpu_ratio_text)" -v gp="$gateway_p99" -v np="$nginx_p99" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
-        printf "ratios gateway/nginx, logs off: cpu per request %s (target <= 1.5x), p99 %.2fx (target <= 1.0x), req/s %.2fx\n", c, gp / np, gr / nr
+    awk -v c="$(cpu_ratio_text)" -v p="$(p99_ratio_text)" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx, logs off: cpu per request %s (target <= 1.5x), p99 %s (target <= 1.0x), req/s %.2fx\n", c, p, gr / nr
+    }'
+
+    # Saturated, a closed loop's mean latency is its connections over its rate (Little's law),
+    # so the p99 above mostly restates requests/s. The same again at one offered load that both
+    # proxies carry: each connection waits BENCH_THINK_MS (default 2) after each answer.
+    think_ms=${BENCH_THINK_MS:-2}
+    echo
+    echo "== memory: logs off, at one offered load (each connection waits $think_ms ms after each answer) =="
+    echo "function delay() return $think_ms end" >"$work/think.lua"
+    wrk_headers=(-s "$work/think.lua")
+    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure_rounds measure cpu "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
+    wrk_headers=()
+    awk -v c="$(cpu_ratio_text)" -v p="$(p99_ratio_text)" -v g50="$gateway_p50" -v n50="$nginx_p50" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx at one offered load: p99 %s (target <= 1.0x), p50 %.2fx, cpu per request %s, req/s %.2fx\n", p, g50 / n50, c, gr / nr
     }'
 
     echo
@@ -322,8 +353,8 @@ if [[ " $scenarios " == *" memory "* ]]; then
     printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
     measure_rounds measure cpu "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_log_port/bench" "${nginx_log_pids[@]}"
     echo "access log lines: gateway $(wc -l <"$work/gateway-access.log"), nginx $(wc -l <"$work/nginx-access.log")"
-    awk -v c="$(cpu_ratio_text)" -v gp="$gateway_p99" -v np="$nginx_p99" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
-        printf "ratios gateway/nginx, logs on: cpu per request %s (target <= 1.5x), p99 %.2fx (target <= 1.0x), req/s %.2fx\n", c, gp / np, gr / nr
+    awk -v c="$(cpu_ratio_text)" -v p="$(p99_ratio_text)" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx, logs on: cpu per request %s (target <= 1.5x), p99 %s (target <= 1.0x), req/s %.2fx\n", c, p, gr / nr
     }'
     stop_gateway
     start_gateway "$work/gateway.toml" "$gateway_port"
