@@ -57,9 +57,9 @@ package enum HTTP2ResponseFields {
             }
             written += writeInteger(value.count, prefixBits: 7, flags: 0, into: out, at: written)
             precondition(written + value.count <= out.count, "a field outgrew the room reserved for it")
-            if let source = value.baseAddress {
+            if value.count > 0 {
                 // Through the base addresses: a slice of the room was copied through generic code.
-                (out.baseAddress! + written).copyMemory(from: source, byteCount: value.count)
+                (out.baseAddress! + written).copyMemory(from: value.baseAddress!, byteCount: value.count)
             }
             return written + value.count
         }

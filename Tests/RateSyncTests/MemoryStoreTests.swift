@@ -29,9 +29,6 @@ final class MemoryStoreTests: XCTestCase {
                 XCTAssertEqual(key, limiterID + ":" + identifier)
             }
         }
-        // An identifier bridged from a substring (not native contiguous storage) is read whole.
-        let bridged = String("x-10.0.0.9-y".dropFirst(2).dropLast(2))
-        XCTAssertEqual(LimitCheck.key(limiter: "auth", identifier: bridged), "auth:10.0.0.9")
     }
 
     func testRouteLimitersAreAllOrNothing() {
