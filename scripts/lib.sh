@@ -4,9 +4,12 @@
 # checks, which cost about 2.7% of a proxied request's CPU time in the profile (the event-loop
 # design, not the runtime, keeps each object on one thread), and with whole cross-module
 # optimisation, so that SwiftNIO's and our modules' small functions inline into their callers
-# (what it saves and what it adds to a first build: the README's Benchmarks). docker/Dockerfile's
-# SWIFT_FLAGS say the same.
-release_flags="-c release -Xswiftc -enforce-exclusivity=unchecked -Xswiftc -cross-module-optimization"
+# (what it saves and what it adds to a first build: the README's Benchmarks). Lexical lifetimes
+# off: the optimiser may end an object's life at its last use instead of its scope's end (Swift's
+# rule before 5.7), which drops retains and releases, atomic each, on the request path; no code
+# here keeps an object alive only by a local it no longer reads (weak references point at
+# objects owned elsewhere). docker/Dockerfile's SWIFT_FLAGS say the same.
+release_flags="-c release -Xswiftc -enforce-exclusivity=unchecked -Xswiftc -cross-module-optimization -Xswiftc -Xfrontend -Xswiftc -enable-lexical-lifetimes=false"
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on.
 free_port() {
