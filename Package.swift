@@ -181,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "HTTP2Server", "RateSync", "TestSupport",
+                "Gateway", "EventLoopSupport", "HTTP2Server", "RateSync", "TestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]

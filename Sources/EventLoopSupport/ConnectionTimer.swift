@@ -19,8 +19,11 @@ public final class ConnectionTimer {
         if let firesAt, firesAt <= deadline { return }
         scheduled?.cancel()
         firesAt = deadline
-        scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-            guard let self else { return }
+        // The loop holds the timer, strongly, until the task runs or is cancelled: a weak
+        // reference would give the timer a side table, and its owner's calls to it, several per
+        // request, would retain and release it through the runtime's slow path. `onFire` holds
+        // the owner as the owner chose (weakly, or unowned by an owner that cancels as it goes).
+        scheduled = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
             self.scheduled = nil
             self.firesAt = nil
             self.onFire()

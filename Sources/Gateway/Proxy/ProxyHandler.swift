@@ -78,6 +78,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         machine = ExchangeStateMachine(isStream: streamDeadlines != nil, now: .now())
     }
 
+    deinit {
+        // The timer's task would outlive the handler its `onFire` holds unowned.
+        timer?.cancel()
+    }
+
     // MARK: channel lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {

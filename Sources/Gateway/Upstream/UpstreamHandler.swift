@@ -30,8 +30,12 @@ final class UpstreamHandler: ChannelDuplexHandler {
     /// object a side table, and every retain and release of a ProxyHandler would then take the
     /// slow path.
     var delegate: (any UpstreamResponseDelegate)?
-    /// Told when the connection closes, so that it can forget the connection if it is idle.
-    weak var pool: UpstreamPool?
+    /// Told when the connection closes, so that it can forget the connection if it is idle; let
+    /// go then. Strong, for the reason `delegate` is: a weak reference would give the pool a side
+    /// table, and its retains and releases on every request would take the slow path. The cycle
+    /// it makes with the pool's idle list ends with the connection, and a pool that a reload
+    /// retires closes its idle connections at once.
+    var pool: UpstreamPool?
     /// Handed out by its pool and not yet back (the pool's to set, on its loop).
     var isLeased = false
 
@@ -161,6 +165,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
         let delegate = self.delegate
         self.delegate = nil
         delegate?.upstreamClosed(error: lastError)
+        let pool = self.pool
+        self.pool = nil
         pool?.connectionClosed(self)
         context.fireChannelInactive()
     }
