@@ -33,13 +33,22 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         var opensTunnel = false
     }
 
+    /// An exchange on its upstream connection. (A struct, not a tuple: a tuple payload was
+    /// copied through the runtime's generic tuple witness.)
+    struct Flight {
+        let exchange: Exchange
+        let connection: Connection
+        var progress: Progress
+    }
+
     enum State {
         case idle
         /// Waiting for the limiters' verdict.
         case limiting(Exchange, Progress)
         /// Admitted; waiting for an upstream connection.
         case connecting(Exchange, Progress)
-        case proxying(Exchange, Connection, Progress)
+        /// The request goes, or went, to the upstream connection; the answer comes back.
+        case proxying(Flight)
         /// An upstream's 101 joined the two connections: bytes flow both ways as they come,
         /// until either side closes or both stay silent for the tunnel's idle timeout. The
         /// exchange keeps its slots all along.
@@ -155,11 +164,11 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             progress.requestEnded = isEnd
             state = .connecting(exchange, progress)
             return .buffer(exchange, forwarded)
-        case .proxying(let exchange, let connection, var progress):
-            guard isEnd else { return .forward(connection, forwarded, startResponseClock: nil) }
-            progress.requestEnded = true
-            state = .proxying(exchange, connection, progress)
-            return .forward(connection, forwarded, startResponseClock: progress.responseStarted ? nil : exchange)
+        case .proxying(var flight):
+            guard isEnd else { return .forward(flight.connection, forwarded, startResponseClock: nil) }
+            flight.progress.requestEnded = true
+            state = .proxying(flight)
+            return .forward(flight.connection, forwarded, startResponseClock: flight.progress.responseStarted ? nil : flight.exchange)
         case .discarding(let budget, let keepAlive):
             if isEnd && keepAlive { return .discardEnded }
             if isEnd || budget - size < 0 { return .close }
@@ -200,13 +209,13 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     /// connection and the bytes the client sent meanwhile, to forward first; nil when the
     /// exchange did not ask for a tunnel or is gone.
     mutating func tunnelOpened(idleTimeout: TimeAmount, now: NIODeadline) -> (connection: Connection, held: [ByteBuffer])? {
-        guard case .proxying(let exchange, let connection, let progress) = state, progress.opensTunnel, progress.requestEnded else {
+        guard case .proxying(let flight) = state, flight.progress.opensTunnel, flight.progress.requestEnded else {
             return nil
         }
-        state = .tunnel(exchange, connection, idleTimeout: idleTimeout)
+        state = .tunnel(flight.exchange, flight.connection, idleTimeout: idleTimeout)
         lastTunnelActivity = now
         defer { heldTunnelBytes = [] }
-        return (connection, heldTunnelBytes)
+        return (flight.connection, heldTunnelBytes)
     }
 
     /// Bytes came from the upstream side of the tunnel: whether one is open to take them.
@@ -225,7 +234,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     /// The upstream connection bytes go to now: the exchange's, or the open tunnel's.
     var upstreamConnection: Connection? {
         switch state {
-        case .proxying(_, let connection, _), .tunnel(_, let connection, _): return connection
+        case .proxying(let flight): return flight.connection
+        case .tunnel(_, let connection, _): return connection
         default: return nil
         }
     }
@@ -278,7 +288,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     ) -> AcquiredAction {
         guard case .connecting(let current, var progress) = state, current === exchange else { return .stale }
         progress.mayRetryOnFreshConnection = (reused || retryIfBroken) && progress.requestEnded
-        state = .proxying(exchange, connection, progress)
+        state = .proxying(Flight(exchange: exchange, connection: connection, progress: progress))
         return .startProxying(keepBodyForRetry: progress.mayRetryOnFreshConnection, requestEnded: progress.requestEnded)
     }
 
@@ -296,17 +306,17 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
 
     /// The whole request is with the upstream: its answer must start by `deadline`.
     mutating func responseClockStarted(at deadline: NIODeadline) {
-        guard case .proxying(let exchange, let connection, var progress) = state else { return }
-        progress.responseDeadline = deadline
-        state = .proxying(exchange, connection, progress)
+        guard case .proxying(var flight) = state else { return }
+        flight.progress.responseDeadline = deadline
+        state = .proxying(flight)
     }
 
     /// A first byte of the answer came back: the request can no longer be sent again.
     mutating func responseBytesArrived() -> Bool {
-        guard case .proxying(let exchange, let connection, var progress) = state else { return false }
-        if progress.mayRetryOnFreshConnection {
-            progress.mayRetryOnFreshConnection = false
-            state = .proxying(exchange, connection, progress)
+        guard case .proxying(var flight) = state else { return false }
+        if flight.progress.mayRetryOnFreshConnection {
+            flight.progress.mayRetryOnFreshConnection = false
+            state = .proxying(flight)
             return true
         }
         return false
@@ -317,13 +327,13 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     ///   - upstreamKeepAlive: whether the upstream keeps its connection.
     ///   - closeDelimited: whether the client can only learn the body's end by the close.
     mutating func responseHead(upstreamKeepAlive: Bool, closeDelimited: Bool) -> Bool? {
-        guard case .proxying(let exchange, let connection, var progress) = state else { return nil }
-        progress.responseStarted = true
+        guard case .proxying(var flight) = state else { return nil }
+        flight.progress.responseStarted = true
         // An upstream that read a handshake and refused it is not asked again.
-        progress.upstreamReusable = upstreamKeepAlive && !progress.opensTunnel
-        progress.closeAfterResponse = progress.closeAfterResponse || draining || !progress.keepAlive || closeDelimited
-        state = .proxying(exchange, connection, progress)
-        return progress.closeAfterResponse
+        flight.progress.upstreamReusable = upstreamKeepAlive && !flight.progress.opensTunnel
+        flight.progress.closeAfterResponse = flight.progress.closeAfterResponse || draining || !flight.progress.keepAlive || closeDelimited
+        state = .proxying(flight)
+        return flight.progress.closeAfterResponse
     }
 
     struct Finish {
@@ -337,11 +347,12 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
 
     /// The answer is complete. Then: write its end, and `becomeIdle` unless `closeClient`.
     mutating func responseEnded() -> Finish? {
-        guard case .proxying(let exchange, let connection, let progress) = state else { return nil }
+        guard case .proxying(let flight) = state else { return nil }
         state = .closed
+        let progress = flight.progress
         return Finish(
-            exchange: exchange,
-            connection: connection,
+            exchange: flight.exchange,
+            connection: flight.connection,
             reusable: progress.upstreamReusable && progress.requestEnded,
             closeClient: progress.closeAfterResponse || !progress.requestEnded || draining
         )
@@ -366,23 +377,25 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             state = .closed
             return .endTunnel(exchange)
         }
-        guard case .proxying(let exchange, _, var progress) = state else { return .none }
+        guard case .proxying(let flight) = state else { return .none }
+        var progress = flight.progress
         if progress.mayRetryOnFreshConnection {
             progress.mayRetryOnFreshConnection = false
-            state = .connecting(exchange, progress)
-            return .retry(exchange)
+            state = .connecting(flight.exchange, progress)
+            return .retry(flight.exchange)
         }
         if progress.responseStarted {
             state = .closed
-            return .abort(exchange)
+            return .abort(flight.exchange)
         }
-        return .fail(exchange)
+        return .fail(flight.exchange)
     }
 
     /// The progress of the exchange in flight, if any.
     var progress: Progress? {
         switch state {
-        case .limiting(_, let progress), .connecting(_, let progress), .proxying(_, _, let progress): return progress
+        case .limiting(_, let progress), .connecting(_, let progress): return progress
+        case .proxying(let flight): return flight.progress
         case .idle, .discarding, .closed, .tunnel: return nil
         }
     }
@@ -452,7 +465,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         }
         switch state {
         case .limiting(let exchange, _), .connecting(let exchange, _): return (exchange, nil)
-        case .proxying(let exchange, let connection, _), .tunnel(let exchange, let connection, _): return (exchange, connection)
+        case .proxying(let flight): return (flight.exchange, flight.connection)
+        case .tunnel(let exchange, let connection, _): return (exchange, connection)
         case .idle, .discarding, .closed: return (nil, nil)
         }
     }
@@ -487,13 +501,13 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             }
             state = .closed
             return .answer(abandoning: exchange, nil)
-        case .proxying(let exchange, let connection, let progress):
-            if progress.requestEnded {
+        case .proxying(let flight):
+            if flight.progress.requestEnded {
                 pendingRequestError = error
                 return .deferred
             }
             state = .closed
-            return .answer(abandoning: exchange, connection)
+            return .answer(abandoning: flight.exchange, flight.connection)
         case .discarding, .tunnel:
             // The body of a request already answered, or a tunnel: nothing more to say.
             return .close
@@ -527,9 +541,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             // be followed by a pipelined one, whose head is queued (stopping reads again), or,
             // after a WebSocket handshake, by the tunnel's bytes, which wait for its answer.
             return progress.requestEnded && !progress.opensTunnel
-        case .proxying(_, _, let progress):
-            if progress.opensTunnel { return false }
-            return progress.requestEnded || upstreamWritable()
+        case .proxying(let flight):
+            if flight.progress.opensTunnel { return false }
+            return flight.progress.requestEnded || upstreamWritable()
         case .tunnel:
             return upstreamWritable()
         case .closed:
@@ -582,9 +596,10 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
                 return .closeClient(nil, nil)
             }
             return rearm(idleDeadline)
-        case .proxying(let exchange, let connection, let progress):
+        case .proxying(let flight):
+            let progress = flight.progress
             if let deadline = progress.responseDeadline, !progress.responseStarted {
-                if deadline <= now { return .upstreamTimedOut(exchange, connection) }
+                if deadline <= now { return .upstreamTimedOut(flight.exchange, flight.connection) }
                 return rearm(deadline)
             }
             if !progress.requestEnded {

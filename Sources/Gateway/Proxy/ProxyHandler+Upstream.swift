@@ -83,7 +83,8 @@ extension ProxyHandler: UpstreamResponseDelegate {
     }
 
     func upstreamResponse(_ part: HTTPClientResponsePart) {
-        guard case .proxying(let exchange, let connection, _) = machine.state, let client else { return }
+        guard case .proxying(let flight) = machine.state, let client else { return }
+        let exchange = flight.exchange, connection = flight.connection
         if machine.responseBytesArrived() {
             // Answered: the request will not be sent again.
             exchange.pendingParts.removeAll()
@@ -134,10 +135,11 @@ extension ProxyHandler: UpstreamResponseDelegate {
     /// an HTTP/2 header block, with no Strings built to be written out again. A WebSocket's 101
     /// takes the general way.
     func upstreamResponseHead(_ head: ReceivedResponseHead) {
-        guard case .proxying(let exchange, _, _) = machine.state, let client, head.status != .switchingProtocols else {
+        guard case .proxying(let flight) = machine.state, let client, head.status != .switchingProtocols else {
             upstreamResponse(.head(head.head))
             return
         }
+        let exchange = flight.exchange
         if machine.responseBytesArrived() {
             // Answered: the request will not be sent again.
             exchange.pendingParts.removeAll()
