@@ -111,7 +111,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         case none
     }
 
-    mutating func receive(_ part: ClientRequestPart, now: NIODeadline) -> PartAction {
+    /// - Parameter part: taken, not borrowed: a head goes on in `begin` without a copy (a copy
+    ///   of a request retains each of its head's and fields' buffers).
+    mutating func receive(_ part: consuming ClientRequestPart, now: NIODeadline) -> PartAction {
         lastClientActivity = now
         if !queue.isEmpty || belongsToNextRequest(part) {
             queue.append(part)
@@ -138,7 +140,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         }
     }
 
-    private mutating func handle(_ part: ClientRequestPart) -> PartAction {
+    private mutating func handle(_ part: consuming ClientRequestPart) -> PartAction {
         let forwarded: HTTPClientRequestPart
         let size: Int
         let isEnd: Bool

@@ -220,7 +220,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     // MARK: request parts
 
     /// A request part from the HTTP/1.1 codec, whose parser read the head's fields.
-    func receive(_ part: ClientRequestPart) {
+    func receive(_ part: consuming ClientRequestPart) {
         perform(machine.receive(part, now: .now()))
     }
 
