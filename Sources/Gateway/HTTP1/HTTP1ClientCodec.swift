@@ -42,8 +42,13 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         // writes: the static forms were called unspecialised, casting every buffer dynamically.
         var buffer = unwrapInboundIn(data)
         do {
-            while case .part(let part) = try parser.advance(&buffer) {
-                deliver(part)
+            // A switch on the parser's result: `while case .part(let part) = ...` copied the
+            // whole result, then destroyed it. The part is handed on, not copied (`consuming`).
+            parsing: while true {
+                switch try parser.advance(&buffer) {
+                case .part(let part): deliver(part)
+                case .needsBytes: break parsing
+                }
             }
         } catch {
             fail(context: context, error)
@@ -66,7 +71,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
 
     /// Hands a part of the response to the connection's handler (a response parser never reads
     /// a request head).
-    private func deliver(_ part: HTTP1Parser.Part) {
+    private func deliver(_ part: consuming HTTP1Parser.Part) {
         switch part {
         case .responseHead(let head): upstream?.receivedHead(head)
         case .body(let body): upstream?.received(.body(body))

@@ -58,13 +58,16 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         // writes: the static forms were called unspecialised, casting every buffer dynamically.
         var buffer = unwrapInboundIn(data)
         do {
-            while case .part(let part) = try parser.advance(&buffer) {
-                switch part {
-                case .requestHead(let request): proxy?.receive(.head(request))
-                case .body(let body): proxy?.receive(ClientRequestPart.body(body))
-                case .end(let trailers): proxy?.receive(ClientRequestPart.end(trailers))
-                case .tunnel(let bytes): proxy?.receiveTunnelBytes(bytes)
-                case .responseHead: break
+            // A switch on the parser's result, each part's payload bound in it: `while case
+            // .part(let part) = ...` copied the whole result, then destroyed it.
+            parsing: while true {
+                switch try parser.advance(&buffer) {
+                case .part(.requestHead(let request)): proxy?.receive(.head(request))
+                case .part(.body(let body)): proxy?.receive(ClientRequestPart.body(body))
+                case .part(.end(let trailers)): proxy?.receive(ClientRequestPart.end(trailers))
+                case .part(.tunnel(let bytes)): proxy?.receiveTunnelBytes(bytes)
+                case .part(.responseHead): break
+                case .needsBytes: break parsing
                 }
             }
         } catch {
