@@ -315,13 +315,13 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
 
     /// A first byte of the answer came back: the request can no longer be sent again.
     mutating func responseBytesArrived() -> Bool {
-        guard case .proxying(var flight) = state else { return false }
-        if flight.progress.mayRetryOnFreshConnection {
-            flight.progress.mayRetryOnFreshConnection = false
-            state = .proxying(flight)
-            return true
-        }
-        return false
+        // Read first, changed only on the answer's first bytes: every later part of it (and the
+        // handler calls this for each) would otherwise copy the flight out and store it back.
+        guard case .proxying(let flight) = state, flight.progress.mayRetryOnFreshConnection else { return false }
+        var answered = flight
+        answered.progress.mayRetryOnFreshConnection = false
+        state = .proxying(answered)
+        return true
     }
 
     /// The answer's head: whether the client connection closes after it.
