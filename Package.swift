@@ -140,6 +140,15 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // A TCP relay that parses nothing: the benchmarks' measure of what SwiftNIO's channels
+        // cost a proxy per request (scripts/bench.sh's relay scenario).
+        .executableTarget(
+            name: "ratesync-bench-relay",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         // libFuzzer entry points (scripts/fuzz.sh builds them with `--sanitize=fuzzer`); built
         // without it, each replays the inputs named on its command line.
         .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),

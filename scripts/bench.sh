@@ -22,6 +22,9 @@
 #         BENCH_ROUNDS rounds (at least three) alternating, medians of the ratios; then the
 #         gateway's CPU per request in each mode at one offered rate (BENCH_SPREAD_RATE requests
 #         per second, default 20000, by h2load --rps). Not in the default set.
+# relay:  the gateway, a TCP relay on SwiftNIO that parses nothing (ratesync-bench-relay: one
+#         upstream connection per client connection, bytes passed on as read) and nginx, logs
+#         off: the floor SwiftNIO's channels set for any proxy built on them. Not in the default set.
 # identity: the gateway's memory route keyed on client_ip against the same route keyed on the
 #         `sub` of an RS256 bearer token (openssl-made key, JWKS and token): what a verified
 #         identity costs per request once each event loop has seen the token. Not in the default set.
@@ -358,6 +361,29 @@ if [[ " $scenarios " == *" memory "* ]]; then
     }'
     stop_gateway
     start_gateway "$work/gateway.toml" "$gateway_port"
+fi
+
+if [[ " $scenarios " == *" relay "* ]]; then
+    echo
+    echo "== relay: the floor SwiftNIO sets, a TCP relay that parses nothing, access logs off =="
+    swift build $release_flags --product ratesync-bench-relay >/dev/null
+    relay_port=$(free_port)
+    taskset -c "$proxy_core" "$bin/ratesync-bench-relay" "$relay_port" "$upstream_port" >"$work/relay.log" 2>&1 &
+    relay_pid=$!
+    pids+=("$relay_pid")
+    wait_for_port "$relay_port"
+    echo "relay answer check: $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$relay_port/bench")"
+    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    relay_ratios=()
+    gateway_relay_ratios=()
+    for ((round = 1; round <= rounds; round++)); do
+        measure gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
+        measure relay "http://127.0.0.1:$relay_port/bench" "$relay_pid"
+        measure nginx "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
+        relay_ratios+=("$(awk -v r="$relay_cpu" -v n="$nginx_cpu" 'BEGIN { printf "%.2f", r / n }')")
+        gateway_relay_ratios+=("$(awk -v g="$gateway_cpu" -v r="$relay_cpu" 'BEGIN { printf "%.2f", g / r }')")
+    done
+    echo "ratios, cpu per request: relay/nginx $(ratio_text "${relay_ratios[@]}"), gateway/relay $(ratio_text "${gateway_relay_ratios[@]}")"
 fi
 
 if [[ " $scenarios " == *" redis "* ]]; then
