@@ -485,9 +485,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     }
 
     func appendLogEntry() {
-        if let entry = logEntry, let accessLog {
+        // Moved out (`take`), not copied: a copy retained each of the entry's Strings, and
+        // clearing the original then released them again.
+        if let accessLog, let entry = logEntry.take() {
             accessLog.append(entry)
-            logEntry = nil
         }
     }
 
