@@ -82,13 +82,16 @@ extension ProxyHandler: UpstreamResponseDelegate {
         resumeReadsIfAllowed()
     }
 
+    /// A part of the answer came back: on its first, the request will not be sent again, and the
+    /// body kept for that goes.
+    private func answerArrived(for exchange: Exchange) {
+        if machine.responseBytesArrived() { exchange.pendingParts.removeAll() }
+    }
+
     func upstreamResponse(_ part: HTTPClientResponsePart) {
         guard case .proxying(let flight) = machine.state, let client else { return }
         let exchange = flight.exchange, connection = flight.connection
-        if machine.responseBytesArrived() {
-            // Answered: the request will not be sent again.
-            exchange.pendingParts.removeAll()
-        }
+        answerArrived(for: exchange)
         switch part {
         case .head(let head):
             if head.status == .switchingProtocols {
@@ -140,10 +143,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             return
         }
         let exchange = flight.exchange
-        if machine.responseBytesArrived() {
-            // Answered: the request will not be sent again.
-            exchange.pendingParts.removeAll()
-        }
+        answerArrived(for: exchange)
         let clientHead = exchange.clientHead
         let options = ConnectionOptions(head)
         guard

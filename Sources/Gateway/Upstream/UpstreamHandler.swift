@@ -162,12 +162,8 @@ final class UpstreamHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let delegate = self.delegate
-        self.delegate = nil
-        delegate?.upstreamClosed(error: lastError)
-        let pool = self.pool
-        self.pool = nil
-        pool?.connectionClosed(self)
+        delegate.take()?.upstreamClosed(error: lastError)
+        pool.take()?.connectionClosed(self)
         context.fireChannelInactive()
     }
 }
