@@ -47,13 +47,26 @@ final class RequestFramingEndToEndTests: XCTestCase {
         window_seconds = 60
         """
 
-    /// `/auth/` limited to one request per client, everything else open.
+    /// `/auth/` limited to one request per client, `/keyed/` and `/by-query/` to one per API key
+    /// (a header, a query parameter), everything else open.
     private let routes = """
         [[routes]]
         name = "auth"
         path_prefix = "/auth/"
         upstream = "app"
         limiters = ["login"]
+        [[routes]]
+        name = "keyed"
+        path_prefix = "/keyed/"
+        upstream = "app"
+        limiters = ["login"]
+        identifier = "header:X-API-Key"
+        [[routes]]
+        name = "by-query"
+        path_prefix = "/by-query/"
+        upstream = "app"
+        limiters = ["login"]
+        identifier = "query:api_key"
         [[routes]]
         name = "admin"
         path_prefix = "/"
@@ -277,8 +290,12 @@ final class RequestFramingEndToEndTests: XCTestCase {
             let answer = try exchange(harness, "POST \(path) HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
             XCTAssertEqual(statuses(answer), [400], "\(path): \(answer)")
         }
-        // Encoded unreserved characters are decoded for matching: still the auth route.
-        XCTAssertEqual(statuses(try exchange(harness, "POST /%61uth/login HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")), [429])
+        // Encoded unreserved characters are decoded for matching, and segment parameters (which
+        // a servlet container strips before routing) left out: still the auth route.
+        for path in ["/%61uth/login", "/auth;x=1/login", "/public/..;/auth/login", "/auth/login;.css"] {
+            let answer = try exchange(harness, "POST \(path) HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            XCTAssertEqual(statuses(answer), [429], "\(path): \(answer)")
+        }
         try waitForRecorded(1)
         XCTAssertEqual(try targets(), ["/auth/login"])
     }
@@ -289,6 +306,39 @@ final class RequestFramingEndToEndTests: XCTestCase {
         let first = try exchange(harness, "GET /auth/a HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.1\r\nConnection: close\r\n\r\n")
         let second = try exchange(harness, "GET /auth/b HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 198.51.100.2\r\nConnection: close\r\n\r\n")
         XCTAssertEqual(statuses(first) + statuses(second), [200, 429], "both are 127.0.0.1, whatever they claim")
+    }
+
+    func testNamesAnUpstreamReadsAsTheGatewaysOwnFieldsAreNotForwarded() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        // A CGI-style upstream reads `_` as `-`: these would be the gateway's own fields to it.
+        let aliases = "X_Forwarded_For: 6.6.6.6\r\nX-Forwarded_Proto: https\r\nx_forwarded_host: evil\r\n"
+            + "Content_Length: 99\r\nTransfer_Encoding: chunked\r\nX_API_Key: victim\r\nX_Custom: kept\r\n"
+        let answer = try exchange(harness, "GET /keyed/a HTTP/1.1\r\nHost: a\r\nX-API-Key: mine\r\n\(aliases)Connection: close\r\n\r\n")
+        XCTAssertEqual(statuses(answer), [200], answer)
+        try waitForRecorded(1)
+        let headers = try XCTUnwrap(try recorded().first?["headers"] as? [[String]])
+        let names = headers.map { $0[0].lowercased() }
+        XCTAssertEqual(names.filter { $0.contains("_") }, ["x_custom"], "\(headers)")
+        XCTAssertEqual(headers.first { $0[0].lowercased() == "x-forwarded-for" }?[1], "127.0.0.1")
+        XCTAssertEqual(headers.first { $0[0] == "X-API-Key" }?[1], "mine", "the identity's own field goes on")
+    }
+
+    func testAnIdentityPartSentTwiceIsRefused() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let keyed = try exchange(harness, "GET /keyed/a HTTP/1.1\r\nHost: a\r\nX-API-Key: fresh\r\nx-api-key: real\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(statuses(keyed), [400], keyed)
+        XCTAssertTrue(keyed.contains("X-API-Key header is sent more than once"), keyed)
+        let query = try exchange(harness, "GET /by-query/a?api_key=fresh&api_key=real HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(statuses(query), [400], query)
+        // Each key once: its own budget of one.
+        for (key, expected) in [("real", 200), ("real", 429), ("other", 200)] {
+            let answer = try exchange(harness, "GET /by-query/a?api_key=\(key) HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(statuses(answer), [expected], answer)
+        }
+        try waitForRecorded(2)
+        XCTAssertEqual(try targets(), ["/by-query/a?api_key=real", "/by-query/a?api_key=other"])
     }
 
     func testHeaderValuesAreForwardedAsTheBytesReceived() throws {

@@ -34,6 +34,18 @@ final class ASCIITextTests: XCTestCase {
         XCTAssertTrue(String(repeating: "AbC", count: 20).asciiCaseInsensitiveEquals(String(repeating: "abc", count: 20)))
     }
 
+    func testFieldNamesAreTheSameToAnUpstreamThatReadsUnderscoresAsHyphens() {
+        func same(_ name: String, _ other: String) -> Bool {
+            name.withUTF8Bytes { name in other.withUTF8Bytes { ASCIIText.namesSameField(name, $0) } }
+        }
+        XCTAssertTrue(same("X_Forwarded_For", "x-forwarded-for"))
+        XCTAssertTrue(same("x-forwarded_FOR", "x-forwarded-for"))
+        XCTAssertTrue(same("api-key", "api_key"), "either way round")
+        XCTAssertTrue(same("X-Forwarded-For", "x-forwarded-for"))
+        XCTAssertFalse(same("X.Forwarded.For", "x-forwarded-for"))
+        XCTAssertFalse(same("X_Forwarded_Fo", "x-forwarded-for"))
+    }
+
     func testListValuesAreSplitOnCommasAndTrimmed() {
         XCTAssertTrue("keep-alive, Upgrade".listsToken("upgrade"))
         XCTAssertTrue(" ,\tUPGRADE\t, ".listsToken("upgrade"))

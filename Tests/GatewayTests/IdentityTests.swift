@@ -44,16 +44,38 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(identify(strict, head("/?tenant=t", [("X-API-Key", "")])), .missingPart("The X-API-Key header"))
     }
 
-    func testQueryValuesArePercentDecodedAndTheFirstOneCounts() {
-        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?a=1&api_key=k%2Fy%20z+w&api_key=second"), "k/y z w")
-        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?api%5Fkey=encoded-name"), "encoded-name")
-        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?api_key=%zz%4"), "%zz%4", "broken escapes stay as written")
-        XCTAssertEqual(QueryParameter.first("api_key", in: "/x?api_key=%C3%A9"), "é")
-        XCTAssertNil(QueryParameter.first("api_key", in: "/x?api_key"))
-        XCTAssertNil(QueryParameter.first("api_key", in: "/x?api_key="))
-        XCTAssertNil(QueryParameter.first("api_key", in: "/x#api_key=frag"))
-        XCTAssertNil(QueryParameter.first("api_key", in: "/x?api_keys=1&xapi_key=2"))
-        XCTAssertNil(QueryParameter.first("api_key", in: "/x"))
+    func testQueryValuesArePercentDecodedAndCountOnlyWhenSentOnce() {
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?a=1&api_key=k%2Fy%20z+w&b=2"), .one("k/y z w"))
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api%5Fkey=encoded-name"), .one("encoded-name"))
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_key=%zz%4"), .one("%zz%4"), "broken escapes stay as written")
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_key=%C3%A9"), .one("é"))
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_key"), .one(""))
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_key="), .one(""))
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x#api_key=frag"), SingleValue.none)
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_keys=1&xapi_key=2"), SingleValue.none)
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x"), SingleValue.none)
+        // A form parser keeps one of them (Starlette the last): which one is not ours to guess.
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_key=a&api_key=b"), .repeated)
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_key&api_key=b"), .repeated)
+        XCTAssertEqual(QueryParameter.only("api_key", in: "/x?api_key=a&api%5fkey=b"), .repeated, "an encoded name is the same name")
+    }
+
+    func testAPartSentMoreThanOnceIsRefusedWhateverTheFallBack() throws {
+        for onMissing in [IdentifierRule.OnMissing.clientIP, .reject] {
+            let byHeader = try rule(["header:X-API-Key"], onMissing: onMissing)
+            XCTAssertEqual(
+                identify(byHeader, head("/", [("X-API-Key", "fresh-each-time"), ("x-api-key", "real")])),
+                .repeatedPart("The X-API-Key header")
+            )
+            XCTAssertEqual(
+                identify(byHeader, head("/", [("X-API-Key", ""), ("X-API-Key", "real")])),
+                .repeatedPart("The X-API-Key header"),
+                "an empty one counts too"
+            )
+            let byQuery = try rule(["client_ip", "query:api_key"], onMissing: onMissing)
+            XCTAssertEqual(identify(byQuery, head("/?api_key=a&api_key=b")), .repeatedPart("The api_key query parameter"))
+        }
+        XCTAssertEqual(identify(try rule(["header:X-API-Key"]), head("/", [("X-API-Key", "k"), ("X-Other", "k")])), .identifier("k"))
     }
 
     func testLongIdentifiersBecomeADigestOfFixedSize() throws {
@@ -160,6 +182,11 @@ final class IdentityTests: XCTestCase {
             identify(strict, head("/", [("Authorization", "Bearer \(twice)"), ("Authorization", "Bearer \(twice)")]), verifier: verifier),
             .unverifiedToken,
             "a repeated Authorization header carries no identity"
+        )
+        XCTAssertEqual(
+            identify(lenient, head("/", [("Authorization", "Bearer \(twice)"), ("authorization", "Bearer \(twice)")]), verifier: verifier),
+            .unverifiedToken,
+            "nor is it a missing one, to be counted by the client's address instead"
         )
         XCTAssertEqual(identify(strict, head("/", [("Authorization", "bearer   \(twice)  ")]), verifier: verifier), .identifier("victim"))
         XCTAssertEqual(identify(strict, head("/", [("Authorization", "Basic \(twice)")]), verifier: verifier), .unverifiedToken)

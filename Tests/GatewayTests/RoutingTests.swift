@@ -22,6 +22,19 @@ final class RoutingTests: XCTestCase {
         XCTAssertNil(RequestPath(uri: "/bad%zz"))
     }
 
+    func testRoutesMatchPathsWithoutTheirSegmentParameters() {
+        // As a servlet container reads them: Tomcat routes both as /auth/login.
+        let parameters = RequestPath(uri: "/auth;jsessionid=1/login?a=b;c")
+        XCTAssertEqual(parameters?.routingPath, "/auth/login")
+        XCTAssertEqual(parameters?.uri, "/auth;jsessionid=1/login?a=b;c", "forwarded as sent")
+        let traversal = RequestPath(uri: "/public/..;/auth/login")
+        XCTAssertEqual(traversal?.routingPath, "/auth/login")
+        XCTAssertEqual(traversal?.path, "/public/..;/auth/login")
+        XCTAssertEqual(RequestPath(uri: "/x/;a/y;")?.routingPath, "/x/y")
+        XCTAssertEqual(RequestPath(uri: "/a?b;c")?.routingPath, "/a", "a query's `;` is no path parameter")
+        XCTAssertEqual(RequestPath(uri: "/plain/path")?.routingPath, "/plain/path")
+    }
+
     func testEncodedSlashesBackslashesAndNULAreRefused() {
         // Frameworks disagree on what `/auth%2flogin` is (Starlette routes it as /auth/login):
         // no route could be matched as every upstream reads it.
@@ -35,7 +48,7 @@ final class RoutingTests: XCTestCase {
         // Origin-form targets already normal take a shortcut; the same bytes behind an absolute
         // form's authority take the general path. Both must give the same path and query, for
         // every short string of the bytes normalisation cares about.
-        let alphabet: [String] = ["/", ".", "a", "?", "%2F", "%61", "#", "\\", "%"]
+        let alphabet: [String] = ["/", ".", "a", "?", "%2F", "%61", "#", "\\", "%", ";"]
         var targets: [String] = [""]
         for _ in 0..<4 {
             targets = targets.flatMap { target in alphabet.map { target + $0 } }
@@ -46,6 +59,7 @@ final class RoutingTests: XCTestCase {
             let absolute = RequestPath(uri: "http://example.com" + target)
             XCTAssertEqual(origin?.path, absolute?.path, target)
             XCTAssertEqual(origin?.query, absolute?.query, target)
+            XCTAssertEqual(origin?.routingPath, absolute?.routingPath, target)
             if let origin, origin.uri == target { shortcuts += 1 }
         }
         XCTAssertGreaterThan(shortcuts, 100)

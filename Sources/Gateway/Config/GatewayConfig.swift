@@ -182,6 +182,9 @@ public struct GatewayConfig: Sendable {
         public var audience: String?
         /// Lower-cased; nil: `Authorization: Bearer`.
         public var header: String?
+
+        /// The field a request's token is in.
+        var tokenField: String { header ?? "authorization" }
     }
 
     /// `[circuit_breaker]`, and per store the `[stores.<id>]` overrides.

@@ -37,10 +37,27 @@ enum ASCIIText {
 
     /// Whether `bytes` and `other` are equal, in any case (both may hold upper case).
     static func equalsIgnoringCase(_ bytes: UnsafeRawBufferPointer, _ other: UnsafeRawBufferPointer) -> Bool {
+        equal(bytes, other, comparing: lowered)
+    }
+
+    /// Whether two field names are one to an upstream that reads `_` as `-` (CGI's `HTTP_*`
+    /// variables, and the WSGI servers that follow it): equal in any case, `_` and `-` alike.
+    static func namesSameField(_ bytes: UnsafeRawBufferPointer, _ other: UnsafeRawBufferPointer) -> Bool {
+        equal(bytes, other) { byte in byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : lowered(byte) }
+    }
+
+    static func namesSameField(_ bytes: UnsafeRawBufferPointer, _ other: StaticString) -> Bool {
+        other.withUTF8Buffer { namesSameField(bytes, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Whether `bytes` and `other` are the same length and equal byte for byte once each byte
+    /// is mapped by `key`.
+    @inline(__always)
+    private static func equal(_ bytes: UnsafeRawBufferPointer, _ other: UnsafeRawBufferPointer, comparing key: (UInt8) -> UInt8) -> Bool {
         guard bytes.count == other.count else { return false }
         var index = 0
         while index < bytes.count {
-            if lowered(bytes[index]) != lowered(other[index]) { return false }
+            if key(bytes[index]) != key(other[index]) { return false }
             index += 1
         }
         return true

@@ -7,8 +7,15 @@ public enum IdentifierExtractor {
         case identifier(String)
         /// A header or query part is missing and the route rejects: 400, naming what is missing.
         case missingPart(String)
-        /// The token is missing or does not verify and the route rejects: 401.
+        /// The token is missing or does not verify and the route rejects: 401. A token header
+        /// sent more than once is answered so whatever the route says about a missing one.
         case unverifiedToken
+        /// A header or query part is sent more than once: 400, naming it, whatever the route says
+        /// about a missing one. Which of the values an upstream acts on (Starlette's query reads
+        /// the last, its headers the first; a CGI upstream joins them) is not ours to guess, and a
+        /// fall-back to the client IP would count a client the upstream knows by one of the values
+        /// by its address instead.
+        case repeatedPart(String)
     }
 
     /// Longer identifiers are replaced by their digest, so that a client cannot make keys (in
@@ -49,10 +56,14 @@ public enum IdentifierExtractor {
     private enum Missing: Error {
         case part(String)
         case token
+        case repeatedPart(String)
+        case repeatedToken
     }
 
     private static func fallback(_ rule: IdentifierRule, _ missing: Missing, clientIP: () -> String) -> Outcome {
         switch (rule.onMissing, missing) {
+        case (_, .repeatedPart(let what)): return .repeatedPart(what)
+        case (_, .repeatedToken): return .unverifiedToken
         case (.clientIP, _): return .identifier(clientIP())
         case (.reject, .part(let what)): return .missingPart(what)
         case (.reject, .token): return .unverifiedToken
@@ -73,13 +84,21 @@ public enum IdentifierExtractor {
         case .clientIP:
             return .success(clientIP())
         case .header(let name):
-            guard let value = head.headers.first(name: name), !value.isEmpty else { return .failure(.part("The \(name) header")) }
-            return .success(value)
+            switch onlyValue(of: name, in: head.headers) {
+            case .none: return .failure(.part("The \(name) header"))
+            case .repeated: return .failure(.repeatedPart("The \(name) header"))
+            case .one(let value): return value.isEmpty ? .failure(.part("The \(name) header")) : .success(value)
+            }
         case .query(let name):
-            guard let value = QueryParameter.first(name, in: head.uri) else { return .failure(.part("The \(name) query parameter")) }
-            return .success(value)
+            switch QueryParameter.only(name, in: head.uri) {
+            case .none: return .failure(.part("The \(name) query parameter"))
+            case .repeated: return .failure(.repeatedPart("The \(name) query parameter"))
+            case .one(let value): return value.isEmpty ? .failure(.part("The \(name) query parameter")) : .success(value)
+            }
         case .jwtClaim(let claim):
-            guard let verifier, let token = verifier.token(in: { head.headers[$0] }) else {
+            guard let verifier else { return .failure(.token) }
+            if case .repeated = onlyValue(of: verifier.settings.tokenField, in: head.headers) { return .failure(.repeatedToken) }
+            guard let token = verifier.token(in: { head.headers[$0] }) else {
                 return .failure(.token)
             }
             let verified = tokens.map { $0.claims(token, verifier: verifier, now: now()) } ?? verifier.verifiedClaims(token, now: now())
@@ -87,6 +106,22 @@ public enum IdentifierExtractor {
             else { return .failure(.token) }
             return .success(value)
         }
+    }
+
+    /// The one value of the field `name` (any case) in `headers`.
+    private static func onlyValue(of name: String, in headers: HTTPHeaders) -> SingleValue {
+        var found = SingleValue.none
+        name.withUTF8Bytes { name in
+            for (fieldName, value) in headers where fieldName.withUTF8Bytes({ ASCIIText.equalsIgnoringCase($0, name) }) {
+                if case .none = found {
+                    found = .one(value)
+                } else {
+                    found = .repeated
+                    return
+                }
+            }
+        }
+        return found
     }
 
     /// A part of a composite identifier, with the joining character escaped, so that two

@@ -5,9 +5,10 @@ public struct IdentifierRule: Sendable, Equatable {
         case clientIP
         /// One bucket shared by every client.
         case global
-        /// `header:<Name>`: the first such header's value.
+        /// `header:<Name>`: the header's value (sent more than once, it is refused).
         case header(String)
-        /// `query:<name>`: the first such query parameter, percent-decoded.
+        /// `query:<name>`: the query parameter's value, percent-decoded (sent more than once, it is
+        /// refused).
         case query(String)
         /// `jwt:<claim>`: a claim of a token that verified against `[jwt]`.
         case jwtClaim(String)
@@ -34,6 +35,20 @@ public struct IdentifierRule: Sendable, Equatable {
 
     public static func header(name: String, rejectWhenMissing: Bool) -> IdentifierRule {
         IdentifierRule(parts: [.header(name)], onMissing: rejectWhenMissing ? .reject : .clientIP)
+    }
+
+    /// The fields the identity is read from, in lower case: its header parts, and `tokenField`
+    /// when a part is a token's claim.
+    func fieldNames(tokenField: String?) -> [String] {
+        var names: [String] = []
+        for part in parts {
+            switch part {
+            case .header(let name): names.append(name.lowercased())
+            case .jwtClaim: if let tokenField { names.append(tokenField.lowercased()) }
+            case .clientIP, .global, .query: break
+            }
+        }
+        return names
     }
 
     public var usesJWT: Bool {

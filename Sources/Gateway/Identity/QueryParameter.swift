@@ -1,20 +1,21 @@
 /// Reads one parameter of a request target's query, as `application/x-www-form-urlencoded`
 /// names it: `&`-separated `name=value` pairs, `+` for space, percent escapes decoded.
 enum QueryParameter {
-    /// The first value of `name` in `uri`'s query; nil when absent or empty.
-    static func first(_ name: String, in uri: String) -> String? {
-        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return nil }
+    /// The value of `name` in `uri`'s query, when it is there once (a name without `=` has an
+    /// empty value, as a form parser with blank values kept reads it).
+    static func only(_ name: String, in uri: String) -> SingleValue {
+        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return .none }
         var query = uri.utf8[uri.utf8.index(after: mark)...]
         if let fragment = query.firstIndex(of: UInt8(ascii: "#")) { query = query[..<fragment] }
+        var found = SingleValue.none
         for pair in query.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let equals = pair.firstIndex(of: UInt8(ascii: "="))
             let rawName = equals.map { pair[..<$0] } ?? pair[...]
             guard decode(rawName) == name else { continue }
-            guard let equals else { return nil }
-            let value = decode(pair[pair.index(after: equals)...])
-            return value.isEmpty ? nil : value
+            guard case .none = found else { return .repeated }
+            found = .one(equals.map { decode(pair[pair.index(after: $0)...]) } ?? "")
         }
-        return nil
+        return found
     }
 
     /// Percent-decodes bytes; an escape that is not two hex digits stays as written, and

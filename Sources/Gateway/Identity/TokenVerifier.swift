@@ -35,7 +35,7 @@ public final class TokenVerifier: Sendable {
     /// A repeated header carries none: which of its values an upstream would read is not ours to
     /// guess, and the identity must be the token the upstream acts on.
     func token(in values: (String) -> [String]) -> String? {
-        let found = values(settings.header ?? "authorization")
+        let found = values(settings.tokenField)
         guard found.count == 1, let raw = found.first else { return nil }
         return Self.token(from: raw, bearerRequired: settings.header == nil)
     }

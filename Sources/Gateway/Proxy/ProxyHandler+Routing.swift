@@ -52,7 +52,7 @@ extension ProxyHandler {
             answerLocally(.badRequest("The request's host is not a valid host[:port]."), to: request, requestEnded: false, close: true)
             return
         }
-        guard let routeIndex = runtime.router.match(path: path.path, method: head.method.rawValue, host: authority) else {
+        guard let routeIndex = runtime.router.match(path: path.routingPath, method: head.method.rawValue, host: authority) else {
             answerLocally(.notFound(), to: request, requestEnded: false)
             return
         }
@@ -76,6 +76,9 @@ extension ProxyHandler {
         case .unverifiedToken:
             answerLocally(.unauthorized(), to: request, requestEnded: false)
             return
+        case .repeatedPart(let what):
+            answerLocally(.badRequest("\(what) is sent more than once."), to: request, requestEnded: false)
+            return
         }
 
         let framing = fields.framing(version: head.version)
@@ -97,7 +100,8 @@ extension ProxyHandler {
             peerAddress: peerText,
             scheme: scheme,
             upstream: target.upstream,
-            opensTunnel: opensTunnel
+            opensTunnel: opensTunnel,
+            identityFields: target.identityFields
         )
         let exchange = Exchange(
             client: request,

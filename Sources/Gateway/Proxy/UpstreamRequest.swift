@@ -5,7 +5,10 @@ import NIOHTTP1
 /// written: hop-by-hop fields (and those `Connection` names) gone, the body framed as the gateway
 /// decided (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither), `Host`
 /// set to the authority the request was routed by, and the `X-Forwarded-*` trio set (what a
-/// client claims about the original scheme and host is replaced, never trusted).
+/// client claims about the original scheme and host is replaced, never trusted). A field whose
+/// name is one of those, or one the route's identity is read from, to an upstream that takes `_`
+/// for `-` (`X_Forwarded_For` beside `X-Forwarded-For`) is not forwarded either: such an upstream
+/// would read it as the field the gateway set or counted by.
 ///
 /// An HTTP/1.1 upstream's bytes are written straight from the client's fields, with no second
 /// set of headers built between; an HTTP/2 upstream's codec is handed a head (`head`).
@@ -25,6 +28,8 @@ struct UpstreamRequest {
     private let scheme: String
     /// An HTTP/2 upstream is told again that the client reads trailers (the one `TE` HTTP/2 allows).
     private let asksForTrailers: Bool
+    /// The fields the route's identity is read from (lower case).
+    private let identityFields: [String]
 
     /// - Parameters:
     ///   - authority: the request's authority (absolute-form target, else `Host`).
@@ -38,7 +43,8 @@ struct UpstreamRequest {
         peerAddress: String,
         scheme: String,
         upstream: borrowing GatewayConfig.Upstream,
-        opensTunnel: Bool = false
+        opensTunnel: Bool = false,
+        identityFields: [String] = []
     ) {
         method = head.method
         self.uri = upstream.basePath.isEmpty ? uri : upstream.basePath + uri
@@ -51,6 +57,7 @@ struct UpstreamRequest {
         self.peerAddress = peerAddress
         self.scheme = scheme
         asksForTrailers = upstream.wireProtocol == .h2 && options.acceptsTrailers
+        self.identityFields = identityFields
     }
 
     /// Every field the upstream sees, in the order written: the client's that go on, then the
@@ -59,19 +66,20 @@ struct UpstreamRequest {
         var forwardedFor: String?
         for (name, value) in clientFields {
             let forwarded = name.withUTF8Bytes { name in
-                if options.removes(name) { return false }
+                if options.removes(name) || aliasesIdentityField(name) { return false }
                 switch name.count {
                 case 4: return !ASCIIText.equals(name, lowercased: "host")
                 // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
                 case 6: return !ASCIIText.equals(name, lowercased: "expect")
-                case 14: return !ASCIIText.equals(name, lowercased: "content-length")
+                case 14: return !ASCIIText.namesSameField(name, "content-length")
                 case 15 where ASCIIText.equals(name, lowercased: "x-forwarded-for"):
                     forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
                     return false
-                case 16: return !ASCIIText.equals(name, lowercased: "x-forwarded-host")
+                case 15: return !ASCIIText.namesSameField(name, "x-forwarded-for")
+                case 16: return !ASCIIText.namesSameField(name, "x-forwarded-host")
                 case 17:
-                    return !ASCIIText.equals(name, lowercased: "transfer-encoding")
-                        && !ASCIIText.equals(name, lowercased: "x-forwarded-proto")
+                    return !ASCIIText.namesSameField(name, "transfer-encoding")
+                        && !ASCIIText.namesSameField(name, "x-forwarded-proto")
                 default: return true
                 }
             }
@@ -90,6 +98,13 @@ struct UpstreamRequest {
         if opensTunnel {
             body("connection", "upgrade")
             body("upgrade", WebSocketUpgrade.protocolName)
+        }
+    }
+
+    /// Whether `name` is not one of the identity's fields but is read as one where `_` is `-`.
+    private func aliasesIdentityField(_ name: UnsafeRawBufferPointer) -> Bool {
+        identityFields.contains { field in
+            field.withUTF8Bytes { field in ASCIIText.namesSameField(name, field) && !ASCIIText.equals(name, lowercased: field) }
         }
     }
 

@@ -7,8 +7,16 @@
 /// frameworks disagree on whether `/auth%2Flogin` is `/auth/login` (Starlette decodes it
 /// before routing), so no route could be matched the way every upstream reads it. The upstream
 /// receives the same normalised path it was matched on; the query string passes untouched.
+///
+/// A segment's parameters (`;` to the next `/`) are left out when matching, and dot segments
+/// resolved again without them: servlet containers (Tomcat, Jetty) strip them before routing, so
+/// that `/auth;x/login` and `/public/..;/auth/login` are `/auth/login` to them. Other upstreams
+/// read the `;` as part of the segment, and get the path as forwarded, in a route at least as
+/// strict as the one they would have matched without the parameters.
 public struct RequestPath: Sendable, Equatable {
     public let path: String
+    /// `path` without segment parameters, when it has any.
+    private let pathWithoutParameters: String?
     /// Including the leading `?`, or empty.
     public let query: Substring
     /// The authority of an absolute-form target (`GET http://host:port/path`), which wins over
@@ -26,6 +34,7 @@ public struct RequestPath: Sendable, Equatable {
             query = uri[queryStart...]
             authority = nil
             original = uri
+            pathWithoutParameters = nil
             return
         }
         // Scanned as UTF-8 bytes: Character-wise searches (grapheme breaking) cost more than
@@ -52,6 +61,7 @@ public struct RequestPath: Sendable, Equatable {
         let pathEnd = target.utf8[..<queryStart].firstIndex(of: UInt8(ascii: "#")) ?? queryStart
         guard let decoded = Self.decodingUnreserved(target[..<pathEnd]) else { return nil }
         path = Self.removingDotSegments(decoded)
+        pathWithoutParameters = path.utf8.contains(UInt8(ascii: ";")) ? Self.removingDotSegments(Self.removingParameters(path)) : nil
         query = target[queryStart...]
         self.authority = authority
         let unchanged = authority == nil && pathEnd == queryStart
@@ -70,7 +80,7 @@ public struct RequestPath: Sendable, Equatable {
             case UInt8(ascii: "?"):
                 // The query passes untouched, but a backslash anywhere refuses the target.
                 return bytes[index...].contains(UInt8(ascii: "\\")) ? nil : index
-            case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: "#"):
+            case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: "#"), UInt8(ascii: ";"):
                 return nil
             case UInt8(ascii: "."), UInt8(ascii: "/"):
                 if previousWasSlash { return nil }
@@ -85,6 +95,25 @@ public struct RequestPath: Sendable, Equatable {
 
     private static func hasPrefixIgnoringCase(_ text: Substring, _ prefix: String) -> Bool {
         text.utf8.count >= prefix.utf8.count && String(text.prefix(prefix.count)).asciiCaseInsensitiveEquals(prefix)
+    }
+
+    /// The path routes are matched on: `path` without its segments' parameters.
+    public var routingPath: String { pathWithoutParameters ?? path }
+
+    /// Every segment's `;` and what follows it in the segment, gone.
+    private static func removingParameters(_ path: String) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(path.utf8.count)
+        var inParameters = false
+        for byte in path.utf8 {
+            if byte == UInt8(ascii: "/") {
+                inParameters = false
+            } else if byte == UInt8(ascii: ";") {
+                inParameters = true
+            }
+            if !inParameters { out.append(byte) }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The target to forward: the client's own text when it was already normal.

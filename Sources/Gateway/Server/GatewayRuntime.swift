@@ -21,6 +21,8 @@ public final class GatewayRuntime: Sendable {
         let upstreamTargets: UpstreamTargets
         /// Some enforced limiter has a `timeout`: its requests may wait for a slot.
         let mayWait: Bool
+        /// The fields the route's identity is read from, lower case (see UpstreamRequest).
+        let identityFields: [String]
 
         init(
             route: GatewayConfig.Route,
@@ -28,9 +30,11 @@ public final class GatewayRuntime: Sendable {
             limiters: [BoundLimiter],
             upstreamMetrics: GatewayMetrics.UpstreamMetrics,
             upstreamTLS: NIOSSLContext?,
-            upstreamTargets: UpstreamTargets
+            upstreamTargets: UpstreamTargets,
+            tokenField: String? = nil
         ) {
             self.route = route
+            self.identityFields = route.identifier.fieldNames(tokenField: tokenField)
             self.upstream = upstream
             self.limiters = limiters
             self.mayWait = limiters.contains { $0.maxWait > 0 }
@@ -137,7 +141,8 @@ public final class GatewayRuntime: Sendable {
                 limiters: limiters,
                 upstreamMetrics: metrics.upstreamMetrics(upstream.name),
                 upstreamTLS: upstreamTLS[upstream.name],
-                upstreamTargets: upstreamTargets[upstream.name] ?? UpstreamTargets(upstream: upstream, metrics: metrics, logger: upstreamLogger)
+                upstreamTargets: upstreamTargets[upstream.name] ?? UpstreamTargets(upstream: upstream, metrics: metrics, logger: upstreamLogger),
+                tokenField: config.gateway.jwt?.tokenField
             )
         }
     }
