@@ -34,6 +34,41 @@ final class ASCIITextTests: XCTestCase {
         XCTAssertTrue(String(repeating: "AbC", count: 20).asciiCaseInsensitiveEquals(String(repeating: "abc", count: 20)))
     }
 
+    func testWordsAreLoweredAsTheirBytesAreOneByOne() {
+        for byte in UInt8.min...UInt8.max {
+            for position in 0..<8 {
+                let bytes = (0..<8).map { $0 == position ? byte : UInt8(ascii: "Q") &+ UInt8($0) }
+                let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                let lowered = bytes.map(ASCIIText.lowered).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                XCTAssertEqual(ASCIIText.loweredWord(word), lowered, "byte \(byte) at \(position)")
+            }
+        }
+    }
+
+    func testPrefixesOfEveryLengthCompareAsByteByByte() {
+        let lower = Array("x-forwarded-proto-and-more".utf8)
+        for length in 0...lower.count {
+            let prefix = Array(lower.prefix(length))
+            var upper = prefix.map { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "z") ? $0 - 0x20 : $0 }
+            upper += Array("TAIL".utf8)
+            upper.withUnsafeBytes { upper in
+                prefix.withUnsafeBytes { prefix in XCTAssertTrue(ASCIIText.hasPrefix(upper, lowercased: prefix), "length \(length)") }
+            }
+            for index in 0..<length {
+                for wrong: UInt8 in [prefix[index] ^ 0x01, prefix[index] ^ 0x20 ^ 0x80, 0x7F] where wrong != prefix[index] {
+                    var changed = upper
+                    changed[index] = wrong
+                    let expected = ASCIIText.lowered(wrong) == prefix[index]
+                    changed.withUnsafeBytes { changed in
+                        prefix.withUnsafeBytes { prefix in
+                            XCTAssertEqual(ASCIIText.hasPrefix(changed, lowercased: prefix), expected, "length \(length), byte \(wrong) at \(index)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testFieldNamesAreTheSameToAnUpstreamThatReadsUnderscoresAsHyphens() {
         func same(_ name: String, _ other: String) -> Bool {
             name.withUTF8Bytes { name in other.withUTF8Bytes { ASCIIText.namesSameField(name, $0) } }

@@ -77,7 +77,7 @@ final class ClientResponseTests: XCTestCase {
                     into: &expected
                 )
                 var block = ByteBuffer()
-                ForwardedHeaders.encodeClientResponse(from: received, options: ConnectionOptions(received), rateLimitHeaders: rateLimitHeaders, into: &block)
+                ForwardedHeaders.encodeClientResponse(from: received, options: received.options, rateLimitHeaders: rateLimitHeaders, into: &block)
                 XCTAssertEqual(Array(block.readableBytesView), Array(expected.readableBytesView))
             }
         }
@@ -92,7 +92,7 @@ final class ClientResponseTests: XCTestCase {
     ) throws {
         let general = received.head
         let generalOptions = ConnectionOptions(general.headers)
-        let options = ConnectionOptions(received)
+        let options = received.options
         XCTAssertEqual(options.keepsAlive(.http1_1), generalOptions.keepsAlive(.http1_1))
         XCTAssertEqual(options.keepsAlive(.http1_0), generalOptions.keepsAlive(.http1_0))
         XCTAssertEqual(
@@ -122,7 +122,7 @@ final class ClientResponseTests: XCTestCase {
         let received = try HTTP1HeadParser.responseHead(ByteBuffer(bytes: head))
         var written = ByteBuffer()
         _ = ForwardedHeaders.writeClientResponse(
-            from: received, options: ConnectionOptions(received), requestVersion: .http1_1, requestMethod: .GET,
+            from: received, options: received.options, requestVersion: .http1_1, requestMethod: .GET,
             keepAlive: true, rateLimitHeaders: nil, into: &written
         )
         let line = Array("X-Obs: ".utf8) + value + Array("\r\n".utf8)

@@ -73,6 +73,21 @@ final class UpstreamRequestTests: XCTestCase {
         XCTAssertEqual(request.head.headers.map { "\($0.name): \($0.value)" }, fieldLines(written(request)), "HTTP/2 upstreams are sent the same fields")
     }
 
+    func testAClientsForwardedForIsWrittenAsTheBytesItSent() {
+        let received: [UInt8] = Array("10.0.0.1 caf".utf8) + [0xE9, 0xFF]
+        let value = received.withUnsafeBytes { FieldText.string($0) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a", "X-Forwarded-For": value, "X-Name": value])
+        let request = UpstreamRequest(
+            client: head, options: RequestFields(head.headers).options, authority: "a", framing: .none, uri: "/",
+            peerAddress: "127.0.0.9", scheme: "http", upstream: upstream
+        )
+        var buffer = ByteBuffer()
+        request.write(into: &buffer)
+        let bytes = Array(buffer.readableBytesView)
+        XCTAssertNotNil(bytes.firstRange(of: Array("X-Name: ".utf8) + received + Array("\r\n".utf8)))
+        XCTAssertNotNil(bytes.firstRange(of: Array("x-forwarded-for: ".utf8) + received + Array(", 127.0.0.9\r\n".utf8)))
+    }
+
     func testATunnelAsksForWebSocketItselfAndAnHTTP2UpstreamIsToldOfTrailers() {
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ws", headers: [
             "Host": "a.example", "Connection": "Upgrade, Sec-WebSocket-Key", "Upgrade": "websocket, evil", "Sec-WebSocket-Key": "k",

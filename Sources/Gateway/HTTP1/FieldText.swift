@@ -36,15 +36,21 @@ enum FieldText {
 
     /// Writes the bytes received of a value whose UTF-8 is `utf8`.
     static func write(_ utf8: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+        HTTP1Writer.write(into: &buffer, atMost: utf8.count) { out in write(utf8, into: &out) }
+    }
+
+    /// Writes the bytes received of a value whose UTF-8 is `utf8`: at most `utf8.count` bytes
+    /// (an escaped byte takes four in UTF-8 and one as received).
+    static func write(_ utf8: UnsafeRawBufferPointer, into out: inout OutputCursor) {
         guard holdsRawBytes(utf8) else {
-            buffer.writeBytes(utf8)
+            out.append(utf8)
             return
         }
         for scalar in String(decoding: utf8, as: UTF8.self).unicodeScalars {
             if scalar.value >= escapeBase + 0x80 {
-                buffer.writeInteger(UInt8(truncatingIfNeeded: scalar.value - escapeBase))
+                out.append(UInt8(truncatingIfNeeded: scalar.value - escapeBase))
             } else {
-                buffer.writeString(String(scalar))
+                UTF8.encode(scalar) { out.append($0) }
             }
         }
     }

@@ -5,22 +5,24 @@ import NIOHTTP1
 /// of RFC 9112: one space between the parts of the request line, CRLF line ends, no whitespace
 /// between a field name and its colon, no folded lines, no control bytes in a value.
 enum HTTP1HeadParser {
-    /// - Parameter bytes: the head, its final CRLF CRLF included.
-    /// - Returns: the head, and what its fields say, read on the bytes as they were found.
-    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> ClientRequest {
+    /// - Parameter bytes: a head, its final CRLF CRLF included, and perhaps bytes after it.
+    /// - Returns: the head, and what its fields say, read on the bytes as they were found; and
+    ///   where it ends (just past its empty line).
+    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> (request: ClientRequest, end: Int) {
         let line = try requestLine(bytes)
         let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.method]), as: UTF8.self)
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.target]), as: UTF8.self)
         var summary = RequestFields()
-        let fields = try self.fields(bytes, from: line.end) { name, value, text in summary.read(name: name, value: value, text: text) }
+        let (fields, end) = try self.fields(bytes, from: line.end) { name, value, text in summary.read(name: name, value: value, text: text) }
         let head = HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(fields))
-        return ClientRequest(head: head, fields: summary)
+        return (ClientRequest(head: head, fields: summary), end)
     }
 
-    /// - Parameter head: a response head, its final CRLF CRLF included: `HTTP/1.x SP 3DIGIT
-    ///   [SP reason] CRLF`, then fields. Its fields are located, not copied.
-    static func responseHead(_ head: ByteBuffer) throws(HTTP1RequestError) -> ReceivedResponseHead {
-        try head.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+    /// - Parameter buffer: a response head at its reader index, its final CRLF CRLF included:
+    ///   `HTTP/1.x SP 3DIGIT [SP reason] CRLF`, then fields; perhaps bytes after it. Its fields
+    ///   are located, not copied; the head keeps a slice of `buffer` up to its empty line.
+    static func responseHead(_ buffer: ByteBuffer) throws(HTTP1RequestError) -> ReceivedResponseHead {
+        try buffer.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
             guard bytes.count >= 14, startsWith(bytes, at: 0, "HTTP/1."), isDigit(bytes[7]), bytes[8] == space,
                 isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
             else {
@@ -37,9 +39,20 @@ enum HTTP1HeadParser {
             }
             var fields: [ReceivedResponseHead.Field] = []
             fields.reserveCapacity(16)
-            try scanFields(bytes, from: index + 2) { name, value in fields.append(.init(name: name, value: value)) }
+            var framing = ReceivedResponseHead.Framing()
+            var options = ConnectionOptions()
+            let end = try scanFields(bytes, from: index + 2) { name, value in
+                fields.append(.init(name: name, value: value))
+                let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[name])
+                let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[value])
+                framing.read(name: nameBytes, value: valueBytes)
+                options.read(name: nameBytes, value: valueBytes)
+            }
             let version: HTTPVersion = bytes[7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
-            return ReceivedResponseHead(version: version, status: HTTPResponseStatus(statusCode: code), bytes: head, fields: fields)
+            return ReceivedResponseHead(
+                version: version, status: HTTPResponseStatus(statusCode: code), bytes: buffer.getSlice(at: buffer.readerIndex, length: end)!,
+                fields: fields, framing: framing, options: options
+            )
         }
     }
 
@@ -109,37 +122,39 @@ enum HTTP1HeadParser {
 
     /// The fields from `start` to the empty line that ends a head or a trailer section.
     /// - Parameter each: shown each field's name and value bytes, and the value's text.
+    /// - Returns: the fields, and where the section ends (just past its empty line).
     static func fields(
         _ bytes: UnsafeRawBufferPointer,
         from start: Int,
         each: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ text: String) -> Void = { _, _, _ in }
-    ) throws(HTTP1RequestError) -> [(String, String)] {
+    ) throws(HTTP1RequestError) -> (fields: [(String, String)], end: Int) {
         var fields: [(String, String)] = []
         // Room for a typical head's fields at once, instead of growing four or five times.
         fields.reserveCapacity(16)
-        try scanFields(bytes, from: start) { name, value in
+        let end = try scanFields(bytes, from: start) { name, value in
             let name = UnsafeRawBufferPointer(rebasing: bytes[name])
             let value = UnsafeRawBufferPointer(rebasing: bytes[value])
             let text = FieldText.string(value)
             fields.append((String(decoding: name, as: UTF8.self), text))
             each(name, value, text)
         }
-        return fields
+        return (fields, end)
     }
 
     /// Checks the fields from `start` to the empty line, and hands over where each one's name
     /// and value (without the whitespace around it) lie.
+    /// - Returns: where the section ends, just past its empty line.
     private static func scanFields(
         _ bytes: UnsafeRawBufferPointer,
         from start: Int,
         _ field: (_ name: Range<Int>, _ value: Range<Int>) -> Void
-    ) throws(HTTP1RequestError) {
+    ) throws(HTTP1RequestError) -> Int {
         var index = start
         while true {
             guard index + 1 < bytes.count else { throw .malformed("a head does not end with an empty line") }
             if bytes[index] == cr {
                 guard bytes[index + 1] == lf else { throw .malformed("a bare CR") }
-                return
+                return index + 2
             }
             if bytes[index] == space || bytes[index] == tab {
                 throw .malformed("a folded header line")

@@ -147,10 +147,15 @@ struct HTTP1Parser {
                 guard buffer.readableBytes > 0 else { return .needsBytes }
                 return .part(.tunnel(buffer.readSlice(length: buffer.readableBytes)!))
             case .head where role == .response:
-                guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
-                    return .needsBytes
+                let head: ReceivedResponseHead
+                if partial == nil, let whole = wholeResponseHead(in: &buffer) {
+                    head = whole
+                } else {
+                    guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
+                        return .needsBytes
+                    }
+                    head = try HTTP1HeadParser.responseHead(section)
                 }
-                let head = try HTTP1HeadParser.responseHead(section)
                 if head.status.code < 200 && head.status != .switchingProtocols {
                     // Interim answers (100, 103) are dropped: the final one follows.
                     continue
@@ -167,18 +172,23 @@ struct HTTP1Parser {
                 // A lone CR left by a read: the start of an empty line to skip.
                 takeBackLoneCR(into: &buffer)
                 if partial == nil { Self.skipEmptyLines(&buffer) }
-                guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
-                    if !requestLineChecked, let partial {
-                        requestLineChecked = try partial.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
-                            try HTTP1HeadParser.checkIncompleteHead(bytes)
+                let request: ClientRequest
+                if partial == nil, let whole = wholeRequestHead(in: &buffer) {
+                    request = whole
+                } else {
+                    guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
+                        if !requestLineChecked, let partial {
+                            requestLineChecked = try partial.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                                try HTTP1HeadParser.checkIncompleteHead(bytes)
+                            }
                         }
+                        return .needsBytes
                     }
-                    return .needsBytes
+                    request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                        try HTTP1HeadParser.requestHead(bytes).request
+                    }
                 }
                 requestLineChecked = false
-                let request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
-                    try HTTP1HeadParser.requestHead(bytes)
-                }
                 let framing = try request.fields.validate(version: request.head.version).get()
                 state = Self.bodyState(for: framing)
                 tunnelAfterMessage = WebSocketUpgrade.opensTunnel(request, framing: framing)
@@ -221,7 +231,7 @@ struct HTTP1Parser {
                     return .needsBytes
                 }
                 let trailers = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
-                    try HTTP1HeadParser.fields(bytes, from: 0)
+                    try HTTP1HeadParser.fields(bytes, from: 0).fields
                 }
                 state = messageEnded
                 return .part(.end(trailers.isEmpty ? nil : HTTPHeaders(trailers)))
@@ -239,32 +249,16 @@ struct HTTP1Parser {
     /// What follows a response head (RFC 9112, 6.3): nothing for a HEAD's answer, 204 and 304;
     /// chunked, a length, or everything until the close. Both framing headers at once are refused.
     private static func bodyState(for head: ReceivedResponseHead, answering method: HTTPMethod) throws(HTTP1RequestError) -> State {
-        if method == .HEAD || head.status == .noContent || head.status == .notModified { return .fixedBody(remaining: 0) }
-        var length: Int?
-        var lengthFields = 0
-        var codings = 0
-        var lastCodingIsChunked = false
-        head.forEachField { name, value in
-            if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") {
-                lengthFields += 1
-                length = RequestBodyFraming.decimal(value)
-            } else if name.count == 17 && ASCIIText.equals(name, lowercased: "transfer-encoding") {
-                ASCIIText.forEachListElement(value) { coding in
-                    codings += 1
-                    lastCodingIsChunked = ASCIIText.equals(coding, lowercased: "chunked")
-                }
-            }
+        if method.isHEAD || head.status == .noContent || head.status == .notModified { return .fixedBody(remaining: 0) }
+        let framing = head.framing
+        if framing.codings > 0 {
+            guard !framing.hasLength else { throw .malformed("both Content-Length and Transfer-Encoding") }
+            return framing.lastCodingIsChunked ? .chunkSize : .untilClose
         }
-        if codings > 0 {
-            guard lengthFields == 0 else { throw .malformed("both Content-Length and Transfer-Encoding") }
-            return lastCodingIsChunked ? .chunkSize : .untilClose
-        }
-        guard lengthFields <= 1 else { throw .malformed("more than one Content-Length") }
-        guard lengthFields == 0 else {
-            guard let length else { throw .malformed("Content-Length is not a number") }
-            return .fixedBody(remaining: length)
-        }
-        return .untilClose
+        guard framing.lengthFields <= 1 else { throw .malformed("more than one Content-Length") }
+        guard framing.hasLength else { return .untilClose }
+        guard let length = framing.length else { throw .malformed("Content-Length is not a number") }
+        return .fixedBody(remaining: length)
     }
 
     private static func bodyState(for framing: RequestBodyFraming) -> State {
@@ -273,6 +267,30 @@ struct HTTP1Parser {
         case .length(let length): return .fixedBody(remaining: length)
         case .chunked: return .chunkSize
         }
+    }
+
+    // MARK: heads read in place
+
+    /// A request head that arrived whole in `buffer`, read where it is: most heads come in one
+    /// read, and the head parser finds their empty line itself, so the search for it that
+    /// `collect` makes first is spared. Anything else (a head cut off, too large or malformed)
+    /// is left to `collect` and the parse after it, which decide; this is only ever tried on
+    /// the first bytes of a head, so a head arriving a byte at a time is not parsed again at
+    /// every read.
+    /// - Returns: the head, its bytes consumed; nil when `buffer` holds no valid whole head
+    ///   within `maxHeadBytes`.
+    private func wholeRequestHead(in buffer: inout ByteBuffer) -> ClientRequest? {
+        let parsed = buffer.withUnsafeReadableBytes { bytes in try? HTTP1HeadParser.requestHead(bytes) }
+        guard let parsed, parsed.end <= maxHeadBytes else { return nil }
+        buffer.moveReaderIndex(forwardBy: parsed.end)
+        return parsed.request
+    }
+
+    /// `wholeRequestHead` for a response head.
+    private func wholeResponseHead(in buffer: inout ByteBuffer) -> ReceivedResponseHead? {
+        guard let head = try? HTTP1HeadParser.responseHead(buffer), head.bytes.readableBytes <= maxHeadBytes else { return nil }
+        buffer.moveReaderIndex(forwardBy: head.bytes.readableBytes)
+        return head
     }
 
     // MARK: sections cut at a terminator

@@ -69,14 +69,7 @@ enum HTTP1Writer {
 
     /// - Parameter value: the UTF-8 of a String made by FieldText.
     private static func writeField(_ name: UnsafeRawBufferPointer, fieldText value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
-        guard FieldText.holdsRawBytes(value) else {
-            writeField(name, value, into: &buffer)
-            return
-        }
-        buffer.writeBytes(name)
-        buffer.writeStaticString(": ")
-        FieldText.write(value, into: &buffer)
-        buffer.writeStaticString("\r\n")
+        write(into: &buffer, atMost: name.count + value.count + 4) { line in line.appendField(name, fieldText: value) }
     }
 
     /// A field line from bytes, copied as they are.
@@ -201,6 +194,15 @@ struct OutputCursor {
         append(name)
         append(": ")
         append(value)
+        append("\r\n")
+    }
+
+    /// `name: value` and CRLF, the value written as the bytes received (see FieldText).
+    @inline(__always)
+    mutating func appendField(_ name: UnsafeRawBufferPointer, fieldText value: UnsafeRawBufferPointer) {
+        append(name)
+        append(": ")
+        FieldText.write(value, into: &self)
         append("\r\n")
     }
 

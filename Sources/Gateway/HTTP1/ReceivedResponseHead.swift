@@ -16,11 +16,39 @@ struct ReceivedResponseHead: Equatable {
         let value: Range<Int>
     }
 
+    /// What the framing fields say, read in the parser's pass over the fields.
+    struct Framing: Equatable {
+        private(set) var lengthFields = 0
+        /// The last `Content-Length`'s value, nil when it is not a number.
+        private(set) var length: Int?
+        /// The transfer codings listed, over every `Transfer-Encoding` field.
+        private(set) var codings = 0
+        private(set) var lastCodingIsChunked = false
+
+        @inline(__always)
+        mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+            if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") {
+                lengthFields += 1
+                length = RequestBodyFraming.decimal(value)
+            } else if name.count == 17 && ASCIIText.equals(name, lowercased: "transfer-encoding") {
+                ASCIIText.forEachListElement(value) { coding in
+                    codings += 1
+                    lastCodingIsChunked = ASCIIText.equals(coding, lowercased: "chunked")
+                }
+            }
+        }
+
+        var hasLength: Bool { lengthFields > 0 }
+    }
+
     let version: HTTPVersion
     let status: HTTPResponseStatus
     /// The whole head, status line to the empty line (checked by HTTP1HeadParser).
     let bytes: ByteBuffer
     let fields: [Field]
+    let framing: Framing
+    /// What its `Connection` and other hop-by-hop fields say.
+    let options: ConnectionOptions
 
     /// Calls `body` with each field's name and value bytes, in order.
     func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) {

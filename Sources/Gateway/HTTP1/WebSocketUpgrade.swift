@@ -16,7 +16,7 @@ enum WebSocketUpgrade {
     /// (or the head an HTTP/2 extended CONNECT became: HTTP/2 clients cannot send those fields).
     static func isRequested(_ request: ClientRequest) -> Bool {
         let head = request.head
-        guard head.method == .GET, head.version == .http1_1 || head.version.major == 2 else { return false }
+        guard head.method.isGET, head.version == .http1_1 || head.version.major == 2 else { return false }
         return request.fields.options.upgradeListsWebSocket && request.fields.options.connectionListsUpgrade
     }
 

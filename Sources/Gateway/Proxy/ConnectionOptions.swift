@@ -32,12 +32,8 @@ struct ConnectionOptions: Equatable {
         }
     }
 
-    /// The options of a response head as received, read on its bytes.
-    init(_ head: ReceivedResponseHead) {
-        head.forEachField { name, value in read(name: name, value: value) }
-    }
-
     /// Reads one field of the message (any field: only hop-by-hop ones say anything here).
+    @inline(__always)
     mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
         guard ForwardedHeaders.isHopByHop(name) else { return }
         removesAny = true

@@ -42,14 +42,3 @@ final class Exchange {
         for slot in slots { slot.release() }
     }
 }
-
-extension HTTPMethod {
-    /// RFC 9110, 9.2.2: sending it twice does what sending it once does, so a request that got
-    /// no answer may be sent again.
-    var isIdempotent: Bool {
-        switch self {
-        case .GET, .HEAD, .OPTIONS, .PUT, .DELETE, .TRACE: return true
-        default: return false
-        }
-    }
-}

@@ -30,14 +30,15 @@ extension ForwardedHeaders {
         var chunked = false
         HTTP1Writer.write(into: &buffer, atMost: room) { out in
             out.appendStatusLine(version: announcement.version, status: head.status, reason: reason)
-            var hasLength = false
             head.forEachField { name, value in
                 guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
-                if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") { hasLength = true }
                 out.appendField(name, value)
             }
             rateLimitHeaders?.forEachField { name, value in out.appendField(name, value) }
-            chunked = chunksForClient(requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: hasLength)
+            // `Connection` never removes `Content-Length`: the upstream's is forwarded when it sent one.
+            chunked = chunksForClient(
+                requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: head.framing.hasLength
+            )
             if chunked {
                 out.append("transfer-encoding: chunked\r\n")
             }
@@ -70,11 +71,6 @@ extension ForwardedHeaders {
     /// An HTTP/1.0 client can only learn where a body without a length ends by the connection
     /// closing.
     static func needsCloseDelimiting(_ head: ReceivedResponseHead, requestVersion: HTTPVersion, method: HTTPMethod) -> Bool {
-        guard requestVersion == .http1_0, method != .HEAD, head.status.mayHaveResponseBody else { return false }
-        var hasLength = false
-        head.forEachField { name, _ in
-            if name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") { hasLength = true }
-        }
-        return !hasLength
+        requestVersion == .http1_0 && !method.isHEAD && head.status.mayHaveResponseBody && !head.framing.hasLength
     }
 }

@@ -64,7 +64,7 @@ enum ForwardedHeaders {
     /// Whether the gateway chunks a response body for the client: an HTTP/1.1 client, a body,
     /// and no length from the upstream (an HTTP/1.0 client's body ends with the connection).
     static func chunksForClient(requestVersion: HTTPVersion, requestMethod: HTTPMethod, status: HTTPResponseStatus, upstreamHasLength: Bool) -> Bool {
-        requestVersion == .http1_1 && requestMethod != .HEAD && status.mayHaveResponseBody && !upstreamHasLength
+        requestVersion == .http1_1 && !requestMethod.isHEAD && status.mayHaveResponseBody && !upstreamHasLength
     }
 
     /// The response the client sees, built in one pass over the upstream's fields: hop-by-hop
@@ -143,7 +143,7 @@ enum ForwardedHeaders {
     /// An HTTP/1.0 client can only learn where a body without a length ends by the connection
     /// closing.
     static func needsCloseDelimiting(_ head: HTTPResponseHead, requestVersion: HTTPVersion, method: HTTPMethod) -> Bool {
-        requestVersion == .http1_0 && method != .HEAD && !head.headers.contains(name: "content-length")
+        requestVersion == .http1_0 && !method.isHEAD && !head.headers.contains(name: "content-length")
             && head.status.mayHaveResponseBody
     }
 }

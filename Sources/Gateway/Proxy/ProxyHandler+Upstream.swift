@@ -145,7 +145,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
         let exchange = flight.exchange
         answerArrived(for: exchange)
         let clientHead = exchange.clientHead
-        let options = ConnectionOptions(head)
+        let options = head.options
         guard
             let closeClient = accept(
                 status: head.status,

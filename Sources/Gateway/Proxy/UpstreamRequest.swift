@@ -63,6 +63,13 @@ struct UpstreamRequest {
     /// Every field the upstream sees, in the order written: the client's that go on, then the
     /// gateway's own.
     func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
+        let clientForwardedFor = forEachClientField(body)
+        forEachOwnField(clientForwardedFor: clientForwardedFor) { name, value, _ in body(name, value) }
+    }
+
+    /// The client's fields that go on, in order.
+    /// - Returns: the values of the client's `X-Forwarded-For` fields, joined, if it sent any.
+    private func forEachClientField(_ body: (_ name: String, _ value: String) -> Void) -> String? {
         var forwardedFor: String?
         for (name, value) in clientFields {
             let forwarded = name.withUTF8Bytes { name in
@@ -85,20 +92,37 @@ struct UpstreamRequest {
             }
             if forwarded { body(name, value) }
         }
-        body("host", host)
+        return forwardedFor
+    }
+
+    /// The gateway's own fields, in order.
+    /// - Parameter body: also told whether the value holds bytes a client sent (FieldText's).
+    private func forEachOwnField(clientForwardedFor: String?, _ body: (_ name: String, _ value: String, _ received: Bool) -> Void) {
+        body("host", host, false)
         switch framing {
         case .none: break
-        case .length(let length): body("content-length", String(length))
-        case .chunked: body("transfer-encoding", "chunked")
+        case .length(let length): body("content-length", String(length), false)
+        case .chunked: body("transfer-encoding", "chunked", false)
         }
-        body("x-forwarded-for", forwardedFor.map { "\($0), \(peerAddress)" } ?? peerAddress)
-        body("x-forwarded-proto", scheme)
-        if let forwardedHost { body("x-forwarded-host", forwardedHost) }
-        if asksForTrailers { body("te", "trailers") }
+        if let clientForwardedFor {
+            body("x-forwarded-for", "\(clientForwardedFor), \(peerAddress)", true)
+        } else {
+            body("x-forwarded-for", peerAddress, false)
+        }
+        body("x-forwarded-proto", scheme, false)
+        if let forwardedHost { body("x-forwarded-host", forwardedHost, false) }
+        if asksForTrailers { body("te", "trailers", false) }
         if opensTunnel {
-            body("connection", "upgrade")
-            body("upgrade", WebSocketUpgrade.protocolName)
+            body("connection", "upgrade", false)
+            body("upgrade", WebSocketUpgrade.protocolName, false)
         }
+    }
+
+    /// The most bytes `forEachOwnField`'s lines take, the empty line after them included: the
+    /// names with their separators (172 at most), a length's digits, and the values.
+    private func ownFieldsRoom(clientForwardedFor: String?) -> Int {
+        224 + host.utf8.count + (clientForwardedFor?.utf8.count ?? 0) + peerAddress.utf8.count + scheme.utf8.count
+            + (forwardedHost?.utf8.count ?? 0)
     }
 
     /// Whether `name` is not one of the identity's fields but is read as one where `_` is `-`.
@@ -108,11 +132,21 @@ struct UpstreamRequest {
         }
     }
 
-    /// The request line, the fields and the empty line, as HTTP/1.1.
+    /// The request line, the fields and the empty line, as HTTP/1.1: the gateway's own fields
+    /// and the empty line into room reserved once.
     func write(into buffer: inout ByteBuffer) {
         HTTP1Writer.writeRequestLine(method: method, uri: uri, into: &buffer)
-        forEachField { name, value in HTTP1Writer.writeField(name, fieldText: value, into: &buffer) }
-        buffer.writeStaticString("\r\n")
+        let clientForwardedFor = forEachClientField { name, value in HTTP1Writer.writeField(name, fieldText: value, into: &buffer) }
+        HTTP1Writer.write(into: &buffer, atMost: ownFieldsRoom(clientForwardedFor: clientForwardedFor)) { out in
+            forEachOwnField(clientForwardedFor: clientForwardedFor) { name, value, received in
+                name.withUTF8Bytes { name in
+                    value.withUTF8Bytes { value in
+                        if received { out.appendField(name, fieldText: value) } else { out.appendField(name, value) }
+                    }
+                }
+            }
+            out.append("\r\n")
+        }
     }
 
     /// The head an HTTP/2 upstream's codec encodes.

@@ -7,14 +7,15 @@ public struct Router: Sendable {
     }
 
     /// The index of the first route whose conditions hold, or nil.
-    /// - Parameter host: the request's authority, as sent (port, case and a trailing dot are
-    ///   ignored).
-    public func match(path: String, method: String, host: String?) -> Int? {
+    /// - Parameters:
+    ///   - method: asked for only when a route names methods.
+    ///   - host: the request's authority, as sent (port, case and a trailing dot are ignored).
+    public func match(path: String, method: @autoclosure () -> String, host: String?) -> Int? {
         // Normalised only if some route asks for a host: most configurations never pay for it.
         var bareHost: String??
         for (index, route) in routes.enumerated() {
             guard path.hasPrefix(route.pathPrefix) else { continue }
-            if let methods = route.methods, !methods.contains(method) { continue }
+            if let methods = route.methods, !methods.contains(method()) { continue }
             if let wanted = route.host {
                 if bareHost == nil { bareHost = .some(host.map(Self.hostWithoutPort)) }
                 if wanted != bareHost! { continue }
