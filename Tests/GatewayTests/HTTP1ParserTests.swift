@@ -82,6 +82,29 @@ final class HTTP1ParserTests: XCTestCase {
         )
     }
 
+    func testAHeadKeptWhileTheNextIsReadKeepsItsOwnFields() throws {
+        // The parser builds each head's fields in the array the head before used: a head still
+        // held (a pipelined request's, a response being written) must not see the next one's.
+        var parser = HTTP1Parser(role: .request, maxHeadBytes: 1024)
+        var bytes = ByteBuffer(string: "GET /a HTTP/1.1\r\nHost: a\r\nX-One: 1\r\n\r\nGET /b HTTP/1.1\r\nHost: b\r\n\r\n")
+        guard case .requestHead(let first) = try parser.next(&bytes) else { return XCTFail("no first head") }
+        XCTAssertEqual(try parser.next(&bytes), .end(nil))
+        guard case .requestHead(let second) = try parser.next(&bytes) else { return XCTFail("no second head") }
+        XCTAssertEqual(first.head.headers.map { "\($0.name)=\($0.value)" }, ["Host=a", "X-One=1"])
+        XCTAssertEqual(second.head.headers.map { "\($0.name)=\($0.value)" }, ["Host=b"])
+
+        var upstream = HTTP1Parser(role: .response, maxHeadBytes: 1024)
+        var answers = ByteBuffer(string: "HTTP/1.1 200 OK\r\nA: 1\r\nContent-Length: 0\r\n\r\n")
+        upstream.expectResponse(to: .GET)
+        guard case .responseHead(let answer) = try upstream.next(&answers) else { return XCTFail("no response head") }
+        XCTAssertEqual(try upstream.next(&answers), .end(nil))
+        answers.writeString("HTTP/1.1 204 No Content\r\nB: 2\r\n\r\n")
+        upstream.expectResponse(to: .GET)
+        guard case .responseHead(let next) = try upstream.next(&answers) else { return XCTFail("no second response head") }
+        XCTAssertEqual(answer.headers.map { "\($0.name)=\($0.value)" }, ["A=1", "Content-Length=0"])
+        XCTAssertEqual(next.headers.map { "\($0.name)=\($0.value)" }, ["B=2"])
+    }
+
     func testAContentLengthBodyAndAPipelinedRequest() {
         assertInAnyPieces(
             "POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: y\r\n\r\n",

@@ -8,20 +8,40 @@ enum HTTP1HeadParser {
     /// - Parameter bytes: a head, its final CRLF CRLF included, and perhaps bytes after it.
     /// - Returns: the head, and what its fields say, read on the bytes as they were found; and
     ///   where it ends (just past its empty line).
-    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> (request: ClientRequest, end: Int) {
+    /// - Parameter room: an array to build the fields in, emptied first: a parser hands the same
+    ///   one each time, whose storage is free again once the head before is gone, so that a head
+    ///   costs no allocation for its fields.
+    static func requestHead(
+        _ bytes: UnsafeRawBufferPointer,
+        fieldsIn room: inout [(String, String)]
+    ) throws(HTTP1RequestError) -> (request: ClientRequest, end: Int) {
         let line = try requestLine(bytes)
         let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.method]), as: UTF8.self)
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.target]), as: UTF8.self)
         var summary = RequestFields()
-        let (fields, end) = try self.fields(bytes, from: line.end) { name, value, text in summary.read(name: name, value: value, text: text) }
-        let head = HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(fields))
+        let end = try fields(bytes, from: line.end, into: &room) { name, value, text in summary.read(name: name, value: value, text: text) }
+        let head = HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(room))
         return (ClientRequest(head: head, fields: summary), end)
+    }
+
+    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> (request: ClientRequest, end: Int) {
+        var room: [(String, String)] = []
+        return try requestHead(bytes, fieldsIn: &room)
     }
 
     /// - Parameter buffer: a response head at its reader index, its final CRLF CRLF included:
     ///   `HTTP/1.x SP 3DIGIT [SP reason] CRLF`, then fields; perhaps bytes after it. Its fields
     ///   are located, not copied; the head keeps a slice of `buffer` up to its empty line.
     static func responseHead(_ buffer: ByteBuffer) throws(HTTP1RequestError) -> ReceivedResponseHead {
+        var room: [ReceivedResponseHead.Field] = []
+        return try responseHead(buffer, fieldsIn: &room)
+    }
+
+    /// - Parameter room: as `requestHead`'s.
+    static func responseHead(
+        _ buffer: ByteBuffer,
+        fieldsIn room: inout [ReceivedResponseHead.Field]
+    ) throws(HTTP1RequestError) -> ReceivedResponseHead {
         try buffer.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
             guard bytes.count >= 14, startsWith(bytes, at: 0, "HTTP/1."), isDigit(bytes[7]), bytes[8] == space,
                 isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11])
@@ -37,12 +57,12 @@ enum HTTP1HeadParser {
             guard index + 1 < bytes.count, bytes[index] == cr, bytes[index + 1] == lf else {
                 throw .malformed("the status line does not end with CRLF")
             }
-            var fields: [ReceivedResponseHead.Field] = []
-            fields.reserveCapacity(16)
+            room.removeAll(keepingCapacity: true)
+            room.reserveCapacity(16)
             var framing = ReceivedResponseHead.Framing()
             var options = ConnectionOptions()
             let end = try scanFields(bytes, from: index + 2) { name, value in
-                fields.append(.init(name: name, value: value))
+                room.append(.init(name: name, value: value))
                 let nameBytes = UnsafeRawBufferPointer(rebasing: bytes[name])
                 let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[value])
                 framing.read(name: nameBytes, value: valueBytes)
@@ -51,7 +71,7 @@ enum HTTP1HeadParser {
             let version: HTTPVersion = bytes[7] == UInt8(ascii: "0") ? .http1_0 : .http1_1
             return ReceivedResponseHead(
                 version: version, status: HTTPResponseStatus(statusCode: code), bytes: buffer.getSlice(at: buffer.readerIndex, length: end)!,
-                fields: fields, framing: framing, options: options
+                fields: room, framing: framing, options: options
             )
         }
     }
@@ -125,20 +145,32 @@ enum HTTP1HeadParser {
     /// - Returns: the fields, and where the section ends (just past its empty line).
     static func fields(
         _ bytes: UnsafeRawBufferPointer,
-        from start: Int,
-        each: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ text: String) -> Void = { _, _, _ in }
+        from start: Int
     ) throws(HTTP1RequestError) -> (fields: [(String, String)], end: Int) {
         var fields: [(String, String)] = []
+        let end = try self.fields(bytes, from: start, into: &fields) { _, _, _ in }
+        return (fields, end)
+    }
+
+    /// The fields from `start` to the empty line, into `fields` (emptied first).
+    /// - Parameter each: shown each field's name and value bytes, and the value's text.
+    /// - Returns: where the section ends (just past its empty line).
+    private static func fields(
+        _ bytes: UnsafeRawBufferPointer,
+        from start: Int,
+        into fields: inout [(String, String)],
+        each: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ text: String) -> Void
+    ) throws(HTTP1RequestError) -> Int {
+        fields.removeAll(keepingCapacity: true)
         // Room for a typical head's fields at once, instead of growing four or five times.
         fields.reserveCapacity(16)
-        let end = try scanFields(bytes, from: start) { name, value in
+        return try scanFields(bytes, from: start) { name, value in
             let name = UnsafeRawBufferPointer(rebasing: bytes[name])
             let value = UnsafeRawBufferPointer(rebasing: bytes[value])
             let text = FieldText.string(value)
             fields.append((String(decoding: name, as: UTF8.self), text))
             each(name, value, text)
         }
-        return (fields, end)
     }
 
     /// Checks the fields from `start` to the empty line, and hands over where each one's name

@@ -69,6 +69,10 @@ struct HTTP1Parser {
     private var partialScanned = 0
     /// Whether the request line of the head in `partial` is whole and has been checked.
     private var requestLineChecked = false
+    /// The arrays the last head's fields were built in, handed to the next head's (see
+    /// HTTP1HeadParser.requestHead).
+    private var requestFieldsRoom: [(String, String)] = []
+    private var responseFieldsRoom: [ReceivedResponseHead.Field] = []
     /// Request side: the message being read is a WebSocket handshake, so no request follows it.
     /// Response side: the request sent was one, so a 101 opens the tunnel.
     private var tunnelAfterMessage = false
@@ -154,7 +158,7 @@ struct HTTP1Parser {
                     guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
                         return .needsBytes
                     }
-                    head = try HTTP1HeadParser.responseHead(section)
+                    head = try HTTP1HeadParser.responseHead(section, fieldsIn: &responseFieldsRoom)
                 }
                 if head.status.code < 200 && head.status != .switchingProtocols {
                     // Interim answers (100, 103) are dropped: the final one follows.
@@ -185,7 +189,7 @@ struct HTTP1Parser {
                         return .needsBytes
                     }
                     request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
-                        try HTTP1HeadParser.requestHead(bytes).request
+                        try HTTP1HeadParser.requestHead(bytes, fieldsIn: &requestFieldsRoom).request
                     }
                 }
                 requestLineChecked = false
@@ -279,16 +283,17 @@ struct HTTP1Parser {
     /// every read.
     /// - Returns: the head, its bytes consumed; nil when `buffer` holds no valid whole head
     ///   within `maxHeadBytes`.
-    private func wholeRequestHead(in buffer: inout ByteBuffer) -> ClientRequest? {
-        let parsed = buffer.withUnsafeReadableBytes { bytes in try? HTTP1HeadParser.requestHead(bytes) }
+    private mutating func wholeRequestHead(in buffer: inout ByteBuffer) -> ClientRequest? {
+        let parsed = buffer.withUnsafeReadableBytes { bytes in try? HTTP1HeadParser.requestHead(bytes, fieldsIn: &requestFieldsRoom) }
         guard let parsed, parsed.end <= maxHeadBytes else { return nil }
         buffer.moveReaderIndex(forwardBy: parsed.end)
         return parsed.request
     }
 
     /// `wholeRequestHead` for a response head.
-    private func wholeResponseHead(in buffer: inout ByteBuffer) -> ReceivedResponseHead? {
-        guard let head = try? HTTP1HeadParser.responseHead(buffer), head.bytes.readableBytes <= maxHeadBytes else { return nil }
+    private mutating func wholeResponseHead(in buffer: inout ByteBuffer) -> ReceivedResponseHead? {
+        guard let head = try? HTTP1HeadParser.responseHead(buffer, fieldsIn: &responseFieldsRoom), head.bytes.readableBytes <= maxHeadBytes
+        else { return nil }
         buffer.moveReaderIndex(forwardBy: head.bytes.readableBytes)
         return head
     }
