@@ -230,6 +230,10 @@ final class GatewayConfigTests: XCTestCase {
             upstream = "app"
             identifier = []
             cost = 0
+            [[routes]]
+            name = "e"
+            upstream = "app"
+            path_prefix = "/api;v=1/"
             """
         )
         _ = try write("rate-sync.toml", Self.memoryRateSync)
@@ -246,6 +250,7 @@ final class GatewayConfigTests: XCTestCase {
                 "routes[1].on_missing_header: on_missing is \"client_ip\" and on_missing_header \"reject\": keep one",
                 "routes[3].identifier: expected at least one part",
                 "routes[3].cost: expected a whole number",
+                "routes[4].path_prefix: a path prefix cannot hold ';' (paths are matched without their segments' parameters), found \"/api;v=1/\"",
             ] {
                 XCTAssertTrue(text.contains(expected), "missing: \(expected)\nin:\n\(text)")
             }

@@ -372,6 +372,9 @@ enum GatewayConfigParser {
         let prefix = table.string("path_prefix") ?? "/"
         if !prefix.hasPrefix("/") {
             table.report("path_prefix", "expected a path starting with /, found \"\(prefix)\"")
+        } else if prefix.contains(";") {
+            // Paths are matched without their segments' parameters: such a prefix matches nothing.
+            table.report("path_prefix", "a path prefix cannot hold ';' (paths are matched without their segments' parameters), found \"\(prefix)\"")
         }
         let methods = table.stringArray("methods").map { Set($0.map { $0.uppercased() }) }
         if let methods, methods.isEmpty {
