@@ -38,15 +38,18 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     struct Flight {
         let exchange: Exchange
         let connection: Connection
-        var progress: Progress
     }
 
+    /// Where the exchange in flight is; how far it got is `inFlight`, beside the state rather
+    /// than in it, so that a step of its progress changes a flag, not the state: changing a
+    /// case's payload copies it out (retaining the exchange and its connection) and stores it
+    /// back (releasing them), several times per request.
     enum State {
         case idle
         /// Waiting for the limiters' verdict.
-        case limiting(Exchange, Progress)
+        case limiting(Exchange)
         /// Admitted; waiting for an upstream connection.
-        case connecting(Exchange, Progress)
+        case connecting(Exchange)
         /// The request goes, or went, to the upstream connection; the answer comes back.
         case proxying(Flight)
         /// An upstream's 101 joined the two connections: bytes flow both ways as they come,
@@ -63,6 +66,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     static var discardBudget: Int { 1 << 20 }
 
     private(set) var state = State.idle
+    /// The progress of the exchange in `limiting`, `connecting` or `proxying` (see `progress`);
+    /// left as the last exchange left it in any other state.
+    private var inFlight = Progress(closeAfterResponse: false, expectsContinue: false, keepAlive: false)
     /// Set on SIGTERM: finish the current exchange, then close.
     private(set) var draining = false
     /// Parts of requests that arrived while another was in flight (HTTP pipelining), replayed in
@@ -158,19 +164,13 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             isEnd = true
         }
         switch state {
-        case .limiting(let exchange, var progress):
-            progress.requestEnded = isEnd
-            state = .limiting(exchange, progress)
+        case .limiting(let exchange), .connecting(let exchange):
+            inFlight.requestEnded = isEnd
             return .buffer(exchange, forwarded)
-        case .connecting(let exchange, var progress):
-            progress.requestEnded = isEnd
-            state = .connecting(exchange, progress)
-            return .buffer(exchange, forwarded)
-        case .proxying(var flight):
+        case .proxying(let flight):
             guard isEnd else { return .forward(flight.connection, forwarded, startResponseClock: nil) }
-            flight.progress.requestEnded = true
-            state = .proxying(flight)
-            return .forward(flight.connection, forwarded, startResponseClock: flight.progress.responseStarted ? nil : flight.exchange)
+            inFlight.requestEnded = true
+            return .forward(flight.connection, forwarded, startResponseClock: inFlight.responseStarted ? nil : flight.exchange)
         case .discarding(let budget, let keepAlive):
             if isEnd && keepAlive { return .discardEnded }
             if isEnd || budget - size < 0 { return .close }
@@ -211,7 +211,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     /// connection and the bytes the client sent meanwhile, to forward first; nil when the
     /// exchange did not ask for a tunnel or is gone.
     mutating func tunnelOpened(idleTimeout: TimeAmount, now: NIODeadline) -> (connection: Connection, held: [ByteBuffer])? {
-        guard case .proxying(let flight) = state, flight.progress.opensTunnel, flight.progress.requestEnded else {
+        guard case .proxying(let flight) = state, inFlight.opensTunnel, inFlight.requestEnded else {
             return nil
         }
         state = .tunnel(flight.exchange, flight.connection, idleTimeout: idleTimeout)
@@ -233,6 +233,12 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         return nil
     }
 
+    /// The exchange whose request is with its upstream connection, if one is.
+    var proxyingExchange: Exchange? {
+        if case .proxying(let flight) = state { return flight.exchange }
+        return nil
+    }
+
     /// The upstream connection bytes go to now: the exchange's, or the open tunnel's.
     var upstreamConnection: Connection? {
         switch state {
@@ -247,9 +253,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     /// The request was routed and identified: its limiters decide next.
     /// - Parameter opensTunnel: a WebSocket handshake, whose 101 opens a tunnel.
     mutating func exchangeBegan(_ exchange: Exchange, expectsContinue: Bool, keepAlive: Bool, closeAfterResponse: Bool, opensTunnel: Bool = false) {
-        var progress = Progress(closeAfterResponse: closeAfterResponse, expectsContinue: expectsContinue, keepAlive: keepAlive)
-        progress.opensTunnel = opensTunnel
-        state = .limiting(exchange, progress)
+        inFlight = Progress(closeAfterResponse: closeAfterResponse, expectsContinue: expectsContinue, keepAlive: keepAlive)
+        inFlight.opensTunnel = opensTunnel
+        state = .limiting(exchange)
     }
 
     enum VerdictAction {
@@ -262,11 +268,11 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     }
 
     mutating func verdict(for exchange: Exchange, admitted: Bool) -> VerdictAction {
-        guard case .limiting(let current, var progress) = state, current === exchange else { return .stale }
+        guard case .limiting(let current) = state, current === exchange else { return .stale }
         guard admitted else { return .deny }
-        let sendContinue = progress.expectsContinue && !progress.requestEnded
-        progress.continueSent = sendContinue
-        state = .connecting(exchange, progress)
+        let sendContinue = inFlight.expectsContinue && !inFlight.requestEnded
+        inFlight.continueSent = sendContinue
+        state = .connecting(exchange)
         return .acquireUpstream(sendContinue: sendContinue)
     }
 
@@ -288,39 +294,34 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         reused: Bool,
         retryIfBroken: Bool = false
     ) -> AcquiredAction {
-        guard case .connecting(let current, var progress) = state, current === exchange else { return .stale }
-        progress.mayRetryOnFreshConnection = (reused || retryIfBroken) && progress.requestEnded
-        state = .proxying(Flight(exchange: exchange, connection: connection, progress: progress))
-        return .startProxying(keepBodyForRetry: progress.mayRetryOnFreshConnection, requestEnded: progress.requestEnded)
+        guard case .connecting(let current) = state, current === exchange else { return .stale }
+        inFlight.mayRetryOnFreshConnection = (reused || retryIfBroken) && inFlight.requestEnded
+        state = .proxying(Flight(exchange: exchange, connection: connection))
+        return .startProxying(keepBodyForRetry: inFlight.mayRetryOnFreshConnection, requestEnded: inFlight.requestEnded)
     }
 
     /// Whether the exchange in flight still waits for its limiters' verdict.
     func isLimiting(_ exchange: Exchange) -> Bool {
-        if case .limiting(let current, _) = state { return current === exchange }
+        if case .limiting(let current) = state { return current === exchange }
         return false
     }
 
     /// Whether a failed connect concerns the exchange in flight (which then fails).
     func isConnecting(_ exchange: Exchange) -> Bool {
-        if case .connecting(let current, _) = state { return current === exchange }
+        if case .connecting(let current) = state { return current === exchange }
         return false
     }
 
     /// The whole request is with the upstream: its answer must start by `deadline`.
     mutating func responseClockStarted(at deadline: NIODeadline) {
-        guard case .proxying(var flight) = state else { return }
-        flight.progress.responseDeadline = deadline
-        state = .proxying(flight)
+        guard case .proxying = state else { return }
+        inFlight.responseDeadline = deadline
     }
 
     /// A first byte of the answer came back: the request can no longer be sent again.
     mutating func responseBytesArrived() -> Bool {
-        // Read first, changed only on the answer's first bytes: every later part of it (and the
-        // handler calls this for each) would otherwise copy the flight out and store it back.
-        guard case .proxying(let flight) = state, flight.progress.mayRetryOnFreshConnection else { return false }
-        var answered = flight
-        answered.progress.mayRetryOnFreshConnection = false
-        state = .proxying(answered)
+        guard case .proxying = state, inFlight.mayRetryOnFreshConnection else { return false }
+        inFlight.mayRetryOnFreshConnection = false
         return true
     }
 
@@ -329,13 +330,12 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     ///   - upstreamKeepAlive: whether the upstream keeps its connection.
     ///   - closeDelimited: whether the client can only learn the body's end by the close.
     mutating func responseHead(upstreamKeepAlive: Bool, closeDelimited: Bool) -> Bool? {
-        guard case .proxying(var flight) = state else { return nil }
-        flight.progress.responseStarted = true
+        guard case .proxying = state else { return nil }
+        inFlight.responseStarted = true
         // An upstream that read a handshake and refused it is not asked again.
-        flight.progress.upstreamReusable = upstreamKeepAlive && !flight.progress.opensTunnel
-        flight.progress.closeAfterResponse = flight.progress.closeAfterResponse || draining || !flight.progress.keepAlive || closeDelimited
-        state = .proxying(flight)
-        return flight.progress.closeAfterResponse
+        inFlight.upstreamReusable = upstreamKeepAlive && !inFlight.opensTunnel
+        inFlight.closeAfterResponse = inFlight.closeAfterResponse || draining || !inFlight.keepAlive || closeDelimited
+        return inFlight.closeAfterResponse
     }
 
     struct Finish {
@@ -351,7 +351,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     mutating func responseEnded() -> Finish? {
         guard case .proxying(let flight) = state else { return nil }
         state = .closed
-        let progress = flight.progress
+        let progress = inFlight
         return Finish(
             exchange: flight.exchange,
             connection: flight.connection,
@@ -380,13 +380,12 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             return .endTunnel(exchange)
         }
         guard case .proxying(let flight) = state else { return .none }
-        var progress = flight.progress
-        if progress.mayRetryOnFreshConnection {
-            progress.mayRetryOnFreshConnection = false
-            state = .connecting(flight.exchange, progress)
+        if inFlight.mayRetryOnFreshConnection {
+            inFlight.mayRetryOnFreshConnection = false
+            state = .connecting(flight.exchange)
             return .retry(flight.exchange)
         }
-        if progress.responseStarted {
+        if inFlight.responseStarted {
             state = .closed
             return .abort(flight.exchange)
         }
@@ -396,8 +395,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     /// The progress of the exchange in flight, if any.
     var progress: Progress? {
         switch state {
-        case .limiting(_, let progress), .connecting(_, let progress): return progress
-        case .proxying(let flight): return flight.progress
+        case .limiting, .connecting, .proxying: return inFlight
         case .idle, .discarding, .closed, .tunnel: return nil
         }
     }
@@ -466,7 +464,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             sendStalledSince = nil
         }
         switch state {
-        case .limiting(let exchange, _), .connecting(let exchange, _): return (exchange, nil)
+        case .limiting(let exchange), .connecting(let exchange): return (exchange, nil)
         case .proxying(let flight): return (flight.exchange, flight.connection)
         case .tunnel(let exchange, let connection, _): return (exchange, connection)
         case .idle, .discarding, .closed: return (nil, nil)
@@ -496,15 +494,15 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             return .deferred
         }
         switch state {
-        case .limiting(let exchange, let progress), .connecting(let exchange, let progress):
-            if progress.requestEnded {
+        case .limiting(let exchange), .connecting(let exchange):
+            if inFlight.requestEnded {
                 pendingRequestError = error
                 return .deferred
             }
             state = .closed
             return .answer(abandoning: exchange, nil)
         case .proxying(let flight):
-            if flight.progress.requestEnded {
+            if inFlight.requestEnded {
                 pendingRequestError = error
                 return .deferred
             }
@@ -538,14 +536,14 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             // A client that does not read its answers sends no more requests: what it would
             // make us answer would pile up unsent.
             return clientWritable()
-        case .limiting(_, let progress), .connecting(_, let progress):
+        case .limiting, .connecting:
             // A body waits for the verdict and the connection. A request already whole can only
             // be followed by a pipelined one, whose head is queued (stopping reads again), or,
             // after a WebSocket handshake, by the tunnel's bytes, which wait for its answer.
-            return progress.requestEnded && !progress.opensTunnel
-        case .proxying(let flight):
-            if flight.progress.opensTunnel { return false }
-            return flight.progress.requestEnded || upstreamWritable()
+            return inFlight.requestEnded && !inFlight.opensTunnel
+        case .proxying:
+            if inFlight.opensTunnel { return false }
+            return inFlight.requestEnded || upstreamWritable()
         case .tunnel:
             return upstreamWritable()
         case .closed:
@@ -599,7 +597,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             }
             return rearm(idleDeadline)
         case .proxying(let flight):
-            let progress = flight.progress
+            let progress = inFlight
             if let deadline = progress.responseDeadline, !progress.responseStarted {
                 if deadline <= now { return .upstreamTimedOut(flight.exchange, flight.connection) }
                 return rearm(deadline)

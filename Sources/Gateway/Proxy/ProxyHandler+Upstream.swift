@@ -138,11 +138,10 @@ extension ProxyHandler: UpstreamResponseDelegate {
     /// an HTTP/2 header block, with no Strings built to be written out again. A WebSocket's 101
     /// takes the general way.
     func upstreamResponseHead(_ head: ReceivedResponseHead) {
-        guard case .proxying(let flight) = machine.state, let client, head.status != .switchingProtocols else {
+        guard let exchange = machine.proxyingExchange, let client, head.status != .switchingProtocols else {
             upstreamResponse(.head(head.head))
             return
         }
-        let exchange = flight.exchange
         answerArrived(for: exchange)
         let clientHead = exchange.clientHead
         let options = head.options
