@@ -138,7 +138,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
     /// an HTTP/2 header block, with no Strings built to be written out again. A WebSocket's 101
     /// takes the general way.
     func upstreamResponseHead(_ head: ReceivedResponseHead) {
-        guard let exchange = machine.proxyingExchange, let client, head.status != .switchingProtocols else {
+        guard let exchange = machine.proxyingExchange, client != nil, head.status != .switchingProtocols else {
             upstreamResponse(.head(head.head))
             return
         }
@@ -156,7 +156,10 @@ extension ProxyHandler: UpstreamResponseDelegate {
             return
         }
         beginResponse(status: head.status)
+        // Matched in place: binding the whole client side first copied both of its references.
         switch client {
+        case nil:
+            return
         case .connection(let codec, _):
             codec.writeResponseHead { buffer in
                 ForwardedHeaders.writeClientResponse(
