@@ -38,6 +38,29 @@ final class ExchangeStateMachineTests: XCTestCase {
         return machine
     }
 
+    func testTheNextExchangeStartsFromNothingOfTheLastOnesProgress() {
+        let first = FakeExchange()
+        var machine = proxying(first, FakeConnection(), requestEnded: true, reused: true)
+        XCTAssertEqual(machine.progress?.mayRetryOnFreshConnection, true)
+        machine.responseClockStarted(at: at(5))
+        XCTAssertEqual(machine.responseHead(upstreamKeepAlive: true, closeDelimited: true), true, "a close-delimited answer closes")
+        XCTAssertNotNil(machine.responseEnded())
+        XCTAssertNil(machine.progress, "no exchange in flight, no progress")
+        guard case .idle = machine.becomeIdle(now: at(6)) else { return XCTFail() }
+        guard case .begin = machine.receive(head(), now: at(7)) else { return XCTFail() }
+        let second = FakeExchange()
+        machine.exchangeBegan(second, expectsContinue: true, keepAlive: true, closeAfterResponse: false)
+        let progress = machine.progress
+        XCTAssertEqual(progress?.requestEnded, false)
+        XCTAssertEqual(progress?.responseStarted, false)
+        XCTAssertEqual(progress?.closeAfterResponse, false)
+        XCTAssertEqual(progress?.mayRetryOnFreshConnection, false)
+        XCTAssertNil(progress?.responseDeadline)
+        guard case .acquireUpstream(sendContinue: true) = machine.verdict(for: second, admitted: true) else {
+            return XCTFail("its own Expect, not the last exchange's ended request, decides")
+        }
+    }
+
     func testARequestGoesThroughLimitingConnectingAndProxyingBackToIdle() {
         var machine = Machine(isStream: false, now: at(0))
         let exchange = FakeExchange()

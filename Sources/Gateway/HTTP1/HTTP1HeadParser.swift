@@ -5,12 +5,13 @@ import NIOHTTP1
 /// of RFC 9112: one space between the parts of the request line, CRLF line ends, no whitespace
 /// between a field name and its colon, no folded lines, no control bytes in a value.
 enum HTTP1HeadParser {
-    /// - Parameter bytes: a head, its final CRLF CRLF included, and perhaps bytes after it.
+    /// - Parameters:
+    ///   - bytes: a head, its final CRLF CRLF included, and perhaps bytes after it.
+    ///   - room: an array to build the fields in, emptied first: a parser hands the same one
+    ///     each time, whose storage is free again once the head before is gone, so that a head
+    ///     costs no allocation for its fields.
     /// - Returns: the head, and what its fields say, read on the bytes as they were found; and
     ///   where it ends (just past its empty line).
-    /// - Parameter room: an array to build the fields in, emptied first: a parser hands the same
-    ///   one each time, whose storage is free again once the head before is gone, so that a head
-    ///   costs no allocation for its fields.
     static func requestHead(
         _ bytes: UnsafeRawBufferPointer,
         fieldsIn room: inout [(String, String)]
@@ -24,20 +25,17 @@ enum HTTP1HeadParser {
         return (ClientRequest(head: head, fields: summary), end)
     }
 
-    static func requestHead(_ bytes: UnsafeRawBufferPointer) throws(HTTP1RequestError) -> (request: ClientRequest, end: Int) {
-        var room: [(String, String)] = []
-        return try requestHead(bytes, fieldsIn: &room)
-    }
-
-    /// - Parameter buffer: a response head at its reader index, its final CRLF CRLF included:
-    ///   `HTTP/1.x SP 3DIGIT [SP reason] CRLF`, then fields; perhaps bytes after it. Its fields
-    ///   are located, not copied; the head keeps a slice of `buffer` up to its empty line.
+    /// A response head in an array of its own (see the other `responseHead`).
     static func responseHead(_ buffer: ByteBuffer) throws(HTTP1RequestError) -> ReceivedResponseHead {
         var room: [ReceivedResponseHead.Field] = []
         return try responseHead(buffer, fieldsIn: &room)
     }
 
-    /// - Parameter room: as `requestHead`'s.
+    /// - Parameters:
+    ///   - buffer: a response head at its reader index, its final CRLF CRLF included: `HTTP/1.x
+    ///     SP 3DIGIT [SP reason] CRLF`, then fields; perhaps bytes after it. Its fields are
+    ///     located, not copied; the head keeps a slice of `buffer` up to its empty line.
+    ///   - room: as `requestHead`'s.
     static func responseHead(
         _ buffer: ByteBuffer,
         fieldsIn room: inout [ReceivedResponseHead.Field]

@@ -118,8 +118,9 @@ struct UpstreamRequest {
         }
     }
 
-    /// The most bytes `forEachOwnField`'s lines take, the empty line after them included: the
-    /// names with their separators (172 at most), a length's digits, and the values.
+    /// The most bytes `forEachOwnField`'s lines take, the empty line after them included: at
+    /// most 165 for the names, separators, fixed values and a length's 20 digits, then the values
+    /// that vary (a value written through FieldText takes at most its UTF-8's length).
     private func ownFieldsRoom(clientForwardedFor: String?) -> Int {
         224 + host.utf8.count + (clientForwardedFor?.utf8.count ?? 0) + peerAddress.utf8.count + scheme.utf8.count
             + (forwardedHost?.utf8.count ?? 0)
