@@ -188,6 +188,18 @@ final class RequestFramingEndToEndTests: XCTestCase {
         for request in seen {
             XCTAssertEqual(request["body"] as? String, "GET /auth/admin HTTP/1.1\r\nHost: x\r\n\r\n")
         }
+        // An identity part sent twice, a name aliasing the gateway's own, segment parameters.
+        let plain = ["--http2-prior-knowledge", "--path-as-is"]
+        XCTAssertEqual(try curl(plain + ["-H", "X-API-Key: a", "-H", "X-API-Key: b", "\(harness.base)/keyed/x"]).status, 400)
+        XCTAssertEqual(try curl(plain + ["-H", "X-API-Key: k", "-H", "X_Forwarded_For: 6.6.6.6", "\(harness.base)/keyed/y"]).status, 200)
+        XCTAssertEqual(try curl(plain + ["\(harness.base)/auth;x=1/login"]).status, 200)
+        XCTAssertEqual(try curl(plain + ["\(harness.base)/public/..;/auth/login"]).status, 429, "the auth route's one request is spent")
+        try waitForRecorded(6)
+        let later = try recorded().dropFirst(4)
+        XCTAssertEqual(later.map { $0["target"] as? String }, ["/keyed/y", "/auth;x=1/login"])
+        let headers = try XCTUnwrap(later.first?["headers"] as? [[String]])
+        XCTAssertFalse(headers.contains { $0[0].contains("_") }, "\(headers)")
+        XCTAssertEqual(headers.first { $0[0].lowercased() == "x-forwarded-for" }?[1], "127.0.0.1")
     }
 
     func testTraceIsRefusedAndConnectClosesTheConnection() throws {
