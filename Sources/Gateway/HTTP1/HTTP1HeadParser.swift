@@ -25,12 +25,6 @@ enum HTTP1HeadParser {
         return (ClientRequest(head: head, fields: summary), end)
     }
 
-    /// A response head in an array of its own (see the other `responseHead`).
-    static func responseHead(_ buffer: ByteBuffer) throws(HTTP1RequestError) -> ReceivedResponseHead {
-        var room: [ReceivedResponseHead.Field] = []
-        return try responseHead(buffer, fieldsIn: &room)
-    }
-
     /// - Parameters:
     ///   - buffer: a response head at its reader index, its final CRLF CRLF included: `HTTP/1.x
     ///     SP 3DIGIT [SP reason] CRLF`, then fields; perhaps bytes after it. Its fields are

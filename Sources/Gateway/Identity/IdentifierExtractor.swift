@@ -97,9 +97,13 @@ public enum IdentifierExtractor {
             }
         case .jwtClaim(let claim):
             guard let verifier else { return .failure(.token) }
-            if case .repeated = onlyValue(of: verifier.settings.tokenField, in: head.headers) { return .failure(.repeatedToken) }
-            guard let token = verifier.token(in: { head.headers[$0] }) else {
-                return .failure(.token)
+            let token: String
+            switch onlyValue(of: verifier.settings.tokenField, in: head.headers) {
+            case .none: return .failure(.token)
+            case .repeated: return .failure(.repeatedToken)
+            case .one(let raw):
+                guard let found = verifier.token(fromField: raw) else { return .failure(.token) }
+                token = found
             }
             let verified = tokens.map { $0.claims(token, verifier: verifier, now: now()) } ?? verifier.verifiedClaims(token, now: now())
             guard let value = verified?.values[claim]?.identifier

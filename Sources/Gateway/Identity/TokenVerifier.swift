@@ -31,13 +31,11 @@ public final class TokenVerifier: Sendable {
         self.hmac = hmac
     }
 
-    /// The token a request carries: `jwt_header`'s value, or `Authorization: Bearer <token>`.
-    /// A repeated header carries none: which of its values an upstream would read is not ours to
-    /// guess, and the identity must be the token the upstream acts on.
-    func token(in values: (String) -> [String]) -> String? {
-        let found = values(settings.tokenField)
-        guard found.count == 1, let raw = found.first else { return nil }
-        return Self.token(from: raw, bearerRequired: settings.header == nil)
+    /// The token in the one value of the request's token field (`jwt_header`'s, or
+    /// `Authorization: Bearer <token>`). A repeated field is refused before this (see
+    /// IdentifierExtractor): which of its values an upstream would read is not ours to guess.
+    func token(fromField raw: String) -> String? {
+        Self.token(from: raw, bearerRequired: settings.header == nil)
     }
 
     /// The token of `Bearer <token>` (the scheme in any case), or of a bare value where the
