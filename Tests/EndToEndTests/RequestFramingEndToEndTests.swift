@@ -336,6 +336,53 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(headers.first { $0[0] == "X-API-Key" }?[1], "mine", "the identity's own field goes on")
     }
 
+    func testTrailersCarryNothingTheHeadDecides() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        // Framing, routing, the gateway's own fields and the identity's, under any name an
+        // upstream reads as one of them: an upstream that merges trailers into the head would
+        // take them for the fields the gateway decided on.
+        let decided = "X-Forwarded-For: 6.6.6.6\r\nX_Forwarded_Proto: https\r\nx-forwarded-host: evil\r\nContent-Length: 9\r\n"
+            + "Content_Length: 9\r\nTransfer-Encoding: chunked\r\nHost: evil\r\nExpect: 100-continue\r\nTE: trailers\r\n"
+            + "Connection: close\r\nX-Hop: 1\r\nX-API-Key: victim\r\nx_api_key: victim\r\n"
+        let answer = try exchange(
+            harness,
+            "POST /keyed/a HTTP/1.1\r\nHost: a\r\nX-API-Key: mine\r\nTransfer-Encoding: chunked\r\nConnection: close, X-Hop\r\n\r\n"
+                + "5\r\nhello\r\n0\r\n\(decided)X-Checksum: abc\r\n\r\n"
+        )
+        XCTAssertEqual(statuses(answer), [200], answer)
+        try waitForRecorded(1)
+        let request = try XCTUnwrap(try recorded().first)
+        XCTAssertEqual(request["body"] as? String, "hello")
+        XCTAssertEqual(request["trailers"] as? [[String]], [["X-Checksum", "abc"]])
+
+        // The same over HTTP/2, to the same HTTP/1.1 upstream.
+        let fields = ["x-forwarded-for:6.6.6.6", "x_forwarded_proto:https", "x-api-key:victim", "x_api_key:victim", "x-checksum:abc"]
+        let result = try runProgram("/usr/bin/env", ["python3", interopScript("h2_trailers.py"), String(harness.proxyPort), "/keyed/b"] + fields, stdoutOnly: true)
+        XCTAssertEqual(result.output, "headers\n")
+        try waitForRecorded(2)
+        let overHTTP2 = try XCTUnwrap(try recorded().last)
+        XCTAssertEqual(overHTTP2["target"] as? String, "/keyed/b")
+        XCTAssertEqual(overHTTP2["body"] as? String, "hello")
+        XCTAssertEqual(overHTTP2["trailers"] as? [[String]], [["x-checksum", "abc"]])
+    }
+
+    func testAMethodInLowerCaseIsRefused() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        // To an upstream that folds methods to upper case, `post` on a route matched as not
+        // POST would be a POST its route did not limit.
+        for method in ["get", "post", "Get", "trace", "head"] {
+            let answer = try exchange(harness, "\(method) /auth/login HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(statuses(answer), [400, 200], "\(method): \(answer)")
+            XCTAssertTrue(answer.contains("upper case"), answer)
+        }
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "-X", "post", "\(harness.base)/auth/login"]).status, 400)
+        XCTAssertEqual(try curl(["--http2-prior-knowledge", "-X", "PURGE", "\(harness.base)/purge"]).status, 200)
+        try waitForRecorded(6)
+        XCTAssertEqual(try targets(), Array(repeating: "/after", count: 5) + ["/purge"])
+    }
+
     func testAnIdentityPartSentTwiceIsRefused() throws {
         let harness = try gateway()
         defer { harness.stop() }

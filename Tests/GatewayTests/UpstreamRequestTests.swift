@@ -73,6 +73,26 @@ final class UpstreamRequestTests: XCTestCase {
         XCTAssertEqual(request.head.headers.map { "\($0.name): \($0.value)" }, fieldLines(written(request)), "HTTP/2 upstreams are sent the same fields")
     }
 
+    func testTrailersKeepOnlyFieldsThatDecideNothing() {
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["Host": "a", "Connection": "X-Hop", "X-API-Key": "k"])
+        let request = UpstreamRequest(
+            client: head, options: RequestFields(head.headers).options, authority: "a", framing: .chunked, uri: "/",
+            peerAddress: "127.0.0.9", scheme: "http", upstream: upstream, identityFields: ["x-api-key"]
+        )
+        let trailers: HTTPHeaders = [
+            "Content-Length": "9", "content_length": "9", "Transfer-Encoding": "chunked", "Host": "evil", "Expect": "100-continue",
+            "X-Forwarded-For": "6.6.6.6", "X_Forwarded_Proto": "https", "x-forwarded-host": "evil", "TE": "trailers", "Trailer": "x",
+            "X-Hop": "1", "X-API-Key": "victim", "x_api_key": "victim", "X-Checksum": "abc", "Server-Timing": "db;dur=5",
+        ]
+        guard case .end(let kept?) = request.onward(.end(trailers)) else { return XCTFail("the kept trailers are forwarded") }
+        XCTAssertEqual(kept.map { "\($0.name): \($0.value)" }, ["X-Checksum: abc", "Server-Timing: db;dur=5"])
+        guard case .end(nil) = request.onward(.end(["X-Forwarded-For": "6.6.6.6"])) else { return XCTFail("nothing left, no trailers") }
+        guard case .body(let body) = request.onward(.body(.byteBuffer(ByteBuffer(string: "x")))), case .byteBuffer(let bytes) = body else {
+            return XCTFail("a body part goes on as it is")
+        }
+        XCTAssertEqual(String(buffer: bytes), "x")
+    }
+
     func testAClientsForwardedForIsWrittenAsTheBytesItSent() {
         let received: [UInt8] = Array("10.0.0.1 caf".utf8) + [0xE9, 0xFF]
         let value = received.withUnsafeBytes { FieldText.string($0) }

@@ -7,8 +7,7 @@ prints one line per stream: "NAME rst=CODE", "NAME headers" or "NAME none"
 """
 import socket
 import sys
-import time
-from h2_wire import PREFACE, frame, literal
+from h2_wire import PREFACE, frame, frames, literal
 
 port = int(sys.argv[1])
 
@@ -38,27 +37,13 @@ for i, (_, block) in enumerate(cases):
 s.sendall(out)
 
 answers = {}
-data = b""
-deadline = time.time() + 5
-while time.time() < deadline and len(answers) < len(cases):
-    try:
-        chunk = s.recv(65536)
-    except OSError:
+for kind, stream, payload in frames(s, 5):
+    if stream % 2 == 1 and stream not in answers:
+        if kind == 0x3:
+            answers[stream] = "rst=%d" % int.from_bytes(payload[0:4], "big")
+        elif kind == 0x1:
+            answers[stream] = "headers"
+    if len(answers) == len(cases):
         break
-    if not chunk:
-        break
-    data += chunk
-    while len(data) >= 9:
-        length = int.from_bytes(data[0:3], "big")
-        if len(data) < 9 + length:
-            break
-        kind, stream = data[3], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
-        payload = data[9:9 + length]
-        data = data[9 + length:]
-        if stream % 2 == 1 and stream not in answers:
-            if kind == 0x3:
-                answers[stream] = "rst=%d" % int.from_bytes(payload[0:4], "big")
-            elif kind == 0x1:
-                answers[stream] = "headers"
 for i, (name, _) in enumerate(cases):
     print(name, answers.get(1 + 2 * i, "none"))

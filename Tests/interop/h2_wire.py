@@ -2,6 +2,7 @@
 (no Huffman coding, no indexing), written byte by byte so that each client controls exactly
 what goes on the wire, malformed included."""
 import struct
+import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -25,3 +26,25 @@ def integer(value, prefix_bits, flags=0):
 def literal(name, value):
     """An HPACK literal field without indexing, new name, no Huffman coding."""
     return b"\x00" + integer(len(name), 7) + name + integer(len(value), 7) + value
+
+
+def frames(sock, seconds):
+    """Yields each frame the peer sends as (type, stream, payload), until it closes or
+    `seconds` have passed."""
+    data = b""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        data += chunk
+        while len(data) >= 9:
+            length = int.from_bytes(data[0:3], "big")
+            if len(data) < 9 + length:
+                break
+            kind, stream = data[3], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+            payload, data = data[9:9 + length], data[9 + length:]
+            yield kind, stream, payload

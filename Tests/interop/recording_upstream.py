@@ -8,7 +8,8 @@ more bytes the proxy never asked for (a whole response, or with `/extra-partial`
 usage: recording_upstream.py LOG_FILE
 prints "listening on 127.0.0.1:PORT", then appends one JSON line per request (or framing error) to LOG_FILE:
 {"connection": C, "request": N, "method": ..., "target": ..., "headers": [[name, value], ...],
- "head": <the head as received, latin-1>, "body": <the decoded body, latin-1>}
+ "head": <the head as received, latin-1>, "body": <the decoded body, latin-1>,
+ "trailers": [[name, value], ...] (a chunked body's trailer section)}
 """
 import json
 import socket
@@ -66,6 +67,7 @@ def serve(sock, connection):
             if names.count("content-length") > 1 or ("content-length" in names and "transfer-encoding" in names):
                 raise ValueError("ambiguous framing")
             body = b""
+            trailers = []
             coding = [value for name, value in headers if name.lower() == "transfer-encoding"]
             length = [value for name, value in headers if name.lower() == "content-length"]
             if coding:
@@ -74,7 +76,10 @@ def serve(sock, connection):
                 while True:
                     size = int(reader.until(b"\r\n")[:-2].split(b";")[0], 16)
                     if size == 0:
-                        reader.until(b"\r\n\r\n") if not reader.data.startswith(b"\r\n") else reader.exactly(2)
+                        section = reader.until(b"\r\n\r\n") if not reader.data.startswith(b"\r\n") else reader.exactly(2)
+                        for line in section[:-4].split(b"\r\n") if len(section) > 2 else []:
+                            name, _, value = line.partition(b":")
+                            trailers.append([name.decode("latin-1"), value.strip(b" \t").decode("latin-1")])
                         break
                     body += reader.exactly(size)
                     if reader.exactly(2) != b"\r\n":
@@ -87,7 +92,7 @@ def serve(sock, connection):
             record({
                 "connection": connection, "request": number, "method": method.decode("latin-1"),
                 "target": target.decode("latin-1"), "headers": headers, "head": head.decode("latin-1"),
-                "body": body.decode("latin-1"),
+                "body": body.decode("latin-1"), "trailers": trailers,
             })
             answer = b"request %d" % number
             response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)

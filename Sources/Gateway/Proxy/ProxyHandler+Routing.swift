@@ -34,6 +34,10 @@ extension ProxyHandler {
         default:
             break
         }
+        if head.method.hasLowercaseLetter {
+            answerLocally(.badRequest("The method must be written in upper case."), to: request, requestEnded: false)
+            return
+        }
         guard let path = RequestPath(uri: head.uri) else {
             answerLocally(.badRequest("The request target is not a valid path."), to: request, requestEnded: false)
             return

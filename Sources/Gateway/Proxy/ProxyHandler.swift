@@ -284,6 +284,13 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         connection.handler.flush()
     }
 
+    /// A request part as its upstream gets it: trailers filtered by the exchange's request
+    /// (`UpstreamRequest.onward`), anything else as it is, without touching the exchange.
+    private func onward(_ part: HTTPClientRequestPart, of exchange: @autoclosure () -> Exchange?) -> HTTPClientRequestPart {
+        guard case .end(_?) = part, let exchange = exchange() else { return part }
+        return exchange.upstreamRequest.onward(part)
+    }
+
     private func perform(_ action: ExchangeStateMachine<Exchange, UpstreamConnection>.PartAction) {
         switch action {
         case .begin(let request):
@@ -291,9 +298,9 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         case .queued, .none:
             break
         case .buffer(let exchange, let part):
-            exchange.pendingParts.append(part)
+            exchange.pendingParts.append(onward(part, of: exchange))
         case .forward(let connection, let part, let whole):
-            if connection.handler.write(part) { upstreamNeedsFlush = true }
+            if connection.handler.write(onward(part, of: machine.proxyingExchange)) { upstreamNeedsFlush = true }
             if let whole { startResponseClock(whole) }
         case .discardEnded:
             becomeIdle()

@@ -126,6 +126,36 @@ struct UpstreamRequest {
             + (forwardedHost?.utf8.count ?? 0)
     }
 
+    /// The request's part as the upstream gets it: a trailer section keeps only the fields
+    /// that decide nothing. An upstream that merges trailers into the head (some do, and CGI-style
+    /// ones cannot tell them apart) would otherwise read a framing or routing field, the
+    /// gateway's own `X-Forwarded-*`, or the identity the limiter counted by from bytes nobody
+    /// checked; under any name it reads as one of those (`_` for `-` included).
+    func onward(_ part: HTTPClientRequestPart) -> HTTPClientRequestPart {
+        guard case .end(let trailers?) = part else { return part }
+        var kept = HTTPHeaders()
+        for (name, value) in trailers where forwardsTrailer(name) {
+            kept.add(name: name, value: value)
+        }
+        return .end(kept.isEmpty ? nil : kept)
+    }
+
+    private func forwardsTrailer(_ name: String) -> Bool {
+        name.withUTF8Bytes { name in
+            if ForwardedHeaders.isHopByHop(name) || options.removes(name) { return false }
+            for decided in Self.fieldsDecidedByTheHead where ASCIIText.namesSameField(name, decided) {
+                return false
+            }
+            return !identityFields.contains { field in field.withUTF8Bytes { ASCIIText.namesSameField(name, $0) } }
+        }
+    }
+
+    /// Fields whose meaning is settled once the head is read: framing, routing, what the
+    /// gateway answers itself, and what it sets.
+    private static let fieldsDecidedByTheHead: [StaticString] = [
+        "host", "content-length", "transfer-encoding", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+    ]
+
     /// Whether `name` is not one of the identity's fields but is read as one where `_` is `-`.
     private func aliasesIdentityField(_ name: UnsafeRawBufferPointer) -> Bool {
         identityFields.contains { field in
