@@ -44,7 +44,7 @@ package enum HTTP2Request {
         var path: String?
         var authority: String?
         var tunnelProtocol: String?
-        var hasHost = false
+        var host: String?
         var hasContentLength = false
         var fields: [(String, String)] = []
         fields.reserveCapacity(block.count)
@@ -65,13 +65,23 @@ package enum HTTP2Request {
                 continue
             }
             try checkRegularField(name, value)
-            if name == "host" { hasHost = true }
+            if name == "host" { host = value }
             if name == "content-length" { hasContentLength = true }
             fields.append((name, value))
         }
         // CONNECT (which has no :path) is not proxied: it is refused here like any request
         // without the three pseudo-headers every other request must carry.
         guard let method else { throw Malformed(reason: "no :method") }
+        // RFC 9113, 8.3.1: `:path` holds a path and query, never a whole URI, and a `Host` that
+        // names another entity than `:authority` makes the request malformed: either would let
+        // the request be routed by one authority and served by another.
+        if let path, !path.isEmpty, !(path.utf8.first == UInt8(ascii: "/") || path == "*") {
+            throw Malformed(reason: ":path is not an absolute path")
+        }
+        if let host, let authority, host.lowercased() != authority.lowercased() {
+            throw Malformed(reason: "Host and :authority name different hosts")
+        }
+        let hasHost = host != nil
         if let tunnelProtocol {
             guard method == "CONNECT" else { throw Malformed(reason: ":protocol on a \(method)") }
             guard tunnelProtocol == webSocketProtocol else { throw Malformed(reason: "CONNECT for \(tunnelProtocol)") }

@@ -301,7 +301,7 @@ final class HTTP2EndToEndTests: XCTestCase {
         let result = try runProgram("/usr/bin/env", ["python3", script, String(harness.proxyPort)], stdoutOnly: true)
         // Each malformed stream is reset with PROTOCOL_ERROR (1); the valid one on the same
         // connection is answered.
-        for name in ["space-in-path", "crlf-in-path", "lf-in-value", "upper-case-name", "connection-field"] {
+        for name in ["space-in-path", "crlf-in-path", "lf-in-value", "upper-case-name", "connection-field", "host-differs", "absolute-path"] {
             XCTAssertTrue(result.output.contains("\(name) rst=1\n"), result.output)
         }
         XCTAssertTrue(result.output.contains("valid headers\n"), result.output)

@@ -24,10 +24,12 @@ final class HTTP2RequestTests: XCTestCase {
         XCTAssertFalse(head.headers.contains(name: ":path"), "no pseudo-header reaches HTTP/1")
 
         let withHost = try HTTP2Request.head(
-            block([(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "a.example"), ("host", "b.example")]),
+            block([(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "a.example"), ("host", "A.Example")]),
             endStream: true
         )
-        XCTAssertEqual(withHost.headers["host"], ["b.example"])
+        XCTAssertEqual(withHost.headers["host"], ["A.Example"], "the same host, in another case")
+        let onlyHost = try HTTP2Request.head(block([(":method", "GET"), (":scheme", "https"), (":path", "/"), ("host", "b.example")]), endStream: true)
+        XCTAssertEqual(onlyHost.headers["host"], ["b.example"])
     }
 
     func testAnExtendedConnectForWebSocketBecomesTheHandshakeItStandsFor() throws {
@@ -129,6 +131,9 @@ final class HTTP2RequestTests: XCTestCase {
             "upgrade": valid + [("upgrade", "websocket")],
             "proxy-connection": valid + [("proxy-connection", "close")],
             "te other than trailers": valid + [("te", "gzip")],
+            "Host naming another host than :authority": valid + [("host", "admin.example")],
+            "absolute URI in :path": [(":method", "GET"), (":scheme", "https"), (":path", "http://admin.example/"), (":authority", "x")],
+            "relative :path": [(":method", "GET"), (":scheme", "https"), (":path", "auth/login"), (":authority", "x")],
         ]
         for (what, fields) in malformed {
             XCTAssertThrowsError(try HTTP2Request.head(block(fields), endStream: true), what) {

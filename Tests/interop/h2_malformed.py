@@ -26,6 +26,8 @@ cases = [
     ("lf-in-value", request(extra=[(b"x-a", b"b\nx-injected: 1")])),
     ("upper-case-name", request(extra=[(b"X-Injected", b"1")])),
     ("connection-field", request(extra=[(b"connection", b"close")])),
+    ("host-differs", request(extra=[(b"host", b"admin.example")])),
+    ("absolute-path", request(path=b"http://admin.example/echo")),
     ("valid", request()),
 ]
 
