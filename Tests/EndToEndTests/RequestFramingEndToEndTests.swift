@@ -425,6 +425,10 @@ final class RequestFramingEndToEndTests: XCTestCase {
                 XCTAssertFalse(answer.contains("evil"), answer)
                 XCTAssertTrue(answer.contains("request "), answer)
             }
+            // The next request at once, pipelined: the spoiled connection is not leased to it.
+            let pipelined = try exchange(harness, "GET \(extra) HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(statuses(pipelined), [200, 200], pipelined)
+            XCTAssertFalse(pipelined.contains("evil"), pipelined)
         }
     }
 

@@ -46,7 +46,12 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             // whole result, then destroyed it. The part is handed on, not copied (`consuming`).
             parsing: while true {
                 switch try parser.advance(&buffer) {
-                case .part(let part): deliver(part)
+                case .part(let part):
+                    // Bytes after a response's end, with no request sent since: the parser
+                    // refuses them on its next step, but the end, handed on first, may already
+                    // give the connection back; it must not be leased again in between.
+                    if buffer.readableBytes > 0, case .end = part { upstream?.receivedBytesOutOfTurn = true }
+                    deliver(part)
                 case .needsBytes: break parsing
                 }
             }

@@ -251,13 +251,17 @@ struct HTTP1Parser {
     }
 
     /// What follows a response head (RFC 9112, 6.3): nothing for a HEAD's answer, 204 and 304;
-    /// chunked, a length, or everything until the close. Both framing headers at once are refused.
+    /// chunked, a length, or everything until the close. Both framing headers at once are
+    /// refused, and so is any transfer coding but `chunked` alone (as nginx refuses it): the
+    /// gateway decodes none, and a body still coded, passed on without the field that said so,
+    /// would reach the client as garbage.
     private static func bodyState(for head: ReceivedResponseHead, answering method: HTTPMethod) throws(HTTP1RequestError) -> State {
         if method.isHEAD || head.status == .noContent || head.status == .notModified { return .fixedBody(remaining: 0) }
         let framing = head.framing
         if framing.codings > 0 {
             guard !framing.hasLength else { throw .malformed("both Content-Length and Transfer-Encoding") }
-            return framing.lastCodingIsChunked ? .chunkSize : .untilClose
+            guard framing.codings == 1, framing.lastCodingIsChunked else { throw .malformed("a transfer coding other than chunked alone") }
+            return .chunkSize
         }
         guard framing.lengthFields <= 1 else { throw .malformed("more than one Content-Length") }
         guard framing.hasLength else { return .untilClose }

@@ -38,6 +38,9 @@ final class UpstreamHandler: ChannelDuplexHandler {
     var pool: UpstreamPool?
     /// Handed out by its pool and not yet back (the pool's to set, on its loop).
     var isLeased = false
+    /// The upstream sent bytes after a response ended, before another request: the connection
+    /// closes instead of going back to its pool.
+    var receivedBytesOutOfTurn = false
 
     /// The connection's codec, which hands over response parts and takes request parts
     /// directly (never boxed as `NIOAny` through the pipeline). Let go when this is removed.

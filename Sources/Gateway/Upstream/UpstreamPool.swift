@@ -198,7 +198,9 @@ final class UpstreamPool {
             closeRetiredSessionIfDone()
             return
         }
-        guard reusable, !retired, connection.channel.isActive, idle.count < upstream.maxIdleConnections else {
+        guard reusable, !retired, !connection.handler.receivedBytesOutOfTurn, connection.channel.isActive,
+            idle.count < upstream.maxIdleConnections
+        else {
             connection.handler.close()
             return
         }
