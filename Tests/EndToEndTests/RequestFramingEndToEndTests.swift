@@ -436,20 +436,23 @@ final class RequestFramingEndToEndTests: XCTestCase {
         let harness = try gateway()
         defer { harness.stop() }
         let before = harness.gateway.memory().rss
-        let flood: [(String, UInt8, String)] = [
+        let flood: [(String, String, String)] = [
             // A header value preceded by spaces: 431 once the head passes max_header_bytes.
-            ("GET / HTTP/1.1\r\nHost: a\r\nX:", 0x20, "HTTP/1.1 431"),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX:", " ", "HTTP/1.1 431"),
+            // Empty lines before a request are skipped, but only up to the same budget.
+            ("", "\r\n", "HTTP/1.1 400"),
+            ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "\r\n", "HTTP/1.1 200"),
             // Bytes after an upgrade or CONNECT request are never parked in memory.
-            ("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", 0x78, "HTTP/1.1 200"),
-            ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 0x78, "HTTP/1.1 405"),
+            ("GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", "x", "HTTP/1.1 200"),
+            ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", "x", "HTTP/1.1 405"),
             // A body nobody is waiting for is not read past its budget.
-            ("TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 300000000\r\n\r\n", 0x78, "HTTP/1.1 405"),
+            ("TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 300000000\r\n\r\n", "x", "HTTP/1.1 405"),
         ]
+        func hex(_ text: String) -> String { text.utf8.map { String(format: "%02x", $0) }.joined() }
         for (prefix, filler, expected) in flood {
-            let hex = prefix.utf8.map { String(format: "%02x", $0) }.joined()
             let result = try runProgram(
                 "/usr/bin/env",
-                ["python3", interopScript("flood_client.py"), String(harness.proxyPort), hex, String(filler), "256", "6"],
+                ["python3", interopScript("flood_client.py"), String(harness.proxyPort), hex(prefix), hex(filler), "256", "6"],
                 stdoutOnly: true
             )
             XCTAssertTrue(result.output.contains("answer=\(expected)"), "\(prefix.debugDescription): \(result.output)")
@@ -470,7 +473,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
         let hex = handshake.utf8.map { String(format: "%02x", $0) }.joined()
         let result = try runProgram(
             "/usr/bin/env",
-            ["python3", interopScript("flood_client.py"), String(harness.proxyPort), hex, "120", "256", "3"],
+            ["python3", interopScript("flood_client.py"), String(harness.proxyPort), hex, "78", "256", "3"],
             stdoutOnly: true
         )
         XCTAssertTrue(result.output.contains("answer=HTTP/1.1 101"), result.output)

@@ -239,8 +239,19 @@ final class HTTP1ParserTests: XCTestCase {
         XCTAssertEqual(read(trailers, piece: 64).last, .error(.headTooLarge))
     }
 
-    func testEmptyLinesBeforeARequestAreIgnored() {
+    func testEmptyLinesBeforeARequestAreIgnoredUpToTheHeadBudget() {
         assertInAnyPieces("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", [.head("GET", "/", ["Host=x"]), .end([])])
+        // Counted across reads, and afresh for each request.
+        var parser = HTTP1Parser(role: .request, maxHeadBytes: 64)
+        var lines = ByteBuffer(string: String(repeating: "\r\n", count: 30) + "GET / HTTP/1.1\r\nHost: x\r\n\r\n" + String(repeating: "\r\n", count: 30))
+        XCTAssertNotNil(try parser.next(&lines), "the head")
+        XCTAssertNotNil(try parser.next(&lines), "its end")
+        XCTAssertNil(try parser.next(&lines), "60 bytes of empty lines skipped, within the budget of 64")
+        XCTAssertEqual(lines.readableBytes, 0)
+        var more = ByteBuffer(string: "\r\n\r\n\r\n")
+        XCTAssertThrowsError(try parser.next(&more)) { error in
+            XCTAssertEqual(error as? HTTP1RequestError, .malformed("more empty lines before a request than a head may hold"))
+        }
     }
 
     func testObsTextIsKeptByteForByte() {

@@ -1,7 +1,7 @@
 """Sends a request prefix, then floods the connection with filler bytes as fast as the server
 takes them, for a bounded number of bytes and seconds, then reads whatever the server answered.
 
-usage: flood_client.py PORT PREFIX_HEX FILLER_BYTE MEGABYTES SECONDS
+usage: flood_client.py PORT PREFIX_HEX FILLER_HEX MEGABYTES SECONDS  (the filler: bytes repeated, in hex)
 prints "sent=N answer=<first line of the answer, or nothing>"
 """
 import socket
@@ -9,13 +9,13 @@ import sys
 import time
 
 port, prefix = int(sys.argv[1]), bytes.fromhex(sys.argv[2])
-filler, megabytes, seconds = int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+filler, megabytes, seconds = bytes.fromhex(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 
 sock = socket.create_connection(("127.0.0.1", port))
 sock.settimeout(1)
 sent = 0
 answer = b""
-chunk = bytes([filler]) * 65536
+chunk = filler * (65536 // len(filler))
 deadline = time.monotonic() + seconds
 try:
     sock.sendall(prefix)

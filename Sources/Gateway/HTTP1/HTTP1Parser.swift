@@ -69,6 +69,8 @@ struct HTTP1Parser {
     private var partialScanned = 0
     /// Whether the request line of the head in `partial` is whole and has been checked.
     private var requestLineChecked = false
+    /// Bytes of empty lines skipped before the request being read.
+    private var emptyLineBytes = 0
     /// The arrays the last head's fields were built in, handed to the next head's (see
     /// HTTP1HeadParser.requestHead).
     private var requestFieldsRoom: [(String, String)] = []
@@ -175,7 +177,12 @@ struct HTTP1Parser {
             case .head:
                 // A lone CR left by a read: the start of an empty line to skip.
                 takeBackLoneCR(into: &buffer)
-                if partial == nil { Self.skipEmptyLines(&buffer) }
+                if partial == nil {
+                    // Skipped (RFC 9112, 2.2), but counted: a client sending nothing but line
+                    // ends would otherwise be read for ever.
+                    emptyLineBytes += Self.skipEmptyLines(&buffer)
+                    guard emptyLineBytes <= maxHeadBytes else { throw .malformed("more empty lines before a request than a head may hold") }
+                }
                 let request: ClientRequest
                 if partial == nil, let whole = wholeRequestHead(in: &buffer) {
                     request = whole
@@ -193,6 +200,7 @@ struct HTTP1Parser {
                     }
                 }
                 requestLineChecked = false
+                emptyLineBytes = 0
                 let framing = try request.fields.validate(version: request.head.version).get()
                 state = Self.bodyState(for: framing)
                 tunnelAfterMessage = WebSocketUpgrade.opensTunnel(request, framing: framing)
@@ -377,10 +385,14 @@ struct HTTP1Parser {
     }
 
     /// RFC 9112, 2.2: a server should ignore empty lines before a request line.
-    private static func skipEmptyLines(_ buffer: inout ByteBuffer) {
+    /// - Returns: the bytes skipped.
+    private static func skipEmptyLines(_ buffer: inout ByteBuffer) -> Int {
+        var skipped = 0
         while buffer.readableBytes >= 2, startsWithLineEnd(buffer) {
             buffer.moveReaderIndex(forwardBy: 2)
+            skipped += 2
         }
+        return skipped
     }
 
     /// `chunk-size [ chunk-ext ] CRLF`: hexadecimal digits, then optional extensions (ignored).
