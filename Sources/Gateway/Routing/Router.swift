@@ -1,9 +1,17 @@
 /// First-match routing in file order: path prefix, then the optional method set and host.
 public struct Router: Sendable {
-    public let routes: [GatewayConfig.Route]
+    /// What each route matches on, in file order: only these, so that a request's walk over
+    /// them copies (and retains) none of a route's other Strings.
+    private let conditions: [Condition]
+
+    private struct Condition: Sendable {
+        let pathPrefix: String
+        let methods: Set<String>?
+        let host: String?
+    }
 
     public init(routes: [GatewayConfig.Route]) {
-        self.routes = routes
+        conditions = routes.map { Condition(pathPrefix: $0.pathPrefix, methods: $0.methods, host: $0.host) }
     }
 
     /// The index of the first route whose conditions hold, or nil.
@@ -13,10 +21,10 @@ public struct Router: Sendable {
     public func match(path: String, method: @autoclosure () -> String, host: String?) -> Int? {
         // Normalised only if some route asks for a host: most configurations never pay for it.
         var bareHost: String??
-        for (index, route) in routes.enumerated() {
-            guard path.hasPrefix(route.pathPrefix) else { continue }
-            if let methods = route.methods, !methods.contains(method()) { continue }
-            if let wanted = route.host {
+        for index in conditions.indices {
+            guard path.hasPrefix(conditions[index].pathPrefix) else { continue }
+            if let methods = conditions[index].methods, !methods.contains(method()) { continue }
+            if let wanted = conditions[index].host {
                 if bareHost == nil { bareHost = .some(host.map(Self.hostWithoutPort)) }
                 if wanted != bareHost! { continue }
             }
