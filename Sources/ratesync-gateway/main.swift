@@ -78,7 +78,7 @@ struct Run: ParsableCommand {
         }
 
         let metricsRegistry = PrometheusCollectorRegistry()
-        MetricsSystem.bootstrap(Self.metricsFactory(metricsRegistry))
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: metricsRegistry))
         let accessLog: AccessLog?
         do {
             accessLog = loaded.gateway.accessLog.enabled ? try AccessLog(path: loaded.gateway.accessLog.path) : nil
@@ -146,14 +146,6 @@ struct Run: ParsableCommand {
         accessLog?.close()
         try? group.syncShutdownGracefully()
         logger.notice("stopped")
-    }
-
-    /// Prometheus through swift-metrics, with the store's latency in the buckets the upstreams'
-    /// own histograms use.
-    static func metricsFactory(_ registry: PrometheusCollectorRegistry) -> PrometheusMetricsFactory {
-        var factory = PrometheusMetricsFactory(registry: registry)
-        factory.durationHistogramBuckets = [GatewayMetrics.storeLatencyLabel: LatencyHistogram.bounds]
-        return factory
     }
 }
 

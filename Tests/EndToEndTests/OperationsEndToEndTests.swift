@@ -58,6 +58,9 @@ final class OperationsEndToEndTests: XCTestCase {
         XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "auth", "outcome": "failed_closed"]), 4)
         XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "public", "outcome": "failed_open"]), 2)
         XCTAssertEqual(try harness.metric("ratesync_store_breaker_state", ["store": "local"]), 2, "open")
+        // Every store call's time, answered or not.
+        XCTAssertEqual(try harness.metric("ratesync_store_latency_seconds_count", ["store": "local"]), 6)
+        XCTAssertEqual(try harness.metric("ratesync_store_latency_seconds_bucket", ["store": "local", "le": "+Inf"]), 6)
         XCTAssertEqual(try harness.metric("ratesync_store_connections", ["store": "local"]), 0)
     }
 

@@ -138,8 +138,10 @@ public final class GatewayMetrics: Sendable {
         Counter(label: "ratesync_denial_cache_hits_total", dimensions: [("store", store)])
     }
 
-    public func storeLatency(_ store: String) -> Metrics.Timer {
-        Metrics.Timer(label: Self.storeLatencyLabel, dimensions: [("store", store)])
+    /// Recorded on every request a store decides over the network: lock-free, as the upstreams'
+    /// are (a Prometheus histogram's lock was taken by every event loop, per request).
+    public func storeLatency(_ store: String) -> LatencyHistogram {
+        latencyHistograms.histogram(name: Self.storeLatencyLabel, labels: [("store", store)])
     }
 
     /// Refreshed when /metrics is scraped: states that change rarely need no per-request work.

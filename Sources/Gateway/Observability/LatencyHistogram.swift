@@ -8,7 +8,7 @@ import Prometheus
 /// deciding its rate limit. Cumulative counts, `_sum` and `_count` are worked out when /metrics
 /// is scraped, in the same text format as the registry's histograms.
 public final class LatencyHistogram: Sendable {
-    /// Upper bounds, from 100 us to 10 s (the store latency's Prometheus histogram uses them too).
+    /// Upper bounds, from 100 us to 10 s.
     public static let bounds: [Duration] = [
         .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
         .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -35,6 +35,10 @@ public final class LatencyHistogram: Sendable {
         var index = 0
         while index < bounds.count && nanoseconds > bounds[index] { index += 1 }
         return index
+    }
+
+    func record(nanoseconds: Int64) {
+        record(nanoseconds: nanoseconds, bucket: Self.bucket(nanoseconds: nanoseconds))
     }
 
     /// - Parameter bucket: `bucket(nanoseconds:)` of the value, found once for every histogram it goes in.

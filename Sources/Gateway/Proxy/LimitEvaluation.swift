@@ -70,7 +70,7 @@ enum LimitEvaluation {
         identifier: String,
         cost: Int,
         mayWait: Bool,
-        latency: [String: Metrics.Timer],
+        latency: [String: LatencyHistogram],
         denials: DenialCache?,
         denialHits: [String: Counter],
         on eventLoop: any EventLoop,
@@ -84,7 +84,7 @@ enum LimitEvaluation {
         }
         let started = NIODeadline.now()
         func noted(_ group: StoreGroup, _ result: Result<[Decision], any Error>) {
-            latency[group.store.id]?.recordNanoseconds((NIODeadline.now() - started).nanoseconds)
+            latency[group.store.id]?.record(nanoseconds: (NIODeadline.now() - started).nanoseconds)
             if let denials, group.denialsCacheable, case .success(let decisions) = result, !decisions.allSatisfy(\.allowed) {
                 let now = SystemWallClock().now()
                 for (check, decision) in zip(group.checks, decisions) {

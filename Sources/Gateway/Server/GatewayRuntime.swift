@@ -80,7 +80,7 @@ public final class GatewayRuntime: Sendable {
     public let stores: [String: any RateLimitStore]
     public let metrics: GatewayMetrics
     /// Per store id: how long its calls take.
-    let storeLatency: [String: Metrics.Timer]
+    let storeLatency: [String: LatencyHistogram]
     /// Per store id: requests denied from the denial cache, without a call.
     let denialCacheHits: [String: Counter]
     public let config: LoadedConfig
