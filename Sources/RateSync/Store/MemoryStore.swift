@@ -145,6 +145,9 @@ struct KeyTable {
 
     /// `decide` for a group of one check (the common route: one limiter), without the arrays.
     mutating func decide(_ check: LimitCheck, now: Double) -> Decision {
+        if case .tokenBucket(let rule?) = check.limiter.algorithm, check.limiter.maxConcurrent == nil {
+            return decideBucket(check, rule: rule, now: now)
+        }
         var updates = takeUpdates()
         defer { keep(&updates) }
         var decision = evaluate(check, now: now, updates: &updates)
@@ -154,6 +157,29 @@ struct KeyTable {
         }
         let delay = check.shadow ? 0 : decision.delay
         commit(updates, delay: delay, now: now)
+        if delay > 0 { decision.reservation = String(now + delay) }
+        return decision
+    }
+
+    /// `decide` for a token bucket without a concurrency cap (most limiters): its entry is found
+    /// once and, when the check admits, replaced where it lies (evaluating, then committing,
+    /// hashed the key twice).
+    private mutating func decideBucket(_ check: LimitCheck, rule: TokenBucketRule, now: Double) -> Decision {
+        let index = entries.index(forKey: check.key)
+        var stored: Double?
+        if let index, case .bucket(let tat) = entries.values[index].state { stored = tat }
+        let outcome = GCRA.evaluate(storedTAT: stored, now: now, rule: rule, cost: check.cost, maxWait: check.shadow ? 0 : check.maxWait)
+        var decision = outcome.decision
+        guard decision.allowed else {
+            if !check.shadow { decision.delay = 0 }
+            return decision
+        }
+        let delay = check.shadow ? 0 : decision.delay
+        if let newTAT = outcome.newTAT {
+            let tat = GCRA.tat(newTAT, admittedAfter: delay, now: now, rule: rule, cost: check.cost)
+            let entry = Entry(state: .bucket(tat: tat), expiresAt: tat)
+            if let index { entries.values[index] = entry } else { entries[check.key] = entry }
+        }
         if delay > 0 { decision.reservation = String(now + delay) }
         return decision
     }
