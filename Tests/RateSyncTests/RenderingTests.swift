@@ -31,6 +31,28 @@ final class RenderingTests: XCTestCase {
         }
     }
 
+    /// The HTTP/1.1 lines written straight into a head are the fields `forEachField` hands over
+    /// (which HTTP/2 heads and local answers use), byte for byte, in the room the headers claim.
+    func testFieldLinesAreTheFieldsInOrder() {
+        let wide = LimiterConfig(id: "a-long-policy-name-\u{e9}", storeID: "s", algorithm: .slidingWindow(SlidingWindowRule(limit: 1, windowSeconds: 1)))
+        let numbers = [(0, 0), (10, 3), (Int.max, Int.min), (-1, 1_000_000_000_000_000_000)]
+        for limiter in [auth, wide] {
+            for (allowed, (limit, remaining)) in [true, false].flatMap({ allowed in numbers.map { (allowed, $0) } }) {
+                let decision = Decision(allowed: allowed, limit: limit, remaining: remaining, retryAfter: 1e12, resetAfter: 1e12, now: 1e9)
+                let headers = RateLimitHeaders(decision, limiter: limiter)
+                var expected = ""
+                headers.forEachField { name, value in
+                    expected += String(decoding: name, as: UTF8.self) + ": " + String(decoding: value, as: UTF8.self) + "\r\n"
+                }
+                let room = headers.maximumByteCount + 4 * 6
+                var bytes = [UInt8](repeating: 0, count: 3 + room)
+                let written = bytes.withUnsafeMutableBytes { headers.writeFieldLines(into: $0, at: 3) }
+                XCTAssertEqual(String(decoding: bytes[3..<(3 + written)], as: UTF8.self), expected)
+                XCTAssertLessThanOrEqual(written, room)
+            }
+        }
+    }
+
     func testDecimalDigitsAreWhatStringWritesAtEveryPowerOfTenAndAroundIt() {
         var values = [0, Int.max, Int.min, Int.min + 1]
         var power = 1

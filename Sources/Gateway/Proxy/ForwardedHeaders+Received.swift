@@ -34,7 +34,9 @@ extension ForwardedHeaders {
                 guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
                 out.appendField(name, value)
             }
-            rateLimitHeaders?.forEachField { name, value in out.appendField(name, value) }
+            if let rateLimitHeaders {
+                out.advance(by: rateLimitHeaders.writeFieldLines(into: out.out, at: out.written))
+            }
             // `Connection` never removes `Content-Length`: the upstream's is forwarded when it sent one.
             chunked = chunksForClient(
                 requestVersion: requestVersion, requestMethod: requestMethod, status: head.status, upstreamHasLength: head.framing.hasLength

@@ -68,6 +68,43 @@ public struct RateLimitHeaders: Sendable {
         }
     }
 
+    /// The headers as HTTP/1.1 field lines (`Name: value` and CRLF each), in `forEachField`'s
+    /// order, written straight into `out` from `index`, which must have room for
+    /// `maximumByteCount` and four bytes per field: no scratch value, no call per field.
+    /// - Returns: the bytes written.
+    public func writeFieldLines(into out: UnsafeMutableRawBufferPointer, at index: Int) -> Int {
+        precondition(index + maximumByteCount + 4 * 6 <= out.count, "no room for the rate-limit headers")
+        var policy = self.policy
+        return policy.withUTF8 { policy in
+            var lines = LineWriter(out: out, index: index)
+            lines.append("X-RateLimit-Limit: ")
+            lines.append(limit)
+            lines.append("\r\nX-RateLimit-Remaining: ")
+            lines.append(remaining)
+            lines.append("\r\nX-RateLimit-Reset: ")
+            lines.append(resetAt)
+            lines.append("\r\nRateLimit-Policy: \"")
+            lines.append(policy)
+            lines.append("\";q=")
+            lines.append(limit)
+            lines.append(";w=")
+            lines.append(windowSeconds)
+            lines.append("\r\nRateLimit: \"")
+            lines.append(policy)
+            lines.append("\";r=")
+            lines.append(remaining)
+            lines.append(";t=")
+            lines.append(resetSeconds)
+            lines.append("\r\n")
+            if let retryAfterSeconds {
+                lines.append("Retry-After: ")
+                lines.append(retryAfterSeconds)
+                lines.append("\r\n")
+            }
+            return lines.index - index
+        }
+    }
+
     /// The headers as Strings, for an answer built as a general head.
     public var pairs: [(String, String)] {
         var pairs: [(String, String)] = []
@@ -130,5 +167,28 @@ private struct ValueWriter {
     /// Every digit of any integer, its sign first.
     mutating func append(_ value: Int) {
         count += DecimalDigits.write(value, into: UnsafeMutableRawBufferPointer(out), at: count)
+    }
+}
+
+/// Bytes appended into room already checked (`writeFieldLines`).
+private struct LineWriter {
+    let out: UnsafeMutableRawBufferPointer
+    var index: Int
+
+    @inline(__always)
+    mutating func append(_ text: StaticString) {
+        text.withUTF8Buffer { append($0) }
+    }
+
+    @inline(__always)
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        guard let base = bytes.baseAddress else { return }
+        (out.baseAddress! + index).copyMemory(from: base, byteCount: bytes.count)
+        index += bytes.count
+    }
+
+    @inline(__always)
+    mutating func append(_ value: Int) {
+        index += DecimalDigits.write(value, into: out, at: index)
     }
 }
