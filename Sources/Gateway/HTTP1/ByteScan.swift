@@ -21,15 +21,50 @@ enum ByteScan {
     /// DEL, or `bytes.count` when there is none. Bytes from 0x80 up (obs-text) are not.
     @inline(__always)
     static func firstControlByte(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        var index = start
-        if let base = bytes.baseAddress {
-            while index + 8 <= bytes.count {
-                let word = base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                if hasByteBelow(0x20, word) || hasZeroByte(word ^ (ones &* 0x7F)) { break }
-                index += 8
-            }
+        firstStop(in: bytes, from: start) { word in
+            hasByteBelow(0x20, word) || hasZeroByte(word ^ (ones &* 0x7F))
+        } isStop: { byte in
+            byte < 0x20 || byte == 0x7F
         }
-        while index < bytes.count, bytes[index] >= 0x20, bytes[index] != 0x7F { index += 1 }
+    }
+
+    /// The index of the first byte at or after `start` that is not visible ASCII (0x21 to 0x7E:
+    /// a space, a control byte, DEL or a byte from 0x80 up), or `bytes.count`.
+    @inline(__always)
+    static func firstNonVisible(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        firstStop(in: bytes, from: start) { word in
+            hasByteBelow(0x21, word) || word & highBits != 0 || hasZeroByte(word ^ (ones &* 0x7F))
+        } isStop: { byte in
+            !(0x21...0x7E).contains(byte)
+        }
+    }
+
+    /// The first stop at or after `start`, or `bytes.count`: whole words skipped while
+    /// `wordHasStop` says none of their bytes is one, then byte by byte. Loaded through the base
+    /// address taken once (the buffer's subscript checks it for nil on every byte).
+    @inline(__always)
+    private static func firstStop(
+        in bytes: UnsafeRawBufferPointer,
+        from start: Int,
+        wordHasStop: (UInt64) -> Bool,
+        isStop: (UInt8) -> Bool
+    ) -> Int {
+        guard let base = bytes.baseAddress else { return start }
+        let end = bytes.count
+        var index = start
+        while index + 8 <= end, !wordHasStop(base.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
+        while index < end, !isStop(base.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
+        return index
+    }
+
+    /// The index of the first byte at or after `start` that is not in `set`, or `bytes.count`
+    /// (loaded as `firstStop` loads).
+    @inline(__always)
+    static func firstNonMember(of set: ASCIIByteSet, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard let base = bytes.baseAddress else { return start }
+        let end = bytes.count
+        var index = start
+        while index < end, set.contains(base.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
         return index
     }
 

@@ -89,15 +89,14 @@ enum HTTP1HeadParser {
     private static func requestLine(
         _ bytes: UnsafeRawBufferPointer
     ) throws(HTTP1RequestError) -> (method: Range<Int>, target: Range<Int>, version: HTTPVersion, end: Int) {
-        var index = 0
-        while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+        var index = ByteScan.firstNonMember(of: .token, in: bytes, from: 0)
         guard index > 0, index < bytes.count, bytes[index] == space else {
             throw .malformed("the request line does not start with a method")
         }
         let method = 0..<index
         index += 1
         let targetStart = index
-        while index < bytes.count, (0x21...0x7E).contains(bytes[index]) { index += 1 }
+        index = ByteScan.firstNonVisible(in: bytes, from: index)
         guard index > targetStart, index < bytes.count, bytes[index] == space else {
             throw .malformed("the request target is missing or holds a byte it may not")
         }
@@ -184,7 +183,7 @@ enum HTTP1HeadParser {
                 throw .malformed("a folded header line")
             }
             let nameStart = index
-            while index < bytes.count, isTokenByte(bytes[index]) { index += 1 }
+            index = ByteScan.firstNonMember(of: .token, in: bytes, from: index)
             guard index > nameStart, index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
                 throw .malformed("a header line without a valid name and colon")
             }
