@@ -57,15 +57,11 @@ enum ByteScan {
         return index
     }
 
-    /// The index of the first byte at or after `start` that is not in `set`, or `bytes.count`
-    /// (loaded as `firstStop` loads).
+    /// The index of the first byte at or after `start` that is not in `set`, or `bytes.count`:
+    /// byte by byte (no word test says whether a set holds all eight).
     @inline(__always)
     static func firstNonMember(of set: ASCIIByteSet, in bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        guard let base = bytes.baseAddress else { return start }
-        let end = bytes.count
-        var index = start
-        while index < end, set.contains(base.load(fromByteOffset: index, as: UInt8.self)) { index += 1 }
-        return index
+        firstStop(in: bytes, from: start) { _ in true } isStop: { !set.contains($0) }
     }
 
     /// The index of the first `byte` at or after `start` and before `end`, or `end`.
