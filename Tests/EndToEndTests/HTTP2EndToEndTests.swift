@@ -355,6 +355,8 @@ final class HTTP2EndToEndTests: XCTestCase {
             "unknown-frame-flood": "goaway=11",
             "empty-data-flood": "goaway=11",
             "continuation-flood": "goaway=11",
+            // A header list that only the decoder's table makes large: COMPRESSION_ERROR (9).
+            "indexed-field-bomb": "goaway=9",
             // Stream identifiers and closed streams (RFC 9113, 5.1 and 5.1.1).
             "stream-below-one-used": "status=200 then goaway=1",
             "data-on-closed-stream": "status=200 then goaway=5",

@@ -22,7 +22,7 @@ import socket
 import struct
 import sys
 import time
-from h2_wire import PREFACE, frame, literal
+from h2_wire import PREFACE, frame, integer, literal
 
 PORT = int(sys.argv[1])
 DATA, HEADERS, PRIORITY, RST, SETTINGS, PUSH, PING, GOAWAY, WINDOW, CONTINUATION = range(10)
@@ -418,6 +418,20 @@ def case_empty_data_flood():
 def case_continuation_flood():
     """A header block that never ends: empty CONTINUATION frames, which cost no header bytes."""
     return flood([frame(CONTINUATION, 0, 1)] * 40, frame(HEADERS, END_STREAM, 1, request()[:5]))
+
+
+def case_indexed_field_bomb():
+    """A 4,000-byte field put in the decoder's table, then named 12,000 times by a one-byte index:
+    48 MB of fields from 16 KB of block. The connection ends; nothing that size is built."""
+    c = Connection()
+    indexed = b"\x40" + integer(5, 7) + b"x-big" + integer(4000, 7) + b"a" * 4000  # literal, added to the table
+    block = request() + indexed + bytes([0x80 | 62]) * 12000  # indexed: the table's newest entry
+    pieces = [block[i:i + 16000] for i in range(0, len(block), 16000)]
+    sent = frame(HEADERS, END_STREAM | (END_HEADERS if len(pieces) == 1 else 0), 1, pieces[0])
+    for index, piece in enumerate(pieces[1:], start=2):
+        sent += frame(CONTINUATION, END_HEADERS if index == len(pieces) else 0, 1, piece)
+    c.send(sent)
+    return c.outcome(1)
 
 
 def case_stream_below_one_used():
