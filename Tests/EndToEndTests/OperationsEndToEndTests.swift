@@ -21,6 +21,8 @@ final class OperationsEndToEndTests: XCTestCase {
     func testMetricsCountEveryOutcomeAndNeverAClient() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
         defer { harness.stop() }
+        // Each curl is a connection of its own, spread over the harness's two event loops: the
+        // counts below are the loops' counts summed.
         for _ in 0..<8 { _ = try curl(["-X", "POST", "\(harness.base)/auth/login"]) }
         for _ in 0..<3 { _ = try curl(["\(harness.base)/products"]) }
         XCTAssertEqual(try harness.metric("ratesync_decisions_total", ["route": "auth", "limiter": "auth", "outcome": "allowed"]), 5)

@@ -62,10 +62,12 @@ final class AdminHandler: ChannelInboundHandler {
             for store in runtime.stores.values { runtime.metrics.recordStoreState(store) }
             runtime.metrics.waiting.record(Double(runtime.waitingRoom.waiting))
             for targets in runtime.upstreamTargets { runtime.metrics.recordTargetHealth(targets) }
-            admin.resources.requestsInFlight(on: context.eventLoop).assumeIsolated().whenSuccess { inFlight in
+            let inFlight = admin.resources.requestsInFlight(on: context.eventLoop)
+            let counts = admin.resources.metricCounts(on: context.eventLoop)
+            inFlight.and(counts).assumeIsolated().whenSuccess { inFlight, counts in
                 runtime.metrics.inFlight.record(Double(inFlight))
                 var text = registry.emitToString()
-                runtime.metrics.latencyHistograms.emit(into: &text)
+                runtime.metrics.loopSeries.emit(totals: counts, into: &text)
                 self.respond(context, head, .ok, text, contentType: "text/plain; version=0.0.4")
             }
         case "/health/rate-limiter":

@@ -2,8 +2,13 @@ import Metrics
 import RateSync
 
 /// Every metric the gateway keeps, created once per configuration so that the request path only
-/// increments objects it already holds (no label lookups per request). Labels name routes,
+/// counts at places it already holds (no label lookups per request). Labels name routes,
 /// limiters, stores and upstreams: never a client or an identifier.
+///
+/// What a request records (decisions, upstream answers and latencies, store latencies, denial
+/// cache hits) is counted per event loop (`MetricSeries`, `LoopCounts`) and summed when /metrics
+/// is scraped; the rest (reloads, ejections, gauges set at scrape time) lives in swift-metrics'
+/// registry.
 ///
 /// | name | type | labels |
 /// |---|---|---|
@@ -37,15 +42,15 @@ public final class GatewayMetrics: Sendable {
     }
 
     /// One counter per outcome for one route and limiter.
-    public struct DecisionCounters: Sendable {
-        let byOutcome: [Counter]
-        public func record(_ outcome: Outcome) { byOutcome[outcome.rawValue].increment() }
+    struct DecisionCounters: Sendable {
+        let byOutcome: [LoopCounter]
+        func record(_ outcome: Outcome, in counts: LoopCounts) { byOutcome[outcome.rawValue].increment(in: counts) }
     }
 
     /// The response counters and latency histogram of one upstream.
-    public struct UpstreamMetrics: Sendable {
+    struct UpstreamMetrics: Sendable {
         /// 1xx..5xx at 0...4; connection errors and timeouts at 5.
-        let responses: [Counter]
+        let responses: [LoopCounter]
         let latency: LatencyHistogram
 
         /// An upstream's answer, placed once for every UpstreamMetrics it is recorded in (the
@@ -63,12 +68,12 @@ public final class GatewayMetrics: Sendable {
             }
         }
 
-        public func record(_ answer: Answer) {
-            responses[answer.statusClass].increment()
-            latency.record(nanoseconds: answer.nanoseconds, bucket: answer.bucket)
+        func record(_ answer: Answer, in counts: LoopCounts) {
+            responses[answer.statusClass].increment(in: counts)
+            latency.record(nanoseconds: answer.nanoseconds, bucket: answer.bucket, in: counts)
         }
 
-        public func recordFailure() { responses[5].increment() }
+        func recordFailure(in counts: LoopCounts) { responses[5].increment(in: counts) }
     }
 
     public static let storeLatencyLabel = "ratesync_store_latency_seconds"
@@ -82,43 +87,43 @@ public final class GatewayMetrics: Sendable {
     public let reloadSuccesses = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "success")])
     public let reloadFailures = Counter(label: "ratesync_config_reloads_total", dimensions: [("result", "failure")])
 
-    /// The upstreams' latencies, rendered by /metrics after the registry's metrics.
-    let latencyHistograms = LatencyHistograms()
+    /// The series counted per loop, rendered by /metrics after the registry's metrics.
+    let loopSeries = MetricSeries()
 
     public init() {}
 
-    public func decisionCounters(route: String, limiter: String) -> DecisionCounters {
+    func decisionCounters(route: String, limiter: String) -> DecisionCounters {
         DecisionCounters(
             byOutcome: Outcome.allCases.map { outcome in
-                Counter(
-                    label: "ratesync_decisions_total",
-                    dimensions: [("route", route), ("limiter", limiter), ("outcome", outcome.label)]
+                loopSeries.counter(
+                    name: "ratesync_decisions_total",
+                    labels: [("route", route), ("limiter", limiter), ("outcome", outcome.label)]
                 )
             }
         )
     }
 
-    public func upstreamMetrics(_ upstream: String) -> UpstreamMetrics {
-        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"]
-        return UpstreamMetrics(
-            responses: classes.map {
-                Counter(label: "ratesync_upstream_responses_total", dimensions: [("upstream", upstream), ("status_class", $0)])
+    private static let statusClasses = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"]
+
+    func upstreamMetrics(_ upstream: String) -> UpstreamMetrics {
+        UpstreamMetrics(
+            responses: Self.statusClasses.map {
+                loopSeries.counter(name: "ratesync_upstream_responses_total", labels: [("upstream", upstream), ("status_class", $0)])
             },
-            latency: latencyHistograms.histogram(name: Self.upstreamLatencyLabel, labels: [("upstream", upstream)])
+            latency: loopSeries.histogram(name: Self.upstreamLatencyLabel, labels: [("upstream", upstream)])
         )
     }
 
     /// The same, for one target of an upstream.
-    public func targetMetrics(upstream: String, target: String) -> UpstreamMetrics {
-        let classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "error"]
-        return UpstreamMetrics(
-            responses: classes.map {
-                Counter(
-                    label: "ratesync_upstream_target_responses_total",
-                    dimensions: [("upstream", upstream), ("target", target), ("status_class", $0)]
+    func targetMetrics(upstream: String, target: String) -> UpstreamMetrics {
+        UpstreamMetrics(
+            responses: Self.statusClasses.map {
+                loopSeries.counter(
+                    name: "ratesync_upstream_target_responses_total",
+                    labels: [("upstream", upstream), ("target", target), ("status_class", $0)]
                 )
             },
-            latency: latencyHistograms.histogram(name: Self.targetLatencyLabel, labels: [("upstream", upstream), ("target", target)])
+            latency: loopSeries.histogram(name: Self.targetLatencyLabel, labels: [("upstream", upstream), ("target", target)])
         )
     }
 
@@ -134,14 +139,13 @@ public final class GatewayMetrics: Sendable {
         }
     }
 
-    public func denialCacheHits(_ store: String) -> Counter {
-        Counter(label: "ratesync_denial_cache_hits_total", dimensions: [("store", store)])
+    func denialCacheHits(_ store: String) -> LoopCounter {
+        loopSeries.counter(name: "ratesync_denial_cache_hits_total", labels: [("store", store)])
     }
 
-    /// Recorded on every request a store decides over the network: lock-free, as the upstreams'
-    /// are (a Prometheus histogram's lock was taken by every event loop, per request).
-    public func storeLatency(_ store: String) -> LatencyHistogram {
-        latencyHistograms.histogram(name: Self.storeLatencyLabel, labels: [("store", store)])
+    /// Recorded on every request a store decides over the network.
+    func storeLatency(_ store: String) -> LatencyHistogram {
+        loopSeries.histogram(name: Self.storeLatencyLabel, labels: [("store", store)])
     }
 
     /// Refreshed when /metrics is scraped: states that change rarely need no per-request work.

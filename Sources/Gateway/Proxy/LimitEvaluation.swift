@@ -72,19 +72,20 @@ enum LimitEvaluation {
         mayWait: Bool,
         latency: [String: LatencyHistogram],
         denials: DenialCache?,
-        denialHits: [String: Counter],
+        denialHits: [String: LoopCounter],
+        counts: LoopCounts,
         on eventLoop: any EventLoop,
         decided: @escaping (LimitVerdict) -> Void
     ) {
         let groups = groupByStore(limiters, identifier: identifier, cost: cost, mayWait: mayWait)
         if let denials, let (limiter, denial) = cachedDenial(groups, denials) {
-            denialHits[limiter.storeID]?.increment()
+            denialHits[limiter.storeID]?.increment(in: counts)
             decided(.deny(limiter: limiter, decision: denial))
             return
         }
         let started = NIODeadline.now()
         func noted(_ group: StoreGroup, _ result: Result<[Decision], any Error>) {
-            latency[group.store.id]?.record(nanoseconds: (NIODeadline.now() - started).nanoseconds)
+            latency[group.store.id]?.record(nanoseconds: (NIODeadline.now() - started).nanoseconds, in: counts)
             if let denials, group.denialsCacheable, case .success(let decisions) = result, !decisions.allSatisfy(\.allowed) {
                 let now = SystemWallClock().now()
                 for (check, decision) in zip(group.checks, decisions) {

@@ -152,6 +152,7 @@ extension ProxyHandler {
             latency: runtime.storeLatency,
             denials: resources.denials,
             denialHits: runtime.denialCacheHits,
+            counts: resources.counts,
             on: clientSide.eventLoop
         ) { verdict in self.apply(verdict, to: exchange, waitingIn: room) }
     }
@@ -223,7 +224,7 @@ extension ProxyHandler {
                 let id = limiter.config.id
                 let outcome: GatewayMetrics.Outcome =
                     notes.failedOpen.contains(id) ? .failedOpen : notes.shadowDenied.contains(id) ? .shadowDenied : .allowed
-                limiter.decisions.record(outcome)
+                limiter.decisions.record(outcome, in: resources.counts)
             }
             if let first = target.limiters.first {
                 logEntry?.limiter = notes.failedOpen.first ?? first.config.id
@@ -231,15 +232,15 @@ extension ProxyHandler {
             }
             note(notes)
         case .deny(let limiter, _, let notes):
-            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited)
+            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited, in: resources.counts)
             for shadow in target.limiters where notes.shadowDenied.contains(shadow.config.id) {
-                shadow.decisions.record(.shadowDenied)
+                shadow.decisions.record(.shadowDenied, in: resources.counts)
             }
             logEntry?.limiter = limiter.id
             logEntry?.outcome = "limited"
             note(notes)
         case .unavailable(let limiter, _):
-            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed)
+            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed, in: resources.counts)
             logEntry?.limiter = limiter.id
             logEntry?.outcome = "failed_closed"
         }

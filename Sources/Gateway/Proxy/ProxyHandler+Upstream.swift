@@ -38,7 +38,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
                     return
                 }
                 pool.health.recordFailure()
-                pool.health.metrics.recordFailure()
+                pool.health.metrics.recordFailure(in: self.resources.counts)
                 // Nothing was sent: another target may take the request.
                 if Self.mayTryAnotherTarget(exchange, targets) {
                     exchange.pool = nil
@@ -196,8 +196,8 @@ extension ProxyHandler: UpstreamResponseDelegate {
         if let started = exchange.upstreamStarted {
             let elapsed = (NIODeadline.now() - started).nanoseconds
             let answer = GatewayMetrics.UpstreamMetrics.Answer(statusCode: Int(status.code), nanoseconds: elapsed)
-            exchange.target.upstreamMetrics.record(answer)
-            exchange.pool?.health.metrics.record(answer)
+            exchange.target.upstreamMetrics.record(answer, in: resources.counts)
+            exchange.pool?.health.metrics.record(answer, in: resources.counts)
             logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
         }
         switch status.code {
@@ -280,21 +280,21 @@ extension ProxyHandler: UpstreamResponseDelegate {
             // that broke is the target's failure, and another target gets the request.
             if !exchange.onReusedConnection {
                 exchange.pool?.health.recordFailure()
-                exchange.pool?.health.metrics.recordFailure()
+                exchange.pool?.health.metrics.recordFailure(in: resources.counts)
                 exchange.pool = nil
             }
             connectUpstream(exchange)
         case .abort(let exchange):
             // Half a response already went out: the only honest signal left is to cut the connection.
             exchange.releaseSlots()
-            exchange.target.upstreamMetrics.recordFailure()
+            exchange.target.upstreamMetrics.recordFailure(in: resources.counts)
             exchange.pool?.health.recordFailure()
-            exchange.pool?.health.metrics.recordFailure()
+            exchange.pool?.health.metrics.recordFailure(in: resources.counts)
             endRequestInFlight()
             client?.close()
         case .fail(let exchange):
             exchange.pool?.health.recordFailure()
-            exchange.pool?.health.metrics.recordFailure()
+            exchange.pool?.health.metrics.recordFailure(in: resources.counts)
             failExchange(exchange, with: .badGateway())
         case .endTunnel(let exchange):
             exchange.releaseSlots()

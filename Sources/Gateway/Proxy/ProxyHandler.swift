@@ -368,7 +368,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         case .upstreamTimedOut(let exchange, let connection):
             connection.handler.close()
             exchange.pool?.health.recordFailure()
-            exchange.pool?.health.metrics.recordFailure()
+            exchange.pool?.health.metrics.recordFailure(in: resources.counts)
             failExchange(exchange, with: .gatewayTimeout())
         }
     }
@@ -401,7 +401,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     /// it, give the limiter slots back, and answer the client.
     func failExchange(_ exchange: Exchange, with response: LocalResponse) {
         exchange.releaseSlots()
-        exchange.target.upstreamMetrics.recordFailure()
+        exchange.target.upstreamMetrics.recordFailure(in: resources.counts)
         answerLocally(response, for: exchange)
     }
 

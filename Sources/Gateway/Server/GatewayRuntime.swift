@@ -14,7 +14,7 @@ public final class GatewayRuntime: Sendable {
         public let route: GatewayConfig.Route
         public let upstream: GatewayConfig.Upstream
         public let limiters: [BoundLimiter]
-        public let upstreamMetrics: GatewayMetrics.UpstreamMetrics
+        let upstreamMetrics: GatewayMetrics.UpstreamMetrics
         /// For https upstreams; built once per configuration.
         public let upstreamTLS: NIOSSLContext?
         /// The upstream's targets and their standing (shared by the routes to it).
@@ -48,7 +48,7 @@ public final class GatewayRuntime: Sendable {
     public final class BoundLimiter: Sendable {
         public let config: LimiterConfig
         public let store: any RateLimitStore
-        public let decisions: GatewayMetrics.DecisionCounters
+        let decisions: GatewayMetrics.DecisionCounters
         /// Listed in the route's `shadow`: spends as if enforced, never denies.
         public let shadow: Bool
         /// Its store's denials may be kept until their retry time (`deny_cache`, and a store
@@ -82,7 +82,7 @@ public final class GatewayRuntime: Sendable {
     /// Per store id: how long its calls take.
     let storeLatency: [String: LatencyHistogram]
     /// Per store id: requests denied from the denial cache, without a call.
-    let denialCacheHits: [String: Counter]
+    let denialCacheHits: [String: LoopCounter]
     public let config: LoadedConfig
     /// `[jwt]`'s keys, for routes keyed on a token claim.
     let tokenVerifier: TokenVerifier?

@@ -20,6 +20,9 @@ final class LoopResources: HTTP2ConnectionRegistry {
     /// Requests of this loop between their head and their response's end. A plain integer:
     /// only this loop touches it; /metrics sums the loops when scraped.
     var requestsInFlight = 0
+    /// What this loop's requests counted (decisions, upstream answers, latencies): /metrics
+    /// sums the loops' counts when scraped.
+    let counts = LoopCounts()
     /// Bearer tokens this loop has verified, for routes keyed on a claim.
     let verifiedTokens = VerifiedTokenCache()
     /// Stores' denials still in force, answered without a store call.
@@ -130,6 +133,12 @@ final class LoopResourcesRegistry: Sendable {
     /// Client connections open on every loop, counted on each loop.
     func connectionCount(on loop: any EventLoop) -> EventLoopFuture<Int> {
         sum(on: loop) { $0.connectionCount }
+    }
+
+    /// The per-loop series' counts (`MetricSeries`), read on each loop and summed.
+    func metricCounts(on loop: any EventLoop) -> EventLoopFuture<[Int]> {
+        let counts = byLoop.values.map { box in box.eventLoop.submit { box.value?.counts.values ?? [] } }
+        return EventLoopFuture.whenAllSucceed(counts, on: loop).map(LoopCounts.sum)
     }
 
     /// `count` read on each loop (0 where a loop has no resources yet), summed.
