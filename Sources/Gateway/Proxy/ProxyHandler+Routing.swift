@@ -169,81 +169,84 @@ extension ProxyHandler {
 
     /// - Parameter room: where this request holds a place among the waiting, if it does: an
     ///   admission with a delay waits there for its time, anything else gives the place up.
-    private func apply(_ verdict: LimitVerdict, to exchange: Exchange, waitingIn room: WaitingRoom? = nil) {
-        if let room {
-            if case .admit(let headers, var held, let notes) = verdict, held.delay > 0 {
-                guard machine.isLimiting(exchange) else {
-                    // The client left while the limiter was deciding: nothing to wait for.
-                    held.giveBackAll()
-                    room.leave()
+    ///
+    /// The verdict is taken apart once, its parts moved out: each further look at the enum
+    /// copied its whole payload (headers, holdings, notes) through the runtime's generic copy.
+    private func apply(_ verdict: consuming LimitVerdict, to exchange: Exchange, waitingIn room: WaitingRoom? = nil) {
+        switch consume verdict {
+        case .admit(let headers, var held, let notes):
+            if let room {
+                if held.delay > 0 {
+                    guard machine.isLimiting(exchange) else {
+                        // The client left while the limiter was deciding: nothing to wait for.
+                        held.giveBackAll()
+                        room.leave()
+                        return
+                    }
+                    wait(held.delay, in: room, holding: held) {
+                        held.delay = 0
+                        self.apply(.admit(headers: headers, held: held, notes: notes), to: exchange)
+                    }
                     return
                 }
-                wait(held.delay, in: room, holding: held) {
-                    held.delay = 0
-                    self.apply(.admit(headers: headers, held: held, notes: notes), to: exchange)
-                }
+                room.leave()
+            }
+            guard case .acquireUpstream(let sendContinue) = machine.verdict(for: exchange, admitted: true) else {
+                // The client left while the limiter was deciding.
+                held.giveBackAll()
                 return
             }
-            room.leave()
-        }
-        let admitted: Bool
-        if case .admit = verdict { admitted = true } else { admitted = false }
-        switch machine.verdict(for: exchange, admitted: admitted) {
-        case .stale:
-            // The client left while the limiter was deciding.
-            if case .admit(_, let held, _) = verdict { held.giveBackAll() }
-            return
-        case .deny:
-            record(verdict, for: exchange.target)
-            switch verdict {
-            case .deny(let limiter, let decision, _):
-                answerLocally(.rateLimited(limiter: limiter, decision: decision), for: exchange)
-            case .unavailable(let limiter, let retryAfter):
-                answerLocally(.limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter), for: exchange)
-            case .admit:
-                break
-            }
-        case .acquireUpstream(let sendContinue):
-            record(verdict, for: exchange.target)
-            if case .admit(let headers, let held, _) = verdict {
-                exchange.rateLimitHeaders = headers
-                exchange.heldSlots = held.slots
-            }
+            recordAdmission(notes, for: exchange.target)
+            exchange.rateLimitHeaders = headers
+            exchange.heldSlots = held.slots
             if sendContinue {
                 client?.writeAndFlush(.head(HTTPResponseHead(version: .http1_1, status: .continue)), promise: nil)
             }
             connectUpstream(exchange)
+        case .deny(let limiter, let decision, let notes):
+            room?.leave()
+            guard case .deny = machine.verdict(for: exchange, admitted: false) else { return }
+            recordDenial(by: limiter, notes: notes, for: exchange.target)
+            answerLocally(.rateLimited(limiter: limiter, decision: decision), for: exchange)
+        case .unavailable(let limiter, let retryAfter):
+            room?.leave()
+            guard case .deny = machine.verdict(for: exchange, admitted: false) else { return }
+            recordUnavailable(limiter, for: exchange.target)
+            answerLocally(.limiterUnavailable(limiter: limiter, retryAfterSeconds: retryAfter), for: exchange)
         }
     }
 
-    /// Counts the decision per limiter and notes it for the access log.
-    private func record(_ verdict: LimitVerdict, for target: GatewayRuntime.RouteTarget) {
-        switch verdict {
-        case .admit(_, _, let notes):
-            for limiter in target.limiters {
-                let id = limiter.config.id
-                let outcome: GatewayMetrics.Outcome =
-                    notes.failedOpen.contains(id) ? .failedOpen : notes.shadowDenied.contains(id) ? .shadowDenied : .allowed
-                limiter.decisions.record(outcome, in: resources.counts)
-            }
-            if let first = target.limiters.first {
-                logEntry?.limiter = notes.failedOpen.first ?? first.config.id
-                logEntry?.outcome = notes.failedOpen.isEmpty ? "allowed" : "failed_open"
-            }
-            note(notes)
-        case .deny(let limiter, _, let notes):
-            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited, in: resources.counts)
-            for shadow in target.limiters where notes.shadowDenied.contains(shadow.config.id) {
-                shadow.decisions.record(.shadowDenied, in: resources.counts)
-            }
-            logEntry?.limiter = limiter.id
-            logEntry?.outcome = "limited"
-            note(notes)
-        case .unavailable(let limiter, _):
-            target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed, in: resources.counts)
-            logEntry?.limiter = limiter.id
-            logEntry?.outcome = "failed_closed"
+    /// Counts an admission per limiter and notes it for the access log.
+    private func recordAdmission(_ notes: VerdictNotes, for target: GatewayRuntime.RouteTarget) {
+        for limiter in target.limiters {
+            let id = limiter.config.id
+            let outcome: GatewayMetrics.Outcome =
+                notes.failedOpen.contains(id) ? .failedOpen : notes.shadowDenied.contains(id) ? .shadowDenied : .allowed
+            limiter.decisions.record(outcome, in: resources.counts)
         }
+        if let first = target.limiters.first {
+            logEntry?.limiter = notes.failedOpen.first ?? first.config.id
+            logEntry?.outcome = notes.failedOpen.isEmpty ? "allowed" : "failed_open"
+        }
+        note(notes)
+    }
+
+    /// Counts a denial (and the shadows that would have denied) and notes it for the access log.
+    private func recordDenial(by limiter: LimiterConfig, notes: VerdictNotes, for target: GatewayRuntime.RouteTarget) {
+        target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.limited, in: resources.counts)
+        for shadow in target.limiters where notes.shadowDenied.contains(shadow.config.id) {
+            shadow.decisions.record(.shadowDenied, in: resources.counts)
+        }
+        logEntry?.limiter = limiter.id
+        logEntry?.outcome = "limited"
+        note(notes)
+    }
+
+    /// Counts a fail-closed answer and notes it for the access log.
+    private func recordUnavailable(_ limiter: LimiterConfig, for target: GatewayRuntime.RouteTarget) {
+        target.limiters.first { $0.config.id == limiter.id }?.decisions.record(.failedClosed, in: resources.counts)
+        logEntry?.limiter = limiter.id
+        logEntry?.outcome = "failed_closed"
     }
 
     private func note(_ notes: VerdictNotes) {
