@@ -8,8 +8,12 @@
 # off: the optimiser may end an object's life at its last use instead of its scope's end (Swift's
 # rule before 5.7), which drops retains and releases, atomic each, on the request path; no code
 # here keeps an object alive only by a local it no longer reads (weak references point at
-# objects owned elsewhere). docker/Dockerfile's SWIFT_FLAGS say the same.
-release_flags="-c release -Xswiftc -enforce-exclusivity=unchecked -Xswiftc -cross-module-optimization -Xswiftc -Xfrontend -Xswiftc -enable-lexical-lifetimes=false"
+# objects owned elsewhere). Large structs and enums kept in registers, not lowered to memory
+# (`-disable-large-loadable-types-reg2mem`): lowered, their copies went through outlined
+# functions that called the runtime's generic value witnesses (an optional's copy and
+# destruction, a payload's tuple) several times per request. docker/Dockerfile's SWIFT_FLAGS
+# say the same.
+release_flags="-c release -Xswiftc -enforce-exclusivity=unchecked -Xswiftc -cross-module-optimization -Xswiftc -Xfrontend -Xswiftc -enable-lexical-lifetimes=false -Xswiftc -Xfrontend -Xswiftc -disable-large-loadable-types-reg2mem"
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on.
 free_port() {
