@@ -174,7 +174,7 @@ extension ProxyHandler {
     /// copied its whole payload (headers, holdings, notes) through the runtime's generic copy.
     private func apply(_ verdict: consuming LimitVerdict, to exchange: Exchange, waitingIn room: WaitingRoom? = nil) {
         switch consume verdict {
-        case .admit(let headers, var held, let notes):
+        case .admit(let headers, let held, let notes):
             if let room {
                 if held.delay > 0 {
                     guard machine.isLimiting(exchange) else {
@@ -183,9 +183,12 @@ extension ProxyHandler {
                         room.leave()
                         return
                     }
+                    // A copy made in the closure: a `var` it captured would be boxed on the
+                    // heap for every admission, delayed or not.
                     wait(held.delay, in: room, holding: held) {
-                        held.delay = 0
-                        self.apply(.admit(headers: headers, held: held, notes: notes), to: exchange)
+                        var due = held
+                        due.delay = 0
+                        self.apply(.admit(headers: headers, held: due, notes: notes), to: exchange)
                     }
                     return
                 }
