@@ -55,13 +55,13 @@ public final class GatewayMetrics: Sendable {
 
         /// An upstream's answer, placed once for every UpstreamMetrics it is recorded in (the
         /// upstream's and its target's).
-        public struct Answer {
+        struct Answer {
             /// 1xx..5xx at 0...4; anything else at 5.
             let statusClass: Int
             let nanoseconds: Int64
             let bucket: Int
 
-            public init(statusCode: Int, nanoseconds: Int64) {
+            init(statusCode: Int, nanoseconds: Int64) {
                 statusClass = (100...599).contains(statusCode) ? statusCode / 100 - 1 : 5
                 self.nanoseconds = nanoseconds
                 bucket = LatencyHistogram.bucket(nanoseconds: nanoseconds)

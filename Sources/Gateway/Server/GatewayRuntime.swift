@@ -1,5 +1,4 @@
 import Logging
-import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
