@@ -62,12 +62,10 @@ final class AdminHandler: ChannelInboundHandler {
             for store in runtime.stores.values { runtime.metrics.recordStoreState(store) }
             runtime.metrics.waiting.record(Double(runtime.waitingRoom.waiting))
             for targets in runtime.upstreamTargets { runtime.metrics.recordTargetHealth(targets) }
-            let inFlight = admin.resources.requestsInFlight(on: context.eventLoop)
-            let counts = admin.resources.metricCounts(on: context.eventLoop)
-            inFlight.and(counts).assumeIsolated().whenSuccess { inFlight, counts in
-                runtime.metrics.inFlight.record(Double(inFlight))
+            admin.resources.metricTotals(on: context.eventLoop).assumeIsolated().whenSuccess { totals in
+                runtime.metrics.inFlight.record(Double(totals.requestsInFlight))
                 var text = registry.emitToString()
-                runtime.metrics.loopSeries.emit(totals: counts, into: &text)
+                runtime.metrics.loopSeries.emit(totals: totals.counts, into: &text)
                 self.respond(context, head, .ok, text, contentType: "text/plain; version=0.0.4")
             }
         case "/health/rate-limiter":

@@ -41,7 +41,7 @@ struct LatencyHistogram: Sendable, Equatable {
 
     /// Values recorded, in counts summed over the loops.
     func count(in totals: [Int]) -> Int {
-        (0...Self.bounds.count).reduce(0) { $0 + Self.value(at: first + $1, in: totals) }
+        (0...Self.bounds.count).reduce(0) { $0 + LoopCounts.total(at: first + $1, in: totals) }
     }
 
     /// The `_bucket`, `_sum` and `_count` lines of the series named `name` with `labels`
@@ -49,18 +49,13 @@ struct LatencyHistogram: Sendable, Equatable {
     func emit(name: String, labels: String, totals: [Int], into text: inout String) {
         var cumulative = 0
         for (index, bound) in Self.bounds.enumerated() {
-            cumulative += Self.value(at: first + index, in: totals)
+            cumulative += LoopCounts.total(at: first + index, in: totals)
             text += "\(name)_bucket{\(labels),le=\"\(bound.bucketRepresentation)\"} \(cumulative)\n"
         }
-        cumulative += Self.value(at: first + Self.bounds.count, in: totals)
+        cumulative += LoopCounts.total(at: first + Self.bounds.count, in: totals)
         text += "\(name)_bucket{\(labels),le=\"+Inf\"} \(cumulative)\n"
-        let sum = Duration.nanoseconds(Self.value(at: first + Self.bounds.count + 1, in: totals))
+        let sum = Duration.nanoseconds(LoopCounts.total(at: first + Self.bounds.count + 1, in: totals))
         text += "\(name)_sum{\(labels)} \(sum.bucketRepresentation)\n"
         text += "\(name)_count{\(labels)} \(cumulative)\n"
-    }
-
-    /// A place no loop has counted at yet holds 0.
-    private static func value(at place: Int, in totals: [Int]) -> Int {
-        place < totals.count ? totals[place] : 0
     }
 }

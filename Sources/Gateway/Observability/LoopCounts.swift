@@ -1,5 +1,5 @@
 /// One event loop's counters and histogram buckets, as plain integers: only that loop adds to
-/// them, and /metrics reads them on it (`LoopResourcesRegistry.metricCounts`), so recording a
+/// them, and /metrics reads them on it (`LoopResourcesRegistry.metricTotals`), so recording a
 /// request costs no atomic instruction and no cache line another core's loop writes too. Each
 /// series has the same place in every loop's counts (`MetricSeries`).
 final class LoopCounts {
@@ -17,6 +17,11 @@ final class LoopCounts {
 
     private func grow(toHold place: Int) {
         values.append(contentsOf: repeatElement(0, count: place + 1 - values.count))
+    }
+
+    /// A place in counts summed over the loops; one no loop has counted at yet holds 0.
+    static func total(at place: Int, in totals: [Int]) -> Int {
+        place < totals.count ? totals[place] : 0
     }
 
     /// The loops' counts added place by place.

@@ -62,7 +62,7 @@ final class MetricSeries: Sendable {
             for (labels, first) in family.series {
                 switch family.kind {
                 case .counter:
-                    text += "\(family.name){\(labels)} \(first < totals.count ? totals[first] : 0)\n"
+                    text += "\(family.name){\(labels)} \(LoopCounts.total(at: first, in: totals))\n"
                 case .histogram:
                     LatencyHistogram(first: first).emit(name: family.name, labels: labels, totals: totals, into: &text)
                 }

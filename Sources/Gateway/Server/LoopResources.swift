@@ -125,20 +125,20 @@ final class LoopResourcesRegistry: Sendable {
         return forEachLoop { $0.runtime = runtime }
     }
 
-    /// Requests in flight on every loop, counted on each loop.
-    func requestsInFlight(on loop: any EventLoop) -> EventLoopFuture<Int> {
-        sum(on: loop) { $0.requestsInFlight }
+    /// What /metrics reads from the loops, in one visit to each: the requests in flight, and the
+    /// per-loop series' counts (`MetricSeries`), each summed.
+    func metricTotals(on loop: any EventLoop) -> EventLoopFuture<(requestsInFlight: Int, counts: [Int])> {
+        let perLoop = byLoop.values.map { box in
+            box.eventLoop.submit { (box.value?.requestsInFlight ?? 0, box.value?.counts.values ?? []) }
+        }
+        return EventLoopFuture.whenAllSucceed(perLoop, on: loop).map { loops in
+            (loops.reduce(0) { $0 + $1.0 }, LoopCounts.sum(loops.map(\.1)))
+        }
     }
 
     /// Client connections open on every loop, counted on each loop.
     func connectionCount(on loop: any EventLoop) -> EventLoopFuture<Int> {
         sum(on: loop) { $0.connectionCount }
-    }
-
-    /// The per-loop series' counts (`MetricSeries`), read on each loop and summed.
-    func metricCounts(on loop: any EventLoop) -> EventLoopFuture<[Int]> {
-        let counts = byLoop.values.map { box in box.eventLoop.submit { box.value?.counts.values ?? [] } }
-        return EventLoopFuture.whenAllSucceed(counts, on: loop).map(LoopCounts.sum)
     }
 
     /// `count` read on each loop (0 where a loop has no resources yet), summed.
