@@ -228,7 +228,8 @@ package final class HTTP2ClientStream {
         heldHead = .block(block)
     }
 
-    private func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
+    /// Writes a part; it leaves with the next flush.
+    package func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>?) {
         guard isOpen, !responseEnded else {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return

@@ -43,6 +43,24 @@ final class HTTP1ServerCodecTests: XCTestCase {
         XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
     }
 
+    func testAClosePutsOutWhatWasWrittenAndNotYetFlushed() throws {
+        // The proxy flushes at the end of its loop's tick; a close in between must not drop the
+        // answer written before it.
+        writeHead("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+        codec.write(.body(.byteBuffer(ByteBuffer(string: "ok"))), promise: nil)
+        codec.write(.end(nil), promise: nil)
+        channel.close(promise: nil)
+        XCTAssertEqual(try written(), ["HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"])
+    }
+
+    func testTheFlushAskedForAtTheEndOfTheTickPutsOutTheHeldHead() throws {
+        writeHead("HTTP/1.1 204 No Content\r\n\r\n")
+        codec.write(.end(nil), promise: nil)
+        XCTAssertEqual(try written(), [])
+        codec.flushNow()
+        XCTAssertEqual(try written(), ["HTTP/1.1 204 No Content\r\n\r\n"])
+    }
+
     func testAChunkedBodyAndItsEndJoinTheHeadFramed() throws {
         writeHead("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n", chunked: true)
         codec.write(.body(.byteBuffer(ByteBuffer(string: "hello"))), promise: nil)

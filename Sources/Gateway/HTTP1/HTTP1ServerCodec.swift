@@ -1,3 +1,4 @@
+import EventLoopSupport
 import NIOCore
 import NIOHTTP1
 
@@ -21,7 +22,7 @@ import NIOHTTP1
 /// The connection's ProxyHandler is called directly both ways (its parts never cross the
 /// pipeline boxed as `NIOAny`, which cost a fifth of a proxied request's instructions); it still
 /// sits behind this codec for the channel's own events.
-final class HTTP1ServerCodec: ChannelDuplexHandler {
+final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = ByteBuffer
@@ -93,8 +94,17 @@ final class HTTP1ServerCodec: ChannelDuplexHandler {
         context.flush()
     }
 
+    /// The flush the proxy asked for at the end of its loop's tick (TickFlushes).
+    func flushNow() {
+        guard let context else { return }
+        flush(context: context)
+    }
+
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        // What was written waits for a flush at the end of the tick at most (TickFlushes); a
+        // close would drop it. Everything written here was meant to be sent.
         releaseHeldHead(context: context)
+        context.flush()
         context.close(mode: mode, promise: promise)
     }
 

@@ -73,7 +73,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
         connection.handler.writeHead(exchange.upstreamRequest)
         for part in exchange.pendingParts { connection.handler.write(part) }
         if !keepBodyForRetry { exchange.pendingParts.removeAll() }
-        connection.handler.flush()
+        resources.tickFlushes.flushAtEndOfTick(connection.handler)
         if requestEnded {
             startResponseClock(exchange)
         } else {
@@ -263,7 +263,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
     }
 
     func upstreamReadComplete() {
-        client?.flush()
+        client?.flushAtEndOfTick(resources.tickFlushes)
     }
 
     func upstreamWritabilityChanged(isWritable: Bool) {

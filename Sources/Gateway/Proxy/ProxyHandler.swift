@@ -273,9 +273,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         client?.finishTunnel(promise: nil)
     }
 
-    /// The end of a batch of reads: what was forwarded leaves for the upstream in one flush.
+    /// The end of a batch of reads: what was forwarded leaves for the upstream in one flush, at
+    /// the end of the loop's tick.
     func clientReadComplete() {
-        flushUpstreamIfNeeded()
+        guard upstreamNeedsFlush, let connection = machine.upstreamConnection else { return }
+        upstreamNeedsFlush = false
+        resources.tickFlushes.flushAtEndOfTick(connection.handler)
     }
 
     private func flushUpstreamIfNeeded() {
@@ -474,6 +477,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         logEntry?.status = Int(status.code)
     }
 
+    /// The response's end goes out with the loop's other flushes, at the end of its tick
+    /// (TickFlushes).
     /// - Parameter closing: whether the connection may close after this answer: only then is the
     ///   write's completion kept (a close waits for it), sparing a kept-alive connection a promise
     ///   per response.
@@ -482,11 +487,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         responseInProgress = false
         if closing {
             let promise = client.eventLoop.makePromise(of: Void.self)
-            client.writeAndFlush(.end(trailers), promise: promise)
+            client.write(.end(trailers), promise: promise)
             lastResponseEnd = promise.futureResult
         } else {
-            client.writeAndFlush(.end(trailers), promise: nil)
+            client.write(.end(trailers))
         }
+        client.flushAtEndOfTick(resources.tickFlushes)
         appendLogEntry()
         endRequestInFlight()
     }

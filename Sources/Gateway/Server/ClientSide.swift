@@ -1,3 +1,4 @@
+import EventLoopSupport
 import HTTP2Server
 import NIOCore
 import NIOHTTP1
@@ -35,6 +36,14 @@ enum ClientSide {
         switch self {
         case .connection(let codec, _): codec.write(part, promise: nil)
         case .stream(let stream): stream.write(part)
+        }
+    }
+
+    /// - Parameter promise: completed once the part is written, after a flush.
+    func write(_ part: HTTPServerResponsePart, promise: EventLoopPromise<Void>) {
+        switch self {
+        case .connection(let codec, _): codec.write(part, promise: promise)
+        case .stream(let stream): stream.write(part, promise: promise)
         }
     }
 
@@ -80,6 +89,15 @@ enum ClientSide {
     func flush() {
         switch self {
         case .connection(_, let context): context.flush()
+        case .stream(let stream): stream.flush()
+        }
+    }
+
+    /// Flushes a connection once its loop has handled the sockets ready now (TickFlushes); a
+    /// stream now (its connection gathers its streams' frames itself).
+    func flushAtEndOfTick(_ flushes: TickFlushes) {
+        switch self {
+        case .connection(let codec, _): flushes.flushAtEndOfTick(codec)
         case .stream(let stream): stream.flush()
         }
     }

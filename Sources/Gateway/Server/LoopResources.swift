@@ -1,3 +1,4 @@
+import EventLoopSupport
 import HTTP2Server
 import Logging
 import NIOConcurrencyHelpers
@@ -27,6 +28,8 @@ final class LoopResources: HTTP2ConnectionRegistry {
     let verifiedTokens = VerifiedTokenCache()
     /// Stores' denials still in force, answered without a store call.
     let denials = DenialCache()
+    /// The flushes of this loop's current batch of ready sockets, done together at its end.
+    let tickFlushes: TickFlushes
 
     let logger: Logger
     /// This loop's access-log lines of the current tick (the process has one access log).
@@ -34,6 +37,7 @@ final class LoopResources: HTTP2ConnectionRegistry {
 
     init(eventLoop: any EventLoop, runtime: GatewayRuntime, logger: Logger) {
         self.eventLoop = eventLoop
+        tickFlushes = TickFlushes(eventLoop: eventLoop)
         self.runtime = runtime
         self.logger = logger
     }

@@ -1,3 +1,4 @@
+import EventLoopSupport
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -19,7 +20,7 @@ protocol UpstreamResponseDelegate: AnyObject {
 /// The last handler of an upstream connection's pipeline. It forwards every response part to
 /// its delegate (the client exchange that leased the connection) and lets that exchange stop
 /// and restart reads, which is how a slow client holds back a fast upstream.
-final class UpstreamHandler: ChannelDuplexHandler {
+final class UpstreamHandler: ChannelDuplexHandler, TickFlushable {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
@@ -88,6 +89,10 @@ final class UpstreamHandler: ChannelDuplexHandler {
 
     func flush() {
         context?.flush()
+    }
+
+    func flushNow() {
+        flush()
     }
 
     func pauseReads() {
