@@ -23,7 +23,7 @@ public final class TickFlushes {
     private var spare: [any TickFlushable] = []
     /// Made once: handed to the loop for every batch without a new closure each time. (It holds
     /// this object, which lives as long as its loop.)
-    private var flushAll: (() -> Void)?
+    private lazy var flushAll: () -> Void = { self.flush() }
 
     public init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -34,10 +34,7 @@ public final class TickFlushes {
         // A response's end and the read that brought it ask for the same flush in a row.
         if let last = pending.last, last === writer { return }
         if pending.isEmpty {
-            if flushAll == nil {
-                flushAll = { self.flush() }
-            }
-            eventLoop.assumeIsolatedUnsafeUnchecked().execute(flushAll!)
+            eventLoop.assumeIsolatedUnsafeUnchecked().execute(flushAll)
         }
         pending.append(writer)
     }

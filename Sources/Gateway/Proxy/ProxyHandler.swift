@@ -276,15 +276,18 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     /// The end of a batch of reads: what was forwarded leaves for the upstream in one flush, at
     /// the end of the loop's tick.
     func clientReadComplete() {
-        guard upstreamNeedsFlush, let connection = machine.upstreamConnection else { return }
-        upstreamNeedsFlush = false
-        resources.tickFlushes.flushAtEndOfTick(connection.handler)
+        flushUpstreamIfNeeded(atEndOfTick: true)
     }
 
-    private func flushUpstreamIfNeeded() {
+    /// - Parameter atEndOfTick: with the loop's other flushes (TickFlushes), rather than now.
+    private func flushUpstreamIfNeeded(atEndOfTick: Bool = false) {
         guard upstreamNeedsFlush, let connection = machine.upstreamConnection else { return }
         upstreamNeedsFlush = false
-        connection.handler.flush()
+        if atEndOfTick {
+            resources.tickFlushes.flushAtEndOfTick(connection.handler)
+        } else {
+            connection.handler.flush()
+        }
     }
 
     /// A request part as its upstream gets it: trailers filtered by the exchange's request
