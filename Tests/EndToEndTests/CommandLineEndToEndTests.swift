@@ -95,6 +95,7 @@ final class CommandLineEndToEndTests: XCTestCase {
 
     func testBadCertificateOrKeyFilesAreClearErrors() throws {
         let certificates = try TestCertificates(commonName: "localhost")
+        defer { certificates.remove() }
         let tls = { (cert: String, key: String) in
             "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"\(cert)\"\nkey = \"\(key)\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
                 + "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.seedRoutes

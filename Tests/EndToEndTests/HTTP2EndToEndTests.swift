@@ -10,6 +10,10 @@ final class HTTP2EndToEndTests: XCTestCase {
         certificates = try TestCertificates(commonName: "localhost")
     }
 
+    override func tearDown() {
+        certificates?.remove()
+    }
+
     private let limits = """
         [stores.m]
         engine = "memory"
@@ -219,6 +223,7 @@ final class HTTP2EndToEndTests: XCTestCase {
         let original = try subject()
         XCTAssertTrue(original.contains("CN = localhost"), original)
         let renewed = try TestCertificates(commonName: "renewed.localhost")
+        defer { renewed.remove() }
         for (from, to) in [(renewed.serverCert, certificates.serverCert), (renewed.serverKey, certificates.serverKey)] {
             try FileManager.default.removeItem(atPath: to)
             try FileManager.default.copyItem(atPath: from, toPath: to)

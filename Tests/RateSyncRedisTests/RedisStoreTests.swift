@@ -325,6 +325,7 @@ final class RedisStoreTests: XCTestCase {
 
     func testTLSWithAConfiguredCA() throws {
         let certificates = try TestCertificates(commonName: "localhost")
+        defer { certificates.remove() }
         let tlsRedis = try RedisServer(tls: (certificates.serverCert, certificates.serverKey, certificates.caCert))
         defer { tlsRedis.stop() }
         let trusted = try makeStore(url: "rediss://localhost:\(tlsRedis.port)/0", caFile: certificates.caCert)

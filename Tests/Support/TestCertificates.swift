@@ -22,4 +22,9 @@ public struct TestCertificates {
         let result = try runProgram("/bin/sh", ["-c", script])
         guard result.status == 0 else { throw HarnessError("openssl failed: \(result.output)") }
     }
+
+    /// Deletes the directory and everything made in it.
+    public func remove() {
+        try? FileManager.default.removeItem(at: directory)
+    }
 }

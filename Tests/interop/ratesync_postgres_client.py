@@ -13,8 +13,10 @@ import os
 import sys
 import tempfile
 
-# rate-sync reads ./rate-sync.toml when imported: import it from an empty directory.
-os.chdir(tempfile.mkdtemp())
+# rate-sync reads ./rate-sync.toml when imported: import it from an empty directory (removed
+# when the script exits).
+scratch = tempfile.TemporaryDirectory()
+os.chdir(scratch.name)
 
 from ratesync.engines.postgres import PostgresRateLimiter  # noqa: E402
 
