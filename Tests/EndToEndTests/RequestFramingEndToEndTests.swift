@@ -483,6 +483,27 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertLessThan(sent, 128 << 20, "the client was held back: \(result.output)")
     }
 
+    /// Requests pipelined as fast as the gateway takes them, by a client that reads no answer:
+    /// the gateway stops reading and serving them once the answers pile up unsent, instead of
+    /// answering every request it can read into memory: neither forwarded ones (the demo
+    /// upstream answers quickly) nor ones it answers itself (429s).
+    func testAClientThatPipelinesWithoutReadingIsNotAnsweredWithoutBound() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes)
+        defer { harness.stop() }
+        let before = harness.gateway.memory().rss
+        for request in ["GET /x?bytes=16000 HTTP/1.1\r\nHost: a\r\n\r\n", "GET /auth/x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"] {
+            let result = try runProgram(
+                "/usr/bin/env",
+                ["python3", interopScript("flood_client.py"), String(harness.proxyPort), "", request.utf8.map { String(format: "%02x", $0) }.joined(), "256", "6"],
+                stdoutOnly: true
+            )
+            XCTAssertTrue(result.output.contains("answer=HTTP/1."), result.output)
+            let growth = harness.gateway.memory().peak - before
+            XCTAssertLessThan(growth, 32 << 20, "peak grew \(growth >> 20) MiB; \(result.output)")
+        }
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
+    }
+
     func testAClientThatStopsReadingIsClosedAndGivesBackItsSlot() throws {
         // The demo upstream streams a large answer; one concurrent request allowed per client.
         let harness = try GatewayHarness(

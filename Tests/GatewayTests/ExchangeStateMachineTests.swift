@@ -108,8 +108,47 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertEqual(asked, ["upstream"], "a body on its way waits only for its upstream")
         asked = []
         let answered = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
-        XCTAssertTrue(answered.readsAllowed(clientWritable: client(false), upstreamWritable: upstream(false)))
-        XCTAssertEqual(asked, [], "a whole request being answered needs neither")
+        XCTAssertTrue(answered.readsAllowed(clientWritable: client(true), upstreamWritable: upstream(false)))
+        XCTAssertEqual(asked, ["client"], "after a whole request only a pipelined one can come: it waits only for its client")
+    }
+
+    /// A client that pipelines requests and reads none of the answers: each read brought more
+    /// requests while one was in flight, and every one was answered into a queue of unsent bytes
+    /// that grew as long as the client kept sending (hundreds of MiB within seconds).
+    func testAClientThatTakesNoAnswersGetsNoMoreRequestsReadOrServed() {
+        var machine = Machine(isStream: false, now: at(0))
+        let first = FakeExchange()
+        _ = machine.receive(head("/1"), now: at(0))
+        machine.exchangeBegan(first, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        _ = machine.receive(.end(nil), now: at(0))
+        XCTAssertFalse(machine.readsAllowed(clientWritable: false, upstreamWritable: true), "no more requests are read while limiting")
+        XCTAssertTrue(machine.readsAllowed(clientWritable: true, upstreamWritable: true))
+        _ = machine.verdict(for: first, admitted: true)
+        XCTAssertFalse(machine.readsAllowed(clientWritable: false, upstreamWritable: true), "nor while connecting")
+        _ = machine.upstreamAcquired(FakeConnection(), for: first, reused: false)
+        XCTAssertFalse(machine.readsAllowed(clientWritable: false, upstreamWritable: true), "nor while the answer comes")
+        // Requests already read wait for the client too.
+        for part in [head("/2"), body, .end(nil), head("/3")] {
+            guard case .queued = machine.receive(part, now: at(0)) else { return XCTFail("queued behind the first") }
+        }
+        _ = machine.responseHead(upstreamKeepAlive: true, closeDelimited: false)
+        _ = machine.responseEnded()
+        guard case .idle = machine.becomeIdle(now: at(1)) else { return XCTFail() }
+        XCTAssertNil(machine.nextQueuedPart(clientWritable: false), "the next request waits for the client to take its answers")
+        XCTAssertTrue(machine.hasQueuedParts)
+        XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: true))
+        guard case .begin(let second)? = machine.nextQueuedPart(clientWritable: true), second.head.uri == "/2" else { return XCTFail() }
+        machine.exchangeBegan(FakeExchange(), expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        guard case .buffer? = machine.nextQueuedPart(clientWritable: false), case .buffer? = machine.nextQueuedPart(clientWritable: false)
+        else { return XCTFail("the body of a request begun goes on with it whatever the client does") }
+        XCTAssertNil(machine.nextQueuedPart(clientWritable: true), "the third waits for the second")
+        // A client that never takes its answers is closed by the send timeout.
+        let deadline = machine.clientWritabilityChanged(writable: false, now: at(2), sendTimeout: send)
+        XCTAssertEqual(deadline, at(12))
+        guard case .closeClient = machine.deadlineReached(now: at(12), idleTimeout: idle, sendTimeout: send) else {
+            return XCTFail()
+        }
+        XCTAssertFalse(machine.hasQueuedParts)
     }
 
     func testPipelinedRequestsWaitAndAreReplayedInOrder() {
@@ -122,17 +161,17 @@ final class ExchangeStateMachineTests: XCTestCase {
             guard case .queued = machine.receive(part, now: at(0)) else { return XCTFail("queued behind the first") }
         }
         XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: true), "reads stop while a request waits")
-        XCTAssertNil(machine.nextQueuedPart(), "nothing is replayed while the first is in flight")
+        XCTAssertNil(machine.nextQueuedPart(clientWritable: true), "nothing is replayed while the first is in flight")
         _ = machine.verdict(for: first, admitted: false)
         guard case .becomeIdle = machine.answeredLocally(requestEnded: true, bodyWithheld: false, close: false, now: at(1)) else {
             return XCTFail()
         }
         guard case .idle = machine.becomeIdle(now: at(1)) else { return XCTFail() }
-        guard case .begin(let second)? = machine.nextQueuedPart(), second.head.uri == "/2" else { return XCTFail() }
+        guard case .begin(let second)? = machine.nextQueuedPart(clientWritable: true), second.head.uri == "/2" else { return XCTFail() }
         let exchange = FakeExchange()
         machine.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
-        guard case .buffer? = machine.nextQueuedPart(), case .buffer? = machine.nextQueuedPart() else { return XCTFail() }
-        XCTAssertNil(machine.nextQueuedPart())
+        guard case .buffer? = machine.nextQueuedPart(clientWritable: true), case .buffer? = machine.nextQueuedPart(clientWritable: true) else { return XCTFail() }
+        XCTAssertNil(machine.nextQueuedPart(clientWritable: true))
         XCTAssertFalse(machine.hasQueuedParts)
     }
 

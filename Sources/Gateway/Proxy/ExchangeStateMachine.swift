@@ -129,8 +129,11 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     }
 
     /// The next queued part that may be handled now, removed from the queue, and what to do.
-    mutating func nextQueuedPart() -> PartAction? {
+    /// A queued request waits while the client takes none of what is written to it: its answer,
+    /// and the answers of every request behind it, would pile up unsent.
+    mutating func nextQueuedPart(clientWritable: @autoclosure () -> Bool) -> PartAction? {
         guard let part = queue.first, !belongsToNextRequest(part) else { return nil }
+        if case .head = part, !clientWritable() { return nil }
         queue.removeFirst()
         return handle(part)
     }
@@ -540,10 +543,11 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             // A body waits for the verdict and the connection. A request already whole can only
             // be followed by a pipelined one, whose head is queued (stopping reads again), or,
             // after a WebSocket handshake, by the tunnel's bytes, which wait for its answer.
-            return inFlight.requestEnded && !inFlight.opensTunnel
+            // Pipelined requests are read only from a client that takes its answers, as when idle.
+            return inFlight.requestEnded && !inFlight.opensTunnel && clientWritable()
         case .proxying:
             if inFlight.opensTunnel { return false }
-            return inFlight.requestEnded || upstreamWritable()
+            return inFlight.requestEnded ? clientWritable() : upstreamWritable()
         case .tunnel:
             return upstreamWritable()
         case .closed:

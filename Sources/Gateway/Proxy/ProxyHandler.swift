@@ -214,7 +214,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         }
         guard writable else { return }
         machine.upstreamConnection?.handler.resumeReads()
-        resumeReadsIfAllowed()
+        if machine.isIdle, machine.hasQueuedParts, !replayingQueue {
+            serveQueuedRequests()
+        } else {
+            resumeReadsIfAllowed()
+        }
     }
 
     // MARK: request parts
@@ -320,7 +324,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         guard !replayingQueue else { return }
         replayingQueue = true
         defer { replayingQueue = false }
-        while let action = machine.nextQueuedPart() { perform(action) }
+        while let action = machine.nextQueuedPart(clientWritable: client?.isWritable == true) { perform(action) }
         flushUpstreamIfNeeded()
     }
 
@@ -394,13 +398,19 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
                 return
             }
             armTimer(at: machine.lastClientActivity + idleTimeout)
-            replayQueuedParts()
-            if let error = machine.afterQueue() {
-                answerUnreadableRequest(error)
-                return
-            }
-            resumeReadsIfAllowed()
+            serveQueuedRequests()
         }
+    }
+
+    /// An idle connection serves the pipelined requests that may go now, then answers bytes that
+    /// were no request behind them, or reads on.
+    private func serveQueuedRequests() {
+        replayQueuedParts()
+        if let error = machine.afterQueue() {
+            answerUnreadableRequest(error)
+            return
+        }
+        resumeReadsIfAllowed()
     }
 
     /// The upstream let this exchange down (refused, timed out, reset before answering): count
