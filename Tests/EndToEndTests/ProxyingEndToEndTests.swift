@@ -167,16 +167,22 @@ final class ProxyingEndToEndTests: XCTestCase {
     func testPipelinedRequestsAreAnsweredInOrder() throws {
         let gateway = try harness()
         defer { gateway.stop() }
-        let requests = "GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+        // The first is slow: the others wait behind it, read but not yet parsed.
+        let requests = "GET /first?delay_ms=200 HTTP/1.1\r\nHost: x\r\n\r\n"
             + "POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
-            + "GET /third HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        let answers = try rawExchange(port: gateway.proxyPort, Array(requests.utf8))
-        XCTAssertEqual(answers.components(separatedBy: "HTTP/1.1 200 OK").count - 1, 3, answers)
-        let first = try XCTUnwrap(answers.range(of: "\\/first"))
-        let second = try XCTUnwrap(answers.range(of: "\\/second"))
-        let third = try XCTUnwrap(answers.range(of: "\\/third"))
-        XCTAssertTrue(first.lowerBound < second.lowerBound && second.lowerBound < third.lowerBound, answers)
+            + "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n"
+            + "GET /third HTTP/1.1\r\nHost: x\r\n\r\n"
+        let answers = try rawExchange(port: gateway.proxyPort, Array((requests + "GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8))
+        XCTAssertEqual(answers.components(separatedBy: "HTTP/1.1 200 OK").count - 1, 5, answers)
+        let order = try ["\\/first", "\\/second", "\\/chunked", "\\/third", "\\/last"].map { try XCTUnwrap(answers.range(of: $0), $0).lowerBound }
+        XCTAssertEqual(order, order.sorted(), answers)
         XCTAssertTrue(answers.contains("\"received_bytes\":5"), answers)
+        XCTAssertTrue(answers.contains("\"received_bytes\":7"), answers)
+        // Bytes that are no request, after them, are answered after their answers.
+        let broken = try rawExchange(port: gateway.proxyPort, Array((requests + "NOT HTTP\r\n\r\n").utf8))
+        XCTAssertEqual(broken.components(separatedBy: "HTTP/1.1 200 OK").count - 1, 4, broken)
+        XCTAssertTrue(broken.hasSuffix("}") && broken.contains("HTTP/1.1 400"), broken)
+        XCTAssertLessThan(try XCTUnwrap(broken.range(of: "\\/third")).lowerBound, try XCTUnwrap(broken.range(of: "HTTP/1.1 400")).lowerBound)
     }
 
     func testIdleClientConnectionsAreClosed() throws {

@@ -504,6 +504,25 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
     }
 
+    /// Requests pipelined behind one the upstream takes long to answer wait as the bytes they
+    /// came in, not parsed: twenty connections sending 1 MiB of small requests each cost the
+    /// gateway what it read, not a parsed request apiece (about 20 MiB).
+    func testPipelinedRequestsWaitingBehindASlowOneAreHeldAsTheirBytes() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes)
+        defer { harness.stop() }
+        let before = harness.gateway.memory().rss
+        let request = "GET /x?delay_ms=20000 HTTP/1.1\r\nHost: a\r\n\r\n"
+        let clients = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", interopScript("pipelining_clients.py"), String(harness.proxyPort), "20", "1024", "4", request.utf8.map { String(format: "%02x", $0) }.joined()]
+        )
+        defer { clients.stop() }
+        let sent = try clients.waitForLine(containing: "sent=", timeout: 15)
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
+        let growth = harness.gateway.memory().peak - before
+        XCTAssertLessThan(growth, 8 << 20, "peak grew \(growth >> 20) MiB; \(sent)")
+    }
+
     func testAClientThatStopsReadingIsClosedAndGivesBackItsSlot() throws {
         // The demo upstream streams a large answer; one concurrent request allowed per client.
         let harness = try GatewayHarness(

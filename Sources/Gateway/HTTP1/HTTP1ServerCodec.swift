@@ -19,6 +19,11 @@ import NIOHTTP1
 /// write, not two or three, each of which costs a pass down the pipeline and an entry in the
 /// socket's queue.
 ///
+/// Bytes read after a pipelined request that had to wait (behind the one in flight, or for a
+/// client that takes no answers) are held as they came, and parsed once the proxy has served
+/// that request (`parseHeldBytes`): a read of many small requests then costs the bytes sent, not
+/// a parsed request each, several times as large, all waiting in the proxy's queue.
+///
 /// The connection's ProxyHandler is called directly both ways (its parts never cross the
 /// pipeline boxed as `NIOAny`, which cost a fifth of a proxied request's instructions); it still
 /// sits behind this codec for the channel's own events.
@@ -35,6 +40,8 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
     /// The largest body part copied into a held head; a larger one is written as it is.
     static let joinedBodyLimit = 16 * 1024
     private var failed = false
+    /// Bytes read but not parsed yet: they follow a request the proxy queued.
+    private var unparsed: ByteBuffer?
     /// Given the requests and asked for answers directly. Let go when the codec is removed.
     var proxy: ProxyHandler?
     private(set) var context: ChannelHandlerContext?
@@ -51,6 +58,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
         self.context = nil
         proxy = nil
         heldHead = nil
+        unparsed = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -58,12 +66,37 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
         // The instance forms of NIO's wrapping and unwrapping, and NIOAny's own initialiser for
         // writes: the static forms were called unspecialised, casting every buffer dynamically.
         var buffer = unwrapInboundIn(data)
+        if var held = unparsed {
+            unparsed = nil
+            held.writeBuffer(&buffer)
+            buffer = held
+        }
+        parse(&buffer)
+    }
+
+    /// Whether bytes already read wait to be parsed (the socket is not read meanwhile).
+    var holdsUnparsedBytes: Bool { unparsed != nil }
+
+    /// Parses the bytes held after a queued request, now that the proxy has served it.
+    func parseHeldBytes() {
+        guard !failed, var buffer = unparsed else { return }
+        unparsed = nil
+        parse(&buffer)
+    }
+
+    private func parse(_ buffer: inout ByteBuffer) {
         do {
             // A switch on the parser's result, each part's payload bound in it: `while case
             // .part(let part) = ...` copied the whole result, then destroyed it.
             parsing: while true {
                 switch try parser.advance(&buffer) {
-                case .part(.requestHead(let request)): proxy?.receive(.head(request))
+                case .part(.requestHead(let request)):
+                    guard let proxy else { break }
+                    proxy.receive(.head(request))
+                    if proxy.hasQueuedRequests, buffer.readableBytes > 0 {
+                        unparsed = buffer
+                        break parsing
+                    }
                 case .part(.body(let body)): proxy?.receive(ClientRequestPart.body(body))
                 case .part(.end(let trailers)): proxy?.receive(ClientRequestPart.end(trailers))
                 case .part(.tunnel(let bytes)): proxy?.receiveTunnelBytes(bytes)

@@ -190,11 +190,17 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     }
 
     private var readsAllowed: Bool {
-        machine.readsAllowed(
+        // Bytes already read and held unparsed come before any new ones.
+        if client?.holdsUnparsedBytes == true { return false }
+        return machine.readsAllowed(
             clientWritable: client?.isWritable ?? false,
             upstreamWritable: machine.upstreamConnection?.channel.isWritable ?? true
         )
     }
+
+    /// Whether a pipelined request waits behind the one in flight (or for the client to take
+    /// its answers): the codec then holds the bytes after it unparsed.
+    var hasQueuedRequests: Bool { machine.hasQueuedParts }
 
     func resumeReadsIfAllowed() {
         guard readPending, readsAllowed, let client else { return }
@@ -325,6 +331,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         replayingQueue = true
         defer { replayingQueue = false }
         while let action = machine.nextQueuedPart(clientWritable: client?.isWritable == true) { perform(action) }
+        if !machine.hasQueuedParts { client?.parseHeldBytes() }
         flushUpstreamIfNeeded()
     }
 
