@@ -74,9 +74,6 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
         parse(&buffer)
     }
 
-    /// Whether bytes already read wait to be parsed (the socket is not read meanwhile).
-    var holdsUnparsedBytes: Bool { unparsed != nil }
-
     /// Parses the bytes held after a queued request, now that the proxy has served it.
     func parseHeldBytes() {
         guard !failed, var buffer = unparsed else { return }

@@ -189,13 +189,24 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         return false
     }
 
+    /// Not while pipelined requests are replayed: the codec may hold bytes read after them,
+    /// which come before any new ones (it holds them only while a request is queued, and the
+    /// replay reads on once it is over).
     private var readsAllowed: Bool {
-        // Bytes already read and held unparsed come before any new ones.
-        if client?.holdsUnparsedBytes == true { return false }
-        return machine.readsAllowed(
-            clientWritable: client?.isWritable ?? false,
-            upstreamWritable: machine.upstreamConnection?.channel.isWritable ?? true
-        )
+        !replayingQueue
+            && machine.readsAllowed(
+                clientWritable: clientIsWritable,
+                upstreamWritable: machine.upstreamConnection?.channel.isWritable ?? true
+            )
+    }
+
+    /// Matched in place: binding the whole client side first copied both of its references.
+    private var clientIsWritable: Bool {
+        switch client {
+        case .connection(_, let context)?: return context.channel.isWritable
+        case .stream(let stream)?: return stream.isWritable
+        case nil: return false
+        }
     }
 
     /// Whether a pipelined request waits behind the one in flight (or for the client to take
@@ -214,7 +225,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     }
 
     func clientWritabilityChanged() {
-        let writable = client?.isWritable == true
+        let writable = clientIsWritable
         if let deadline = machine.clientWritabilityChanged(writable: writable, now: .now(), sendTimeout: sendTimeout) {
             armTimer(at: deadline)
         }
@@ -330,7 +341,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         guard !replayingQueue else { return }
         replayingQueue = true
         defer { replayingQueue = false }
-        while let action = machine.nextQueuedPart(clientWritable: client?.isWritable == true) { perform(action) }
+        while let action = machine.nextQueuedPart(clientWritable: clientIsWritable) { perform(action) }
         if !machine.hasQueuedParts { client?.parseHeldBytes() }
         flushUpstreamIfNeeded()
     }

@@ -86,15 +86,7 @@ enum ClientSide {
         }
     }
 
-    /// Whether bytes the client sent wait to be parsed after a queued request (reads wait too).
-    var holdsUnparsedBytes: Bool {
-        switch self {
-        case .connection(let codec, _): return codec.holdsUnparsedBytes
-        case .stream: return false
-        }
-    }
-
-    /// Parses what `holdsUnparsedBytes` holds: the requests queued before it are served.
+    /// Parses the bytes a connection's codec held after a queued request, now served.
     func parseHeldBytes() {
         if case .connection(let codec, _) = self { codec.parseHeldBytes() }
     }
