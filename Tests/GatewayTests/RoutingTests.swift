@@ -73,6 +73,7 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(resolve(.http1_1, ["a.example:8080"], targetAuthority: nil), .success("a.example:8080"))
         XCTAssertEqual(resolve(.http1_1, [], targetAuthority: nil), .failure(.missingHost))
         XCTAssertEqual(resolve(.http1_0, [], targetAuthority: nil), .success(nil))
+        XCTAssertEqual(resolve(HTTPVersion(major: 2, minor: 0), [], targetAuthority: nil), .failure(.missingHost))
         XCTAssertEqual(resolve(.http1_1, ["a", "a"], targetAuthority: nil), .failure(.repeatedHost))
         for bad in ["", "a b", "a/b", "a@b", "a:port", "a:123456", "[::1", "[zz]", "a\\b", "a:1:2", "[]", "[]:80", "[::1]x", ":80", "a:8 0"] {
             XCTAssertEqual(resolve(.http1_1, [bad], targetAuthority: nil), .failure(.invalidHost), bad)

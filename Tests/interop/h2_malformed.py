@@ -3,18 +3,19 @@ smuggle bytes into an HTTP/1.1 request line or header block, then a valid one, a
 cleartext prior-knowledge connection, and reports what the server answered on each stream.
 
 usage: h2_malformed.py PORT
-prints one line per stream: "NAME rst=CODE", "NAME headers" or "NAME none"
+prints one line per stream: "NAME rst=CODE", "NAME status=CODE" or "NAME none"
 """
 import socket
 import sys
-from h2_wire import PREFACE, frame, frames, literal
+from h2_wire import PREFACE, decode_status, frame, frames, literal
 
 port = int(sys.argv[1])
 
 
-def request(path=b"/echo", extra=()):
+def request(path=b"/echo", extra=(), authority=b"localhost"):
     block = literal(b":method", b"GET") + literal(b":scheme", b"http") + literal(b":path", path)
-    block += literal(b":authority", b"localhost")
+    if authority is not None:
+        block += literal(b":authority", authority)
     for name, value in extra:
         block += literal(name, value)
     return block
@@ -28,6 +29,7 @@ cases = [
     ("connection-field", request(extra=[(b"connection", b"close")])),
     ("host-differs", request(extra=[(b"host", b"admin.example")])),
     ("absolute-path", request(path=b"http://admin.example/echo")),
+    ("no-authority", request(authority=None)),
     ("valid", request()),
 ]
 
@@ -44,7 +46,7 @@ for kind, stream, payload in frames(s, 5):
         if kind == 0x3:
             answers[stream] = "rst=%d" % int.from_bytes(payload[0:4], "big")
         elif kind == 0x1:
-            answers[stream] = "headers"
+            answers[stream] = "status=%d" % decode_status(payload)
     if len(answers) == len(cases):
         break
 for i, (name, _) in enumerate(cases):

@@ -48,3 +48,31 @@ def frames(sock, seconds):
             kind, stream = data[3], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
             payload, data = data[9:9 + length], data[9 + length:]
             yield kind, stream, payload
+
+
+def skip_table_size_updates(block):
+    """The block after the dynamic table size updates (RFC 7541, 6.3) it starts with, and them."""
+    updates = []
+    while block and block[0] & 0xE0 == 0x20:
+        value, i = block[0] & 0x1F, 1
+        if value == 0x1F:
+            shift = 0
+            while True:
+                value += (block[i] & 0x7F) << shift
+                shift += 7
+                i += 1
+                if not block[i - 1] & 0x80:
+                    break
+        updates.append(value)
+        block = block[i:]
+    return block, updates
+
+
+def decode_status(block):
+    """The :status of a response block as this server encodes it: indexed or literal."""
+    block, _ = skip_table_size_updates(block)
+    first = block[0]
+    if first & 0x80:
+        return {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}[first & 0x7F]
+    length = block[1]
+    return int(block[2:2 + length])

@@ -11,7 +11,7 @@ enum RequestAuthority {
     }
 
     /// The authority to route by and forward, or nil when the request has none (HTTP/1.0
-    /// without `Host`).
+    /// without `Host`). An HTTP/2 request's `:authority` arrives here as its `Host`.
     /// - Parameter targetAuthority: the authority of an absolute-form target.
     static func resolve(_ fields: RequestFields, version: HTTPVersion, targetAuthority: Substring?) -> Result<String?, Problem> {
         if fields.hostCount > 1 { return .failure(.repeatedHost) }
@@ -20,7 +20,9 @@ enum RequestAuthority {
             guard isValid(targetAuthority) else { return .failure(.invalidHost) }
             return .success(String(targetAuthority))
         }
-        if fields.host == nil && version == .http1_1 { return .failure(.missingHost) }
+        // Only HTTP/1.0 may name no host; an HTTP/2 request without `:authority` or `Host` is
+        // refused as an HTTP/1.1 one without `Host` is (as nginx does).
+        if fields.host == nil && version != .http1_0 { return .failure(.missingHost) }
         return .success(fields.host)
     }
 
