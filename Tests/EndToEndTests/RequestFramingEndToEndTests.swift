@@ -243,6 +243,25 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try targets(), ["/"])
     }
 
+    /// A line ended by LF alone, in a head, a chunk line or a trailer section, is answered 400
+    /// and the connection closed as it arrives: the CRLF the gateway reads lines by will never
+    /// come, and waiting for it held the connection (and a chunked request's upstream) until
+    /// the idle timeout.
+    func testALineEndedByLFAloneIsAnsweredAtOnce() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let heads = ["GET / HTTP/1.1\r\nHost: a\r\n\n", "GET / HTTP/1.1\nHost: a\n\n", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\n\r\n"]
+        let chunked = "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let bodies = [chunked + "5\nhello", chunked + "5\r\nhello\r\n0\r\n\n", chunked + "0\r\nX-T: 1\n"]
+        for request in heads + bodies {
+            // Well within the idle timeout (60 s): only an answer to what was sent ends it sooner.
+            let answer = try exchange(harness, request, timeout: 10)
+            XCTAssertEqual(statuses(answer), [400], "\(request.debugDescription): \(answer)")
+            XCTAssertTrue(answer.lowercased().contains("connection: close"), answer)
+        }
+        XCTAssertFalse(try targets().contains("/"), "no head with a bare LF reached the upstream")
+    }
+
     func testAChunkedBodyIsDecodedAndFramedAgainByTheGateway() throws {
         let harness = try gateway()
         defer { harness.stop() }

@@ -207,6 +207,42 @@ final class HTTP1ParserTests: XCTestCase {
         }
     }
 
+    /// A line ended by LF alone can never make the CRLF or empty line the parser waits for: it is
+    /// refused as it arrives, in a head, a chunk line or a trailer section, whatever follows or
+    /// does not, instead of holding the connection until the head budget or the idle timeout.
+    func testALineEndedByLFAloneIsRefusedAsItArrives() {
+        let chunked = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let cutOff = [
+            "GET / HTTP/1.1\r\nHost: x\r\n\n",
+            "GET / HTTP/1.1\r\nHost: x\n",
+            "GET / HTTP/1.1\nHost: x\n\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nX-A: b\n\r\n",
+            "\nGET / HTTP/1.1\r\n",
+            "\r\n\nGET / HTTP/1.1\r\n",
+            chunked + "5\n",
+            chunked + "5;a=b\nhello",
+            chunked + "0\r\n\n",
+            chunked + "0\r\nX-T: 1\n",
+            chunked + "0\r\nX-T: 1\r\n\n",
+        ]
+        for text in cutOff {
+            for piece in [Int.max, 1, 2, 3, 7] {
+                let parts = read(text, piece: piece)
+                guard case .error(.malformed) = parts.last else {
+                    XCTFail("\(text.debugDescription) in pieces of \(piece) gave \(parts)")
+                    continue
+                }
+            }
+        }
+        for piece in [Int.max, 1, 5] {
+            XCTAssertEqual(
+                responses("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\n", to: [.GET], piece: piece).last,
+                .error(.malformed("a line ends in LF without CR")),
+                "in pieces of \(piece)"
+            )
+        }
+    }
+
     func testVersions() {
         XCTAssertEqual(read("GET / HTTP/1.2\r\nHost: x\r\n\r\n"), [.head("GET", "/", ["Host=x"]), .end([])])
         var parser = HTTP1Parser(role: .request, maxHeadBytes: 100)

@@ -352,9 +352,26 @@ struct HTTP1Parser {
             return buffer.readSlice(length: end)
         }
         guard buffer.readableBytes <= limit else { throw Self.tooLarge(terminator) }
+        // A line ended by LF alone never makes the terminator: refused now, not waited on until
+        // the limit or the idle timeout (only the bytes new since the last wait are searched).
+        if Self.hasBareLineFeed(in: buffer, from: partialScanned) { throw .malformed("a line ends in LF without CR") }
         partialScanned = buffer.readableBytes
         partial = buffer.readSlice(length: buffer.readableBytes)
         return nil
+    }
+
+    /// Whether an LF at or after `start` has no CR before it.
+    private static func hasBareLineFeed(in buffer: ByteBuffer, from start: Int) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            let lf = UInt8(ascii: "\n")
+            var index = start
+            while true {
+                index = ByteScan.first(lf, in: bytes, from: index, before: bytes.count)
+                guard index < bytes.count else { return false }
+                if index == 0 || bytes[index - 1] != UInt8(ascii: "\r") { return true }
+                index += 1
+            }
+        }
     }
 
     private static func tooLarge(_ terminator: Terminator) -> HTTP1RequestError {
