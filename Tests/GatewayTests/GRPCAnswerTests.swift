@@ -19,8 +19,8 @@ final class GRPCAnswerTests: XCTestCase {
     }
 
     func testOnlyHTTP2RequestsOfGRPCsContentTypeAreGRPC() {
-        func head(_ version: HTTPVersion, _ type: String) -> HTTPRequestHead {
-            HTTPRequestHead(version: version, method: .POST, uri: "/s/M", headers: ["content-type": type])
+        func head(_ version: HTTPVersion, _ type: String) -> ClientRequest {
+            ClientRequest(HTTPRequestHead(version: version, method: .POST, uri: "/s/M", headers: ["Content-Type": type]))
         }
         XCTAssertTrue(LocalResponse.isGRPC(head(.http2, "application/grpc")))
         XCTAssertTrue(LocalResponse.isGRPC(head(.http2, "application/grpc+proto")))

@@ -17,7 +17,24 @@ final class IdentityTests: XCTestCase {
         verifier: TokenVerifier? = nil,
         now: Double = Double(TestClaims.now)
     ) -> IdentifierExtractor.Outcome {
-        IdentifierExtractor.identify(rule: rule, head: head, verifier: verifier, now: now, clientIP: { "192.0.2.7" })
+        let decoded = IdentifierExtractor.identify(rule: rule, request: ClientRequest(head), verifier: verifier, now: now, clientIP: { "192.0.2.7" })
+        let fromBytes = IdentifierExtractor.identify(rule: rule, request: received(head), verifier: verifier, now: now, clientIP: { "192.0.2.7" })
+        XCTAssertEqual(fromBytes, decoded, "the same fields read from the bytes an HTTP/1.1 client sent")
+        return decoded
+    }
+
+    /// The request as an HTTP/1.1 client would send it, read by the parser.
+    private func received(_ head: HTTPRequestHead) -> ClientRequest {
+        var text = "\(head.method.rawValue) \(head.uri) HTTP/1.1\r\n"
+        for (name, value) in head.headers { text += "\(name): \(value)\r\n" }
+        text += "\r\n"
+        var room = HTTP1HeadParser.RequestRoom()
+        do {
+            return try Array(text.utf8).withUnsafeBytes { bytes throws(HTTP1RequestError) in try HTTP1HeadParser.requestHead(bytes, room: &room).request }
+        } catch {
+            XCTFail("the head does not parse: \(error)")
+            return ClientRequest(head)
+        }
     }
 
     private func rule(_ parts: [String], onMissing: IdentifierRule.OnMissing = .clientIP) throws -> IdentifierRule {

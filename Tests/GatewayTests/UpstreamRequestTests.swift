@@ -55,7 +55,7 @@ final class UpstreamRequestTests: XCTestCase {
         ])
         let fields = RequestFields(head.headers)
         let request = UpstreamRequest(
-            client: head, options: fields.options, authority: "a.example", framing: .length(3), uri: "/v1?q=1",
+            client: ClientRequest(head), options: fields.options, authority: "a.example", framing: .length(3), uri: "/v1?q=1",
             peerAddress: "127.0.0.9", scheme: "https", upstream: upstream
         )
         XCTAssertEqual(written(request), """
@@ -76,7 +76,7 @@ final class UpstreamRequestTests: XCTestCase {
     func testTrailersKeepOnlyFieldsThatDecideNothing() {
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["Host": "a", "Connection": "X-Hop", "X-API-Key": "k"])
         let request = UpstreamRequest(
-            client: head, options: RequestFields(head.headers).options, authority: "a", framing: .chunked, uri: "/",
+            client: ClientRequest(head), options: RequestFields(head.headers).options, authority: "a", framing: .chunked, uri: "/",
             peerAddress: "127.0.0.9", scheme: "http", upstream: upstream, identityFields: ["x-api-key"]
         )
         let trailers: HTTPHeaders = [
@@ -98,7 +98,7 @@ final class UpstreamRequestTests: XCTestCase {
         let value = received.withUnsafeBytes { FieldText.string($0) }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: ["Host": "a", "X-Forwarded-For": value, "X-Name": value])
         let request = UpstreamRequest(
-            client: head, options: RequestFields(head.headers).options, authority: "a", framing: .none, uri: "/",
+            client: ClientRequest(head), options: RequestFields(head.headers).options, authority: "a", framing: .none, uri: "/",
             peerAddress: "127.0.0.9", scheme: "http", upstream: upstream
         )
         var buffer = ByteBuffer()
@@ -113,7 +113,7 @@ final class UpstreamRequestTests: XCTestCase {
             "Host": "a.example", "Connection": "Upgrade, Sec-WebSocket-Key", "Upgrade": "websocket, evil", "Sec-WebSocket-Key": "k",
         ])
         let tunnel = UpstreamRequest(
-            client: head, options: RequestFields(head.headers).options, authority: nil, framing: .none, uri: "/ws",
+            client: ClientRequest(head), options: RequestFields(head.headers).options, authority: nil, framing: .none, uri: "/ws",
             peerAddress: "::1", scheme: "http", upstream: upstream, opensTunnel: true
         )
         XCTAssertEqual(fieldLines(written(tunnel)), [
@@ -125,12 +125,65 @@ final class UpstreamRequestTests: XCTestCase {
         h2.basePath = "/base"
         let grpc = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/svc/M", headers: ["TE": "trailers", "Content-Type": "application/grpc"])
         let request = UpstreamRequest(
-            client: grpc, options: RequestFields(grpc.headers).options, authority: "g.example", framing: .chunked, uri: "/svc/M",
+            client: ClientRequest(grpc), options: RequestFields(grpc.headers).options, authority: "g.example", framing: .chunked, uri: "/svc/M",
             peerAddress: "127.0.0.1", scheme: "https", upstream: h2
         )
         XCTAssertEqual(request.head.uri, "/base/svc/M")
         XCTAssertEqual(request.head.headers["te"], ["trailers"])
         XCTAssertEqual(request.head.headers["transfer-encoding"], ["chunked"])
+    }
+
+    func testFieldsForwardedFromTheBytesReceivedAreTheFieldsDecoded() throws {
+        let obsText: [UInt8] = Array("caf".utf8) + [0xE9, 0xFF, 0x80]
+        let heads: [[UInt8]] = [
+            Array("GET /a HTTP/1.1\r\nHost: a.example\r\nAccept:*/*\r\nX-Pad:   padded  \r\n\r\n".utf8),
+            Array("POST /b?q=1 HTTP/1.1\r\nhost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n".utf8)
+                + Array("X-Forwarded-For: 10.0.0.1\r\nx-forwarded-for: 10.0.0.2\r\nX_Forwarded_Proto: gopher\r\nX-API-Key: k\r\n".utf8)
+                + Array("x_api_key: alias\r\nContent-Length: 3\r\nExpect: 100-continue\r\nTE: trailers\r\nCookie: a=1\r\n\r\n".utf8),
+            Array("GET / HTTP/1.1\r\nHost: a\r\nX-Name: ".utf8) + obsText + Array("\r\nX-Forwarded-For: ".utf8) + obsText
+                + Array("\r\nX-Empty:\r\n\r\n".utf8),
+        ]
+        for bytes in heads {
+            var room = HTTP1HeadParser.RequestRoom()
+            let received = try bytes.withUnsafeBytes { bytes throws(HTTP1RequestError) in try HTTP1HeadParser.requestHead(bytes, room: &room).request }
+            XCTAssertTrue(received.headers.valuesAreReceivedBytes)
+            let decoded = ClientRequest(received.head)
+            XCTAssertFalse(decoded.headers.valuesAreReceivedBytes)
+            func upstreamRequest(_ client: ClientRequest) -> UpstreamRequest {
+                UpstreamRequest(
+                    client: client, options: client.fields.options, authority: "a", framing: client.fields.framing(version: .http1_1),
+                    uri: client.uri, peerAddress: "127.0.0.9", scheme: "http", upstream: upstream, identityFields: ["x-api-key"]
+                )
+            }
+            var fromBytes = ByteBuffer()
+            upstreamRequest(received).write(into: &fromBytes)
+            var fromDecoded = ByteBuffer()
+            upstreamRequest(decoded).write(into: &fromDecoded)
+            XCTAssertEqual(Array(fromBytes.readableBytesView), Array(fromDecoded.readableBytesView))
+            XCTAssertEqual(
+                upstreamRequest(received).head.headers.map { "\($0.name): \($0.value)" },
+                upstreamRequest(decoded).head.headers.map { "\($0.name): \($0.value)" }
+            )
+            XCTAssertEqual(received.headers.values(named: "X-FORWARDED-FOR"), decoded.headers.values(named: "x-forwarded-for"))
+        }
+        var room = HTTP1HeadParser.RequestRoom()
+        let padded = try heads[0].withUnsafeBytes { bytes throws(HTTP1RequestError) in try HTTP1HeadParser.requestHead(bytes, room: &room).request }
+        var out = ByteBuffer()
+        UpstreamRequest(
+            client: padded, options: padded.fields.options, authority: "a.example", framing: .none, uri: "/a",
+            peerAddress: "127.0.0.9", scheme: "http", upstream: upstream
+        ).write(into: &out)
+        XCTAssertEqual(fieldLines(String(buffer: out)).prefix(2), ["Accept: */*", "X-Pad: padded"], "each field is written `name: value`")
+        let withObsText = try heads[2].withUnsafeBytes { bytes throws(HTTP1RequestError) in try HTTP1HeadParser.requestHead(bytes, room: &room).request }
+        XCTAssertEqual(padded.headers.values(named: "x-pad"), ["padded"], "a head kept while the next is read keeps its own bytes")
+        out.clear()
+        UpstreamRequest(
+            client: withObsText, options: withObsText.fields.options, authority: "a", framing: .none, uri: "/",
+            peerAddress: "127.0.0.9", scheme: "http", upstream: upstream
+        ).write(into: &out)
+        let written = Array(out.readableBytesView)
+        XCTAssertNotNil(written.firstRange(of: Array("X-Name: ".utf8) + obsText + Array("\r\n".utf8)))
+        XCTAssertNotNil(written.firstRange(of: Array("x-forwarded-for: ".utf8) + obsText + Array(", 127.0.0.9\r\n".utf8)))
     }
 
     private func written(_ request: UpstreamRequest) -> String {

@@ -5,24 +5,44 @@ import NIOHTTP1
 /// of RFC 9112: one space between the parts of the request line, CRLF line ends, no whitespace
 /// between a field name and its colon, no folded lines, no control bytes in a value.
 enum HTTP1HeadParser {
+    /// Where a parser builds request heads, handed again for each, so that a head costs no
+    /// allocation once the one before it is gone: the field locations' array, and the buffer
+    /// the head's bytes are copied into (a copy, not a slice of what was read: a slice would keep
+    /// the whole receive buffer, however large a read made it, for as long as the request lives).
+    struct RequestRoom {
+        var fields: [ClientFields.Location] = []
+        var bytes = ReusableHeadBuffer()
+    }
+
     /// - Parameters:
     ///   - bytes: a head, its final CRLF CRLF included, and perhaps bytes after it.
-    ///   - room: an array to build the fields in, emptied first: a parser hands the same one
-    ///     each time, whose storage is free again once the head before is gone, so that a head
-    ///     costs no allocation for its fields.
-    /// - Returns: the head, and what its fields say, read on the bytes as they were found; and
-    ///   where it ends (just past its empty line).
+    ///   - room: where the head is built (`RequestRoom`).
+    /// - Returns: the head, its fields where they lie in a copy of its bytes and what they say;
+    ///   and where it ends (just past its empty line).
     static func requestHead(
         _ bytes: UnsafeRawBufferPointer,
-        fieldsIn room: inout [(String, String)]
+        room: inout RequestRoom
     ) throws(HTTP1RequestError) -> (request: ClientRequest, end: Int) {
         let line = try requestLine(bytes)
         let method = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.method]), as: UTF8.self)
         let target = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[line.target]), as: UTF8.self)
         var summary = RequestFields()
-        let end = try fields(bytes, from: line.end, into: &room) { name, value, text in summary.read(name: name, value: value, text: text) }
-        let head = HTTPRequestHead(version: line.version, method: HTTPMethod(rawValue: method), uri: target, headers: HTTPHeaders(room))
-        return (ClientRequest(head: head, fields: summary), end)
+        room.fields.removeAll(keepingCapacity: true)
+        // Room for a typical head's fields at once, instead of growing four or five times.
+        room.fields.reserveCapacity(16)
+        let end = try scanFields(bytes, from: line.end) { name, value in
+            room.fields.append(.init(name: name, value: value))
+            let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[value])
+            summary.read(name: UnsafeRawBufferPointer(rebasing: bytes[name]), value: valueBytes, text: FieldText.string(valueBytes))
+        }
+        var head = room.bytes.take(ByteBufferAllocator())
+        head.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
+        room.bytes.keep(head)
+        let request = ClientRequest(
+            method: HTTPMethod(rawValue: method), uri: target, version: line.version,
+            headers: ClientFields(received: head, fields: room.fields), fields: summary
+        )
+        return (request, end)
     }
 
     /// - Parameters:
@@ -131,37 +151,18 @@ enum HTTP1HeadParser {
         }
     }
 
-    /// The fields from `start` to the empty line that ends a head or a trailer section.
-    /// - Parameter each: shown each field's name and value bytes, and the value's text.
+    /// The fields from `start` to the empty line that ends a trailer section.
     /// - Returns: the fields, and where the section ends (just past its empty line).
     static func fields(
         _ bytes: UnsafeRawBufferPointer,
         from start: Int
     ) throws(HTTP1RequestError) -> (fields: [(String, String)], end: Int) {
         var fields: [(String, String)] = []
-        let end = try self.fields(bytes, from: start, into: &fields) { _, _, _ in }
-        return (fields, end)
-    }
-
-    /// The fields from `start` to the empty line, into `fields` (emptied first).
-    /// - Parameter each: shown each field's name and value bytes, and the value's text.
-    /// - Returns: where the section ends (just past its empty line).
-    private static func fields(
-        _ bytes: UnsafeRawBufferPointer,
-        from start: Int,
-        into fields: inout [(String, String)],
-        each: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer, _ text: String) -> Void
-    ) throws(HTTP1RequestError) -> Int {
-        fields.removeAll(keepingCapacity: true)
-        // Room for a typical head's fields at once, instead of growing four or five times.
-        fields.reserveCapacity(16)
-        return try scanFields(bytes, from: start) { name, value in
+        let end = try scanFields(bytes, from: start) { name, value in
             let name = UnsafeRawBufferPointer(rebasing: bytes[name])
-            let value = UnsafeRawBufferPointer(rebasing: bytes[value])
-            let text = FieldText.string(value)
-            fields.append((String(decoding: name, as: UTF8.self), text))
-            each(name, value, text)
+            fields.append((String(decoding: name, as: UTF8.self), FieldText.string(UnsafeRawBufferPointer(rebasing: bytes[value]))))
         }
+        return (fields, end)
     }
 
     /// Checks the fields from `start` to the empty line, and hands over where each one's name

@@ -71,9 +71,9 @@ struct HTTP1Parser {
     private var requestLineChecked = false
     /// Bytes of empty lines skipped before the request being read.
     private var emptyLineBytes = 0
-    /// The arrays the last head's fields were built in, handed to the next head's (see
-    /// HTTP1HeadParser.requestHead).
-    private var requestFieldsRoom: [(String, String)] = []
+    /// Where the last head was built (its fields' locations, and a request's copied bytes),
+    /// handed to the next (see HTTP1HeadParser.RequestRoom).
+    private var requestRoom = HTTP1HeadParser.RequestRoom()
     private var responseFieldsRoom: [ReceivedResponseHead.Field] = []
     /// Request side: the message being read is a WebSocket handshake, so no request follows it.
     /// Response side: the request sent was one, so a 101 opens the tunnel.
@@ -196,12 +196,12 @@ struct HTTP1Parser {
                         return .needsBytes
                     }
                     request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
-                        try HTTP1HeadParser.requestHead(bytes, fieldsIn: &requestFieldsRoom).request
+                        try HTTP1HeadParser.requestHead(bytes, room: &requestRoom).request
                     }
                 }
                 requestLineChecked = false
                 emptyLineBytes = 0
-                let framing = try request.fields.validate(version: request.head.version).get()
+                let framing = try request.fields.validate(version: request.version).get()
                 state = Self.bodyState(for: framing)
                 tunnelAfterMessage = WebSocketUpgrade.opensTunnel(request, framing: framing)
                 return .part(.requestHead(request))
@@ -296,7 +296,7 @@ struct HTTP1Parser {
     /// - Returns: the head, its bytes consumed; nil when `buffer` holds no valid whole head
     ///   within `maxHeadBytes`.
     private mutating func wholeRequestHead(in buffer: inout ByteBuffer) -> ClientRequest? {
-        let parsed = buffer.withUnsafeReadableBytes { bytes in try? HTTP1HeadParser.requestHead(bytes, fieldsIn: &requestFieldsRoom) }
+        let parsed = buffer.withUnsafeReadableBytes { bytes in try? HTTP1HeadParser.requestHead(bytes, room: &requestRoom) }
         guard let parsed, parsed.end <= maxHeadBytes else { return nil }
         buffer.moveReaderIndex(forwardBy: parsed.end)
         return parsed.request

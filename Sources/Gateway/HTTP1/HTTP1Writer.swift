@@ -68,7 +68,7 @@ enum HTTP1Writer {
     }
 
     /// - Parameter value: the UTF-8 of a String made by FieldText.
-    private static func writeField(_ name: UnsafeRawBufferPointer, fieldText value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
+    static func writeField(_ name: UnsafeRawBufferPointer, fieldText value: UnsafeRawBufferPointer, into buffer: inout ByteBuffer) {
         write(into: &buffer, atMost: name.count + value.count + 4) { line in line.appendField(name, fieldText: value) }
     }
 

@@ -15,8 +15,7 @@ enum WebSocketUpgrade {
     /// `GET` over HTTP/1.1 with `Upgrade` naming `websocket` and `Connection` naming `upgrade`
     /// (or the head an HTTP/2 extended CONNECT became: HTTP/2 clients cannot send those fields).
     static func isRequested(_ request: ClientRequest) -> Bool {
-        let head = request.head
-        guard head.method.isGET, head.version == .http1_1 || head.version.major == 2 else { return false }
+        guard request.method.isGET, request.version == .http1_1 || request.version.major == 2 else { return false }
         return request.fields.options.upgradeListsWebSocket && request.fields.options.connectionListsUpgrade
     }
 

@@ -28,21 +28,21 @@ public enum IdentifierExtractor {
     ///   - tokens: the loop's verified tokens; nil verifies every token.
     static func identify(
         rule: IdentifierRule,
-        head: HTTPRequestHead,
+        request: ClientRequest,
         verifier: TokenVerifier?,
         tokens: VerifiedTokenCache? = nil,
         now: @autoclosure () -> Double,
         clientIP: () -> String
     ) -> Outcome {
         if rule.parts.count == 1, let only = rule.parts.first {
-            switch value(of: only, head: head, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
+            switch value(of: only, request: request, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
             case .success(let text): return .identifier(bounded(text))
             case .failure(let missing): return fallback(rule, missing, clientIP: clientIP)
             }
         }
         var joined = ""
         for (index, part) in rule.parts.enumerated() {
-            switch value(of: part, head: head, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
+            switch value(of: part, request: request, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
             case .success(let text):
                 if index > 0 { joined += "|" }
                 joined += escapedForJoining(text)
@@ -72,7 +72,7 @@ public enum IdentifierExtractor {
 
     private static func value(
         of part: IdentifierRule.Part,
-        head: HTTPRequestHead,
+        request: ClientRequest,
         verifier: TokenVerifier?,
         tokens: VerifiedTokenCache?,
         now: () -> Double,
@@ -84,13 +84,13 @@ public enum IdentifierExtractor {
         case .clientIP:
             return .success(clientIP())
         case .header(let name):
-            switch onlyValue(of: name, in: head.headers) {
+            switch onlyValue(of: name, in: request.headers) {
             case .none: return .failure(.part("The \(name) header"))
             case .repeated: return .failure(.repeatedPart("The \(name) header"))
             case .one(let value): return value.isEmpty ? .failure(.part("The \(name) header")) : .success(value)
             }
         case .query(let name):
-            switch QueryParameter.only(name, in: head.uri) {
+            switch QueryParameter.only(name, in: request.uri) {
             case .none: return .failure(.part("The \(name) query parameter"))
             case .repeated: return .failure(.repeatedPart("The \(name) query parameter"))
             case .one(let value): return value.isEmpty ? .failure(.part("The \(name) query parameter")) : .success(value)
@@ -98,7 +98,7 @@ public enum IdentifierExtractor {
         case .jwtClaim(let claim):
             guard let verifier else { return .failure(.token) }
             let token: String
-            switch onlyValue(of: verifier.settings.tokenField, in: head.headers) {
+            switch onlyValue(of: verifier.settings.tokenField, in: request.headers) {
             case .none: return .failure(.token)
             case .repeated: return .failure(.repeatedToken)
             case .one(let raw):
@@ -113,15 +113,14 @@ public enum IdentifierExtractor {
     }
 
     /// The one value of the field `name` (any case) in `headers`.
-    private static func onlyValue(of name: String, in headers: HTTPHeaders) -> SingleValue {
+    private static func onlyValue(of name: String, in headers: ClientFields) -> SingleValue {
         var found = SingleValue.none
         name.withUTF8Bytes { name in
-            for (fieldName, value) in headers where fieldName.withUTF8Bytes({ ASCIIText.equalsIgnoringCase($0, name) }) {
-                if case .none = found {
-                    found = .one(value)
-                } else {
-                    found = .repeated
-                    return
+            headers.forEach { fieldName, value in
+                guard ASCIIText.equalsIgnoringCase(fieldName, name) else { return }
+                switch found {
+                case .none: found = .one(headers.text(value))
+                case .one, .repeated: found = .repeated
                 }
             }
         }

@@ -8,7 +8,6 @@ import RateSync
 final class Exchange {
     /// The client's request, with what its fields say.
     let client: ClientRequest
-    var clientHead: HTTPRequestHead { client.head }
     let target: GatewayRuntime.RouteTarget
     let upstreamRequest: UpstreamRequest
 

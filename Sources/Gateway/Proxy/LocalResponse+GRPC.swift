@@ -5,8 +5,8 @@ import NIOHTTP1
 /// HTTP 200 with `content-type: application/grpc`, the answer's own headers (the rate-limit
 /// headers, `retry-after`), and trailers carrying `grpc-status` and `grpc-message`.
 extension LocalResponse {
-    static func isGRPC(_ head: HTTPRequestHead) -> Bool {
-        guard head.version.major == 2, let type = head.headers.first(name: "content-type") else { return false }
+    static func isGRPC(_ request: ClientRequest) -> Bool {
+        guard request.version.major == 2, let type = request.headers.values(named: "content-type").first else { return false }
         return type.utf8.starts(with: "application/grpc".utf8)
     }
 

@@ -6,7 +6,6 @@ import RateSync
 /// and the limiters' verdict.
 extension ProxyHandler {
     func begin(_ request: ClientRequest) {
-        let head = request.head
         let fields = request.fields
         let runtime = self.runtime
         resources.requestsInFlight += 1
@@ -15,35 +14,35 @@ extension ProxyHandler {
         var resolvedClient: String?
         func client() -> String {
             if let resolvedClient { return resolvedClient }
-            let address = clientIP(head)
+            let address = clientIP(request.headers)
             resolvedClient = address
             return address
         }
         if accessLog != nil {
-            logEntry = AccessLogEntry(start: .now(), client: client(), method: head.method.rawValue, path: head.uri)
+            logEntry = AccessLogEntry(start: .now(), client: client(), method: request.method.rawValue, path: request.uri)
         }
-        switch head.method {
+        switch request.method {
         case .TRACE:
             // What a TRACE echoes back can reveal what proxies added (nginx refuses it too).
-            answerLocally(.methodNotAllowed(head.method), to: request, requestEnded: false)
+            answerLocally(.methodNotAllowed(request.method), to: request, requestEnded: false)
             return
         case .CONNECT:
             // Never a tunnel: after CONNECT a client's bytes are no longer HTTP.
-            answerLocally(.methodNotAllowed(head.method), to: request, requestEnded: false, close: true)
+            answerLocally(.methodNotAllowed(request.method), to: request, requestEnded: false, close: true)
             return
         default:
             break
         }
-        if head.method.hasLowercaseLetter {
+        if request.method.hasLowercaseLetter {
             answerLocally(.badRequest("The method must be written in upper case."), to: request, requestEnded: false)
             return
         }
-        guard let path = RequestPath(uri: head.uri) else {
+        guard let path = RequestPath(uri: request.uri) else {
             answerLocally(.badRequest("The request target is not a valid path."), to: request, requestEnded: false)
             return
         }
         let authority: String?
-        switch RequestAuthority.resolve(fields, version: head.version, targetAuthority: path.authority) {
+        switch RequestAuthority.resolve(fields, version: request.version, targetAuthority: path.authority) {
         case .success(let resolved):
             authority = resolved
         case .failure(.missingHost):
@@ -56,7 +55,7 @@ extension ProxyHandler {
             answerLocally(.badRequest("The request's host is not a valid host[:port]."), to: request, requestEnded: false, close: true)
             return
         }
-        guard let routeIndex = runtime.router.match(path: path.routingPath, method: head.method.rawValue, host: authority) else {
+        guard let routeIndex = runtime.router.match(path: path.routingPath, method: request.method.rawValue, host: authority) else {
             answerLocally(.notFound(), to: request, requestEnded: false)
             return
         }
@@ -66,7 +65,7 @@ extension ProxyHandler {
         let identifier: String
         switch IdentifierExtractor.identify(
             rule: target.route.identifier,
-            head: head,
+            request: request,
             verifier: runtime.tokenVerifier,
             tokens: resources.verifiedTokens,
             now: SystemWallClock().now(),
@@ -85,18 +84,18 @@ extension ProxyHandler {
             return
         }
 
-        let framing = fields.framing(version: head.version)
+        let framing = fields.framing(version: request.version)
         let options = fields.options
         // The parser read the same: no request follows a handshake on this connection. (An
         // HTTP/2 upstream is asked no upgrade: HTTP/2 has none.)
         let opensTunnel = options.upgrade && target.upstream.wireProtocol == .http1 && WebSocketUpgrade.opensTunnel(request, framing: framing)
-        if head.version.major == 2, options.upgrade, !opensTunnel {
+        if request.version.major == 2, options.upgrade, !opensTunnel {
             // An HTTP/2 client's 200 would say the tunnel opened: say plainly that it cannot.
             answerLocally(.tunnelNotAvailable(), to: request, requestEnded: true)
             return
         }
         let upstreamRequest = UpstreamRequest(
-            client: head,
+            client: request,
             options: options,
             authority: authority,
             framing: framing,
@@ -119,8 +118,8 @@ extension ProxyHandler {
         machine.exchangeBegan(
             exchange,
             expectsContinue: fields.expectsContinue,
-            keepAlive: options.keepsAlive(head.version),
-            closeAfterResponse: head.version.major == 1 && options.upgrade,
+            keepAlive: options.keepsAlive(request.version),
+            closeAfterResponse: request.version.major == 1 && options.upgrade,
             opensTunnel: opensTunnel
         )
         if target.limiters.isEmpty {
@@ -158,13 +157,13 @@ extension ProxyHandler {
     }
 
     /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
-    private func clientIP(_ head: HTTPRequestHead) -> String {
-        guard let peer = peer.address, head.headers.contains(name: "x-forwarded-for"),
-            runtime.clientIPResolver.isTrusted(peer)
-        else {
+    private func clientIP(_ headers: ClientFields) -> String {
+        guard let peer = peer.address, runtime.clientIPResolver.isTrusted(peer) else {
             return peerText
         }
-        return runtime.clientIPResolver.resolve(peer: peer, forwardedFor: head.headers["x-forwarded-for"]).description
+        let forwardedFor = headers.values(named: "x-forwarded-for")
+        guard !forwardedFor.isEmpty else { return peerText }
+        return runtime.clientIPResolver.resolve(peer: peer, forwardedFor: forwardedFor).description
     }
 
     /// - Parameter room: where this request holds a place among the waiting, if it does: an

@@ -58,7 +58,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
 
     private func connectionAcquired(_ connection: UpstreamConnection, from pool: UpstreamPool, for exchange: Exchange, targets: TargetPools) {
         exchange.onReusedConnection = connection.hasBeenUsed
-        let retryIfBroken = exchange.clientHead.method.isIdempotent && Self.mayTryAnotherTarget(exchange, targets)
+        let retryIfBroken = exchange.client.method.isIdempotent && Self.mayTryAnotherTarget(exchange, targets)
         switch machine.upstreamAcquired(connection, for: exchange, reused: connection.hasBeenUsed, retryIfBroken: retryIfBroken) {
         case .stale:
             pool.release(connection, reusable: true)
@@ -98,13 +98,13 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 openTunnel(exchange, answer: head)
                 return
             }
-            let clientHead = exchange.clientHead
+            let requestMethod = exchange.client.method, requestVersion = exchange.client.version
             let options = ConnectionOptions(head.headers)
             guard
                 let closeClient = accept(
                     status: head.status,
                     upstreamKeepAlive: options.keepsAlive(head.version),
-                    closeDelimited: ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method),
+                    closeDelimited: ForwardedHeaders.needsCloseDelimiting(head, requestVersion: requestVersion, method: requestMethod),
                     for: exchange
                 )
             else {
@@ -114,8 +114,8 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 ForwardedHeaders.clientResponse(
                     from: head,
                     options: options,
-                    requestVersion: clientHead.version,
-                    requestMethod: clientHead.method,
+                    requestVersion: requestVersion,
+                    requestMethod: requestMethod,
                     keepAlive: !closeClient,
                     rateLimitHeaders: exchange.rateLimitHeaders
                 )
@@ -143,13 +143,13 @@ extension ProxyHandler: UpstreamResponseDelegate {
             return
         }
         answerArrived(for: exchange)
-        let clientHead = exchange.clientHead
+        let requestMethod = exchange.client.method, requestVersion = exchange.client.version
         let options = head.options
         guard
             let closeClient = accept(
                 status: head.status,
                 upstreamKeepAlive: options.keepsAlive(head.version),
-                closeDelimited: ForwardedHeaders.needsCloseDelimiting(head, requestVersion: clientHead.version, method: clientHead.method),
+                closeDelimited: ForwardedHeaders.needsCloseDelimiting(head, requestVersion: requestVersion, method: requestMethod),
                 for: exchange
             )
         else {
@@ -165,8 +165,8 @@ extension ProxyHandler: UpstreamResponseDelegate {
                 ForwardedHeaders.writeClientResponse(
                     from: head,
                     options: options,
-                    requestVersion: clientHead.version,
-                    requestMethod: clientHead.method,
+                    requestVersion: requestVersion,
+                    requestMethod: requestMethod,
                     keepAlive: !closeClient,
                     rateLimitHeaders: exchange.rateLimitHeaders,
                     into: &buffer
@@ -224,7 +224,7 @@ extension ProxyHandler: UpstreamResponseDelegate {
             ForwardedHeaders.tunnelResponse(
                 from: head,
                 rateLimitHeaders: exchange.rateLimitHeaders,
-                overHTTP2: exchange.clientHead.version.major == 2
+                overHTTP2: exchange.client.version.major == 2
             )
         )
         client?.flush()

@@ -460,17 +460,16 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         close mustClose: Bool = false
     ) {
         guard client != nil else { return }
-        let head = request.head
         // A client that sent `Expect: 100-continue` and was never told to continue may never
         // send its body: the connection cannot carry another request, so it closes.
         let bodyWithheld = !requestEnded && request.fields.expectsContinue && !continueSent
         // (On HTTP/2 a request is one stream: its answer ends the stream, never the connection.)
         let close = machine.localAnswerCloses(
-            keepAlive: request.fields.options.keepsAlive(head.version),
+            keepAlive: request.fields.options.keepsAlive(request.version),
             bodyWithheld: bodyWithheld,
             mustClose: mustClose
         )
-        writeLocal(response, version: head.version, close: close, grpc: LocalResponse.isGRPC(head))
+        writeLocal(response, version: request.version, close: close, grpc: LocalResponse.isGRPC(request))
         switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: .now()) {
         case .becomeIdle:
             becomeIdle()

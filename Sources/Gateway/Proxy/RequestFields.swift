@@ -54,18 +54,42 @@ struct RequestFields: Equatable {
 }
 
 /// A client's request head with what its fields say, read where the head was.
-struct ClientRequest: Equatable {
-    let head: HTTPRequestHead
+///
+/// A class: the request is handed from the parser through the state machine to the exchange,
+/// and a value this size would be copied, each of its references retained, at every step.
+final class ClientRequest: Equatable {
+    let method: HTTPMethod
+    /// The request target as received.
+    let uri: String
+    let version: HTTPVersion
+    let headers: ClientFields
     let fields: RequestFields
 
-    init(head: HTTPRequestHead, fields: RequestFields) {
-        self.head = head
+    init(method: HTTPMethod, uri: String, version: HTTPVersion, headers: ClientFields, fields: RequestFields) {
+        self.method = method
+        self.uri = uri
+        self.version = version
+        self.headers = headers
         self.fields = fields
     }
 
     /// A head built elsewhere (HTTP/2's), its fields read in one pass.
-    init(_ head: HTTPRequestHead) {
-        self.init(head: head, fields: RequestFields(head.headers))
+    convenience init(_ head: HTTPRequestHead) {
+        self.init(
+            method: head.method, uri: head.uri, version: head.version, headers: ClientFields(head.headers), fields: RequestFields(head.headers)
+        )
+    }
+
+    /// The request as a general head, made on each call (for what is not on a proxied
+    /// request's way).
+    var head: HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: uri, headers: headers.headers)
+    }
+
+    static func == (lhs: ClientRequest, rhs: ClientRequest) -> Bool {
+        lhs === rhs
+            || (lhs.method == rhs.method && lhs.uri == rhs.uri && lhs.version == rhs.version && lhs.headers == rhs.headers
+                && lhs.fields == rhs.fields)
     }
 }
 

@@ -20,7 +20,7 @@ struct UpstreamRequest {
     /// A WebSocket handshake: it asks the upstream for `websocket` again, with the gateway's own
     /// `Upgrade` and `Connection` (never the client's list).
     let opensTunnel: Bool
-    private let clientFields: HTTPHeaders
+    private let clientFields: ClientFields
     private let options: ConnectionOptions
     private let host: String
     private let forwardedHost: String?
@@ -35,7 +35,7 @@ struct UpstreamRequest {
     ///   - authority: the request's authority (absolute-form target, else `Host`).
     ///   - uri: the client's target in normal form.
     init(
-        client head: HTTPRequestHead,
+        client request: ClientRequest,
         options: ConnectionOptions,
         authority: String?,
         framing: RequestBodyFraming,
@@ -46,11 +46,11 @@ struct UpstreamRequest {
         opensTunnel: Bool = false,
         identityFields: [String] = []
     ) {
-        method = head.method
+        method = request.method
         self.uri = upstream.basePath.isEmpty ? uri : upstream.basePath + uri
         self.framing = framing
         self.opensTunnel = opensTunnel
-        clientFields = head.headers
+        clientFields = request.headers
         self.options = options
         host = authority ?? upstream.authority
         forwardedHost = authority
@@ -63,31 +63,36 @@ struct UpstreamRequest {
     /// Every field the upstream sees, in the order written: the client's that go on, then the
     /// gateway's own.
     func forEachField(_ body: (_ name: String, _ value: String) -> Void) {
-        let clientForwardedFor = forEachClientField(body)
+        let clientForwardedFor = forEachClientField { name, value in
+            body(String(decoding: name, as: UTF8.self), clientFields.text(value))
+        }
         forEachOwnField(clientForwardedFor: clientForwardedFor) { name, value, _ in body(name, value) }
     }
 
-    /// The client's fields that go on, in order.
+    /// The client's fields that go on, in order, as `clientFields` hands them.
     /// - Returns: the values of the client's `X-Forwarded-For` fields, joined, if it sent any.
-    private func forEachClientField(_ body: (_ name: String, _ value: String) -> Void) -> String? {
+    private func forEachClientField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) -> String? {
         var forwardedFor: String?
-        for (name, value) in clientFields {
-            let forwarded = name.withUTF8Bytes { name in
-                if options.removes(name) || aliasesIdentityField(name) { return false }
+        clientFields.forEach { name, value in
+            let forwarded: Bool
+            if options.removes(name) || aliasesIdentityField(name) {
+                forwarded = false
+            } else {
                 switch name.count {
-                case 4: return !ASCIIText.equals(name, lowercased: "host")
+                case 4: forwarded = !ASCIIText.equals(name, lowercased: "host")
                 // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
-                case 6: return !ASCIIText.equals(name, lowercased: "expect")
-                case 14: return !ASCIIText.namesSameField(name, "content-length")
+                case 6: forwarded = !ASCIIText.equals(name, lowercased: "expect")
+                case 14: forwarded = !ASCIIText.namesSameField(name, "content-length")
                 case 15 where ASCIIText.equals(name, lowercased: "x-forwarded-for"):
-                    forwardedFor = forwardedFor.map { "\($0), \(value)" } ?? value
-                    return false
-                case 15: return !ASCIIText.namesSameField(name, "x-forwarded-for")
-                case 16: return !ASCIIText.namesSameField(name, "x-forwarded-host")
+                    let text = clientFields.text(value)
+                    forwardedFor = forwardedFor.map { "\($0), \(text)" } ?? text
+                    forwarded = false
+                case 15: forwarded = !ASCIIText.namesSameField(name, "x-forwarded-for")
+                case 16: forwarded = !ASCIIText.namesSameField(name, "x-forwarded-host")
                 case 17:
-                    return !ASCIIText.namesSameField(name, "transfer-encoding")
+                    forwarded = !ASCIIText.namesSameField(name, "transfer-encoding")
                         && !ASCIIText.namesSameField(name, "x-forwarded-proto")
-                default: return true
+                default: forwarded = true
                 }
             }
             if forwarded { body(name, value) }
@@ -163,11 +168,20 @@ struct UpstreamRequest {
         }
     }
 
-    /// The request line, the fields and the empty line, as HTTP/1.1: the gateway's own fields
-    /// and the empty line into room reserved once.
+    /// The request line, the fields and the empty line, as HTTP/1.1: the client's fields and
+    /// the gateway's own into room reserved once each. A field received over HTTP/1.1 goes on as
+    /// the bytes that came (`name: value`, the whitespace around the value dropped), which take
+    /// no more room than their line did, and one byte more where no space followed the colon.
     func write(into buffer: inout ByteBuffer) {
         HTTP1Writer.writeRequestLine(method: method, uri: uri, into: &buffer)
-        let clientForwardedFor = forEachClientField { name, value in HTTP1Writer.writeField(name, fieldText: value, into: &buffer) }
+        var clientForwardedFor: String?
+        if clientFields.valuesAreReceivedBytes {
+            HTTP1Writer.write(into: &buffer, atMost: clientFields.byteCount + clientFields.count) { out in
+                clientForwardedFor = forEachClientField { name, value in out.appendField(name, value) }
+            }
+        } else {
+            clientForwardedFor = forEachClientField { name, value in HTTP1Writer.writeField(name, fieldText: value, into: &buffer) }
+        }
         HTTP1Writer.write(into: &buffer, atMost: ownFieldsRoom(clientForwardedFor: clientForwardedFor)) { out in
             forEachOwnField(clientForwardedFor: clientForwardedFor) { name, value, received in
                 name.withUTF8Bytes { name in
