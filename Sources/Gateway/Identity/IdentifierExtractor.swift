@@ -114,17 +114,12 @@ public enum IdentifierExtractor {
 
     /// The one value of the field `name` (any case) in `headers`.
     private static func onlyValue(of name: String, in headers: ClientFields) -> SingleValue {
-        var found = SingleValue.none
-        name.withUTF8Bytes { name in
-            headers.forEach { fieldName, value in
-                guard ASCIIText.equalsIgnoringCase(fieldName, name) else { return }
-                switch found {
-                case .none: found = .one(headers.text(value))
-                case .one, .repeated: found = .repeated
-                }
-            }
+        let values = headers.values(named: name)
+        switch values.count {
+        case 0: return .none
+        case 1: return .one(values[0])
+        default: return .repeated
         }
-        return found
     }
 
     /// A part of a composite identifier, with the joining character escaped, so that two

@@ -85,17 +85,6 @@ struct ClientFields: Equatable {
         return values
     }
 
-    /// Whether a field is called `name` (in any case).
-    func contains(named name: String) -> Bool {
-        var found = false
-        name.withUTF8Bytes { name in
-            forEach { fieldName, _ in
-                if !found, ASCIIText.equalsIgnoringCase(fieldName, name) { found = true }
-            }
-        }
-        return found
-    }
-
     /// The fields as general headers (made for what needs them: not on a proxied request's way).
     var headers: HTTPHeaders {
         switch storage {
