@@ -28,9 +28,8 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 scratch=.build-docker
-# The build stage's SWIFT_FLAGS.
-flags=$(sed -nE 's/^ARG SWIFT_FLAGS="(.*)"/\1/p' docker/Dockerfile)
-[[ -n "$flags" ]] || fail "no SWIFT_FLAGS in docker/Dockerfile"
+# The build stage's SWIFT_FLAGS (lib.sh reads them from the Dockerfile).
+flags=$release_flags
 say "building with $flags"
 swift build --scratch-path "$scratch" $flags --product ratesync-gateway >/dev/null
 swift build --scratch-path "$scratch" $flags --product ratesync-demo-upstream >/dev/null

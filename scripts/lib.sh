@@ -1,23 +1,24 @@
 # Shared helpers for the scripts; sourced, not run.
 
-# Release builds of the binaries: every module (SwiftNIO's too) without runtime exclusivity
-# checks, which cost about 2.7% of a proxied request's CPU time in the profile (the event-loop
-# design, not the runtime, keeps each object on one thread), and with whole cross-module
-# optimisation, so that SwiftNIO's and our modules' small functions inline into their callers
-# (what it saves and what it adds to a first build: the README's Benchmarks). Lexical lifetimes
-# off: the optimiser may end an object's life at its last use instead of its scope's end (Swift's
-# rule before 5.7), which drops retains and releases, atomic each, on the request path; no code
-# here keeps an object alive only by a local it no longer reads (weak references point at
-# objects owned elsewhere). Large structs and enums kept in registers, not lowered to memory
-# (`-disable-large-loadable-types-reg2mem`): lowered, their copies went through outlined
-# functions that called the runtime's generic value witnesses (an optional's copy and
-# destruction, a payload's tuple) several times per request. The Swift runtime linked in
-# statically, as the Docker image ships it: its retains and releases, several hundred per
-# request, are then direct calls rather than calls through the dynamic linker's table. No frame
-# pointers (as nginx, built with gcc -O2): two or three instructions and a register less per
-# call; `perf record --call-graph dwarf` still walks the stacks. docker/Dockerfile's
-# SWIFT_FLAGS say the same.
-release_flags="-c release --static-swift-stdlib --omit-frame-pointers -Xswiftc -enforce-exclusivity=unchecked -Xswiftc -cross-module-optimization -Xswiftc -Xfrontend -Xswiftc -enable-lexical-lifetimes=false -Xswiftc -Xfrontend -Xswiftc -disable-large-loadable-types-reg2mem"
+# Release builds of the binaries, with the flags of the Docker image's build stage (its
+# `SWIFT_FLAGS`, written once there, so that what is run and benchmarked is what ships): every
+# module (SwiftNIO's too) without runtime exclusivity checks, which cost about 2.7% of a proxied
+# request's CPU time in the profile (the event-loop design, not the runtime, keeps each object on
+# one thread), and with whole cross-module optimisation, so that SwiftNIO's and our modules'
+# small functions inline into their callers (what it saves and what it adds to a first build:
+# the README's Benchmarks). Lexical lifetimes off: the optimiser may end an object's life at its
+# last use instead of its scope's end (Swift's rule before 5.7), which drops retains and
+# releases, atomic each, on the request path; no code here keeps an object alive only by a local
+# it no longer reads (weak references point at objects owned elsewhere). Large structs and enums
+# kept in registers, not lowered to memory (`-disable-large-loadable-types-reg2mem`): lowered,
+# their copies went through outlined functions that called the runtime's generic value
+# witnesses (an optional's copy and destruction, a payload's tuple) several times per request.
+# The Swift runtime linked in statically: its retains and releases, several hundred per request,
+# are then direct calls rather than calls through the dynamic linker's table. No frame pointers
+# (as nginx, built with gcc -O2): two or three instructions and a register less per call;
+# `perf record --call-graph dwarf` still walks the stacks.
+release_flags=$(sed -nE 's/^ARG SWIFT_FLAGS="(.*)"/\1/p' "$(dirname "${BASH_SOURCE[0]}")/../docker/Dockerfile")
+[[ -n "$release_flags" ]] || { echo "lib.sh: no SWIFT_FLAGS in docker/Dockerfile" >&2; exit 1; }
 
 # Prints a TCP port on 127.0.0.1 that nothing listens on.
 free_port() {
