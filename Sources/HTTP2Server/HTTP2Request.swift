@@ -66,7 +66,12 @@ package enum HTTP2Request {
             }
             try checkRegularField(name, value)
             if name == "host" { host = value }
-            if name == "content-length" { hasContentLength = true }
+            if name == "content-length" {
+                // Two, even agreeing, would both reach the upstream, which may refuse the request
+                // (as our HTTP/1.1 side does) and count as a failing target for it.
+                guard !hasContentLength else { throw Malformed(reason: "content-length twice") }
+                hasContentLength = true
+            }
             fields.append((name, value))
         }
         // CONNECT (which has no :path) is not proxied: it is refused here like any request
@@ -132,12 +137,12 @@ package enum HTTP2Request {
     }
 
     /// The body length a request declares, which its DATA frames must add up to (RFC 9113,
-    /// 8.1.1): what the HTTP/1.1 upstream is told it will get.
+    /// 8.1.1): what the HTTP/1.1 upstream is told it will get. One field, digits only.
     package static func declaredLength(_ head: HTTPRequestHead) throws -> Int? {
         var length: Int?
         for (name, value) in head.headers where name.utf8.count == 14 && name == "content-length" {
             guard !value.isEmpty, value.utf8.count <= 18, value.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-                let parsed = Int(value), length == nil || length == parsed
+                let parsed = Int(value), length == nil
             else { throw Malformed(reason: "content-length \(value)") }
             length = parsed
         }

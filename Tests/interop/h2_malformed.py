@@ -29,6 +29,7 @@ cases = [
     ("connection-field", request(extra=[(b"connection", b"close")])),
     ("host-differs", request(extra=[(b"host", b"admin.example")])),
     ("absolute-path", request(path=b"http://admin.example/echo")),
+    ("two-content-lengths", request(extra=[(b"content-length", b"0"), (b"content-length", b"0")])),
     ("no-authority", request(authority=None)),
     ("valid", request()),
 ]
