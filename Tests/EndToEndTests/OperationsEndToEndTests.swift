@@ -102,6 +102,44 @@ final class OperationsEndToEndTests: XCTestCase {
         XCTAssertTrue(denied["upstream_ms"] is NSNull, "a limited request never reached the upstream")
     }
 
+    /// A client that goes away before its answer is written (waiting for a slow upstream, or
+    /// in the middle of its own body, over HTTP/1.1 or on an HTTP/2 stream) still leaves its
+    /// line, with status 499 and what was decided for it; the connection's next state is
+    /// clean (nothing left in flight).
+    func testARequestItsClientAbandonsIsLoggedAs499() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes, server: "h2c = true")
+        defer { harness.stop() }
+        _ = try rawExchange(port: harness.proxyPort, Array("GET /products?delay_ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n".utf8), timeout: 1)
+        _ = try rawExchange(port: harness.proxyPort, Array("POST /products HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc".utf8), timeout: 1)
+        let h2 = try runProgram("/usr/bin/curl", ["-s", "--http2-prior-knowledge", "--max-time", "1", "\(harness.base)/products?delay_ms=2999"])
+        XCTAssertEqual(h2.status, 28, "curl gave up (timed out) before the answer")
+        // The only answered request: after it, no line may be missing.
+        XCTAssertEqual(try curl(["\(harness.base)/products?page=1"]).status, 200)
+
+        var entries: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(5)
+        repeat {
+            let lines = harness.gateway.text.split(separator: "\n").filter { $0.hasPrefix("{\"time\"") }
+            entries = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            if entries.count >= 4 { break }
+            usleep(20_000)
+        } while Date() < deadline
+        XCTAssertEqual(entries.count, 4, harness.gateway.text)
+        let abandoned = entries.filter { $0["status"] as? Int == 499 }
+        XCTAssertEqual(
+            Set(abandoned.compactMap { $0["path"] as? String }),
+            ["/products?delay_ms=3000", "/products", "/products?delay_ms=2999"],
+            harness.gateway.text
+        )
+        for entry in abandoned {
+            XCTAssertEqual(entry["route"] as? String, "public")
+            XCTAssertEqual(entry["outcome"] as? String, "allowed")
+            XCTAssertTrue(entry["upstream_ms"] is NSNull, "no answer came from the upstream")
+        }
+        XCTAssertEqual(entries.filter { $0["status"] as? Int == 200 }.count, 1)
+        XCTAssertEqual(try harness.metric("ratesync_requests_in_flight"), 0)
+    }
+
     func testReloadAppliesAValidFileAndKeepsTheOldOneOnAnInvalidFileWithTrafficFlowing() throws {
         let harness = try GatewayHarness(
             rateSync: limits,

@@ -129,6 +129,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         }
         release(machine.clientClosed())
         cancelTimer()
+        logAbandonedRequest()
         endRequestInFlight()
         // A stream and its handler refer to each other; a connection's pipeline lets go by itself.
         if machine.isStream { client = nil }
@@ -526,6 +527,17 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         appendLogEntry()
         endRequestInFlight()
     }
+
+    /// A request whose connection or stream ended before its answer was written whole still
+    /// gets its line: with the status that went out, or, if none did, 499 (nginx's "client
+    /// closed request").
+    private func logAbandonedRequest() {
+        guard logEntry != nil else { return }
+        if logEntry?.status == 0 { logEntry?.status = Self.clientClosedRequest }
+        appendLogEntry()
+    }
+
+    static let clientClosedRequest = 499
 
     func appendLogEntry() {
         // Moved out (`take`), not copied: a copy retained each of the entry's Strings, and
