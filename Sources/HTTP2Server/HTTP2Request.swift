@@ -33,7 +33,8 @@ package enum HTTP2Request {
     }
 
     /// The request as HTTP/1 sees it: `:authority` becomes `Host` (unless the client sent one),
-    /// and a body without a length is marked chunked for the upstream hop.
+    /// the `cookie` fields a client split (RFC 9113, 8.2.3) are one again, and a body without a
+    /// length is marked chunked for the upstream hop.
     ///
     /// An extended CONNECT for `websocket` (RFC 8441) becomes the HTTP/1.1 handshake it stands
     /// for, a `GET` of its path asking to upgrade, with a key of the gateway's own (an HTTP/2
@@ -46,6 +47,7 @@ package enum HTTP2Request {
         var tunnelProtocol: String?
         var host: String?
         var hasContentLength = false
+        var cookieIndex: Int?
         var fields: [(String, String)] = []
         fields.reserveCapacity(block.count)
         for (name, value, _) in block {
@@ -71,6 +73,15 @@ package enum HTTP2Request {
                 // (as our HTTP/1.1 side does) and count as a failing target for it.
                 guard !hasContentLength else { throw Malformed(reason: "content-length twice") }
                 hasContentLength = true
+            }
+            if name == "cookie" {
+                // Browsers send each cookie as a field of its own, for HPACK to index; an
+                // HTTP/1.1 server reads one Cookie line, often only the first of several.
+                if let cookieIndex {
+                    fields[cookieIndex].1 += "; " + value
+                    continue
+                }
+                cookieIndex = fields.count
             }
             fields.append((name, value))
         }

@@ -355,6 +355,21 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(headers.first { $0[0] == "X-API-Key" }?[1], "mine", "the identity's own field goes on")
     }
 
+    /// A browser sends each cookie as a field of its own over HTTP/2; an HTTP/1.1 upstream reads
+    /// one Cookie line (often only the first of several), so they reach it as one (RFC 9113,
+    /// 8.2.3).
+    func testCookieCrumbsReachAnHTTP1UpstreamAsOneLine() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        let fields = ["cookie:session=abc", "accept:*/*", "cookie:theme=dark", "cookie:lang=en"]
+        let result = try runProgram("/usr/bin/env", ["python3", interopScript("h2_fields.py"), String(harness.proxyPort), "/cookies"] + fields, stdoutOnly: true)
+        XCTAssertEqual(result.output, "status=200\n")
+        try waitForRecorded(1)
+        let head = try XCTUnwrap(try recorded().first?["head"] as? String)
+        let cookies = head.components(separatedBy: "\r\n").filter { $0.lowercased().hasPrefix("cookie:") }
+        XCTAssertEqual(cookies, ["cookie: session=abc; theme=dark; lang=en"], head)
+    }
+
     func testTrailersCarryNothingTheHeadDecides() throws {
         let harness = try gateway(server: "h2c = true")
         defer { harness.stop() }

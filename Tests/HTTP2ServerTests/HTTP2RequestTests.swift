@@ -32,6 +32,25 @@ final class HTTP2RequestTests: XCTestCase {
         XCTAssertEqual(onlyHost.headers["host"], ["b.example"])
     }
 
+    /// RFC 9113, 8.2.3: cookie crumbs are one `cookie` field again, joined by "; ", where the
+    /// first stood; the other fields keep their order.
+    func testCookieFieldsAreJoinedIntoOne() throws {
+        let head = try HTTP2Request.head(
+            block([
+                (":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "x"),
+                ("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2"), ("cookie", "c=3"),
+            ]),
+            endStream: true
+        )
+        XCTAssertEqual(head.headers["cookie"], ["a=1; b=2; c=3"])
+        XCTAssertEqual(head.headers.map(\.name), ["host", "cookie", "accept"])
+        let single = try HTTP2Request.head(
+            block([(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "x"), ("cookie", "a=1")]),
+            endStream: true
+        )
+        XCTAssertEqual(single.headers["cookie"], ["a=1"])
+    }
+
     func testAnExtendedConnectForWebSocketBecomesTheHandshakeItStandsFor() throws {
         let (head, opensTunnel) = try HTTP2Request.request(
             block([
