@@ -84,9 +84,14 @@ let package = Package(
         // HTTP/2's server side, below any gateway concern: frames read and written, flow-control
         // windows, request fields checked, frame budgets, the cleartext preface sniffer.
         .target(
+            name: "HTTPFieldText",
+            swiftSettings: releaseOptimizations
+        ),
+        .target(
             name: "HTTP2Server",
             dependencies: [
                 "EventLoopSupport",
+                "HTTPFieldText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
@@ -98,6 +103,7 @@ let package = Package(
             name: "Gateway",
             dependencies: [
                 "EventLoopSupport",
+                "HTTPFieldText",
                 "RateSync",
                 "HTTP2Server",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -190,7 +196,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "EventLoopSupport", "HTTP2Server", "RateSync", "TestSupport",
+                "Gateway", "EventLoopSupport", "HTTP2Server", "HTTPFieldText", "RateSync", "TestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
@@ -199,6 +205,7 @@ let package = Package(
             name: "HTTP2ServerTests",
             dependencies: [
                 "HTTP2Server",
+                "HTTPFieldText",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),

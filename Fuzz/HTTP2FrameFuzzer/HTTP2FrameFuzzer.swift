@@ -20,7 +20,7 @@ public func fuzzHTTP2Frames(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 
     let maxHeaderBlockBytes = 4096
     var reader = HTTP2FrameReader(maxHeaderBlockBytes: maxHeaderBlockBytes)
-    var decoder = HPACKDecoder(allocator: ByteBufferAllocator(), maxDynamicTableSize: 4096, maxHeaderListSize: 16 * 1024)
+    var decoder = HPACKFieldDecoder(maxListSize: 16 * 1024)
     var offset = 0
     reading: while offset < bytes.count {
         var chunk = ByteBuffer(bytes: bytes[offset..<min(bytes.count, offset + piece)])
@@ -29,9 +29,9 @@ public func fuzzHTTP2Frames(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         do {
             while let frame = try reader.next() {
                 switch frame {
-                case .headers(_, var block, let endStream):
+                case .headers(_, let block, let endStream):
                     precondition(block.readableBytes <= maxHeaderBlockBytes, "a header block over its bound")
-                    guard let fields = try? decoder.decodeHeaders(from: &block) else { break reading }
+                    guard let fields = try? decoder.decode(block) else { break reading }
                     _ = try? HTTP2Request.request(fields, endStream: endStream)
                     _ = try? HTTP2Request.trailers(fields)
                 case .data(_, let payload, let flowControlled, _):

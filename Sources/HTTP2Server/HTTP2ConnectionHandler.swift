@@ -14,8 +14,8 @@ import NIOHTTP1
 /// apart per frame, events boxed as `Any` per stream, a connection manager in the pipeline, and
 /// Huffman-coded, table-indexed response headers. A proxy's server side needs a narrow part of
 /// HTTP/2: request streams from the client, responses back, no push. Request header blocks are
-/// still decoded by swift-nio-http2's HPACKDecoder; responses are encoded as plain literals
-/// (HTTP2ResponseFields).
+/// decoded by HPACKFieldDecoder (which keeps the bytes a value was sent as); responses are
+/// encoded as plain literals (HTTP2ResponseFields).
 ///
 /// Limits: SETTINGS_MAX_CONCURRENT_STREAMS (streams over it are refused), a header list size
 /// (HPACK decoding stops beyond it), a header block's size and CONTINUATION frames, receive
@@ -43,7 +43,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
 
     private var context: ChannelHandlerContext?
     private var reader: HTTP2FrameReader
-    private var decoder: HPACKDecoder
+    private var decoder: HPACKFieldDecoder
     private var streams: [UInt32: HTTP2ClientStream] = [:]
     /// The highest stream the client opened: lower ones are closed, higher ones idle.
     private var highestStream: UInt32 = 0
@@ -97,11 +97,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         self.reader = HTTP2FrameReader(maxHeaderBlockBytes: max(2 * limits.maxHeaderListSize, 64 * 1024))
         // Lists over the limit are answered 431 once decoded (the HPACK table must stay in step
         // for the streams after them); decoding stops, and the connection ends, at four times it.
-        self.decoder = HPACKDecoder(
-            allocator: ByteBufferAllocator(),
-            maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize,
-            maxHeaderListSize: 4 * limits.maxHeaderListSize
-        )
+        self.decoder = HPACKFieldDecoder(maxListSize: 4 * limits.maxHeaderListSize)
         // Every connection starts with 65,535 bytes of window, whatever the SETTINGS say.
         self.receiveWindow = InboundWindow(target: limits.connectionWindowTarget, initial: HTTP2Wire.defaultWindow)
     }
@@ -163,10 +159,10 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
 
     private func handle(_ frame: HTTP2FrameReader.Frame) throws {
         switch frame {
-        case .headers(let id, var block, let endStream):
+        case .headers(let id, let block, let endStream):
             let fields: HPACKHeaders
             do {
-                fields = try decoder.decodeHeaders(from: &block)
+                fields = try decoder.decode(block)
             } catch {
                 throw HTTP2Wire.ConnectionError(code: .compressionError, reason: "a header block HPACK cannot decode: \(error)")
             }

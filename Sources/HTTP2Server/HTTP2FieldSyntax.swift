@@ -74,12 +74,13 @@ package enum HTTP2FieldSyntax {
         !value.contains { $0 == 0x00 || $0 == 0x0A || $0 == 0x0D }
     }
 
-    /// A pseudo-header value: no control byte, space or DEL. Each one's grammar (method token,
-    /// scheme, host[:port], request target) excludes them, and :path and :method are written
-    /// into the HTTP/1.1 request line, where a space would split it. Bytes above 0x7F stay
-    /// allowed: some clients send UTF-8 paths unencoded.
+    /// A pseudo-header value: visible ASCII only. Each one's grammar (method token, scheme,
+    /// host[:port], request target) excludes anything else, and :path and :method are written
+    /// into the HTTP/1.1 request line, where a space would split it and where the gateway's own
+    /// HTTP/1.1 side refuses any other byte too (a path's other characters are percent-encoded,
+    /// as browsers send them).
     package static func isPseudoHeaderValue(_ value: String) -> Bool {
-        withBytes(of: value) { !$0.contains { $0 <= 0x20 || $0 == 0x7F } }
+        withBytes(of: value) { $0.allSatisfy { $0 > 0x20 && $0 < 0x7F } }
     }
 
     /// tchar (RFC 9110, 5.6.2): "!#$%&'*+-.^_`|~", digits and letters.

@@ -307,7 +307,7 @@ final class HTTP2EndToEndTests: XCTestCase {
         // Each malformed stream is reset with PROTOCOL_ERROR (1); one that names no host at all
         // is answered 400, as an HTTP/1.1 request without Host; the valid one on the same
         // connection is answered.
-        for name in ["space-in-path", "crlf-in-path", "lf-in-value", "upper-case-name", "connection-field", "host-differs", "absolute-path", "two-content-lengths"] {
+        for name in ["space-in-path", "crlf-in-path", "lf-in-value", "upper-case-name", "connection-field", "host-differs", "absolute-path", "two-content-lengths", "obs-text-path", "utf8-path"] {
             XCTAssertTrue(result.output.contains("\(name) rst=1\n"), result.output)
         }
         XCTAssertTrue(result.output.contains("no-authority status=400\n"), result.output)

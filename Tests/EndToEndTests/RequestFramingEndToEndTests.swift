@@ -370,6 +370,21 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(cookies, ["cookie: session=abc; theme=dark; lang=en"], head)
     }
 
+    /// Obs-text (bytes 0x80 to 0xFF that are not UTF-8) in a value sent over HTTP/2 reaches the
+    /// HTTP/1.1 upstream as those bytes, not as U+FFFD (Huffman-coded ones: HPACKFieldDecoderTests).
+    func testHeaderValuesSentOverHTTP2ReachTheUpstreamAsTheirBytes() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        let fields = [#"x-obs:caf\xe9 \xff end"#, "x-utf8:café"]
+        let result = try runProgram("/usr/bin/env", ["python3", interopScript("h2_fields.py"), String(harness.proxyPort), "/obs"] + fields, stdoutOnly: true)
+        XCTAssertEqual(result.output, "status=200\n")
+        try waitForRecorded(1)
+        // The recording upstream keeps the head as Latin-1: one character per byte.
+        let head = try XCTUnwrap(try recorded().first?["head"] as? String)
+        XCTAssertTrue(head.contains("x-obs: caf\u{E9} \u{FF} end\r\n"), head)
+        XCTAssertTrue(head.contains("x-utf8: caf\u{C3}\u{A9}\r\n"), head)
+    }
+
     func testTrailersCarryNothingTheHeadDecides() throws {
         let harness = try gateway(server: "h2c = true")
         defer { harness.stop() }

@@ -1,5 +1,6 @@
 @testable import Gateway
 import HTTP2Server
+import HTTPFieldText
 import NIOCore
 import NIOHTTP1
 import RateSync

@@ -1,4 +1,5 @@
 @testable import Gateway
+import HTTPFieldText
 import NIOCore
 import NIOHTTP1
 import XCTest

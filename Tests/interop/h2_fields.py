@@ -1,7 +1,7 @@
 """Sends one GET over HTTP/2 (cleartext, prior knowledge) with the header fields given, in their
 order and each as a field of its own (as a browser sends cookie crumbs), and reports the answer.
 
-usage: h2_fields.py PORT PATH NAME:VALUE...
+usage: h2_fields.py PORT PATH NAME:VALUE...  (a backslash, x and two hex digits in a field stand for that byte)
 prints "status=CODE", "rst=CODE" or "none"
 """
 import socket
@@ -12,7 +12,7 @@ port, path = int(sys.argv[1]), sys.argv[2].encode()
 block = literal(b":method", b"GET") + literal(b":scheme", b"http") + literal(b":path", path)
 block += literal(b":authority", b"localhost")
 for field in sys.argv[3:]:
-    name, _, value = field.encode().partition(b":")
+    name, _, value = field.encode().decode("unicode_escape").encode("latin-1").partition(b":")
     block += literal(name, value)
 
 s = socket.create_connection(("127.0.0.1", port))

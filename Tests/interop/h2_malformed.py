@@ -29,6 +29,8 @@ cases = [
     ("connection-field", request(extra=[(b"connection", b"close")])),
     ("host-differs", request(extra=[(b"host", b"admin.example")])),
     ("absolute-path", request(path=b"http://admin.example/echo")),
+    ("obs-text-path", request(b"/caf\xe9")),
+    ("utf8-path", request("/café".encode())),
     ("two-content-lengths", request(extra=[(b"content-length", b"0"), (b"content-length", b"0")])),
     ("no-authority", request(authority=None)),
     ("valid", request()),

@@ -1,3 +1,4 @@
+import HTTPFieldText
 import NIOCore
 import NIOHTTP1
 

@@ -1,4 +1,5 @@
 import HTTP2Server
+import HTTPFieldText
 import NIOCore
 import NIOHTTP1
 import RateSync
