@@ -26,8 +26,9 @@ package struct HPACKFieldDecoder {
         let size: Int
     }
 
-    /// Oldest first: HPACK's index 62 is the newest, at the end.
-    private var table = CircularBuffer<Entry>()
+    /// Oldest first: HPACK's index 62 is the newest, at the end. (An array: entries are named
+    /// far more often than the oldest is evicted.)
+    private var table: [Entry] = []
     private var tableSize = 0
     private var maxTableSize: Int
     /// The table size this side allows (SETTINGS_HEADER_TABLE_SIZE, which it leaves at its
@@ -49,6 +50,8 @@ package struct HPACKFieldDecoder {
 
     package mutating func decode(_ block: ByteBuffer) throws(DecodingError) -> HPACKHeaders {
         var fields = HPACKHeaders()
+        // Room for a typical request's fields at once, instead of growing four times.
+        fields.reserveCapacity(16)
         try block.withUnsafeReadableBytes { bytes throws(DecodingError) in
             var cursor = Cursor(bytes: bytes)
             var listSize = 0
@@ -90,43 +93,57 @@ package struct HPACKFieldDecoder {
         let name: String
         let nameSize: Int
         if nameIndex == 0 {
-            (name, nameSize) = try string(&cursor)
+            (name, nameSize) = try string(&cursor, Self.fieldName)
         } else {
             let named = try entry(at: nameIndex)
             name = named.name
             nameSize = named.nameSize
         }
-        let (value, valueSize) = try string(&cursor)
+        let (value, valueSize) = try string(&cursor, FieldText.string)
         return Entry(name: name, value: value, nameSize: nameSize, size: 32 + nameSize + valueSize)
     }
 
     /// The entry at an index: 1 to 61 the static table's, then the dynamic table's, newest first.
     private func entry(at index: Int) throws(DecodingError) -> Entry {
-        let statics = HPACKFieldDecoder.staticEntries
-        if index >= 1 && index <= statics.count { return statics[index - 1] }
-        let position = index - statics.count - 1
+        if index >= 1 && index <= staticEntries.count { return staticEntries[index - 1] }
+        let position = index - staticEntries.count - 1
         guard index >= 1, position < table.count else { throw DecodingError(description: "index \(index) names no entry") }
-        return table[table.index(table.startIndex, offsetBy: table.count - 1 - position)]
+        return table[table.count - 1 - position]
     }
 
-    private static let staticEntries = HPACKTables.staticTable.map { field in
+    /// The static table as entries, shared (held by each decoder so that naming one costs no
+    /// check that the global is made).
+    private let staticEntries = HPACKFieldDecoder.sharedStaticEntries
+    private static let sharedStaticEntries = HPACKTables.staticTable.map { field in
         Entry(name: field.name, value: field.value, nameSize: field.name.utf8.count, size: 32 + field.name.utf8.count + field.value.utf8.count)
     }
 
-    /// A string literal (RFC 7541, 5.2), plain or Huffman-coded, and its length in bytes.
-    private mutating func string(_ cursor: inout Cursor) throws(DecodingError) -> (String, Int) {
+    /// A string literal (RFC 7541, 5.2), plain or Huffman-coded, made a String by `text`, and
+    /// its length in bytes.
+    private mutating func string(
+        _ cursor: inout Cursor,
+        _ text: (UnsafeRawBufferPointer) -> String
+    ) throws(DecodingError) -> (String, Int) {
         let first = try cursor.byte()
         let length = try cursor.integer(first, prefixBits: 7)
         let encoded = try cursor.bytes(length)
-        guard first & 0x80 != 0 else { return (FieldText.string(encoded), encoded.count) }
+        guard first & 0x80 != 0 else { return (text(encoded), encoded.count) }
         scratch.removeAll(keepingCapacity: true)
         do {
             try HPACKHuffman.decode(encoded, into: &scratch)
         } catch {
             throw DecodingError(description: error.reason)
         }
-        let text = scratch.withUnsafeBytes { FieldText.string($0) }
-        return (text, scratch.count)
+        return (scratch.withUnsafeBytes { text($0) }, scratch.count)
+    }
+
+    /// A field name as a String, which must be ASCII (HPACKHeaders requires it). A name is a
+    /// token (RFC 9110, 5.6.2), and HTTP2Request refuses one that is not: a byte above 0x7F
+    /// becomes `?`, which no token holds, so that the refusal is its stream's alone and the
+    /// table stays in step for the blocks after it.
+    private static func fieldName(_ bytes: UnsafeRawBufferPointer) -> String {
+        guard bytes.contains(where: { $0 >= 0x80 }) else { return String(decoding: bytes, as: UTF8.self) }
+        return String(decoding: bytes.map { $0 >= 0x80 ? UInt8(ascii: "?") : $0 }, as: UTF8.self)
     }
 
     /// Adds an entry as the newest, evicting the oldest to make room; one larger than the
@@ -139,9 +156,12 @@ package struct HPACKFieldDecoder {
     }
 
     private mutating func evict(toFit size: Int) {
-        while tableSize + size > maxTableSize, let oldest = table.popFirst() {
-            tableSize -= oldest.size
+        var evicted = 0
+        while tableSize + size > maxTableSize, evicted < table.count {
+            tableSize -= table[evicted].size
+            evicted += 1
         }
+        table.removeFirst(evicted)
     }
 }
 

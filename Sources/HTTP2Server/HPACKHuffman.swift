@@ -7,6 +7,8 @@ enum HPACKHuffman {
     /// The end-of-string symbol, which may only pad a string's last byte, never be decoded.
     private static let endOfString = 256
     private static let longestCode = 30
+    /// Codes up to this long (the common characters' are 5 to 8 bits) are found in one lookup.
+    private static let fastBits = 8
 
     /// How many codes each length has (index 1 to 30), and the symbols in the order their
     /// codes are assigned: by length, then by symbol.
@@ -18,47 +20,85 @@ enum HPACKHuffman {
         return (counts, symbols)
     }()
 
+    /// For each value of the next 8 bits: the symbol whose code they start with and its
+    /// length (`symbol << 4 | length`), or 0 where the code is longer than 8 bits.
+    private static let fastTable: [UInt16] = {
+        var table = [UInt16](repeating: 0, count: 1 << fastBits)
+        var code = 0
+        var previousLength = 0
+        for symbol in canonical.symbols {
+            let length = Int(HPACKTables.huffmanCodeLengths[Int(symbol)])
+            if previousLength > 0 { code = (code + 1) << (length - previousLength) }
+            previousLength = length
+            guard length <= fastBits else { break }
+            let first = code << (fastBits - length)
+            for next in first..<first + (1 << (fastBits - length)) {
+                table[next] = symbol << 4 | UInt16(length)
+            }
+        }
+        return table
+    }()
+
     /// Appends the bytes `encoded` stands for to `out`.
     ///
-    /// Codes are read a bit at a time, most significant first: after each bit, the code read so
-    /// far is a whole code of that length if it falls among the codes of that length, which in
-    /// a canonical code are consecutive numbers following those of the lengths before.
+    /// The next 8 bits name a short code's symbol in one lookup; a longer code is read a bit at
+    /// a time, most significant first: after each bit, the code read so far is a whole code of
+    /// that length if it falls among the codes of that length, which in a canonical code are
+    /// consecutive numbers following those of the lengths before.
     static func decode(_ encoded: UnsafeRawBufferPointer, into out: inout [UInt8]) throws(InvalidCode) {
+        let fast = fastTable
+        // The bits not yet decoded, right-aligned, and how many there are.
+        var bits: UInt64 = 0
+        var count = 0
+        var next = 0
+        while true {
+            while count <= 56 && next < encoded.count {
+                bits = bits << 8 | UInt64(encoded[next])
+                count += 8
+                next += 1
+            }
+            if count >= fastBits {
+                let entry = fast[Int(truncatingIfNeeded: bits >> UInt64(count - fastBits)) & 0xFF]
+                if entry != 0 {
+                    out.append(UInt8(truncatingIfNeeded: entry >> 4))
+                    count -= Int(entry & 0xF)
+                    continue
+                }
+            }
+            guard let symbol = try longCode(&bits, &count) else { return }
+            out.append(symbol)
+        }
+    }
+
+    /// Reads one code bit by bit from the `count` bits left (all of the string's bits are in
+    /// them by the time a string's end is near).
+    /// - Returns: its symbol; nil where the bits ran out, which is the string's end if they were
+    ///   padding: at most seven bits, the first of the end-of-string code's (all ones).
+    private static func longCode(_ bits: inout UInt64, _ count: inout Int) throws(InvalidCode) -> UInt8? {
         let counts = canonical.counts
-        let symbols = canonical.symbols
         var code = 0
         var first = 0
         var index = 0
         var length = 0
         var onlyOnes = true
-        for byte in encoded {
-            var bit = 7
-            while bit >= 0 {
-                let set = (byte >> UInt8(bit)) & 1 == 1
-                code |= set ? 1 : 0
-                onlyOnes = onlyOnes && set
-                length += 1
-                let count = counts[length]
-                if code - first < count {
-                    let symbol = Int(symbols[index + code - first])
-                    guard symbol != endOfString else { throw InvalidCode(reason: "the end-of-string symbol inside a string") }
-                    out.append(UInt8(truncatingIfNeeded: symbol))
-                    code = 0
-                    first = 0
-                    index = 0
-                    length = 0
-                    onlyOnes = true
-                } else {
-                    guard length < longestCode else { throw InvalidCode(reason: "a code longer than any") }
-                    index += count
-                    first = (first + count) << 1
-                    code <<= 1
-                }
-                bit -= 1
+        while count > 0 {
+            count -= 1
+            let set = (bits >> UInt64(count)) & 1 == 1
+            code |= set ? 1 : 0
+            onlyOnes = onlyOnes && set
+            length += 1
+            let lengthCount = counts[length]
+            if code - first < lengthCount {
+                let symbol = Int(canonical.symbols[index + code - first])
+                guard symbol != endOfString else { throw InvalidCode(reason: "the end-of-string symbol inside a string") }
+                return UInt8(truncatingIfNeeded: symbol)
             }
+            guard length < longestCode else { throw InvalidCode(reason: "a code longer than any") }
+            index += lengthCount
+            first = (first + lengthCount) << 1
+            code <<= 1
         }
-        // What is left of the last byte must be padding: at most seven bits, the first of the
-        // end-of-string code's (all ones).
         guard length <= 7, onlyOnes else { throw InvalidCode(reason: "a string padded with other than up to seven 1 bits") }
+        return nil
     }
 }

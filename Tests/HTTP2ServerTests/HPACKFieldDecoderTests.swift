@@ -71,6 +71,37 @@ final class HPACKFieldDecoderTests: XCTestCase {
         XCTAssertEqual(receivedBytes(plain.map(\.value)[0]), [0xE9, 0x20, 0xFF])
     }
 
+    /// Every byte value, Huffman-coded (by Python's hpack): codes of 5 to 30 bits, found by the
+    /// one-lookup path and the bit-by-bit one.
+    func testEveryByteDecodesFromItsHuffmanCode() throws {
+        let block =
+            "4084f2b0e8a3ffc803ffc7fffd8fffffe2fffffe3fffffe4fffffe5fffffe6fffffe7fffffe8ffffeafffffff3fffffa" +
+            "7fffffabffffffdfffffebfffffecfffffedfffffeefffffefffffff0ffffff1ffffff2fffffffbfffffcffffffd3fff" +
+            "ffd7fffffdbfffffdffffffe3fffffe7fffffebfffffed4fe3f9ffaffcabf1febfafefe7fdfd2cbb00089969b71d79fb" +
+            "9f7fff20ffbff3ff50ddbd7f061c58f265cd9f469d5af66dddbf871e5f9cff7ff7fffc3ff9ffe45fff4719242cb34e6e" +
+            "9d68a6a3d7dac426defe3cfaf7fffbfe7ffbffdffffffcfffe6ffff4bfff9ffffa3fffd3ffff53fffd5ffffb3fffeb7f" +
+            "ffdaffffb7ffff73fffeeffffdeffffebffffbfffffd9ffffdbfffebffffe0ffffeeffffc3ffff8bffff1ffffe4fffee" +
+            "7fffb1ffff97fffd9ffffcdffff9fffffbffffdafffeeffff4ffffb7fffee7fffe8ffffd3fffdeffffd5fffeeffffbdf" +
+            "fffe1fffdfffff7fffff5ffffecffff07fff87fffe0ffff17fffedffff87ffff77fffeffffeaffff8bfffe3ffff93fff" +
+            "f87fffcbffff37ffff1fffff83ffffe1fffebfffe3ffff3fffff2ffffa3ffffd9fffff17ffffc7fffff27ffffdefffff" +
+            "bffffff2fffff8fffffb7fff97fff8fffffe6fffffc1fffff87ffffe7fffffc5ffffe5fffe4ffff2fffffd1fffff4fff" +
+            "fffefffffe3fffffc9fffff97fffb3ffffcffffb7fffcdffff4ffff9ffffd1ffffcffffeaffffafffffddffffeffffff" +
+            "4fffff5fffffabffffa7ffffd7fffff9bffffecfffffb7fffff3fffffe8fffffd3fffffabfffff5fffffff7ffffecfff" +
+            "ffdbfffffbbfffff7ffffff0fffffbbf"
+        let fields = try HPACKFieldDecoder(maxListSize: 1 << 16).decoding(buffer(block))
+        XCTAssertEqual(receivedBytes(fields.map(\.value)[0]), Array(0...255))
+    }
+
+    /// A name is a token: one with a byte above 0x7F comes out with `?` there, which no token
+    /// holds (HTTP2Request then refuses the stream), and the block and the next decode.
+    func testANameWithBytesAbove0x7FComesOutRefusable() throws {
+        var decoder = HPACKFieldDecoder(maxListSize: 1 << 16)
+        // "x-\xe9" added to the table with the value "1", then named by index.
+        XCTAssertEqual(pairs(try decoder.decode(buffer("4003782de90131"))), [["x-?", "1"]])
+        XCTAssertEqual(pairs(try decoder.decode(buffer("be82"))), [["x-?", "1"], [":method", "GET"]])
+        XCTAssertThrowsError(try HTTP2Request.head(HPACKHeaders([(":method", "GET"), (":scheme", "http"), (":path", "/"), ("x-?", "1")]), endStream: true))
+    }
+
     /// Blocks made by swift-nio-http2's encoder (an independent implementation): every way of
     /// indexing, Huffman on and off, over many blocks sharing and evicting one dynamic table.
     func testBlocksFromAnotherEncoderDecodeToWhatItEncoded() throws {
