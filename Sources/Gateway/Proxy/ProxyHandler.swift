@@ -537,7 +537,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         appendLogEntry()
     }
 
-    static let clientClosedRequest = 499
+    private static let clientClosedRequest = 499
 
     func appendLogEntry() {
         // Moved out (`take`), not copied: a copy retained each of the entry's Strings, and
