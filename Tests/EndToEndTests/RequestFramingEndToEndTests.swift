@@ -481,6 +481,28 @@ final class RequestFramingEndToEndTests: XCTestCase {
         }
     }
 
+    func testAnUpstreamsAnswerReachesClientsOfEitherProtocolOnlyAsItsFramingAllows() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        for version in ["--http1.1", "--http2-prior-knowledge"] {
+            // A 204 stating a length: curl over HTTP/2 (nghttp2) resets such a stream.
+            let noContent = try runProgram("/usr/bin/curl", ["-s", "-S", "-i", "--max-time", "5", version, "\(harness.base)/no-content"])
+            XCTAssertEqual(noContent.status, 0, noContent.output)
+            XCTAssertTrue(noContent.output.hasPrefix("HTTP/1.1 204") || noContent.output.hasPrefix("HTTP/2 204"), noContent.output)
+            XCTAssertFalse(noContent.output.lowercased().contains("content-length"), noContent.output)
+
+            // Trailers naming framing and routing fields: only the others reach the client.
+            let trailers = try runProgram("/usr/bin/curl", ["-s", "-S", "-i", "--max-time", "5", version, "\(harness.base)/with-trailers"])
+            XCTAssertEqual(trailers.status, 0, trailers.output)
+            let lowered = trailers.output.lowercased()
+            XCTAssertTrue(lowered.contains("x-checksum: abc"), trailers.output)
+            XCTAssertFalse(lowered.contains("content-length") || lowered.contains("host: evil"), trailers.output)
+        }
+        // A status code below 100 is no interim answer to wait past: the upstream's error, at once.
+        XCTAssertEqual(statuses(try exchange(harness, "GET /status-099 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [502])
+        XCTAssertEqual(statuses(try exchange(harness, "GET /status-599 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [599])
+    }
+
     func testHeadsAndUpgradesCannotMakeTheGatewayBufferWithoutBound() throws {
         let harness = try gateway()
         defer { harness.stop() }

@@ -400,7 +400,7 @@ final class HTTP1ParserTests: XCTestCase {
         XCTAssertEqual(responses(answer + "H", to: [.GET]).last, .error(.malformed("bytes before any request was sent")))
         XCTAssertEqual(responses("HTTP/1.1 200 OK\r\n\r\n", to: []).last, .error(.malformed("bytes before any request was sent")))
         for broken in ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
-            "HTTP/1.1 101 Switching Protocols\r\n\r\n", "HTTP/2 200\r\n\r\n", "HTTP/1.1 2000\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nok",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n", "HTTP/2 200\r\n\r\n", "HTTP/1.1 2000\r\n\r\n", "HTTP/1.1 099 Low\r\n\r\n", "HTTP/1.1 000\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nok",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"]
         {

@@ -4,6 +4,9 @@ It frames requests as RFC 9112 says (Content-Length, chunked, or no body), so an
 forwards unframed shows up here as an extra request. Each request is answered
 `200` with the body `request N`; a target starting with `/extra` is answered and then followed by
 more bytes the proxy never asked for (a whole response, or with `/extra-partial` half a head).
+Answers that frame or label themselves oddly: `/no-content` is a 204 that states a length,
+`/with-trailers` a chunked body whose trailer section names framing and routing fields, and
+`/status-NNN` carries the status code NNN as sent.
 
 usage: recording_upstream.py LOG_FILE
 prints "listening on 127.0.0.1:PORT", then appends one JSON line per request (or framing error) to LOG_FILE:
@@ -96,6 +99,13 @@ def serve(sock, connection):
             })
             answer = b"request %d" % number
             response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(answer), answer)
+            if target.startswith(b"/no-content"):
+                response = b"HTTP/1.1 204 No Content\r\nContent-Length: %d\r\n\r\n" % len(answer)
+            elif target.startswith(b"/with-trailers"):
+                response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n" % (len(answer), answer)
+                response += b"Content-Length: 50\r\nHost: evil\r\nTransfer-Encoding: chunked\r\nX-Checksum: abc\r\n\r\n"
+            elif target.startswith(b"/status-"):
+                response = b"HTTP/1.1 %s Odd\r\nContent-Length: %d\r\n\r\n%s" % (target[8:11], len(answer), answer)
             if target.startswith(b"/extra-partial"):
                 response += b"HTTP/1.1 200 OK\r\nContent-Le"
             elif target.startswith(b"/extra"):

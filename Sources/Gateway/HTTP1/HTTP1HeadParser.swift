@@ -62,6 +62,10 @@ enum HTTP1HeadParser {
                 throw .malformed("the status line is not HTTP/1.x with a status code")
             }
             let code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
+            // RFC 9110 15: a status code is 100 to 599 (classes 6 to 9 passed on as sent, as
+            // clients read them by their first digit). Below 100 there is no class: read as an
+            // interim answer, it left the exchange waiting for a final one that never came.
+            guard code >= 100 else { throw .malformed("a status code below 100") }
             var index = 12
             if bytes[index] == space {
                 index = fieldValueEnd(bytes, from: index)

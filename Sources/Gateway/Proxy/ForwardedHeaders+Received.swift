@@ -32,7 +32,7 @@ extension ForwardedHeaders {
         HTTP1Writer.write(into: &buffer, atMost: room) { out in
             out.appendStatusLine(version: announcement.version, status: head.status, reason: reason)
             head.forEachField { name, value in
-                guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
+                guard forwardsToClient(name, status: head.status, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
                 out.appendField(name, value)
             }
             if let rateLimitHeaders {
@@ -65,7 +65,7 @@ extension ForwardedHeaders {
     ) {
         HTTP2ResponseFields.encodeStatus(head.status, into: &block)
         head.forEachField { name, value in
-            guard forwardsToClient(name, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
+            guard forwardsToClient(name, status: head.status, options: options, rateLimitHeaders: rateLimitHeaders) else { return }
             HTTP2ResponseFields.encodeField(name: name, value: value, into: &block)
         }
         rateLimitHeaders?.forEachField { name, value in HTTP2ResponseFields.encodeField(name: name, value: value, into: &block) }

@@ -37,6 +37,15 @@ enum ForwardedHeaders {
         isHopByHop(name) || name.withUTF8Bytes(isProtectedFromConnection)
     }
 
+    /// A response's trailer section as the client gets it, without the fields a trailer may not
+    /// carry onward. HTTP1Writer leaves them out of a last chunk too; this also keeps them from
+    /// an HTTP/2 client, whose trailers are a header block of their own (where a `content-length`
+    /// contradicts the body already sent).
+    static func trailersForClient(_ trailers: HTTPHeaders) -> HTTPHeaders {
+        guard trailers.contains(where: { isFramingOrRouting($0.name) }) else { return trailers }
+        return HTTPHeaders(trailers.filter { !isFramingOrRouting($0.name) })
+    }
+
     /// Names of rate-limit headers an upstream may send itself (`X-RateLimit-*`, `RateLimit*`).
     static func isRateLimitHeader(_ name: String) -> Bool {
         name.withUTF8Bytes(isRateLimitHeader)
@@ -52,9 +61,14 @@ enum ForwardedHeaders {
 
     /// Whether an upstream's response field goes on to the client: not when it belongs to the
     /// upstream's connection, nor when it is a rate-limit header the gateway sends itself (an
-    /// upstream's own would contradict ours: ours win).
-    static func forwardsToClient(_ name: UnsafeRawBufferPointer, options: ConnectionOptions, rateLimitHeaders: RateLimitHeaders?) -> Bool {
+    /// upstream's own would contradict ours: ours win), nor a 204's `Content-Length` (RFC 9110,
+    /// 8.6: never sent with one; an HTTP/2 client such as curl's nghttp2 resets a 204 stream
+    /// whose length is not 0, and nginx drops it too).
+    static func forwardsToClient(
+        _ name: UnsafeRawBufferPointer, status: HTTPResponseStatus, options: ConnectionOptions, rateLimitHeaders: RateLimitHeaders?
+    ) -> Bool {
         if options.removes(name) { return false }
+        if status.code == 204 && name.count == 14 && ASCIIText.equals(name, lowercased: "content-length") { return false }
         guard rateLimitHeaders != nil, isRateLimitHeader(name) else { return true }
         return !RateLimitHeaders.admissionNames.contains { ours in
             ours.withUTF8Buffer { ASCIIText.equalsIgnoringCase(name, UnsafeRawBufferPointer($0)) }
@@ -84,7 +98,7 @@ enum ForwardedHeaders {
         var fields: [(String, String)] = []
         fields.reserveCapacity(head.headers.count + ours.count + 2)
         var hasLength = false
-        for (name, value) in head.headers where name.withUTF8Bytes({ forwardsToClient($0, options: options, rateLimitHeaders: rateLimitHeaders) }) {
+        for (name, value) in head.headers where name.withUTF8Bytes({ forwardsToClient($0, status: head.status, options: options, rateLimitHeaders: rateLimitHeaders) }) {
             if name.utf8.count == 14 && name.asciiCaseInsensitiveEquals("content-length") { hasLength = true }
             fields.append((name, value))
         }

@@ -515,6 +515,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     ///   per response.
     func writeResponseEnd(_ trailers: HTTPHeaders?, closing: Bool) {
         guard let client else { return }
+        let trailers = trailers.map(ForwardedHeaders.trailersForClient)
         responseInProgress = false
         if closing {
             let promise = client.eventLoop.makePromise(of: Void.self)
