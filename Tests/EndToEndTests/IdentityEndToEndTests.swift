@@ -85,6 +85,8 @@ final class IdentityEndToEndTests: XCTestCase {
             try await issuer.token("HS256", otherIssuer),
             try TestTokenIssuer.unsigned(TestClaims(sub: "mallory", iss: "https://auth.example.com", exp: later)),
             try await issuer.token("ES256", TestClaims(sub: "mallory", iss: "https://auth.example.com"), kid: "forger", headerKid: "ec-1"),
+            // Signed, but naming `sub` twice: counted as the first, served as the last by most upstreams.
+            try await issuer.hs256Token(claims: #"{"sub":"mallory","iss":"https://auth.example.com","exp":\#(later),"s\u0075b":"alice"}"#),
         ]
         for token in refused {
             let answer = try curl(["\(base)/items", "-H", "Authorization: Bearer \(token)"])

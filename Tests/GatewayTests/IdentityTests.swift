@@ -209,6 +209,37 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(identify(strict, head("/", [("Authorization", "Basic \(twice)")]), verifier: verifier), .unverifiedToken)
     }
 
+    func testATokenNamingAMemberTwiceIsNeverAnIdentity() async throws {
+        let issuer = try await TestTokenIssuer()
+        let verifier = try verifier(issuer)
+        let strict = try rule(["jwt:sub"], onMissing: .reject)
+        let exp = TestClaims.now + 600
+        let once = try await issuer.hs256Token(claims: #"{"sub":"alice","exp":\#(exp),"roles":{"sub":1,"x":["sub"]},"n":"s\"ub"}"#)
+        XCTAssertEqual(identify(strict, bearer(once), verifier: verifier), .identifier("alice"), "nested and quoted names are not top-level ones")
+        let twice: [(String, String, String)] = [
+            ("a claim twice", #"{"alg":"HS256"}"#, #"{"sub":"alice","exp":\#(exp),"sub":"bob"}"#),
+            ("a claim twice, once escaped", #"{"alg":"HS256"}"#, #"{"sub":"alice","exp":\#(exp),"s\u0075b":"bob"}"#),
+            ("a registered claim twice", #"{"alg":"HS256"}"#, #"{"sub":"alice","exp":\#(exp),"exp":1}"#),
+            ("a header member twice", #"{"alg":"HS256","kid":"a","kid":"b"}"#, #"{"sub":"alice","exp":\#(exp)}"#),
+            ("an escaped surrogate pair twice", #"{"alg":"HS256"}"#, #"{"sub":"alice","\ud83d\ude00":1,"😀":2}"#),
+        ]
+        for (what, header, claims) in twice {
+            let token = try await issuer.hs256Token(header: header, claims: claims)
+            XCTAssertEqual(identify(strict, bearer(token), verifier: verifier), .unverifiedToken, what)
+        }
+    }
+
+    func testJSONMemberNamesAreComparedAsDecoded() {
+        for (json, unique) in [
+            (#"{}"#, true), (#" { "a" : 1 , "b" : [1, {"a": 2}] } "#, true), (#"{"a":"}","b":"{\"a\""}"#, true),
+            (#"{"a":1,"a":2}"#, false), (#"{"a":1,"\u0061":2}"#, false), (#"{"\/":1,"/":2}"#, false),
+            (#"{"\ud800":1,"\udc00":2}"#, true), (#"{"\ud800":1,"\ud800":2}"#, false),
+            (#"[1]"#, false), (#"{"a":1"#, false), (#"{"a":1}x"#, false), (#"{"a" 1}"#, false), (#"{"a":}"#, false),
+        ] {
+            XCTAssertEqual(JSONMemberNames.areUnique(Array(json.utf8)), unique, json)
+        }
+    }
+
     func testOnlyConfiguredAlgorithmsVerify() async throws {
         let issuer = try await TestTokenIssuer()
         let rsaOnly = try verifier(issuer, algorithms: ["RS256"])

@@ -77,6 +77,14 @@ public final class TestTokenIssuer: Sendable {
         return "\(Self.base64URL(Data(newHeader.utf8))).\(parts[1]).\(parts[2])"
     }
 
+    /// An HS256 token signed with the shared secret over a header and claims written as given
+    /// (JSON an encoder would never write: a name twice, escapes).
+    public func hs256Token(header: String = #"{"alg":"HS256","typ":"JWT"}"#, claims: String) async throws -> String {
+        let input = "\(Self.base64URL(Data(header.utf8))).\(Self.base64URL(Data(claims.utf8)))"
+        let signature = try await keys.getKey(for: JWKIdentifier(string: "hs")).sign(Array(input.utf8))
+        return "\(input).\(Self.base64URL(Data(signature)))"
+    }
+
     /// An unsigned token (`alg: none`), which must never be an identity.
     public static func unsigned(_ claims: TestClaims) throws -> String {
         let header = Self.base64URL(Data("{\"alg\":\"none\",\"typ\":\"JWT\"}".utf8))

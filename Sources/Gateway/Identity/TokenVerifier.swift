@@ -75,9 +75,24 @@ public final class TokenVerifier: Sendable {
             verifier = key.verifier
         }
         guard let lastDot = bytes.lastIndex(of: UInt8(ascii: ".")),
-            (try? verifier.verify(parsed.signature, signs: bytes[..<lastDot])) == true
+            (try? verifier.verify(parsed.signature, signs: bytes[..<lastDot])) == true,
+            Self.namesEachMemberOnce(bytes)
         else { return nil }
         return claimsHold(parsed.payload, now: now) ? parsed.payload : nil
+    }
+
+    /// Whether the token's header and claims each name every member once (JSONMemberNames says
+    /// why a repeated name is refused). Paid once per token a loop verifies, not per request.
+    private static func namesEachMemberOnce(_ token: [UInt8]) -> Bool {
+        let segments = token.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard segments.count == 3 else { return false }
+        return segments[0..<2].allSatisfy { segment in
+            var text = String(decoding: segment, as: UTF8.self).replacingOccurrences(of: "-", with: "+")
+                .replacingOccurrences(of: "_", with: "/")
+            text += String(repeating: "=", count: (4 - text.utf8.count % 4) % 4)
+            guard let json = Data(base64Encoded: text) else { return false }
+            return JSONMemberNames.areUnique(Array(json))
+        }
     }
 
     private func claimsHold(_ claims: TokenClaims, now: Double) -> Bool {
