@@ -104,6 +104,13 @@ package enum HTTP2Request {
             guard scheme != nil, let path, !path.isEmpty, let authority else {
                 throw Malformed(reason: "an extended CONNECT without :scheme, :path and :authority")
             }
+            // A CONNECT has no content (RFC 9110, 9.3.6): its DATA is the tunnel's. A length
+            // would reach the upstream's handshake, which would read that many tunnel bytes as
+            // a body.
+            guard !hasContentLength else { throw Malformed(reason: "content-length on an extended CONNECT") }
+            // The handshake's key is the gateway's (RFC 8441, 5: HTTP/2 uses none); a client's
+            // own would make two.
+            fields.removeAll { $0.0 == "sec-websocket-key" }
             if !hasHost { fields.insert(("host", authority), at: 0) }
             fields.append(("connection", "upgrade"))
             fields.append(("upgrade", webSocketProtocol))

@@ -55,7 +55,7 @@ final class HTTP2RequestTests: XCTestCase {
         let (head, opensTunnel) = try HTTP2Request.request(
             block([
                 (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "https"), (":path", "/chat?room=1"),
-                (":authority", "example.com"), ("sec-websocket-version", "13"),
+                (":authority", "example.com"), ("sec-websocket-version", "13"), ("sec-websocket-key", "Y2xpZW50cyBvd24ga2V5IQ=="),
             ]),
             endStream: false
         )
@@ -66,7 +66,9 @@ final class HTTP2RequestTests: XCTestCase {
         XCTAssertEqual(head.headers["connection"], ["upgrade"])
         XCTAssertEqual(head.headers["host"], ["example.com"])
         XCTAssertEqual(head.headers["sec-websocket-version"], ["13"])
+        XCTAssertEqual(head.headers["sec-websocket-key"].count, 1, "the client's own is not passed on beside it")
         XCTAssertEqual(Data(base64Encoded: head.headers["sec-websocket-key"].first ?? "")?.count, 16, "a key of the gateway's own")
+        XCTAssertNotEqual(head.headers["sec-websocket-key"].first, "Y2xpZW50cyBvd24ga2V5IQ==")
         XCTAssertFalse(head.headers.contains(name: "transfer-encoding"), "the stream's DATA is the tunnel's, not a body")
         XCTAssertFalse(head.headers.contains(name: "content-length"))
 
@@ -79,6 +81,7 @@ final class HTTP2RequestTests: XCTestCase {
             [(":method", "CONNECT"), (":protocol", "h2c"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
             [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/")],
             [(":method", "CONNECT"), (":protocol", "websocket"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
+            [(":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/"), (":authority", "x"), ("content-length", "5")],
             // A client cannot ask for the upgrade fields itself: they are connection-specific.
             [(":method", "GET"), (":scheme", "http"), (":path", "/"), (":authority", "x"), ("upgrade", "websocket")],
         ]
