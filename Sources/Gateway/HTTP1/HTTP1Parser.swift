@@ -417,7 +417,7 @@ struct HTTP1Parser {
         let content = line.count - 2
         var size = 0
         var index = 0
-        while index < content, let digit = RequestPath.hexValue(line[index]) {
+        while index < content, let digit = ASCIIText.hexValue(line[index]) {
             guard index < 15 else { throw .malformed("a chunk size is too large") }
             size = size << 4 | Int(digit)
             index += 1

@@ -104,20 +104,11 @@ enum JSONMemberNames {
             guard index + 4 <= bytes.count else { return nil }
             var value: UInt32 = 0
             for byte in bytes[index..<index + 4] {
-                guard let digit = hexDigit(byte) else { return nil }
-                value = value << 4 | digit
+                guard let digit = ASCIIText.hexValue(byte) else { return nil }
+                value = value << 4 | UInt32(digit)
             }
             index += 4
             return value
-        }
-
-        private func hexDigit(_ byte: UInt8) -> UInt32? {
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): return UInt32(byte - UInt8(ascii: "0"))
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): return UInt32(byte - UInt8(ascii: "a") + 10)
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): return UInt32(byte - UInt8(ascii: "A") + 10)
-            default: return nil
-            }
         }
 
         /// UTF-8's encoding of a code point (surrogates included, as the bytes of their unit).

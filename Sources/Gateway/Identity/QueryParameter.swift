@@ -31,7 +31,7 @@ enum QueryParameter {
             } else if byte == UInt8(ascii: "%"),
                 let high = bytes.index(index, offsetBy: 1, limitedBy: bytes.endIndex), high < bytes.endIndex,
                 let low = bytes.index(index, offsetBy: 2, limitedBy: bytes.endIndex), low < bytes.endIndex,
-                let h = hexValue(bytes[high]), let l = hexValue(bytes[low])
+                let h = ASCIIText.hexValue(bytes[high]), let l = ASCIIText.hexValue(bytes[low])
             {
                 output.append(h << 4 | l)
                 index = low
@@ -41,14 +41,5 @@ enum QueryParameter {
             index = bytes.index(after: index)
         }
         return String(decoding: output, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 }

@@ -128,7 +128,7 @@ public struct RequestPath: Sendable, Equatable {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "%") {
-                guard index + 2 < bytes.count, let high = hexValue(bytes[index + 1]), let low = hexValue(bytes[index + 2])
+                guard index + 2 < bytes.count, let high = ASCIIText.hexValue(bytes[index + 1]), let low = ASCIIText.hexValue(bytes[index + 2])
                 else { return nil }
                 let value = high << 4 | low
                 // An encoded slash, backslash or NUL: see the type's documentation.
@@ -171,15 +171,6 @@ public struct RequestPath: Sendable, Equatable {
             previousWasSlash = byte == UInt8(ascii: "/")
         }
         return false
-    }
-
-    static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
     }
 
     private static func upperHex(_ byte: UInt8) -> UInt8 {
