@@ -74,6 +74,23 @@ package enum HTTP2FieldSyntax {
         !value.contains { $0 == 0x00 || $0 == 0x0A || $0 == 0x0D }
     }
 
+    /// A regular field's value without the spaces and tabs around it. RFC 9113 (8.2.1) calls a
+    /// value with them malformed; they are dropped instead, as the HTTP/1.1 side drops the
+    /// optional whitespace around a value. Kept, they made a value one thing to a limiter keyed
+    /// on it (`k` and `k ` two budgets) and another to an HTTP/1.1 upstream, which drops them.
+    package static func trimmingWhitespace(_ value: String) -> String {
+        let bytes = value.utf8
+        guard let first = bytes.first, let last = bytes.last, isSpaceOrTab(first) || isSpaceOrTab(last) else { return value }
+        guard let start = bytes.firstIndex(where: { !isSpaceOrTab($0) }), let end = bytes.lastIndex(where: { !isSpaceOrTab($0) }) else {
+            return ""
+        }
+        return String(decoding: bytes[start...end], as: UTF8.self)
+    }
+
+    private static func isSpaceOrTab(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t")
+    }
+
     /// A pseudo-header value: visible ASCII only. Each one's grammar (method token, scheme,
     /// host[:port], request target) excludes anything else, and :path and :method are written
     /// into the HTTP/1.1 request line, where a space would split it and where the gateway's own

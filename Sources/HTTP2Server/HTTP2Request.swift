@@ -66,6 +66,7 @@ package enum HTTP2Request {
                 }
                 continue
             }
+            let value = HTTP2FieldSyntax.trimmingWhitespace(value)
             try checkRegularField(name, value)
             if name == "host" { host = value }
             if name == "content-length" {
@@ -148,6 +149,7 @@ package enum HTTP2Request {
         fields.reserveCapacity(block.count)
         for (name, value, _) in block {
             guard name.utf8.first != UInt8(ascii: ":") else { throw Malformed(reason: "\(name) in trailers") }
+            let value = HTTP2FieldSyntax.trimmingWhitespace(value)
             try checkRegularField(name, value)
             fields.append((name, value))
         }

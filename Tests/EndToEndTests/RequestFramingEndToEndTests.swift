@@ -449,6 +449,25 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try targets(), ["/by-query/a?api_key=real", "/by-query/a?api_key=other"])
     }
 
+    func testAnIdentityPaddedWithWhitespaceIsTheSameIdentity() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        // An upstream drops the whitespace around a value: a padded key is the same key, with
+        // the same budget of one, over either protocol.
+        let first = try exchange(harness, "GET /keyed/a HTTP/1.1\r\nHost: a\r\nX-API-Key: padded\r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(statuses(first), [200], first)
+        for padding in ["padded ", " padded", "\\x09padded\\x09", "padded \\x09 "] {
+            let result = try runProgram(
+                "/usr/bin/env", ["python3", interopScript("h2_fields.py"), String(harness.proxyPort), "/keyed/b", "x-api-key:\(padding)"], stdoutOnly: true
+            )
+            XCTAssertEqual(result.output, "status=429\n", padding)
+        }
+        let padded = try exchange(harness, "GET /keyed/c HTTP/1.1\r\nHost: a\r\nX-API-Key: \tpadded \r\nConnection: close\r\n\r\n")
+        XCTAssertEqual(statuses(padded), [429], padded)
+        try waitForRecorded(1)
+        XCTAssertEqual(try targets(), ["/keyed/a"])
+    }
+
     func testHeaderValuesAreForwardedAsTheBytesReceived() throws {
         let harness = try gateway()
         defer { harness.stop() }

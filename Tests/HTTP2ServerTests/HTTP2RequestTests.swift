@@ -51,6 +51,29 @@ final class HTTP2RequestTests: XCTestCase {
         XCTAssertEqual(single.headers["cookie"], ["a=1"])
     }
 
+    /// An HTTP/1.1 upstream drops the spaces and tabs around a value: so does the gateway, before
+    /// anything (an identity, `host` against `:authority`, `te`) reads it.
+    func testSpacesAndTabsAroundAValueAreDropped() throws {
+        let head = try HTTP2Request.head(
+            block([
+                (":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "x"), ("host", " x\t"),
+                ("x-api-key", "k "), ("x-other", "\t \tk"), ("x-inner", " a  b "), ("x-blank", " \t "), ("x-obs", " caf\u{e9} "),
+                ("te", "trailers "), ("x-plain", "k"),
+            ]),
+            endStream: true
+        )
+        XCTAssertEqual(head.headers["host"], ["x"])
+        XCTAssertEqual(head.headers["x-api-key"], ["k"])
+        XCTAssertEqual(head.headers["x-other"], ["k"])
+        XCTAssertEqual(head.headers["x-inner"], ["a  b"])
+        XCTAssertEqual(head.headers["x-blank"], [""])
+        XCTAssertEqual(head.headers["x-obs"], ["caf\u{e9}"])
+        XCTAssertEqual(head.headers["te"], ["trailers"])
+        XCTAssertEqual(head.headers["x-plain"], ["k"])
+        let trailers = try HTTP2Request.trailers(block([("x-checksum", " abc\t")]))
+        XCTAssertEqual(trailers["x-checksum"], ["abc"])
+    }
+
     func testAnExtendedConnectForWebSocketBecomesTheHandshakeItStandsFor() throws {
         let (head, opensTunnel) = try HTTP2Request.request(
             block([
