@@ -4,9 +4,11 @@ enum QueryParameter {
     /// The value of `name` in `uri`'s query, when it is there once (a name without `=` has an
     /// empty value, as a form parser with blank values kept reads it).
     static func only(_ name: String, in uri: String) -> SingleValue {
-        guard let mark = uri.utf8.firstIndex(of: UInt8(ascii: "?")) else { return .none }
-        var query = uri.utf8[uri.utf8.index(after: mark)...]
-        if let fragment = query.firstIndex(of: UInt8(ascii: "#")) { query = query[..<fragment] }
+        // The query RequestPath forwards: before any fragment (a `?` inside one is the fragment's).
+        var target = uri.utf8[...]
+        if let fragment = target.firstIndex(of: UInt8(ascii: "#")) { target = target[..<fragment] }
+        guard let mark = target.firstIndex(of: UInt8(ascii: "?")) else { return .none }
+        let query = target[target.index(after: mark)...]
         var found = SingleValue.none
         for pair in query.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let equals = pair.firstIndex(of: UInt8(ascii: "="))

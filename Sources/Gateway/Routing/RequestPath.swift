@@ -56,15 +56,20 @@ public struct RequestPath: Sendable, Equatable {
         }
         guard target.utf8.first == slash else { return nil }
         guard !target.utf8.contains(UInt8(ascii: "\\")) else { return nil }
+        // A fragment never belongs on the wire: dropped if a client sends one, from the first
+        // `#` on (a `?` after it is the fragment's, not a query's). Left in a query, it was
+        // forwarded, and an upstream that reads past it (uvicorn's h11 server does) read
+        // parameters the identity's query reader, which stops there, never saw.
+        let fragment = target.utf8.firstIndex(of: UInt8(ascii: "#"))
+        if let fragment { target = target[..<fragment] }
         let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex
-        // A fragment never belongs on the wire; drop it if a client sends one.
-        let pathEnd = target.utf8[..<queryStart].firstIndex(of: UInt8(ascii: "#")) ?? queryStart
+        let pathEnd = queryStart
         guard let decoded = Self.decodingUnreserved(target[..<pathEnd]) else { return nil }
         path = Self.removingDotSegments(decoded)
         pathWithoutParameters = path.utf8.contains(UInt8(ascii: ";")) ? Self.removingDotSegments(Self.removingParameters(path)) : nil
         query = target[queryStart...]
         self.authority = authority
-        let unchanged = authority == nil && pathEnd == queryStart
+        let unchanged = authority == nil && fragment == nil
             && path.utf8.elementsEqual(target.utf8[..<pathEnd])
         original = unchanged ? uri : nil
     }
@@ -78,8 +83,9 @@ public struct RequestPath: Sendable, Equatable {
         while index < bytes.count {
             switch bytes[index] {
             case UInt8(ascii: "?"):
-                // The query passes untouched, but a backslash anywhere refuses the target.
-                return bytes[index...].contains(UInt8(ascii: "\\")) ? nil : index
+                // The query passes untouched, but a backslash anywhere refuses the target, and
+                // a fragment is cut off by the full reading.
+                return bytes[index...].contains { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "#") } ? nil : index
             case UInt8(ascii: "%"), UInt8(ascii: "\\"), UInt8(ascii: "#"), UInt8(ascii: ";"):
                 return nil
             case UInt8(ascii: "."), UInt8(ascii: "/"):
