@@ -244,6 +244,12 @@ final class LimitingEndToEndTests: XCTestCase {
                 upstream = "app"
                 limiters = ["a"]
                 [[routes]]
+                name = "reads"
+                path_prefix = "/api/search"
+                methods = ["GET"]
+                upstream = "app"
+                limiters = ["a"]
+                [[routes]]
                 name = "internal"
                 path_prefix = "/api/"
                 host = "internal.example"
@@ -259,6 +265,10 @@ final class LimitingEndToEndTests: XCTestCase {
         XCTAssertEqual(missing.status, 404)
         XCTAssertEqual(((try missing.json())["detail"] as? [[String: Any]])?.first?["type"] as? String, "route_not_found")
         XCTAssertEqual(try curl(["\(harness.base)/elsewhere"]).status, 404)
+        // A HEAD takes the route of its GET: the upstream runs the GET handler for it.
+        let head = try curl(["--head", "\(harness.base)/api/search"])
+        XCTAssertEqual(head.status, 200)
+        XCTAssertEqual(head.headers["ratelimit-policy"], "\"a\";q=1000;w=1")
         // A dot segment cannot smuggle a request past its route.
         XCTAssertEqual(try curl(["--path-as-is", "-X", "POST", "\(harness.base)/other/../api/x"]).headers["ratelimit-policy"], "\"a\";q=1000;w=1")
     }

@@ -115,4 +115,12 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(router.match(path: "/", method: "GET", host: nil), 2)
         XCTAssertNil(Router(routes: [route("api", "/api/")]).match(path: "/other", method: "GET", host: nil))
     }
+
+    func testARouteNamingGETMatchesHEAD() {
+        let router = Router(routes: [route("search", "/search", methods: ["GET"]), route("login", "/auth/", methods: ["POST"]), route("rest", "/")])
+        XCTAssertEqual(router.match(path: "/search", method: "HEAD", host: nil), 0, "a HEAD runs the GET handler upstream")
+        XCTAssertEqual(router.match(path: "/search", method: "GET", host: nil), 0)
+        XCTAssertEqual(router.match(path: "/search", method: "POST", host: nil), 2)
+        XCTAssertEqual(router.match(path: "/auth/login", method: "HEAD", host: nil), 2, "only GET brings HEAD")
+    }
 }

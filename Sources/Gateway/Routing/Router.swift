@@ -11,7 +11,15 @@ public struct Router: Sendable {
     }
 
     public init(routes: [GatewayConfig.Route]) {
-        conditions = routes.map { Condition(pathPrefix: $0.pathPrefix, methods: $0.methods, host: $0.host) }
+        conditions = routes.map { Condition(pathPrefix: $0.pathPrefix, methods: $0.methods.map(Self.withHEADForGET), host: $0.host) }
+    }
+
+    /// A route naming GET matches HEAD too (as nginx's `limit_except GET` allows HEAD): upstreams
+    /// answer a HEAD by running the GET handler (Starlette, FastAPI, Flask, Django do), so a
+    /// HEAD routed elsewhere would cost the upstream a whole GET that the GET route's limiters
+    /// never counted.
+    private static func withHEADForGET(_ methods: Set<String>) -> Set<String> {
+        methods.contains("GET") ? methods.union(["HEAD"]) : methods
     }
 
     /// The index of the first route whose conditions hold, or nil.
