@@ -23,26 +23,28 @@ public enum IdentifierExtractor {
     static let maxIdentifierBytes = 256
 
     /// - Parameters:
+    ///   - query: the query the upstream gets (RequestPath's), for `query:` parts.
     ///   - clientIP: the client's canonical address, computed only when needed.
     ///   - now: Unix seconds, for a token's `exp` and `nbf`.
     ///   - tokens: the loop's verified tokens; nil verifies every token.
     static func identify(
         rule: IdentifierRule,
         request: ClientRequest,
+        query: Substring,
         verifier: TokenVerifier?,
         tokens: VerifiedTokenCache? = nil,
         now: @autoclosure () -> Double,
         clientIP: () -> String
     ) -> Outcome {
         if rule.parts.count == 1, let only = rule.parts.first {
-            switch value(of: only, request: request, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
+            switch value(of: only, request: request, query: query, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
             case .success(let text): return .identifier(bounded(text))
             case .failure(let missing): return fallback(rule, missing, clientIP: clientIP)
             }
         }
         var joined = ""
         for (index, part) in rule.parts.enumerated() {
-            switch value(of: part, request: request, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
+            switch value(of: part, request: request, query: query, verifier: verifier, tokens: tokens, now: now, clientIP: clientIP) {
             case .success(let text):
                 if index > 0 { joined += "|" }
                 joined += escapedForJoining(text)
@@ -73,6 +75,7 @@ public enum IdentifierExtractor {
     private static func value(
         of part: IdentifierRule.Part,
         request: ClientRequest,
+        query: Substring,
         verifier: TokenVerifier?,
         tokens: VerifiedTokenCache?,
         now: () -> Double,
@@ -90,7 +93,7 @@ public enum IdentifierExtractor {
             case .one(let value): return value.isEmpty ? .failure(.part("The \(name) header")) : .success(value)
             }
         case .query(let name):
-            switch QueryParameter.only(name, in: request.uri) {
+            switch QueryParameter.only(name, inQuery: query) {
             case .none: return .failure(.part("The \(name) query parameter"))
             case .repeated: return .failure(.repeatedPart("The \(name) query parameter"))
             case .one(let value): return value.isEmpty ? .failure(.part("The \(name) query parameter")) : .success(value)

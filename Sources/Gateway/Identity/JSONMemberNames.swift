@@ -41,7 +41,12 @@ enum JSONMemberNames {
         }
 
         mutating func skipSpace() {
-            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+            while index < bytes.count, Self.isSpace(bytes[index]) { index += 1 }
+        }
+
+        /// JSON's whitespace (RFC 8259, 2).
+        private static func isSpace(_ byte: UInt8) -> Bool {
+            byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
         }
 
         mutating func take(_ byte: UInt8) -> Bool {
@@ -153,7 +158,9 @@ enum JSONMemberNames {
                 return false
             default:
                 let start = index
-                while index < bytes.count, ![UInt8(ascii: ","), UInt8(ascii: "}"), UInt8(ascii: "]"), 0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) {
+                while index < bytes.count, !Self.isSpace(bytes[index]),
+                    bytes[index] != UInt8(ascii: ","), bytes[index] != UInt8(ascii: "}"), bytes[index] != UInt8(ascii: "]")
+                {
                     index += 1
                 }
                 return index > start

@@ -1,16 +1,14 @@
 /// Reads one parameter of a request target's query, as `application/x-www-form-urlencoded`
 /// names it: `&`-separated `name=value` pairs, `+` for space, percent escapes decoded.
 enum QueryParameter {
-    /// The value of `name` in `uri`'s query, when it is there once (a name without `=` has an
-    /// empty value, as a form parser with blank values kept reads it).
-    static func only(_ name: String, in uri: String) -> SingleValue {
-        // The query RequestPath forwards: before any fragment (a `?` inside one is the fragment's).
-        var target = uri.utf8[...]
-        if let fragment = target.firstIndex(of: UInt8(ascii: "#")) { target = target[..<fragment] }
-        guard let mark = target.firstIndex(of: UInt8(ascii: "?")) else { return .none }
-        let query = target[target.index(after: mark)...]
+    /// The value of `name` in a query, when it is there once (a name without `=` has an empty
+    /// value, as a form parser with blank values kept reads it).
+    /// - Parameter query: RequestPath's `query` (from its `?`, or empty): the one the upstream
+    ///   gets, so that no second reading of the target (where a fragment ends, which `?` begins
+    ///   the query) can differ from it.
+    static func only(_ name: String, inQuery query: Substring) -> SingleValue {
         var found = SingleValue.none
-        for pair in query.split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+        for pair in query.utf8.dropFirst().split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
             let equals = pair.firstIndex(of: UInt8(ascii: "="))
             let rawName = equals.map { pair[..<$0] } ?? pair[...]
             guard decode(rawName) == name else { continue }

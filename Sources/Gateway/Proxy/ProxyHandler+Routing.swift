@@ -66,6 +66,7 @@ extension ProxyHandler {
         switch IdentifierExtractor.identify(
             rule: target.route.identifier,
             request: request,
+            query: path.query,
             verifier: runtime.tokenVerifier,
             tokens: resources.verifiedTokens,
             now: SystemWallClock().now(),

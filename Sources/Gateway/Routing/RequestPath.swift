@@ -63,14 +63,13 @@ public struct RequestPath: Sendable, Equatable {
         let fragment = target.utf8.firstIndex(of: UInt8(ascii: "#"))
         if let fragment { target = target[..<fragment] }
         let queryStart = target.utf8.firstIndex(of: UInt8(ascii: "?")) ?? target.endIndex
-        let pathEnd = queryStart
-        guard let decoded = Self.decodingUnreserved(target[..<pathEnd]) else { return nil }
+        guard let decoded = Self.decodingUnreserved(target[..<queryStart]) else { return nil }
         path = Self.removingDotSegments(decoded)
         pathWithoutParameters = path.utf8.contains(UInt8(ascii: ";")) ? Self.removingDotSegments(Self.removingParameters(path)) : nil
         query = target[queryStart...]
         self.authority = authority
         let unchanged = authority == nil && fragment == nil
-            && path.utf8.elementsEqual(target.utf8[..<pathEnd])
+            && path.utf8.elementsEqual(target.utf8[..<queryStart])
         original = unchanged ? uri : nil
     }
 
