@@ -476,7 +476,9 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         case .goAway(let lastStream, let code, let close):
             frames { $0.writeHTTP2GoAway(lastStream: lastStream, code: code, debug: reason) }
             flushNow()
-            if close { closeChannel() }
+            // After an error the client may still be sending: the GOAWAY must not be lost to a
+            // reset. An orderly end (idle, drained) closes at once, as before.
+            if close { closeChannel(lingering: code != .noError) }
         case .close:
             closeChannel()
         case .closeWhenIdleAt(let deadline):
@@ -489,10 +491,15 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         }
     }
 
-    private func closeChannel() {
+    private func closeChannel(lingering: Bool = false) {
         timer?.cancel()
         flushNow()
-        context?.close(promise: nil)
+        guard let context else { return }
+        if lingering {
+            LingeringClose.close(context.channel)
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     // MARK: frames out, for the streams

@@ -243,6 +243,26 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try targets(), ["/"])
     }
 
+    /// A client refused while it is still uploading reads its refusal (a 501, a GOAWAY) and the
+    /// end of the connection, not a reset: the gateway stops writing, reads and drops what still
+    /// arrives, and lets go once the client closes or a few seconds pass. Closed with unread
+    /// input, the connection was reset, and the upload failed before the client read the answer.
+    func testARefusedClientStillUploadingReadsItsRefusalAndIsThenLetGo() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        for (protocolName, answer) in [("http1", "HTTP/1.1 501 Not Implemented"), ("h2c", "goaway=6")] {
+            let run = try runProgram(
+                "/usr/bin/env",
+                ["python3", interopScript("refused_upload.py"), String(harness.proxyPort), protocolName],
+                stdoutOnly: true
+            )
+            XCTAssertTrue(run.output.contains("sent=all answer=\(answer) end=fin\n"), run.output)
+            // A client that never closes its side is let go all the same.
+            XCTAssertTrue(run.output.contains("\nreleased "), run.output)
+        }
+        XCTAssertEqual(try recorded().count, 0, "nothing uploaded after a refusal is forwarded")
+    }
+
     /// A line ended by LF alone, in a head, a chunk line or a trailer section, is answered 400
     /// and the connection closed as it arrives: the CRLF the gateway reads lines by will never
     /// come, and waiting for it held the connection (and a chunked request's upstream) until

@@ -113,7 +113,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
 
     /// Closes now if idle, else once the exchange in flight is over (its answer says so).
     func drain() {
-        if machine.drain() { closeConnection() }
+        // Idle: nothing is on its way, and a lingering end would hold up the process's exit.
+        if machine.drain() { closeConnection(lingering: false) }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -555,14 +556,22 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     }
 
     /// Closes once the last response has been written, so a final answer is never cut off.
-    func closeConnection() {
+    func closeConnection(lingering: Bool = true) {
         machine.closing()
         guard let pending = lastResponseEnd else {
-            client?.close()
+            close(lingering: lingering)
             return
         }
         pending.assumeIsolated().whenComplete { _ in
-            self.client?.close()
+            self.close(lingering: lingering)
+        }
+    }
+
+    private func close(lingering: Bool) {
+        if lingering {
+            client?.closeAfterAnswer()
+        } else {
+            client?.close()
         }
     }
 

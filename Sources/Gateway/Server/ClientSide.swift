@@ -122,4 +122,14 @@ enum ClientSide {
         case .stream(let stream): stream.reset()
         }
     }
+
+    /// Ends the connection after its last answer (LingeringClose: what the client still sends is
+    /// read and dropped, so the answer is not lost to a reset), or resets the stream if it is
+    /// still open.
+    func closeAfterAnswer() {
+        switch self {
+        case .connection(_, let context): LingeringClose.close(context.channel)
+        case .stream(let stream): stream.reset()
+        }
+    }
 }
