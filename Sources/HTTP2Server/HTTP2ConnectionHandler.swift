@@ -496,6 +496,9 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         flushNow()
         guard let context else { return }
         if lingering {
+            // The streams end now, not when the client lets go: their exchanges give back their
+            // upstream connections and slots at once.
+            closeAllStreams()
             LingeringClose.close(context.channel)
         } else {
             context.close(promise: nil)

@@ -53,9 +53,9 @@ final class LimitingEndToEndTests: XCTestCase {
         XCTAssertNil(open.headers["retry-after"])
     }
 
-    /// A client that resets its connection (HTTP/1.1) or its stream (HTTP/2) while its request
-    /// waits on the upstream: the exchange ends there and gives back its `max_concurrent` slot
-    /// (and its upstream connection) at once, not never.
+    /// A client that resets its connection (HTTP/1.1) or its stream (HTTP/2), or makes a
+    /// connection error (HTTP/2), while its request waits on the upstream: the exchange ends there
+    /// and gives back its `max_concurrent` slot (and its upstream connection) at once, not never.
     func testAClientThatResetsMidExchangeGivesBackItsConcurrencySlot() throws {
         let harness = try GatewayHarness(
             rateSync: """
@@ -77,7 +77,9 @@ final class LimitingEndToEndTests: XCTestCase {
         )
         defer { harness.stop() }
         XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
-        for name in ["connection", "stream"] {
+        // An HTTP/2 connection error ends the connection's exchanges when its GOAWAY goes out,
+        // not when the client lets go of the socket (the script keeps it open).
+        for name in ["connection", "stream", "connection-error"] {
             let client = try runProgram("/usr/bin/env", ["python3", interopScript("reset_mid_request.py"), String(harness.proxyPort), name])
             XCTAssertEqual(client.status, 0, "\(name): \(client.output)")
             // Well before the upstream would have answered (5 s), the slot is free again.
