@@ -7,12 +7,13 @@ import NIOCore
 /// client that receives RST may drop what it had not yet read, or fail its own write before it
 /// reads: the client that most needs the answer (one sending a body we refused, or a frame we
 /// rejected) would never see it. So the connection stops writing (FIN after the pending writes),
-/// reads and throws away whatever still arrives, and closes once the client closes its side or
-/// `limit` has passed, whichever comes first (nginx's lingering close).
+/// reads and throws away whatever still arrives, and closes once the client closes its side (the
+/// channel, which allows no half-closure, then closes by itself) or `limit` has passed, whichever
+/// comes first (nginx's lingering close).
 ///
 /// The handler sits first in the pipeline: no byte that arrives from here on reaches a decoder
 /// (TLS included), so nothing after the end is parsed, routed or forwarded.
-public final class LingeringClose: ChannelInboundHandler, RemovableChannelHandler {
+public final class LingeringClose: ChannelInboundHandler {
     public typealias InboundIn = ByteBuffer
 
     /// How long a client gets to read the end and close: enough for a response in flight and a
@@ -64,14 +65,6 @@ public final class LingeringClose: ChannelInboundHandler, RemovableChannelHandle
 
     public func channelReadComplete(context: ChannelHandlerContext) {
         context.read()
-    }
-
-    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case ChannelEvent.inputClosed = event {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {

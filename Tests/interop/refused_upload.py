@@ -12,10 +12,10 @@ connection open, sending a byte now and then without closing it, and prints "rel
 once a send fails (the server let the connection go) or "held" after 20 seconds.
 """
 import socket
-import struct
 import sys
 import threading
 import time
+from h2_wire import PREFACE, frame
 
 PORT, PROTOCOL = int(sys.argv[1]), sys.argv[2]
 MEGABYTES = int(sys.argv[3]) if len(sys.argv) > 3 else 8
@@ -23,9 +23,7 @@ MEGABYTES = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 if PROTOCOL == "http1":
     opening = b"POST /anything HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n"
 else:
-    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + struct.pack(">I", 0)[1:] + bytes([4, 0]) + struct.pack(">I", 0)
-    oversized_ping = struct.pack(">I", 16385)[1:] + bytes([6, 0]) + struct.pack(">I", 0) + b"x" * 16385
-    opening = preface + oversized_ping
+    opening = PREFACE + frame(4, 0, 0) + frame(6, 0, 0, b"x" * 16385)  # SETTINGS; PING over the frame size
 
 s = socket.create_connection(("127.0.0.1", PORT))
 s.settimeout(10)

@@ -559,19 +559,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     func closeConnection(lingering: Bool = true) {
         machine.closing()
         guard let pending = lastResponseEnd else {
-            close(lingering: lingering)
+            client?.close(lingering: lingering)
             return
         }
         pending.assumeIsolated().whenComplete { _ in
-            self.close(lingering: lingering)
-        }
-    }
-
-    private func close(lingering: Bool) {
-        if lingering {
-            client?.closeAfterAnswer()
-        } else {
-            client?.close()
+            self.client?.close(lingering: lingering)
         }
     }
 

@@ -116,19 +116,12 @@ enum ClientSide {
     }
 
     /// Closes the connection, or resets the stream if it is still open.
-    func close() {
+    /// - Parameter lingering: after an answer: what the client still sends is read and dropped
+    ///   for a while (LingeringClose), so that the answer is not lost to a reset.
+    func close(lingering: Bool = false) {
         switch self {
+        case .connection(_, let context) where lingering: LingeringClose.close(context.channel)
         case .connection(_, let context): context.close(promise: nil)
-        case .stream(let stream): stream.reset()
-        }
-    }
-
-    /// Ends the connection after its last answer (LingeringClose: what the client still sends is
-    /// read and dropped, so the answer is not lost to a reset), or resets the stream if it is
-    /// still open.
-    func closeAfterAnswer() {
-        switch self {
-        case .connection(_, let context): LingeringClose.close(context.channel)
         case .stream(let stream): stream.reset()
         }
     }
