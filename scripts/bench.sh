@@ -68,15 +68,23 @@ trap cleanup EXIT INT TERM
 
 ticks=$(getconf CLK_TCK)
 
-# CPU ticks (user+sys) used so far by the given processes and their threads.
-cpu_ticks() {
-    local total=0 pid
+# CPU ticks used so far by the given processes and their threads: "user system".
+cpu_split_ticks() {
+    local user=0 system=0 pid
     for pid in "$@"; do
         # Fields 14 and 15 of /proc/PID/stat; the command name (field 2) may contain spaces.
         read -r utime stime < <(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')
-        total=$((total + utime + stime))
+        user=$((user + utime))
+        system=$((system + stime))
     done
-    echo "$total"
+    echo "$user $system"
+}
+
+# CPU ticks (user+sys) used so far by the given processes and their threads.
+cpu_ticks() {
+    local user system
+    read -r user system < <(cpu_split_ticks "$@")
+    echo $((user + system))
 }
 
 # Runs wrk against $1 and prints "requests rps p50_ms p99_ms".
@@ -101,19 +109,33 @@ to_ms() {
         else print v }'
 }
 
-# Measures one target: prints its wrk figures and the CPU per request of the given pids.
+# Microseconds per request of $1 clock ticks over $2 requests.
+us_per_request() {
+    awk -v t="$1" -v hz="$ticks" -v n="$2" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }'
+}
+
+# The header of measure's table.
+measure_header() {
+    printf "%-8s %10s %9s %9s %12s %9s %9s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req" "user us" "sys us"
+}
+
+# Measures one target: prints its wrk figures and the CPU per request of the given pids, whole
+# and split into user and system time (the proxies make the same system calls per request, so
+# the split says whose own code the difference is).
 measure() {
     local name=$1 url=$2
     shift 2
-    local before after requests rps p50 p99 cpu_us
+    local user_before system_before user_after system_after requests rps p50 p99 cpu_us user_us system_us
     # A short warm-up so connection setup and first-touch costs are not measured.
     taskset -c "$load_core" wrk -t1 -c"$connections" -d2s "${wrk_headers[@]}" "$url" >/dev/null
-    before=$(cpu_ticks "$@")
+    read -r user_before system_before < <(cpu_split_ticks "$@")
     read -r requests rps p50 p99 < <(run_wrk "$url")
-    after=$(cpu_ticks "$@")
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-    printf "%-8s %10s %9s %9s %12s\n" "$name" "$rps" "$p50" "$p99" "$cpu_us"
-    eval "${name}_rps=$rps ${name}_p50=$p50 ${name}_p99=$p99 ${name}_cpu=$cpu_us"
+    read -r user_after system_after < <(cpu_split_ticks "$@")
+    cpu_us=$(us_per_request $((user_after + system_after - user_before - system_before)) "$requests")
+    user_us=$(us_per_request $((user_after - user_before)) "$requests")
+    system_us=$(us_per_request $((system_after - system_before)) "$requests")
+    printf "%-8s %10s %9s %9s %12s %9s %9s\n" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$user_us" "$system_us"
+    eval "${name}_rps=$rps ${name}_p50=$p50 ${name}_p99=$p99 ${name}_cpu=$cpu_us ${name}_user=$user_us ${name}_sys=$system_us"
 }
 
 # The median of the numbers given.
@@ -132,14 +154,23 @@ measure_rounds() {
     local gateway_cpu_var="gateway_$cpu_suffix" nginx_cpu_var="nginx_$cpu_suffix"
     cpu_ratios=()
     p99_ratios=()
+    user_ratios=()
+    sys_ratios=()
     for ((round = 1; round <= rounds; round++)); do
         "$measure_with" gateway "$gateway_url" "$gateway_pid"
         "$measure_with" nginx "$nginx_url" "$@"
-        cpu_ratios+=("$(awk -v g="${!gateway_cpu_var}" -v n="${!nginx_cpu_var}" 'BEGIN { printf "%.2f", g / n }')")
+        cpu_ratios+=("$(ratio "${!gateway_cpu_var}" "${!nginx_cpu_var}")")
         if [[ "$measure_with" == measure ]]; then
-            p99_ratios+=("$(awk -v g="$gateway_p99" -v n="$nginx_p99" 'BEGIN { printf "%.2f", g / n }')")
+            p99_ratios+=("$(ratio "$gateway_p99" "$nginx_p99")")
+            user_ratios+=("$(ratio "$gateway_user" "$nginx_user")")
+            sys_ratios+=("$(ratio "$gateway_sys" "$nginx_sys")")
         fi
     done
+}
+
+# $1 / $2 to two places; "inf" when $2 is zero (a run too short for one clock tick).
+ratio() {
+    awk -v g="$1" -v n="$2" 'BEGIN { if (n == 0) print "inf"; else printf "%.2f", g / n }'
 }
 
 # "1.52x" or, over several rounds, "1.52x (median of 3 rounds: 1.49 1.52 1.60)", of the ratios
@@ -158,6 +189,11 @@ cpu_ratio_text() {
 
 p99_ratio_text() {
     ratio_text "${p99_ratios[@]}"
+}
+
+# "user 1.80x, sys 0.85x": where the CPU ratio's difference lies, as medians of the rounds.
+split_ratio_text() {
+    echo "user $(median "${user_ratios[@]}")x, sys $(median "${sys_ratios[@]}")x"
 }
 
 # The lean upstream: nginx answering 200 itself, on the load core.
@@ -323,15 +359,15 @@ grep -q '^\[rate_sync\]' "$work/gateway-redis.toml" ||
 if [[ " $scenarios " == *" memory "* ]]; then
     echo
     echo "== memory: the proxy alone (in-memory limiter), access logs off on both =="
-    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure_header
     measure direct "http://127.0.0.1:$upstream_port/bench" "${upstream_pids[@]}"
     measure_rounds measure cpu "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
 
     # Every gateway answer must have been a 200 with the limiter's headers.
     check=$(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench")
     echo "gateway answer check: $check"
-    awk -v c="$(cpu_ratio_text)" -v p="$(p99_ratio_text)" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
-        printf "ratios gateway/nginx, logs off: cpu per request %s (target <= 1.5x), p99 %s (target <= 1.0x), req/s %.2fx\n", c, p, gr / nr
+    awk -v c="$(cpu_ratio_text)" -v s="$(split_ratio_text)" -v p="$(p99_ratio_text)" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx, logs off: cpu per request %s (target <= 1.5x; %s), p99 %s (target <= 1.0x), req/s %.2fx\n", c, s, p, gr / nr
     }'
 
     # Saturated, a closed loop's mean latency is its connections over its rate (Little's law),
@@ -342,22 +378,22 @@ if [[ " $scenarios " == *" memory "* ]]; then
     echo "== memory: logs off, at one offered load (each connection waits $think_ms ms after each answer) =="
     echo "function delay() return $think_ms end" >"$work/think.lua"
     wrk_headers=(-s "$work/think.lua")
-    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure_header
     measure_rounds measure cpu "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
     wrk_headers=()
-    awk -v c="$(cpu_ratio_text)" -v p="$(p99_ratio_text)" -v g50="$gateway_p50" -v n50="$nginx_p50" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
-        printf "ratios gateway/nginx at one offered load: p99 %s (target <= 1.0x), p50 %.2fx, cpu per request %s, req/s %.2fx\n", p, g50 / n50, c, gr / nr
+    awk -v c="$(cpu_ratio_text)" -v s="$(split_ratio_text)" -v p="$(p99_ratio_text)" -v g50="$gateway_p50" -v n50="$nginx_p50" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx at one offered load: p99 %s (target <= 1.0x), p50 %.2fx, cpu per request %s (%s), req/s %.2fx\n", p, g50 / n50, c, s, gr / nr
     }'
 
     echo
     echo "== memory: the same, access logs on on both (to files) =="
     stop_gateway
     start_gateway "$work/gateway-log.toml" "$gateway_port"
-    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure_header
     measure_rounds measure cpu "http://127.0.0.1:$gateway_port/bench" "http://127.0.0.1:$nginx_log_port/bench" "${nginx_log_pids[@]}"
     echo "access log lines: gateway $(wc -l <"$work/gateway-access.log"), nginx $(wc -l <"$work/nginx-access.log")"
-    awk -v c="$(cpu_ratio_text)" -v p="$(p99_ratio_text)" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
-        printf "ratios gateway/nginx, logs on: cpu per request %s (target <= 1.5x), p99 %s (target <= 1.0x), req/s %.2fx\n", c, p, gr / nr
+    awk -v c="$(cpu_ratio_text)" -v s="$(split_ratio_text)" -v p="$(p99_ratio_text)" -v gr="$gateway_rps" -v nr="$nginx_rps" 'BEGIN {
+        printf "ratios gateway/nginx, logs on: cpu per request %s (target <= 1.5x; %s), p99 %s (target <= 1.0x), req/s %.2fx\n", c, s, p, gr / nr
     }'
     stop_gateway
     start_gateway "$work/gateway.toml" "$gateway_port"
@@ -373,7 +409,7 @@ if [[ " $scenarios " == *" relay "* ]]; then
     pids+=("$relay_pid")
     wait_for_port "$relay_port"
     echo "relay answer check: $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$relay_port/bench")"
-    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure_header
     relay_ratios=()
     gateway_relay_ratios=()
     for ((round = 1; round <= rounds; round++)); do
@@ -440,7 +476,7 @@ if [[ " $scenarios " == *" fault "* ]]; then
     echo "== fault: the public (fail-open) route with Redis healthy, then hung =="
     stop_gateway
     start_gateway "$work/gateway-redis.toml" "$gateway_port"
-    printf "%-10s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure_header
     measure healthy "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
     kill -STOP "$redis_pid"
     # Enough requests to open the breaker (5 failures at 100 ms each), then measure.
@@ -523,7 +559,7 @@ on_missing = "reject"
 TOML
     start_gateway "$work/gateway-identity.toml" "$gateway_port"
     echo "token check: $(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/token") (without: $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gateway_port/token"))"
-    printf "%-8s %10s %9s %9s %12s\n" target "req/s" "p50 ms" "p99 ms" "cpu us/req"
+    measure_header
     measure client "http://127.0.0.1:$gateway_port/plain" "$gateway_pid"
     wrk_headers=(-H "Authorization: Bearer $token")
     measure jwt "http://127.0.0.1:$gateway_port/token" "$gateway_pid"
