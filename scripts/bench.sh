@@ -34,7 +34,8 @@
 # `workers = 1`, nginx `worker_processes 1`) is pinned to core 0; wrk, the upstream and Redis to
 # core 1. On two cores the load side saturates first, so besides requests/s, p50 and p99 the
 # script prints each proxy's CPU time per request (user+sys of its processes over the run /
-# requests served), and for the redis scenario Redis's CPU time per check and script calls per
+# requests served; in the memory, relay, fault and identity tables also split into user and
+# system time), and for the redis scenario Redis's CPU time per check and script calls per
 # request.
 #
 # These machines are noisy: BENCH_ROUNDS=N (default 1) measures the gateway and its peer N times
@@ -120,8 +121,8 @@ measure_header() {
 }
 
 # Measures one target: prints its wrk figures and the CPU per request of the given pids, whole
-# and split into user and system time (the proxies make the same system calls per request, so
-# the split says whose own code the difference is).
+# and split into user and system time (both proxies make the same system calls per request, so
+# a difference in user time is one in their own code).
 measure() {
     local name=$1 url=$2
     shift 2
