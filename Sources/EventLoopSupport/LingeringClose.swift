@@ -27,7 +27,9 @@ public final class LingeringClose: ChannelInboundHandler {
         self.limit = limit
     }
 
-    /// Starts the lingering end of `channel`; call on its event loop, after the last write.
+    /// Starts the lingering end of `channel`; call on its event loop, after the last write. A
+    /// channel already inactive, or already lingering, is closed at once: a second end asked
+    /// for while the first lingers cuts the wait short rather than starting another.
     public static func close(_ channel: any Channel, limit: TimeAmount = defaultLimit) {
         guard channel.isActive,
               (try? channel.pipeline.syncOperations.context(handlerType: LingeringClose.self)) == nil
