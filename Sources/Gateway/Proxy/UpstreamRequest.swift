@@ -74,9 +74,12 @@ struct UpstreamRequest {
     /// - Returns: the values of the client's `X-Forwarded-For` fields, joined, if it sent any.
     private func forEachClientField(_ body: (_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) -> Void) -> String? {
         var forwardedFor: String?
+        // The closure reads these, not `self`: capturing `self`, the optimiser copied the whole
+        // request into its context, retaining and releasing each of its Strings and arrays.
+        let clientFields = clientFields, options = options, identityFields = identityFields
         clientFields.forEach { name, value in
             let forwarded: Bool
-            if options.removes(name) || aliasesIdentityField(name) {
+            if options.removes(name) || Self.aliasesIdentityField(name, of: identityFields) {
                 forwarded = false
             } else {
                 switch name.count {
@@ -163,7 +166,7 @@ struct UpstreamRequest {
     ]
 
     /// Whether `name` is not one of the identity's fields but is read as one where `_` is `-`.
-    private func aliasesIdentityField(_ name: UnsafeRawBufferPointer) -> Bool {
+    private static func aliasesIdentityField(_ name: UnsafeRawBufferPointer, of identityFields: [String]) -> Bool {
         identityFields.contains { field in
             field.withUTF8Bytes { field in ASCIIText.namesSameField(name, field) && !ASCIIText.equals(name, lowercased: field) }
         }

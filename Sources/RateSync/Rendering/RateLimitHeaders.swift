@@ -78,21 +78,22 @@ public struct RateLimitHeaders: Sendable {
         return policy.withUTF8 { policy in
             var lines = LineWriter(out: out, index: index)
             lines.append("X-RateLimit-Limit: ")
-            lines.append(limit)
+            // The limit and the remaining budget appear twice each: formatted once, then copied.
+            let limitDigits = lines.append(limit)
             lines.append("\r\nX-RateLimit-Remaining: ")
-            lines.append(remaining)
+            let remainingDigits = lines.append(remaining)
             lines.append("\r\nX-RateLimit-Reset: ")
             lines.append(resetAt)
             lines.append("\r\nRateLimit-Policy: \"")
             lines.append(policy)
             lines.append("\";q=")
-            lines.append(limit)
+            lines.appendCopy(of: limitDigits)
             lines.append(";w=")
             lines.append(windowSeconds)
             lines.append("\r\nRateLimit: \"")
             lines.append(policy)
             lines.append("\";r=")
-            lines.append(remaining)
+            lines.appendCopy(of: remainingDigits)
             lines.append(";t=")
             lines.append(resetSeconds)
             lines.append("\r\n")
@@ -187,8 +188,20 @@ private struct LineWriter {
         index += bytes.count
     }
 
+    /// - Returns: where the digits were written, for `appendCopy(of:)`.
     @inline(__always)
-    mutating func append(_ value: Int) {
+    @discardableResult
+    mutating func append(_ value: Int) -> Range<Int> {
+        let start = index
         index += DecimalDigits.write(value, into: out, at: index)
+        return start..<index
+    }
+
+    /// Bytes already written at `range`, again.
+    @inline(__always)
+    mutating func appendCopy(of range: Range<Int>) {
+        let base = out.baseAddress!
+        (base + index).copyMemory(from: base + range.lowerBound, byteCount: range.count)
+        index += range.count
     }
 }
