@@ -188,7 +188,8 @@ private struct LineWriter {
         index += bytes.count
     }
 
-    /// - Returns: where the digits were written, for `appendCopy(of:)`.
+    /// Every digit of `value`, its sign first.
+    /// - Returns: where they were written, for `appendCopy(of:)`.
     @inline(__always)
     @discardableResult
     mutating func append(_ value: Int) -> Range<Int> {
