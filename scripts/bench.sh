@@ -324,8 +324,8 @@ measure_with_redis() {
     after=$(cpu_ticks "$@")
     redis_after=$(cpu_ticks "$redis_pid")
     calls_after=$(script_calls)
-    cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-    redis_us=$(awk -v t=$((redis_after - redis_before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    cpu_us=$(us_per_request $((after - before)) "$requests")
+    redis_us=$(us_per_request $((redis_after - redis_before)) "$requests")
     per_request=$(awk -v c=$((calls_after - calls_before)) -v n="$requests" 'BEGIN { printf "%.3f", c / n }')
     printf "%-10s %10s %9s %9s %12s %14s %14s\n" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$redis_us" "$per_request"
     eval "${name//-/_}_rps=$rps ${name//-/_}_p99=$p99 ${name//-/_}_cpu=$cpu_us ${name//-/_}_redis=$redis_us"
@@ -417,8 +417,8 @@ if [[ " $scenarios " == *" relay "* ]]; then
         measure gateway "http://127.0.0.1:$gateway_port/bench" "$gateway_pid"
         measure relay "http://127.0.0.1:$relay_port/bench" "$relay_pid"
         measure nginx "http://127.0.0.1:$nginx_port/bench" "${nginx_pids[@]}"
-        relay_ratios+=("$(awk -v r="$relay_cpu" -v n="$nginx_cpu" 'BEGIN { printf "%.2f", r / n }')")
-        gateway_relay_ratios+=("$(awk -v g="$gateway_cpu" -v r="$relay_cpu" 'BEGIN { printf "%.2f", g / r }')")
+        relay_ratios+=("$(ratio "$relay_cpu" "$nginx_cpu")")
+        gateway_relay_ratios+=("$(ratio "$gateway_cpu" "$relay_cpu")")
     done
     echo "ratios, cpu per request: relay/nginx $(ratio_text "${relay_ratios[@]}"), gateway/relay $(ratio_text "${gateway_relay_ratios[@]}")"
 fi
@@ -524,7 +524,7 @@ if [[ " $scenarios " == *" h2 "* ]]; then
         before=$(cpu_ticks "$@")
         read -r done rps < <(run_h2load "$url")
         after=$(cpu_ticks "$@")
-        cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$done" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        cpu_us=$(us_per_request $((after - before)) "$done")
         printf "%-8s %10s %12s\n" "$name" "$rps" "$cpu_us"
         eval "${name}_h2_cpu=$cpu_us"
     }
@@ -623,8 +623,8 @@ TOML
         after=$(cpu_ticks "$gateway_pid")
         redis_after=$(cpu_ticks "${redis_pids[@]}")
         for port in "${spread_ports[@]}"; do calls_after=$((calls_after + $(script_calls "$port"))); done
-        cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
-        redis_us=$(awk -v t=$((redis_after - redis_before)) -v hz="$ticks" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        cpu_us=$(us_per_request $((after - before)) "$requests")
+        redis_us=$(us_per_request $((redis_after - redis_before)) "$requests")
         calls=$(awk -v c=$((calls_after - calls_before)) -v n="$requests" 'BEGIN { printf "%.3f", c / n }')
         printf "%-10s %10s %9s %9s %12s %14s %11s\n" "$name" "$rps" "$p50" "$p99" "$cpu_us" "$redis_us" "$calls"
         eval "${name}_cpu=$cpu_us ${name}_redis=$redis_us"
@@ -645,8 +645,8 @@ TOML
         start_gateway "$work/gateway-cluster.toml" "$gateway_port"
         spread_ports=("${cluster_ports[@]}")
         measure_spread cluster "http://127.0.0.1:$gateway_port/bench" "${cluster_pids[@]}"
-        gateway_ratios+=("$(awk -v c="$cluster_cpu" -v s="$standalone_cpu" 'BEGIN { printf "%.2f", c / s }')")
-        redis_ratios+=("$(awk -v c="$cluster_redis" -v s="$standalone_redis" 'BEGIN { printf "%.2f", c / s }')")
+        gateway_ratios+=("$(ratio "$cluster_cpu" "$standalone_cpu")")
+        redis_ratios+=("$(ratio "$cluster_redis" "$standalone_redis")")
         ((round < cluster_rounds)) && stop_gateway
     done
     echo "gateway answer check: $(curl -s -o /dev/null -w '%{http_code} %header{x-ratelimit-limit}' "http://127.0.0.1:$gateway_port/bench?u=1")"
@@ -678,7 +678,7 @@ TOML
         out=$(taskset -c "$load_core" h2load --h1 -t1 -c"$connections" -D "$duration" --rps $((spread_rate / connections)) -i "$work/spread-uris.txt")
         after=$(cpu_ticks "$gateway_pid")
         done_requests=$(awk '/^requests:/ {print $8}' <<<"$out")
-        cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$done_requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+        cpu_us=$(us_per_request $((after - before)) "$done_requests")
         printf "%-10s %10s %12s\n" "$name" "$done_requests" "$cpu_us"
         eval "${name}_cpu=$cpu_us"
     }
@@ -693,7 +693,7 @@ TOML
         stop_gateway
         start_gateway "$work/gateway-cluster.toml" "$gateway_port"
         measure_rate cluster
-        rate_ratios+=("$(awk -v c="$cluster_cpu" -v s="$standalone_cpu" 'BEGIN { printf "%.2f", c / s }')")
+        rate_ratios+=("$(ratio "$cluster_cpu" "$standalone_cpu")")
     done
     echo "cluster/standalone at one rate, per round: gateway cpu per request ${rate_ratios[*]}; median $(median "${rate_ratios[@]}")x (target <= 1.10x)"
 fi
