@@ -86,8 +86,6 @@ package enum HTTP2Request {
             }
             fields.append((name, value))
         }
-        // CONNECT (which has no :path) is not proxied: it is refused here like any request
-        // without the three pseudo-headers every other request must carry.
         guard let method else { throw Malformed(reason: "no :method") }
         // RFC 9113, 8.3.1: `:path` holds a path and query, never a whole URI, and a `Host` that
         // names another entity than `:authority` makes the request malformed: either would let
@@ -119,6 +117,9 @@ package enum HTTP2Request {
             let head = HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: .GET, uri: path, headers: HTTPHeaders(fields))
             return (head, true)
         }
+        if method == "CONNECT" {
+            return (try plainConnect(authority: authority, scheme: scheme, path: path, fields: fields, hasHost: hasHost), false)
+        }
         guard HTTP2FieldSyntax.isMethod(method) else { throw Malformed(reason: "the method is not a token") }
         guard scheme != nil else { throw Malformed(reason: "no :scheme") }
         guard let path, !path.isEmpty else { throw Malformed(reason: "no :path") }
@@ -141,6 +142,20 @@ package enum HTTP2Request {
             headers: HTTPHeaders(fields)
         )
         return (head, false)
+    }
+
+    /// A CONNECT without `:protocol` (RFC 9113, 8.5): only `:authority`, no `:scheme` or `:path`.
+    /// Well formed, so it is not reset as malformed: it reaches the proxy as a CONNECT of that
+    /// authority, which the proxy answers 405 as it answers one over HTTP/1.1. It never becomes
+    /// a tunnel, and the target it names is never a path a route could match.
+    private static func plainConnect(
+        authority: String?, scheme: String?, path: String?, fields: [(String, String)], hasHost: Bool
+    ) throws -> HTTPRequestHead {
+        guard let authority, !authority.isEmpty else { throw Malformed(reason: "a CONNECT without :authority") }
+        guard scheme == nil, path == nil else { throw Malformed(reason: "a CONNECT with :scheme or :path") }
+        var fields = fields
+        if !hasHost { fields.insert(("host", authority), at: 0) }
+        return HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: .CONNECT, uri: authority, headers: HTTPHeaders(fields))
     }
 
     /// A request's trailers: regular fields only.

@@ -202,6 +202,22 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(headers.first { $0[0].lowercased() == "x-forwarded-for" }?[1], "127.0.0.1")
     }
 
+    /// A plain CONNECT over HTTP/2 (only `:method` and `:authority`, RFC 9113 8.5) is well
+    /// formed, so it is answered as over HTTP/1.1: 405, its tunnel's DATA never forwarded; the
+    /// connection's other streams go on.
+    func testAConnectOverHTTP2IsRefusedAndItsTunnelNeverOpens() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        let result = try runProgram(
+            "/usr/bin/env", ["python3", interopScript("h2_connect.py"), String(harness.proxyPort), "127.0.0.1:\(recorderPort)"],
+            stdoutOnly: true
+        )
+        XCTAssertTrue(result.output.contains("connect status=405\n"), result.output)
+        XCTAssertTrue(result.output.contains("after status=200\n"), result.output)
+        try waitForRecorded(1)
+        XCTAssertEqual(try targets(), ["/after"])
+    }
+
     func testTraceIsRefusedAndConnectClosesTheConnection() throws {
         let harness = try gateway()
         defer { harness.stop() }

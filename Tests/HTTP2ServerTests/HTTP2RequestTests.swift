@@ -99,6 +99,15 @@ final class HTTP2RequestTests: XCTestCase {
         XCTAssertFalse(plain.opensTunnel)
         XCTAssertFalse(plain.head.headers.contains(name: "upgrade"))
 
+        // A plain CONNECT (RFC 9113, 8.5) is well formed: it reaches the proxy, which refuses it,
+        // as a CONNECT of its authority, never as a tunnel nor a path a route could match.
+        let connect = try HTTP2Request.request(block([(":method", "CONNECT"), (":authority", "x:443")]), endStream: false)
+        XCTAssertFalse(connect.opensTunnel)
+        XCTAssertEqual(connect.head.method, .CONNECT)
+        XCTAssertEqual(connect.head.uri, "x:443")
+        XCTAssertEqual(connect.head.headers["host"], ["x:443"])
+        XCTAssertFalse(connect.head.headers.contains(name: "transfer-encoding"), "its DATA is a tunnel's, never forwarded as a body")
+
         let refused: [[(String, String)]] = [
             [(":method", "GET"), (":protocol", "websocket"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
             [(":method", "CONNECT"), (":protocol", "h2c"), (":scheme", "http"), (":path", "/"), (":authority", "x")],
@@ -160,7 +169,8 @@ final class HTTP2RequestTests: XCTestCase {
             "space in :authority": [(":method", "GET"), (":scheme", "https"), (":path", "/"), (":authority", "a b")],
             "empty :path": [(":method", "GET"), (":scheme", "https"), (":path", ""), (":authority", "x")],
             "no :scheme": [(":method", "GET"), (":path", "/"), (":authority", "x")],
-            "CONNECT": [(":method", "CONNECT"), (":authority", "x:443")],
+            "CONNECT with :scheme and :path but no :protocol": [(":method", "CONNECT"), (":scheme", "https"), (":path", "/"), (":authority", "x:443")],
+            "CONNECT without :authority": [(":method", "CONNECT")],
             "duplicate :path": valid + [(":path", "/b")],
             "pseudo after regular": [(":method", "GET"), (":scheme", "https"), ("a", "b"), (":path", "/")],
             "response pseudo-header": valid + [(":status", "200")],
