@@ -27,7 +27,9 @@ enum RequestAuthority {
     }
 
     /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes),
-    /// an IPv4 address, or an IPv6 literal in brackets; a port of up to five digits.
+    /// an IPv4 address, or an IPv6 literal in brackets; a port of up to five digits, at most
+    /// 65535 (a larger one names no TCP port, and upstreams that parse the authority, such as
+    /// Python's `urllib`, fail on it).
     static func isValid(_ authority: Substring) -> Bool {
         authority.utf8.withContiguousStorageIfAvailable { isValid(UnsafeRawBufferPointer($0)) }
             ?? Array(authority.utf8).withUnsafeBytes(isValid)
@@ -53,10 +55,12 @@ enum RequestAuthority {
         }
         guard index < bytes.count else { return true }
         guard bytes[index] == UInt8(ascii: ":"), bytes.count - index - 1 <= 5 else { return false }
-        for byte in bytes[(index + 1)...] where !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
-            return false
+        var port = 0
+        for byte in bytes[(index + 1)...] {
+            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return false }
+            port = port * 10 + Int(byte - UInt8(ascii: "0"))
         }
-        return true
+        return port <= 65535
     }
 
     private static func isRegisteredNameByte(_ byte: UInt8) -> Bool {
