@@ -118,7 +118,7 @@ package enum HTTP2Request {
             return (head, true)
         }
         if method == "CONNECT" {
-            return (try plainConnect(authority: authority, scheme: scheme, path: path, fields: fields, hasHost: hasHost), false)
+            return (try plainConnect(authority: authority, scheme: scheme, path: path, fields: &fields, hasHost: hasHost), false)
         }
         guard HTTP2FieldSyntax.isMethod(method) else { throw Malformed(reason: "the method is not a token") }
         guard scheme != nil else { throw Malformed(reason: "no :scheme") }
@@ -149,11 +149,10 @@ package enum HTTP2Request {
     /// authority, which the proxy answers 405 as it answers one over HTTP/1.1. It never becomes
     /// a tunnel, and the target it names is never a path a route could match.
     private static func plainConnect(
-        authority: String?, scheme: String?, path: String?, fields: [(String, String)], hasHost: Bool
+        authority: String?, scheme: String?, path: String?, fields: inout [(String, String)], hasHost: Bool
     ) throws -> HTTPRequestHead {
         guard let authority, !authority.isEmpty else { throw Malformed(reason: "a CONNECT without :authority") }
         guard scheme == nil, path == nil else { throw Malformed(reason: "a CONNECT with :scheme or :path") }
-        var fields = fields
         if !hasHost { fields.insert(("host", authority), at: 0) }
         return HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: .CONNECT, uri: authority, headers: HTTPHeaders(fields))
     }

@@ -55,12 +55,9 @@ enum RequestAuthority {
         }
         guard index < bytes.count else { return true }
         guard bytes[index] == UInt8(ascii: ":"), bytes.count - index - 1 <= 5 else { return false }
-        var port = 0
-        for byte in bytes[(index + 1)...] {
-            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) else { return false }
-            port = port * 10 + Int(byte - UInt8(ascii: "0"))
-        }
-        return port <= 65535
+        let port = UnsafeRawBufferPointer(rebasing: bytes[(index + 1)...])
+        // An empty port (`host:`) is allowed (RFC 3986, 3.2.3).
+        return port.isEmpty || (RequestBodyFraming.decimal(port).map { $0 <= 65535 } ?? false)
     }
 
     private static func isRegisteredNameByte(_ byte: UInt8) -> Bool {
