@@ -565,6 +565,49 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(statuses(try exchange(harness, "GET /status-599 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [599])
     }
 
+    /// Requests carrying a request in their bodies, mutated at random (fixed seeds,
+    /// Tests/interop/http1_mutations.py): whatever the mutation, the upstream reads no request
+    /// the access log does not show forwarded, and reads only bytes it can frame.
+    func testMutatedRequestsReachTheUpstreamOnlyAsTheGatewayRoutedThem() throws {
+        let harness = try GatewayHarness(
+            rateSync: limits, routes: routes, upstreamURL: "http://127.0.0.1:\(recorderPort)",
+            gatewayExtras: "[access_log]\nenabled = true\npath = \"access.log\""
+        )
+        defer { harness.stop() }
+        let accessLog = harness.directory.appendingPathComponent("access.log").path
+        for seed in 1...2 {
+            let run = try runProgram(
+                "/usr/bin/env",
+                ["python3", interopScript("http1_mutations.py"), "requests", String(harness.proxyPort), logPath, accessLog, String(seed), "200"],
+                stdoutOnly: true
+            )
+            XCTAssertEqual(run.status, 0, "seed \(seed): \(run.output)")
+            XCTAssertTrue(run.output.contains("cases=200 "), run.output)
+            // Enough of the mutations still make requests for the run to mean something.
+            let forwarded = Int(run.output.components(separatedBy: "forwarded=").last?.prefix { $0.isNumber } ?? "") ?? 0
+            XCTAssertGreaterThan(forwarded, 40, run.output)
+        }
+        XCTAssertTrue(harness.gateway.isRunning, harness.gateway.text)
+        XCTAssertEqual(statuses(try exchange(harness, "GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [200])
+    }
+
+    /// An upstream answering with mutated responses, most followed by a whole unsolicited one:
+    /// clients sending two requests in turn are never handed the unsolicited response, and
+    /// every answer they get reads as HTTP/1.1.
+    func testMutatedAnswersNeverHandAClientAnotherAnswer() throws {
+        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("http1_mutations.py"), "upstream", "1"])
+        defer { upstream.stop() }
+        let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, upstreamURL: "http://127.0.0.1:\(upstreamPort)")
+        defer { harness.stop() }
+        let run = try runProgram(
+            "/usr/bin/env", ["python3", interopScript("http1_mutations.py"), "responses", String(harness.proxyPort), "300"], stdoutOnly: true
+        )
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("cases=300 poisoned=0"), run.output)
+        XCTAssertTrue(harness.gateway.isRunning, harness.gateway.text)
+    }
+
     func testHeadsAndUpgradesCannotMakeTheGatewayBufferWithoutBound() throws {
         let harness = try gateway()
         defer { harness.stop() }
