@@ -566,7 +566,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
     }
 
     /// Requests carrying a request in their bodies, mutated at random (fixed seeds,
-    /// Tests/interop/http1_mutations.py): whatever the mutation, the upstream reads no request
+    /// Tests/interop/framing_mutations.py): whatever the mutation, the upstream reads no request
     /// the access log does not show forwarded, and reads only bytes it can frame.
     func testMutatedRequestsReachTheUpstreamOnlyAsTheGatewayRoutedThem() throws {
         let harness = try GatewayHarness(
@@ -578,7 +578,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
         for seed in 1...2 {
             let run = try runProgram(
                 "/usr/bin/env",
-                ["python3", interopScript("http1_mutations.py"), "requests", String(harness.proxyPort), logPath, accessLog, String(seed), "200"],
+                ["python3", interopScript("framing_mutations.py"), "requests", String(harness.proxyPort), logPath, accessLog, String(seed), "200"],
                 stdoutOnly: true
             )
             XCTAssertEqual(run.status, 0, "seed \(seed): \(run.output)")
@@ -591,17 +591,40 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(statuses(try exchange(harness, "GET /after HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [200])
     }
 
+    /// The same over HTTP/2 (prior knowledge): a request whose fields are mutated (CR, LF, NUL
+    /// and a whole request inserted into names and values; connection-specific, framing and
+    /// pseudo-header fields added; fields dropped), its body a whole request: the upstream reads
+    /// no request the access log does not show forwarded.
+    func testMutatedHTTP2RequestsReachTheUpstreamOnlyAsTheGatewayRoutedThem() throws {
+        let harness = try GatewayHarness(
+            rateSync: limits, routes: routes, server: "h2c = true", upstreamURL: "http://127.0.0.1:\(recorderPort)",
+            gatewayExtras: "[access_log]\nenabled = true\npath = \"access.log\""
+        )
+        defer { harness.stop() }
+        let accessLog = harness.directory.appendingPathComponent("access.log").path
+        let run = try runProgram(
+            "/usr/bin/env",
+            ["python3", interopScript("framing_mutations.py"), "h2requests", String(harness.proxyPort), logPath, accessLog, "1", "300"],
+            stdoutOnly: true
+        )
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("cases=300 "), run.output)
+        let forwarded = Int(run.output.components(separatedBy: "forwarded=").last?.prefix { $0.isNumber } ?? "") ?? 0
+        XCTAssertGreaterThan(forwarded, 10, run.output)
+        XCTAssertTrue(harness.gateway.isRunning, harness.gateway.text)
+    }
+
     /// An upstream answering with mutated responses, most followed by a whole unsolicited one:
     /// clients sending two requests in turn are never handed the unsolicited response, and
     /// every answer they get reads as HTTP/1.1.
     func testMutatedAnswersNeverHandAClientAnotherAnswer() throws {
-        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("http1_mutations.py"), "upstream", "1"])
+        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("framing_mutations.py"), "upstream", "1"])
         defer { upstream.stop() }
         let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
         let harness = try GatewayHarness(rateSync: limits, routes: routes, upstreamURL: "http://127.0.0.1:\(upstreamPort)")
         defer { harness.stop() }
         let run = try runProgram(
-            "/usr/bin/env", ["python3", interopScript("http1_mutations.py"), "responses", String(harness.proxyPort), "300"], stdoutOnly: true
+            "/usr/bin/env", ["python3", interopScript("framing_mutations.py"), "responses", String(harness.proxyPort), "300"], stdoutOnly: true
         )
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("cases=300 poisoned=0"), run.output)

@@ -1,4 +1,4 @@
-"""Mutated HTTP/1.1 byte streams on both hops of a proxy, with an oracle for each.
+"""Mutated requests and answers on both hops of a proxy, with an oracle for each.
 
 Requests: templates of requests whose bodies hold a whole request for `/smuggled`, mutated
 (bytes inserted, deleted, lines repeated, case flipped) and sent each on its own connection
@@ -7,16 +7,22 @@ upstream read must be no more than the requests the proxy's access log says it f
 and a `/smuggled` request may reach the upstream only when the log shows it routed as one.
 A framing error the upstream reports means the proxy forwarded bytes it did not frame.
 
+HTTP/2 requests: the same oracle, for one request per prior-knowledge connection whose fields
+are mutated (CR, LF, NUL, separators and a whole request inserted into names and values;
+connection-specific, framing and pseudo-header fields added; fields dropped), its body a whole
+request.
+
 Responses: an upstream that answers each request with a mutated response and then, on most
 connections, sends unsolicited bytes that make a whole second response (`POISON`). Clients
-send two requests in turn on one connection; no client may ever be handed that second
-response as its own (a proxy that reused the connection would forward it with its own head).
+send two requests in turn on one connection, read the answers as a client would, and must
+never be handed that second response as an answer.
 
 usage:
-  http1_mutations.py requests PORT RECORDED_LOG ACCESS_LOG SEED CASES
-  http1_mutations.py upstream SEED        (prints "listening on 127.0.0.1:PORT")
-  http1_mutations.py responses PORT CASES
-prints "cases=N forwarded=F" / "cases=N poisoned=P", and each failing case with its bytes.
+  framing_mutations.py requests PORT RECORDED_LOG ACCESS_LOG SEED CASES
+  framing_mutations.py h2requests PORT RECORDED_LOG ACCESS_LOG SEED CASES
+  framing_mutations.py upstream SEED        (prints "listening on 127.0.0.1:PORT")
+  framing_mutations.py responses PORT CASES
+prints "cases=N forwarded=F failures=X" / "cases=N poisoned=P", and each failing case.
 """
 import json
 import random
@@ -25,6 +31,8 @@ import socket
 import sys
 import threading
 import time
+
+import h2_wire
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
 REQUESTS = [
@@ -144,13 +152,13 @@ def suspicious(read, logged):
     return any("error" in line for line in read) or len(read) > len(routed) or smuggled_read > smuggled_routed
 
 
-def run_requests(port, recorded_path, access_path, seed, cases):
-    rng = random.Random(seed)
+def run_oracle(recorded_path, access_path, cases, send_case):
+    """Sends `cases` cases (`send_case(case)` sends one and returns what to print of it if it
+    fails) and checks what each brought to the upstream against the access log."""
     recorded, access = LogTail(recorded_path), LogTail(access_path)
     forwarded = failures = 0
     for case in range(cases):
-        data = mutate(rng, rng.choice(REQUESTS), REQUEST_TOKENS)
-        exchange(port, [data], quiet=0.15)
+        sent = send_case(case)
         read, logged = settled([recorded, access])
         if suspicious(read, logged):
             # A line late to its log, perhaps: look again over a longer quiet spell.
@@ -160,10 +168,78 @@ def run_requests(port, recorded_path, access_path, seed, cases):
         if suspicious(read, logged):
             failures += 1
             print("FAILED case %d: %r\n  upstream read %r\n  access log %r" % (
-                case, data, [(r.get("method"), r.get("target"), r.get("error")) for r in read],
+                case, sent, [(r.get("method"), r.get("target"), r.get("error")) for r in read],
                 [(l["method"], l["path"], l["status"]) for l in logged]), flush=True)
     print("cases=%d forwarded=%d failures=%d" % (cases, forwarded, failures), flush=True)
     return failures
+
+
+def run_requests(port, recorded_path, access_path, seed, cases):
+    rng = random.Random(seed)
+
+    def send_case(_):
+        data = mutate(rng, rng.choice(REQUESTS), REQUEST_TOKENS)
+        exchange(port, [data], quiet=0.15)
+        return data
+    return run_oracle(recorded_path, access_path, cases, send_case)
+
+
+H2_REQUEST = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/a"), (b":authority", b"a"),
+              (b"content-length", b"%d" % len(SMUGGLED))]
+H2_TOKENS = [b"\r\n", b"\r", b"\n", b"\x00", b" ", b"\t", b":", b",", b"A", b"/", b"..", b"%2f", b"?", b"#",
+             b"\r\n" + SMUGGLED, b"chunked", b"0", b"1", b"-"]
+H2_EXTRA_FIELDS = [(b"transfer-encoding", b"chunked"), (b"connection", b"content-length"), (b"te", b"gzip"),
+                   (b"te", b"trailers"), (b"host", b"b"), (b"host", b"a"), (b"content-length", b"0"),
+                   (b"upgrade", b"h2c"), (b":method", b"GET"), (b":path", b"/smuggled"), (b"keep-alive", b"1")]
+
+
+def mutate_fields(rng):
+    fields = list(H2_REQUEST)
+    for _ in range(rng.randint(1, 2)):
+        kind = rng.random()
+        if kind < 0.5:
+            index = rng.randrange(len(fields))
+            name, value = fields[index]
+            if rng.random() < 0.3:
+                at = rng.randrange(len(name) + 1)
+                name = name[:at] + rng.choice(H2_TOKENS) + name[at:]
+            else:
+                at = rng.randrange(len(value) + 1)
+                value = value[:at] + rng.choice(H2_TOKENS) + value[at:]
+            fields[index] = (name, value)
+        elif kind < 0.8:
+            fields.insert(rng.randrange(len(fields) + 1), rng.choice(H2_EXTRA_FIELDS))
+        elif len(fields) > 1:
+            del fields[rng.randrange(len(fields))]
+    return fields
+
+
+def h2_exchange(port, fields, body, quiet=0.15):
+    """One request on a prior-knowledge HTTP/2 connection; reads until the server closes or
+    stays silent for `quiet` seconds."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(quiet)
+    block = b"".join(h2_wire.literal(name, value) for name, value in fields)
+    try:
+        sock.sendall(h2_wire.PREFACE + h2_wire.frame(4, 0, 0) + h2_wire.frame(1, 0x4, 1, block)
+                     + h2_wire.frame(0, 0x1, 1, body))
+        while sock.recv(65536):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+def run_h2_requests(port, recorded_path, access_path, seed, cases):
+    rng = random.Random(seed)
+
+    def send_case(_):
+        fields = mutate_fields(rng)
+        body = SMUGGLED if rng.random() < 0.8 else SMUGGLED[:rng.randrange(len(SMUGGLED))]
+        h2_exchange(port, fields, body)
+        return fields
+    return run_oracle(recorded_path, access_path, cases, send_case)
 
 
 def serve_mutated(rng, sock):
@@ -269,6 +345,8 @@ if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "requests":
         sys.exit(1 if run_requests(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])) else 0)
+    elif mode == "h2requests":
+        sys.exit(1 if run_h2_requests(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])) else 0)
     elif mode == "upstream":
         run_upstream(int(sys.argv[2]))
     elif mode == "responses":
