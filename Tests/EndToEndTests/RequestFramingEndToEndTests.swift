@@ -627,7 +627,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
             "/usr/bin/env", ["python3", interopScript("framing_mutations.py"), "responses", String(harness.proxyPort), "300"], stdoutOnly: true
         )
         XCTAssertEqual(run.status, 0, run.output)
-        XCTAssertTrue(run.output.contains("cases=300 poisoned=0"), run.output)
+        XCTAssertTrue(run.output.contains("cases=300 failures=0"), run.output)
         XCTAssertTrue(harness.gateway.isRunning, harness.gateway.text)
     }
 
