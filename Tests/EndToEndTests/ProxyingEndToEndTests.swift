@@ -43,6 +43,22 @@ final class ProxyingEndToEndTests: XCTestCase {
         XCTAssertNil(headers["keep-alive"])
     }
 
+    /// An upstream closing its idle kept-alive connection just as the next request arrives (both
+    /// while the gateway is stopped, Tests/interop/idle_close_race.py): the request, which the
+    /// upstream never saw, is sent again on a fresh connection instead of answered 502.
+    func testARequestOnAConnectionTheUpstreamJustClosedIsSentAgain() throws {
+        let upstreamPort = try unusedPort()
+        let gateway = try harness(upstreamURL: "http://127.0.0.1:\(upstreamPort)")
+        defer { gateway.stop() }
+        let run = try runProgram(
+            "/usr/bin/env",
+            ["python3", interopScript("idle_close_race.py"), String(gateway.proxyPort), String(upstreamPort), String(gateway.gateway.pid)],
+            stdoutOnly: true
+        )
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("second answer: second"), run.output)
+    }
+
     func testKeepAliveIsReusedOnBothSides() throws {
         let gateway = try harness()
         defer { gateway.stop() }

@@ -615,19 +615,22 @@ final class RequestFramingEndToEndTests: XCTestCase {
     }
 
     /// An upstream answering with mutated responses, most followed by a whole unsolicited one:
-    /// clients sending two requests in turn are never handed the unsolicited response, and
-    /// every answer they get reads as HTTP/1.1.
+    /// clients sending two requests in turn, over HTTP/1.1 or on two streams of an HTTP/2
+    /// connection, are never handed the unsolicited response, and every HTTP/1.1 answer reads
+    /// as HTTP/1.1.
     func testMutatedAnswersNeverHandAClientAnotherAnswer() throws {
         let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("framing_mutations.py"), "upstream", "1"])
         defer { upstream.stop() }
         let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
-        let harness = try GatewayHarness(rateSync: limits, routes: routes, upstreamURL: "http://127.0.0.1:\(upstreamPort)")
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true", upstreamURL: "http://127.0.0.1:\(upstreamPort)")
         defer { harness.stop() }
-        let run = try runProgram(
-            "/usr/bin/env", ["python3", interopScript("framing_mutations.py"), "responses", String(harness.proxyPort), "300"], stdoutOnly: true
-        )
-        XCTAssertEqual(run.status, 0, run.output)
-        XCTAssertTrue(run.output.contains("cases=300 failures=0"), run.output)
+        for (mode, cases) in [("responses", 300), ("h2responses", 200)] {
+            let run = try runProgram(
+                "/usr/bin/env", ["python3", interopScript("framing_mutations.py"), mode, String(harness.proxyPort), String(cases)], stdoutOnly: true
+            )
+            XCTAssertEqual(run.status, 0, "\(mode): \(run.output)")
+            XCTAssertTrue(run.output.contains("cases=\(cases) failures=0"), "\(mode): \(run.output)")
+        }
         XCTAssertTrue(harness.gateway.isRunning, harness.gateway.text)
     }
 

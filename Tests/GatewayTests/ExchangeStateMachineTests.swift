@@ -77,7 +77,9 @@ final class ExchangeStateMachineTests: XCTestCase {
         else { return XCTFail() }
         XCTAssertTrue(machine.readsAllowed(clientWritable: true, upstreamWritable: true))
         XCTAssertFalse(machine.readsAllowed(clientWritable: true, upstreamWritable: false), "the upstream cannot take more")
-        guard case .forward(let to, .end, let whole) = machine.receive(.end(nil), now: at(2)), to === connection, whole === exchange else {
+        guard case .forward(let to, .end, let whole, keepForRetry: false) = machine.receive(.end(nil), now: at(2)), to === connection,
+            whole === exchange
+        else {
             return XCTFail("the end goes upstream and starts the response clock")
         }
         XCTAssertEqual(machine.responseHead(upstreamKeepAlive: true, closeDelimited: false), false)
@@ -249,6 +251,31 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertTrue(answered.responseBytesArrived())
         _ = answered.responseHead(upstreamKeepAlive: true, closeDelimited: false)
         guard case .abort = answered.upstreamClosed() else { return XCTFail("half an answer went out: cut the client") }
+    }
+
+    func testARequestEndingAfterItsConnectionWasLeasedIsRetriedOnceWhole() {
+        // A request without a body: its head leases a reused connection, its end comes after.
+        let exchange = FakeExchange()
+        var machine = proxying(exchange, FakeConnection(), requestEnded: false, reused: true)
+        XCTAssertEqual(machine.progress?.mayRetryOnFreshConnection, false, "not whole yet")
+        guard case .forward(_, .end, let whole, keepForRetry: true) = machine.receive(.end(nil), now: at(1)), whole === exchange else {
+            return XCTFail("the end is kept, to be sent again with the head")
+        }
+        guard case .retry(let retried) = machine.upstreamClosed(), retried === exchange else {
+            return XCTFail("the connection the upstream had closed: sent again on a fresh one")
+        }
+
+        // Body bytes sent on their way, not kept: the request cannot be sent again.
+        var streamed = proxying(exchange, FakeConnection(), requestEnded: false, reused: true)
+        guard case .forward(_, _, _, keepForRetry: false) = streamed.receive(body, now: at(1)) else { return XCTFail() }
+        guard case .forward(_, .end, _, keepForRetry: false) = streamed.receive(.end(nil), now: at(2)) else { return XCTFail() }
+        guard case .fail = streamed.upstreamClosed() else { return XCTFail("nothing answered: 502") }
+
+        // An answer that started before the end (an early refusal): not sent again either.
+        var answered = proxying(exchange, FakeConnection(), requestEnded: false, reused: true)
+        XCTAssertFalse(answered.responseBytesArrived())
+        guard case .forward(_, .end, _, keepForRetry: false) = answered.receive(.end(nil), now: at(1)) else { return XCTFail() }
+        guard case .fail = answered.upstreamClosed() else { return XCTFail() }
     }
 
     func testAFreshConnectionThatBreaksIsRetriedOnlyWhenAllowed() {

@@ -15,13 +15,15 @@ request.
 Responses: an upstream that answers each request with a mutated response and then, on most
 connections, sends unsolicited bytes that make a whole second response (`POISON`). Clients
 send two requests in turn on one connection, read the answers as a client would, and must
-never be handed that second response as an answer.
+never be handed that second response as an answer. `h2responses` does the same with two
+streams in turn on one HTTP/2 connection.
 
 usage:
   framing_mutations.py requests PORT RECORDED_LOG ACCESS_LOG SEED CASES
   framing_mutations.py h2requests PORT RECORDED_LOG ACCESS_LOG SEED CASES
   framing_mutations.py upstream SEED        (prints "listening on 127.0.0.1:PORT")
   framing_mutations.py responses PORT CASES
+  framing_mutations.py h2responses PORT CASES
 prints "cases=N forwarded=F failures=X" (the request modes) or "cases=N failures=X", and each
 failing case.
 """
@@ -347,6 +349,51 @@ def run_responses(port, cases):
     return failures
 
 
+def h2_answer_bodies(port, pause=0.05):
+    """Two GET requests in turn on one prior-knowledge HTTP/2 connection (the second `pause`
+    seconds after the first's answer ended, the first as long after whatever came before):
+    each stream's DATA, as read. The pauses make the unsolicited answer unmistakable: sent
+    right after an answer, it reaches the proxy before the next request could, whereas sent
+    as a request goes out it could be that request's answer for all anyone can tell."""
+    time.sleep(pause)
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(0.3)
+    block = (h2_wire.literal(b":method", b"GET") + h2_wire.literal(b":scheme", b"http")
+             + h2_wire.literal(b":path", b"/x") + h2_wire.literal(b":authority", b"a"))
+    bodies, stream = {1: b"", 3: b""}, 1
+    try:
+        sock.sendall(h2_wire.PREFACE + h2_wire.frame(4, 0, 0) + h2_wire.frame(1, 0x5, stream, block))
+        for kind, flags, on, payload in h2_wire.frames(sock, 3, with_flags=True):
+            if kind == 7:  # GOAWAY
+                break
+            if on != stream:
+                continue
+            if kind == 0:
+                bodies[stream] += payload
+            if kind == 3 or kind in (0, 1) and flags & 0x1:  # RST_STREAM, or END_STREAM
+                if stream == 3:
+                    break
+                stream = 3
+                time.sleep(pause)
+                sock.sendall(h2_wire.frame(1, 0x5, stream, block))
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    return bodies
+
+
+def run_h2_responses(port, cases):
+    failures = 0
+    for case in range(cases):
+        bodies = h2_answer_bodies(port)
+        if b"POISON" in bodies.values():
+            failures += 1
+            print("FAILED case %d: the unsolicited answer was handed to the client\n  %r" % (case, bodies), flush=True)
+    print("cases=%d failures=%d" % (cases, failures), flush=True)
+    return failures
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "requests":
@@ -355,6 +402,8 @@ if __name__ == "__main__":
         sys.exit(1 if run_h2_requests(int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])) else 0)
     elif mode == "upstream":
         run_upstream(int(sys.argv[2]))
+    elif mode == "h2responses":
+        sys.exit(1 if run_h2_responses(int(sys.argv[2]), int(sys.argv[3])) else 0)
     elif mode == "responses":
         sys.exit(1 if run_responses(int(sys.argv[2]), int(sys.argv[3])) else 0)
     sys.exit("unknown mode %r" % mode)

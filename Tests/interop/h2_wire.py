@@ -28,9 +28,9 @@ def literal(name, value):
     return b"\x00" + integer(len(name), 7) + name + integer(len(value), 7) + value
 
 
-def frames(sock, seconds):
-    """Yields each frame the peer sends as (type, stream, payload), until it closes or
-    `seconds` have passed."""
+def frames(sock, seconds, with_flags=False):
+    """Yields each frame the peer sends as (type, stream, payload), or (type, flags, stream,
+    payload) `with_flags`, until it closes or `seconds` have passed."""
     data = b""
     deadline = time.time() + seconds
     while time.time() < deadline:
@@ -46,8 +46,8 @@ def frames(sock, seconds):
             if len(data) < 9 + length:
                 break
             kind, stream = data[3], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
-            payload, data = data[9:9 + length], data[9 + length:]
-            yield kind, stream, payload
+            payload, flags, data = data[9:9 + length], data[4], data[9 + length:]
+            yield (kind, flags, stream, payload) if with_flags else (kind, stream, payload)
 
 
 def skip_table_size_updates(block):

@@ -9,7 +9,10 @@ import NIOHTTP1
 /// Responses are read by HTTP1Parser, which knows where each one ends: a byte that arrives after
 /// a response and before the next request (an upstream answering twice, or half a head left
 /// behind) is an error that closes the connection, so it can never become the answer to the next
-/// exchange that leases it.
+/// exchange that leases it. A request counts as sent once it is flushed, not when it is written:
+/// flushes wait for the end of the loop's tick, and bytes read in between (a second answer that
+/// arrived on an idle connection in the same tick as the client request that leased it) cannot
+/// be an answer to a request the upstream has not seen.
 final class HTTP1ClientCodec: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = HTTPClientRequestPart
@@ -17,6 +20,9 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
 
     private var parser: HTTP1Parser
     private var failed = false
+    /// The request written since the last flush, whose answer the parser expects once it is
+    /// flushed.
+    private var unflushedRequest: (method: HTTPMethod, tunnel: Bool)?
     /// Given the response parts directly (never boxed as `NIOAny` through the pipeline). Let go
     /// when the codec is removed.
     var upstream: UpstreamHandler?
@@ -124,12 +130,20 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        parser.expectResponse(to: request.method, tunnel: request.opensTunnel)
+        unflushedRequest = (request.method, request.opensTunnel)
         var buffer = headBuffer.take(context.channel.allocator)
         request.write(into: &buffer)
         expectBody(framedBy: request.framing)
         context.write(NIOAny(buffer), promise: promise)
         headBuffer.keep(buffer)
+    }
+
+    func flush(context: ChannelHandlerContext) {
+        if let request = unflushedRequest {
+            unflushedRequest = nil
+            parser.expectResponse(to: request.method, tunnel: request.tunnel)
+        }
+        context.flush()
     }
 
     private func expectBody(framedBy framing: RequestBodyFraming) {
@@ -159,7 +173,7 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
     ) -> Bool {
         switch part {
         case .head(let head):
-            parser.expectResponse(to: head.method)
+            unflushedRequest = (head.method, false)
             var buffer = headBuffer.take(context.channel.allocator)
             expectBody(framedBy: HTTP1Writer.writeRequestHead(head, into: &buffer))
             context.write(NIOAny(buffer), promise: promise)

@@ -22,6 +22,10 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         /// with another target to try), and nothing has come back yet: if that connection turns
         /// out closed, the request is sent again on a new one.
         var mayRetryOnFreshConnection = false
+        /// On such a connection, with nothing sent that was not kept to be sent again: once the
+        /// request ends, it may be retried (a request without a body usually ends after the
+        /// connection was leased, its head being enough to lease one).
+        var retryableOnceWhole = false
         /// Whether the upstream connection may serve another request after this one.
         var upstreamReusable = true
         /// When the upstream's answer must have started; set once the whole request is sent.
@@ -109,8 +113,10 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         case queued
         /// Waits with the exchange for its verdict and its upstream connection.
         case buffer(Exchange, HTTPClientRequestPart)
-        /// To the upstream; with `startResponseClock`, the request is now whole.
-        case forward(Connection, HTTPClientRequestPart, startResponseClock: Exchange?)
+        /// To the upstream; with `startResponseClock`, the request is now whole. With
+        /// `keepForRetry`, the part is also kept with the exchange's buffered parts, to be sent
+        /// again should the connection turn out closed.
+        case forward(Connection, HTTPClientRequestPart, startResponseClock: Exchange?, keepForRetry: Bool)
         /// A discarded body ended and the connection serves the next request: call `becomeIdle`.
         case discardEnded
         case close
@@ -171,9 +177,17 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             inFlight.requestEnded = isEnd
             return .buffer(exchange, forwarded)
         case .proxying(let flight):
-            guard isEnd else { return .forward(flight.connection, forwarded, startResponseClock: nil) }
+            guard isEnd else {
+                // Body bytes sent and not kept: the request can no longer be sent again.
+                inFlight.retryableOnceWhole = false
+                return .forward(flight.connection, forwarded, startResponseClock: nil, keepForRetry: false)
+            }
             inFlight.requestEnded = true
-            return .forward(flight.connection, forwarded, startResponseClock: inFlight.responseStarted ? nil : flight.exchange)
+            inFlight.mayRetryOnFreshConnection = inFlight.retryableOnceWhole
+            return .forward(
+                flight.connection, forwarded, startResponseClock: inFlight.responseStarted ? nil : flight.exchange,
+                keepForRetry: inFlight.retryableOnceWhole
+            )
         case .discarding(let budget, let keepAlive):
             if isEnd && keepAlive { return .discardEnded }
             if isEnd || budget - size < 0 { return .close }
@@ -298,7 +312,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         retryIfBroken: Bool = false
     ) -> AcquiredAction {
         guard case .connecting(let current) = state, current === exchange else { return .stale }
-        inFlight.mayRetryOnFreshConnection = (reused || retryIfBroken) && inFlight.requestEnded
+        inFlight.retryableOnceWhole = reused || retryIfBroken
+        inFlight.mayRetryOnFreshConnection = inFlight.retryableOnceWhole && inFlight.requestEnded
         state = .proxying(Flight(exchange: exchange, connection: connection))
         return .startProxying(keepBodyForRetry: inFlight.mayRetryOnFreshConnection, requestEnded: inFlight.requestEnded)
     }
@@ -323,7 +338,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
 
     /// A first byte of the answer came back: the request can no longer be sent again.
     mutating func responseBytesArrived() -> Bool {
-        guard case .proxying = state, inFlight.mayRetryOnFreshConnection else { return false }
+        guard case .proxying = state else { return false }
+        inFlight.retryableOnceWhole = false
+        guard inFlight.mayRetryOnFreshConnection else { return false }
         inFlight.mayRetryOnFreshConnection = false
         return true
     }

@@ -328,8 +328,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
             break
         case .buffer(let exchange, let part):
             exchange.pendingParts.append(onward(part, of: exchange))
-        case .forward(let connection, let part, let whole):
-            if connection.handler.write(onward(part, of: machine.proxyingExchange)) { upstreamNeedsFlush = true }
+        case .forward(let connection, let part, let whole, let keepForRetry):
+            let onwardPart = onward(part, of: machine.proxyingExchange)
+            // Only an end is kept, and only before any answer: `whole` is then the exchange.
+            if keepForRetry { whole?.pendingParts.append(onwardPart) }
+            if connection.handler.write(onwardPart) { upstreamNeedsFlush = true }
             if let whole { startResponseClock(whole) }
         case .discardEnded:
             becomeIdle()
