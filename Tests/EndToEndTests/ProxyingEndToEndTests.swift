@@ -47,16 +47,19 @@ final class ProxyingEndToEndTests: XCTestCase {
     /// while the gateway is stopped, Tests/interop/idle_close_race.py): the request, which the
     /// upstream never saw, is sent again on a fresh connection instead of answered 502.
     func testARequestOnAConnectionTheUpstreamJustClosedIsSentAgain() throws {
-        let upstreamPort = try unusedPort()
-        let gateway = try harness(upstreamURL: "http://127.0.0.1:\(upstreamPort)")
-        defer { gateway.stop() }
-        let run = try runProgram(
-            "/usr/bin/env",
-            ["python3", interopScript("idle_close_race.py"), String(gateway.proxyPort), String(upstreamPort), String(gateway.gateway.pid)],
-            stdoutOnly: true
-        )
-        XCTAssertEqual(run.status, 0, run.output)
-        XCTAssertTrue(run.output.contains("second answer: second"), run.output)
+        // A GET, and a POST whose empty chunked body's last chunk must go again with its head.
+        for shape in [[], ["chunked"]] {
+            let upstreamPort = try unusedPort()
+            let gateway = try harness(upstreamURL: "http://127.0.0.1:\(upstreamPort)")
+            defer { gateway.stop() }
+            let run = try runProgram(
+                "/usr/bin/env",
+                ["python3", interopScript("idle_close_race.py"), String(gateway.proxyPort), String(upstreamPort), String(gateway.gateway.pid)] + shape,
+                stdoutOnly: true
+            )
+            XCTAssertEqual(run.status, 0, "\(shape): \(run.output)")
+            XCTAssertTrue(run.output.contains("second answer: second"), "\(shape): \(run.output)")
+        }
     }
 
     func testKeepAliveIsReusedOnBothSides() throws {

@@ -4,7 +4,9 @@ the proxy wakes to the request, sends it on the connection it believes idle, and
 learns that the upstream had closed it. The upstream never saw that request: it must be sent
 again on a fresh connection, not answered 502.
 
-usage: idle_close_race.py PROXY_PORT UPSTREAM_PORT PROXY_PID
+usage: idle_close_race.py PROXY_PORT UPSTREAM_PORT PROXY_PID [chunked]
+(`chunked`: the second request is a POST with an empty chunked body, whose last chunk must be
+sent again too)
 prints "second answer: <body>" and exits 0 when the second request got its own answer.
 """
 import os
@@ -14,6 +16,9 @@ import sys
 import time
 
 proxy_port, upstream_port, proxy_pid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+chunked = sys.argv[4:] == ["chunked"]
+SECOND = (b"POST /second HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" if chunked
+          else b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
 
 
 def read_head(sock):
@@ -50,7 +55,7 @@ time.sleep(0.2)  # the connection is back in the proxy's pool, idle
 
 os.kill(proxy_pid, signal.SIGSTOP)
 try:
-    client.sendall(b"GET /second HTTP/1.1\r\nHost: a\r\n\r\n")
+    client.sendall(SECOND)
     time.sleep(0.1)
     kept.close()
     time.sleep(0.1)
@@ -61,7 +66,12 @@ finally:
 upstream.settimeout(3)
 try:
     fresh, _ = upstream.accept()
-    if b"GET /second" in read_head(fresh):
+    fresh.settimeout(3)
+    request = read_head(fresh)
+    # A chunked request is whole only with its last chunk: answered once that came too.
+    while chunked and not request.endswith(b"0\r\n\r\n"):
+        request += fresh.recv(65536)
+    if b"/second" in request:
         fresh.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
 except (OSError, EOFError):
     pass

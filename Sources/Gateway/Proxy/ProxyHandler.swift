@@ -330,8 +330,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
             exchange.pendingParts.append(onward(part, of: exchange))
         case .forward(let connection, let part, let whole, let keepForRetry):
             let onwardPart = onward(part, of: machine.proxyingExchange)
-            // Only an end is kept, and only before any answer: `whole` is then the exchange.
-            if keepForRetry { whole?.pendingParts.append(onwardPart) }
+            // Only an end is kept, and only before any answer: `whole` is then the exchange. Only
+            // a chunked body's end has bytes to send again (a last chunk, perhaps trailers);
+            // another is its head's alone, and keeping it would cost an array per request.
+            if keepForRetry, let whole, case .chunked = whole.upstreamRequest.framing { whole.pendingParts.append(onwardPart) }
             if connection.handler.write(onwardPart) { upstreamNeedsFlush = true }
             if let whole { startResponseClock(whole) }
         case .discardEnded:
