@@ -664,6 +664,27 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertTrue(harness.gateway.isRunning)
     }
 
+    /// A head whose `Connection` field lists as many names as `max_header_bytes` holds, followed
+    /// by as many fields, each of which is checked against those names: it is read, routed and
+    /// forwarded (without the fields it names) in time that grows with its bytes, not with its
+    /// names times its fields (here 250,000 of each: about a minute of the loop, one comparison
+    /// at a time, during which it serves nobody).
+    func testAHeadListingThousandsOfNamesInConnectionCostsTimeInProportionToItsBytes() throws {
+        let harness = try gateway(server: "max_header_bytes = 4194304")
+        defer { harness.stop() }
+        let count = 250_000
+        let names = (0..<count).map { "x\($0)" }.joined(separator: ",")
+        let fields = String(repeating: "b: 1\r\n", count: count) + "X7: named\r\n"
+        let request = "GET /x HTTP/1.1\r\nHost: a\r\nConnection: \(names),close\r\n\(fields)\r\n"
+        let answer = try exchange(harness, request, timeout: 20)
+        XCTAssertEqual(statuses(answer), [200], String(answer.prefix(300)))
+        try waitForRecorded(1)
+        let headers = try XCTUnwrap(try recorded().first?["headers"] as? [[String]])
+        XCTAssertEqual(headers.filter { $0.first == "b" }.count, count)
+        XCTAssertFalse(headers.contains { $0.first?.lowercased() == "x7" })
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
+    }
+
     func testATunnelToAnUpstreamThatStopsReadingBuffersABoundedAmount() throws {
         // Accepts the handshake, then never reads again.
         let stalled = try GarbageServer(reply: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")

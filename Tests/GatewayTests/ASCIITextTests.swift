@@ -104,4 +104,22 @@ final class ASCIITextTests: XCTestCase {
         XCTAssertTrue(ConnectionOptions(["Connection": "keep-alive"]).keepsAlive(.http1_0))
         XCTAssertFalse(ConnectionOptions(["Connection": "keep-alive-ish"]).keepsAlive(.http1_0))
     }
+
+    /// Past a few names the list is held differently (a set); what it removes is the same.
+    func testAConnectionFieldListingThousandsOfNamesRemovesEachOfThemAndNothingElse() {
+        let names = (0..<5_000).map { "X-Hop-\($0)" }
+        var headers: HTTPHeaders = ["Connection": (names + names + ["Content-Length", "Host", "close"]).joined(separator: ", ")]
+        headers.add(name: "Connection", value: "x-HOP-late")
+        let options = ConnectionOptions(headers)
+        for name in names + ["x-hop-late"] {
+            XCTAssertTrue(options.removes(name.uppercased()), name)
+            XCTAssertTrue(options.removes(name.lowercased()), name)
+        }
+        XCTAssertFalse(options.removes("Content-Length"))
+        XCTAssertFalse(options.removes("host"))
+        XCTAssertFalse(options.removes("x-hop-5000"))
+        XCTAssertFalse(options.removes("x-hop-"))
+        XCTAssertFalse(options.keepsAlive(.http1_1))
+        XCTAssertEqual(options, ConnectionOptions(headers))
+    }
 }

@@ -18,8 +18,9 @@ struct ConnectionOptions: Equatable {
     /// Whether any field is hop-by-hop or named by `Connection`: most messages have none, and
     /// then no field is looked at again.
     private(set) var removesAny = false
-    /// Lower-cased names `Connection` lists (besides close and keep-alive).
-    private var named: [String] = []
+    /// Lower-cased names `Connection` lists (besides close and keep-alive), each once: looked
+    /// up for every field of the message.
+    private var named = ListedNames()
 
     /// No options yet: fields are then read one at a time (`read(name:value:)`).
     init() {}
@@ -59,7 +60,7 @@ struct ConnectionOptions: Equatable {
                 keepAlive = true
             } else if !ForwardedHeaders.isProtectedFromConnection(option) {
                 if ASCIIText.equals(option, lowercased: "upgrade") { connectionListsUpgrade = true }
-                named.append(String(decoding: option.lazy.map(ASCIIText.lowered), as: UTF8.self))
+                named.insert(option)
             }
         }
     }
@@ -80,6 +81,37 @@ struct ConnectionOptions: Equatable {
     func removes(_ name: UnsafeRawBufferPointer) -> Bool {
         guard removesAny else { return false }
         if ForwardedHeaders.isHopByHop(name) { return true }
-        return !named.isEmpty && named.contains { option in option.withUTF8Bytes { ASCIIText.equals(name, lowercased: $0) } }
+        return named.contains(name)
+    }
+}
+
+/// The names a `Connection` field lists. A real message lists one or two, compared in place;
+/// a head can list thousands (as many as `max_header_bytes` holds), and then they are kept in a
+/// set, so that reading a message costs time in proportion to its bytes, never to its names
+/// times its fields.
+private struct ListedNames: Equatable {
+    private static let fewNames = 8
+    private var few: [String] = []
+    private var many: Set<String> = []
+
+    mutating func insert(_ name: UnsafeRawBufferPointer) {
+        let lowered = String(decoding: name.lazy.map(ASCIIText.lowered), as: UTF8.self)
+        if many.isEmpty {
+            if few.contains(lowered) { return }
+            if few.count < Self.fewNames {
+                few.append(lowered)
+                return
+            }
+            many = Set(few)
+            few = []
+        }
+        many.insert(lowered)
+    }
+
+    func contains(_ name: UnsafeRawBufferPointer) -> Bool {
+        if !many.isEmpty {
+            return many.contains(String(decoding: name.lazy.map(ASCIIText.lowered), as: UTF8.self))
+        }
+        return !few.isEmpty && few.contains { listed in listed.withUTF8Bytes { ASCIIText.equals(name, lowercased: $0) } }
     }
 }
