@@ -746,6 +746,25 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertLessThan(growth, 8 << 20, "peak grew \(growth >> 20) MiB; \(sent)")
     }
 
+    /// Keep-alive connections that each carried a 1 MiB body keep little of it while idle: the
+    /// buffers a connection reads into stay small (NIO's defaults kept up to 256 KiB per
+    /// connection, 64 MiB for these 256 connections).
+    func testIdleConnectionsThatCarriedLargeBodiesKeepLittleMemory() throws {
+        let harness = try GatewayHarness(rateSync: limits, routes: routes)
+        defer { harness.stop() }
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200)
+        let before = harness.gateway.memory().rss
+        let clients = try ChildProcess(
+            URL(fileURLWithPath: "/usr/bin/env"),
+            ["python3", interopScript("idle_after_body.py"), String(harness.proxyPort), "256", String(1 << 20)]
+        )
+        defer { clients.stop() }
+        let idle = try clients.waitForLine(containing: "idle=", timeout: 60)
+        XCTAssertTrue(idle.contains("idle=256 statuses=200"), idle)
+        let growth = harness.gateway.memory().rss - before
+        XCTAssertLessThan(growth, 32 << 20, "256 idle connections hold \(growth >> 20) MiB; \(idle)")
+    }
+
     func testAClientThatStopsReadingIsClosedAndGivesBackItsSlot() throws {
         // The demo upstream streams a large answer; one concurrent request allowed per client.
         let harness = try GatewayHarness(

@@ -1,3 +1,4 @@
+import EventLoopSupport
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -51,7 +52,8 @@ public final class GatewayServer: Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelOption(.maxMessagesPerRead, value: ReceiveBuffers.readsPerWakeUp)
+            .childChannelOption(.recvAllocator, value: ReceiveBuffers.allocator)
             .childChannelInitializer { channel in
                 if let tls {
                     return pipelines.configureTLS(channel, context: tls.withLockedValue { $0 })

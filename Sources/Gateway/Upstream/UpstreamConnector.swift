@@ -1,3 +1,4 @@
+import EventLoopSupport
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -23,6 +24,8 @@ enum UpstreamConnector {
             .connectTimeout(timeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
             .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(.maxMessagesPerRead, value: ReceiveBuffers.readsPerWakeUp)
+            .channelOption(.recvAllocator, value: ReceiveBuffers.allocator)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
