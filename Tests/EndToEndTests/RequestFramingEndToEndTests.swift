@@ -747,8 +747,8 @@ final class RequestFramingEndToEndTests: XCTestCase {
     }
 
     /// Keep-alive connections that each carried a 1 MiB body keep little of it while idle: the
-    /// buffers a connection reads into stay small (NIO's defaults kept up to 256 KiB per
-    /// connection, 64 MiB for these 256 connections).
+    /// buffers a connection reads into stay small, instead of growing to NIO's default ceiling
+    /// and staying there.
     func testIdleConnectionsThatCarriedLargeBodiesKeepLittleMemory() throws {
         let harness = try GatewayHarness(rateSync: limits, routes: routes)
         defer { harness.stop() }
