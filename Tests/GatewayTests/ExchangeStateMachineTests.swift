@@ -112,6 +112,13 @@ final class ExchangeStateMachineTests: XCTestCase {
         let answered = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
         XCTAssertTrue(answered.readsAllowed(clientWritable: client(true), upstreamWritable: upstream(false)))
         XCTAssertEqual(asked, ["client"], "after a whole request only a pipelined one can come: it waits only for its client")
+        // The same answers as the handler reads them, the writabilities left for it to ask.
+        XCTAssertEqual(idle.readGate, .clientWritable)
+        XCTAssertEqual(sending.readGate, .upstreamWritable)
+        XCTAssertEqual(answered.readGate, .clientWritable)
+        var closed = Machine(isStream: false, now: at(0))
+        _ = closed.clientClosed()
+        XCTAssertEqual(closed.readGate, .closed)
     }
 
     /// A client that pipelines requests and reads none of the answers: each read brought more

@@ -546,29 +546,49 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
 
     // MARK: reads, writability and deadlines
 
-    /// Whether more of the request may be read now.
-    /// The writabilities are asked only where the state depends on them (each costs the
-    /// handler a look at a channel).
-    func readsAllowed(clientWritable: @autoclosure () -> Bool, upstreamWritable: @autoclosure () -> Bool) -> Bool {
-        guard queue.isEmpty, pendingRequestError == nil else { return false }
+    /// What reading more of the client's bytes waits for.
+    enum ReadGate {
+        case closed
+        /// The client taking its answers.
+        case clientWritable
+        /// The upstream connection taking more of the request.
+        case upstreamWritable
+    }
+
+    /// Whether more of the request may be read now, as far as the exchange goes: what it waits
+    /// for. (A result rather than a question asked back, so that the handler asks it of its
+    /// state without a copy of the state made safe from whatever a callback might change.)
+    var readGate: ReadGate {
+        guard queue.isEmpty else { return .closed }
+        if case .some = pendingRequestError { return .closed }
         switch state {
         case .idle, .discarding:
             // A client that does not read its answers sends no more requests: what it would
             // make us answer would pile up unsent.
-            return clientWritable()
+            return .clientWritable
         case .limiting, .connecting:
             // A body waits for the verdict and the connection. A request already whole can only
             // be followed by a pipelined one, whose head is queued (stopping reads again), or,
             // after a WebSocket handshake, by the tunnel's bytes, which wait for its answer.
             // Pipelined requests are read only from a client that takes its answers, as when idle.
-            return inFlight.requestEnded && !inFlight.opensTunnel && clientWritable()
+            return inFlight.requestEnded && !inFlight.opensTunnel ? .clientWritable : .closed
         case .proxying:
-            if inFlight.opensTunnel { return false }
-            return inFlight.requestEnded ? clientWritable() : upstreamWritable()
+            if inFlight.opensTunnel { return .closed }
+            return inFlight.requestEnded ? .clientWritable : .upstreamWritable
         case .tunnel:
-            return upstreamWritable()
+            return .upstreamWritable
         case .closed:
-            return false
+            return .closed
+        }
+    }
+
+    /// Whether more of the request may be read now (`readGate`, with the writabilities asked
+    /// only where it depends on them).
+    func readsAllowed(clientWritable: @autoclosure () -> Bool, upstreamWritable: @autoclosure () -> Bool) -> Bool {
+        switch readGate {
+        case .closed: return false
+        case .clientWritable: return clientWritable()
+        case .upstreamWritable: return upstreamWritable()
         }
     }
 

@@ -195,11 +195,12 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     /// which come before any new ones (it holds them only while a request is queued, and the
     /// replay reads on once it is over).
     private var readsAllowed: Bool {
-        !replayingQueue
-            && machine.readsAllowed(
-                clientWritable: clientIsWritable,
-                upstreamWritable: machine.upstreamConnection?.channel.isWritable ?? true
-            )
+        if replayingQueue { return false }
+        switch machine.readGate {
+        case .closed: return false
+        case .clientWritable: return clientIsWritable
+        case .upstreamWritable: return machine.upstreamConnection?.channel.isWritable ?? true
+        }
     }
 
     /// Matched in place: binding the whole client side first copied both of its references.
