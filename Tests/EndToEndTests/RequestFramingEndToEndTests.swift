@@ -331,7 +331,9 @@ final class RequestFramingEndToEndTests: XCTestCase {
         defer { harness.stop() }
         for head in ["GET / HTTP/1.1\r\n", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n", "GET / HTTP/1.1\r\nHost: a b\r\n",
             "GET / HTTP/1.1\r\nHost: a/b\r\n", "GET / HTTP/1.1\r\nHost: a@b\r\n", "GET / HTTP/1.1\r\nHost:\r\n",
-            "GET http://user@admin.example/ HTTP/1.1\r\nHost: a\r\n", "GET / HTTP/1.1\r\nHost: a:65536\r\n"]
+            "GET http://user@admin.example/ HTTP/1.1\r\nHost: a\r\n", "GET / HTTP/1.1\r\nHost: a:65536\r\n",
+            // A name with an empty label: read as admin.example by an upstream that trims dots.
+            "GET / HTTP/1.1\r\nHost: admin.example..\r\n", "GET http://admin..example/ HTTP/1.1\r\nHost: a\r\n"]
         {
             XCTAssertEqual(statuses(try exchange(harness, head + "\r\n")), [400], head.debugDescription)
         }

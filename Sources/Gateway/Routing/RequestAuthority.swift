@@ -26,8 +26,9 @@ enum RequestAuthority {
         return .success(fields.host)
     }
 
-    /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes),
-    /// an IPv4 address, or an IPv6 literal in brackets; a port of up to five digits, at most
+    /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes;
+    /// labels between single dots, perhaps one trailing dot), an IPv4 address, or an IPv6
+    /// literal in brackets; a port of up to five digits, at most
     /// 65535 (a larger one names no TCP port, and upstreams that parse the authority, such as
     /// Python's `urllib`, fail on it).
     static func isValid(_ authority: Substring) -> Bool {
@@ -47,8 +48,19 @@ enum RequestAuthority {
             guard index > 1, index < bytes.count else { return false }
             index += 1
         } else {
+            // No empty label (`a..b`, `.a`, `a..`): hosts that name nothing, which nginx refuses
+            // too, and which an upstream that trims or splits its dots would read as another
+            // host than the router matched. One trailing dot is a fully qualified name.
+            var labelStart = true
             while index < bytes.count && bytes[index] != UInt8(ascii: ":") {
-                guard isRegisteredNameByte(bytes[index]) else { return false }
+                let byte = bytes[index]
+                guard isRegisteredNameByte(byte) else { return false }
+                if byte == UInt8(ascii: ".") {
+                    guard !labelStart else { return false }
+                    labelStart = true
+                } else {
+                    labelStart = false
+                }
                 index += 1
             }
             guard index > 0 else { return false }
