@@ -556,8 +556,8 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     }
 
     /// Whether more of the request may be read now, as far as the exchange goes: what it waits
-    /// for. (A result rather than a question asked back, so that the handler asks it of its
-    /// state without a copy of the state made safe from whatever a callback might change.)
+    /// for. (A value, not closures called back for the writabilities: around a call that takes
+    /// closures, Swift copied the handler's state, in case a closure changed it.)
     var readGate: ReadGate {
         guard queue.isEmpty else { return .closed }
         if case .some = pendingRequestError { return .closed }

@@ -28,9 +28,8 @@ enum RequestAuthority {
 
     /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes;
     /// labels between single dots, perhaps one trailing dot), an IPv4 address, or an IPv6
-    /// literal in brackets; a port of up to five digits, at most
-    /// 65535 (a larger one names no TCP port, and upstreams that parse the authority, such as
-    /// Python's `urllib`, fail on it).
+    /// literal in brackets; a port of up to five digits, at most 65535 (a larger one names no
+    /// TCP port, and upstreams that parse the authority, such as Python's `urllib`, fail on it).
     static func isValid(_ authority: Substring) -> Bool {
         authority.utf8.withContiguousStorageIfAvailable { isValid(UnsafeRawBufferPointer($0)) }
             ?? Array(authority.utf8).withUnsafeBytes(isValid)
