@@ -489,3 +489,15 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertTrue(given.exchange === exchange && given.connection === connection)
     }
 }
+
+extension ExchangeStateMachine {
+    /// Whether more of the request may be read now, asking each writability only where the
+    /// gate depends on it, as ProxyHandler does: the tests' way to ask `readGate`.
+    func readsAllowed(clientWritable: @autoclosure () -> Bool, upstreamWritable: @autoclosure () -> Bool) -> Bool {
+        switch readGate {
+        case .closed: return false
+        case .clientWritable: return clientWritable()
+        case .upstreamWritable: return upstreamWritable()
+        }
+    }
+}

@@ -582,16 +582,6 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         }
     }
 
-    /// Whether more of the request may be read now (`readGate`, with the writabilities asked
-    /// only where it depends on them).
-    func readsAllowed(clientWritable: @autoclosure () -> Bool, upstreamWritable: @autoclosure () -> Bool) -> Bool {
-        switch readGate {
-        case .closed: return false
-        case .clientWritable: return clientWritable()
-        case .upstreamWritable: return upstreamWritable()
-        }
-    }
-
     /// The client's connection or stream can take more, or cannot: returns a deadline to arm
     /// when a stall starts.
     mutating func clientWritabilityChanged(writable: Bool, now: NIODeadline, sendTimeout: TimeAmount) -> NIODeadline? {
