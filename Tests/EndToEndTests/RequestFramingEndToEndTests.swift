@@ -333,7 +333,8 @@ final class RequestFramingEndToEndTests: XCTestCase {
             "GET / HTTP/1.1\r\nHost: a/b\r\n", "GET / HTTP/1.1\r\nHost: a@b\r\n", "GET / HTTP/1.1\r\nHost:\r\n",
             "GET http://user@admin.example/ HTTP/1.1\r\nHost: a\r\n", "GET / HTTP/1.1\r\nHost: a:65536\r\n",
             // A name with an empty label: read as admin.example by an upstream that trims dots.
-            "GET / HTTP/1.1\r\nHost: admin.example..\r\n", "GET http://admin..example/ HTTP/1.1\r\nHost: a\r\n"]
+            "GET / HTTP/1.1\r\nHost: admin.example..\r\n", "GET http://admin..example/ HTTP/1.1\r\nHost: a\r\n",
+            "GET / HTTP/1.1\r\nHost: ADMIN.Example..:80\r\n", "GET / HTTP/1.1\r\nHost: \t admin.example.. \t\r\n"]
         {
             XCTAssertEqual(statuses(try exchange(harness, head + "\r\n")), [400], head.debugDescription)
         }

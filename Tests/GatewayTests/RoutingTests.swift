@@ -84,6 +84,8 @@ final class RoutingTests: XCTestCase {
         for good in ["a", "A.Example.", "10.0.0.1:80", "[::1]:8443", "xn--bcher-kva.example", "a:", "[::1]", "a~b_c!$&'()*+,;=%41:65535", "a.:80", "[::1.2.3.4]"] {
             XCTAssertEqual(resolve(.http1_1, [good], targetAuthority: nil), .success(good), good)
         }
+        // HTTP/2's :authority arrives as Host and is held to the same rule.
+        XCTAssertEqual(resolve(HTTPVersion(major: 2, minor: 0), ["admin.example.."], targetAuthority: nil), .failure(.invalidHost))
         // An absolute-form target's authority wins over Host.
         XCTAssertEqual(resolve(.http1_1, ["public.example"], targetAuthority: "admin.example"), .success("admin.example"))
         XCTAssertEqual(resolve(.http1_1, [], targetAuthority: "user@admin.example"), .failure(.invalidHost))
