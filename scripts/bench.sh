@@ -32,10 +32,10 @@
 # The upstream is the leanest there is: nginx answering `return 200` in one write, so that what
 # is compared is the cost of proxying, not of the upstream. The proxy under test (gateway
 # `workers = 1`, nginx `worker_processes 1`) is pinned to core 0; wrk, the upstream and Redis to
-# core 1. On two cores the load side saturates first, so besides requests/s, p50 and p99 the
-# script prints each proxy's CPU time per request (user+sys of its processes over the run /
-# requests served; in the memory, relay, fault and identity tables also split into user and
-# system time), and for the redis scenario Redis's CPU time per check and script calls per
+# core 1. On two cores both sides run near their core's limit, so besides requests/s, p50 and
+# p99 the script prints each proxy's CPU time per request (user+sys of its processes over the
+# run / requests served; in the memory, relay, fault and identity tables also split into user
+# and system time), and for the redis scenario Redis's CPU time per check and script calls per
 # request.
 #
 # These machines are noisy: BENCH_ROUNDS=N (default 1) measures the gateway and its peer N times
