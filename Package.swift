@@ -125,6 +125,7 @@ let package = Package(
         .executableTarget(
             name: "ratesync-gateway",
             dependencies: [
+                "EventLoopSupport",
                 "Gateway",
                 "RateSync",
                 "RateSyncRedis",
@@ -198,6 +199,7 @@ let package = Package(
             dependencies: [
                 "Gateway", "EventLoopSupport", "HTTP2Server", "HTTPFieldText", "RateSync", "TestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EventLoopSupport
 import Foundation
 import Gateway
 import Logging
@@ -88,6 +89,7 @@ struct Run: ParsableCommand {
         }
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: loaded.gateway.server.workers)
+        ProcessLifetime.keepLoopsForever(of: group)
         let stores: [String: any RateLimitStore]
         let server: GatewayServer
         do {

@@ -34,6 +34,26 @@ final class HTTP1ServerCodecTests: XCTestCase {
         return writes
     }
 
+    func testTheCodecKnowsTheWritabilityItsChannelLastAnnounced() throws {
+        // The proxy asks it after every read, instead of asking the channel.
+        XCTAssertTrue(codec.isWritable)
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertFalse(codec.isWritable)
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        XCTAssertTrue(codec.isWritable)
+    }
+
+    func testACodecAddedToAChannelThatCannotTakeMoreStartsUnwritable() throws {
+        let full = EmbeddedChannel()
+        full.isWritable = false
+        let late = HTTP1ServerCodec(maxHeadBytes: 8192)
+        try full.pipeline.syncOperations.addHandler(late)
+        XCTAssertFalse(late.isWritable)
+        _ = try? full.finish()
+    }
+
     func testASmallResponseIsOneWriteOnceFlushed() throws {
         writeHead("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
         codec.write(.body(.byteBuffer(ByteBuffer(string: "ok"))), promise: nil)

@@ -45,6 +45,10 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
     /// Given the requests and asked for answers directly. Let go when the codec is removed.
     var proxy: ProxyHandler?
     private(set) var context: ChannelHandlerContext?
+    /// The channel's writability as it last announced it (it announces every change as it
+    /// happens, inside the write or flush that made it): asked after every read, and asking the
+    /// channel costs a call through its pipeline.
+    private(set) var isWritable = true
 
     init(maxHeadBytes: Int) {
         parser = HTTP1Parser(role: .request, maxHeadBytes: maxHeadBytes)
@@ -52,6 +56,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        isWritable = context.channel.isWritable
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -113,6 +118,11 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         proxy?.clientReadComplete()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        isWritable = context.channel.isWritable
+        context.fireChannelWritabilityChanged()
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {

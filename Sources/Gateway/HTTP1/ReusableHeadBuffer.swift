@@ -13,9 +13,10 @@ struct ReusableHeadBuffer {
 
     private var kept: ByteBuffer?
 
-    /// An empty buffer: the kept one when there is one.
-    mutating func take(_ allocator: ByteBufferAllocator) -> ByteBuffer {
-        guard var buffer = kept else { return allocator.buffer(capacity: 1024) }
+    /// An empty buffer: the kept one when there is one. (The allocator is asked for only
+    /// without one: reaching a channel's allocator costs a call through its pipeline.)
+    mutating func take(_ allocator: @autoclosure () -> ByteBufferAllocator) -> ByteBuffer {
+        guard var buffer = kept else { return allocator().buffer(capacity: 1024) }
         kept = nil
         buffer.clear()
         return buffer

@@ -193,16 +193,19 @@ extension ProxyHandler: UpstreamResponseDelegate {
 
     /// The upstream's latency and status, for the metrics, the access log and the target's health.
     private func recordAnswer(status: HTTPResponseStatus, for exchange: Exchange) {
+        // Each reached once: every step through a reference costs a retain and a release.
+        let health = exchange.pool?.health
         if let started = exchange.upstreamStarted {
             let elapsed = (NIODeadline.now() - started).nanoseconds
             let answer = GatewayMetrics.UpstreamMetrics.Answer(statusCode: Int(status.code), nanoseconds: elapsed)
-            exchange.target.upstreamMetrics.record(answer, in: resources.counts)
-            exchange.pool?.health.metrics.record(answer, in: resources.counts)
+            let counts = resources.counts
+            exchange.target.upstreamMetrics.record(answer, in: counts)
+            health?.metrics.record(answer, in: counts)
             logEntry?.upstreamMilliseconds = Double(elapsed) / 1e6
         }
         switch status.code {
-        case 502, 503, 504: exchange.pool?.health.recordFailure()
-        default: exchange.pool?.health.recordSuccess()
+        case 502, 503, 504: health?.recordFailure()
+        default: health?.recordSuccess()
         }
     }
 

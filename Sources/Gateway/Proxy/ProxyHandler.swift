@@ -206,7 +206,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     /// Matched in place: binding the whole client side first copied both of its references.
     private var clientIsWritable: Bool {
         switch client {
-        case .connection(_, let context)?: return context.channel.isWritable
+        case .connection(let codec, _)?: return codec.isWritable
         case .stream(let stream)?: return stream.isWritable
         case nil: return false
         }

@@ -27,7 +27,7 @@ enum ClientSide {
     /// Whether the client can take more now; when it cannot, upstream reads pause until it can.
     var isWritable: Bool {
         switch self {
-        case .connection(_, let context): return context.channel.isWritable
+        case .connection(let codec, _): return codec.isWritable
         case .stream(let stream): return stream.isWritable
         }
     }
