@@ -36,36 +36,12 @@ upstream_port=$(free_port)
 upstream_pids=($(start_lean_upstream "$upstream_port" "$work/upstream"))
 pids+=("${upstream_pids[0]}")
 
-cat >"$work/rate-sync.toml" <<TOML
-[stores.local]
-engine = "memory"
-[limiters.bench]
-store = "local"
-rate_per_second = 100000000
-TOML
-
 # Prints the allocations of a gateway run that served $1 requests; $2: access log on or off.
 allocations() {
     local count=$1 log=$2 port admin
     port=$(free_port)
     admin=$(free_port)
-    cat >"$work/gateway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$port"
-workers = 1
-[admin]
-listen = "127.0.0.1:$admin"
-[upstreams.app]
-url = "http://127.0.0.1:$upstream_port"
-[[routes]]
-name = "bench"
-path_prefix = "/"
-upstream = "app"
-limiters = ["bench"]
-[access_log]
-enabled = $log
-path = "$work/access.log"
-TOML
+    write_bench_gateway_config "$work" "$port" "$admin" "$upstream_port" "$log"
     valgrind --tool=memcheck --leak-check=no "$work/ratesync-gateway" --config "$work/gateway.toml" \
         --log-level error >/dev/null 2>"$work/valgrind.log" &
     local pid=$!

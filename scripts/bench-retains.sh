@@ -40,29 +40,7 @@ pids+=("${upstream_pids[0]}")
 
 port=$(free_port)
 admin=$(free_port)
-cat >"$work/rate-sync.toml" <<TOML
-[stores.local]
-engine = "memory"
-[limiters.bench]
-store = "local"
-rate_per_second = 100000000
-TOML
-cat >"$work/gateway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$port"
-workers = 1
-[admin]
-listen = "127.0.0.1:$admin"
-[upstreams.app]
-url = "http://127.0.0.1:$upstream_port"
-[[routes]]
-name = "bench"
-path_prefix = "/"
-upstream = "app"
-limiters = ["bench"]
-[access_log]
-enabled = false
-TOML
+write_bench_gateway_config "$work" "$port" "$admin" "$upstream_port"
 
 perf probe -q -d 'probe_ratesync:*' 2>/dev/null || true
 for function in swift_retain swift_release; do

@@ -204,31 +204,8 @@ pids+=("${upstream_pids[0]}")
 
 gateway_port=$(free_port)
 admin_port=$(free_port)
-cat >"$work/rate-sync.toml" <<TOML
-[stores.local]
-engine = "memory"
-[limiters.bench]
-store = "local"
-rate_per_second = 100000000
-TOML
-cat >"$work/gateway.toml" <<TOML
-[server]
-listen = "127.0.0.1:$gateway_port"
-workers = 1
-[admin]
-listen = "127.0.0.1:$admin_port"
-[upstreams.app]
-url = "http://127.0.0.1:$upstream_port"
-[[routes]]
-name = "bench"
-path_prefix = "/"
-upstream = "app"
-limiters = ["bench"]
-identifier = "client_ip"
 # nginx runs with access_log off; so does the gateway here (metrics stay on).
-[access_log]
-enabled = false
-TOML
+write_bench_gateway_config "$work" "$gateway_port" "$admin_port" "$upstream_port"
 # The same with the access log on, to a file (as nginx's below).
 sed "s|^enabled = false|enabled = true\npath = \"$work/gateway-access.log\"|" "$work/gateway.toml" >"$work/gateway-log.toml"
 taskset -c "$proxy_core" "$bin/ratesync-gateway" --config "$work/gateway.toml" --log-level warning >"$work/gateway.log" 2>&1 &

@@ -91,3 +91,38 @@ NGINX
     wait_for_port "$port" >&2
     echo "$master" $(pgrep -P "$master")
 }
+
+# Writes the benchmarks' gateway configuration into $1: rate-sync.toml, a memory limiter that
+# admits everything, and gateway.toml, one worker listening on 127.0.0.1:$2 (admin $3) that
+# routes every path to the upstream on 127.0.0.1:$4 through that limiter, keyed on the client's
+# address; the access log to $1/access.log when $5 is true (default false; metrics stay on).
+write_bench_gateway_config() {
+    local dir=$1 port=$2 admin=$3 upstream=$4 log=${5:-false}
+    cat >"$dir/rate-sync.toml" <<TOML
+[stores.local]
+engine = "memory"
+[limiters.bench]
+store = "local"
+rate_per_second = 100000000
+TOML
+    cat >"$dir/gateway.toml" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+workers = 1
+[admin]
+listen = "127.0.0.1:$admin"
+[upstreams.app]
+url = "http://127.0.0.1:$upstream"
+[[routes]]
+name = "bench"
+path_prefix = "/"
+upstream = "app"
+limiters = ["bench"]
+identifier = "client_ip"
+[access_log]
+enabled = $log
+TOML
+    if [[ "$log" == true ]]; then
+        echo "path = \"$dir/access.log\"" >>"$dir/gateway.toml"
+    fi
+}
