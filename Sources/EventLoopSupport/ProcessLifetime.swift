@@ -1,13 +1,12 @@
 import NIOCore
+import SwiftShims
 
-/// The Swift runtime's own way to mark an object that is never freed (it does so for the
-/// empty array and set): from then on a retain or release of it reads its count and returns,
-/// where it otherwise writes the count with a locked read-modify-write. An event loop is
-/// retained and released dozens of times per request (every `eventLoop` a channel, a context
-/// or a promise hands out), and it lives as long as the process.
-@_silgen_name("_swift_stdlib_immortalize")
-private func swiftImmortalize(_ object: UnsafeMutableRawPointer)
-
+/// Objects that live as long as the process, marked so with the Swift runtime's own mark for
+/// an object that is never freed (`_swift_stdlib_immortalize`, which it gives the empty array
+/// and set): from then on a retain or release of one reads its count and returns, where it
+/// otherwise writes the count with a locked read-modify-write. An event loop is retained and
+/// released dozens of times per request (every `eventLoop` a channel, a context or a promise
+/// hands out, and SwiftNIO's own checks of a channel's state).
 public enum ProcessLifetime {
     /// The count's top bit: set when the count lives in a side table (the object has had a weak
     /// reference) or is already immortal. Marking an object with a side table would overwrite
@@ -22,15 +21,17 @@ public enum ProcessLifetime {
         }
     }
 
-    /// Marks `object` as never freed, unless its count is in a side table.
-    /// - Returns: whether it is now marked.
+    /// Marks `object` as never freed, unless its count is in a side table or it is marked
+    /// already. Called before any other thread may take a weak reference to it (that would move
+    /// its count to a side table between the check and the mark).
+    /// - Returns: whether this call marked it.
     @discardableResult
     public static func keepForever(_ object: AnyObject) -> Bool {
         let pointer = Unmanaged.passUnretained(object).toOpaque()
         // A heap object starts with its type's address, then its inline count.
         let count = pointer.load(fromByteOffset: MemoryLayout<UnsafeRawPointer>.size, as: UInt64.self)
         guard count & usesSlowCount == 0 else { return false }
-        swiftImmortalize(pointer)
+        _swift_stdlib_immortalize(pointer)
         return true
     }
 }
