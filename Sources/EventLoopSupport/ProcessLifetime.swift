@@ -27,6 +27,8 @@ public enum ProcessLifetime {
     /// - Returns: whether this call marked it.
     @discardableResult
     public static func keepForever(_ object: AnyObject) -> Bool {
+        // The count read below is the 64-bit platforms' layout; elsewhere nothing is marked.
+        guard MemoryLayout<UnsafeRawPointer>.size == 8 else { return false }
         let pointer = Unmanaged.passUnretained(object).toOpaque()
         // A heap object starts with its type's address, then its inline count.
         let count = pointer.load(fromByteOffset: MemoryLayout<UnsafeRawPointer>.size, as: UInt64.self)
