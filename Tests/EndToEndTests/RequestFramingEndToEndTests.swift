@@ -259,6 +259,31 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try targets(), ["/"])
     }
 
+    /// A request the gateway answers itself (a denial, a TRACE) may still carry a body: it is
+    /// read to the end its framing gives and dropped, so that the request after it on the
+    /// connection is the next one served, and nothing inside the body reaches the upstream.
+    func testTheBodyOfARequestTheGatewayAnswersIsDroppedAndTheNextRequestServed() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        XCTAssertEqual(statuses(try exchange(harness, "GET /auth/first HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [200])
+        let smuggled = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+        let chunked = String(smuggled.utf8.count, radix: 16) + "\r\n" + smuggled + "\r\n0\r\n\r\n"
+        let length = "Content-Length: \(smuggled.utf8.count)\r\n\r\n"
+        let shapes: [(request: String, status: Int)] = [
+            ("POST /auth/login HTTP/1.1\r\nHost: a\r\n\(length)\(smuggled)", 429),
+            ("POST /auth/login HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\(chunked)", 429),
+            ("TRACE /x HTTP/1.1\r\nHost: a\r\n\(length)\(smuggled)", 405),
+            ("TRACE /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\(chunked)", 405),
+        ]
+        for (index, shape) in shapes.enumerated() {
+            let next = "GET /after/\(index) HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            let answer = try exchange(harness, shape.request + next)
+            XCTAssertEqual(statuses(answer), [shape.status, 200], "\(shape.request.debugDescription): \(answer)")
+        }
+        try waitForRecorded(1 + shapes.count)
+        XCTAssertEqual(try targets(), ["/auth/first"] + shapes.indices.map { "/after/\($0)" })
+    }
+
     /// A client refused while it is still uploading reads its refusal (a 501, a GOAWAY) and the
     /// end of the connection, not a reset: the gateway stops writing, reads and drops what still
     /// arrives, and lets go once the client closes or a few seconds pass. Closed with unread
