@@ -669,6 +669,12 @@ final class RequestFramingEndToEndTests: XCTestCase {
         let flood: [(String, String, String)] = [
             // A header value preceded by spaces: 431 once the head passes max_header_bytes.
             ("GET / HTTP/1.1\r\nHost: a\r\nX:", " ", "HTTP/1.1 431"),
+            // A request target, a field name or a trailer section that never ends: the same.
+            ("GET /", "a", "HTTP/1.1 431"),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX", "a", "HTTP/1.1 431"),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", "X-T: a\r\n", "HTTP/1.1 431"),
+            // A chunk-size line never ended (its extension growing): refused at its own bound.
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;", "a", "HTTP/1.1 400"),
             // Empty lines before a request are skipped, but only up to the same budget.
             ("", "\r\n", "HTTP/1.1 400"),
             ("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "\r\n", "HTTP/1.1 200"),
