@@ -33,7 +33,8 @@ public func fuzzHTTP2Connection(_ data: UnsafePointer<UInt8>, _ size: Int) -> CI
         windowTarget: 65_535,
         connectionWindowTarget: 256 * 1024,
         idleTimeout: .seconds(30),
-        graceTime: .seconds(5)
+        graceTime: .seconds(5),
+        sendTimeout: .seconds(30)
     )
     let handler = HTTP2ConnectionHandler(registry: registry, limits: limits) {
         let turn = delegates.count % 4

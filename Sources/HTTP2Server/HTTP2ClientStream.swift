@@ -294,7 +294,11 @@ package final class HTTP2ClientStream {
         if queue.isEmpty && sendWithinWindows(&data, end: end, promise: promise) { return }
         queue.append(.data(data, end: end, promise: promise))
         queuedBytes += data.readableBytes
-        if queuedBytes >= Self.queuedBytesLimit { overLimit = true }
+        if queuedBytes >= Self.queuedBytesLimit && !overLimit {
+            overLimit = true
+            // The delegate times how long the client then takes nothing (its send timeout).
+            proxy.clientWritabilityChanged()
+        }
     }
 
     /// Frames as much of `data` as the windows allow. - Returns: whether all of it (and its end)

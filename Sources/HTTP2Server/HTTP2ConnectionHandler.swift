@@ -22,8 +22,10 @@ import NIOHTTP1
 /// windows (each stream's and the connection's) refilled only as the proxy takes data, so what
 /// one connection can make the gateway hold is bounded by the connection window; budgets per
 /// window of time (HTTP2FrameBudget) for stream resets (rapid reset), SETTINGS, PING, PRIORITY and
-/// unknown frames, and empty DATA frames; and control frames answered while the client reads
-/// nothing.
+/// unknown frames, and empty DATA frames; control frames answered while the client reads
+/// nothing; and the send timeout, after which a socket that has taken no bytes is closed (a
+/// stream whose window the client keeps shut is its delegate's to time: it is told when the
+/// stream's queue fills).
 ///
 /// Stream identifiers follow RFC 9113, 5.1 and 5.1.1: a new stream below one already used is a
 /// PROTOCOL_ERROR; frames on a stream this side reset are ignored for `resetGrace` (they may
@@ -77,6 +79,8 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     private var lifecycle: HTTP2ConnectionLifecycle
     /// The drain's grace timer or the idle timer.
     private var timer: Scheduled<Void>?
+    /// The send timeout of a socket that takes no bytes.
+    private var stallTimer: Scheduled<Void>?
 
     /// The frames written since the last write to the channel.
     private var batch = WriteBatch()
@@ -90,7 +94,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
 
     package init(registry: any HTTP2ConnectionRegistry, limits: HTTP2ConnectionLimits, makeProxy: @escaping () -> any HTTP2StreamDelegate) {
         self.registry = registry
-        self.lifecycle = HTTP2ConnectionLifecycle(idleTimeout: limits.idleTimeout, graceTime: limits.graceTime)
+        self.lifecycle = HTTP2ConnectionLifecycle(idleTimeout: limits.idleTimeout, graceTime: limits.graceTime, sendTimeout: limits.sendTimeout)
         self.limits = limits
         self.makeProxy = makeProxy
         // A block decodes to at least as many bytes as it has, give or take Huffman coding.
@@ -125,6 +129,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         registry.unregister(self)
         _ = lifecycle.close()
         timer?.cancel()
+        stallTimer?.cancel()
         closeAllStreams()
         self.context = nil
     }
@@ -411,8 +416,20 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     }
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        let writable = context.channel.isWritable
+        if writable {
             controlFramesWhileBlocked = 0
+            stallTimer?.cancel()
+            stallTimer = nil
+        }
+        // On the loop's clock, which the tests' loop moves by hand.
+        if let deadline = lifecycle.socketWritabilityChanged(writable: writable, now: eventLoop.now) {
+            stallTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+                stallTimer = nil
+                perform(lifecycle.stallDeadlineReached(now: eventLoop.now))
+            }
+        }
+        if writable {
             for stream in Array(streams.values) { stream.proxy.clientWritabilityChanged() }
         }
         context.fireChannelWritabilityChanged()
@@ -421,6 +438,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     package func channelInactive(context: ChannelHandlerContext) {
         _ = lifecycle.close()
         timer?.cancel()
+        stallTimer?.cancel()
         closeAllStreams()
         context.fireChannelInactive()
     }

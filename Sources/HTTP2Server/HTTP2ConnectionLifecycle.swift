@@ -2,7 +2,8 @@ import NIOCore
 
 /// An HTTP/2 connection's life on the server's side: open, then draining (a graceful end in two
 /// GOAWAYs, RFC 9113, 6.8), then closed; idle while it has no stream, closed once idle for too
-/// long; closed at once on a connection error. A value whose events say what to do (the handler
+/// long; closed once its socket has taken no bytes for the send timeout; closed at once on a
+/// connection error. A value whose events say what to do (the handler
 /// writes the frames, arms the timer, closes the channel), tested on its own clock
 /// (HTTP2ConnectionLifecycleTests).
 package struct HTTP2ConnectionLifecycle {
@@ -29,14 +30,18 @@ package struct HTTP2ConnectionLifecycle {
 
     package let idleTimeout: TimeAmount
     package let graceTime: TimeAmount
+    package let sendTimeout: TimeAmount
     package private(set) var state = State.open
     private var peerWentAway = false
     /// Since when the connection has had no stream (nil while it has some).
     private var idleSince: NIODeadline?
+    /// Since when the socket has taken no bytes (nil while it takes them).
+    private var stalledSince: NIODeadline?
 
-    package init(idleTimeout: TimeAmount, graceTime: TimeAmount) {
+    package init(idleTimeout: TimeAmount, graceTime: TimeAmount, sendTimeout: TimeAmount) {
         self.idleTimeout = idleTimeout
         self.graceTime = graceTime
+        self.sendTimeout = sendTimeout
     }
 
     package var isClosed: Bool { state == .closed }
@@ -79,6 +84,27 @@ package struct HTTP2ConnectionLifecycle {
         guard now >= due else { return .closeWhenIdleAt(due) }
         state = .closed
         return .goAway(lastStream: highestStream, code: .noError, close: true)
+    }
+
+    /// The socket stopped taking bytes (`writable` false: its channel holds more than it may
+    /// queue), or takes them again.
+    /// - Returns: when to look again, as a stall begins; nil otherwise.
+    package mutating func socketWritabilityChanged(writable: Bool, now: NIODeadline) -> NIODeadline? {
+        guard !writable else {
+            stalledSince = nil
+            return nil
+        }
+        guard state != .closed, stalledSince == nil else { return nil }
+        stalledSince = now
+        return now + sendTimeout
+    }
+
+    /// The stall's deadline came. A client that has taken nothing for the whole send timeout is
+    /// gone or will not read: the connection closes, and its streams give back what they hold
+    /// (nothing more can reach it, a GOAWAY included).
+    package mutating func stallDeadlineReached(now: NIODeadline) -> Action {
+        guard let stalledSince, now >= stalledSince + sendTimeout else { return .none }
+        return close()
     }
 
     /// The process is shutting down (SIGTERM), or the connection opened while it was.

@@ -12,6 +12,8 @@ package struct HTTP2ConnectionLimits {
     package var idleTimeout: TimeAmount
     /// How long open streams get to finish once the connection is draining.
     package var graceTime: TimeAmount
+    /// A socket that takes no bytes for this long is closed, its streams with it.
+    package var sendTimeout: TimeAmount
 
     package init(
         maxConcurrentStreams: Int,
@@ -19,7 +21,8 @@ package struct HTTP2ConnectionLimits {
         windowTarget: Int,
         connectionWindowTarget: Int,
         idleTimeout: TimeAmount,
-        graceTime: TimeAmount
+        graceTime: TimeAmount,
+        sendTimeout: TimeAmount
     ) {
         self.maxConcurrentStreams = maxConcurrentStreams
         self.maxHeaderListSize = maxHeaderListSize
@@ -27,5 +30,6 @@ package struct HTTP2ConnectionLimits {
         self.connectionWindowTarget = connectionWindowTarget
         self.idleTimeout = idleTimeout
         self.graceTime = graceTime
+        self.sendTimeout = sendTimeout
     }
 }

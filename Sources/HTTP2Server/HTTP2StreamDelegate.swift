@@ -22,7 +22,11 @@ package protocol HTTP2StreamDelegate: AnyObject {
     func clientEndedTunnel()
     /// The end of a batch of parts handed over in one read.
     func clientReadComplete()
-    /// The stream can take response bytes again (its window, its queue, its connection).
+    /// The stream can take response bytes again (its window, its queue, its connection), or
+    /// its queue has filled (told inside the write that filled it, as a channel tells of its
+    /// writability): `isWritable` says which. A socket that takes nothing is the connection's
+    /// to time (it closes after the send timeout); a window the client never opens, the
+    /// delegate's.
     func clientWritabilityChanged()
     /// The stream is over: ended both ways, reset by either side, or its connection gone.
     func clientClosed()

@@ -800,8 +800,31 @@ final class RequestFramingEndToEndTests: XCTestCase {
     }
 
     func testAClientThatStopsReadingIsClosedAndGivesBackItsSlot() throws {
-        // The demo upstream streams a large answer; one concurrent request allowed per client.
-        let harness = try GatewayHarness(
+        let harness = try oneRequestAtATime(server: "send_timeout_seconds = 1")
+        defer { harness.stop() }
+        let reader = try stalledDownloadHoldsTheSlotUntilGivenBack(harness, script: "stalled_reader.py", ["4"])
+        XCTAssertTrue(reader.text.contains("closed=1"), reader.text)
+        let received = Int(reader.text.components(separatedBy: "received=").last?.prefix { $0.isNumber } ?? "") ?? 0
+        XCTAssertLessThan(received, 200_000_000, reader.text)
+    }
+
+    /// The same over HTTP/2, both ways a client can take nothing: a socket it never reads is
+    /// closed once it has taken nothing for send_timeout_seconds, its streams with it; a stream
+    /// whose window it never opens (reading the socket all along) is reset with CANCEL. Either
+    /// way the slot comes back.
+    func testAnHTTP2ClientThatStopsReadingGivesBackItsSlot() throws {
+        let harness = try oneRequestAtATime(server: "send_timeout_seconds = 1\nh2c = true")
+        defer { harness.stop() }
+        for (mode, outcome) in [("socket", "closed=1"), ("window", "reset=8")] {
+            let reader = try stalledDownloadHoldsTheSlotUntilGivenBack(harness, script: "h2_stalled_reader.py", [mode, "4"])
+            XCTAssertTrue(reader.text.contains(outcome), "\(mode): \(reader.text)")
+        }
+    }
+
+    /// A gateway that lets each client one request at a time, in front of the demo upstream
+    /// (which streams answers as large as asked).
+    private func oneRequestAtATime(server: String) throws -> GatewayHarness {
+        try GatewayHarness(
             rateSync: """
                 [stores.m]
                 engine = "memory"
@@ -810,27 +833,35 @@ final class RequestFramingEndToEndTests: XCTestCase {
                 max_concurrent = 1
                 """,
             routes: GatewayHarness.catchAllRoute(limiters: ["one_at_a_time"]),
-            server: "send_timeout_seconds = 1"
+            server: server
         )
-        defer { harness.stop() }
+    }
+
+    /// Starts `script`, a client that asks for 200 MB and stalls (`arguments` after the port and
+    /// path), checks that it holds the one slot, and polls until the slot is given back (once
+    /// the client made no progress for send_timeout_seconds).
+    /// - Returns: the client, once it ended.
+    private func stalledDownloadHoldsTheSlotUntilGivenBack(
+        _ harness: GatewayHarness,
+        script: String,
+        _ arguments: [String]
+    ) throws -> ChildProcess {
         let reader = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/env"),
-            ["python3", interopScript("stalled_reader.py"), String(harness.proxyPort), "/download?bytes=200000000", "4"]
+            ["python3", interopScript(script), String(harness.proxyPort), "/download?bytes=200000000"] + arguments
         )
         defer { reader.stop() }
+        let label = ([script] + arguments).joined(separator: " ")
         Thread.sleep(forTimeInterval: 0.5)
-        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 429, "the stalled download holds the one slot")
-        // Given back once its connection made no progress for send_timeout_seconds.
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 429, "\(label): the stalled download holds the one slot")
         let deadline = Date().addingTimeInterval(8)
         var status = 429
         while status == 429, Date() < deadline {
             Thread.sleep(forTimeInterval: 0.2)
             status = try curl(["\(harness.base)/x"]).status
         }
-        XCTAssertEqual(status, 200)
+        XCTAssertEqual(status, 200, label)
         _ = try reader.waitForExit(timeout: 20)
-        XCTAssertTrue(reader.text.contains("closed=1"), reader.text)
-        let received = Int(reader.text.components(separatedBy: "received=").last?.prefix { $0.isNumber } ?? "") ?? 0
-        XCTAssertLessThan(received, 200_000_000, reader.text)
+        return reader
     }
 }

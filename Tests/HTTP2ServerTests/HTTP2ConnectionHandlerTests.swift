@@ -28,7 +28,8 @@ final class HTTP2ConnectionHandlerTests: XCTestCase {
             windowTarget: 65_535,
             connectionWindowTarget: 65_535,
             idleTimeout: .seconds(60),
-            graceTime: .seconds(5)
+            graceTime: .seconds(5),
+            sendTimeout: .seconds(10)
         )
         let handler = HTTP2ConnectionHandler(registry: registry, limits: limits) { [unowned self] in
             let delegate = RecordingDelegate(reads: delegatesRead)
@@ -176,6 +177,49 @@ final class HTTP2ConnectionHandlerTests: XCTestCase {
         XCTAssertFalse(channel.isActive, "closed once its stream finished")
     }
 
+    func testASocketThatTakesNothingForTheSendTimeoutIsClosedWithItsStreams() throws {
+        try send(headers(1, ["GET", "/"], endStream: true))
+        _ = try readFrames()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        XCTAssertTrue(channel.isActive, "within the send timeout")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(channel.isActive, "closed once the socket took nothing for the send timeout")
+        XCTAssertTrue(delegates[0].closed, "its stream gives back what it holds")
+    }
+
+    func testASocketThatTakesBytesAgainWithinTheSendTimeoutStaysOpen() throws {
+        try send(headers(1, ["GET", "/"], endStream: true))
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(6))
+        channel.isWritable = true
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.isWritable = false
+        channel.pipeline.fireChannelWritabilityChanged()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        XCTAssertTrue(channel.isActive, "each stall is timed from its own start")
+        XCTAssertFalse(delegates[0].closed)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testAStreamWhoseQueueFillsTellsItsDelegateAtOnce() throws {
+        // The client's window for stream 1 is zero: everything written waits in its queue.
+        try send(frame(.settings, 0, 0, settingBytes(0x4, 0)))
+        try send(headers(1, ["GET", "/"], endStream: true))
+        let delegate = try XCTUnwrap(delegates.first)
+        delegate.write(status: .ok, bodyBytes: HTTP2ClientStream.queuedBytesLimit - 1)
+        XCTAssertEqual(delegate.writabilityReports, [], "under the queue's limit")
+        delegate.write(bodyBytes: 1)
+        XCTAssertEqual(delegate.writabilityReports, [false], "told inside the write that filled the queue")
+        delegate.write(bodyBytes: 1)
+        XCTAssertEqual(delegate.writabilityReports, [false], "once per filling")
+        try send(frame(.windowUpdate, 0, 1, bytes(UInt32(HTTP2ClientStream.queuedBytesLimit))))
+        XCTAssertEqual(delegate.writabilityReports, [false, true], "and again as the window lets it drain")
+    }
+
     // MARK: helpers
 
     private func send(_ bytes: [UInt8]) throws {
@@ -274,7 +318,9 @@ private final class RecordingDelegate: HTTP2StreamDelegate {
     func receiveTunnelBytes(_ bytes: ByteBuffer) { bodyBytes += bytes.readableBytes }
     func clientEndedTunnel() { ended = true }
     func clientReadComplete() {}
-    func clientWritabilityChanged() {}
+    /// What the stream said of its writability at each report.
+    private(set) var writabilityReports: [Bool] = []
+    func clientWritabilityChanged() { writabilityReports.append(stream?.isWritable ?? false) }
     func clientClosed() {
         closed = true
         stream = nil
@@ -283,6 +329,13 @@ private final class RecordingDelegate: HTTP2StreamDelegate {
     func startReading() {
         reads = true
         stream?.deliverBufferedParts()
+    }
+
+    /// A head, or more body, without an end.
+    func write(status: HTTPResponseStatus? = nil, bodyBytes: Int) {
+        if let status { stream?.write(.head(HTTPResponseHead(version: .http2, status: status))) }
+        stream?.write(.body(.byteBuffer(ByteBuffer(repeating: 0x61, count: bodyBytes))))
+        stream?.flush()
     }
 
     func answer(status: HTTPResponseStatus, body: String) {

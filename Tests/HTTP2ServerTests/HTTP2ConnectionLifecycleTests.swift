@@ -8,7 +8,7 @@ final class HTTP2ConnectionLifecycleTests: XCTestCase {
     private let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
     private func at(_ seconds: Int64) -> NIODeadline { start + .seconds(seconds) }
     private func lifecycle() -> HTTP2ConnectionLifecycle {
-        HTTP2ConnectionLifecycle(idleTimeout: .seconds(60), graceTime: .seconds(30))
+        HTTP2ConnectionLifecycle(idleTimeout: .seconds(60), graceTime: .seconds(30), sendTimeout: .seconds(10))
     }
 
     func testAConnectionWithNoStreamClosesOnceIdleForTheTimeout() {
@@ -68,6 +68,29 @@ final class HTTP2ConnectionLifecycleTests: XCTestCase {
         var idle = lifecycle()
         _ = idle.opened(now: at(0))
         XCTAssertEqual(idle.peerGoingAway(streamsOpen: false), .close)
+    }
+
+    func testASocketThatTakesNothingForTheSendTimeoutClosesTheConnection() {
+        var life = lifecycle()
+        _ = life.opened(now: at(0))
+        life.streamOpened()
+        XCTAssertEqual(life.socketWritabilityChanged(writable: false, now: at(2)), at(12))
+        XCTAssertNil(life.socketWritabilityChanged(writable: false, now: at(3)), "one stall, one deadline")
+        XCTAssertEqual(life.stallDeadlineReached(now: at(11)), .none, "an early timer closes nothing")
+        XCTAssertEqual(life.stallDeadlineReached(now: at(12)), .close)
+        XCTAssertTrue(life.isClosed)
+        XCTAssertNil(life.socketWritabilityChanged(writable: false, now: at(13)), "a closed connection times nothing")
+    }
+
+    func testASocketThatTakesBytesAgainStartsItsNextStallAfresh() {
+        var life = lifecycle()
+        _ = life.opened(now: at(0))
+        XCTAssertEqual(life.socketWritabilityChanged(writable: false, now: at(2)), at(12))
+        XCTAssertNil(life.socketWritabilityChanged(writable: true, now: at(8)))
+        XCTAssertEqual(life.stallDeadlineReached(now: at(12)), .none, "it took bytes in between")
+        XCTAssertEqual(life.socketWritabilityChanged(writable: false, now: at(9)), at(19))
+        XCTAssertEqual(life.stallDeadlineReached(now: at(18)), .none)
+        XCTAssertEqual(life.stallDeadlineReached(now: at(19)), .close)
     }
 
     func testAConnectionErrorSendsItsCodeOnceAndCloses() {

@@ -7,6 +7,7 @@ prints "received=N closed=1|0 seconds=S" (S: from the end of the stall to the cl
 import socket
 import sys
 import time
+from draining import read_until_close
 
 port, path, stall = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 sock = socket.socket()
@@ -14,19 +15,6 @@ sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 sock.connect(("127.0.0.1", port))
 sock.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode())
 time.sleep(stall)
-sock.settimeout(10)
-received = 0
-closed = 0
 start = time.monotonic()
-try:
-    while time.monotonic() - start < 10:
-        data = sock.recv(1 << 20)
-        if not data:
-            closed = 1
-            break
-        received += len(data)
-except ConnectionResetError:
-    closed = 1
-except OSError:
-    pass
+received, closed = read_until_close(sock, 10)
 print("received=%d closed=%d seconds=%.1f" % (received, closed, time.monotonic() - start))

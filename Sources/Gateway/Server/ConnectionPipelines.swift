@@ -14,6 +14,8 @@ struct ConnectionPipelines: Sendable {
     let idleTimeout: TimeAmount
     /// How long open streams get to finish once an idle or draining connection is closing.
     let graceTime: TimeAmount
+    /// An HTTP/2 connection whose socket takes no bytes for this long is closed.
+    let sendTimeout: TimeAmount
     /// "https" behind TLS: what X-Forwarded-Proto says.
     let scheme: String
     let resources: LoopResourcesRegistry
@@ -44,7 +46,8 @@ struct ConnectionPipelines: Sendable {
             windowTarget: 1 << 20,
             connectionWindowTarget: 8 << 20,
             idleTimeout: idleTimeout,
-            graceTime: graceTime
+            graceTime: graceTime,
+            sendTimeout: sendTimeout
         )
         try channel.pipeline.syncOperations.addHandler(
             HTTP2ConnectionHandler(registry: loopResources, limits: limits) {

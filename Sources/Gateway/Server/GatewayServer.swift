@@ -43,6 +43,7 @@ public final class GatewayServer: Sendable {
             maxConcurrentStreams: server.maxConcurrentStreams,
             idleTimeout: TimeAmount(seconds: server.idleTimeoutSeconds),
             graceTime: TimeAmount(seconds: server.drainTimeoutSeconds),
+            sendTimeout: TimeAmount(seconds: server.sendTimeoutSeconds),
             scheme: tls == nil ? "http" : "https",
             resources: resources,
             accessLog: accessLog
