@@ -417,11 +417,6 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
 
     package func channelWritabilityChanged(context: ChannelHandlerContext) {
         let writable = context.channel.isWritable
-        if writable {
-            controlFramesWhileBlocked = 0
-            stallTimer?.cancel()
-            stallTimer = nil
-        }
         // On the loop's clock, which the tests' loop moves by hand.
         if let deadline = lifecycle.socketWritabilityChanged(writable: writable, now: eventLoop.now) {
             stallTimer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
@@ -430,6 +425,9 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
             }
         }
         if writable {
+            controlFramesWhileBlocked = 0
+            stallTimer?.cancel()
+            stallTimer = nil
             for stream in Array(streams.values) { stream.proxy.clientWritabilityChanged() }
         }
         context.fireChannelWritabilityChanged()
