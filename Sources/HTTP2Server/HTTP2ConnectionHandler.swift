@@ -511,10 +511,12 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         timer?.cancel()
         flushNow()
         guard let context else { return }
+        // The streams end now, not when the channel is gone: their exchanges give back their
+        // upstream connections and slots at once. A lingering close waits for the client to let
+        // go, and over TLS a close first waits (up to TLS's shutdown timeout) for the client's
+        // close_notify, which a client that has stopped reading never sends.
+        closeAllStreams()
         if lingering {
-            // The streams end now, not when the client lets go: their exchanges give back their
-            // upstream connections and slots at once.
-            closeAllStreams()
             LingeringClose.close(context.channel)
         } else {
             context.close(promise: nil)

@@ -821,9 +821,41 @@ final class RequestFramingEndToEndTests: XCTestCase {
         }
     }
 
+    /// The same over TLS, HTTP/1.1 and HTTP/2 (by ALPN) alike, and as soon: the slot comes back
+    /// once the client has taken nothing for send_timeout_seconds, not once TLS has also waited
+    /// (5 s) for the close_notify that a client which stopped reading never sends.
+    func testAClientThatStopsReadingOverTLSGivesBackItsSlotAsSoon() throws {
+        let certificates = try TestCertificates(commonName: "localhost")
+        defer { certificates.remove() }
+        let harness = try oneRequestAtATime(
+            server: "send_timeout_seconds = 1",
+            extras: """
+                [server.tls]
+                cert = "\(certificates.serverCert)"
+                key = "\(certificates.serverKey)"
+                """
+        )
+        defer { harness.stop() }
+        let probe = ["--cacert", certificates.caCert, "https://localhost:\(harness.proxyPort)/x"]
+        for (script, arguments, outcome) in [
+            ("stalled_reader.py", ["4", "tls"], "closed=1"),
+            ("h2_stalled_reader.py", ["socket", "4", "tls"], "closed=1"),
+            ("h2_stalled_reader.py", ["window", "4", "tls"], "reset=8"),
+        ] {
+            let reader = try stalledDownloadHoldsTheSlotUntilGivenBack(
+                harness,
+                script: script,
+                arguments,
+                probe: probe,
+                within: 3
+            )
+            XCTAssertTrue(reader.text.contains(outcome), "\(script) \(arguments): \(reader.text)")
+        }
+    }
+
     /// A gateway that lets each client one request at a time, in front of the demo upstream
     /// (which streams answers as large as asked).
-    private func oneRequestAtATime(server: String) throws -> GatewayHarness {
+    private func oneRequestAtATime(server: String, extras: String = "") throws -> GatewayHarness {
         try GatewayHarness(
             rateSync: """
                 [stores.m]
@@ -833,18 +865,22 @@ final class RequestFramingEndToEndTests: XCTestCase {
                 max_concurrent = 1
                 """,
             routes: GatewayHarness.catchAllRoute(limiters: ["one_at_a_time"]),
-            server: server
+            server: server,
+            gatewayExtras: extras
         )
     }
 
     /// Starts `script`, a client that asks for 200 MB and stalls (`arguments` after the port and
-    /// path), checks that it holds the one slot, and polls until the slot is given back (once
-    /// the client made no progress for send_timeout_seconds).
+    /// path), checks with curl (`probe`: its arguments, the harness's /x by default) that it
+    /// holds the one slot, and polls until the slot is given back (once the client made no
+    /// progress for send_timeout_seconds), failing if that takes more than `within` seconds.
     /// - Returns: the client, once it ended.
     private func stalledDownloadHoldsTheSlotUntilGivenBack(
         _ harness: GatewayHarness,
         script: String,
-        _ arguments: [String]
+        _ arguments: [String],
+        probe: [String]? = nil,
+        within seconds: TimeInterval = 8
     ) throws -> ChildProcess {
         let reader = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/env"),
@@ -852,15 +888,16 @@ final class RequestFramingEndToEndTests: XCTestCase {
         )
         defer { reader.stop() }
         let label = ([script] + arguments).joined(separator: " ")
+        let probe = probe ?? ["\(harness.base)/x"]
         Thread.sleep(forTimeInterval: 0.5)
-        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 429, "\(label): the stalled download holds the one slot")
-        let deadline = Date().addingTimeInterval(8)
+        XCTAssertEqual(try curl(probe).status, 429, "\(label): the stalled download holds the one slot")
+        let deadline = Date().addingTimeInterval(seconds)
         var status = 429
         while status == 429, Date() < deadline {
             Thread.sleep(forTimeInterval: 0.2)
-            status = try curl(["\(harness.base)/x"]).status
+            status = try curl(probe).status
         }
-        XCTAssertEqual(status, 200, label)
+        XCTAssertEqual(status, 200, "\(label): the slot is back within \(seconds) s")
         _ = try reader.waitForExit(timeout: 20)
         return reader
     }

@@ -1,26 +1,24 @@
-"""An HTTP/2 client (cleartext, prior knowledge) that asks for a large answer and then takes none
-of it, one of two ways:
+"""An HTTP/2 client (prior knowledge over cleartext, or ALPN over TLS) that asks for a large
+answer and then takes none of it, one of two ways:
 
   socket: reads nothing from its socket (its windows as large as HTTP/2 allows) for STALL
           seconds, then reads until the server closes (or a bounded wait ends);
   window: reads its socket all along, but never opens the stream's window (nor the
           connection's), watching for STALL seconds for the stream's reset.
 
-usage: h2_stalled_reader.py PORT PATH MODE STALL
+usage: h2_stalled_reader.py PORT PATH MODE STALL [tls]
+(tls: over TLS, ALPN h2, the certificate not checked; otherwise cleartext)
 prints "received=N closed=1|0" (socket) or "reset=CODE|none" (window)
 """
-import socket
 import struct
 import sys
 import time
-from draining import read_until_close
+from draining import connect, read_until_close
 from h2_wire import PREFACE, frame, frames, literal
 
 port, path, mode, stall = int(sys.argv[1]), sys.argv[2].encode(), sys.argv[3], float(sys.argv[4])
-sock = socket.socket()
-if mode == "socket":
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-sock.connect(("127.0.0.1", port))
+tls = sys.argv[5:] == ["tls"]
+sock = connect(port, "h2" if tls else None, receive_buffer=4096 if mode == "socket" else None)
 out = PREFACE
 if mode == "socket":
     largest = 2**31 - 1
@@ -28,8 +26,8 @@ if mode == "socket":
     out += frame(0x8, 0, 0, struct.pack(">I", largest - 65535))  # WINDOW_UPDATE, the connection
 else:
     out += frame(0x4, 0, 0)
-block = literal(b":method", b"GET") + literal(b":scheme", b"http") + literal(b":path", path)
-block += literal(b":authority", b"localhost")
+block = literal(b":method", b"GET") + literal(b":scheme", b"https" if tls else b"http")
+block += literal(b":path", path) + literal(b":authority", b"localhost")
 out += frame(0x1, 0x5, 1, block)  # HEADERS, END_STREAM | END_HEADERS
 sock.sendall(out)
 

@@ -1,18 +1,17 @@
 """Asks for a large answer and reads none of it for a while, as a client that stopped reading;
 then reads until the server closes (or a bounded wait ends).
 
-usage: stalled_reader.py PORT PATH STALL_SECONDS
+usage: stalled_reader.py PORT PATH STALL_SECONDS [tls]
+(tls: over TLS, ALPN http/1.1, the certificate not checked)
 prints "received=N closed=1|0 seconds=S" (S: from the end of the stall to the close)
 """
-import socket
 import sys
 import time
-from draining import read_until_close
+from draining import connect, read_until_close
 
 port, path, stall = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
-sock = socket.socket()
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-sock.connect(("127.0.0.1", port))
+tls = sys.argv[4:] == ["tls"]
+sock = connect(port, "http/1.1" if tls else None, receive_buffer=4096)
 sock.sendall(("GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path).encode())
 time.sleep(stall)
 start = time.monotonic()
