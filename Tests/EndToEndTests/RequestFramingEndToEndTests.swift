@@ -684,17 +684,63 @@ final class RequestFramingEndToEndTests: XCTestCase {
             // A body nobody is waiting for is not read past its budget.
             ("TRACE / HTTP/1.1\r\nHost: a\r\nContent-Length: 300000000\r\n\r\n", "x", "HTTP/1.1 405"),
         ]
+        try assertFloodsAreAnsweredWithinBounds(flood, port: harness.proxyPort, of: harness, before: before)
+        XCTAssertTrue(harness.gateway.isRunning)
+    }
+
+    /// Sends each flood (a prefix, then its filler repeated: 256 MiB offered, for at most 6 s)
+    /// on a connection of its own to `port`, and checks its answer's first line and that the
+    /// gateway's peak RSS stays within 32 MiB of `before`.
+    private func assertFloodsAreAnsweredWithinBounds(
+        _ floods: [(prefix: String, filler: String, answer: String)],
+        port: Int,
+        of harness: GatewayHarness,
+        before: Int
+    ) throws {
         func hex(_ text: String) -> String { text.utf8.map { String(format: "%02x", $0) }.joined() }
-        for (prefix, filler, expected) in flood {
+        for (prefix, filler, expected) in floods {
             let result = try runProgram(
                 "/usr/bin/env",
-                ["python3", interopScript("flood_client.py"), String(harness.proxyPort), hex(prefix), hex(filler), "256", "6"],
+                ["python3", interopScript("flood_client.py"), String(port), hex(prefix), hex(filler), "256", "6"],
                 stdoutOnly: true
             )
             XCTAssertTrue(result.output.contains("answer=\(expected)"), "\(prefix.debugDescription): \(result.output)")
             let growth = harness.gateway.memory().peak - before
             XCTAssertLessThan(growth, 32 << 20, "\(prefix.debugDescription): peak grew \(growth >> 20) MiB; \(result.output)")
         }
+    }
+
+    /// The admin listener reads its requests with the proxy's parser, within the same bounds:
+    /// floods of a head's parts are refused at `max_header_bytes` (a value preceded by endless
+    /// spaces was held whole by NIO's decoder: 128 MiB offered, RSS up 128 MiB), and what cannot
+    /// be read is answered as on the proxy port, after the answers to the requests before it.
+    func testTheAdminListenerReadsRequestsWithinTheSameBounds() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let before = harness.gateway.memory().rss
+        let flood: [(String, String, String)] = [
+            ("GET /metrics HTTP/1.1\r\nHost: a\r\nX:", " ", "HTTP/1.1 431"),
+            ("GET /", "a", "HTTP/1.1 431"),
+            ("GET /healthz HTTP/1.1\r\nHost: a\r\nX", "a", "HTTP/1.1 431"),
+            ("POST /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n", "X-T: a\r\n", "HTTP/1.1 431"),
+            ("", "\r\n", "HTTP/1.1 400"),
+        ]
+        try assertFloodsAreAnsweredWithinBounds(flood, port: harness.adminPort, of: harness, before: before)
+        func admin(_ request: String) throws -> [Int] {
+            statuses(try rawExchange(port: harness.adminPort, Array(request.utf8), timeout: 3))
+        }
+        let healthz = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"
+        XCTAssertEqual(try admin(healthz + "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n" + healthz + "GARBAGE\u{1}\r\n\r\n"), [200, 200, 200, 400])
+        XCTAssertEqual(try admin("POST /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n"), [501])
+        XCTAssertEqual(try admin("POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), [400])
+        XCTAssertEqual(try admin("GET /healthz HTTP/1.1\r\nHost: a\r\nX: \("b" + String(repeating: " ", count: 40_000))\r\n\r\n"), [431])
+        // A HEAD's answer has no body: the answer after it is read where it starts.
+        let afterHead = try rawExchange(port: harness.adminPort, Array(("HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\n" + healthz).utf8), timeout: 3)
+        XCTAssertEqual(statuses(afterHead), [200, 200])
+        XCTAssertEqual(afterHead.components(separatedBy: "{\"status\":\"ok\"}").count, 2, afterHead)
+        // A chunked body is read through to the request after it.
+        XCTAssertEqual(try admin("POST /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + healthz), [405, 200])
+        XCTAssertEqual(try curl(["\(harness.admin)/health/rate-limiter"]).status, 200)
         XCTAssertTrue(harness.gateway.isRunning)
     }
 

@@ -17,10 +17,13 @@ final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let admin: AdminContext
+    /// The decoder in front, whose `failure` says why a request could not be read.
+    private let decoder: AdminRequestDecoder
     private var requestHead: HTTPRequestHead?
 
-    init(admin: AdminContext) {
+    init(admin: AdminContext, decoder: AdminRequestDecoder) {
         self.admin = admin
+        self.decoder = decoder
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -33,6 +36,23 @@ final class AdminHandler: ChannelInboundHandler {
             guard let head = requestHead else { return }
             requestHead = nil
             route(head, context: context)
+        }
+    }
+
+    /// A request the decoder could not read, told once the answers before it are written: the
+    /// proxy's answer to it (400, 431, 501 or 505), then the connection closes.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let failure = decoder.failure else {
+            context.close(promise: nil)
+            return
+        }
+        let answer = LocalResponse.unreadable(failure)
+        context.write(Self.wrapOutboundOut(.head(answer.head(version: .http1_1, close: true))), promise: nil)
+        var buffer = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
+        buffer.writeString(answer.body)
+        context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
+            context.close(promise: nil)
         }
     }
 
@@ -95,9 +115,12 @@ final class AdminHandler: ChannelInboundHandler {
         headers.add(name: "content-length", value: String(body.utf8.count))
         if !request.isKeepAlive { headers.add(name: "connection", value: "close") }
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-        buffer.writeString(body)
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        // A HEAD's answer says the length of the body a GET would get, and has none.
+        if request.method != .HEAD {
+            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+            buffer.writeString(body)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
         let keepAlive = request.isKeepAlive
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }

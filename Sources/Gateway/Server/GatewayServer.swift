@@ -75,13 +75,19 @@ public final class GatewayServer: Sendable {
         do {
             adminChannel = try ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { [idleTimeout = pipelines.idleTimeout] channel in
+                .childChannelInitializer { [idleTimeout = pipelines.idleTimeout, maxHeaderBytes = pipelines.maxHeaderBytes] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        let pipeline = channel.pipeline.syncOperations
                         // An admin connection silent for the idle timeout is closed, as a proxy
                         // connection is: a client that connects and sends nothing holds nothing.
-                        try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                        try channel.pipeline.syncOperations.addHandler(AdminHandler(admin: admin))
+                        try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                        // Requests read by the proxy's parser, within its bounds; answers in
+                        // order, one request read at a time.
+                        let decoder = AdminRequestDecoder(maxHeadBytes: maxHeaderBytes)
+                        try pipeline.addHandler(HTTPResponseEncoder())
+                        try pipeline.addHandler(decoder)
+                        try pipeline.addHandler(HTTPServerPipelineHandler())
+                        try pipeline.addHandler(AdminHandler(admin: admin, decoder: decoder))
                     }
                 }
                 .bind(host: adminAddress.host, port: adminAddress.port)
