@@ -17,13 +17,10 @@ final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let admin: AdminContext
-    /// The decoder in front, whose `failure` says why a request could not be read.
-    private let decoder: AdminRequestDecoder
     private var requestHead: HTTPRequestHead?
 
-    init(admin: AdminContext, decoder: AdminRequestDecoder) {
+    init(admin: AdminContext) {
         self.admin = admin
-        self.decoder = decoder
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -39,10 +36,10 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    /// A request the decoder could not read, told once the answers before it are written: the
-    /// proxy's answer to it (400, 431, 501 or 505), then the connection closes.
+    /// A request the decoder could not read (told only once the answers before it are written):
+    /// the proxy's answer to it (400, 431, 501 or 505), then the connection closes.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let failure = decoder.failure else {
+        guard let failure = error as? HTTP1RequestError else {
             context.close(promise: nil)
             return
         }

@@ -81,13 +81,11 @@ public final class GatewayServer: Sendable {
                         // An admin connection silent for the idle timeout is closed, as a proxy
                         // connection is: a client that connects and sends nothing holds nothing.
                         try pipeline.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                        // Requests read by the proxy's parser, within its bounds; answers in
-                        // order, one request read at a time.
-                        let decoder = AdminRequestDecoder(maxHeadBytes: maxHeaderBytes)
+                        // Requests read by the proxy's parser, within its bounds, one at a
+                        // time: the next once the last is answered and the socket takes more.
                         try pipeline.addHandler(HTTPResponseEncoder())
-                        try pipeline.addHandler(decoder)
-                        try pipeline.addHandler(HTTPServerPipelineHandler())
-                        try pipeline.addHandler(AdminHandler(admin: admin, decoder: decoder))
+                        try pipeline.addHandler(AdminRequestDecoder(maxHeadBytes: maxHeaderBytes))
+                        try pipeline.addHandler(AdminHandler(admin: admin))
                     }
                 }
                 .bind(host: adminAddress.host, port: adminAddress.port)
