@@ -44,13 +44,7 @@ final class AdminHandler: ChannelInboundHandler {
             return
         }
         let answer = LocalResponse.unreadable(failure)
-        context.write(Self.wrapOutboundOut(.head(answer.head(version: .http1_1, close: true))), promise: nil)
-        var buffer = context.channel.allocator.buffer(capacity: answer.body.utf8.count)
-        buffer.writeString(answer.body)
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
-            context.close(promise: nil)
-        }
+        send(context, answer.head(version: .http1_1, close: true), body: answer.body, keepAlive: false)
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -111,14 +105,23 @@ final class AdminHandler: ChannelInboundHandler {
         headers.add(name: "content-type", value: contentType)
         headers.add(name: "content-length", value: String(body.utf8.count))
         if !request.isKeepAlive { headers.add(name: "connection", value: "close") }
-        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
         // A HEAD's answer says the length of the body a GET would get, and has none.
-        if request.method != .HEAD {
+        send(
+            context,
+            HTTPResponseHead(version: .http1_1, status: status, headers: headers),
+            body: request.method == .HEAD ? nil : body,
+            keepAlive: request.isKeepAlive
+        )
+    }
+
+    /// Writes an answer, then closes the connection unless it is kept alive.
+    private func send(_ context: ChannelHandlerContext, _ head: HTTPResponseHead, body: String?, keepAlive: Bool) {
+        context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
+        if let body {
             var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
             buffer.writeString(body)
             context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
         }
-        let keepAlive = request.isKeepAlive
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }
         }

@@ -14,7 +14,7 @@ import NIOHTTP1
 /// request a read brought, whatever the socket took).
 ///
 /// A request it cannot read is told on as its error (AdminHandler answers it as the proxy would,
-/// and closes), and kept in `failure`; every later byte is dropped. A WebSocket handshake is read
+/// and closes); every later byte is dropped. A WebSocket handshake is read
 /// as a request that closes its connection, since no HTTP follows one.
 final class AdminRequestDecoder: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
@@ -23,7 +23,7 @@ final class AdminRequestDecoder: ChannelDuplexHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private var parser: HTTP1Parser
-    /// The reason the bytes could not be read, kept for the answer.
+    /// Why the bytes could not be read: once set, nothing more is parsed or read.
     private(set) var failure: HTTP1RequestError?
     /// Bytes read after a request's end, parsed once it has been answered.
     private var unparsed: ByteBuffer?
