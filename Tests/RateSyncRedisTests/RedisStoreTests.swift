@@ -359,4 +359,41 @@ final class RedisStoreTests: XCTestCase {
         XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:strict:shared:window"]), "5")
         XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:batched:shared:window"]), "20")
     }
+
+    /// Requests of one tick that check the same token bucket share its key within the call: the
+    /// bucket is read once and written once, and each request is still decided after the ones
+    /// before it. A key holding no number fails only the requests that check it.
+    func testATokenBucketCheckedByManyRequestsOfOneTickIsReadAndWrittenOnce() throws {
+        let store = try makeStore(timeoutMs: 2000)
+        try store.connect().wait()
+        // A token every 100 s: none comes back during the test.
+        let bucket = limiter("hot", .tokenBucket(TokenBucketRule(ratePerSecond: 0.01, burst: 4)))
+        XCTAssertEqual(try redis.cli(["SET", "rate_limit:hot:corrupt:rate", "not a number"]), "OK")
+        let (calls, gets, sets) = (try redis.calls(of: "evalsha") + redis.calls(of: "eval"), try redis.calls(of: "get"), try redis.calls(of: "set"))
+        let loop = group.next()
+        let identities = Array(repeating: "shared", count: 10) + ["other", "corrupt", "corrupt"]
+        let futures = try loop.submit {
+            identities.map { store.check([LimitCheck(limiter: bucket, identifier: $0)], on: loop) }
+        }.wait()
+        let results: [Result<[Decision], any Error>] = futures.map { future in Result { try future.wait() } }
+        XCTAssertEqual(try redis.calls(of: "evalsha") + redis.calls(of: "eval") - calls, 1, "one call for the tick")
+        let shared: [Decision] = try results[0..<10].map { try $0.get()[0] }
+        XCTAssertEqual(shared.map(\.allowed), Array(repeating: true, count: 4) + Array(repeating: false, count: 6))
+        XCTAssertEqual(shared[0..<4].map(\.remaining), [3, 2, 1, 0], "each request sees the ones before it")
+        XCTAssertEqual(try results[10].get()[0].remaining, 3, "another identity has its own bucket")
+        for corrupt in results[11...] {
+            XCTAssertThrowsError(try corrupt.get(), "a key holding no number fails its own requests")
+        }
+        // The shared bucket, the other and the corrupt key (once per request that checks it, as
+        // a failed read is not kept) are read; only the two admitted buckets are written.
+        XCTAssertEqual(try redis.calls(of: "get") - gets, 4)
+        XCTAssertEqual(try redis.calls(of: "set") - sets, 2)
+        // What four calls one after another would have left: rate-sync's last admission time
+        // (the TAT minus one interval), three intervals ahead, kept until the bucket is full.
+        let stored = Double(try redis.cli(["GET", "rate_limit:hot:shared:rate"])) ?? 0
+        XCTAssertEqual(stored, Date().timeIntervalSince1970 + 300, accuracy: 5)
+        let ttl = Int(try redis.cli(["PTTL", "rate_limit:hot:shared:rate"])) ?? -1
+        XCTAssertEqual(Double(ttl), 401_000, accuracy: 5_000)
+        XCTAssertEqual(try redis.cli(["GET", "rate_limit:hot:corrupt:rate"]), "not a number")
+    }
 }

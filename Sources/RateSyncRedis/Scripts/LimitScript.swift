@@ -13,11 +13,16 @@ import RateSync
 ///
 /// One call decides one or more groups (the requests that met in one event-loop tick), in
 /// order; within a group, phase one evaluates every limiter without consuming anything and phase
-/// two, only when all admit, consumes each one's budget. Each group runs under `pcall`: a key
-/// that holds something else (another type, a corrupt value) fails its own group, whose fields
-/// then read allowed = -1, and every other group is decided as usual. Phase one reads every key
-/// with a command of its type, so such a group fails before it writes anything. The reply is all integers (Redis truncates Lua numbers, and
-/// integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five fields per
+/// two, only when all admit, consumes each one's budget. A token bucket that several groups of
+/// a call check (a `global` limiter, or one busy identity) is read once and written once, after
+/// the last group, with what the groups left in turn: each group still sees the ones before it,
+/// and Redis runs two commands for the bucket per call instead of two per group. Each group runs
+/// under `pcall`: a key that holds something else (another type, a corrupt value) fails its own
+/// group, whose fields then read allowed = -1, and every other group is decided as usual. Phase
+/// one reads every key with a command of its type, so such a group fails before it writes
+/// anything (or moves a bucket another group then reads). The reply is all integers (Redis
+/// truncates Lua numbers, and integers cost Lua no formatting): Redis's TIME (seconds,
+/// microseconds), then five fields per
 /// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up). An
 /// admission that waits for its slot (a limiter with `timeout`) reads allowed with its wait in
 /// the retry-after field.
@@ -43,8 +48,12 @@ enum LimitScript {
         local token = ARGV[1]
         local groups = tonumber(ARGV[2])
         local reply = {tonumber(t[1]), tonumber(t[2])}
+        -- token buckets this call has read or moved (key -> stored value, false when absent): a key
+        -- that several groups check is read once, and written once after the last group
+        local tats, intervals, moved = {}, {}, {}
         local function decide(g, size, arg, keyIndex)
-          local fields = {}
+          -- the group's fields go straight into the reply, after `base`
+          local base = #reply
           local commits = {}
           local all = true
           -- the group goes through when its slowest waiting limiter has room: every limiter's
@@ -70,9 +79,18 @@ enum LimitScript {
             local commit = nil
             if kind == 't' then
               -- a: emission interval (s), b: burst
-              local stored = redis.call('GET', key)
+              local stored = tats[key]
+              if stored == nil then
+                local text = redis.call('GET', key)
+                stored = false
+                if text then
+                  stored = tonumber(text)
+                  if not stored then error('not a number: ' .. key) end
+                end
+                tats[key] = stored
+              end
               local tat = now
-              if stored then tat = math.max(tonumber(stored) + a, now) end
+              if stored then tat = math.max(stored + a, now) end
               local new_tat = tat + cost * a
               local allow_at = new_tat - b * a
               limit = b
@@ -138,25 +156,26 @@ enum LimitScript {
             elseif not shadow then
               all = false
             end
-            fields[#fields + 1] = allowed
-            fields[#fields + 1] = limit
-            fields[#fields + 1] = remaining
-            fields[#fields + 1] = math.ceil(retry * 1000000)
-            fields[#fields + 1] = math.ceil(reset * 1000000)
+            reply[#reply + 1] = allowed
+            reply[#reply + 1] = limit
+            reply[#reply + 1] = remaining
+            reply[#reply + 1] = math.ceil(retry * 1000000)
+            reply[#reply + 1] = math.ceil(reset * 1000000)
           end
           local wait_us = math.ceil(group_wait * 1000000)
           local at = now + wait_us / 1000000
           if all and wait_us > 0 then
             -- an admission that waits says so in its retry field (its group's wait)
             for i = 1, size do
-              if fields[i * 5 - 4] == 1 then fields[i * 5 - 1] = wait_us end
+              if reply[base + i * 5 - 4] == 1 then reply[base + i * 5 - 1] = wait_us end
             end
           end
           if all then
             for i, c in ipairs(commits) do
               if c[1] == 't' then
                 local new_tat = math.max(c[3], at + c[4])
-                redis.call('SET', c[2], string.format('%.6f', new_tat - c[5]), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
+                if not intervals[c[2]] then moved[#moved + 1] = c[2] end
+                tats[c[2]], intervals[c[2]] = new_tat - c[5], c[5]
               elseif c[1] == 's' then
                 local member
                 if wait_us > 0 then
@@ -188,16 +207,15 @@ enum LimitScript {
               end
             end
           end
-          return fields
         end
         local arg = 2 + groups
         local keyIndex = 0
         for g = 1, groups do
           local size = tonumber(ARGV[2 + g])
-          local ok, fields = pcall(decide, g, size, arg, keyIndex)
-          if ok then
-            for _, field in ipairs(fields) do reply[#reply + 1] = field end
-          else
+          local base = #reply
+          if not pcall(decide, g, size, arg, keyIndex) then
+            -- what the group wrote before it failed gives way to its failure
+            for i = #reply, base + 1, -1 do reply[i] = nil end
             for i = 1, size do
               reply[#reply + 1] = -1
               reply[#reply + 1] = 0
@@ -208,6 +226,10 @@ enum LimitScript {
           end
           arg = arg + size * 9
           keyIndex = keyIndex + size * 3
+        end
+        for _, key in ipairs(moved) do
+          local stored = tats[key]
+          redis.call('SET', key, string.format('%.6f', stored), 'PX', math.ceil((stored + intervals[key] - now) * 1000) + 1000)
         end
         return reply
         """
