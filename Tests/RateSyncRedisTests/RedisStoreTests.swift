@@ -47,6 +47,13 @@ final class RedisStoreTests: XCTestCase {
         try store.check(checks, on: group.next()).wait()
     }
 
+    /// Each request's checks, all issued in one event-loop tick (so they share a script call).
+    private func decideInOneTick(_ store: RedisStore, _ requests: [[LimitCheck]]) throws -> [Result<[Decision], any Error>] {
+        let loop = group.next()
+        let futures = try loop.submit { requests.map { store.check($0, on: loop) } }.wait()
+        return futures.map { future in Result { try future.wait() } }
+    }
+
     func testScriptNamesMatchRedisOwnSHA1() throws {
         XCTAssertEqual(try redis.cli(["SCRIPT", "LOAD", LimitScript.source]), SHA1.hex(LimitScript.source))
         XCTAssertEqual(SHA1.hex(""), "da39a3ee5e6b4b0d3255bfef95601890afd80709")
@@ -370,12 +377,8 @@ final class RedisStoreTests: XCTestCase {
         let bucket = limiter("hot", .tokenBucket(TokenBucketRule(ratePerSecond: 0.01, burst: 4)))
         XCTAssertEqual(try redis.cli(["SET", "rate_limit:hot:corrupt:rate", "not a number"]), "OK")
         let (calls, gets, sets) = (try redis.calls(of: "evalsha") + redis.calls(of: "eval"), try redis.calls(of: "get"), try redis.calls(of: "set"))
-        let loop = group.next()
         let identities = Array(repeating: "shared", count: 10) + ["other", "corrupt", "corrupt"]
-        let futures = try loop.submit {
-            identities.map { store.check([LimitCheck(limiter: bucket, identifier: $0)], on: loop) }
-        }.wait()
-        let results: [Result<[Decision], any Error>] = futures.map { future in Result { try future.wait() } }
+        let results = try decideInOneTick(store, identities.map { [LimitCheck(limiter: bucket, identifier: $0)] })
         XCTAssertEqual(try redis.calls(of: "evalsha") + redis.calls(of: "eval") - calls, 1, "one call for the tick")
         let shared: [Decision] = try results[0..<10].map { try $0.get()[0] }
         XCTAssertEqual(shared.map(\.allowed), Array(repeating: true, count: 4) + Array(repeating: false, count: 6))
@@ -395,5 +398,32 @@ final class RedisStoreTests: XCTestCase {
         let ttl = Int(try redis.cli(["PTTL", "rate_limit:hot:shared:rate"])) ?? -1
         XCTAssertEqual(Double(ttl), 401_000, accuracy: 5_000)
         XCTAssertEqual(try redis.cli(["GET", "rate_limit:hot:corrupt:rate"]), "not a number")
+    }
+
+    /// The same for a sliding window: pruned and counted once per call, its lifetime set once,
+    /// one member added per admission, each request decided after the ones before it.
+    func testASlidingWindowCheckedByManyRequestsOfOneTickIsPrunedAndCountedOnce() throws {
+        let store = try makeStore(timeoutMs: 2000)
+        try store.connect().wait()
+        let window = limiter("busy", .slidingWindow(SlidingWindowRule(limit: 5, windowSeconds: 100)))
+        XCTAssertEqual(try redis.cli(["SET", "rate_limit:busy:foreign:window", "not a sorted set"]), "OK")
+        let commands = ["zremrangebyscore", "zcard", "zadd", "expire"]
+        let before = try commands.map { try redis.calls(of: $0) }
+        let identities = Array(repeating: "shared", count: 8) + ["other", "foreign", "foreign"]
+        let results = try decideInOneTick(store, identities.map { [LimitCheck(limiter: window, identifier: $0)] })
+        let shared: [Decision] = try results[0..<8].map { try $0.get()[0] }
+        XCTAssertEqual(shared.map(\.allowed), Array(repeating: true, count: 5) + Array(repeating: false, count: 3))
+        XCTAssertEqual(shared[0..<5].map(\.remaining), [4, 3, 2, 1, 0], "each request sees the ones before it")
+        XCTAssertEqual(try results[8].get()[0].remaining, 4, "another identity has its own window")
+        for foreign in results[9...] {
+            XCTAssertThrowsError(try foreign.get(), "a key of another type fails its own requests")
+        }
+        let counts = try zip(commands, before).map { try redis.calls(of: $0) - $1 }
+        // Pruned and counted: the shared window, the other, and the foreign key once per
+        // request (its prune fails); a member per admission; a lifetime per window added to.
+        XCTAssertEqual(counts, [4, 2, 6, 2], "calls of \(commands)")
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:busy:shared:window"]), "5")
+        let ttl = Int(try redis.cli(["TTL", "rate_limit:busy:shared:window"])) ?? -1
+        XCTAssertTrue((155...160).contains(ttl), "the window and 60 s, got \(ttl)")
     }
 }

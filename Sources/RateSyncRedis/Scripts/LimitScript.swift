@@ -11,21 +11,21 @@ import RateSync
 ///                                                 score = Unix seconds, TTL window + 60
 ///   `<prefix>:<limiter>:<identifier>:concurrent`  max_concurrent: requests in flight
 ///
-/// One call decides one or more groups (the requests that met in one event-loop tick), in
-/// order; within a group, phase one evaluates every limiter without consuming anything and phase
-/// two, only when all admit, consumes each one's budget. A token bucket that several groups of
-/// a call check (a `global` limiter, or one busy identity) is read once and written once, after
-/// the last group, with what the groups left in turn: each group still sees the ones before it,
-/// and Redis runs two commands for the bucket per call instead of two per group. Each group runs
+/// One call decides one or more groups (the requests that met in one event-loop tick), in order;
+/// within a group, phase one evaluates every limiter without consuming anything and phase two, only
+/// when all admit, consumes each one's budget. A key that several groups of a call check (a
+/// `global` limiter, or one busy identity) is read once: a token bucket is written once, after the
+/// last group, with what the groups left in turn; a sliding window is pruned and counted once, gets
+/// a member per admission and its lifetime once. Each group still sees the ones before it, and
+/// Redis runs two or three commands for the key per call instead of per group. Each group runs
 /// under `pcall`: a key that holds something else (another type, a corrupt value) fails its own
-/// group, whose fields then read allowed = -1, and every other group is decided as usual. Phase
-/// one reads every key with a command of its type, so such a group fails before it writes
-/// anything (or moves a bucket another group then reads). The reply is all integers (Redis
-/// truncates Lua numbers, and integers cost Lua no formatting): Redis's TIME (seconds,
-/// microseconds), then five fields per
-/// limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded up). An
-/// admission that waits for its slot (a limiter with `timeout`) reads allowed with its wait in
-/// the retry-after field.
+/// group, whose fields then read allowed = -1, and every other group is decided as usual. Phase one
+/// reads every key with a command of its type, so such a group fails before it writes anything (or
+/// moves a key another group then reads). The reply is all integers (Redis truncates Lua
+/// numbers, and integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five
+/// fields per limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded
+/// up). An admission that waits for its slot (a limiter with `timeout`) reads allowed with its wait
+/// in the retry-after field.
 ///
 /// Waiting: a check may wait up to its `maxWait` seconds for room (a shadow never waits). A group
 /// whose checks all admit, some of them only after a wait, goes through after the longest wait
@@ -51,6 +51,9 @@ enum LimitScript {
         -- token buckets this call has read or moved (key -> stored value, false when absent): a key
         -- that several groups check is read once, and written once after the last group
         local tats, intervals, moved = {}, {}, {}
+        -- sliding windows this call has pruned (key -> members), and how long each one it added to
+        -- must live: pruned and counted once, their lifetime set once after the last group
+        local counts, lives, grown = {}, {}, {}
         local function decide(g, size, arg, keyIndex)
           -- the group's fields go straight into the reply, after `base`
           local base = #reply
@@ -107,8 +110,12 @@ enum LimitScript {
               end
             elseif kind == 's' then
               -- a: limit, b: window (s)
-              redis.call('ZREMRANGEBYSCORE', key, '-inf', now - b)
-              local used = redis.call('ZCARD', key)
+              local used = counts[key]
+              if not used then
+                redis.call('ZREMRANGEBYSCORE', key, '-inf', now - b)
+                used = redis.call('ZCARD', key)
+                counts[key] = used
+              end
               limit = a
               if used + cost <= a then
                 remaining, reset = a - used - cost, b
@@ -198,7 +205,9 @@ enum LimitScript {
                     unit = unit + 500
                   end
                 end
-                redis.call('EXPIRE', c[2], math.ceil(c[3] + wait_us / 1000000) + 60)
+                counts[c[2]] = counts[c[2]] + c[4]
+                if not lives[c[2]] then grown[#grown + 1] = c[2] end
+                lives[c[2]] = math.max(lives[c[2]] or 0, math.ceil(c[3] + wait_us / 1000000) + 60)
               else
                 redis.call('INCR', c[2])
                 redis.call('EXPIRE', c[2], 3600)
@@ -231,6 +240,7 @@ enum LimitScript {
           local stored = tats[key]
           redis.call('SET', key, string.format('%.6f', stored), 'PX', math.ceil((stored + intervals[key] - now) * 1000) + 1000)
         end
+        for _, key in ipairs(grown) do redis.call('EXPIRE', key, lives[key]) end
         return reply
         """
 
