@@ -426,4 +426,38 @@ final class RedisStoreTests: XCTestCase {
         let ttl = Int(try redis.cli(["TTL", "rate_limit:busy:shared:window"])) ?? -1
         XCTAssertTrue((155...160).contains(ttl), "the window and 60 s, got \(ttl)")
     }
+
+    /// The same for concurrency slots: the counter is reclaimed and read once per call (here two
+    /// slots of a gateway that died are reclaimed first), each slot taken raises it and adds its
+    /// lease, and both lifetimes are set once. A counter INCR refuses fails only its own requests.
+    func testConcurrencySlotsCheckedByManyRequestsOfOneTickAreReadOnce() throws {
+        let store = try makeStore(timeoutMs: 2000)
+        try store.connect().wait()
+        let slots = limiter("pool", .tokenBucket(nil), maxConcurrent: 3)
+        let past = String(Date().timeIntervalSince1970 - 10)
+        try redis.cli(["SET", "rate_limit:pool:shared:concurrent", "2"])
+        try redis.cli(["ZADD", "rate_limit:pool:shared:leases", past, "dead:1", past, "dead:2"])
+        try redis.cli(["SET", "rate_limit:pool:odd:concurrent", "1.5"])
+        let commands = ["zcount", "get", "incr", "zadd", "expire"]
+        let before = try commands.map { try redis.calls(of: $0) }
+        let identities = Array(repeating: "shared", count: 5) + ["other", "odd", "odd"]
+        let results = try decideInOneTick(store, identities.map { [LimitCheck(limiter: slots, identifier: $0)] })
+        let shared: [Decision] = try results[0..<5].map { try $0.get()[0] }
+        XCTAssertEqual(shared.map(\.allowed), [true, true, true, false, false], "the dead gateway's slots reclaimed")
+        XCTAssertEqual(shared[0..<3].map(\.remaining), [2, 1, 0], "each request sees the ones before it")
+        XCTAssertEqual(try results[5].get()[0].remaining, 2, "another identity has its own slots")
+        for odd in results[6...] {
+            XCTAssertThrowsError(try odd.get(), "a counter that is no integer fails its own requests")
+        }
+        let counts = try zip(commands, before).map { try redis.calls(of: $0) - $1 }
+        // Read: the shared counter twice (to reclaim, then to count), the other and the odd one
+        // once each; raised and leased per slot taken (the odd one's raises refused, so its
+        // requests fail and take no lease); two lifetimes per counter raised.
+        XCTAssertEqual(counts, [3, 4, 6, 4, 4], "calls of \(commands)")
+        XCTAssertEqual(try redis.cli(["GET", "rate_limit:pool:shared:concurrent"]), "3")
+        XCTAssertEqual(try redis.cli(["ZCARD", "rate_limit:pool:shared:leases"]), "3")
+        XCTAssertEqual(try redis.cli(["GET", "rate_limit:pool:odd:concurrent"]), "1.5")
+        let ttl = Int(try redis.cli(["TTL", "rate_limit:pool:shared:concurrent"])) ?? -1
+        XCTAssertTrue((3590...3600).contains(ttl), "an hour, got \(ttl)")
+    }
 }

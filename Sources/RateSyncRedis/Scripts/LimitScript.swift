@@ -16,16 +16,17 @@ import RateSync
 /// when all admit, consumes each one's budget. A key that several groups of a call check (a
 /// `global` limiter, or one busy identity) is read once: a token bucket is written once, after the
 /// last group, with what the groups left in turn; a sliding window is pruned and counted once, gets
-/// a member per admission and its lifetime once. Each group still sees the ones before it, and
-/// Redis runs two or three commands for the key per call instead of per group. Each group runs
-/// under `pcall`: a key that holds something else (another type, a corrupt value) fails its own
-/// group, whose fields then read allowed = -1, and every other group is decided as usual. Phase one
-/// reads every key with a command of its type, so such a group fails before it writes anything (or
-/// moves a key another group then reads). The reply is all integers (Redis truncates Lua
-/// numbers, and integers cost Lua no formatting): Redis's TIME (seconds, microseconds), then five
-/// fields per limiter (allowed, limit, remaining, retry-after and reset in microseconds, rounded
-/// up). An admission that waits for its slot (a limiter with `timeout`) reads allowed with its wait
-/// in the retry-after field.
+/// a member per admission and its lifetime once; a concurrency counter is reclaimed and read once,
+/// and its lifetime and its leases' set once (each slot taken still raises it and adds its lease).
+/// Each group still sees the ones before it, and Redis runs two to four commands for the key per
+/// call instead of per group. Each group runs under `pcall`: a key that holds something else
+/// (another type, a corrupt value) fails its own group, whose fields then read allowed = -1, and
+/// every other group is decided as usual. Phase one reads every key with a command of its type, so
+/// such a group fails before it writes anything (or moves a key another group then reads). The
+/// reply is all integers (Redis truncates Lua numbers, and integers cost Lua no formatting):
+/// Redis's TIME (seconds, microseconds), then five fields per limiter (allowed, limit, remaining,
+/// retry-after and reset in microseconds, rounded up). An admission that waits for its slot (a
+/// limiter with `timeout`) reads allowed with its wait in the retry-after field.
 ///
 /// Waiting: a check may wait up to its `maxWait` seconds for room (a shadow never waits). A group
 /// whose checks all admit, some of them only after a wait, goes through after the longest wait
@@ -54,6 +55,9 @@ enum LimitScript {
         -- sliding windows this call has pruned (key -> members), and how long each one it added to
         -- must live: pruned and counted once, their lifetime set once after the last group
         local counts, lives, grown = {}, {}, {}
+        -- concurrency counters this call has read (key -> requests in flight), and those it raised
+        -- (key -> its leases): reclaimed and read once, their lifetimes set once after the last group
+        local flights, raised, raisedOrder = {}, {}, {}
         local function decide(g, size, arg, keyIndex)
           -- the group's fields go straight into the reply, after `base`
           local base = #reply
@@ -141,14 +145,18 @@ enum LimitScript {
             end
             local take_slot = false
             if cap > 0 then
-              -- slots whose leases ran out belong to a gateway that died holding them
-              local expired = redis.call('ZCOUNT', leases, '-inf', now)
-              if expired > 0 then
-                redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
-                local held = tonumber(redis.call('GET', slots) or '0')
-                if math.min(held, expired) > 0 then redis.call('DECRBY', slots, math.min(held, expired)) end
+              local in_flight = flights[slots]
+              if not in_flight then
+                -- slots whose leases ran out belong to a gateway that died holding them
+                local expired = redis.call('ZCOUNT', leases, '-inf', now)
+                if expired > 0 then
+                  redis.call('ZREMRANGEBYSCORE', leases, '-inf', now)
+                  local held = tonumber(redis.call('GET', slots) or '0')
+                  if math.min(held, expired) > 0 then redis.call('DECRBY', slots, math.min(held, expired)) end
+                end
+                in_flight = tonumber(redis.call('GET', slots) or '0')
+                flights[slots] = in_flight
               end
-              local in_flight = tonumber(redis.call('GET', slots) or '0')
               if in_flight >= cap then
                 allowed, limit, remaining, retry, reset = 0, cap, 0, 1, 1
               else
@@ -210,9 +218,12 @@ enum LimitScript {
                 lives[c[2]] = math.max(lives[c[2]] or 0, math.ceil(c[3] + wait_us / 1000000) + 60)
               else
                 redis.call('INCR', c[2])
-                redis.call('EXPIRE', c[2], 3600)
                 redis.call('ZADD', c[3], now + c[4], c[5])
-                redis.call('EXPIRE', c[3], 3600)
+                flights[c[2]] = flights[c[2]] + 1
+                if not raised[c[2]] then
+                  raised[c[2]] = c[3]
+                  raisedOrder[#raisedOrder + 1] = c[2]
+                end
               end
             end
           end
@@ -241,6 +252,10 @@ enum LimitScript {
           redis.call('SET', key, string.format('%.6f', stored), 'PX', math.ceil((stored + intervals[key] - now) * 1000) + 1000)
         end
         for _, key in ipairs(grown) do redis.call('EXPIRE', key, lives[key]) end
+        for _, counter in ipairs(raisedOrder) do
+          redis.call('EXPIRE', counter, 3600)
+          redis.call('EXPIRE', raised[counter], 3600)
+        end
         return reply
         """
 
