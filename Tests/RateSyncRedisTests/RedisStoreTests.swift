@@ -349,16 +349,11 @@ final class RedisStoreTests: XCTestCase {
         let window = limiter("batched", .slidingWindow(SlidingWindowRule(limit: 20, windowSeconds: 300)))
         let strict = limiter("strict", .slidingWindow(SlidingWindowRule(limit: 5, windowSeconds: 300)))
         let before = try redis.calls(of: "evalsha") + redis.calls(of: "eval")
-        let loop = group.next()
         // Fifty requests issued in one event-loop tick; every second one also has the strict limiter.
-        let futures = try loop.submit {
-            (0..<50).map { index -> EventLoopFuture<[Decision]> in
-                var checks = [LimitCheck(limiter: window, identifier: "shared")]
-                if index % 2 == 1 { checks.append(LimitCheck(limiter: strict, identifier: "shared")) }
-                return store.check(checks, on: loop)
-            }
-        }.wait()
-        let decisions = try futures.map { try $0.wait() }
+        let requests = (0..<50).map { index in
+            [LimitCheck(limiter: window, identifier: "shared")] + (index % 2 == 1 ? [LimitCheck(limiter: strict, identifier: "shared")] : [])
+        }
+        let decisions = try decideInOneTick(store, requests).map { try $0.get() }
         XCTAssertEqual(try redis.calls(of: "evalsha") + redis.calls(of: "eval") - before, 1, "one call for the tick")
         let admitted = decisions.filter { $0.allSatisfy(\.allowed) }.count
         XCTAssertEqual(admitted, 20, "exactly the window's limit")

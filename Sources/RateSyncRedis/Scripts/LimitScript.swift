@@ -58,9 +58,8 @@ enum LimitScript {
         -- concurrency counters this call has read (key -> requests in flight), and those it raised
         -- (key -> its leases): reclaimed and read once, their lifetimes set once after the last group
         local flights, raised, raisedOrder = {}, {}, {}
-        local function decide(g, size, arg, keyIndex)
-          -- the group's fields go straight into the reply, after `base`
-          local base = #reply
+        -- the group's fields go straight into the reply, after `base`
+        local function decide(g, size, arg, keyIndex, base)
           local commits = {}
           local all = true
           -- the group goes through when its slowest waiting limiter has room: every limiter's
@@ -233,7 +232,7 @@ enum LimitScript {
         for g = 1, groups do
           local size = tonumber(ARGV[2 + g])
           local base = #reply
-          if not pcall(decide, g, size, arg, keyIndex) then
+          if not pcall(decide, g, size, arg, keyIndex, base) then
             -- what the group wrote before it failed gives way to its failure
             for i = #reply, base + 1, -1 do reply[i] = nil end
             for i = 1, size do
