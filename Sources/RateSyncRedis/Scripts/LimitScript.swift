@@ -49,15 +49,16 @@ enum LimitScript {
         local token = ARGV[1]
         local groups = tonumber(ARGV[2])
         local reply = {tonumber(t[1]), tonumber(t[2])}
-        -- token buckets this call has read or moved (key -> stored value, false when absent): a key
-        -- that several groups check is read once, and written once after the last group
-        local tats, intervals, moved = {}, {}, {}
+        -- token buckets this call has read or moved (key -> stored value, false when absent), and
+        -- the interval of each one it moved: a key that several groups check is read once, and
+        -- written once after the last group (the keys of `intervals` are the ones to write)
+        local tats, intervals = {}, {}
         -- sliding windows this call has pruned (key -> members), and how long each one it added to
         -- must live: pruned and counted once, their lifetime set once after the last group
-        local counts, lives, grown = {}, {}, {}
+        local counts, lives = {}, {}
         -- concurrency counters this call has read (key -> requests in flight), and those it raised
         -- (key -> its leases): reclaimed and read once, their lifetimes set once after the last group
-        local flights, raised, raisedOrder = {}, {}, {}
+        local flights, raised = {}, {}
         -- the group's fields go straight into the reply, after `base`
         local function decide(g, size, arg, keyIndex, base)
           local commits = {}
@@ -188,7 +189,6 @@ enum LimitScript {
             for i, c in ipairs(commits) do
               if c[1] == 't' then
                 local new_tat = math.max(c[3], at + c[4])
-                if not intervals[c[2]] then moved[#moved + 1] = c[2] end
                 tats[c[2]], intervals[c[2]] = new_tat - c[5], c[5]
               elseif c[1] == 's' then
                 local member
@@ -213,16 +213,12 @@ enum LimitScript {
                   end
                 end
                 counts[c[2]] = counts[c[2]] + c[4]
-                if not lives[c[2]] then grown[#grown + 1] = c[2] end
                 lives[c[2]] = math.max(lives[c[2]] or 0, math.ceil(c[3] + wait_us / 1000000) + 60)
               else
                 redis.call('INCR', c[2])
                 redis.call('ZADD', c[3], now + c[4], c[5])
                 flights[c[2]] = flights[c[2]] + 1
-                if not raised[c[2]] then
-                  raised[c[2]] = c[3]
-                  raisedOrder[#raisedOrder + 1] = c[2]
-                end
+                raised[c[2]] = c[3]
               end
             end
           end
@@ -246,14 +242,15 @@ enum LimitScript {
           arg = arg + size * 9
           keyIndex = keyIndex + size * 3
         end
-        for _, key in ipairs(moved) do
+        -- distinct keys, so the order these run in changes nothing
+        for key, interval in pairs(intervals) do
           local stored = tats[key]
-          redis.call('SET', key, string.format('%.6f', stored), 'PX', math.ceil((stored + intervals[key] - now) * 1000) + 1000)
+          redis.call('SET', key, string.format('%.6f', stored), 'PX', math.ceil((stored + interval - now) * 1000) + 1000)
         end
-        for _, key in ipairs(grown) do redis.call('EXPIRE', key, lives[key]) end
-        for _, counter in ipairs(raisedOrder) do
+        for key, life in pairs(lives) do redis.call('EXPIRE', key, life) end
+        for counter, leases in pairs(raised) do
           redis.call('EXPIRE', counter, 3600)
-          redis.call('EXPIRE', raised[counter], 3600)
+          redis.call('EXPIRE', leases, 3600)
         end
         return reply
         """
