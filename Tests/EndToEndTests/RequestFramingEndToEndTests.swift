@@ -359,7 +359,9 @@ final class RequestFramingEndToEndTests: XCTestCase {
             "GET http://user@admin.example/ HTTP/1.1\r\nHost: a\r\n", "GET / HTTP/1.1\r\nHost: a:65536\r\n",
             // A name with an empty label: read as admin.example by an upstream that trims dots.
             "GET / HTTP/1.1\r\nHost: admin.example..\r\n", "GET http://admin..example/ HTTP/1.1\r\nHost: a\r\n",
-            "GET / HTTP/1.1\r\nHost: ADMIN.Example..:80\r\n", "GET / HTTP/1.1\r\nHost: \t admin.example.. \t\r\n"]
+            "GET / HTTP/1.1\r\nHost: ADMIN.Example..:80\r\n", "GET / HTTP/1.1\r\nHost: \t admin.example.. \t\r\n",
+            // An escaped name: read as admin.example by an upstream whose URL parser decodes it.
+            "GET / HTTP/1.1\r\nHost: admin%2Eexample\r\n", "GET http://%61dmin.example/ HTTP/1.1\r\nHost: a\r\n"]
         {
             XCTAssertEqual(statuses(try exchange(harness, head + "\r\n")), [400], head.debugDescription)
         }
@@ -417,6 +419,21 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(names.filter { $0.contains("_") }, ["x_custom"], "\(headers)")
         XCTAssertEqual(headers.first { $0[0].lowercased() == "x-forwarded-for" }?[1], "127.0.0.1")
         XCTAssertEqual(headers.first { $0[0] == "X-API-Key" }?[1], "mine", "the identity's own field goes on")
+    }
+
+    /// HTTP/2's `:authority` is held to the Host rules: an escaped or empty-labelled name is
+    /// answered 400 on its stream and reaches no upstream; a plain one is served.
+    func testHTTP2AuthorityFollowsTheHostRules() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        for authority in ["admin%2eexample", "%61dmin.example:80", "admin.example.."] {
+            let result = try runProgram("/usr/bin/env", ["python3", interopScript("h2_fields.py"), String(harness.proxyPort), "/escaped", ":authority:\(authority)"], stdoutOnly: true)
+            XCTAssertEqual(result.output, "status=400\n", authority)
+        }
+        let plain = try runProgram("/usr/bin/env", ["python3", interopScript("h2_fields.py"), String(harness.proxyPort), "/plain", ":authority:Admin.Example"], stdoutOnly: true)
+        XCTAssertEqual(plain.output, "status=200\n")
+        try waitForRecorded(1)
+        XCTAssertEqual(try recorded().map { $0["target"] as? String }, ["/plain"])
     }
 
     /// A browser sends each cookie as a field of its own over HTTP/2; an HTTP/1.1 upstream reads

@@ -144,6 +144,25 @@ final class GatewayConfigTests: XCTestCase {
         XCTAssertEqual(loaded.gateway.upstreams["app"]?.basePath, "/base")
     }
 
+    /// A route's `host` is compared with a request's host without its port or trailing dot, and
+    /// requests naming no valid host are refused: a host no request can match is a mistake.
+    func testRouteHostsMustBeMatchable() throws {
+        func load(_ host: String) throws -> String? {
+            let gateway = try write("gateway.toml", "[upstreams.app]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\nname = \"r\"\nhost = \"\(host)\"\nupstream = \"app\"\n")
+            _ = try write("rate-sync.toml", Self.memoryRateSync)
+            return try LoadedConfig.load(gatewayPath: gateway, environment: [:]).gateway.routes[0].host
+        }
+        XCTAssertEqual(try load("Admin.Example."), "admin.example")
+        XCTAssertEqual(try load("[::1]"), "[::1]")
+        XCTAssertEqual(try load("10.0.0.1"), "10.0.0.1")
+        for bad in ["admin.example:8080", "admin%2eexample", "admin..example", "", "a b", "[::1]:80", "a:"] {
+            XCTAssertThrowsError(try load(bad), bad) { error in
+                let message = (error as? ConfigError)?.problems.first?.description ?? ""
+                XCTAssertTrue(message.hasSuffix("routes[0].host: expected a host name or address without a port, such as api.example.com, found \"\(bad.lowercased())\""), message)
+            }
+        }
+    }
+
     func testIdentityShadowCostAndLocalDegradeSettings() throws {
         let gateway = try write(
             "gateway.toml",

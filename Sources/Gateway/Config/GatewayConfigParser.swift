@@ -380,7 +380,17 @@ enum GatewayConfigParser {
         if let methods, methods.isEmpty {
             table.report("methods", "expected at least one method, or no methods key to match all")
         }
-        let host = table.string("host").map { $0.lowercased() }
+        var host = table.string("host").map { $0.lowercased() }
+        if let text = host {
+            // Matched against a request's host without its port or trailing dot: a host that
+            // keeps either, or that no request may name (400), would match nothing.
+            let bare = Router.hostWithoutPort(text)
+            if RequestAuthority.isValid(Substring(text)), bare == text || bare + "." == text {
+                host = bare
+            } else {
+                table.report("host", "expected a host name or address without a port, such as api.example.com, found \"\(text)\"")
+            }
+        }
         let upstream = table.string("upstream", required: true)
         if let upstream, !upstreams.contains(upstream) {
             let known = upstreams.sorted().joined(separator: ", ")

@@ -33,7 +33,9 @@ struct ASCIIByteSet {
     /// `tchar` (RFC 9110, 5.6.2): letters, digits and ``!#$%&'*+-.^_`|~``.
     static let token = ASCIIByteSet(low: 0x03FF_6CFA_0000_0000, high: 0x57FF_FFFF_C7FF_FFFE)
 
-    /// A registered name's bytes in an authority (RFC 3986, 3.2.2): letters, digits, `-._~`,
-    /// `%` (of an escape) and the sub-delims `!$&'()*+,;=`.
-    static let registeredName = ASCIIByteSet(low: 0x2BFF_7FF2_0000_0000, high: 0x47FF_FFFE_87FF_FFFE)
+    /// A registered name's bytes in an authority (RFC 3986, 3.2.2): letters, digits, `-._~` and
+    /// the sub-delims `!$&'()*+,;=`. Not `%`: RFC 3986 allows escapes in a name, but a WHATWG URL
+    /// parser (Node's `new URL`, for one) decodes them, so `admin%2eexample` would name, to such an
+    /// upstream, the `admin.example` that the router, matching names as sent, did not see.
+    static let registeredName = ASCIIByteSet(low: 0x2BFF_7FD2_0000_0000, high: 0x47FF_FFFE_87FF_FFFE)
 }

@@ -26,7 +26,7 @@ enum RequestAuthority {
         return .success(fields.host)
     }
 
-    /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, %-escapes;
+    /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, no %-escapes;
     /// labels between single dots, perhaps one trailing dot), an IPv4 address, or an IPv6
     /// literal in brackets; a port of up to five digits, at most 65535 (a larger one names no
     /// TCP port, and upstreams that parse the authority, such as Python's `urllib`, fail on it).
