@@ -361,7 +361,10 @@ final class RequestFramingEndToEndTests: XCTestCase {
             "GET / HTTP/1.1\r\nHost: admin.example..\r\n", "GET http://admin..example/ HTTP/1.1\r\nHost: a\r\n",
             "GET / HTTP/1.1\r\nHost: ADMIN.Example..:80\r\n", "GET / HTTP/1.1\r\nHost: \t admin.example.. \t\r\n",
             // An escaped name: read as admin.example by an upstream whose URL parser decodes it.
-            "GET / HTTP/1.1\r\nHost: admin%2Eexample\r\n", "GET http://%61dmin.example/ HTTP/1.1\r\nHost: a\r\n"]
+            "GET / HTTP/1.1\r\nHost: admin%2Eexample\r\n", "GET http://%61dmin.example/ HTTP/1.1\r\nHost: a\r\n",
+            // An IPv4 address spelled as such a parser reads as another (127.0.0.1, 8.0.0.1).
+            "GET / HTTP/1.1\r\nHost: 127.1\r\n", "GET / HTTP/1.1\r\nHost: 0x7f.0.0.1:80\r\n", "GET / HTTP/1.1\r\nHost: 010.0.0.1\r\n",
+            "GET / HTTP/1.1\r\nHost: [1::2::3]\r\n"]
         {
             XCTAssertEqual(statuses(try exchange(harness, head + "\r\n")), [400], head.debugDescription)
         }

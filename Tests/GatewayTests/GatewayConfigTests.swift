@@ -155,7 +155,8 @@ final class GatewayConfigTests: XCTestCase {
         XCTAssertEqual(try load("Admin.Example."), "admin.example")
         XCTAssertEqual(try load("[::1]"), "[::1]")
         XCTAssertEqual(try load("10.0.0.1"), "10.0.0.1")
-        for bad in ["admin.example:8080", "admin%2eexample", "admin..example", "", "a b", "[::1]:80", "a:"] {
+        XCTAssertEqual(try load("[0:0::1]"), "[::1]")
+        for bad in ["admin.example:8080", "admin%2eexample", "admin..example", "", "a b", "[::1]:80", "a:", "127.1", "[1::2::3]"] {
             XCTAssertThrowsError(try load(bad), bad) { error in
                 let message = (error as? ConfigError)?.problems.first?.description ?? ""
                 XCTAssertTrue(message.hasSuffix("routes[0].host: expected a host name or address without a port, such as api.example.com, found \"\(bad.lowercased())\""), message)

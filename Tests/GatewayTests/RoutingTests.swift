@@ -78,10 +78,14 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(resolve(.http1_0, [], targetAuthority: nil), .success(nil))
         XCTAssertEqual(resolve(HTTPVersion(major: 2, minor: 0), [], targetAuthority: nil), .failure(.missingHost))
         XCTAssertEqual(resolve(.http1_1, ["a", "a"], targetAuthority: nil), .failure(.repeatedHost))
-        for bad in ["", "a b", "a/b", "a@b", "a:port", "a:123456", "a:65536", "a:99999", "[::1", "[zz]", "a\\b", "a:1:2", "[]", "[]:80", "[::1]x", ":80", "a:8 0", ".", "..", ".a", "a..", "a..b", "a..:80", "admin.example..", "10..0.1", "admin%2eexample", "%41", "a%"] {
+        for bad in ["", "a b", "a/b", "a@b", "a:port", "a:123456", "a:65536", "a:99999", "[::1", "[zz]", "a\\b", "a:1:2", "[]", "[]:80", "[::1]x", ":80", "a:8 0", ".", "..", ".a", "a..", "a..b", "a..:80", "admin.example..", "10..0.1", "admin%2eexample", "%41", "a%",
+            // Read by a WHATWG URL parser as an IPv4 address other than as sent.
+            "127.1", "0x7f.0.0.1", "0X7F.0.0.1", "2130706433", "017700000001", "010.0.0.1", "1.2.3.256", "1.2.3.4.5",
+            "a.0x10", "a.08", "0x", "[:::]", "[1::2::3]", "[::1.2.3]", "[12345::]"] {
             XCTAssertEqual(resolve(.http1_1, [bad], targetAuthority: nil), .failure(.invalidHost), bad)
         }
-        for good in ["a", "A.Example.", "10.0.0.1:80", "[::1]:8443", "xn--bcher-kva.example", "a:", "[::1]", "a~b_c!$&'()*+,;=:65535", "a.:80", "[::1.2.3.4]"] {
+        for good in ["a", "A.Example.", "10.0.0.1:80", "[::1]:8443", "xn--bcher-kva.example", "a:", "[::1]", "a~b_c!$&'()*+,;=:65535", "a.:80", "[::1.2.3.4]", "1.2.3.4.", "0.0.0.0", "255.255.255.255:80",
+            "1e3", "a.0a", "a.0xg", "8.example", "[0:0::1]", "1.2.3.4.:80"] {
             XCTAssertEqual(resolve(.http1_1, [good], targetAuthority: nil), .success(good), good)
         }
         // HTTP/2's :authority arrives as Host and is held to the same rule.
@@ -115,6 +119,12 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(router.match(path: "/", method: "GET", host: "admin.example.com."), 1, "a trailing dot is ignored")
         XCTAssertEqual(router.match(path: "/", method: "GET", host: "admin.example.com.:443"), 1)
         XCTAssertEqual(router.match(path: "/", method: "GET", host: nil), 2)
+        // An IPv6 address is matched by its one spelling, whichever the route or request used.
+        let byAddress = Router(routes: [route("loopback", "/", host: "[0:0::1]"), route("rest", "/")])
+        for host in ["[::1]", "[::0001]:8080", "[0:0:0:0:0:0:0:1]"] {
+            XCTAssertEqual(byAddress.match(path: "/", method: "GET", host: host), 0, host)
+        }
+        XCTAssertEqual(byAddress.match(path: "/", method: "GET", host: "[::2]"), 1)
         XCTAssertNil(Router(routes: [route("api", "/api/")]).match(path: "/other", method: "GET", host: nil))
     }
 

@@ -384,9 +384,9 @@ enum GatewayConfigParser {
         if let text = host {
             // Matched against a request's host without its port or trailing dot: a host that
             // keeps either, or that no request may name (400), would match nothing.
-            let bare = Router.hostWithoutPort(text)
-            if RequestAuthority.isValid(Substring(text)), bare == text || bare + "." == text {
-                host = bare
+            let hasPort = text.hasPrefix("[") ? !text.hasSuffix("]") : text.contains(":")
+            if RequestAuthority.isValid(Substring(text)), !hasPort {
+                host = Router.hostWithoutPort(text)
             } else {
                 table.report("host", "expected a host name or address without a port, such as api.example.com, found \"\(text)\"")
             }

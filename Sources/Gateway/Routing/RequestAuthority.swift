@@ -27,8 +27,8 @@ enum RequestAuthority {
     }
 
     /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, no %-escapes;
-    /// labels between single dots, perhaps one trailing dot), an IPv4 address, or an IPv6
-    /// literal in brackets; a port of up to five digits, at most 65535 (a larger one names no
+    /// labels between single dots, perhaps one trailing dot), an IPv4 address in its plain
+    /// spelling (`HostSpelling`), or an IPv6 address in brackets; a port of up to five digits, at most 65535 (a larger one names no
     /// TCP port, and upstreams that parse the authority, such as Python's `urllib`, fail on it).
     static func isValid(_ authority: Substring) -> Bool {
         authority.utf8.withContiguousStorageIfAvailable { isValid(UnsafeRawBufferPointer($0)) }
@@ -44,7 +44,7 @@ enum RequestAuthority {
                 guard isIPv6LiteralByte(bytes[index]) else { return false }
                 index += 1
             }
-            guard index > 1, index < bytes.count else { return false }
+            guard index > 1, index < bytes.count, HostSpelling.isIPv6(UnsafeRawBufferPointer(rebasing: bytes[1..<index])) else { return false }
             index += 1
         } else {
             // No empty label (`a..b`, `.a`, `a..`): hosts that name nothing, which nginx refuses
@@ -62,7 +62,7 @@ enum RequestAuthority {
                 }
                 index += 1
             }
-            guard index > 0 else { return false }
+            guard index > 0, !HostSpelling.isAmbiguousIPv4(UnsafeRawBufferPointer(rebasing: bytes[0..<index])) else { return false }
         }
         guard index < bytes.count else { return true }
         guard bytes[index] == UInt8(ascii: ":"), bytes.count - index - 1 <= 5 else { return false }

@@ -11,7 +11,9 @@ public struct Router: Sendable {
     }
 
     public init(routes: [GatewayConfig.Route]) {
-        conditions = routes.map { Condition(pathPrefix: $0.pathPrefix, methods: $0.methods.map(Self.withHEADForGET), host: $0.host) }
+        conditions = routes.map {
+            Condition(pathPrefix: $0.pathPrefix, methods: $0.methods.map(Self.withHEADForGET), host: $0.host.map(Self.hostWithoutPort))
+        }
     }
 
     /// A route naming GET matches HEAD too (as nginx's `limit_except GET` allows HEAD): upstreams
@@ -44,7 +46,9 @@ public struct Router: Sendable {
     static func hostWithoutPort(_ host: String) -> String {
         var host = Substring(host)
         if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
-            host = host[...close]
+            // `[0::1]` and `[::1]` are one address to every upstream: matched by one spelling.
+            let literal = host[host.index(after: host.startIndex)..<close]
+            return "[" + (HostSpelling.canonicalIPv6(literal) ?? literal.lowercased()) + "]"
         } else if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
             host = host[..<colon]
         }

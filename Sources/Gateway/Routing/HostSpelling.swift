@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The spellings of a host that name the same address to an upstream but not to a router that
+/// compares names as sent. An IPv4 address has many (WHATWG's URL parser, Node's `new URL` for
+/// one, reads `127.1`, `0x7f.0.0.1`, `017700000001` and `2130706433` all as 127.0.0.1, a part
+/// with a leading zero as octal), so only its one plain spelling is taken; an IPv6 literal has
+/// several that every parser reads alike (`[0::1]`, `[::0001]`), so it is matched by one.
+enum HostSpelling {
+    /// Whether `name` (a registered name or IPv4 address, without port, perhaps with one
+    /// trailing dot) is one a WHATWG parser reads as an IPv4 address (its last label a number:
+    /// digits, or `0x` and hex digits) in any spelling but four decimal parts from 0 to 255
+    /// without leading zeros.
+    static func isAmbiguousIPv4(_ name: UnsafeRawBufferPointer) -> Bool {
+        var end = name.count
+        if end > 0 && name[end - 1] == dot { end -= 1 }
+        var lastStart = end
+        while lastStart > 0 && name[lastStart - 1] != dot { lastStart -= 1 }
+        guard isNumber(UnsafeRawBufferPointer(rebasing: name[lastStart..<end])) else { return false }
+        return !isPlainIPv4(UnsafeRawBufferPointer(rebasing: name[0..<end]))
+    }
+
+    /// The one spelling of an IPv6 address (lower-case hex, no leading zeros, the longest run of
+    /// zero groups as `::`), or nil when `literal` (the text between the brackets) is none.
+    static func canonicalIPv6(_ literal: Substring) -> String? {
+        var address = in6_addr()
+        let parsed = literal.withCString { inet_pton(AF_INET6, $0, &address) }
+        guard parsed == 1 else { return nil }
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        guard inet_ntop(AF_INET6, &address, &text, socklen_t(text.count)) != nil else { return nil }
+        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Whether `bytes` (the text between the brackets) spell an IPv6 address.
+    static func isIPv6(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        // The longest spelling, `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`, is 45 bytes.
+        guard bytes.count <= 45 else { return false }
+        var text = [CChar](repeating: 0, count: bytes.count + 1)
+        for index in bytes.indices { text[index] = CChar(bitPattern: bytes[index]) }
+        var address = in6_addr()
+        return inet_pton(AF_INET6, text, &address) == 1
+    }
+
+    /// Digits, or `0x` (any case) and hex digits: what WHATWG's parser takes for a number.
+    private static func isNumber(_ label: UnsafeRawBufferPointer) -> Bool {
+        guard !label.isEmpty else { return false }
+        if label.count >= 2, label[0] == zero, label[1] | 0x20 == UInt8(ascii: "x") {
+            return label.dropFirst(2).allSatisfy(isHexDigit)
+        }
+        return label.allSatisfy(isDigit)
+    }
+
+    /// `a.b.c.d`, each part 0 to 255 in decimal, without a leading zero.
+    private static func isPlainIPv4(_ text: UnsafeRawBufferPointer) -> Bool {
+        var parts = 0
+        var value = 0
+        var digits = 0
+        for byte in text {
+            if byte == dot {
+                guard digits > 0 else { return false }
+                parts += 1
+                value = 0
+                digits = 0
+                continue
+            }
+            guard isDigit(byte), !(digits == 1 && value == 0) else { return false }
+            value = value * 10 + Int(byte - zero)
+            digits += 1
+            guard value <= 255 else { return false }
+        }
+        return digits > 0 && parts == 3
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { (zero...UInt8(ascii: "9")).contains(byte) }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte | 0x20)
+    }
+
+    private static let dot = UInt8(ascii: ".")
+    private static let zero = UInt8(ascii: "0")
+}
