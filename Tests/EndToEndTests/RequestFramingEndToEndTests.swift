@@ -400,6 +400,24 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try targets(), ["/auth/login"])
     }
 
+    /// Express and ASP.NET Core route `/AUTH/login` as `/auth/login`; the router, matching
+    /// prefixes as written, would send it to the catch-all route's limits. A path whose route
+    /// depends on letter case is refused; one whose route does not is served as sent.
+    func testLetterCaseNeverMovesARequestToAnotherRoute() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        let overHTTP2 = try runProgram("/usr/bin/env", ["python3", interopScript("h2_fields.py"), String(harness.proxyPort), "/AUTH/login"], stdoutOnly: true)
+        XCTAssertEqual(overHTTP2.output, "status=400\n")
+        for path in ["/AUTH/login", "/Auth/login", "/%41uth/login", "/KEYED/x"] {
+            let answer = try exchange(harness, "POST \(path) HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            XCTAssertEqual(statuses(answer), [400], "\(path): \(answer)")
+        }
+        XCTAssertEqual(statuses(try exchange(harness, "GET /Images/Logo.png HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")), [200])
+        XCTAssertEqual(statuses(try exchange(harness, "POST /auth/Login HTTP/1.1\r\nHost: a\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")), [200])
+        try waitForRecorded(2)
+        XCTAssertEqual(try targets(), ["/Images/Logo.png", "/auth/Login"])
+    }
+
     func testNobodyIsTrustedToForwardForClientsByDefault() throws {
         let harness = try gateway()
         defer { harness.stop() }

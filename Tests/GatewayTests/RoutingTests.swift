@@ -128,6 +128,30 @@ final class RoutingTests: XCTestCase {
         XCTAssertNil(Router(routes: [route("api", "/api/")]).match(path: "/other", method: "GET", host: nil))
     }
 
+    /// Upstreams disagree on letter case in paths (Express routes `/AUTH/login` as `/auth/login`,
+    /// Starlette does not), so a path whose route depends on it is refused; one that matches the
+    /// same route either way is not.
+    func testAPathWhoseRouteDependsOnLetterCaseIsNoticed() {
+        let router = Router(routes: [route("login", "/auth/", methods: ["POST"]), route("api", "/api/"), route("public", "/api/public/"), route("rest", "/")])
+        func depends(_ path: String, _ method: String = "GET") -> Bool {
+            router.dependsOnCase(path: path, method: method, host: nil, matched: router.match(path: path, method: method, host: nil))
+        }
+        XCTAssertTrue(depends("/AUTH/login", "POST"))
+        XCTAssertTrue(depends("/Auth/login", "POST"))
+        XCTAssertFalse(depends("/AUTH/login", "GET"), "no route but the last takes a GET there, in any case")
+        XCTAssertTrue(depends("/API/x"))
+        XCTAssertFalse(depends("/api/X"), "the same route either way")
+        XCTAssertFalse(depends("/api/Public/x"), "the same route either way: /api/public/ comes after /api/")
+        XCTAssertFalse(depends("/Images/logo.png"))
+        XCTAssertFalse(depends("/auth/login", "POST"))
+        // A prefix holding an upper-case letter is matched as written; a path spelled otherwise
+        // that would match it ignoring case is refused.
+        let upper = Router(routes: [route("reports", "/Reports/"), route("nothing-else", "/other/")])
+        XCTAssertFalse(upper.dependsOnCase(path: "/Reports/1", method: "GET", host: nil, matched: 0))
+        XCTAssertTrue(upper.dependsOnCase(path: "/reports/1", method: "GET", host: nil, matched: nil))
+        XCTAssertFalse(upper.dependsOnCase(path: "/x", method: "GET", host: nil, matched: nil))
+    }
+
     func testARouteNamingGETMatchesHEAD() {
         let router = Router(routes: [route("search", "/search", methods: ["GET"]), route("login", "/auth/", methods: ["POST"]), route("rest", "/")])
         XCTAssertEqual(router.match(path: "/search", method: "HEAD", host: nil), 0, "a HEAD runs the GET handler upstream")

@@ -55,7 +55,12 @@ extension ProxyHandler {
             answerLocally(.badRequest("The request's host is not a valid host[:port]."), to: request, requestEnded: false, close: true)
             return
         }
-        guard let routeIndex = runtime.router.match(path: path.routingPath, method: request.method.rawValue, host: authority) else {
+        let routeIndex = runtime.router.match(path: path.routingPath, method: request.method.rawValue, host: authority)
+        if runtime.router.dependsOnCase(path: path.routingPath, method: request.method.rawValue, host: authority, matched: routeIndex) {
+            answerLocally(.badRequest("The path matches another route in another letter case."), to: request, requestEnded: false)
+            return
+        }
+        guard let routeIndex else {
             answerLocally(.notFound(), to: request, requestEnded: false)
             return
         }

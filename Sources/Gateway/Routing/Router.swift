@@ -10,10 +10,15 @@ public struct Router: Sendable {
         let host: String?
     }
 
+    /// Whether some route's prefix holds an upper-case letter: only then can a path without one
+    /// match another route when letter case is ignored.
+    private let prefixesHaveUpperCase: Bool
+
     public init(routes: [GatewayConfig.Route]) {
         conditions = routes.map {
             Condition(pathPrefix: $0.pathPrefix, methods: $0.methods.map(Self.withHEADForGET), host: $0.host.map(Self.hostWithoutPort))
         }
+        prefixesHaveUpperCase = routes.contains { $0.pathPrefix.utf8.contains(where: Self.isUpperCase) }
     }
 
     /// A route naming GET matches HEAD too (as nginx's `limit_except GET` allows HEAD): upstreams
@@ -29,10 +34,27 @@ public struct Router: Sendable {
     ///   - method: asked for only when a route names methods.
     ///   - host: the request's authority, as sent (port, case and a trailing dot are ignored).
     public func match(path: String, method: @autoclosure () -> String, host: String?) -> Int? {
+        firstMatch(path: path, method: method(), host: host) { $0.hasPrefix($1) }
+    }
+
+    /// Whether the route `path` matches depends on letter case: ignoring case, another route (or
+    /// one where there was none, or none where there was one) would match. Upstreams differ here
+    /// (Express and ASP.NET Core route paths without regard to case, Starlette, Django and
+    /// Spring with it), so such a path cannot be routed the way every upstream reads it.
+    /// - Parameter matched: what `match` returned for the same request.
+    public func dependsOnCase(path: String, method: @autoclosure () -> String, host: String?, matched: Int?) -> Bool {
+        guard prefixesHaveUpperCase || path.utf8.contains(where: Self.isUpperCase) else { return false }
+        return firstMatch(path: path, method: method(), host: host, Self.hasPrefixIgnoringCase) != matched
+    }
+
+    private func firstMatch(
+        path: String, method: @autoclosure () -> String, host: String?,
+        _ hasPrefix: (String, String) -> Bool
+    ) -> Int? {
         // Normalised only if some route asks for a host: most configurations never pay for it.
         var bareHost: String??
         for index in conditions.indices {
-            guard path.hasPrefix(conditions[index].pathPrefix) else { continue }
+            guard hasPrefix(path, conditions[index].pathPrefix) else { continue }
             if let methods = conditions[index].methods, !methods.contains(method()) { continue }
             if let wanted = conditions[index].host {
                 if bareHost == nil { bareHost = .some(host.map(Self.hostWithoutPort)) }
@@ -41,6 +63,24 @@ public struct Router: Sendable {
             return index
         }
         return nil
+    }
+
+    private static func isUpperCase(_ byte: UInt8) -> Bool {
+        (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+    }
+
+    /// `hasPrefix` with ASCII letters compared without their case.
+    private static func hasPrefixIgnoringCase(_ text: String, _ prefix: String) -> Bool {
+        var rest = text.utf8.makeIterator()
+        for byte in prefix.utf8 {
+            guard let other = rest.next() else { return false }
+            if byte != other && !(isLetter(byte) && byte ^ 0x20 == other) { return false }
+        }
+        return true
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        isUpperCase(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
     }
 
     static func hostWithoutPort(_ host: String) -> String {
