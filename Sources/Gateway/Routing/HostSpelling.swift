@@ -55,23 +55,26 @@ enum HostSpelling {
 
     /// `a.b.c.d`, each part 0 to 255 in decimal, without a leading zero.
     private static func isPlainIPv4(_ text: UnsafeRawBufferPointer) -> Bool {
-        var parts = 0
+        guard let base = text.baseAddress else { return false }
+        var dots = 0
         var value = 0
         var digits = 0
-        for byte in text {
+        for offset in 0..<text.count {
+            let byte = base.load(fromByteOffset: offset, as: UInt8.self)
             if byte == dot {
                 guard digits > 0 else { return false }
-                parts += 1
+                dots &+= 1
                 value = 0
                 digits = 0
                 continue
             }
-            guard isDigit(byte), !(digits == 1 && value == 0) else { return false }
-            value = value * 10 + Int(byte - zero)
-            digits += 1
+            let digit = byte &- zero
+            guard digit <= 9, digits == 0 || value > 0 else { return false }
+            value = value &* 10 &+ Int(digit)
+            digits &+= 1
             guard value <= 255 else { return false }
         }
-        return digits > 0 && parts == 3
+        return digits > 0 && dots == 3
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { (zero...UInt8(ascii: "9")).contains(byte) }

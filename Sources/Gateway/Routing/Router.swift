@@ -43,7 +43,7 @@ public struct Router: Sendable {
     /// Spring with it), so such a path cannot be routed the way every upstream reads it.
     /// - Parameter matched: what `match` returned for the same request.
     public func dependsOnCase(path: String, method: @autoclosure () -> String, host: String?, matched: Int?) -> Bool {
-        guard prefixesHaveUpperCase || path.utf8.contains(where: Self.isUpperCase) else { return false }
+        guard prefixesHaveUpperCase || Self.hasUpperCase(path) else { return false }
         return firstMatch(path: path, method: method(), host: host, Self.hasPrefixIgnoringCase) != matched
     }
 
@@ -63,6 +63,10 @@ public struct Router: Sendable {
             return index
         }
         return nil
+    }
+
+    private static func hasUpperCase(_ text: String) -> Bool {
+        text.utf8.withContiguousStorageIfAvailable { $0.contains(where: isUpperCase) } ?? text.utf8.contains(where: isUpperCase)
     }
 
     private static func isUpperCase(_ byte: UInt8) -> Bool {
