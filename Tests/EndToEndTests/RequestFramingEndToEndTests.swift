@@ -418,6 +418,32 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try targets(), ["/Images/Logo.png", "/auth/Login"])
     }
 
+    /// An upstream trusts its proxy's forwarding fields; a client's own go on only when its peer
+    /// is a trusted proxy, `X-Real-IP` is the address the limiter counted, and a path override
+    /// (which older Symfony and Zend upstreams route by) never goes on.
+    func testWhatAClientClaimsAProxySawReachesTheUpstreamOnlyFromATrustedProxy() throws {
+        let claims = "Forwarded: for=6.6.6.6;host=admin.example\r\nX-Real-IP: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\n"
+            + "X-Original-URL: /auth/login\r\nX-Rewrite-URL: /auth/login\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Ssl: on\r\n"
+            + "X-Forwarded-For: 6.6.6.6\r\nX-Other: kept\r\n"
+        func forwarded(server: String) throws -> [[String]] {
+            let harness = try gateway(server: server)
+            defer { harness.stop() }
+            let before = try recorded().count
+            XCTAssertEqual(statuses(try exchange(harness, "GET /claims HTTP/1.1\r\nHost: a\r\n\(claims)Connection: close\r\n\r\n")), [200])
+            try waitForRecorded(before + 1)
+            return try XCTUnwrap(try recorded().last?["headers"] as? [[String]])
+        }
+        let untrusted = try forwarded(server: "")
+        XCTAssertEqual(untrusted.map { $0[0] }, ["X-Other", "host", "x-forwarded-for", "x-real-ip", "x-forwarded-proto", "x-forwarded-host"])
+        XCTAssertEqual(untrusted.first { $0[0] == "x-real-ip" }?[1], "127.0.0.1")
+        let trusted = try forwarded(server: "trusted_proxies = [\"127.0.0.1/32\"]")
+        XCTAssertEqual(trusted.map { $0[0] }, [
+            "Forwarded", "X-Forwarded-Port", "X-Forwarded-Ssl", "X-Other", "host", "x-forwarded-for", "x-real-ip", "x-forwarded-proto",
+            "x-forwarded-host",
+        ])
+        XCTAssertEqual(trusted.first { $0[0] == "x-real-ip" }?[1], "6.6.6.6", "the address the trusted proxy forwarded for")
+    }
+
     func testNobodyIsTrustedToForwardForClientsByDefault() throws {
         let harness = try gateway()
         defer { harness.stop() }

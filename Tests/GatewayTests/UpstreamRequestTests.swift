@@ -66,12 +66,43 @@ final class UpstreamRequestTests: XCTestCase {
             host: a.example\r
             content-length: 3\r
             x-forwarded-for: 10.0.0.1, 10.0.0.2, 127.0.0.9\r
+            x-real-ip: 127.0.0.9\r
             x-forwarded-proto: https\r
             x-forwarded-host: a.example\r
             \r
 
             """)
         XCTAssertEqual(request.head.headers.map { "\($0.name): \($0.value)" }, fieldLines(written(request)), "HTTP/2 upstreams are sent the same fields")
+    }
+
+    /// What a client claims a proxy saw goes no further unless its peer is a trusted proxy;
+    /// `X-Real-IP` is always the address the gateway resolved, and a path override never goes on.
+    func testClaimsOnlyAProxyMakesGoOnOnlyFromATrustedOne() {
+        let claims: [(String, String)] = [
+            ("Host", "a"), ("Forwarded", "for=6.6.6.6;host=admin.example;proto=https"), ("X-Real-IP", "6.6.6.6"),
+            ("x_real_ip", "6.6.6.6"), ("X-Original-URL", "/auth/login"), ("X_Rewrite_URL", "/auth/login"),
+            ("X-Forwarded-Port", "443"), ("X-Forwarded-Prefix", "/admin"), ("x_forwarded_scheme", "https"),
+            ("X-Forwarded-Ssl", "on"), ("Front-End-Https", "on"), ("X-Url-Scheme", "https"), ("X-Forwarded-For", "6.6.6.6"),
+            ("X-Forwardedness", "kept"), ("Accept", "*/*"),
+        ]
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders(claims))
+        func lines(fromTrustedProxy: Bool) -> [String] {
+            fieldLines(written(UpstreamRequest(
+                client: ClientRequest(head), options: RequestFields(head.headers).options, authority: "a", framing: .none, uri: "/",
+                peerAddress: "10.0.0.2", clientAddress: fromTrustedProxy ? "6.6.6.6" : "10.0.0.2", fromTrustedProxy: fromTrustedProxy,
+                scheme: "http", upstream: upstream
+            )))
+        }
+        XCTAssertEqual(lines(fromTrustedProxy: false), [
+            "X-Forwardedness: kept", "Accept: */*", "host: a", "x-forwarded-for: 6.6.6.6, 10.0.0.2", "x-real-ip: 10.0.0.2",
+            "x-forwarded-proto: http", "x-forwarded-host: a",
+        ])
+        XCTAssertEqual(lines(fromTrustedProxy: true), [
+            "Forwarded: for=6.6.6.6;host=admin.example;proto=https", "X-Forwarded-Port: 443", "X-Forwarded-Prefix: /admin",
+            "x_forwarded_scheme: https", "X-Forwarded-Ssl: on", "Front-End-Https: on", "X-Url-Scheme: https", "X-Forwardedness: kept",
+            "Accept: */*", "host: a", "x-forwarded-for: 6.6.6.6, 10.0.0.2", "x-real-ip: 6.6.6.6", "x-forwarded-proto: http",
+            "x-forwarded-host: a",
+        ])
     }
 
     func testTrailersKeepOnlyFieldsThatDecideNothing() {
@@ -84,6 +115,7 @@ final class UpstreamRequestTests: XCTestCase {
             "Content-Length": "9", "content_length": "9", "Transfer-Encoding": "chunked", "Host": "evil", "Expect": "100-continue",
             "X-Forwarded-For": "6.6.6.6", "X_Forwarded_Proto": "https", "x-forwarded-host": "evil", "TE": "trailers", "Trailer": "x",
             "X-Hop": "1", "X-API-Key": "victim", "x_api_key": "victim", "X-Checksum": "abc", "Server-Timing": "db;dur=5",
+            "X-Real-IP": "6.6.6.6", "Forwarded": "for=6.6.6.6", "X-Original-URL": "/auth/login", "X-Forwarded-Port": "443",
         ]
         guard case .end(let kept?) = request.onward(.end(trailers)) else { return XCTFail("the kept trailers are forwarded") }
         XCTAssertEqual(kept.map { "\($0.name): \($0.value)" }, ["X-Checksum: abc", "Server-Timing: db;dur=5"])
@@ -118,7 +150,8 @@ final class UpstreamRequestTests: XCTestCase {
             peerAddress: "::1", scheme: "http", upstream: upstream, opensTunnel: true
         )
         XCTAssertEqual(fieldLines(written(tunnel)), [
-            "host: app.internal:8080", "x-forwarded-for: ::1", "x-forwarded-proto: http", "connection: upgrade", "upgrade: websocket",
+            "host: app.internal:8080", "x-forwarded-for: ::1", "x-real-ip: ::1", "x-forwarded-proto: http", "connection: upgrade",
+            "upgrade: websocket",
         ])
 
         var h2 = upstream

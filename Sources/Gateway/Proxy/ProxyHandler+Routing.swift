@@ -107,6 +107,8 @@ extension ProxyHandler {
             framing: framing,
             uri: path.uri,
             peerAddress: peerText,
+            clientAddress: client(),
+            fromTrustedProxy: peerIsTrustedProxy,
             scheme: scheme,
             upstream: target.upstream,
             opensTunnel: opensTunnel,
@@ -163,6 +165,10 @@ extension ProxyHandler {
     }
 
     /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
+    private var peerIsTrustedProxy: Bool {
+        peer.address.map(runtime.clientIPResolver.isTrusted) ?? false
+    }
+
     private func clientIP(_ headers: ClientFields) -> String {
         guard let peer = peer.address, runtime.clientIPResolver.isTrusted(peer) else {
             return peerText

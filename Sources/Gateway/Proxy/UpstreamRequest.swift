@@ -5,8 +5,9 @@ import NIOHTTP1
 /// The request an upstream sees, derived from the client's in one pass over its fields as it is
 /// written: hop-by-hop fields (and those `Connection` names) gone, the body framed as the gateway
 /// decided (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither), `Host`
-/// set to the authority the request was routed by, and the `X-Forwarded-*` trio set (what a
-/// client claims about the original scheme and host is replaced, never trusted). A field whose
+/// set to the authority the request was routed by, the `X-Forwarded-*` trio and `X-Real-IP` set
+/// (what a client claims about the original scheme and host is replaced, never trusted; other
+/// claims a proxy would make go on only from a trusted one: ClientClaims). A field whose
 /// name is one of those, or one the route's identity is read from, to an upstream that takes `_`
 /// for `-` (`X_Forwarded_For` beside `X-Forwarded-For`) is not forwarded either: such an upstream
 /// would read it as the field the gateway set or counted by.
@@ -26,6 +27,9 @@ struct UpstreamRequest {
     private let host: String
     private let forwardedHost: String?
     private let peerAddress: String
+    /// The client's address as resolved (trusted proxies walked): the one per-IP limits count.
+    private let clientAddress: String
+    private let fromTrustedProxy: Bool
     private let scheme: String
     /// An HTTP/2 upstream is told again that the client reads trailers (the one `TE` HTTP/2 allows).
     private let asksForTrailers: Bool
@@ -35,6 +39,8 @@ struct UpstreamRequest {
     /// - Parameters:
     ///   - authority: the request's authority (absolute-form target, else `Host`).
     ///   - uri: the client's target in normal form.
+    ///   - clientAddress: the client's address as resolved (the peer's when nil).
+    ///   - fromTrustedProxy: whether the peer is a trusted proxy (ClientClaims).
     init(
         client request: ClientRequest,
         options: ConnectionOptions,
@@ -42,6 +48,8 @@ struct UpstreamRequest {
         framing: RequestBodyFraming,
         uri: String,
         peerAddress: String,
+        clientAddress: String? = nil,
+        fromTrustedProxy: Bool = false,
         scheme: String,
         upstream: borrowing GatewayConfig.Upstream,
         opensTunnel: Bool = false,
@@ -56,6 +64,8 @@ struct UpstreamRequest {
         host = authority ?? upstream.authority
         forwardedHost = authority
         self.peerAddress = peerAddress
+        self.clientAddress = clientAddress ?? peerAddress
+        self.fromTrustedProxy = fromTrustedProxy
         self.scheme = scheme
         asksForTrailers = upstream.wireProtocol == .h2 && options.acceptsTrailers
         self.identityFields = identityFields
@@ -76,10 +86,12 @@ struct UpstreamRequest {
         var forwardedFor: String?
         // The closure reads these, not `self`: capturing `self`, the optimiser copied the whole
         // request into its context, retaining and releasing each of its Strings and arrays.
-        let clientFields = clientFields, options = options, identityFields = identityFields
+        let clientFields = clientFields, options = options, identityFields = identityFields, fromTrustedProxy = fromTrustedProxy
         clientFields.forEach { name, value in
             let forwarded: Bool
-            if options.removes(name) || Self.aliasesIdentityField(name, of: identityFields) {
+            if options.removes(name) || Self.aliasesIdentityField(name, of: identityFields)
+                || ClientClaims.isWithheld(name, fromTrustedProxy: fromTrustedProxy)
+            {
                 forwarded = false
             } else {
                 switch name.count {
@@ -118,6 +130,7 @@ struct UpstreamRequest {
         } else {
             body("x-forwarded-for", peerAddress, false)
         }
+        body("x-real-ip", clientAddress, false)
         body("x-forwarded-proto", scheme, false)
         if let forwardedHost { body("x-forwarded-host", forwardedHost, false) }
         if asksForTrailers { body("te", "trailers", false) }
@@ -128,11 +141,11 @@ struct UpstreamRequest {
     }
 
     /// The most bytes `forEachOwnField`'s lines take, the empty line after them included: at
-    /// most 165 for the names, separators, fixed values and a length's 20 digits, then the values
+    /// most 178 for the names, separators, fixed values and a length's 20 digits, then the values
     /// that vary (a value written through FieldText takes at most its UTF-8's length).
     private func ownFieldsRoom(clientForwardedFor: String?) -> Int {
-        224 + host.utf8.count + (clientForwardedFor?.utf8.count ?? 0) + peerAddress.utf8.count + scheme.utf8.count
-            + (forwardedHost?.utf8.count ?? 0)
+        237 + host.utf8.count + (clientForwardedFor?.utf8.count ?? 0) + peerAddress.utf8.count + clientAddress.utf8.count
+            + scheme.utf8.count + (forwardedHost?.utf8.count ?? 0)
     }
 
     /// The request's part as the upstream gets it: a trailer section keeps only the fields
@@ -151,7 +164,9 @@ struct UpstreamRequest {
 
     private func forwardsTrailer(_ name: String) -> Bool {
         name.withUTF8Bytes { name in
-            if ForwardedHeaders.isHopByHop(name) || options.removes(name) { return false }
+            if ForwardedHeaders.isHopByHop(name) || options.removes(name) || ClientClaims.isWithheld(name, fromTrustedProxy: false) {
+                return false
+            }
             for decided in Self.fieldsDecidedByTheHead where ASCIIText.namesSameField(name, decided) {
                 return false
             }
