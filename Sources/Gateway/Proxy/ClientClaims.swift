@@ -18,14 +18,16 @@ enum ClientClaims {
         switch name.count {
         case 9:
             if ASCIIText.namesSameField(name, "x-real-ip") { return true }
-            return !fromTrustedProxy && ASCIIText.namesSameField(name, "forwarded")
-        case 12 where !fromTrustedProxy: return ASCIIText.namesSameField(name, "x-url-scheme")
-        case 13: return ASCIIText.namesSameField(name, "x-rewrite-url")
-        case 14: return ASCIIText.namesSameField(name, "x-original-url")
-        case 15 where !fromTrustedProxy:
-            return ASCIIText.namesSameField(name, "front-end-https") || isForwardedField(name)
-        default:
-            return !fromTrustedProxy && isForwardedField(name)
+            if ASCIIText.namesSameField(name, "forwarded") { return !fromTrustedProxy }
+        case 13 where ASCIIText.namesSameField(name, "x-rewrite-url"): return true
+        case 14 where ASCIIText.namesSameField(name, "x-original-url"): return true
+        default: break
+        }
+        guard !fromTrustedProxy else { return false }
+        switch name.count {
+        case 12: return ASCIIText.namesSameField(name, "x-url-scheme")
+        case 15: return ASCIIText.namesSameField(name, "front-end-https") || isForwardedField(name)
+        default: return isForwardedField(name)
         }
     }
 
