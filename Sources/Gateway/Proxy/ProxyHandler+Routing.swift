@@ -164,11 +164,12 @@ extension ProxyHandler {
         ) { verdict in self.apply(verdict, to: exchange, waitingIn: room) }
     }
 
-    /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
+    /// Whether the connection's peer is a trusted proxy, whose claims about the client go on.
     private var peerIsTrustedProxy: Bool {
         peer.address.map(runtime.clientIPResolver.isTrusted) ?? false
     }
 
+    /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
     private func clientIP(_ headers: ClientFields) -> String {
         guard let peer = peer.address, runtime.clientIPResolver.isTrusted(peer) else {
             return peerText

@@ -28,8 +28,9 @@ enum RequestAuthority {
 
     /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, no %-escapes;
     /// labels between single dots, perhaps one trailing dot), an IPv4 address in its plain
-    /// spelling (`HostSpelling`), or an IPv6 address in brackets; a port of up to five digits, at most 65535 (a larger one names no
-    /// TCP port, and upstreams that parse the authority, such as Python's `urllib`, fail on it).
+    /// spelling (`HostSpelling`), or an IPv6 address in brackets; a port of up to five digits,
+    /// at most 65535 (a larger one names no TCP port, and upstreams that parse the authority,
+    /// such as Python's `urllib`, fail on it).
     static func isValid(_ authority: Substring) -> Bool {
         authority.utf8.withContiguousStorageIfAvailable { isValid(UnsafeRawBufferPointer($0)) }
             ?? Array(authority.utf8).withUnsafeBytes(isValid)
@@ -44,7 +45,9 @@ enum RequestAuthority {
                 guard isIPv6LiteralByte(bytes[index]) else { return false }
                 index += 1
             }
-            guard index > 1, index < bytes.count, HostSpelling.isIPv6(UnsafeRawBufferPointer(rebasing: bytes[1..<index])) else { return false }
+            guard index > 1, index < bytes.count, HostSpelling.isIPv6(UnsafeRawBufferPointer(rebasing: bytes[1..<index])) else {
+                return false
+            }
             index += 1
         } else {
             // No empty label (`a..b`, `.a`, `a..`): hosts that name nothing, which nginx refuses
