@@ -424,7 +424,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
     func testWhatAClientClaimsAProxySawReachesTheUpstreamOnlyFromATrustedProxy() throws {
         let claims = "Forwarded: for=6.6.6.6;host=admin.example\r\nX-Real-IP: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\n"
             + "X-Original-URL: /auth/login\r\nX-Rewrite-URL: /auth/login\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Ssl: on\r\n"
-            + "X-Forwarded-For: 6.6.6.6\r\nX-Other: kept\r\n"
+            + "Client-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nX-Other: kept\r\n"
         func forwarded(server: String) throws -> [[String]] {
             let harness = try gateway(server: server)
             defer { harness.stop() }
@@ -438,7 +438,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(untrusted.first { $0[0] == "x-real-ip" }?[1], "127.0.0.1")
         let trusted = try forwarded(server: "trusted_proxies = [\"127.0.0.1/32\"]")
         XCTAssertEqual(trusted.map { $0[0] }, [
-            "Forwarded", "X-Forwarded-Port", "X-Forwarded-Ssl", "X-Other", "host", "x-forwarded-for", "x-real-ip", "x-forwarded-proto",
+            "Forwarded", "X-Forwarded-Port", "X-Forwarded-Ssl", "Client-IP", "X-Other", "host", "x-forwarded-for", "x-real-ip", "x-forwarded-proto",
             "x-forwarded-host",
         ])
         XCTAssertEqual(trusted.first { $0[0] == "x-real-ip" }?[1], "6.6.6.6", "the address the trusted proxy forwarded for")

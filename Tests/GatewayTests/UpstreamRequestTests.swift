@@ -83,7 +83,9 @@ final class UpstreamRequestTests: XCTestCase {
             ("x_real_ip", "6.6.6.6"), ("X-Original-URL", "/auth/login"), ("X_Rewrite_URL", "/auth/login"),
             ("X-Forwarded-Port", "443"), ("X-Forwarded-Prefix", "/admin"), ("x_forwarded_scheme", "https"),
             ("X-Forwarded-Ssl", "on"), ("Front-End-Https", "on"), ("X-Url-Scheme", "https"), ("X-Forwarded-For", "6.6.6.6"),
-            ("X-Forwarded-By", "proxy"), ("X-Forwarded-A", "1"), ("X-Forwardedness", "kept"), ("Accept", "*/*"),
+            ("X-Forwarded-By", "proxy"), ("X-Forwarded-A", "1"), ("Client-IP", "6.6.6.6"), ("X_Client_IP", "6.6.6.6"),
+            ("True-Client-IP", "6.6.6.6"), ("CF-Connecting-IP", "6.6.6.6"), ("Fastly-Client-IP", "6.6.6.6"),
+            ("X-Cluster-Client-IP", "6.6.6.6"), ("X-Forwardedness", "kept"), ("Accept", "*/*"),
         ]
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/", headers: HTTPHeaders(claims))
         func lines(fromTrustedProxy: Bool) -> [String] {
@@ -100,7 +102,8 @@ final class UpstreamRequestTests: XCTestCase {
         XCTAssertEqual(lines(fromTrustedProxy: true), [
             "Forwarded: for=6.6.6.6;host=admin.example;proto=https", "X-Forwarded-Port: 443", "X-Forwarded-Prefix: /admin",
             "x_forwarded_scheme: https", "X-Forwarded-Ssl: on", "Front-End-Https: on", "X-Url-Scheme: https", "X-Forwarded-By: proxy",
-            "X-Forwarded-A: 1", "X-Forwardedness: kept",
+            "X-Forwarded-A: 1", "Client-IP: 6.6.6.6", "X_Client_IP: 6.6.6.6", "True-Client-IP: 6.6.6.6", "CF-Connecting-IP: 6.6.6.6",
+            "Fastly-Client-IP: 6.6.6.6", "X-Cluster-Client-IP: 6.6.6.6", "X-Forwardedness: kept",
             "Accept: */*", "host: a", "x-forwarded-for: 6.6.6.6, 10.0.0.2", "x-real-ip: 6.6.6.6", "x-forwarded-proto: http",
             "x-forwarded-host: a",
         ])

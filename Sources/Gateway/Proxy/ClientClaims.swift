@@ -6,9 +6,12 @@
 ///   count): a client's never goes on.
 /// - `X-Original-URL` and `X-Rewrite-URL` never go on: older Symfony and Zend upstreams route by
 ///   them instead of the request line, a path the router never matched.
-/// - `Forwarded`, every `X-Forwarded-*` but `-For`, and the scheme claims Rack and IIS read
-///   (`Front-End-Https`, `X-Url-Scheme`) go on only from a trusted proxy. (`X-Forwarded-For` is
-///   appended to, as nginx's `$proxy_add_x_forwarded_for`; `-Proto` and `-Host` are replaced.)
+/// - `Forwarded`, every `X-Forwarded-*` but `-For`, the scheme claims Rack and IIS read
+///   (`Front-End-Https`, `X-Url-Scheme`), and the client-address fields frameworks and CDNs
+///   use (`Client-IP`, which Rails reads, `X-Client-IP`, `True-Client-IP`, `CF-Connecting-IP`,
+///   `Fastly-Client-IP`, `X-Cluster-Client-IP`) go on only from a trusted proxy.
+///   (`X-Forwarded-For` is appended to, as nginx's `$proxy_add_x_forwarded_for`; `-Proto` and
+///   `-Host` are replaced.)
 ///
 /// Names are compared in any case and with `_` read as `-`, as CGI-style upstreams read them.
 enum ClientClaims {
@@ -25,8 +28,15 @@ enum ClientClaims {
         }
         guard !fromTrustedProxy else { return false }
         switch name.count {
+        case 9: return ASCIIText.namesSameField(name, "client-ip")
+        case 11: return ASCIIText.namesSameField(name, "x-client-ip")
         case 12: return ASCIIText.namesSameField(name, "x-url-scheme")
+        case 14: return ASCIIText.namesSameField(name, "true-client-ip") || isForwardedField(name)
         case 15: return ASCIIText.namesSameField(name, "front-end-https") || isForwardedField(name)
+        case 16:
+            return ASCIIText.namesSameField(name, "cf-connecting-ip") || ASCIIText.namesSameField(name, "fastly-client-ip")
+                || isForwardedField(name)
+        case 19: return ASCIIText.namesSameField(name, "x-cluster-client-ip") || isForwardedField(name)
         default: return isForwardedField(name)
         }
     }
