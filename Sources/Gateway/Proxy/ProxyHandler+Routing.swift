@@ -10,11 +10,13 @@ extension ProxyHandler {
         let runtime = self.runtime
         resources.requestsInFlight += 1
         requestInFlight = true
+        // Asked once: it decides both whom the client is and which of its claims go upstream.
+        let peerIsTrustedProxy = peer.address.map(runtime.clientIPResolver.isTrusted) ?? false
         // Walked at most once per request, whether the access log or the identifier asks first.
         var resolvedClient: String?
         func client() -> String {
             if let resolvedClient { return resolvedClient }
-            let address = clientIP(request.headers)
+            let address = clientIP(request.headers, peerIsTrustedProxy: peerIsTrustedProxy)
             resolvedClient = address
             return address
         }
@@ -164,16 +166,9 @@ extension ProxyHandler {
         ) { verdict in self.apply(verdict, to: exchange, waitingIn: room) }
     }
 
-    /// Whether the connection's peer is a trusted proxy, whose claims about the client go on.
-    private var peerIsTrustedProxy: Bool {
-        peer.address.map(runtime.clientIPResolver.isTrusted) ?? false
-    }
-
     /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
-    private func clientIP(_ headers: ClientFields) -> String {
-        guard let peer = peer.address, runtime.clientIPResolver.isTrusted(peer) else {
-            return peerText
-        }
+    private func clientIP(_ headers: ClientFields, peerIsTrustedProxy: Bool) -> String {
+        guard peerIsTrustedProxy, let peer = peer.address else { return peerText }
         let forwardedFor = headers.values(named: "x-forwarded-for")
         guard !forwardedFor.isEmpty else { return peerText }
         return runtime.clientIPResolver.resolve(peer: peer, forwardedFor: forwardedFor).description

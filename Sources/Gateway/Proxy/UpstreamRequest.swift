@@ -6,8 +6,9 @@ import NIOHTTP1
 /// written: hop-by-hop fields (and those `Connection` names) gone, the body framed as the gateway
 /// decided (`framing`: one `Content-Length`, or `Transfer-Encoding: chunked`, or neither), `Host`
 /// set to the authority the request was routed by, the `X-Forwarded-*` trio and `X-Real-IP` set
-/// (what a client claims about the original scheme and host is replaced, never trusted; other
-/// claims a proxy would make go on only from a trusted one: ClientClaims). A field whose
+/// (what a client claims about the original scheme, host and address is replaced, never
+/// trusted; other claims a proxy would make go on only from a trusted one: ClientClaims), and
+/// the path overrides `X-Original-URL` and `X-Rewrite-URL` dropped. A field whose
 /// name is one of those, or one the route's identity is read from, to an upstream that takes `_`
 /// for `-` (`X_Forwarded_For` beside `X-Forwarded-For`) is not forwarded either: such an upstream
 /// would read it as the field the gateway set or counted by.
@@ -98,7 +99,12 @@ struct UpstreamRequest {
                 case 4: forwarded = !ASCIIText.equals(name, lowercased: "host")
                 // The gateway answers `Expect: 100-continue` itself, once the limiter has admitted.
                 case 6: forwarded = !ASCIIText.equals(name, lowercased: "expect")
-                case 14: forwarded = !ASCIIText.namesSameField(name, "content-length")
+                case 9: forwarded = !ASCIIText.namesSameField(name, "x-real-ip")
+                // Older Symfony and Zend upstreams route by these instead of the request line: a
+                // path the router never matched.
+                case 13: forwarded = !ASCIIText.namesSameField(name, "x-rewrite-url")
+                case 14:
+                    forwarded = !ASCIIText.namesSameField(name, "content-length") && !ASCIIText.namesSameField(name, "x-original-url")
                 case 15 where ASCIIText.equals(name, lowercased: "x-forwarded-for"):
                     let text = clientFields.text(value)
                     forwardedFor = forwardedFor.map { "\($0), \(text)" } ?? text
@@ -175,9 +181,10 @@ struct UpstreamRequest {
     }
 
     /// Fields whose meaning is settled once the head is read: framing, routing, what the
-    /// gateway answers itself, and what it sets.
+    /// gateway answers itself, what it sets, and the path overrides it never forwards.
     private static let fieldsDecidedByTheHead: [StaticString] = [
         "host", "content-length", "transfer-encoding", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+        "x-real-ip", "x-rewrite-url", "x-original-url",
     ]
 
     /// Whether `name` is not one of the identity's fields but is read as one where `_` is `-`.

@@ -1,14 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The spellings of a host that name the same address to an upstream but not to a router that
 /// compares names as sent. An IPv4 address has many (WHATWG's URL parser, Node's `new URL` for
 /// one, reads `127.1`, `0x7f.0.0.1`, `017700000001` and `2130706433` all as 127.0.0.1, a part
-/// with a leading zero as octal), so only its one plain spelling is taken; an IPv6 literal has
-/// several that every parser reads alike (`[0::1]`, `[::0001]`), so it is matched by one.
+/// with a leading zero as octal), so only its one plain spelling is taken. (An IPv6 literal's
+/// spellings every parser reads alike: the router matches it by `IPAddress`'s one.)
 enum HostSpelling {
     /// Whether `name` (a registered name or IPv4 address, without port, perhaps with one
     /// trailing dot) is one a WHATWG parser reads as an IPv4 address (its last label a number:
@@ -23,27 +17,6 @@ enum HostSpelling {
         return !isPlainIPv4(UnsafeRawBufferPointer(rebasing: name[0..<end]))
     }
 
-    /// The one spelling of an IPv6 address (lower-case hex, no leading zeros, the longest run of
-    /// zero groups as `::`), or nil when `literal` (the text between the brackets) is none.
-    static func canonicalIPv6(_ literal: Substring) -> String? {
-        var address = in6_addr()
-        let parsed = literal.withCString { inet_pton(AF_INET6, $0, &address) }
-        guard parsed == 1 else { return nil }
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        guard inet_ntop(AF_INET6, &address, &text, socklen_t(text.count)) != nil else { return nil }
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// Whether `bytes` (the text between the brackets) spell an IPv6 address.
-    static func isIPv6(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        // The longest spelling, `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`, is 45 bytes.
-        guard bytes.count <= 45 else { return false }
-        var text = [CChar](repeating: 0, count: bytes.count + 1)
-        for index in bytes.indices { text[index] = CChar(bitPattern: bytes[index]) }
-        var address = in6_addr()
-        return inet_pton(AF_INET6, text, &address) == 1
-    }
-
     /// Digits, or `0x` (any case) and hex digits: what WHATWG's parser takes for a number.
     private static func isNumber(_ label: UnsafeRawBufferPointer) -> Bool {
         guard !label.isEmpty else { return false }
@@ -53,7 +26,9 @@ enum HostSpelling {
         return label.allSatisfy(isDigit)
     }
 
-    /// `a.b.c.d`, each part 0 to 255 in decimal, without a leading zero.
+    /// `a.b.c.d`, each part 0 to 255 in decimal, without a leading zero: what `inet_pton` (and so
+    /// `IPAddress`) takes for IPv4, read in place, as this runs for every request whose host is an
+    /// address and `IPAddress` allocates.
     private static func isPlainIPv4(_ text: UnsafeRawBufferPointer) -> Bool {
         guard let base = text.baseAddress else { return false }
         var dots = 0

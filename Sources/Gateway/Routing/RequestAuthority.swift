@@ -45,9 +45,7 @@ enum RequestAuthority {
                 guard isIPv6LiteralByte(bytes[index]) else { return false }
                 index += 1
             }
-            guard index > 1, index < bytes.count, HostSpelling.isIPv6(UnsafeRawBufferPointer(rebasing: bytes[1..<index])) else {
-                return false
-            }
+            guard index > 1, index < bytes.count, isIPv6(UnsafeRawBufferPointer(rebasing: bytes[1..<index])) else { return false }
             index += 1
         } else {
             // No empty label (`a..b`, `.a`, `a..`): hosts that name nothing, which nginx refuses
@@ -72,6 +70,12 @@ enum RequestAuthority {
         let port = UnsafeRawBufferPointer(rebasing: bytes[(index + 1)...])
         // An empty port (`host:`) is allowed (RFC 3986, 3.2.3).
         return port.isEmpty || (RequestBodyFraming.decimal(port).map { $0 <= 65535 } ?? false)
+    }
+
+    /// Whether the text between an authority's brackets is an IPv6 address (brackets hold no
+    /// IPv4 one, RFC 3986 3.2.2).
+    private static func isIPv6(_ literal: UnsafeRawBufferPointer) -> Bool {
+        literal.contains(UInt8(ascii: ":")) && IPAddress(String(decoding: literal, as: UTF8.self)) != nil
     }
 
     private static func isRegisteredNameByte(_ byte: UInt8) -> Bool {

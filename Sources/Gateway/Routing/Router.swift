@@ -92,7 +92,7 @@ public struct Router: Sendable {
         if host.hasPrefix("["), let close = host.firstIndex(of: "]") {
             // `[0::1]` and `[::1]` are one address to every upstream: matched by one spelling.
             let literal = host[host.index(after: host.startIndex)..<close]
-            return "[" + (HostSpelling.canonicalIPv6(literal) ?? literal.lowercased()) + "]"
+            return "[" + (IPAddress(literal)?.description ?? literal.lowercased()) + "]"
         } else if let colon = host.lastIndex(of: ":"), host.firstIndex(of: ":") == colon {
             host = host[..<colon]
         }
