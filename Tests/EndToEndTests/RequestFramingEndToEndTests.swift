@@ -48,7 +48,8 @@ final class RequestFramingEndToEndTests: XCTestCase {
         """
 
     /// `/auth/` limited to one request per client, `/keyed/` and `/by-query/` to one per API key
-    /// (a header, a query parameter), everything else open.
+    /// (a header, a query parameter), a DELETE to `/items/` to one per client, everything else
+    /// open.
     private let routes = """
         [[routes]]
         name = "auth"
@@ -67,6 +68,12 @@ final class RequestFramingEndToEndTests: XCTestCase {
         upstream = "app"
         limiters = ["login"]
         identifier = "query:api_key"
+        [[routes]]
+        name = "deletes"
+        path_prefix = "/items/"
+        methods = ["DELETE"]
+        upstream = "app"
+        limiters = ["login"]
         [[routes]]
         name = "admin"
         path_prefix = "/"
@@ -418,6 +425,43 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(try targets(), ["/Images/Logo.png", "/auth/Login"])
     }
 
+    /// A request that names another method for itself (served as that method by Rails, Symfony,
+    /// Laravel, ASP.NET Core and Express) is refused when that method has another route, in any
+    /// spelling those upstreams read; one whose named method is routed where its own is goes on.
+    func testAMethodARequestNamesForItselfNeverMovesItToAnotherRoute() throws {
+        let harness = try gateway(server: "h2c = true")
+        defer { harness.stop() }
+        let overHTTP2 = try runProgram(
+            "/usr/bin/env", ["python3", interopScript("h2_fields.py"), String(harness.proxyPort), "/items/1", "x-http-method-override:DELETE"], stdoutOnly: true
+        )
+        XCTAssertEqual(overHTTP2.output, "status=400\n")
+        let refused = [
+            ("/items/1", "X-HTTP-Method-Override: DELETE\r\n"),
+            ("/items/1", "x_http_method_override: delete\r\n"),
+            ("/items/1", "X-HTTP-Method: DELETE\r\n"),
+            ("/items/1", "X-Method-Override: \t Delete , POST\r\n"),
+            ("/items/1", "X-HTTP-Method-Override: PUT\r\nX-HTTP-Method-Override: DELETE\r\n"),
+            ("/items/1?_method=DELETE", ""),
+            ("/items/1?a=1&%5Fmethod=delete", ""),
+            ("/items/1?.method=DELETE", ""),
+            ("/ITEMS/1", "X-HTTP-Method-Override: DELETE\r\n"),
+        ]
+        for (target, field) in refused {
+            let answer = try exchange(harness, "POST \(target) HTTP/1.1\r\nHost: a\r\n\(field)Content-Length: 0\r\nConnection: close\r\n\r\n")
+            XCTAssertEqual(statuses(answer), [400], "\(target) \(field.debugDescription): \(answer)")
+        }
+        let served = [
+            "POST /items/1 HTTP/1.1\r\nHost: a\r\nX-HTTP-Method-Override: PUT\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "POST /other?_method=DELETE HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "DELETE /items/1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        ]
+        for request in served {
+            XCTAssertEqual(statuses(try exchange(harness, request)), [200], request)
+        }
+        try waitForRecorded(served.count)
+        XCTAssertEqual(try targets(), ["/items/1", "/other?_method=DELETE", "/items/1"])
+    }
+
     /// An upstream trusts its proxy's forwarding fields; a client's own go on only when its peer
     /// is a trusted proxy, `X-Real-IP` is the address the limiter counted, and a path override
     /// (which older Symfony and Zend upstreams route by) never goes on.
@@ -442,6 +486,22 @@ final class RequestFramingEndToEndTests: XCTestCase {
             "x-forwarded-host",
         ])
         XCTAssertEqual(trusted.first { $0[0] == "x-real-ip" }?[1], "6.6.6.6", "the address the trusted proxy forwarded for")
+    }
+
+    /// `Connection` names the fields its sender's hop adds; the gateway's own are its hop's, so a
+    /// client naming them takes out only its own copies (in any case, padded, repeated).
+    func testFieldsTheGatewaySetsSurviveAClientNamingThemInConnection() throws {
+        let harness = try gateway()
+        defer { harness.stop() }
+        let connection = "Connection: X-Real-IP, x-forwarded-for\r\nConnection: \t X-FORWARDED-PROTO ,, x-forwarded-host , host, close\r\n"
+        let claims = "X-Real-IP: 6.6.6.6\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil\r\n"
+        let answer = try exchange(harness, "GET /named HTTP/1.1\r\nHost: a\r\n\(connection)\(claims)\r\n")
+        XCTAssertEqual(statuses(answer), [200], answer)
+        try waitForRecorded(1)
+        let headers = try XCTUnwrap(try recorded().first?["headers"] as? [[String]])
+        XCTAssertEqual(headers, [
+            ["host", "a"], ["x-forwarded-for", "127.0.0.1"], ["x-real-ip", "127.0.0.1"], ["x-forwarded-proto", "http"], ["x-forwarded-host", "a"],
+        ])
     }
 
     func testNobodyIsTrustedToForwardForClientsByDefault() throws {

@@ -159,4 +159,39 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(router.match(path: "/search", method: "POST", host: nil), 2)
         XCTAssertEqual(router.match(path: "/auth/login", method: "HEAD", host: nil), 2, "only GET brings HEAD")
     }
+
+    /// A request may name another method for itself (`X-HTTP-Method-Override: DELETE`, or
+    /// `?_method=DELETE`), which Rails, Symfony, Laravel, ASP.NET Core and Express honour: read
+    /// in any spelling those read it in, and refused when that method would be routed elsewhere.
+    func testMethodsARequestNamesForItselfAreReadAsUpstreamsReadThem() {
+        func named(_ fields: [(String, String)], query: Substring = "") -> [String] {
+            var headers = HTTPHeaders()
+            for (name, value) in fields { headers.add(name: name, value: value) }
+            let request = ClientRequest(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: headers))
+            return MethodOverride.methods(in: request.headers, namedInFields: request.fields.namesAnotherMethod, query: query)
+        }
+        XCTAssertEqual(named([("X-HTTP-Method-Override", "DELETE")]), ["DELETE"])
+        XCTAssertEqual(named([("x_http_method_override", " delete\t")]), ["DELETE"], "any case, `_` for `-`, blanks trimmed")
+        XCTAssertEqual(named([("X-HTTP-Method", "Put"), ("X-Method-Override", "patch")]), ["PUT", "PATCH"])
+        XCTAssertEqual(named([("X-HTTP-Method-Override", "delete, post")]), ["DELETE, POST", "DELETE", "POST"], "each element of a list")
+        XCTAssertEqual(named([("X-HTTP-Method-Override", "po\u{17F}t")]), ["POST"], "Unicode's upper case, as Express and Rails read it")
+        XCTAssertEqual(named([("X-HTTP-Method-Overrides", "DELETE"), ("X-Method", "DELETE")]), [])
+        XCTAssertEqual(named([], query: "?_method=DELETE&a=1"), ["DELETE"])
+        XCTAssertEqual(named([], query: "?%5Fmethod=delete&.method=put&+_method=patch&_METHOD=get&+method=put"), ["DELETE", "PUT", "PATCH", "GET"], "as PHP reads names")
+        XCTAssertEqual(named([], query: "?method=DELETE&__method=PUT"), [])
+        XCTAssertEqual(named([("X-HTTP-Method-Override", "PUT")], query: "?_method=DELETE"), ["PUT", "DELETE"])
+
+        let router = Router(routes: [route("delete", "/items/", methods: ["DELETE"]), route("rest", "/")])
+        func refused(_ methods: [String], _ path: String = "/items/1", own: String = "POST") -> Bool {
+            router.dependsOnNamedMethods(methods, path: path, host: nil, matched: router.match(path: path, method: own, host: nil))
+        }
+        XCTAssertTrue(refused(["DELETE"]))
+        XCTAssertTrue(refused(["PUT", "DELETE"]))
+        XCTAssertFalse(refused(["PUT", "PATCH", "POST"]), "every one of them is the same route as POST")
+        XCTAssertFalse(refused(["DELETE"], "/other"), "the same route as POST")
+        XCTAssertFalse(refused(["DELETE"], own: "DELETE"))
+        XCTAssertTrue(refused(["POST"], own: "DELETE"), "a DELETE read as a POST leaves its route too")
+        XCTAssertTrue(refused(["DELETE"], "/ITEMS/1"), "a DELETE to /items/ in another letter case")
+        XCTAssertFalse(refused([]))
+    }
 }

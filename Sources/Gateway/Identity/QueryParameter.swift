@@ -18,6 +18,17 @@ enum QueryParameter {
         return found
     }
 
+    /// The values of every parameter whose (decoded) name `nameMatches`, in order.
+    static func values(inQuery query: Substring, where nameMatches: (String) -> Bool) -> [String] {
+        var values: [String] = []
+        for pair in query.utf8.dropFirst().split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            guard nameMatches(decode(equals.map { pair[..<$0] } ?? pair[...])) else { continue }
+            values.append(equals.map { decode(pair[pair.index(after: $0)...]) } ?? "")
+        }
+        return values
+    }
+
     /// Percent-decodes bytes; an escape that is not two hex digits stays as written, and
     /// decoded bytes that are not UTF-8 are repaired rather than dropped.
     static func decode(_ bytes: Substring.UTF8View.SubSequence) -> String {

@@ -62,6 +62,10 @@ extension ProxyHandler {
             answerLocally(.badRequest("The path matches another route in another letter case."), to: request, requestEnded: false)
             return
         }
+        if namesAnotherRoutesMethod(request, path: path, authority: authority, matched: routeIndex) {
+            answerLocally(.badRequest("The request names another method that another route matches."), to: request, requestEnded: false)
+            return
+        }
         guard let routeIndex else {
             answerLocally(.notFound(), to: request, requestEnded: false)
             return
@@ -167,6 +171,16 @@ extension ProxyHandler {
     }
 
     /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
+    /// Whether the request names another method for itself (MethodOverride) that another route
+    /// matches: an upstream that honours it would serve the request as that method, past that
+    /// route's limiters.
+    private func namesAnotherRoutesMethod(_ request: ClientRequest, path: RequestPath, authority: String?, matched: Int?) -> Bool {
+        let inFields = request.fields.namesAnotherMethod
+        guard inFields || path.query.utf8.count > 1 else { return false }
+        let methods = MethodOverride.methods(in: request.headers, namedInFields: inFields, query: path.query)
+        return runtime.router.dependsOnNamedMethods(methods, path: path.routingPath, host: authority, matched: matched)
+    }
+
     private func clientIP(_ headers: ClientFields, peerIsTrustedProxy: Bool) -> String {
         guard peerIsTrustedProxy, let peer = peer.address else { return peerText }
         let forwardedFor = headers.values(named: "x-forwarded-for")

@@ -4,7 +4,7 @@ import NIOHTTP1
 /// What routing and forwarding ask of a client's fields, read in the one pass that finds them
 /// (the HTTP/1.1 parser's, on the bytes received; the HTTP/2 side's, on the head it built)
 /// instead of once per question: the `Host` fields, the body's framing, the `Connection` and
-/// `Upgrade` options and `Expect: 100-continue`.
+/// `Upgrade` options, `Expect: 100-continue` and whether a field names another method.
 struct RequestFields: Equatable {
     /// How many `Host` fields there are (more than one is refused), and the last one's value.
     private(set) var hostCount = 0
@@ -13,6 +13,8 @@ struct RequestFields: Equatable {
     /// Whether the first `Expect` field is `100-continue`.
     private(set) var expectsContinue = false
     private var sawExpect = false
+    /// Whether some field is one in which a client may name another method (MethodOverride).
+    private(set) var namesAnotherMethod = false
     private var framingFields = RequestBodyFraming.Reader()
 
     init() {}
@@ -36,6 +38,10 @@ struct RequestFields: Equatable {
             if !sawExpect { expectsContinue = ASCIIText.equals(value, lowercased: "100-continue") }
             sawExpect = true
         default:
+            if MethodOverride.isOverrideField(name) {
+                namesAnotherMethod = true
+                return
+            }
             framingFields.read(name: name, value: value)
             options.read(name: name, value: value)
         }

@@ -47,6 +47,15 @@ public struct Router: Sendable {
         return firstMatch(path: path, method: method(), host: host, Self.hasPrefixIgnoringCase) != matched
     }
 
+    /// Whether one of `methods`, which a request names for itself (MethodOverride), matches
+    /// another route (or one where there was none), in the path's letter case or another.
+    /// - Parameter matched: what `match` returned for the request's own method.
+    public func dependsOnNamedMethods(_ methods: [String], path: String, host: String?, matched: Int?) -> Bool {
+        methods.contains { method in
+            match(path: path, method: method, host: host) != matched || dependsOnCase(path: path, method: method, host: host, matched: matched)
+        }
+    }
+
     private func firstMatch(
         path: String, method: @autoclosure () -> String, host: String?,
         _ hasPrefix: (String, String) -> Bool
