@@ -120,6 +120,7 @@ final class UpstreamRequestTests: XCTestCase {
             "X-Forwarded-For": "6.6.6.6", "X_Forwarded_Proto": "https", "x-forwarded-host": "evil", "TE": "trailers", "Trailer": "x",
             "X-Hop": "1", "X-API-Key": "victim", "x_api_key": "victim", "X-Checksum": "abc", "Server-Timing": "db;dur=5",
             "X-Real-IP": "6.6.6.6", "Forwarded": "for=6.6.6.6", "X-Original-URL": "/auth/login", "X-Forwarded-Port": "443",
+            "X-HTTP-Method-Override": "DELETE", "x_http_method": "DELETE", "X-Method-Override": "DELETE",
         ]
         guard case .end(let kept?) = request.onward(.end(trailers)) else { return XCTFail("the kept trailers are forwarded") }
         XCTAssertEqual(kept.map { "\($0.name): \($0.value)" }, ["X-Checksum: abc", "Server-Timing: db;dur=5"])

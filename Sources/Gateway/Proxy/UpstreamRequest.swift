@@ -156,9 +156,10 @@ struct UpstreamRequest {
 
     /// The request's part as the upstream gets it: a trailer section keeps only the fields
     /// that decide nothing. An upstream that merges trailers into the head (some do, and CGI-style
-    /// ones cannot tell them apart) would otherwise read a framing or routing field, the
-    /// gateway's own `X-Forwarded-*`, or the identity the limiter counted by from bytes nobody
-    /// checked; under any name it reads as one of those (`_` for `-` included).
+    /// ones cannot tell them apart) would otherwise read a framing or routing field (a method it
+    /// names for itself among them), the gateway's own `X-Forwarded-*`, or the identity the
+    /// limiter counted by from bytes nobody checked; under any name it reads as one of those
+    /// (`_` for `-` included).
     func onward(_ part: HTTPClientRequestPart) -> HTTPClientRequestPart {
         guard case .end(let trailers?) = part else { return part }
         var kept = HTTPHeaders()
@@ -170,7 +171,9 @@ struct UpstreamRequest {
 
     private func forwardsTrailer(_ name: String) -> Bool {
         name.withUTF8Bytes { name in
-            if ForwardedHeaders.isHopByHop(name) || options.removes(name) || ClientClaims.isWithheld(name, fromTrustedProxy: false) {
+            if ForwardedHeaders.isHopByHop(name) || options.removes(name) || ClientClaims.isWithheld(name, fromTrustedProxy: false)
+                || MethodOverride.isOverrideField(name)
+            {
                 return false
             }
             for decided in Self.fieldsDecidedByTheHead where ASCIIText.namesSameField(name, decided) {
