@@ -178,7 +178,8 @@ final class RoutingTests: XCTestCase {
         XCTAssertEqual(named([("X-HTTP-Method-Overrides", "DELETE"), ("X-Method", "DELETE")]), [])
         XCTAssertEqual(named([], query: "?_method=DELETE&a=1"), ["DELETE"])
         XCTAssertEqual(named([], query: "?%5Fmethod=delete&.method=put&+_method=patch&_METHOD=get&+method=put"), ["DELETE", "PUT", "PATCH", "GET"], "as PHP reads names")
-        XCTAssertEqual(named([], query: "?method=DELETE&__method=PUT"), [])
+        XCTAssertEqual(named([], query: "?method=DELETE&__method=PUT&q=x"), [])
+        XCTAssertEqual(named([], query: "?_m%65thod=delete&_METHOD=put"), ["DELETE", "PUT"], "spelled with escapes, in another case")
         XCTAssertEqual(named([("X-HTTP-Method-Override", "PUT")], query: "?_method=DELETE"), ["PUT", "DELETE"])
 
         let router = Router(routes: [route("delete", "/items/", methods: ["DELETE"]), route("rest", "/")])

@@ -34,12 +34,22 @@ enum MethodOverride {
                 append(fields.text(value), to: &methods)
             }
         }
-        if query.utf8.count > 1 {
+        if mayNameMethod(query) {
             for value in QueryParameter.values(inQuery: query, where: isMethodParameter) {
                 append(value, to: &methods)
             }
         }
         return methods
+    }
+
+    /// Whether `query` holds `method` in any case or a %-escape (which may spell it): only then
+    /// are its names decoded.
+    private static func mayNameMethod(_ query: Substring) -> Bool {
+        query.utf8.withContiguousStorageIfAvailable { bytes in
+            bytes.indices.contains { index in
+                bytes[index] == UInt8(ascii: "%") || "method".utf8.elementsEqual(bytes[index...].prefix(6).lazy.map(ASCIIText.lowered))
+            }
+        } ?? true
     }
 
     /// `_method` as PHP reads a query's names: leading spaces dropped, then a space, `.` or `[`
