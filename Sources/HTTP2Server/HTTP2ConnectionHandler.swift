@@ -41,6 +41,9 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     private let limits: HTTP2ConnectionLimits
     private let makeProxy: () -> any HTTP2StreamDelegate
     private let registry: any HTTP2ConnectionRegistry
+    /// Its deadlines are read on this loop's clock (`eventLoop.now`), the one its timers run on:
+    /// read on another, a timer that fires before its deadline has come by that clock re-arms for
+    /// a deadline already past on the loop's, and fires again at once, until the two agree.
     package var eventLoop: any EventLoop { registry.eventLoop }
 
     private var context: ChannelHandlerContext?
@@ -121,7 +124,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         }
         if let increment = receiveWindow.increment() { writeWindowUpdate(0, increment: increment) }
         flushNow()
-        perform(lifecycle.opened(now: .now()))
+        perform(lifecycle.opened(now: eventLoop.now))
         if registry.draining { drain() }
     }
 
@@ -372,7 +375,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     }
 
     private func spend(_ budget: inout HTTP2FrameBudget, _ what: String) throws {
-        guard budget.spend(at: .now()) else {
+        guard budget.spend(at: eventLoop.now) else {
             throw HTTP2Wire.ConnectionError(code: .enhanceYourCalm, reason: "too many \(what)")
         }
     }
@@ -380,7 +383,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     /// Whether this side reset stream `id` less than `resetGrace` ago.
     private func inResetGrace(_ id: UInt32) -> Bool {
         guard let resetAt = recentlyReset[id] else { return false }
-        return NIODeadline.now() - resetAt < Self.resetGrace
+        return eventLoop.now - resetAt < Self.resetGrace
     }
 
     /// Bytes a stream holds for its proxy (or had held and let go of) count against the
@@ -462,7 +465,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     /// and a PING; on the PING's answer, GOAWAY with the last stream accepted. Streams finish;
     /// the connection closes once they have, or after the grace time.
     package func drain() {
-        perform(lifecycle.drain(now: .now()))
+        perform(lifecycle.drain(now: eventLoop.now))
     }
 
     /// A connection error: GOAWAY with its code, then the connection closes.
@@ -474,7 +477,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     /// an open one starts its idle clock.
     private func closeIfDone() {
         guard streams.isEmpty else { return }
-        perform(lifecycle.lastStreamClosed(now: .now()))
+        perform(lifecycle.lastStreamClosed(now: eventLoop.now))
     }
 
     private func perform(_ action: HTTP2ConnectionLifecycle.Action, reason: String = "") {
@@ -502,7 +505,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
             guard timer == nil else { return }
             timer = eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
                 timer = nil
-                perform(lifecycle.idleDeadlineReached(now: .now(), highestStream: highestStream, streamsOpen: !streams.isEmpty))
+                perform(lifecycle.idleDeadlineReached(now: eventLoop.now, highestStream: highestStream, streamsOpen: !streams.isEmpty))
             }
         }
     }
@@ -579,10 +582,10 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     func writeReset(_ id: UInt32, code: HTTP2Wire.ErrorCode) {
         // Bounded: resets are budgeted, and the entries older than the grace go first.
         if recentlyReset.count >= 256 {
-            let now = NIODeadline.now()
+            let now = eventLoop.now
             recentlyReset = recentlyReset.filter { now - $0.value < Self.resetGrace }
         }
-        recentlyReset[id] = .now()
+        recentlyReset[id] = eventLoop.now
         frames { $0.writeHTTP2RSTStream(id, code: code) }
     }
 

@@ -32,7 +32,7 @@ package final class StreamDeadlines {
 
     /// Tells the streams whose deadline has passed, and re-arms for the nearest of the others.
     private func fire() {
-        let now = NIODeadline.now()
+        let now = eventLoop.now
         var due: [any StreamDeadlineHolder] = []
         var next: NIODeadline?
         for entry in deadlines.values {

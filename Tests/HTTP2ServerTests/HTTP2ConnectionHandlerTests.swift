@@ -177,6 +177,38 @@ final class HTTP2ConnectionHandlerTests: XCTestCase {
         XCTAssertFalse(channel.isActive, "closed once its stream finished")
     }
 
+    /// Deadlines are kept on the loop's own clock: read on another, a timer re-armed itself for a
+    /// deadline the loop had passed, and fired again at once, until the two clocks agreed.
+    func testAnIdleConnectionClosesWhenItsLoopsClockSaysSo() throws {
+        _ = try readFrames()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        XCTAssertTrue(channel.isActive, "within the idle timeout")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        XCTAssertEqual(try goAwayCode(), HTTP2Wire.ErrorCode.noError.rawValue)
+        XCTAssertFalse(channel.isActive, "closed once idle for the idle timeout")
+    }
+
+    func testTheIdleTimeoutStartsAgainWhenTheLastStreamEnds() throws {
+        channel.embeddedEventLoop.advanceTime(by: .seconds(50))
+        try send(headers(1, ["GET", "/"], endStream: true))
+        delegates[0].answer(status: .ok, body: "done")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(59))
+        XCTAssertTrue(channel.isActive, "idle for 59 s since its stream ended")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(channel.isActive)
+    }
+
+    func testADrainWhosePingIsNeverAnsweredClosesAfterTheGraceTime() throws {
+        try send(headers(1, ["GET", "/"], endStream: true))
+        registry.drainAll()
+        _ = try readFrames()
+        channel.embeddedEventLoop.advanceTime(by: .seconds(4))
+        XCTAssertTrue(channel.isActive, "within the grace time")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        XCTAssertFalse(channel.isActive, "closed when the grace time ran out")
+        XCTAssertTrue(delegates[0].closed)
+    }
+
     func testASocketThatTakesNothingForTheSendTimeoutIsClosedWithItsStreams() throws {
         try send(headers(1, ["GET", "/"], endStream: true))
         _ = try readFrames()
