@@ -170,7 +170,6 @@ extension ProxyHandler {
         ) { verdict in self.apply(verdict, to: exchange, waitingIn: room) }
     }
 
-    /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
     /// Whether the request names another method for itself (MethodOverride) that another route
     /// matches: an upstream that honours it would serve the request as that method, past that
     /// route's limiters.
@@ -181,6 +180,7 @@ extension ProxyHandler {
         return runtime.router.dependsOnNamedMethods(methods, path: path.routingPath, host: authority, matched: matched)
     }
 
+    /// The client's canonical address: the peer, or whom a trusted peer forwarded for.
     private func clientIP(_ headers: ClientFields, peerIsTrustedProxy: Bool) -> String {
         guard peerIsTrustedProxy, let peer = peer.address else { return peerText }
         let forwardedFor = headers.values(named: "x-forwarded-for")
