@@ -7,15 +7,12 @@ enum QueryParameter {
     ///   gets, so that no second reading of the target (where a fragment ends, which `?` begins
     ///   the query) can differ from it.
     static func only(_ name: String, inQuery query: Substring) -> SingleValue {
-        var found = SingleValue.none
-        for pair in query.utf8.dropFirst().split(separator: UInt8(ascii: "&"), omittingEmptySubsequences: true) {
-            let equals = pair.firstIndex(of: UInt8(ascii: "="))
-            let rawName = equals.map { pair[..<$0] } ?? pair[...]
-            guard decode(rawName) == name else { continue }
-            guard case .none = found else { return .repeated }
-            found = .one(equals.map { decode(pair[pair.index(after: $0)...]) } ?? "")
+        let found = values(inQuery: query) { $0 == name }
+        switch found.count {
+        case 0: return .none
+        case 1: return .one(found[0])
+        default: return .repeated
         }
-        return found
     }
 
     /// The values of every parameter whose (decoded) name `nameMatches`, in order.
