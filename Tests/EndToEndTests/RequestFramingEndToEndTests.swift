@@ -387,6 +387,10 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertEqual(seen.map { $0["target"] as? String }, ["/old", "/newer", "/x"])
         let headers = try XCTUnwrap(seen.last?["headers"] as? [[String]])
         XCTAssertEqual(headers.filter { $0[0].lowercased() == "host" }.map { $0[1] }, ["admin.example"])
+        // A host found valid earlier on the connection vouches only for the same bytes: not for
+        // a spelling String's `==` holds equal (a Kelvin sign for `K`).
+        let kelvin = "GET /k HTTP/1.1\r\nHost: K.example\r\n\r\nGET /k HTTP/1.1\r\nHost: \u{212A}.example\r\n\r\n"
+        XCTAssertEqual(statuses(try exchange(harness, kelvin)), [200, 400])
     }
 
     func testEncodedSlashesNeverLeaveTheAuthRoute() throws {

@@ -305,6 +305,30 @@ final class HTTP1ParserTests: XCTestCase {
         XCTAssertEqual(String(buffer: utf8), "X-Name: é☃\r\n\r\n")
     }
 
+    func testAHostMadeOnceForAConnectionIsTheOneEachRequestsBytesMake() throws {
+        // One room across a connection's requests, against a fresh room for each: the same
+        // String bytes for bytes, whatever came before (obs-text, its escaped spelling sent as
+        // UTF-8, a spelling String's `==` holds equal).
+        let hosts: [[UInt8]] = [
+            Array("a.example".utf8), Array("a.example".utf8), Array("b.example".utf8),
+            [0x61, 0xE9], [0x61, 0xE9], Array("a\u{10FFE9}".utf8), [0x61, 0xE9],
+            Array("K.example".utf8), Array("\u{212A}.example".utf8), Array("K.example".utf8),
+            Array("a.example:8080".utf8), Array("a.example:8081".utf8), Array("a.example:8080".utf8),
+        ]
+        func host(_ value: [UInt8], _ room: inout HTTP1HeadParser.RequestRoom) throws -> [UInt8] {
+            let head = Array("GET / HTTP/1.1\r\nHost: ".utf8) + value + Array("\r\n\r\n".utf8)
+            let request = try head.withUnsafeBytes { bytes throws(HTTP1RequestError) in try HTTP1HeadParser.requestHead(bytes, room: &room).request }
+            return Array(try XCTUnwrap(request.fields.host).utf8)
+        }
+        var shared = HTTP1HeadParser.RequestRoom()
+        for value in hosts {
+            var fresh = HTTP1HeadParser.RequestRoom()
+            XCTAssertEqual(try host(value, &shared), try host(value, &fresh), "\(value)")
+        }
+        var fresh = HTTP1HeadParser.RequestRoom()
+        XCTAssertNotEqual(try host(Array("\u{212A}.example".utf8), &fresh), Array("K.example".utf8))
+    }
+
     func testNothingIsReadAfterAnError() throws {
         var parser = HTTP1Parser(role: .request, maxHeadBytes: 1024)
         var buffer = ByteBuffer(string: "GET / HTTP/1.1\r\nHost: x\r\n\r\nBROKEN\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -71,7 +71,8 @@ final class RoutingTests: XCTestCase {
     func testAuthorityRules() {
         func resolve(_ version: HTTPVersion, _ hosts: [String], targetAuthority: Substring?) -> Result<String?, RequestAuthority.Problem> {
             let fields = RequestFields(HTTPHeaders(hosts.map { ("Host", $0) } + [("Accept", "*/*")]))
-            return RequestAuthority.resolve(fields, version: version, targetAuthority: targetAuthority)
+            var lastValidHost = RequestAuthority.LastValidHost()
+            return RequestAuthority.resolve(fields, version: version, targetAuthority: targetAuthority, lastValidHost: &lastValidHost)
         }
         XCTAssertEqual(resolve(.http1_1, ["a.example:8080"], targetAuthority: nil), .success("a.example:8080"))
         XCTAssertEqual(resolve(.http1_1, [], targetAuthority: nil), .failure(.missingHost))
@@ -93,6 +94,27 @@ final class RoutingTests: XCTestCase {
         // An absolute-form target's authority wins over Host.
         XCTAssertEqual(resolve(.http1_1, ["public.example"], targetAuthority: "admin.example"), .success("admin.example"))
         XCTAssertEqual(resolve(.http1_1, [], targetAuthority: "user@admin.example"), .failure(.invalidHost))
+    }
+
+    /// One connection's requests share what was found valid, and only the same bytes are
+    /// taken as checked: not a spelling String's `==` holds equal, not one of the same length.
+    func testAHostFoundValidOnAConnectionIsTakenAsCheckedOnlyForItsExactBytes() {
+        var lastValidHost = RequestAuthority.LastValidHost()
+        func resolve(_ host: String) -> Result<String?, RequestAuthority.Problem> {
+            let fields = RequestFields(HTTPHeaders([("Host", host)]))
+            return RequestAuthority.resolve(fields, version: .http1_1, targetAuthority: nil, lastValidHost: &lastValidHost)
+        }
+        XCTAssertEqual(resolve("K.example:80"), .success("K.example:80"))
+        XCTAssertEqual(resolve("K.example:80"), .success("K.example:80"))
+        // A Kelvin sign is canonically equivalent to `K`: equal as Strings, not as bytes.
+        XCTAssertEqual("\u{212A}.example:80", "K.example:80")
+        XCTAssertEqual(resolve("\u{212A}.example:80"), .failure(.invalidHost))
+        XCTAssertEqual(resolve("K.example:8\u{0}"), .failure(.invalidHost))
+        XCTAssertEqual(resolve("K.example..:8"), .failure(.invalidHost))
+        XCTAssertEqual(resolve("K.example:80"), .success("K.example:80"))
+        XCTAssertEqual(resolve("k.example:81"), .success("k.example:81"))
+        XCTAssertEqual(resolve("127.1"), .failure(.invalidHost))
+        XCTAssertEqual(resolve("k.example:81"), .success("k.example:81"))
     }
 
     private func route(_ name: String, _ prefix: String, methods: Set<String>? = nil, host: String? = nil) -> GatewayConfig.Route {

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// ASCII comparisons of header names and list values, on the bytes of the Strings as stored.
 ///
 /// Header names, `Connection` options and transfer codings are ASCII tokens compared without
@@ -143,6 +147,17 @@ extension String {
             return result
         }
         return Array(utf8).withUnsafeBytes(body)
+    }
+
+    /// Whether the String's UTF-8 is exactly `bytes`. Not `==`, which takes canonically
+    /// equivalent spellings as equal (a Kelvin sign and `K`): what was checked or made from some
+    /// bytes is reused only for the same bytes.
+    func hasUTF8(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard utf8.count == bytes.count else { return false }
+        return withUTF8Bytes { mine in
+            guard let mine = mine.baseAddress, let other = bytes.baseAddress else { return bytes.isEmpty }
+            return memcmp(mine, other, bytes.count) == 0
+        }
     }
 
     /// ASCII case-insensitive equality with an all-lower-case `other`, without allocating.

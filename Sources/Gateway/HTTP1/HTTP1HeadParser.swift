@@ -13,6 +13,17 @@ enum HTTP1HeadParser {
     struct RequestRoom {
         var fields: [ClientFields.Location] = []
         var bytes = ReusableHeadBuffer()
+        /// The last `Host` value's text, made from bytes it is the UTF-8 of: a keep-alive client
+        /// names the same host in every request, and the String is made once.
+        private var host: String?
+
+        mutating func hostText(_ bytes: UnsafeRawBufferPointer) -> String {
+            if let host, host.hasUTF8(bytes) { return host }
+            let text = FieldText.string(bytes)
+            // A value holding obs-text is made into other UTF-8 (FieldText), and is never reused.
+            host = text.hasUTF8(bytes) ? text : nil
+            return text
+        }
     }
 
     /// - Parameters:
@@ -34,7 +45,7 @@ enum HTTP1HeadParser {
         let end = try scanFields(bytes, from: line.end) { name, value in
             room.fields.append(.init(name: name, value: value))
             let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[value])
-            summary.read(name: UnsafeRawBufferPointer(rebasing: bytes[name]), value: valueBytes, text: FieldText.string(valueBytes))
+            summary.read(name: UnsafeRawBufferPointer(rebasing: bytes[name]), value: valueBytes, text: room.hostText(valueBytes))
         }
         var head = room.bytes.take(ByteBufferAllocator())
         head.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
