@@ -45,6 +45,7 @@ enum HTTP1HeadParser {
         let end = try scanFields(bytes, from: line.end) { name, value in
             room.fields.append(.init(name: name, value: value))
             let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[value])
+            // `text` is asked for the `Host` field's value alone.
             summary.read(name: UnsafeRawBufferPointer(rebasing: bytes[name]), value: valueBytes, text: room.hostText(valueBytes))
         }
         var head = room.bytes.take(ByteBufferAllocator())

@@ -28,7 +28,7 @@ struct RequestFields: Equatable {
     }
 
     /// Reads one field.
-    /// - Parameter text: the value as the head holds it.
+    /// - Parameter text: the value as the head holds it (asked for the `Host` field alone).
     mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: @autoclosure () -> String) {
         switch name.count {
         case 4 where ASCIIText.equals(name, lowercased: "host"):

@@ -38,8 +38,6 @@ enum RequestAuthority {
     struct LastValidHost {
         private var host: String?
 
-        init() {}
-
         mutating func isValid(_ candidate: String) -> Bool {
             if let host, candidate.withUTF8Bytes(host.hasUTF8) { return true }
             guard candidate.withUTF8Bytes(RequestAuthority.isValid) else { return false }
