@@ -305,6 +305,49 @@ final class HTTP1ParserTests: XCTestCase {
         XCTAssertEqual(String(buffer: utf8), "X-Name: é☃\r\n\r\n")
     }
 
+    func testTheAnswerToABadHeadDoesNotDependOnWhereItsReadsEnded() {
+        // Past the head budget, what pieces would have refused within it is refused (400), not
+        // answered as too large (431); a version not served is seen before a later bare LF.
+        let pad = String(repeating: "a", count: 100)
+        let cases: [(String, HTTP1RequestError?)] = [
+            ("G\u{2}T / HTTP/1.1\r\nX: \(pad)\r\n\r\n", nil),
+            ("GET / HTTP/1.1\r\nX: a\nY: \(pad)\r\n\r\n", nil),
+            ("GET / HTTP/1.1\r\nX: \(pad)\r\n\r\n", .headTooLarge),
+            ("GET / HTTP/0.1\r\nX: a\nY: b\r\n\r\n", .unsupportedVersion),
+        ]
+        for (text, expected) in cases {
+            for piece in [Int.max, 1, 2, 7, 33] {
+                guard case .error(let error) = read(text, piece: piece, maxHead: 64).last else {
+                    XCTFail("\(text.debugDescription) in pieces of \(piece): not refused")
+                    continue
+                }
+                if let expected {
+                    XCTAssertEqual(error, expected, "\(text.debugDescription) in pieces of \(piece)")
+                } else if case .malformed = error {
+                } else {
+                    XCTFail("\(text.debugDescription) in pieces of \(piece): \(error)")
+                }
+            }
+        }
+    }
+
+    func testAConnectionOptionThatIsNoTokenNamesNoFieldWhicheverWayItIsRead() {
+        // Obs-text in an option: the parser reads its bytes, an HTTP/2 head's Strings hold them
+        // escaped; neither names a field (`read` checks that both passes agree).
+        let bytes = Array("GET / HTTP/1.1\r\nHost: a\r\nConnection: conte".utf8) + [0x91, 0x8B]
+            + Array("-length, X-Drop\r\nContent-Length: 1\r\nX-Drop: 1\r\n\r\nz".utf8)
+        XCTAssertEqual(read(bytes), [
+            .head("GET", "/", ["Host=a", "Connection=conte\u{10FF91}\u{10FF8B}-length, X-Drop", "Content-Length=1", "X-Drop=1"]),
+            .body("z"), .end([]),
+        ])
+        var parser = HTTP1Parser(role: .request, maxHeadBytes: 1024)
+        var buffer = ByteBuffer(bytes: bytes)
+        guard case .requestHead(let request) = try? parser.next(&buffer) else { return XCTFail() }
+        XCTAssertTrue(request.fields.options.removes("x-drop"))
+        XCTAssertFalse(request.fields.options.removes("content-length"))
+        XCTAssertFalse(request.fields.options.removes("conte-length"))
+    }
+
     func testAHostMadeOnceForAConnectionIsTheOneEachRequestsBytesMake() throws {
         // One room across a connection's requests, against a fresh room for each: the same
         // String bytes for bytes, whatever came before (obs-text, its escaped spelling sent as

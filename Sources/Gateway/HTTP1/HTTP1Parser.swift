@@ -188,11 +188,6 @@ struct HTTP1Parser {
                     request = whole
                 } else {
                     guard let section = try collect(&buffer, terminator: .emptyLine, limit: maxHeadBytes) else {
-                        if !requestLineChecked, let partial {
-                            requestLineChecked = try partial.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
-                                try HTTP1HeadParser.checkIncompleteHead(bytes)
-                            }
-                        }
                         return .needsBytes
                     }
                     request = try section.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
@@ -348,13 +343,11 @@ struct HTTP1Parser {
         let scanFrom = max(0, partialScanned - (terminator.bytes - 1))
         if let end = Self.find(terminator, in: buffer, from: scanFrom) {
             partialScanned = 0
-            guard end <= limit else { throw Self.tooLarge(terminator) }
+            guard end <= limit else { throw tooLarge(terminator, buffer, limit: limit) }
             return buffer.readSlice(length: end)
         }
-        guard buffer.readableBytes <= limit else { throw Self.tooLarge(terminator) }
-        // A line ended by LF alone never makes the terminator: refused now, not waited on until
-        // the limit or the idle timeout (only the bytes new since the last wait are searched).
-        if Self.hasBareLineFeed(in: buffer, from: partialScanned) { throw .malformed("a line ends in LF without CR") }
+        guard buffer.readableBytes <= limit else { throw tooLarge(terminator, buffer, limit: limit) }
+        try checkIncomplete(buffer, newFrom: partialScanned)
         partialScanned = buffer.readableBytes
         partial = buffer.readSlice(length: buffer.readableBytes)
         return nil
@@ -374,8 +367,31 @@ struct HTTP1Parser {
         }
     }
 
-    private static func tooLarge(_ terminator: Terminator) -> HTTP1RequestError {
-        terminator == .emptyLine ? .headTooLarge : .malformed("a chunk line is too long")
+    /// Refuses, in a section that has not arrived whole, what can never become valid, in the
+    /// order of its bytes (as a parse of the whole section would find it): a request head's first
+    /// line once it has come, then a line ended by LF alone, which never makes the terminator
+    /// (refused now, not waited on until the limit or the idle timeout; only the bytes new since
+    /// `start` are searched).
+    private mutating func checkIncomplete(_ buffer: ByteBuffer, newFrom start: Int) throws(HTTP1RequestError) {
+        if role == .request, case .head = state, !requestLineChecked {
+            requestLineChecked = try buffer.withUnsafeReadableBytes { bytes throws(HTTP1RequestError) in
+                try HTTP1HeadParser.checkIncompleteHead(bytes)
+            }
+        }
+        if Self.hasBareLineFeed(in: buffer, from: start) { throw .malformed("a line ends in LF without CR") }
+    }
+
+    /// A section past its limit in `buffer`. The bytes within the limit are first checked as
+    /// they would have been had they come in smaller pieces, before the limit was reached, so
+    /// that the answer does not depend on where a peer's reads ended.
+    private mutating func tooLarge(_ terminator: Terminator, _ buffer: ByteBuffer, limit: Int) -> HTTP1RequestError {
+        guard terminator == .emptyLine else { return .malformed("a chunk line is too long") }
+        do {
+            try checkIncomplete(buffer.getSlice(at: buffer.readerIndex, length: min(limit, buffer.readableBytes))!, newFrom: 0)
+        } catch {
+            return error
+        }
+        return .headTooLarge
     }
 
     /// The offset just past the first terminator at or after `start`, or nil.

@@ -60,7 +60,10 @@ struct ConnectionOptions: Equatable {
                 keepAlive = true
             } else if !ForwardedHeaders.isProtectedFromConnection(option) {
                 if ASCIIText.equals(option, lowercased: "upgrade") { connectionListsUpgrade = true }
-                named.insert(option)
+                // Only a token names a field (RFC 9110, 7.6.1); an option holding other bytes
+                // names none, and obs-text would be kept in two spellings by the two ways fields
+                // are read (the HTTP/1.1 parser's bytes, the Strings of an HTTP/2 head).
+                if option.allSatisfy(ASCIIByteSet.token.contains) { named.insert(option) }
             }
         }
     }
