@@ -180,6 +180,17 @@ let package = Package(
             ],
             path: "Fuzz/HTTP2ConnectionFuzzer"
         ),
+        .executableTarget(
+            name: "http1-parser-fuzzer",
+            dependencies: [
+                "FuzzSupport",
+                "Gateway",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Fuzz/HTTP1ParserFuzzer"
+        ),
         // Helpers the test targets share: child processes, curl, raw sockets, redis-server.
         .target(
             name: "TestSupport",

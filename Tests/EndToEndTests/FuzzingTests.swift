@@ -2,9 +2,10 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// The HTTP/2 server side under libFuzzer (scripts/fuzz.sh): past findings and the seed corpus
-/// replay cleanly, and a bounded run of each fuzz target finds nothing.
-final class HTTP2FuzzingTests: XCTestCase {
+/// What a peer's bytes reach first, under libFuzzer (scripts/fuzz.sh): the HTTP/2 server side and
+/// the HTTP/1.1 parser. Past findings and the seed corpora replay cleanly, and a bounded run of
+/// each fuzz target finds nothing.
+final class FuzzingTests: XCTestCase {
     private let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .deletingLastPathComponent().deletingLastPathComponent()
 
@@ -19,9 +20,15 @@ final class HTTP2FuzzingTests: XCTestCase {
     /// Each fuzz target's ordinary build replays inputs without libFuzzer: a crash or a broken
     /// bound on one of them fails here in every test run, not only when fuzzing.
     func testTheSeedCorpusAndPastFindingsReplayCleanly() throws {
-        let seeds = try inputs(in: "Fuzz/corpus/http2")
-        XCTAssertGreaterThan(seeds.count, 30, "the conformance cases' bytes")
-        for (product, target) in [("http2-frame-fuzzer", "http2-frames"), ("http2-connection-fuzzer", "http2-connection")] {
+        let http2Seeds = try inputs(in: "Fuzz/corpus/http2")
+        XCTAssertGreaterThan(http2Seeds.count, 30, "the conformance cases' bytes")
+        let http1Seeds = try inputs(in: "Fuzz/corpus/http1")
+        XCTAssertGreaterThan(http1Seeds.count, 10, "requests and responses of each framing")
+        for (product, target, seeds) in [
+            ("http2-frame-fuzzer", "http2-frames", http2Seeds),
+            ("http2-connection-fuzzer", "http2-connection", http2Seeds),
+            ("http1-parser-fuzzer", "http1-parser", http1Seeds),
+        ] {
             let replay = Binaries.directory.appendingPathComponent(product).path
             let findings = try inputs(in: "Fuzz/regressions/\(target)")
             let result = try runProgram(replay, seeds + findings)
@@ -37,6 +44,7 @@ final class HTTP2FuzzingTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.output)
         XCTAssertTrue(result.output.contains("http2-frames: nothing found"), result.output)
         XCTAssertTrue(result.output.contains("http2-connection: nothing found"), result.output)
+        XCTAssertTrue(result.output.contains("http1-parser: nothing found"), result.output)
         print(result.output)
     }
 }
