@@ -13,7 +13,8 @@
 #          http2-connection  the connection handler and its streams, behind delegates that answer
 #                            or hold their requests, with time moving on
 #          http1-parser      the HTTP/1.1 parser of both sides, the same bytes read whole, in
-#                            pieces and byte by byte, which must agree
+#                            pieces and byte by byte, which must agree; each request it would
+#                            forward written upstream and read back as that one request
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
