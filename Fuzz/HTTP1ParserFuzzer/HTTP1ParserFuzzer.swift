@@ -15,10 +15,10 @@ import NIOHTTP1
 /// libFuzzer's entry point for what a peer's bytes reach first on an HTTP/1.1 connection: the
 /// parser that cuts them into heads, body parts and ends, on the client side and the upstream's.
 ///
-/// The oracle is the parser itself, read two ways: the same bytes fed whole and fed in pieces
-/// (of the size the input's first byte picks) must come to the same heads, the same body bytes,
-/// the same ends and the same error, since where a peer's reads end is the peer's choice and the
-/// framing decided must not depend on it. Each request head's fields must also say what a pass
+/// The oracle is the parser itself, read three ways: the same bytes fed whole, in pieces (of the
+/// size the input's first byte picks) and byte by byte must come to the same heads, the same body
+/// bytes, the same ends and the same refusal (its status), since where a peer's reads end is the
+/// peer's choice and neither the framing decided nor the answer may depend on it. Each request head's fields must also say what a pass
 /// over its Strings says (`RequestFields`, the HTTP/2 side's way). A crash, a hang, a broken bound
 /// or a disagreement is a finding.
 ///
