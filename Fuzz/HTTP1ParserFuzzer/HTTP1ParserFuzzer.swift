@@ -83,9 +83,8 @@ enum ForwardingCheck {
     /// decide what is written: the path, the authority, the framing, a tunnel).
     private static func forward(_ request: ClientRequest, body: [UInt8], trailers: HTTPHeaders?) {
         guard let path = RequestPath(uri: request.uri) else { return }
-        var lastValidHost = RequestAuthority.LastValidHost()
         guard case .success(let authority) = RequestAuthority.resolve(
-            request.fields, version: request.version, targetAuthority: path.authority, lastValidHost: &lastValidHost
+            request.fields, version: request.version, targetAuthority: path.authority
         ) else { return }
         let framing = request.fields.framing(version: request.version)
         let options = request.fields.options

@@ -13,16 +13,16 @@ enum HTTP1HeadParser {
     struct RequestRoom {
         var fields: [ClientFields.Location] = []
         var bytes = ReusableHeadBuffer()
-        /// The last `Host` value's text, made from bytes it is the UTF-8 of: a keep-alive client
-        /// names the same host in every request, and the String is made once.
-        private var host: String?
+        /// The last `Host` value, made from bytes its text is the UTF-8 of: a keep-alive client
+        /// names the same host in every request, and its String is made and checked once.
+        private var host: ReceivedHost?
 
-        mutating func hostText(_ bytes: UnsafeRawBufferPointer) -> String {
-            if let host, host.hasUTF8(bytes) { return host }
-            let text = FieldText.string(bytes)
+        mutating func receivedHost(_ bytes: UnsafeRawBufferPointer) -> ReceivedHost {
+            if let host, host.text.hasUTF8(bytes) { return host }
+            let made = ReceivedHost(FieldText.string(bytes))
             // A value holding obs-text is made into other UTF-8 (FieldText), and is never reused.
-            host = text.hasUTF8(bytes) ? text : nil
-            return text
+            host = made.text.hasUTF8(bytes) ? made : nil
+            return made
         }
     }
 
@@ -45,8 +45,8 @@ enum HTTP1HeadParser {
         let end = try scanFields(bytes, from: line.end) { name, value in
             room.fields.append(.init(name: name, value: value))
             let valueBytes = UnsafeRawBufferPointer(rebasing: bytes[value])
-            // `text` is asked for the `Host` field's value alone.
-            summary.read(name: UnsafeRawBufferPointer(rebasing: bytes[name]), value: valueBytes, text: room.hostText(valueBytes))
+            // `host` is asked for the `Host` field's value alone.
+            summary.read(name: UnsafeRawBufferPointer(rebasing: bytes[name]), value: valueBytes, host: room.receivedHost(valueBytes))
         }
         var head = room.bytes.take(ByteBufferAllocator())
         head.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))

@@ -44,7 +44,7 @@ extension ProxyHandler {
             return
         }
         let authority: String?
-        switch RequestAuthority.resolve(fields, version: request.version, targetAuthority: path.authority, lastValidHost: &lastValidHost) {
+        switch RequestAuthority.resolve(fields, version: request.version, targetAuthority: path.authority) {
         case .success(let resolved):
             authority = resolved
         case .failure(.missingHost):

@@ -46,8 +46,6 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     private var lastResponseEnd: EventLoopFuture<Void>?
     /// The client connection's address, parsed once per connection.
     let peer: ClientPeer
-    /// The `Host` this connection's requests last named, once found valid.
-    var lastValidHost = RequestAuthority.LastValidHost()
     /// The peer's canonical text: most requests' identifier.
     var peerText: String { peer.text }
     /// Created on first use: a short-lived HTTP/2 stream may never need one.

@@ -9,6 +9,8 @@ struct RequestFields: Equatable {
     /// How many `Host` fields there are (more than one is refused), and the last one's value.
     private(set) var hostCount = 0
     private(set) var host: String?
+    /// Whether the last `Host` is a valid host[:port] (RequestAuthority).
+    private(set) var hostIsValid = false
     private(set) var options = ConnectionOptions()
     /// Whether the first `Expect` field is `100-continue`.
     private(set) var expectsContinue = false
@@ -22,18 +24,21 @@ struct RequestFields: Equatable {
     init(_ headers: HTTPHeaders) {
         for (name, value) in headers {
             name.withUTF8Bytes { name in
-                value.withUTF8Bytes { valueBytes in read(name: name, value: valueBytes, text: value) }
+                value.withUTF8Bytes { valueBytes in read(name: name, value: valueBytes, host: ReceivedHost(value)) }
             }
         }
     }
 
     /// Reads one field.
-    /// - Parameter text: the value as the head holds it (asked for the `Host` field alone).
-    mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, text: @autoclosure () -> String) {
+    /// - Parameter host: the value as the head holds it, checked as a host (asked for the `Host`
+    ///   field alone).
+    mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, host: @autoclosure () -> ReceivedHost) {
         switch name.count {
         case 4 where ASCIIText.equals(name, lowercased: "host"):
             hostCount += 1
-            host = text()
+            let received = host()
+            self.host = received.text
+            hostIsValid = received.isValid
         case 6 where ASCIIText.equals(name, lowercased: "expect"):
             if !sawExpect { expectsContinue = ASCIIText.equals(value, lowercased: "100-continue") }
             sawExpect = true
@@ -56,6 +61,18 @@ struct RequestFields: Equatable {
     /// checked length or chunked) has validated.
     func framing(version: HTTPVersion) -> RequestBodyFraming {
         framingFields.framing(version: version)
+    }
+}
+
+/// A `Host` value as the head holds it, and whether it is a valid host[:port]: made once per
+/// distinct value on a connection (the HTTP/1.1 parser's `RequestRoom` keeps the last one).
+struct ReceivedHost: Equatable {
+    let text: String
+    let isValid: Bool
+
+    init(_ text: String) {
+        self.text = text
+        isValid = text.withUTF8Bytes(RequestAuthority.isValid)
     }
 }
 

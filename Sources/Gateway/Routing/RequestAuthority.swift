@@ -12,17 +12,10 @@ enum RequestAuthority {
 
     /// The authority to route by and forward, or nil when the request has none (HTTP/1.0
     /// without `Host`). An HTTP/2 request's `:authority` arrives here as its `Host`.
-    /// - Parameters:
-    ///   - targetAuthority: the authority of an absolute-form target.
-    ///   - lastValidHost: the connection's last `Host` found valid.
-    static func resolve(
-        _ fields: RequestFields,
-        version: HTTPVersion,
-        targetAuthority: Substring?,
-        lastValidHost: inout LastValidHost
-    ) -> Result<String?, Problem> {
+    /// - Parameter targetAuthority: the authority of an absolute-form target.
+    static func resolve(_ fields: RequestFields, version: HTTPVersion, targetAuthority: Substring?) -> Result<String?, Problem> {
         if fields.hostCount > 1 { return .failure(.repeatedHost) }
-        if let host = fields.host, !lastValidHost.isValid(host) { return .failure(.invalidHost) }
+        if fields.host != nil, !fields.hostIsValid { return .failure(.invalidHost) }
         if let targetAuthority {
             guard isValid(targetAuthority) else { return .failure(.invalidHost) }
             return .success(String(targetAuthority))
@@ -31,19 +24,6 @@ enum RequestAuthority {
         // refused as an HTTP/1.1 one without `Host` is (as nginx does).
         if fields.host == nil && version != .http1_0 { return .failure(.missingHost) }
         return .success(fields.host)
-    }
-
-    /// The last `Host` found valid on one connection: a keep-alive client names the same host in
-    /// every request, and its bytes need checking once (compared byte for byte: `hasUTF8`).
-    struct LastValidHost {
-        private var host: String?
-
-        mutating func isValid(_ candidate: String) -> Bool {
-            if let host, candidate.withUTF8Bytes(host.hasUTF8) { return true }
-            guard candidate.withUTF8Bytes(RequestAuthority.isValid) else { return false }
-            host = candidate
-            return true
-        }
     }
 
     /// `host [":" port]`: a registered name (letters, digits, `-._~`, sub-delims, no %-escapes;
@@ -56,7 +36,7 @@ enum RequestAuthority {
             ?? Array(authority.utf8).withUnsafeBytes(isValid)
     }
 
-    private static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    static func isValid(_ bytes: UnsafeRawBufferPointer) -> Bool {
         guard !bytes.isEmpty else { return false }
         var index = 0
         if bytes[0] == UInt8(ascii: "[") {
