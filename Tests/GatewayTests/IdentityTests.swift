@@ -86,6 +86,26 @@ final class IdentityTests: XCTestCase {
         XCTAssertEqual(queryParameter("api_key", in: "/x?api_key=a&api%5fkey=b"), .repeated, "an encoded name is the same name")
     }
 
+    /// A form parser (Python's, PHP's, Go's, Node's) compares names by code point, so a name
+    /// that is only canonically equivalent (a Kelvin sign for `K`) is another parameter, as
+    /// it is to the upstream; a prefix or an extension of the name is none either.
+    func testQueryNamesAreComparedAsTheBytesTheyDecodeTo() {
+        XCTAssertEqual(queryParameter("Key", in: "/x?%E2%84%AAey=a"), SingleValue.none)
+        XCTAssertEqual(queryParameter("Key", in: "/x?Key=a&%E2%84%AAey=b"), .one("a"))
+        XCTAssertEqual(queryParameter("\u{212A}ey", in: "/x?%E2%84%AAey=b&Key=a"), .one("b"))
+        XCTAssertEqual(queryParameter("a b", in: "/x?a+b=1&ab=2&a%20b2=3"), .one("1"))
+        XCTAssertEqual(queryParameter("api_key", in: "/x?api_ke=1&api_key_=2&api%5Fke=3&api%5Fkey%00=4"), SingleValue.none)
+        XCTAssertEqual(queryParameter("api_key", in: "/x?&&api_key=1&&"), .one("1"), "empty pairs are skipped")
+    }
+
+    /// A long query of other pairs is walked to its end, and a second match found past them.
+    func testAQueryOfManyPairsIsReadToItsEnd() {
+        let others = (0..<3000).map { "p\($0)=\($0)" }.joined(separator: "&")
+        XCTAssertEqual(queryParameter("api_key", in: "/x?\(others)&api_key=last"), .one("last"))
+        XCTAssertEqual(queryParameter("api_key", in: "/x?api_key=first&\(others)&api%5Fkey=last"), .repeated)
+        XCTAssertEqual(queryParameter("api_key", in: "/x?\(others)"), SingleValue.none)
+    }
+
     func testAPartSentMoreThanOnceIsRefusedWhateverTheFallBack() throws {
         for onMissing in [IdentifierRule.OnMissing.clientIP, .reject] {
             let byHeader = try rule(["header:X-API-Key"], onMissing: onMissing)
