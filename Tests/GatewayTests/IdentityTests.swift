@@ -88,7 +88,7 @@ final class IdentityTests: XCTestCase {
 
     /// A form parser (Python's, PHP's, Go's, Node's) compares names by code point, so a name
     /// that is only canonically equivalent (a Kelvin sign for `K`) is another parameter, as
-    /// it is to the upstream; a prefix or an extension of the name is none either.
+    /// it is to the upstream; neither is a prefix of the name, nor the name with more after it.
     func testQueryNamesAreComparedAsTheBytesTheyDecodeTo() {
         XCTAssertEqual(queryParameter("Key", in: "/x?%E2%84%AAey=a"), SingleValue.none)
         XCTAssertEqual(queryParameter("Key", in: "/x?Key=a&%E2%84%AAey=b"), .one("a"))

@@ -4,10 +4,10 @@ enum QueryParameter {
     /// The value of `name` in a query, when it is there once (a name without `=` has an empty
     /// value, as a form parser with blank values kept reads it).
     ///
-    /// Names are compared as decoded bytes, without a String made for each, so that a query of
-    /// many pairs costs no allocation per pair, and as the upstream's form parser compares them
-    /// (by code point: String's `==` would hold a Kelvin sign, U+212A, equal to `K`). Only the
-    /// value found is decoded, and the walk stops at a second match.
+    /// Names are compared as the bytes they decode to, without a String made for each, so that
+    /// a query of many pairs costs no allocation per pair; and so compared, as upstreams' form
+    /// parsers compare them, by code point (String's `==` would hold a Kelvin sign, U+212A,
+    /// equal to `K`). Only the value found is decoded, and the walk stops at a second match.
     /// - Parameter query: RequestPath's `query` (from its `?`, or empty): the one the upstream
     ///   gets, so that no second reading of the target (where a fragment ends, which `?` begins
     ///   the query) can differ from it.
