@@ -219,5 +219,51 @@ final class RoutingTests: XCTestCase {
         XCTAssertTrue(refused(["POST"], own: "DELETE"), "a DELETE read as a POST leaves its route too")
         XCTAssertTrue(refused(["DELETE"], "/ITEMS/1"), "a DELETE to /items/ in another letter case")
         XCTAssertFalse(refused([]))
+        XCTAssertTrue(refused(Array(repeating: "PUT", count: 5000) + ["DELETE"]), "a method named after thousands of others")
+    }
+
+    /// The `_method` parameter read on its decoded bytes, as PHP maps a name: leading spaces
+    /// dropped, the first other byte `_`, `.` or `[`, then `method` in any case, and nothing after.
+    func testTheMethodParameterIsReadOnTheBytesItsNameDecodesTo() {
+        func named(_ query: Substring) -> [String] {
+            let request = ClientRequest(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: HTTPHeaders()))
+            return MethodOverride.methods(in: request.headers, namedInFields: false, query: query)
+        }
+        XCTAssertEqual(named("?%20%20_method=a&++.METHOD=b&[MeThOd=c&%5B%6D%65%74%68%6F%64=d"), ["A", "B", "C", "D"])
+        XCTAssertEqual(named("?_method%20=a&_methods=b&_metho=c&%20=d&_=e&method=f&%00_method=g&_%20method=h"), [])
+        XCTAssertEqual(named("?_%E2%84%AAethod=a&_m%C3%A9thod=b&_method%00=c&%FF_method=d"), [], "bytes that are not ASCII spell none of its letters")
+        let others = (0..<2000).map { "%41\($0)=1" }.joined(separator: "&")
+        XCTAssertEqual(named("?\(others)&_method=delete"), ["DELETE"], "found past thousands of escaped names")
+
+        // Against PHP's mapping done on the decoded name as a String and lower-cased as Unicode
+        // does it, over every name of up to three pieces among spaces, the mapped bytes, the letters in both
+        // cases, and escapes of characters that case-map or combine (Kelvin sign, long s, dotted
+        // capital I, a combining accent), bytes that are no UTF-8 and NUL.
+        func phpReadsMethod(_ name: String) -> Bool {
+            let mapped = name.drop { $0 == " " }.map { $0 == " " || $0 == "." || $0 == "[" ? "_" : $0 }
+            return String(mapped).lowercased() == "_method"
+        }
+        let pieces = [
+            " ", "+", "%20", "_", "%5F", ".", "[", "m", "M", "e", "E", "t", "h", "o", "d", "D", "%6d",
+            "%E2%84%AA", "%C5%BF", "%C4%B0", "%CC%81", "%C3%A9", "%FF", "%00", "method", "METHOD", "ethod",
+        ]
+        var names = pieces
+        for _ in 1..<3 { names += names.flatMap { name in pieces.map { name + $0 } } }
+        var matches = 0
+        for name in Set(names) {
+            let expected = phpReadsMethod(QueryParameter.decode(Substring(name).utf8[...]))
+            XCTAssertEqual(!named("?\(name)=put").isEmpty, expected, name)
+            if expected { matches += 1 }
+        }
+        XCTAssertGreaterThan(matches, 30, "the pieces spell the name many ways")
+    }
+
+    /// Without a route that matches on methods, no method a request names can route it
+    /// elsewhere, and none is looked at.
+    func testNamedMethodsMatterOnlyWhereSomeRouteMatchesOnMethods() {
+        let router = Router(routes: [route("auth", "/auth/"), route("rest", "/")])
+        XCTAssertFalse(router.someRouteNamesMethods)
+        XCTAssertFalse(router.dependsOnNamedMethods(["DELETE", "GET", "X"], path: "/auth/1", host: nil, matched: router.match(path: "/auth/1", method: "POST", host: nil)))
+        XCTAssertTrue(Router(routes: [route("d", "/items/", methods: ["DELETE"])]).someRouteNamesMethods)
     }
 }

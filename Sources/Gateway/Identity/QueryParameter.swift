@@ -48,11 +48,12 @@ enum QueryParameter {
         }
     }
 
-    /// The values of every parameter whose (decoded) name `nameMatches`, in order.
-    static func values(inQuery query: Substring, where nameMatches: (String) -> Bool) -> [String] {
+    /// The values of every parameter whose name `nameMatches`, in order.
+    /// - Parameter nameMatches: handed a name as it is written (`forEachDecodedByte` decodes it).
+    static func values(inQuery query: Substring, whereName nameMatches: (Substring.UTF8View.SubSequence) -> Bool) -> [String] {
         var values: [String] = []
         forEachPair(inQuery: query) { name, value in
-            if nameMatches(decode(name)) { values.append(value.map(decode) ?? "") }
+            if nameMatches(name) { values.append(value.map(decode) ?? "") }
             return true
         }
         return values
@@ -85,7 +86,7 @@ enum QueryParameter {
     /// written), in order, until `body` returns false.
     /// - Returns: whether every byte was handed over.
     @discardableResult
-    private static func forEachDecodedByte(of bytes: Substring.UTF8View.SubSequence, _ body: (UInt8) -> Bool) -> Bool {
+    static func forEachDecodedByte(of bytes: Substring.UTF8View.SubSequence, _ body: (UInt8) -> Bool) -> Bool {
         var index = bytes.startIndex
         while index < bytes.endIndex {
             let byte = bytes[index]

@@ -175,7 +175,7 @@ extension ProxyHandler {
     /// route's limiters.
     private func namesAnotherRoutesMethod(_ request: ClientRequest, path: RequestPath, authority: String?, matched: Int?) -> Bool {
         let inFields = request.fields.namesAnotherMethod
-        guard inFields || path.query.utf8.count > 1 else { return false }
+        guard runtime.router.someRouteNamesMethods, inFields || path.query.utf8.count > 1 else { return false }
         let methods = MethodOverride.methods(in: request.headers, namedInFields: inFields, query: path.query)
         return runtime.router.dependsOnNamedMethods(methods, path: path.routingPath, host: authority, matched: matched)
     }

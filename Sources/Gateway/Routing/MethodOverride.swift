@@ -35,7 +35,7 @@ enum MethodOverride {
             }
         }
         if mayNameMethod(query) {
-            for value in QueryParameter.values(inQuery: query, where: isMethodParameter) {
+            for value in QueryParameter.values(inQuery: query, whereName: isMethodParameter) {
                 append(value, to: &methods)
             }
         }
@@ -53,10 +53,24 @@ enum MethodOverride {
     }
 
     /// `_method` as PHP reads a query's names: leading spaces dropped, then a space, `.` or `[`
-    /// read as `_` (so `.method` and `+_method` are `_method` to Symfony and Laravel).
-    private static func isMethodParameter(_ name: String) -> Bool {
-        let mapped = name.drop { $0 == " " }.map { $0 == " " || $0 == "." || $0 == "[" ? "_" : $0 }
-        return String(mapped).lowercased() == "_method"
+    /// read as `_` (so `.method` and `+_method` are `_method` to Symfony and Laravel), in any
+    /// case. Read on the name's decoded bytes, without a String made for each pair: no byte
+    /// that is not ASCII lower-cases to one of `method`'s letters (the Kelvin sign, the one
+    /// character that lower-cases to an ASCII letter, becomes `k`).
+    private static func isMethodParameter(_ name: Substring.UTF8View.SubSequence) -> Bool {
+        let wanted = "_method".utf8
+        var matched = wanted.startIndex
+        let whole = QueryParameter.forEachDecodedByte(of: name) { byte in
+            if matched == wanted.startIndex, byte == UInt8(ascii: " ") { return true }
+            guard matched < wanted.endIndex else { return false }
+            let fits = matched == wanted.startIndex
+                ? byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "[")
+                : ASCIIText.lowered(byte) == wanted[matched]
+            guard fits else { return false }
+            matched = wanted.index(after: matched)
+            return true
+        }
+        return whole && matched == wanted.endIndex
     }
 
     /// The value, and each element of it as a list, trimmed and upper-cased.

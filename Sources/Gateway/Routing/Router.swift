@@ -14,11 +14,16 @@ public struct Router: Sendable {
     /// match another route when letter case is ignored.
     private let prefixesHaveUpperCase: Bool
 
+    /// Whether some route matches on methods: only then can the method a request names for
+    /// itself route it elsewhere.
+    public let someRouteNamesMethods: Bool
+
     public init(routes: [GatewayConfig.Route]) {
         conditions = routes.map {
             Condition(pathPrefix: $0.pathPrefix, methods: $0.methods.map(Self.withHEADForGET), host: $0.host.map(Self.hostWithoutPort))
         }
         prefixesHaveUpperCase = routes.contains { $0.pathPrefix.utf8.contains(where: Self.isUpperCase) }
+        someRouteNamesMethods = routes.contains { $0.methods != nil }
     }
 
     /// A route naming GET matches HEAD too (as nginx's `limit_except GET` allows HEAD): upstreams
@@ -50,9 +55,15 @@ public struct Router: Sendable {
     /// Whether one of `methods`, which a request names for itself (MethodOverride), matches
     /// another route (or one where there was none), in the path's letter case or another.
     /// - Parameter matched: what `match` returned for the request's own method.
+    ///
+    /// Each method is tried once however often it is named: a list in a field or a query may
+    /// name the same one thousands of times.
     public func dependsOnNamedMethods(_ methods: [String], path: String, host: String?, matched: Int?) -> Bool {
-        methods.contains { method in
-            match(path: path, method: method, host: host) != matched || dependsOnCase(path: path, method: method, host: host, matched: matched)
+        guard someRouteNamesMethods else { return false }
+        var tried = Set<String>()
+        return methods.contains { method in
+            guard tried.insert(method).inserted else { return false }
+            return match(path: path, method: method, host: host) != matched || dependsOnCase(path: path, method: method, host: host, matched: matched)
         }
     }
 
