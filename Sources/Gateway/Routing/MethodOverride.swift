@@ -54,9 +54,9 @@ enum MethodOverride {
 
     /// `_method` as PHP reads a query's names: leading spaces dropped, then a space, `.` or `[`
     /// read as `_` (so `.method` and `+_method` are `_method` to Symfony and Laravel), in any
-    /// case. Read on the name's decoded bytes, without a String made for each pair: no byte
-    /// that is not ASCII lower-cases to one of `method`'s letters (the Kelvin sign, the one
-    /// character that lower-cases to an ASCII letter, becomes `k`).
+    /// case. Read on the name's decoded bytes, without a String made for each pair: no
+    /// character outside ASCII lower-cases to one of `method`'s letters (a Kelvin sign becomes
+    /// `k`, a dotted capital I an `i` with a dot above), so ASCII's case is the whole of it.
     private static func isMethodParameter(_ name: Substring.UTF8View.SubSequence) -> Bool {
         let wanted = "_method".utf8
         var matched = wanted.startIndex

@@ -54,11 +54,12 @@ public struct Router: Sendable {
 
     /// Whether one of `methods`, which a request names for itself (MethodOverride), matches
     /// another route (or one where there was none), in the path's letter case or another.
-    /// - Parameter matched: what `match` returned for the request's own method.
-    ///
     /// Each method is tried once however often it is named: a list in a field or a query may
     /// name the same one thousands of times.
+    /// - Parameter matched: what `match` returned for the request's own method.
     public func dependsOnNamedMethods(_ methods: [String], path: String, host: String?, matched: Int?) -> Bool {
+        // Without a route that names methods, every method is routed as the request's own is,
+        // in either letter case (whose check for the own method is `dependsOnCase`'s).
         guard someRouteNamesMethods else { return false }
         var tried = Set<String>()
         return methods.contains { method in
