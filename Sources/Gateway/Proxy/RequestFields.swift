@@ -8,9 +8,9 @@ import NIOHTTP1
 struct RequestFields: Equatable {
     /// How many `Host` fields there are (more than one is refused), and the last one's value.
     private(set) var hostCount = 0
-    private(set) var host: String?
-    /// Whether the last `Host` is a valid host[:port] (RequestAuthority).
-    private(set) var hostIsValid = false
+    /// The last `Host`, with whether it is a valid host[:port] (RequestAuthority).
+    private(set) var receivedHost: ReceivedHost?
+    var host: String? { receivedHost?.text }
     private(set) var options = ConnectionOptions()
     /// Whether the first `Expect` field is `100-continue`.
     private(set) var expectsContinue = false
@@ -36,9 +36,7 @@ struct RequestFields: Equatable {
         switch name.count {
         case 4 where ASCIIText.equals(name, lowercased: "host"):
             hostCount += 1
-            let received = host()
-            self.host = received.text
-            hostIsValid = received.isValid
+            receivedHost = host()
         case 6 where ASCIIText.equals(name, lowercased: "expect"):
             if !sawExpect { expectsContinue = ASCIIText.equals(value, lowercased: "100-continue") }
             sawExpect = true

@@ -15,7 +15,7 @@ enum RequestAuthority {
     /// - Parameter targetAuthority: the authority of an absolute-form target.
     static func resolve(_ fields: RequestFields, version: HTTPVersion, targetAuthority: Substring?) -> Result<String?, Problem> {
         if fields.hostCount > 1 { return .failure(.repeatedHost) }
-        if fields.host != nil, !fields.hostIsValid { return .failure(.invalidHost) }
+        if let host = fields.receivedHost, !host.isValid { return .failure(.invalidHost) }
         if let targetAuthority {
             guard isValid(targetAuthority) else { return .failure(.invalidHost) }
             return .success(String(targetAuthority))
