@@ -203,7 +203,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RateSyncTests",
-            dependencies: ["RateSync", .product(name: "NIOEmbedded", package: "swift-nio")]
+            dependencies: ["RateSync", "TestSupport", .product(name: "NIOEmbedded", package: "swift-nio")]
         ),
         .testTarget(
             name: "GatewayTests",

@@ -165,6 +165,25 @@ final class UpstreamTargetsEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(failures, Double(posts.filter { $0 == 502 }.count), "each request it broke counts against it, GETs among them")
     }
 
+    /// A PUT whose first chunk went to a fresh connection with its head, before its last chunk
+    /// came, and whose target then broke without answering (Tests/interop/retry_whole_request.py):
+    /// the chunk sent was not kept, so sent again to the other target the request would reach it
+    /// with its body cut short. It is answered 502 instead: a target only ever gets whole bodies.
+    func testARequestIsSentAgainWholeOrNotAtAll() throws {
+        let breakingPort = try unusedPort(), answeringPort = try unusedPort()
+        let harness = try start(
+            targets: "[\"http://127.0.0.1:\(breakingPort)\", \"http://127.0.0.1:\(answeringPort)\"]",
+            upstream: "[upstreams.app.outlier]\nconsecutive_failures = 0"
+        )
+        let run = try runProgram(
+            "/usr/bin/env",
+            ["python3", interopScript("retry_whole_request.py"), String(harness.proxyPort), String(breakingPort), String(answeringPort)],
+            stdoutOnly: false
+        )
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("'502'"), "the requests the breaking target took are answered 502: \(run.output)")
+    }
+
     func testAFullTargetMakesARequestWaitThenAnswers503() throws {
         let harness = try GatewayHarness(
             rateSync: GatewayHarness.memoryWindow("w", limit: 1_000_000),

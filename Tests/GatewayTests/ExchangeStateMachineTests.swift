@@ -278,6 +278,24 @@ final class ExchangeStateMachineTests: XCTestCase {
         guard case .forward(_, .end, _, keepForRetry: false) = streamed.receive(.end(nil), now: at(2)) else { return XCTFail() }
         guard case .fail = streamed.upstreamClosed() else { return XCTFail("nothing answered: 502") }
 
+        // Body bytes that waited for the connection go with the head, not kept (the request is
+        // not whole yet): sent again, the request would lack them. (Found by ExchangeSequence:
+        // the end was kept and sent again with the head alone.)
+        for reused in [true, false] {
+            var waited = Machine(isStream: false, now: at(0))
+            guard case .begin = waited.receive(head(), now: at(0)) else { return XCTFail() }
+            waited.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+            guard case .buffer = waited.receive(body, now: at(0)) else { return XCTFail("the body waits for the verdict") }
+            _ = waited.verdict(for: exchange, admitted: true)
+            guard case .startProxying(keepBodyForRetry: false, requestEnded: false) =
+                waited.upstreamAcquired(FakeConnection(), for: exchange, reused: reused, retryIfBroken: !reused)
+            else { return XCTFail() }
+            guard case .forward(_, .end, _, keepForRetry: false) = waited.receive(.end(nil), now: at(1)) else {
+                return XCTFail("nothing is kept for a retry that could not be whole")
+            }
+            guard case .fail = waited.upstreamClosed() else { return XCTFail("reused \(reused): 502, not the head and end alone again") }
+        }
+
         // An answer that started before the end (an early refusal): not sent again either.
         var answered = proxying(exchange, FakeConnection(), requestEnded: false, reused: true)
         XCTAssertFalse(answered.responseBytesArrived())

@@ -1,4 +1,5 @@
 import RateSync
+import TestSupport
 import XCTest
 
 /// The one-check route (`checkImmediately(_:)` with one check) decides exactly what a group of
@@ -51,18 +52,5 @@ final class SingleCheckTests: XCTestCase {
         XCTAssertGreaterThan(outcomes.allowed, 500)
         XCTAssertGreaterThan(outcomes.denied, 500)
         XCTAssertGreaterThan(outcomes.waited, 100)
-    }
-}
-
-/// A small deterministic generator: the same sequence on every run.
-private struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

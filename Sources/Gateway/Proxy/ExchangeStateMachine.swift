@@ -26,6 +26,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         /// request ends, it may be retried (a request without a body usually ends after the
         /// connection was leased, its head being enough to lease one).
         var retryableOnceWhole = false
+        /// Body bytes arrived while the verdict or the connection was pending: they go with the
+        /// head, and are kept to be sent again only if the request is whole by then.
+        var bodyWaited = false
         /// Whether the upstream connection may serve another request after this one.
         var upstreamReusable = true
         /// When the upstream's answer must have started; set once the whole request is sent.
@@ -175,6 +178,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         switch state {
         case .limiting(let exchange), .connecting(let exchange):
             inFlight.requestEnded = isEnd
+            if !isEnd { inFlight.bodyWaited = true }
             return .buffer(exchange, forwarded)
         case .proxying(let flight):
             guard isEnd else {
@@ -312,7 +316,10 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         retryIfBroken: Bool = false
     ) -> AcquiredAction {
         guard case .connecting(let current) = state, current === exchange else { return .stale }
-        inFlight.retryableOnceWhole = reused || retryIfBroken
+        // Body bytes that waited and are sent now without being kept (the request is not whole
+        // yet) could not be sent again: sent again without them, the request would reach the
+        // upstream with a body cut short.
+        inFlight.retryableOnceWhole = (reused || retryIfBroken) && (inFlight.requestEnded || !inFlight.bodyWaited)
         inFlight.mayRetryOnFreshConnection = inFlight.retryableOnceWhole && inFlight.requestEnded
         state = .proxying(Flight(exchange: exchange, connection: connection))
         return .startProxying(keepBodyForRetry: inFlight.mayRetryOnFreshConnection, requestEnded: inFlight.requestEnded)

@@ -1,0 +1,534 @@
+@testable import Gateway
+import NIOCore
+import NIOHTTP1
+import TestSupport
+
+/// One client connection played out in a random order of everything that can happen to it:
+/// the client's request parts (pipelined or not, with or without a body, with `Expect:
+/// 100-continue`, perhaps followed by bytes that are no request), verdicts (admitted, denied,
+/// or late for an exchange that is gone), upstream connections leased fresh or reused, connects
+/// that fail, answers that start, end or are cut off, upstreams that close, deadlines, a client
+/// that stops reading, a drain, a client that goes.
+///
+/// The machine is driven the way ProxyHandler drives it (each action performed as the handler
+/// performs it), and what the upstream connections and the client receive is recorded and
+/// checked as it happens: a violation is noted with the events that led to it.
+final class ExchangeSequence {
+    final class Exchange {
+        let request: Int
+        let expectsContinue: Bool
+        var pendingParts: [HTTPClientRequestPart] = []
+        var admitted = false
+        var slotsReleased = false
+        var onReusedConnection = false
+
+        init(request: Int, expectsContinue: Bool) {
+            self.request = request
+            self.expectsContinue = expectsContinue
+        }
+
+        func releaseSlots() { slotsReleased = true }
+    }
+
+    /// What an upstream connection received, request by request.
+    enum Received: Equatable, CustomStringConvertible {
+        case head(Int)
+        case body(Int, Int)
+        case end(Int)
+
+        var description: String {
+            switch self {
+            case .head(let request): return "head \(request)"
+            case .body(let request, let index): return "body \(request):\(index)"
+            case .end(let request): return "end \(request)"
+            }
+        }
+    }
+
+    final class Connection {
+        let id: Int
+        var hasBeenUsed = false
+        var isOpen = true
+        /// The request it carries now, from its head on.
+        var request: Int?
+        var received: [Received] = []
+        /// In the pool, idle.
+        var pooled = false
+
+        init(id: Int) { self.id = id }
+    }
+
+    typealias Machine = ExchangeStateMachine<Exchange, Connection>
+
+    private enum ClientItem {
+        case part(ClientRequestPart)
+        /// Bytes that are no request.
+        case unreadable
+    }
+
+    private(set) var violations: [String] = []
+    private(set) var log: [String] = []
+    /// How many of each kind of event happened, so that a test can see the sequences reach them.
+    private(set) var counts: [String: Int] = [:]
+
+    private var random: SplitMix
+    private var machine: Machine
+    private var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    private let idleTimeout = TimeAmount.seconds(60)
+    private let sendTimeout = TimeAmount.seconds(10)
+    private let responseTimeout = TimeAmount.seconds(5)
+
+    private var script: [ClientItem] = []
+    private var cursor = 0
+    private var expectsContinue: [Int: Bool] = [:]
+    private var clientOpen = true
+    private var clientWritable = true
+    private var replaying = false
+    private var responseInProgress = false
+
+    private var exchanges: [Exchange] = []
+    private var connections: [Connection] = []
+    private var begun: [Int] = []
+    /// The requests the client got an answer to, in order; -1 for the answer to bytes that are
+    /// no request.
+    private var answers: [Int] = []
+
+    init(seed: UInt64) {
+        random = SplitMix(seed: seed)
+        machine = Machine(isStream: false, now: now)
+        let requests = Int.random(in: 1...4, using: &random)
+        for request in 1...requests {
+            let withContinue = Int.random(in: 0..<4, using: &random) == 0
+            expectsContinue[request] = withContinue
+            let head = HTTPRequestHead(
+                version: .http1_1, method: .POST, uri: "/\(request)",
+                headers: withContinue ? HTTPHeaders([("expect", "100-continue")]) : HTTPHeaders()
+            )
+            script.append(.part(.head(ClientRequest(head))))
+            for index in 0..<Int.random(in: 0...2, using: &random) {
+                script.append(.part(.body(ByteBuffer(string: "\(request):\(index)"))))
+            }
+            script.append(.part(.end(HTTPHeaders([("x-request", "\(request)")]))))
+        }
+        if Int.random(in: 0..<5, using: &random) == 0 { script.append(.unreadable) }
+    }
+
+    // MARK: playing
+
+    /// Plays events until the client goes (at most `steps` of them, then the client goes), then
+    /// checks what must hold once everything is over.
+    func play(steps: Int = 60) {
+        for _ in 0..<steps {
+            let events = enabledEvents()
+            guard let event = events.randomElement(using: &random) else { break }
+            log.append(event)
+            counts[event, default: 0] += 1
+            happen(event)
+            // Once the client connection is closed the machine is too: nothing more can happen.
+            if !clientOpen { break }
+        }
+        log.append("client goes")
+        clientGoes()
+        checkNothingIsHeld()
+    }
+
+    /// The events that may happen now, each as often as it is listed: the client's parts and
+    /// the steps of an exchange more often than what ends the connection, so that sequences get
+    /// far (reused connections, pipelined requests, retries) before it ends.
+    private func enabledEvents() -> [String] {
+        var events: [String] = []
+        func rarely() -> Bool { Int.random(in: 0..<12, using: &random) == 0 }
+        if clientOpen {
+            if cursor < script.count { events += Array(repeating: "client sends", count: 4) }
+            events += ["client writability flips", "time passes"]
+            if !machine.draining && rarely() { events.append("drain") }
+            if rarely() { events.append("client goes") }
+        }
+        switch machine.state {
+        case .limiting:
+            events += ["admitted", "admitted", "admitted", "denied"]
+        case .connecting:
+            events += ["connection leased", "connection leased", "connection leased", "connect fails"]
+        case .proxying(let flight):
+            if flight.connection.isOpen {
+                events.append("upstream closes")
+                if machine.progress?.responseStarted == true {
+                    events += ["answer body", "answer ends", "answer ends", "answer ends"]
+                } else {
+                    events += ["answer starts", "answer starts", "answer starts"]
+                }
+            }
+        default:
+            break
+        }
+        if rarely(), exchanges.contains(where: { !machine.isLimiting($0) }) { events.append("late verdict") }
+        if connections.contains(where: { $0.pooled }) { events.append("pooled connection closes") }
+        return events
+    }
+
+    private func happen(_ event: String) {
+        switch event {
+        case "client sends": clientSends()
+        case "client writability flips": clientWritabilityFlips()
+        case "time passes": timePasses()
+        case "drain": if machine.drain() { closeConnection() }
+        case "client goes": clientGoes()
+        case "admitted": verdict(admitted: true)
+        case "denied": verdict(admitted: false)
+        case "late verdict": lateVerdict()
+        case "connection leased": leaseConnection()
+        case "connect fails": connectFails()
+        case "answer starts": answerStarts()
+        case "answer body": answerBody()
+        case "answer ends": answerEnds()
+        case "upstream closes": upstreamCloses()
+        case "pooled connection closes": pooledConnectionCloses()
+        default: violation("no such event: \(event)")
+        }
+    }
+
+    // MARK: the client's side
+
+    private func clientSends() {
+        let item = script[cursor]
+        cursor += 1
+        switch item {
+        case .part(let part):
+            perform(machine.receive(part, now: now))
+        case .unreadable:
+            // The parser reads nothing after such bytes.
+            cursor = script.count
+            switch machine.requestFailed(.malformed("not a request")) {
+            case .deferred, .none: break
+            case .close: closeConnection()
+            case .answer(let exchange, let connection):
+                release(exchange, connection)
+                answerUnreadable()
+            }
+        }
+    }
+
+    private func perform(_ action: Machine.PartAction) {
+        switch action {
+        case .begin(let request):
+            begin(request)
+        case .queued, .none:
+            break
+        case .buffer(let exchange, let part):
+            exchange.pendingParts.append(part)
+        case .forward(let connection, let part, let whole, let keepForRetry):
+            guard let exchange = machine.proxyingExchange else {
+                return violation("a part forwarded with no exchange proxying")
+            }
+            write(part, to: connection, for: exchange)
+            if keepForRetry, let whole { whole.pendingParts.append(part) }
+            if whole != nil { machine.responseClockStarted(at: now + responseTimeout) }
+        case .discardEnded:
+            becomeIdle()
+        case .close:
+            closeConnection()
+        }
+    }
+
+    private func begin(_ request: ClientRequest) {
+        guard clientOpen else { return violation("a request begun after the connection closed") }
+        guard let number = Int(request.uri.dropFirst()) else { return violation("no such request \(request.uri)") }
+        if number != (begun.last ?? 0) + 1 { violation("request \(number) begun after \(begun)") }
+        begun.append(number)
+        let withContinue = expectsContinue[number] ?? false
+        // Some requests the gateway answers itself before any limiter (no route, a bad host).
+        if Int.random(in: 0..<6, using: &random) == 0 {
+            answerLocally(number, expectsContinue: withContinue, keepAlive: true, requestEnded: false)
+            return
+        }
+        let exchange = Exchange(request: number, expectsContinue: withContinue)
+        exchanges.append(exchange)
+        machine.exchangeBegan(
+            exchange, expectsContinue: withContinue,
+            keepAlive: Int.random(in: 0..<8, using: &random) != 0,
+            closeAfterResponse: Int.random(in: 0..<8, using: &random) == 0
+        )
+    }
+
+    private func clientWritabilityFlips() {
+        clientWritable.toggle()
+        _ = machine.clientWritabilityChanged(writable: clientWritable, now: now, sendTimeout: sendTimeout)
+        if clientWritable, machine.isIdle, machine.hasQueuedParts, !replaying { serveQueuedRequests() }
+    }
+
+    private func timePasses() {
+        let steps: [TimeAmount] = [.milliseconds(10), .milliseconds(10), .seconds(1), .seconds(1), .seconds(6), .seconds(11), .seconds(61)]
+        now = now + steps.randomElement(using: &random)!
+        switch machine.deadlineReached(now: now, idleTimeout: idleTimeout, sendTimeout: sendTimeout) {
+        case .none, .rearm:
+            break
+        case .closeClient(let exchange, let connection):
+            release(exchange, connection)
+            clientOpen = false
+        case .upstreamTimedOut(let exchange, let connection):
+            close(connection)
+            failExchange(exchange)
+        }
+    }
+
+    private func clientGoes() {
+        let held = machine.clientClosed()
+        release(held.exchange, held.connection)
+        clientOpen = false
+    }
+
+    // MARK: verdicts and connections
+
+    private func verdict(admitted: Bool) {
+        guard case .limiting(let exchange) = machine.state else { return }
+        exchange.admitted = admitted
+        switch machine.verdict(for: exchange, admitted: admitted) {
+        case .stale:
+            violation("the verdict for request \(exchange.request), which is limiting, called stale")
+        case .deny:
+            answerLocally(for: exchange)
+        case .acquireUpstream:
+            if !admitted { violation("a denied request \(exchange.request) goes upstream") }
+        }
+    }
+
+    private func lateVerdict() {
+        guard let exchange = exchanges.filter({ !machine.isLimiting($0) }).randomElement(using: &random) else { return }
+        let stateBefore = "\(machine.state)"
+        guard case .stale = machine.verdict(for: exchange, admitted: true) else {
+            return violation("a verdict for request \(exchange.request), not limiting, was taken")
+        }
+        if "\(machine.state)" != stateBefore { violation("a stale verdict changed the state") }
+    }
+
+    private func leaseConnection() {
+        guard case .connecting(let exchange) = machine.state else { return }
+        let idle = connections.filter { $0.pooled }
+        let connection: Connection
+        if let reused = idle.randomElement(using: &random), Bool.random(using: &random) {
+            connection = reused
+            connection.pooled = false
+        } else {
+            connection = Connection(id: connections.count + 1)
+            connections.append(connection)
+        }
+        exchange.onReusedConnection = connection.hasBeenUsed
+        let action = machine.upstreamAcquired(
+            connection, for: exchange, reused: connection.hasBeenUsed, retryIfBroken: Bool.random(using: &random)
+        )
+        guard case .startProxying(let keepBodyForRetry, let requestEnded) = action else {
+            return violation("the exchange connecting called stale")
+        }
+        if !exchange.admitted { violation("request \(exchange.request), never admitted, is sent upstream") }
+        connection.request = exchange.request
+        connection.received = []
+        connection.hasBeenUsed = true
+        connection.received.append(.head(exchange.request))
+        for part in exchange.pendingParts { write(part, to: connection, for: exchange) }
+        if !keepBodyForRetry { exchange.pendingParts.removeAll() }
+        if requestEnded { machine.responseClockStarted(at: now + responseTimeout) }
+    }
+
+    private func connectFails() {
+        guard case .connecting(let exchange) = machine.state, machine.isConnecting(exchange) else { return }
+        failExchange(exchange)
+    }
+
+    // MARK: the upstream's side
+
+    private func answerStarts() {
+        guard case .proxying(let flight) = machine.state else { return }
+        if machine.responseBytesArrived() { flight.exchange.pendingParts.removeAll() }
+        guard machine.responseHead(upstreamKeepAlive: Int.random(in: 0..<4, using: &random) != 0, closeDelimited: Int.random(in: 0..<6, using: &random) == 0) != nil else {
+            return violation("the answer's head of the exchange proxying was refused")
+        }
+        answered(flight.exchange.request)
+        responseInProgress = true
+    }
+
+    private func answerBody() {
+        guard case .proxying(let flight) = machine.state else { return }
+        if machine.responseBytesArrived() { flight.exchange.pendingParts.removeAll() }
+    }
+
+    private func answerEnds() {
+        guard let finish = machine.responseEnded() else { return violation("an answer's end with no exchange proxying") }
+        responseInProgress = false
+        finish.exchange.releaseSlots()
+        let connection = finish.connection
+        if finish.reusable {
+            // Back to the pool only with nothing of a request left unsent on it.
+            if connection.received.last != .end(finish.exchange.request) {
+                violation("connection \(connection.id) pooled after \(connection.received)")
+            }
+            connection.pooled = true
+            connection.request = nil
+        } else {
+            close(connection)
+        }
+        if finish.closeClient { closeConnection() } else { becomeIdle() }
+    }
+
+    private func upstreamCloses() {
+        guard case .proxying(let flight) = machine.state else { return }
+        let closed = flight.connection
+        closed.isOpen = false
+        let action = machine.upstreamClosed()
+        counts["upstream closed: \(action)".prefix { $0 != "(" }.description, default: 0] += 1
+        switch action {
+        case .none:
+            violation("the close of the proxying exchange's connection was ignored")
+        case .retry(let exchange):
+            // Sent again whole: everything the closed connection got must be kept to be sent again.
+            let kept = [Received.head(exchange.request)] + exchange.pendingParts.compactMap { received($0) }
+            if closed.received != kept || closed.received.last != .end(exchange.request) {
+                violation("request \(exchange.request) retried with \(kept) after sending \(closed.received)")
+            }
+        case .abort(let exchange):
+            exchange.releaseSlots()
+            responseInProgress = false
+            clientOpen = false
+        case .fail(let exchange):
+            failExchange(exchange)
+        case .endTunnel:
+            violation("a tunnel no request asked for")
+        }
+    }
+
+    private func pooledConnectionCloses() {
+        guard let connection = connections.filter({ $0.pooled }).randomElement(using: &random) else { return }
+        connection.pooled = false
+        connection.isOpen = false
+    }
+
+    // MARK: what ProxyHandler does with the machine's answers
+
+    private func becomeIdle() {
+        switch machine.becomeIdle(now: now) {
+        case .close: closeConnection()
+        case .idle: serveQueuedRequests()
+        case .streamDone: violation("a connection ended as a stream")
+        }
+    }
+
+    private func serveQueuedRequests() {
+        guard !replaying else { return }
+        replaying = true
+        while let action = machine.nextQueuedPart(clientWritable: clientWritable) { perform(action) }
+        replaying = false
+        if machine.afterQueue() != nil { answerUnreadable() }
+    }
+
+    private func failExchange(_ exchange: Exchange) {
+        exchange.releaseSlots()
+        answerLocally(for: exchange)
+    }
+
+    private func answerLocally(for exchange: Exchange) {
+        let progress = machine.progress
+        answerLocally(
+            exchange.request, expectsContinue: exchange.expectsContinue, keepAlive: progress?.keepAlive ?? true,
+            requestEnded: progress?.requestEnded ?? true, continueSent: progress?.continueSent ?? false,
+            mustClose: progress?.closeAfterResponse ?? false
+        )
+    }
+
+    private func answerLocally(
+        _ request: Int, expectsContinue: Bool, keepAlive: Bool, requestEnded: Bool, continueSent: Bool = false, mustClose: Bool = false
+    ) {
+        guard clientOpen else { return }
+        let bodyWithheld = !requestEnded && expectsContinue && !continueSent
+        let close = machine.localAnswerCloses(keepAlive: keepAlive, bodyWithheld: bodyWithheld, mustClose: mustClose)
+        answered(request)
+        switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: now) {
+        case .becomeIdle: becomeIdle()
+        case .close: closeConnection()
+        case .discard: break
+        }
+    }
+
+    private func answerUnreadable() {
+        if !responseInProgress { answered(-1) }
+        closeConnection()
+    }
+
+    private func closeConnection() {
+        machine.closing()
+        clientOpen = false
+    }
+
+    private func release(_ exchange: Exchange?, _ connection: Connection?) {
+        exchange?.releaseSlots()
+        if let connection { close(connection) }
+    }
+
+    private func close(_ connection: Connection) {
+        connection.isOpen = false
+        connection.pooled = false
+    }
+
+    // MARK: what is checked
+
+    /// A part reaches an upstream connection: it must be the next part of the request that
+    /// connection carries, an admitted one, on an open connection.
+    private func write(_ part: HTTPClientRequestPart, to connection: Connection, for exchange: Exchange) {
+        guard let got = received(part) else { return violation("a part that belongs to no request: \(part)") }
+        counts["part forwarded", default: 0] += 1
+        if !clientOpen { violation("\(got) forwarded after the client connection closed") }
+        if !connection.isOpen { violation("\(got) written to closed connection \(connection.id)") }
+        if !exchange.admitted { violation("\(got) forwarded for a request never admitted") }
+        guard connection.request == exchange.request else {
+            return violation("\(got) written to connection \(connection.id), which carries request \(String(describing: connection.request))")
+        }
+        let expected: Bool
+        switch (connection.received.last, got) {
+        case (.head(let request)?, .body(let own, 0)), (.head(let request)?, .end(let own)):
+            expected = own == request
+        case (.body(let request, let index)?, .body(let own, let next)):
+            expected = own == request && next == index + 1
+        case (.body(let request, _)?, .end(let own)):
+            expected = own == request
+        default:
+            expected = false
+        }
+        if !expected { violation("\(got) written to connection \(connection.id) after \(connection.received)") }
+        connection.received.append(got)
+    }
+
+    private func received(_ part: HTTPClientRequestPart) -> Received? {
+        switch part {
+        case .head:
+            return nil
+        case .body(.byteBuffer(let buffer)):
+            let numbers = String(buffer: buffer).split(separator: ":").compactMap { Int($0) }
+            return numbers.count == 2 ? .body(numbers[0], numbers[1]) : nil
+        case .body:
+            return nil
+        case .end(let trailers):
+            return trailers?.first(name: "x-request").flatMap { Int($0) }.map { .end($0) }
+        }
+    }
+
+    /// An answer reaches the client: each request's once, in the order the requests came.
+    private func answered(_ request: Int) {
+        counts["answered", default: 0] += 1
+        if let last = answers.last, last == -1 || (request != -1 && request <= last) {
+            violation("request \(request) answered after \(answers)")
+        }
+        answers.append(request)
+    }
+
+    /// Once the client went: no slot still held, no connection still leased.
+    private func checkNothingIsHeld() {
+        for exchange in exchanges where exchange.admitted && !exchange.slotsReleased {
+            violation("request \(exchange.request) kept its slots after the client went")
+        }
+        for connection in connections where connection.isOpen && !connection.pooled {
+            violation("connection \(connection.id) is still leased (with \(connection.received)) after the client went")
+        }
+    }
+
+    private func violation(_ text: String) {
+        violations.append(text)
+    }
+}
