@@ -5,10 +5,12 @@ import TestSupport
 
 /// One client connection played out in a random order of everything that can happen to it:
 /// the client's request parts (pipelined or not, with or without a body, with `Expect:
-/// 100-continue`, perhaps followed by bytes that are no request), verdicts (admitted, denied,
-/// or late for an exchange that is gone), upstream connections leased fresh or reused, connects
-/// that fail, answers that start, end or are cut off, upstreams that close, deadlines, a client
-/// that stops reading, a drain, a client that goes.
+/// 100-continue`, perhaps followed by bytes that are no request, or by a WebSocket handshake and
+/// the tunnel's bytes), verdicts (admitted, denied, or late for an exchange that is gone),
+/// upstream connections leased fresh or reused (or late), connects that fail, answers that start,
+/// end or are cut off, a 101 and the tunnel's bytes, upstreams that close, deadlines, a client
+/// that stops reading, a drain, a client that goes; on a connection, or on an HTTP/2 stream (one
+/// request).
 ///
 /// The machine is driven the way ProxyHandler drives it (each action performed as the handler
 /// performs it), and what the upstream connections and the client receive is recorded and
@@ -35,12 +37,15 @@ final class ExchangeSequence {
         case head(Int)
         case body(Int, Int)
         case end(Int)
+        /// Bytes through a tunnel, numbered in the order the client sent them.
+        case tunnel(Int)
 
         var description: String {
             switch self {
             case .head(let request): return "head \(request)"
             case .body(let request, let index): return "body \(request):\(index)"
             case .end(let request): return "end \(request)"
+            case .tunnel(let index): return "tunnel \(index)"
             }
         }
     }
@@ -64,6 +69,8 @@ final class ExchangeSequence {
         case part(ClientRequestPart)
         /// Bytes that are no request.
         case unreadable
+        /// Bytes after a WebSocket handshake, for its tunnel.
+        case tunnelBytes(Int)
     }
 
     private(set) var violations: [String] = []
@@ -86,6 +93,15 @@ final class ExchangeSequence {
     private var replaying = false
     private var responseInProgress = false
 
+    /// The request that is a WebSocket handshake, if one is: the parser reads no request after
+    /// its end, only the tunnel's bytes.
+    private var handshake: Int?
+    /// Where the handshake's end is in the script.
+    private var handshakeEnd: Int?
+    private var parserInTunnel = false
+    /// The tunnel's bytes the machine said it holds until the handshake's answer.
+    private var heldTunnelBytes: [Int] = []
+
     private var exchanges: [Exchange] = []
     private var connections: [Connection] = []
     private var begun: [Int] = []
@@ -95,8 +111,11 @@ final class ExchangeSequence {
 
     init(seed: UInt64) {
         random = SplitMix(seed: seed)
-        machine = Machine(isStream: false, now: now)
-        let requests = Int.random(in: 1...4, using: &random)
+        let isStream = Int.random(in: 0..<4, using: &random) == 0
+        machine = Machine(isStream: isStream, now: now)
+        let opensTunnel = !isStream && Int.random(in: 0..<3, using: &random) == 0
+        let requests = isStream ? 1 : Int.random(in: 1...(opensTunnel ? 2 : 4), using: &random)
+        if opensTunnel { handshake = requests }
         for request in 1...requests {
             let withContinue = Int.random(in: 0..<4, using: &random) == 0
             expectsContinue[request] = withContinue
@@ -109,15 +128,20 @@ final class ExchangeSequence {
                 script.append(.part(.body(ByteBuffer(string: "\(request):\(index)"))))
             }
             script.append(.part(.end(HTTPHeaders([("x-request", "\(request)")]))))
+            if request == handshake { handshakeEnd = script.count - 1 }
         }
-        if Int.random(in: 0..<5, using: &random) == 0 { script.append(.unreadable) }
+        if handshake != nil {
+            for index in 0..<Int.random(in: 0...3, using: &random) { script.append(.tunnelBytes(index)) }
+        } else if !isStream && Int.random(in: 0..<5, using: &random) == 0 {
+            script.append(.unreadable)
+        }
     }
 
     // MARK: playing
 
     /// Plays events until the client goes (at most `steps` of them, then the client goes), then
     /// checks what must hold once everything is over.
-    func play(steps: Int = 60) {
+    func play(steps: Int = 80) {
         for _ in 0..<steps {
             let events = enabledEvents()
             guard let event = events.randomElement(using: &random) else { break }
@@ -150,19 +174,25 @@ final class ExchangeSequence {
         case .connecting:
             events += ["connection leased", "connection leased", "connection leased", "connect fails"]
         case .proxying(let flight):
-            if flight.connection.isOpen {
+            if flight.connection.isOpen, let progress = machine.progress {
                 events.append("upstream closes")
-                if machine.progress?.responseStarted == true {
+                if progress.responseStarted {
                     events += ["answer body", "answer ends", "answer ends", "answer ends"]
                 } else {
                     events += ["answer starts", "answer starts", "answer starts"]
+                    if progress.opensTunnel && progress.requestEnded {
+                        events += Array(repeating: "upstream switches protocols", count: 6)
+                    }
                 }
             }
+        case .tunnel(_, let connection, _):
+            if connection.isOpen { events += ["upstream closes", "upstream tunnel bytes", "upstream tunnel bytes", "upstream tunnel bytes"] }
         default:
             break
         }
         if rarely(), exchanges.contains(where: { !machine.isLimiting($0) }) { events.append("late verdict") }
         if connections.contains(where: { $0.pooled }) { events.append("pooled connection closes") }
+        if rarely(), !exchanges.isEmpty { events.append("late connection") }
         return events
     }
 
@@ -182,6 +212,9 @@ final class ExchangeSequence {
         case "answer body": answerBody()
         case "answer ends": answerEnds()
         case "upstream closes": upstreamCloses()
+        case "upstream switches protocols": switchProtocols()
+        case "upstream tunnel bytes": if !machine.upstreamTunnelBytes(now: now) { violation("the tunnel took no bytes from its upstream") }
+        case "late connection": lateConnection()
         case "pooled connection closes": pooledConnectionCloses()
         default: violation("no such event: \(event)")
         }
@@ -194,7 +227,15 @@ final class ExchangeSequence {
         cursor += 1
         switch item {
         case .part(let part):
+            // The parser reads the tunnel's bytes, not requests, once a handshake ended.
+            if cursor - 1 == handshakeEnd { parserInTunnel = true }
             perform(machine.receive(part, now: now))
+        case .tunnelBytes(let index):
+            switch machine.receiveTunnelBytes(ByteBuffer(string: "t:\(index)"), now: now) {
+            case .forward(let connection): writeTunnelBytes(index, to: connection)
+            case .held: heldTunnelBytes.append(index)
+            case .close: closeConnection()
+            }
         case .unreadable:
             // The parser reads nothing after such bytes.
             cursor = script.count
@@ -246,7 +287,8 @@ final class ExchangeSequence {
         machine.exchangeBegan(
             exchange, expectsContinue: withContinue,
             keepAlive: Int.random(in: 0..<8, using: &random) != 0,
-            closeAfterResponse: Int.random(in: 0..<8, using: &random) == 0
+            closeAfterResponse: Int.random(in: 0..<8, using: &random) == 0,
+            opensTunnel: number == handshake
         )
     }
 
@@ -370,8 +412,7 @@ final class ExchangeSequence {
     }
 
     private func upstreamCloses() {
-        guard case .proxying(let flight) = machine.state else { return }
-        let closed = flight.connection
+        guard let closed = machine.upstreamConnection else { return }
         closed.isOpen = false
         let action = machine.upstreamClosed()
         counts["upstream closed: \(action)".prefix { $0 != "(" }.description, default: 0] += 1
@@ -390,9 +431,38 @@ final class ExchangeSequence {
             clientOpen = false
         case .fail(let exchange):
             failExchange(exchange)
-        case .endTunnel:
-            violation("a tunnel no request asked for")
+        case .endTunnel(let exchange):
+            if exchange.request != handshake { violation("request \(exchange.request), no handshake, ended a tunnel") }
+            exchange.releaseSlots()
+            closeConnection()
         }
+    }
+
+    /// The upstream's 101 to the handshake: the tunnel opens, and the bytes the client sent
+    /// meanwhile go first.
+    private func switchProtocols() {
+        guard case .proxying(let flight) = machine.state else { return }
+        if machine.responseBytesArrived() { flight.exchange.pendingParts.removeAll() }
+        guard let opened = machine.tunnelOpened(idleTimeout: .seconds(30), now: now) else {
+            return violation("the tunnel of handshake \(flight.exchange.request) did not open")
+        }
+        if opened.connection !== flight.connection { violation("the tunnel opened on another connection") }
+        answered(flight.exchange.request)
+        let held = opened.held.compactMap { Int(String(buffer: $0).dropFirst(2)) }
+        if held != heldTunnelBytes { violation("the tunnel opened with \(held), the machine held \(heldTunnelBytes)") }
+        heldTunnelBytes = []
+        for index in held { writeTunnelBytes(index, to: opened.connection) }
+    }
+
+    /// A connection comes for an exchange that no longer waits for one: it goes back to the pool.
+    private func lateConnection() {
+        guard let exchange = exchanges.filter({ !machine.isConnecting($0) }).randomElement(using: &random) else { return }
+        let connection = Connection(id: connections.count + 1)
+        connections.append(connection)
+        guard case .stale = machine.upstreamAcquired(connection, for: exchange, reused: false) else {
+            return violation("a connection for request \(exchange.request), not connecting, was taken")
+        }
+        connection.pooled = true
     }
 
     private func pooledConnectionCloses() {
@@ -406,8 +476,14 @@ final class ExchangeSequence {
     private func becomeIdle() {
         switch machine.becomeIdle(now: now) {
         case .close: closeConnection()
-        case .idle: serveQueuedRequests()
-        case .streamDone: violation("a connection ended as a stream")
+        case .idle:
+            if machine.isStream { violation("a stream served a second request") }
+            // A handshake answered without a tunnel: what follows is not HTTP.
+            if parserInTunnel { return closeConnection() }
+            serveQueuedRequests()
+        case .streamDone:
+            if !machine.isStream { violation("a connection ended as a stream") }
+            clientOpen = false
         }
     }
 
@@ -493,6 +569,23 @@ final class ExchangeSequence {
         }
         if !expected { violation("\(got) written to connection \(connection.id) after \(connection.received)") }
         connection.received.append(got)
+    }
+
+    /// Tunnel bytes reach an upstream connection: only the open tunnel's, after its handshake,
+    /// each once and in the order the client sent them.
+    private func writeTunnelBytes(_ index: Int, to connection: Connection) {
+        counts["tunnel bytes forwarded", default: 0] += 1
+        guard case .tunnel(_, let open, _) = machine.state, open === connection else {
+            return violation("tunnel \(index) written to connection \(connection.id) with no tunnel open on it")
+        }
+        let expected: Bool
+        switch connection.received.last {
+        case .end(let request)?: expected = request == handshake && index == 0
+        case .tunnel(let last)?: expected = index == last + 1
+        default: expected = false
+        }
+        if !expected { violation("tunnel \(index) written to connection \(connection.id) after \(connection.received)") }
+        connection.received.append(.tunnel(index))
     }
 
     private func received(_ part: HTTPClientRequestPart) -> Received? {
