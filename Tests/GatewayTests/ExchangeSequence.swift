@@ -92,6 +92,12 @@ final class ExchangeSequence {
     private var clientWritable = true
     private var replaying = false
     private var responseInProgress = false
+    /// Since when the client has taken nothing written to it.
+    private var stalledSince: NIODeadline?
+    /// The requests whose end the client sent.
+    private var endsSent: Set<Int> = []
+    /// When the connection's one timer fires (ConnectionTimer: armed only for a nearer time).
+    private var timerDue: NIODeadline?
 
     /// The request that is a WebSocket handshake, if one is: the parser reads no request after
     /// its end, only the tunnel's bytes.
@@ -113,6 +119,7 @@ final class ExchangeSequence {
         random = SplitMix(seed: seed)
         let isStream = Int.random(in: 0..<4, using: &random) == 0
         machine = Machine(isStream: isStream, now: now)
+        armTimer(at: now + idleTimeout)
         let opensTunnel = !isStream && Int.random(in: 0..<3, using: &random) == 0
         let requests = isStream ? 1 : Int.random(in: 1...(opensTunnel ? 2 : 4), using: &random)
         if opensTunnel { handshake = requests }
@@ -229,6 +236,9 @@ final class ExchangeSequence {
         case .part(let part):
             // The parser reads the tunnel's bytes, not requests, once a handshake ended.
             if cursor - 1 == handshakeEnd { parserInTunnel = true }
+            if case .end(let trailers) = part, let request = trailers?.first(name: "x-request").flatMap({ Int($0) }) {
+                endsSent.insert(request)
+            }
             perform(machine.receive(part, now: now))
         case .tunnelBytes(let index):
             switch machine.receiveTunnelBytes(ByteBuffer(string: "t:\(index)"), now: now) {
@@ -263,7 +273,7 @@ final class ExchangeSequence {
             }
             write(part, to: connection, for: exchange)
             if keepForRetry, let whole { whole.pendingParts.append(part) }
-            if whole != nil { machine.responseClockStarted(at: now + responseTimeout) }
+            if whole != nil { startResponseClock() }
         case .discardEnded:
             becomeIdle()
         case .close:
@@ -294,23 +304,47 @@ final class ExchangeSequence {
 
     private func clientWritabilityFlips() {
         clientWritable.toggle()
-        _ = machine.clientWritabilityChanged(writable: clientWritable, now: now, sendTimeout: sendTimeout)
+        if !clientWritable, stalledSince == nil { stalledSince = now }
+        if clientWritable { stalledSince = nil }
+        if let deadline = machine.clientWritabilityChanged(writable: clientWritable, now: now, sendTimeout: sendTimeout) {
+            armTimer(at: deadline)
+        }
         if clientWritable, machine.isIdle, machine.hasQueuedParts, !replaying { serveQueuedRequests() }
     }
 
+    /// Time moves on; the timer fires each time it is due on the way, as ProxyHandler's does.
     private func timePasses() {
         let steps: [TimeAmount] = [.milliseconds(10), .milliseconds(10), .seconds(1), .seconds(1), .seconds(6), .seconds(11), .seconds(61)]
-        now = now + steps.randomElement(using: &random)!
-        switch machine.deadlineReached(now: now, idleTimeout: idleTimeout, sendTimeout: sendTimeout) {
-        case .none, .rearm:
-            break
-        case .closeClient(let exchange, let connection):
-            release(exchange, connection)
-            clientOpen = false
-        case .upstreamTimedOut(let exchange, let connection):
-            close(connection)
-            failExchange(exchange)
+        let until = now + steps.randomElement(using: &random)!
+        while clientOpen, let due = timerDue, due <= until {
+            timerDue = nil
+            now = max(now, due)
+            switch machine.deadlineReached(now: now, idleTimeout: idleTimeout, sendTimeout: sendTimeout) {
+            case .none:
+                break
+            case .rearm(let deadline):
+                guard deadline > now else { return violation("the timer re-armed for \(deadline), not after \(now)") }
+                armTimer(at: deadline)
+            case .closeClient(let exchange, let connection):
+                release(exchange, connection)
+                clientOpen = false
+            case .upstreamTimedOut(let exchange, let connection, let next):
+                close(connection)
+                if let next { armTimer(at: next) }
+                failExchange(exchange)
+            }
         }
+        now = until
+        checkDeadlinesKept()
+    }
+
+    private func armTimer(at deadline: NIODeadline) {
+        if timerDue.map({ deadline < $0 }) ?? true { timerDue = deadline }
+    }
+
+    private func startResponseClock() {
+        machine.responseClockStarted(at: now + responseTimeout)
+        armTimer(at: now + responseTimeout)
     }
 
     private func clientGoes() {
@@ -329,8 +363,11 @@ final class ExchangeSequence {
             violation("the verdict for request \(exchange.request), which is limiting, called stale")
         case .deny:
             answerLocally(for: exchange)
-        case .acquireUpstream:
+        case .acquireUpstream(let sendContinue):
             if !admitted { violation("a denied request \(exchange.request) goes upstream") }
+            // `100 Continue` exactly when the client waits for it: asked, and its body not sent.
+            let waitsForContinue = exchange.expectsContinue && !endsSent.contains(exchange.request)
+            if sendContinue != waitsForContinue { violation("request \(exchange.request): 100 Continue \(sendContinue ? "sent" : "not sent")") }
         }
     }
 
@@ -368,7 +405,11 @@ final class ExchangeSequence {
         connection.received.append(.head(exchange.request))
         for part in exchange.pendingParts { write(part, to: connection, for: exchange) }
         if !keepBodyForRetry { exchange.pendingParts.removeAll() }
-        if requestEnded { machine.responseClockStarted(at: now + responseTimeout) }
+        if requestEnded {
+            startResponseClock()
+        } else {
+            armTimer(at: machine.lastClientActivity + idleTimeout)
+        }
     }
 
     private func connectFails() {
@@ -452,6 +493,7 @@ final class ExchangeSequence {
         if held != heldTunnelBytes { violation("the tunnel opened with \(held), the machine held \(heldTunnelBytes)") }
         heldTunnelBytes = []
         for index in held { writeTunnelBytes(index, to: opened.connection) }
+        armTimer(at: now + .seconds(30))
     }
 
     /// A connection comes for an exchange that no longer waits for one: it goes back to the pool.
@@ -480,6 +522,7 @@ final class ExchangeSequence {
             if machine.isStream { violation("a stream served a second request") }
             // A handshake answered without a tunnel: what follows is not HTTP.
             if parserInTunnel { return closeConnection() }
+            armTimer(at: machine.lastClientActivity + idleTimeout)
             serveQueuedRequests()
         case .streamDone:
             if !machine.isStream { violation("a connection ended as a stream") }
@@ -519,7 +562,7 @@ final class ExchangeSequence {
         switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: now) {
         case .becomeIdle: becomeIdle()
         case .close: closeConnection()
-        case .discard: break
+        case .discard: armTimer(at: machine.lastClientActivity + idleTimeout)
         }
     }
 
@@ -586,6 +629,30 @@ final class ExchangeSequence {
         }
         if !expected { violation("tunnel \(index) written to connection \(connection.id) after \(connection.received)") }
         connection.received.append(.tunnel(index))
+    }
+
+    /// Once the timer has fired for everything due: no deadline passed unenforced.
+    private func checkDeadlinesKept() {
+        guard clientOpen else { return }
+        if let stalled = stalledSince, stalled + sendTimeout <= now {
+            violation("a client that took nothing for the send timeout is still served")
+        }
+        switch machine.state {
+        case .idle, .discarding:
+            if machine.lastClientActivity + idleTimeout <= now { violation("an idle connection outlived its idle timeout") }
+        case .proxying:
+            guard let progress = machine.progress else { break }
+            if !progress.requestEnded, machine.lastClientActivity + idleTimeout <= now {
+                violation("a request body stalled past the idle timeout still holds its upstream connection")
+            }
+            if progress.requestEnded, !progress.responseStarted, let deadline = progress.responseDeadline, deadline <= now {
+                violation("an upstream that did not answer in time still holds the exchange")
+            }
+        case .tunnel(_, _, let idleTimeout):
+            if machine.lastTunnelActivity + idleTimeout <= now { violation("a silent tunnel outlived its idle timeout") }
+        default:
+            break
+        }
     }
 
     private func received(_ part: HTTPClientRequestPart) -> Received? {

@@ -355,9 +355,19 @@ final class ExchangeStateMachineTests: XCTestCase {
         var waiting = proxying(exchange, connection, requestEnded: true)
         waiting.responseClockStarted(at: at(5))
         guard case .rearm(at(5)) = waiting.deadlineReached(now: at(1), idleTimeout: idle, sendTimeout: send),
-            case .upstreamTimedOut(let timedOut, let closing) = waiting.deadlineReached(now: at(5), idleTimeout: idle, sendTimeout: send),
+            case .upstreamTimedOut(let timedOut, let closing, next: nil) = waiting.deadlineReached(now: at(5), idleTimeout: idle, sendTimeout: send),
             timedOut === exchange, closing === connection
         else { return XCTFail() }
+
+        // A client that stopped reading meanwhile keeps its send deadline past the upstream's
+        // timeout. (Found by ExchangeSequence: the timer was armed next for the idle timeout, so
+        // such a client was closed up to a minute late.)
+        var stalledWhileWaiting = proxying(exchange, connection, requestEnded: true)
+        stalledWhileWaiting.responseClockStarted(at: at(5))
+        XCTAssertEqual(stalledWhileWaiting.clientWritabilityChanged(writable: false, now: at(1), sendTimeout: send), at(11))
+        guard case .upstreamTimedOut(_, _, next: at(11)) = stalledWhileWaiting.deadlineReached(now: at(5), idleTimeout: idle, sendTimeout: send) else {
+            return XCTFail("the send deadline is armed again with the upstream's timeout")
+        }
 
         // A client that takes nothing for send_timeout is closed, with what its exchange holds.
         var stalled = proxying(exchange, connection, requestEnded: true)

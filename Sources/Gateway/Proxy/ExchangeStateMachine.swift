@@ -608,8 +608,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         /// Close the client: it stalled (send timeout, idle, a body that stopped coming).
         /// Give back what the exchange held first.
         case closeClient(Exchange?, Connection?)
-        /// The upstream did not start answering in time: close it, 504.
-        case upstreamTimedOut(Exchange, Connection)
+        /// The upstream did not start answering in time: close it, 504. Then arm the timer again
+        /// for `next` if there is one (a client that stopped reading still has its send deadline).
+        case upstreamTimedOut(Exchange, Connection, next: NIODeadline?)
     }
 
     /// The timer fired (or was due): what has passed, and when to look again.
@@ -637,7 +638,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         case .proxying(let flight):
             let progress = inFlight
             if let deadline = progress.responseDeadline, !progress.responseStarted {
-                if deadline <= now { return .upstreamTimedOut(flight.exchange, flight.connection) }
+                if deadline <= now { return .upstreamTimedOut(flight.exchange, flight.connection, next: next) }
                 return rearm(deadline)
             }
             if !progress.requestEnded {

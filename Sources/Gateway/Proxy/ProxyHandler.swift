@@ -401,10 +401,11 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
             endRequestInFlight()
             cancelTimer()
             client?.close()
-        case .upstreamTimedOut(let exchange, let connection):
+        case .upstreamTimedOut(let exchange, let connection, let next):
             connection.handler.close()
             exchange.pool?.health.recordFailure()
             exchange.pool?.health.metrics.recordFailure(in: resources.counts)
+            if let next { armTimer(at: next) }
             failExchange(exchange, with: .gatewayTimeout())
         }
     }
