@@ -139,8 +139,10 @@ final class ExchangeSequence {
         }
         if handshake != nil {
             for index in 0..<Int.random(in: 0...3, using: &random) { script.append(.tunnelBytes(index)) }
-        } else if !isStream && Int.random(in: 0..<5, using: &random) == 0 {
-            script.append(.unreadable)
+        } else if !isStream && Int.random(in: 0..<4, using: &random) == 0 {
+            // Bytes that are no request, after any part from the first head on: the parser reads
+            // nothing after them.
+            script = Array(script[..<Int.random(in: 1...script.count, using: &random)]) + [.unreadable]
         }
     }
 
@@ -283,6 +285,7 @@ final class ExchangeSequence {
 
     private func begin(_ request: ClientRequest) {
         guard clientOpen else { return violation("a request begun after the connection closed") }
+        if machine.draining { violation("a request begun after the drain") }
         guard let number = Int(request.uri.dropFirst()) else { return violation("no such request \(request.uri)") }
         if number != (begun.last ?? 0) + 1 { violation("request \(number) begun after \(begun)") }
         begun.append(number)
@@ -678,8 +681,12 @@ final class ExchangeSequence {
         answers.append(request)
     }
 
-    /// Once the client went: no slot still held, no connection still leased.
+    /// Once the client went: every request begun before the last was answered, no slot is still
+    /// held, no connection still leased.
     private func checkNothingIsHeld() {
+        for request in begun.dropLast() where !answers.contains(request) {
+            violation("request \(request) was never answered, and request \(begun.last!) began after it")
+        }
         for exchange in exchanges where exchange.admitted && !exchange.slotsReleased {
             violation("request \(exchange.request) kept its slots after the client went")
         }
