@@ -96,6 +96,8 @@ final class ExchangeSequence {
     private var stalledSince: NIODeadline?
     /// The requests whose end the client sent.
     private var endsSent: Set<Int> = []
+    /// Body bytes read and dropped since the gateway answered a request before its end.
+    private var discarded = 0
     /// When the connection's one timer fires (ConnectionTimer: armed only for a nearer time).
     private var timerDue: NIODeadline?
 
@@ -131,8 +133,12 @@ final class ExchangeSequence {
                 headers: withContinue ? HTTPHeaders([("expect", "100-continue")]) : HTTPHeaders()
             )
             script.append(.part(.head(ClientRequest(head))))
+            // Now and then a body larger than what a discarded body may take.
+            let large = Int.random(in: 0..<8, using: &random) == 0
             for index in 0..<Int.random(in: 0...2, using: &random) {
-                script.append(.part(.body(ByteBuffer(string: "\(request):\(index)"))))
+                var part = ByteBuffer(string: "\(request):\(index) ")
+                if large { part.writeRepeatingByte(UInt8(ascii: "x"), count: Machine.discardBudget / 2 + 1) }
+                script.append(.part(.body(part)))
             }
             script.append(.part(.end(HTTPHeaders([("x-request", "\(request)")]))))
             if request == handshake { handshakeEnd = script.count - 1 }
@@ -241,7 +247,14 @@ final class ExchangeSequence {
             if case .end(let trailers) = part, let request = trailers?.first(name: "x-request").flatMap({ Int($0) }) {
                 endsSent.insert(request)
             }
+            if case .discarding = machine.state, case .body(let bytes) = part {
+                discarded += bytes.readableBytes
+                if discarded > Machine.discardBudget { counts["discard budget spent", default: 0] += 1 }
+            }
             perform(machine.receive(part, now: now))
+            if case .discarding = machine.state, discarded > Machine.discardBudget {
+                violation("\(discarded) bytes of a refused body read, past the budget of \(Machine.discardBudget)")
+            }
         case .tunnelBytes(let index):
             switch machine.receiveTunnelBytes(ByteBuffer(string: "t:\(index)"), now: now) {
             case .forward(let connection): writeTunnelBytes(index, to: connection)
@@ -565,7 +578,9 @@ final class ExchangeSequence {
         switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: now) {
         case .becomeIdle: becomeIdle()
         case .close: closeConnection()
-        case .discard: armTimer(at: machine.lastClientActivity + idleTimeout)
+        case .discard:
+            discarded = 0
+            armTimer(at: machine.lastClientActivity + idleTimeout)
         }
     }
 
@@ -663,7 +678,8 @@ final class ExchangeSequence {
         case .head:
             return nil
         case .body(.byteBuffer(let buffer)):
-            let numbers = String(buffer: buffer).split(separator: ":").compactMap { Int($0) }
+            let label = (buffer.getString(at: buffer.readerIndex, length: min(buffer.readableBytes, 16)) ?? "").prefix { $0 != " " }
+            let numbers = label.split(separator: ":").compactMap { Int($0) }
             return numbers.count == 2 ? .body(numbers[0], numbers[1]) : nil
         case .body:
             return nil

@@ -27,5 +27,6 @@ final class ExchangeSequenceTests: XCTestCase {
         ] {
             XCTAssertGreaterThan(reached[event] ?? 0, 200, "\(event): \(reached)")
         }
+        XCTAssertGreaterThan(reached["discard budget spent"] ?? 0, 5, "\(reached)")
     }
 }
