@@ -60,6 +60,34 @@ final class HTTP1ClientCodecTests: XCTestCase {
         XCTAssertFalse(channel.isActive, "the connection is closed, never leased again")
     }
 
+    /// A body is written exactly as long as its head says: a byte more, or an end before the
+    /// last byte, closes the connection instead (the upstream would read the excess as a request
+    /// of its own, or the next request on the connection as the rest of this body).
+    func testABodyIsWrittenExactlyAsLongAsItsHeadSays() throws {
+        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/", headers: ["content-length": "4"])
+        codec.write(.head(head), promise: nil)
+        codec.write(.body(.byteBuffer(ByteBuffer(string: "abcd"))), promise: nil)
+        codec.write(.end(nil), promise: nil)
+        channel.flush()
+        XCTAssertTrue(channel.isActive, "a body of its length goes")
+        try receive(answer)
+
+        codec.write(.head(head), promise: nil)
+        let tooLong = channel.eventLoop.makePromise(of: Void.self)
+        codec.write(.body(.byteBuffer(ByteBuffer(string: "abcde"))), promise: tooLong)
+        XCTAssertThrowsError(try tooLong.futureResult.wait()) { XCTAssertTrue($0 is HTTP1ClientCodec.UnframedBody) }
+        XCTAssertFalse(channel.isActive, "a byte past the length closes the connection")
+
+        _ = try? channel.finish()
+        try setUpWithError()
+        codec.write(.head(head), promise: nil)
+        codec.write(.body(.byteBuffer(ByteBuffer(string: "abc"))), promise: nil)
+        let short = channel.eventLoop.makePromise(of: Void.self)
+        codec.write(.end(nil), promise: short)
+        XCTAssertThrowsError(try short.futureResult.wait()) { XCTAssertTrue($0 is HTTP1ClientCodec.UnframedBody) }
+        XCTAssertFalse(channel.isActive, "an end short of the length closes the connection")
+    }
+
     func testOnlyTheFlushedRequestsAnswerIsExpected() throws {
         writeRequest()
         channel.flush()

@@ -3,8 +3,9 @@ import NIOHTTP1
 
 /// The upstream connection's codec. Requests go out in the framing their head states and nothing
 /// else: exactly `Content-Length` bytes, chunked, or no body at all. Body bytes beyond what the
-/// framing allows are never written (the proxy never sends them; this is the last guard), so the
-/// upstream can never read them as another request.
+/// framing allows are never written, and a body that ends short of its length closes the
+/// connection (the proxy never does either; this is the last guard): the upstream can never read
+/// a body's excess as another request, nor the next request as a body's missing rest.
 ///
 /// Responses are read by HTTP1Parser, which knows where each one ends: a byte that arrives after
 /// a response and before the next request (an upstream answering twice, or half a head left
@@ -195,6 +196,12 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
             promise?.fail(ChannelError.operationUnsupported)
             return false
         case .end(let trailers):
+            if case .length(let remaining) = body, remaining > 0 {
+                body = .none
+                promise?.fail(UnframedBody())
+                context.close(promise: nil)
+                return false
+            }
             let chunked: Bool
             if case .chunked = body { chunked = true } else { chunked = false }
             HTTP1Writer.writeEnd(trailers: trailers, chunked: chunked, context: context, promise: promise)
@@ -204,6 +211,6 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         }
     }
 
-    /// Body bytes that the request's framing has no room for.
+    /// Body bytes that the request's framing has no room for, or a body that ends short of it.
     struct UnframedBody: Error {}
 }
