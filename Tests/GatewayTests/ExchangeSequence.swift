@@ -65,7 +65,7 @@ final class ExchangeSequence {
 
     typealias Machine = ExchangeStateMachine<Exchange, Connection>
 
-    private enum ClientItem {
+    enum ClientItem {
         case part(ClientRequestPart)
         /// Bytes that are no request.
         case unreadable
@@ -73,49 +73,49 @@ final class ExchangeSequence {
         case tunnelBytes(Int)
     }
 
-    private(set) var violations: [String] = []
-    private(set) var log: [String] = []
+    var violations: [String] = []
+    var log: [String] = []
     /// How many of each kind of event happened, so that a test can see the sequences reach them.
-    private(set) var counts: [String: Int] = [:]
+    var counts: [String: Int] = [:]
 
-    private var random: SplitMix
-    private var machine: Machine
-    private var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
-    private let idleTimeout = TimeAmount.seconds(60)
-    private let sendTimeout = TimeAmount.seconds(10)
-    private let responseTimeout = TimeAmount.seconds(5)
+    var random: SplitMix
+    var machine: Machine
+    var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    let idleTimeout = TimeAmount.seconds(60)
+    let sendTimeout = TimeAmount.seconds(10)
+    let responseTimeout = TimeAmount.seconds(5)
 
-    private var script: [ClientItem] = []
-    private var cursor = 0
-    private var expectsContinue: [Int: Bool] = [:]
-    private var clientOpen = true
-    private var clientWritable = true
-    private var replaying = false
-    private var responseInProgress = false
+    var script: [ClientItem] = []
+    var cursor = 0
+    var expectsContinue: [Int: Bool] = [:]
+    var clientOpen = true
+    var clientWritable = true
+    var replaying = false
+    var responseInProgress = false
     /// Since when the client has taken nothing written to it.
-    private var stalledSince: NIODeadline?
+    var stalledSince: NIODeadline?
     /// The requests whose end the client sent.
-    private var endsSent: Set<Int> = []
+    var endsSent: Set<Int> = []
     /// Body bytes read and dropped since the gateway answered a request before its end.
-    private var discarded = 0
+    var discarded = 0
     /// When the connection's one timer fires (ConnectionTimer: armed only for a nearer time).
-    private var timerDue: NIODeadline?
+    var timerDue: NIODeadline?
 
     /// The request that is a WebSocket handshake, if one is: the parser reads no request after
     /// its end, only the tunnel's bytes.
-    private var handshake: Int?
+    var handshake: Int?
     /// Where the handshake's end is in the script.
-    private var handshakeEnd: Int?
-    private var parserInTunnel = false
+    var handshakeEnd: Int?
+    var parserInTunnel = false
     /// The tunnel's bytes the machine said it holds until the handshake's answer.
-    private var heldTunnelBytes: [Int] = []
+    var heldTunnelBytes: [Int] = []
 
-    private var exchanges: [Exchange] = []
-    private var connections: [Connection] = []
-    private var begun: [Int] = []
+    var exchanges: [Exchange] = []
+    var connections: [Connection] = []
+    var begun: [Int] = []
     /// The requests the client got an answer to, in order; -1 for the answer to bytes that are
     /// no request.
-    private var answers: [Int] = []
+    var answers: [Int] = []
 
     init(seed: UInt64) {
         random = SplitMix(seed: seed)
@@ -174,7 +174,7 @@ final class ExchangeSequence {
     /// The events that may happen now, each as often as it is listed: the client's parts and
     /// the steps of an exchange more often than what ends the connection, so that sequences get
     /// far (reused connections, pipelined requests, retries) before it ends.
-    private func enabledEvents() -> [String] {
+    func enabledEvents() -> [String] {
         var events: [String] = []
         func rarely() -> Bool { Int.random(in: 0..<12, using: &random) == 0 }
         if clientOpen {
@@ -211,7 +211,7 @@ final class ExchangeSequence {
         return events
     }
 
-    private func happen(_ event: String) {
+    func happen(_ event: String) {
         switch event {
         case "client sends": clientSends()
         case "client writability flips": clientWritabilityFlips()
@@ -237,7 +237,7 @@ final class ExchangeSequence {
 
     // MARK: the client's side
 
-    private func clientSends() {
+    func clientSends() {
         let item = script[cursor]
         cursor += 1
         switch item {
@@ -274,7 +274,7 @@ final class ExchangeSequence {
         }
     }
 
-    private func perform(_ action: Machine.PartAction) {
+    func perform(_ action: Machine.PartAction) {
         switch action {
         case .begin(let request):
             begin(request)
@@ -296,7 +296,7 @@ final class ExchangeSequence {
         }
     }
 
-    private func begin(_ request: ClientRequest) {
+    func begin(_ request: ClientRequest) {
         guard clientOpen else { return violation("a request begun after the connection closed") }
         if machine.draining { violation("a request begun after the drain") }
         guard let number = Int(request.uri.dropFirst()) else { return violation("no such request \(request.uri)") }
@@ -318,7 +318,7 @@ final class ExchangeSequence {
         )
     }
 
-    private func clientWritabilityFlips() {
+    func clientWritabilityFlips() {
         clientWritable.toggle()
         if !clientWritable, stalledSince == nil { stalledSince = now }
         if clientWritable { stalledSince = nil }
@@ -329,7 +329,7 @@ final class ExchangeSequence {
     }
 
     /// Time moves on; the timer fires each time it is due on the way, as ProxyHandler's does.
-    private func timePasses() {
+    func timePasses() {
         let steps: [TimeAmount] = [.milliseconds(10), .milliseconds(10), .seconds(1), .seconds(1), .seconds(6), .seconds(11), .seconds(61)]
         let until = now + steps.randomElement(using: &random)!
         while clientOpen, let due = timerDue, due <= until {
@@ -354,16 +354,16 @@ final class ExchangeSequence {
         checkDeadlinesKept()
     }
 
-    private func armTimer(at deadline: NIODeadline) {
+    func armTimer(at deadline: NIODeadline) {
         if timerDue.map({ deadline < $0 }) ?? true { timerDue = deadline }
     }
 
-    private func startResponseClock() {
+    func startResponseClock() {
         machine.responseClockStarted(at: now + responseTimeout)
         armTimer(at: now + responseTimeout)
     }
 
-    private func clientGoes() {
+    func clientGoes() {
         let held = machine.clientClosed()
         release(held.exchange, held.connection)
         clientOpen = false
@@ -371,7 +371,7 @@ final class ExchangeSequence {
 
     // MARK: verdicts and connections
 
-    private func verdict(admitted: Bool) {
+    func verdict(admitted: Bool) {
         guard case .limiting(let exchange) = machine.state else { return }
         exchange.admitted = admitted
         switch machine.verdict(for: exchange, admitted: admitted) {
@@ -387,7 +387,7 @@ final class ExchangeSequence {
         }
     }
 
-    private func lateVerdict() {
+    func lateVerdict() {
         guard let exchange = exchanges.filter({ !machine.isLimiting($0) }).randomElement(using: &random) else { return }
         let stateBefore = "\(machine.state)"
         guard case .stale = machine.verdict(for: exchange, admitted: true) else {
@@ -396,7 +396,7 @@ final class ExchangeSequence {
         if "\(machine.state)" != stateBefore { violation("a stale verdict changed the state") }
     }
 
-    private func leaseConnection() {
+    func leaseConnection() {
         guard case .connecting(let exchange) = machine.state else { return }
         let idle = connections.filter { $0.pooled }
         let connection: Connection
@@ -428,14 +428,14 @@ final class ExchangeSequence {
         }
     }
 
-    private func connectFails() {
+    func connectFails() {
         guard case .connecting(let exchange) = machine.state, machine.isConnecting(exchange) else { return }
         failExchange(exchange)
     }
 
     // MARK: the upstream's side
 
-    private func answerStarts() {
+    func answerStarts() {
         guard case .proxying(let flight) = machine.state else { return }
         if machine.responseBytesArrived() { flight.exchange.pendingParts.removeAll() }
         guard machine.responseHead(upstreamKeepAlive: Int.random(in: 0..<4, using: &random) != 0, closeDelimited: Int.random(in: 0..<6, using: &random) == 0) != nil else {
@@ -445,12 +445,12 @@ final class ExchangeSequence {
         responseInProgress = true
     }
 
-    private func answerBody() {
+    func answerBody() {
         guard case .proxying(let flight) = machine.state else { return }
         if machine.responseBytesArrived() { flight.exchange.pendingParts.removeAll() }
     }
 
-    private func answerEnds() {
+    func answerEnds() {
         guard let finish = machine.responseEnded() else { return violation("an answer's end with no exchange proxying") }
         responseInProgress = false
         finish.exchange.releaseSlots()
@@ -468,7 +468,7 @@ final class ExchangeSequence {
         if finish.closeClient { closeConnection() } else { becomeIdle() }
     }
 
-    private func upstreamCloses() {
+    func upstreamCloses() {
         guard let closed = machine.upstreamConnection else { return }
         closed.isOpen = false
         let action = machine.upstreamClosed()
@@ -497,7 +497,7 @@ final class ExchangeSequence {
 
     /// The upstream's 101 to the handshake: the tunnel opens, and the bytes the client sent
     /// meanwhile go first.
-    private func switchProtocols() {
+    func switchProtocols() {
         guard case .proxying(let flight) = machine.state else { return }
         if machine.responseBytesArrived() { flight.exchange.pendingParts.removeAll() }
         guard let opened = machine.tunnelOpened(idleTimeout: .seconds(30), now: now) else {
@@ -513,7 +513,7 @@ final class ExchangeSequence {
     }
 
     /// A connection comes for an exchange that no longer waits for one: it goes back to the pool.
-    private func lateConnection() {
+    func lateConnection() {
         guard let exchange = exchanges.filter({ !machine.isConnecting($0) }).randomElement(using: &random) else { return }
         let connection = Connection(id: connections.count + 1)
         connections.append(connection)
@@ -523,195 +523,9 @@ final class ExchangeSequence {
         connection.pooled = true
     }
 
-    private func pooledConnectionCloses() {
+    func pooledConnectionCloses() {
         guard let connection = connections.filter({ $0.pooled }).randomElement(using: &random) else { return }
         connection.pooled = false
         connection.isOpen = false
-    }
-
-    // MARK: what ProxyHandler does with the machine's answers
-
-    private func becomeIdle() {
-        switch machine.becomeIdle(now: now) {
-        case .close: closeConnection()
-        case .idle:
-            if machine.isStream { violation("a stream served a second request") }
-            // A handshake answered without a tunnel: what follows is not HTTP.
-            if parserInTunnel { return closeConnection() }
-            armTimer(at: machine.lastClientActivity + idleTimeout)
-            serveQueuedRequests()
-        case .streamDone:
-            if !machine.isStream { violation("a connection ended as a stream") }
-            clientOpen = false
-        }
-    }
-
-    private func serveQueuedRequests() {
-        guard !replaying else { return }
-        replaying = true
-        while let action = machine.nextQueuedPart(clientWritable: clientWritable) { perform(action) }
-        replaying = false
-        if machine.afterQueue() != nil { answerUnreadable() }
-    }
-
-    private func failExchange(_ exchange: Exchange) {
-        exchange.releaseSlots()
-        answerLocally(for: exchange)
-    }
-
-    private func answerLocally(for exchange: Exchange) {
-        let progress = machine.progress
-        answerLocally(
-            exchange.request, expectsContinue: exchange.expectsContinue, keepAlive: progress?.keepAlive ?? true,
-            requestEnded: progress?.requestEnded ?? true, continueSent: progress?.continueSent ?? false,
-            mustClose: progress?.closeAfterResponse ?? false
-        )
-    }
-
-    private func answerLocally(
-        _ request: Int, expectsContinue: Bool, keepAlive: Bool, requestEnded: Bool, continueSent: Bool = false, mustClose: Bool = false
-    ) {
-        guard clientOpen else { return }
-        let bodyWithheld = !requestEnded && expectsContinue && !continueSent
-        let close = machine.localAnswerCloses(keepAlive: keepAlive, bodyWithheld: bodyWithheld, mustClose: mustClose)
-        answered(request)
-        switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: now) {
-        case .becomeIdle: becomeIdle()
-        case .close: closeConnection()
-        case .discard:
-            discarded = 0
-            armTimer(at: machine.lastClientActivity + idleTimeout)
-        }
-    }
-
-    private func answerUnreadable() {
-        if !responseInProgress { answered(-1) }
-        closeConnection()
-    }
-
-    private func closeConnection() {
-        machine.closing()
-        clientOpen = false
-    }
-
-    private func release(_ exchange: Exchange?, _ connection: Connection?) {
-        exchange?.releaseSlots()
-        if let connection { close(connection) }
-    }
-
-    private func close(_ connection: Connection) {
-        connection.isOpen = false
-        connection.pooled = false
-    }
-
-    // MARK: what is checked
-
-    /// A part reaches an upstream connection: it must be the next part of the request that
-    /// connection carries, an admitted one, on an open connection.
-    private func write(_ part: HTTPClientRequestPart, to connection: Connection, for exchange: Exchange) {
-        guard let got = received(part) else { return violation("a part that belongs to no request: \(part)") }
-        counts["part forwarded", default: 0] += 1
-        if !clientOpen { violation("\(got) forwarded after the client connection closed") }
-        if !connection.isOpen { violation("\(got) written to closed connection \(connection.id)") }
-        if !exchange.admitted { violation("\(got) forwarded for a request never admitted") }
-        guard connection.request == exchange.request else {
-            return violation("\(got) written to connection \(connection.id), which carries request \(String(describing: connection.request))")
-        }
-        let expected: Bool
-        switch (connection.received.last, got) {
-        case (.head(let request)?, .body(let own, 0)), (.head(let request)?, .end(let own)):
-            expected = own == request
-        case (.body(let request, let index)?, .body(let own, let next)):
-            expected = own == request && next == index + 1
-        case (.body(let request, _)?, .end(let own)):
-            expected = own == request
-        default:
-            expected = false
-        }
-        if !expected { violation("\(got) written to connection \(connection.id) after \(connection.received)") }
-        connection.received.append(got)
-    }
-
-    /// Tunnel bytes reach an upstream connection: only the open tunnel's, after its handshake,
-    /// each once and in the order the client sent them.
-    private func writeTunnelBytes(_ index: Int, to connection: Connection) {
-        counts["tunnel bytes forwarded", default: 0] += 1
-        guard case .tunnel(_, let open, _) = machine.state, open === connection else {
-            return violation("tunnel \(index) written to connection \(connection.id) with no tunnel open on it")
-        }
-        let expected: Bool
-        switch connection.received.last {
-        case .end(let request)?: expected = request == handshake && index == 0
-        case .tunnel(let last)?: expected = index == last + 1
-        default: expected = false
-        }
-        if !expected { violation("tunnel \(index) written to connection \(connection.id) after \(connection.received)") }
-        connection.received.append(.tunnel(index))
-    }
-
-    /// Once the timer has fired for everything due: no deadline passed unenforced.
-    private func checkDeadlinesKept() {
-        guard clientOpen else { return }
-        if let stalled = stalledSince, stalled + sendTimeout <= now {
-            violation("a client that took nothing for the send timeout is still served")
-        }
-        switch machine.state {
-        case .idle, .discarding:
-            if machine.lastClientActivity + idleTimeout <= now { violation("an idle connection outlived its idle timeout") }
-        case .proxying:
-            guard let progress = machine.progress else { break }
-            if !progress.requestEnded, machine.lastClientActivity + idleTimeout <= now {
-                violation("a request body stalled past the idle timeout still holds its upstream connection")
-            }
-            if progress.requestEnded, !progress.responseStarted, let deadline = progress.responseDeadline, deadline <= now {
-                violation("an upstream that did not answer in time still holds the exchange")
-            }
-        case .tunnel(_, _, let idleTimeout):
-            if machine.lastTunnelActivity + idleTimeout <= now { violation("a silent tunnel outlived its idle timeout") }
-        default:
-            break
-        }
-    }
-
-    private func received(_ part: HTTPClientRequestPart) -> Received? {
-        switch part {
-        case .head:
-            return nil
-        case .body(.byteBuffer(let buffer)):
-            let label = (buffer.getString(at: buffer.readerIndex, length: min(buffer.readableBytes, 16)) ?? "").prefix { $0 != " " }
-            let numbers = label.split(separator: ":").compactMap { Int($0) }
-            return numbers.count == 2 ? .body(numbers[0], numbers[1]) : nil
-        case .body:
-            return nil
-        case .end(let trailers):
-            return trailers?.first(name: "x-request").flatMap { Int($0) }.map { .end($0) }
-        }
-    }
-
-    /// An answer reaches the client: each request's once, in the order the requests came.
-    private func answered(_ request: Int) {
-        counts["answered", default: 0] += 1
-        if let last = answers.last, last == -1 || (request != -1 && request <= last) {
-            violation("request \(request) answered after \(answers)")
-        }
-        answers.append(request)
-    }
-
-    /// Once the client went: every request begun before the last was answered, no slot is still
-    /// held, no connection still leased.
-    private func checkNothingIsHeld() {
-        for request in begun.dropLast() where !answers.contains(request) {
-            violation("request \(request) was never answered, and request \(begun.last!) began after it")
-        }
-        for exchange in exchanges where exchange.admitted && !exchange.slotsReleased {
-            violation("request \(exchange.request) kept its slots after the client went")
-        }
-        for connection in connections where connection.isOpen && !connection.pooled {
-            violation("connection \(connection.id) is still leased (with \(connection.received)) after the client went")
-        }
-    }
-
-    private func violation(_ text: String) {
-        violations.append(text)
     }
 }

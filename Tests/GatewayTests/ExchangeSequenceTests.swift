@@ -3,8 +3,9 @@ import XCTest
 
 /// The exchange state machine under random orders of events (ExchangeSequence): whatever the
 /// order, every upstream connection gets the parts of one admitted request in order and nothing
-/// else, a request sent again is sent whole, the client gets one answer per request in the order
-/// it asked, and once it goes nothing is held.
+/// else (a tunnel's bytes only after its 101), a request sent again is sent whole, the client gets
+/// one answer per request in the order it asked, no deadline passes unenforced, and once the
+/// client goes nothing is held. (ExchangeSequence+Checks says each check.)
 final class ExchangeSequenceTests: XCTestCase {
     func testEveryOrderOfEventsKeepsEachRequestWholeOnItsOwnConnection() {
         var reached: [String: Int] = [:]
