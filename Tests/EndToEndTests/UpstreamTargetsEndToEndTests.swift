@@ -167,21 +167,35 @@ final class UpstreamTargetsEndToEndTests: XCTestCase {
 
     /// A PUT whose first chunk went to a fresh connection with its head, before its last chunk
     /// came, and whose target then broke without answering (Tests/interop/retry_whole_request.py):
-    /// the chunk sent was not kept, so sent again to the other target the request would reach it
-    /// with its body cut short. It is answered 502 instead: a target only ever gets whole bodies.
+    /// the chunk sent was not kept, so sent again to the other target (recording_upstream.py,
+    /// which records the bodies it reads) the request would reach it with its body cut short. It
+    /// is answered 502 instead: a target only ever gets whole bodies.
     func testARequestIsSentAgainWholeOrNotAtAll() throws {
-        let breakingPort = try unusedPort(), answeringPort = try unusedPort()
+        let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("recorded-\(UUID().uuidString).jsonl").path
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        let recorder = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("recording_upstream.py"), logPath])
+        targets.append(recorder)
+        let recorderPort = try port(after: "listening on ", in: recorder.waitForLine(containing: "listening on"))
+        let breakingPort = try unusedPort()
         let harness = try start(
-            targets: "[\"http://127.0.0.1:\(breakingPort)\", \"http://127.0.0.1:\(answeringPort)\"]",
+            targets: "[\"http://127.0.0.1:\(breakingPort)\", \"http://127.0.0.1:\(recorderPort)\"]",
             upstream: "[upstreams.app.outlier]\nconsecutive_failures = 0"
         )
         let run = try runProgram(
             "/usr/bin/env",
-            ["python3", interopScript("retry_whole_request.py"), String(harness.proxyPort), String(breakingPort), String(answeringPort)],
+            ["python3", interopScript("retry_whole_request.py"), String(harness.proxyPort), String(breakingPort)],
             stdoutOnly: false
         )
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("'502'"), "the requests the breaking target took are answered 502: \(run.output)")
+        let recorded = try String(contentsOfFile: logPath, encoding: .utf8).split(separator: "\n").map {
+            try XCTUnwrap(JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        XCTAssertFalse(recorded.isEmpty, run.output)
+        for request in recorded {
+            XCTAssertEqual(request["body"] as? String, "hello", "every body the other target read is whole: \(request)")
+        }
     }
 
     func testAFullTargetMakesARequestWaitThenAnswers503() throws {
