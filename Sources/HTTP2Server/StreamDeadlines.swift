@@ -16,9 +16,14 @@ package final class StreamDeadlines {
         self.eventLoop = eventLoop
     }
 
-    /// Calls `handler.deadlineReached()` at `deadline` (replacing any earlier arming).
+    /// Calls `handler.deadlineReached()` no later than `deadline`. A nearer arming stands, as
+    /// with a connection's ConnectionTimer: told early, the handler arms again for what is left,
+    /// while a later deadline put in its place would hold back the nearer one (a stalled
+    /// client's send deadline behind a body's idle timeout, say).
     package func arm(_ handler: any StreamDeadlineHolder, at deadline: NIODeadline) {
-        deadlines[ObjectIdentifier(handler)] = (handler, deadline)
+        let id = ObjectIdentifier(handler)
+        if let armed = deadlines[id], armed.at <= deadline { return }
+        deadlines[id] = (handler, deadline)
         if timer == nil {
             timer = ConnectionTimer(eventLoop: eventLoop) { [weak self] in self?.fire() }
         }
