@@ -22,7 +22,6 @@ final class ExchangeSequence {
         var pendingParts: [HTTPClientRequestPart] = []
         var admitted = false
         var slotsReleased = false
-        var onReusedConnection = false
 
         init(request: Int, expectsContinue: Bool) {
             self.request = request
@@ -407,7 +406,6 @@ final class ExchangeSequence {
             connection = Connection(id: connections.count + 1)
             connections.append(connection)
         }
-        exchange.onReusedConnection = connection.hasBeenUsed
         let action = machine.upstreamAcquired(
             connection, for: exchange, reused: connection.hasBeenUsed, retryIfBroken: Bool.random(using: &random)
         )
@@ -525,7 +523,6 @@ final class ExchangeSequence {
 
     func pooledConnectionCloses() {
         guard let connection = connections.filter({ $0.pooled }).randomElement(using: &random) else { return }
-        connection.pooled = false
-        connection.isOpen = false
+        close(connection)
     }
 }
