@@ -46,7 +46,9 @@ extension ExchangeSequence {
     ) {
         guard clientOpen else { return }
         let bodyWithheld = !requestEnded && expectsContinue && !continueSent
-        let close = machine.localAnswerCloses(keepAlive: keepAlive, bodyWithheld: bodyWithheld, mustClose: mustClose)
+        let close = machine.localAnswerCloses(
+            keepAlive: keepAlive, bodyWithheld: bodyWithheld, mustClose: mustClose, unreadBody: requestEnded ? nil : framings[request]
+        )
         answered(request)
         switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: now) {
         case .becomeIdle: becomeIdle()

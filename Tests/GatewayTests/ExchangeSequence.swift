@@ -87,10 +87,14 @@ final class ExchangeSequence {
     var script: [ClientItem] = []
     var cursor = 0
     var expectsContinue: [Int: Bool] = [:]
+    /// How each request's body is framed, as its head says.
+    var framings: [Int: RequestBodyFraming] = [:]
     var clientOpen = true
     var clientWritable = true
     var replaying = false
     var responseInProgress = false
+    /// Whether the head of the answer being written said the connection closes after it.
+    var answerSaysClose = false
     /// Since when the client has taken nothing written to it.
     var stalledSince: NIODeadline?
     /// The requests whose end the client sent.
@@ -127,18 +131,22 @@ final class ExchangeSequence {
         for request in 1...requests {
             let withContinue = Int.random(in: 0..<4, using: &random) == 0
             expectsContinue[request] = withContinue
-            let head = HTTPRequestHead(
-                version: .http1_1, method: .POST, uri: "/\(request)",
-                headers: withContinue ? HTTPHeaders([("expect", "100-continue")]) : HTTPHeaders()
-            )
-            script.append(.part(.head(ClientRequest(head))))
             // Now and then a body larger than what a discarded body may take.
             let large = Int.random(in: 0..<8, using: &random) == 0
-            for index in 0..<Int.random(in: 0...2, using: &random) {
+            let parts = (0..<Int.random(in: 0...2, using: &random)).map { index in
                 var part = ByteBuffer(string: "\(request):\(index) ")
                 if large { part.writeRepeatingByte(UInt8(ascii: "x"), count: Machine.discardBudget / 2 + 1) }
-                script.append(.part(.body(part)))
+                return part
             }
+            var fields = HTTPHeaders()
+            if withContinue { fields.add(name: "expect", value: "100-continue") }
+            if Int.random(in: 0..<4, using: &random) == 0 {
+                fields.add(name: "transfer-encoding", value: "chunked")
+            } else {
+                fields.add(name: "content-length", value: "\(parts.reduce(0) { $0 + $1.readableBytes })")
+            }
+            script.append(.part(.head(ClientRequest(HTTPRequestHead(version: .http1_1, method: .POST, uri: "/\(request)", headers: fields)))))
+            script.append(contentsOf: parts.map { .part(.body($0)) })
             script.append(.part(.end(HTTPHeaders([("x-request", "\(request)")]))))
             if request == handshake { handshakeEnd = script.count - 1 }
         }
@@ -250,7 +258,15 @@ final class ExchangeSequence {
                 discarded += bytes.readableBytes
                 if discarded > Machine.discardBudget { counts["discard budget spent", default: 0] += 1 }
             }
-            perform(machine.receive(part, now: now))
+            let discardingKeepsAlive: Bool
+            if case .discarding(_, let keepAlive) = machine.state { discardingKeepsAlive = keepAlive } else { discardingKeepsAlive = false }
+            let action = machine.receive(part, now: now)
+            // (A stream's close ends the stream alone: its answer has nothing to announce.)
+            if case .close = action, discardingKeepsAlive, !machine.isStream {
+                let request = begun.last ?? 0
+                violation("the connection closes while discarding request \(request)'s body (\(framings[request].map { "\($0)" } ?? "?"), \(discarded) bytes dropped) after an answer that said it stays open")
+            }
+            perform(action)
             if case .discarding = machine.state, discarded > Machine.discardBudget {
                 violation("\(discarded) bytes of a refused body read, past the budget of \(Machine.discardBudget)")
             }
@@ -301,6 +317,7 @@ final class ExchangeSequence {
         guard let number = Int(request.uri.dropFirst()) else { return violation("no such request \(request.uri)") }
         if number != (begun.last ?? 0) + 1 { violation("request \(number) begun after \(begun)") }
         begun.append(number)
+        framings[number] = request.fields.framing(version: request.version)
         let withContinue = expectsContinue[number] ?? false
         // Some requests the gateway answers itself before any limiter (no route, a bad host).
         if Int.random(in: 0..<6, using: &random) == 0 {
@@ -436,11 +453,12 @@ final class ExchangeSequence {
     func answerStarts() {
         guard case .proxying(let flight) = machine.state else { return }
         if machine.responseBytesArrived() { flight.exchange.pendingParts.removeAll() }
-        guard machine.responseHead(upstreamKeepAlive: Int.random(in: 0..<4, using: &random) != 0, closeDelimited: Int.random(in: 0..<6, using: &random) == 0) != nil else {
+        guard let closes = machine.responseHead(upstreamKeepAlive: Int.random(in: 0..<4, using: &random) != 0, closeDelimited: Int.random(in: 0..<6, using: &random) == 0) else {
             return violation("the answer's head of the exchange proxying was refused")
         }
         answered(flight.exchange.request)
         responseInProgress = true
+        answerSaysClose = closes || machine.isStream
     }
 
     func answerBody() {
@@ -462,6 +480,10 @@ final class ExchangeSequence {
             connection.request = nil
         } else {
             close(connection)
+        }
+        // A drain begun after the head is the one close its head could not announce.
+        if finish.closeClient, !answerSaysClose, !machine.draining {
+            violation("the client connection closes after answering request \(finish.exchange.request), whose head said it stays open")
         }
         if finish.closeClient { closeConnection() } else { becomeIdle() }
     }

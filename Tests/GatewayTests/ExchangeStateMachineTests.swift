@@ -91,6 +91,31 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertTrue(machine.isIdle)
     }
 
+    /// An upstream may answer before it has read the whole body (a 401 or 413 to an upload).
+    /// The client connection then closes after the answer, and the answer's head says so:
+    /// written as keep-alive, the client sent its next request into a connection that closed
+    /// without answering it.
+    func testAnAnswerThatComesBeforeTheRequestsEndSaysTheConnectionCloses() {
+        var early = proxying(FakeExchange(), FakeConnection(), requestEnded: false)
+        XCTAssertEqual(early.responseHead(upstreamKeepAlive: true, closeDelimited: false), true, "the head says close")
+        _ = early.receive(.end(nil), now: at(1))
+        let finish = early.responseEnded()
+        XCTAssertEqual(finish?.closeClient, true, "closed as its head said, though the body ended meanwhile")
+
+        var onTime = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
+        XCTAssertEqual(onTime.responseHead(upstreamKeepAlive: true, closeDelimited: false), false)
+        XCTAssertEqual(onTime.responseEnded()?.closeClient, false)
+
+        // An HTTP/2 stream ends on its own; its connection is not the request's to close.
+        var stream = Machine(isStream: true, now: at(0))
+        let exchange = FakeExchange()
+        _ = stream.receive(head(), now: at(0))
+        stream.exchangeBegan(exchange, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        _ = stream.verdict(for: exchange, admitted: true)
+        _ = stream.upstreamAcquired(FakeConnection(), for: exchange, reused: false)
+        XCTAssertEqual(stream.responseHead(upstreamKeepAlive: true, closeDelimited: false), false)
+    }
+
     func testReadsAskOnlyForTheWritabilityTheStateDependsOn() {
         var asked: [String] = []
         func client(_ writable: Bool) -> Bool {
@@ -228,6 +253,27 @@ final class ExchangeStateMachineTests: XCTestCase {
         guard case .none = large.receive(chunk, now: at(1)), case .close = large.receive(chunk, now: at(1)) else {
             return XCTFail("past the budget, the connection closes")
         }
+    }
+
+    /// A local answer that leaves a body to discard says the connection closes when the body
+    /// may outrun the discard budget (a length past it, or chunks whose end nobody knows):
+    /// the connection would close once the budget is spent, after an answer that said it
+    /// stays open.
+    func testALocalAnswerSaysTheConnectionClosesWhenTheBodyLeftMayOutrunTheBudget() {
+        let machine = Machine(isStream: false, now: at(0))
+        func closes(_ unread: RequestBodyFraming?) -> Bool {
+            machine.localAnswerCloses(keepAlive: true, bodyWithheld: false, mustClose: false, unreadBody: unread)
+        }
+        XCTAssertFalse(closes(nil), "the request ended: nothing to discard")
+        XCTAssertFalse(closes(RequestBodyFraming.none))
+        XCTAssertFalse(closes(.length(Machine.discardBudget)), "a body the budget holds is read and dropped")
+        XCTAssertTrue(closes(.length(Machine.discardBudget + 1)))
+        XCTAssertTrue(closes(.chunked))
+        let stream = Machine(isStream: true, now: at(0))
+        XCTAssertFalse(
+            stream.localAnswerCloses(keepAlive: true, bodyWithheld: false, mustClose: false, unreadBody: .chunked),
+            "an HTTP/2 stream's answer ends the stream, never the connection"
+        )
     }
 
     func testContinueIsSentOnlyToAnAdmittedRequestWaitingForIt() {

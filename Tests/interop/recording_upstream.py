@@ -19,6 +19,8 @@ import socket
 import sys
 import threading
 
+from http1_wire import Reader
+
 log_path = sys.argv[1]
 lock = threading.Lock()
 counter = {"requests": 0, "connections": 0}
@@ -28,31 +30,6 @@ def record(entry):
     with lock:
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")
-
-
-class Reader:
-    def __init__(self, sock):
-        self.sock = sock
-        self.data = b""
-
-    def fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise EOFError
-        self.data += chunk
-
-    def until(self, marker):
-        while marker not in self.data:
-            self.fill()
-        index = self.data.index(marker) + len(marker)
-        taken, self.data = self.data[:index], self.data[index:]
-        return taken
-
-    def exactly(self, count):
-        while len(self.data) < count:
-            self.fill()
-        taken, self.data = self.data[:count], self.data[count:]
-        return taken
 
 
 def serve(sock, connection):

@@ -361,7 +361,11 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         inFlight.responseStarted = true
         // An upstream that read a handshake and refused it is not asked again.
         inFlight.upstreamReusable = upstreamKeepAlive && !inFlight.opensTunnel
-        inFlight.closeAfterResponse = inFlight.closeAfterResponse || draining || !inFlight.keepAlive || closeDelimited
+        // An answer that comes before the request's end leaves the rest of its body unread by
+        // anyone, so the connection closes after it (as `responseEnded` does): the head must
+        // say so, or the client sends its next request into a connection about to close.
+        let answeredEarly = !isStream && !inFlight.requestEnded
+        inFlight.closeAfterResponse = inFlight.closeAfterResponse || draining || !inFlight.keepAlive || closeDelimited || answeredEarly
         return inFlight.closeAfterResponse
     }
 
@@ -438,9 +442,23 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     }
 
     /// Whether a local answer to this request closes the connection.
-    /// - Parameter mustClose: the answer requires it (CONNECT, say).
-    func localAnswerCloses(keepAlive: Bool, bodyWithheld: Bool, mustClose: Bool) -> Bool {
-        mustClose || !keepAlive || bodyWithheld || draining
+    /// - Parameters:
+    ///   - mustClose: the answer requires it (CONNECT, say).
+    ///   - unreadBody: the body's framing, when the request has not ended: one that may be
+    ///     longer than the discard budget closes the connection after the answer, which must
+    ///     then say so (the client would otherwise send its next request into a connection
+    ///     about to close).
+    func localAnswerCloses(keepAlive: Bool, bodyWithheld: Bool, mustClose: Bool, unreadBody: RequestBodyFraming? = nil) -> Bool {
+        mustClose || !keepAlive || bodyWithheld || draining || (!isStream && unreadBody.map(Self.mayOutrunDiscardBudget) == true)
+    }
+
+    /// Whether a body so framed may hold more than a discarded body may take.
+    private static func mayOutrunDiscardBudget(_ framing: RequestBodyFraming) -> Bool {
+        switch framing {
+        case .none: return false
+        case .length(let length): return length > discardBudget
+        case .chunked: return true
+        }
     }
 
     /// The gateway answered the current request itself (its answer is written by now).

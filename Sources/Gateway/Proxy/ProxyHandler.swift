@@ -476,7 +476,8 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         let close = machine.localAnswerCloses(
             keepAlive: request.fields.options.keepsAlive(request.version),
             bodyWithheld: bodyWithheld,
-            mustClose: mustClose
+            mustClose: mustClose,
+            unreadBody: requestEnded ? nil : request.fields.framing(version: request.version)
         )
         writeLocal(response, version: request.version, close: close, grpc: LocalResponse.isGRPC(request))
         switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: .now()) {
