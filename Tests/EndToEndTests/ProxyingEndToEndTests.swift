@@ -117,6 +117,35 @@ final class ProxyingEndToEndTests: XCTestCase {
         XCTAssertEqual((try posted.json())["received_bytes"] as? Int, 100_000)
     }
 
+    /// The gateway's own answers to a HEAD (no route, a denial) end at their head too: their
+    /// JSON body went out after it, and a client (or a proxy in front, reusing the connection)
+    /// read it as the start of the next answer.
+    func testTheGatewaysOwnAnswersToAHeadEndAtTheirHead() throws {
+        let gateway = try GatewayHarness(
+            rateSync: GatewayHarness.seedLimiters,
+            routes: """
+                [[routes]]
+                name = "auth"
+                path_prefix = "/auth/"
+                upstream = "app"
+                limiters = ["auth"]
+                """
+        )
+        defer { gateway.stop() }
+        let heads = ["HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n"]
+            + Array(repeating: "HEAD /auth/login HTTP/1.1\r\nHost: x\r\n\r\n", count: 11)
+        let answer = try rawExchange(
+            port: gateway.proxyPort,
+            Array((heads.joined() + "GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").utf8)
+        )
+        let statuses = answer.components(separatedBy: "\r\n\r\n").dropLast().map { $0.prefix(12) }
+        XCTAssertEqual(
+            statuses, [Substring("HTTP/1.1 404")] + Array(repeating: "HTTP/1.1 200", count: 10) + ["HTTP/1.1 429", "HTTP/1.1 404"],
+            "each answer starts where the one before ended: \(answer)"
+        )
+        XCTAssertEqual(answer.components(separatedBy: "{\"detail\"").count - 1, 1, "only the GET's answer has a body: \(answer)")
+    }
+
     func testExpectContinueIsAnsweredOnceTheLimiterAdmits() throws {
         let gateway = try harness()
         defer { gateway.stop() }

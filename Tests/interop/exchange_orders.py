@@ -7,9 +7,10 @@ a connection, pipelined (all their bytes cut at random points) or one after anot
 bodies in pieces, with pauses; some with `Expect: 100-continue`, some given up halfway through
 a body, some left once a few bytes of an answer came). Each request carries its id, its body's
 length and a plan that tells the targets how to answer it: at once, after a pause, in chunks,
-before its body was read, by closing without an answer the first time it is read (so the proxy
-may send it again), by closing halfway through its body, or with a body that ends where the
-connection closes. A body is bytes made from its request's id, so a target knows exactly what
+after interim answers (100, 103), with `Connection: close`, before its body was read, by
+closing without an answer the first time it is read (so the proxy may send it again), by
+closing halfway through its body, or with a body that ends where the connection closes. Some
+requests are HEADs, answered with a head alone. A body is bytes made from its request's id, so a target knows exactly what
 it should read. Now and then a request is one the proxy answers itself (no route: 404; TRACE:
 405), its body perhaps still coming. With MODE `h2` each client is an HTTP/2 connection
 (cleartext, prior knowledge; the `h2` library) whose requests are streams at once, their
@@ -21,12 +22,13 @@ sent (no id) or that no route takes, a body that is not its request's own, a req
 whole more often than its plan allows (twice for the close-once plan, once otherwise; never
 for a request the client gave up on). Each client checks its answers, in order: a 200 names
 its own request and the digest of the body the target read (so the answer is its own and the
-body went whole), a 502 or 504 only where the plan closes without answering, the proxy's own
-404 and 405 where it answers itself, no `100 Continue` unasked, no answer missing unless an
-answer before it said the connection closes (over HTTP/2: no stream reset before its answer
-ended, unless by the client), and no wait longer than 8 s for one. Last, with
-every exchange over, the route's max_concurrent limiter (SLOTS slots) must have them all back:
-SLOTS slow requests are admitted together, and one more meanwhile is refused.
+body went whole; an answer to a HEAD has no body), a 502 or 504 only where the plan closes
+without answering, the proxy's own 404 and 405 where it answers itself, no `100 Continue`
+unasked, no answer missing unless an answer before it said the connection closes (over
+HTTP/2: no stream reset before its answer ended, unless by the client), and no wait longer
+than 8 s for one. Last, with every exchange over, the route's max_concurrent limiter (SLOTS
+slots) must have them all back: SLOTS slow requests are admitted together, and one more
+meanwhile is refused.
 
 usage: exchange_orders.py GATEWAY_PORT TARGET_PORT_A TARGET_PORT_B SEED CONNECTIONS EACH_AT_ONCE SLOTS [MODE]
 (MODE: http1, the default, or h2)
@@ -51,8 +53,8 @@ lock = threading.Lock()
 failures = []
 reads = {}          # request id -> times a target read it whole
 given_up = set()    # request ids whose client stopped halfway through the body
-PLANS = ["answer", "slow", "chunked", "early", "close-once", "close-cut", "delimited"]
-PLAN_WEIGHTS = [5, 3, 3, 2, 2, 1, 1]
+PLANS = ["answer", "slow", "chunked", "early", "close-once", "close-cut", "delimited", "interim", "close-after"]
+PLAN_WEIGHTS = [5, 3, 3, 2, 2, 1, 1, 1, 1]
 
 
 def fail(text):
@@ -111,11 +113,15 @@ def read_body(reader, fields, limit=None):
     return b""
 
 
-def answer(sock, status_line, request_id, body, framing="length", close=False):
+def answer(sock, status_line, request_id, body, framing="length", close=False, head_only=False):
+    """Writes an answer framed as asked; to a HEAD (`head_only`), its head alone."""
     head = status_line + b"\r\nX-Echo-Id: " + request_id.encode()
     if close:
         head += b"\r\nConnection: close"
-    if framing == "length":
+    if head_only:
+        framing_field = b"Content-Length: %d" % len(body) if framing == "length" else b"Transfer-Encoding: chunked" if framing == "chunked" else b""
+        sock.sendall(head + (b"\r\n" + framing_field if framing_field else b"") + b"\r\n\r\n")
+    elif framing == "length":
         sock.sendall(head + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     elif framing == "chunked":
         sock.sendall(head + b"\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -145,11 +151,12 @@ def serve(sock):
                 fail("%s: a target read a request no route takes: %r" % (request_id, first))
                 return
             kind, _, parameter = plan.partition(":")
+            head_only = first[0] == b"HEAD"
             if kind == "close-cut":
                 read_body(reader, fields, limit=length // 2)
                 return
             if kind == "early":
-                answer(sock, b"HTTP/1.1 200 OK", request_id, (request_id + ":early").encode())
+                answer(sock, b"HTTP/1.1 200 OK", request_id, (request_id + ":early").encode(), head_only=head_only)
             body = read_body(reader, fields)
             expected = body_of(request_id, length)
             if body != expected:
@@ -161,19 +168,27 @@ def serve(sock):
             if times > (2 if kind == "close-once" else 1):
                 fail("%s: read whole %d times (plan %s)" % (request_id, times, plan))
             text = ("%s:%s" % (request_id, digest(body))).encode()
+            ok = b"HTTP/1.1 200 OK"
             if kind == "answer":
-                answer(sock, b"HTTP/1.1 200 OK", request_id, text)
+                answer(sock, ok, request_id, text, head_only=head_only)
             elif kind == "slow":
                 time.sleep(int(parameter) / 1000)
-                answer(sock, b"HTTP/1.1 200 OK", request_id, text)
+                answer(sock, ok, request_id, text, head_only=head_only)
             elif kind == "chunked":
-                answer(sock, b"HTTP/1.1 200 OK", request_id, text, framing="chunked")
+                answer(sock, ok, request_id, text, framing="chunked", head_only=head_only)
             elif kind == "close-once":
                 if times == 1:
                     return
-                answer(sock, b"HTTP/1.1 200 OK", request_id, text)
+                answer(sock, ok, request_id, text, head_only=head_only)
             elif kind == "delimited":
-                answer(sock, b"HTTP/1.1 200 OK", request_id, text, framing="close", close=True)
+                answer(sock, ok, request_id, text, framing="close", close=True, head_only=head_only)
+                return
+            elif kind == "interim":
+                # Interim answers first (RFC 9110, 15.2): the proxy drops them, the final one follows.
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+                answer(sock, ok, request_id, text, head_only=head_only)
+            elif kind == "close-after":
+                answer(sock, ok, request_id, text, close=True, head_only=head_only)
                 return
     except (EOFError, OSError):
         pass
@@ -198,13 +213,13 @@ def listen(port):
 class Request:
     def __init__(self, rng, request_id, sequential):
         self.id = request_id
-        self.method = rng.choice(["GET", "POST", "PUT", "DELETE", "PATCH"])
+        self.method = rng.choice(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
         # Now and then one the proxy answers itself, perhaps before its body came: no route
         # takes its path (404), or its method is never proxied (405).
         self.local = rng.choices([None, 404, 405], [22, 2, 1])[0]
         if self.local == 405:
             self.method = "TRACE"
-        self.framing = "none" if self.method in ("GET", "DELETE") else rng.choice(["length", "chunked", "none"])
+        self.framing = "none" if self.method in ("GET", "HEAD", "DELETE") else rng.choice(["length", "chunked", "none"])
         # A body the proxy answers before it came may be longer than it reads to drop it.
         sizes = [0, 1, 700, 20000, 90000] + ([1_200_000] * 2 if self.local is not None else [])
         self.length = rng.choice(sizes) if self.framing != "none" else 0
@@ -261,7 +276,9 @@ class Answers:
                     fail("%s: a 100 Continue it did not ask for" % request.id)
                 continue
             coding, length = field(fields, "transfer-encoding"), field(fields, "content-length")
-            if coding is not None:
+            if request.method == "HEAD":
+                body = b""
+            elif coding is not None:
                 body = read_body(self.reader, [("transfer-encoding", coding)])
             elif length is not None:
                 body = self.reader.exactly(int(length))
@@ -282,6 +299,9 @@ def check(request, status, fields, body):
     elif status == 200:
         if field(fields, "x-echo-id") != request.id:
             fail("%s: answered by another request's answer (%r)" % (request.id, field(fields, "x-echo-id")))
+        elif request.method == "HEAD":
+            if body:
+                fail("%s: a body in the answer to a HEAD (%r)" % (request.id, body[:80]))
         elif kind == "early":
             if body != (request.id + ":early").encode():
                 fail("%s: the early answer's body is %r" % (request.id, body[:80]))

@@ -479,7 +479,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
             mustClose: mustClose,
             unreadBody: requestEnded ? nil : request.fields.framing(version: request.version)
         )
-        writeLocal(response, version: request.version, close: close, grpc: LocalResponse.isGRPC(request))
+        writeLocal(response, version: request.version, close: close, grpc: LocalResponse.isGRPC(request), headOnly: request.method == .HEAD)
         switch machine.answeredLocally(requestEnded: requestEnded, bodyWithheld: bodyWithheld, close: close, now: .now()) {
         case .becomeIdle:
             becomeIdle()
@@ -493,7 +493,10 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
 
     // MARK: writes
 
-    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool, grpc: Bool = false) {
+    /// - Parameter headOnly: the answer is to a HEAD: its head says the body's length, and no
+    ///   body follows (a client reads none, so bytes after the head would read as the next
+    ///   answer, over HTTP/1.1, or break the stream's length, over HTTP/2).
+    private func writeLocal(_ response: LocalResponse, version: HTTPVersion, close: Bool, grpc: Bool = false, headOnly: Bool = false) {
         if grpc {
             writeResponseHead(response.grpcHead())
             logEntry?.status = Int(response.status.code)
@@ -501,7 +504,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
             return
         }
         writeResponseHead(response.head(version: version, close: close))
-        client?.write(.body(.byteBuffer(ByteBuffer(string: response.body))))
+        if !headOnly { client?.write(.body(.byteBuffer(ByteBuffer(string: response.body)))) }
         // A local answer may be followed by a close after the rest of the body is discarded.
         writeResponseEnd(nil, closing: true)
     }
