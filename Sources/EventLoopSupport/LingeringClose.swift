@@ -7,9 +7,9 @@ import NIOCore
 /// client that receives RST may drop what it had not yet read, or fail its own write before it
 /// reads: the client that most needs the answer (one sending a body we refused, or a frame we
 /// rejected) would never see it. So the connection stops writing (FIN after the pending writes),
-/// reads and throws away whatever still arrives, and closes once the client closes its side (the
-/// channel, which allows no half-closure, then closes by itself) or `limit` has passed, whichever
-/// comes first (nginx's lingering close).
+/// reads and throws away whatever still arrives, and closes once the client closes its side (its
+/// FIN: the channel closes by itself, or, where it allows half-closure, tells so) or `limit` has
+/// passed, whichever comes first (nginx's lingering close).
 ///
 /// The handler sits first in the pipeline: no byte that arrives from here on reaches a decoder
 /// (TLS included), so nothing after the end is parsed, routed or forwarded.
@@ -71,6 +71,12 @@ public final class LingeringClose: ChannelInboundHandler {
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         context.close(promise: nil)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)
+        }
     }
 
     public func channelInactive(context: ChannelHandlerContext) {

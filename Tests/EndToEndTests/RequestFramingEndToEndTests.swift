@@ -977,6 +977,32 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertLessThan(growth, 32 << 20, "256 idle connections hold \(growth >> 20) MiB; \(idle)")
     }
 
+    /// A client that ends its side (a FIN, whether it closed or only stopped sending: TCP cannot
+    /// tell) gets the answers the gateway had already made for what it sent, then the close;
+    /// before, the connection closed at the FIN and dropped them unsent. What was still in
+    /// flight ends at once, as nginx ends it: its slot is given back without waiting for the
+    /// upstream's answer.
+    func testAClientThatEndsItsSideGetsTheAnswersAlreadyMadeAndGivesBackItsSlot() throws {
+        let harness = try oneRequestAtATime(server: "")
+        defer { harness.stop() }
+        func halfClose(_ request: String) throws -> (seconds: Double?, answer: String) {
+            let hex = request.utf8.map { String(format: "%02x", $0) }.joined()
+            let run = try runProgram("/usr/bin/env", ["python3", interopScript("half_close.py"), String(harness.proxyPort), hex])
+            let lines = run.output.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+            return (Double(lines.first ?? ""), lines.count > 1 ? String(lines[1]) : "")
+        }
+        let local = try halfClose("TRACE /x HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\nContent-Length: nope\r\n\r\n")
+        XCTAssertTrue(local.answer.hasPrefix("HTTP/1.1 405"), local.answer)
+        XCTAssertTrue(local.answer.contains("HTTP/1.1 400"), "both answers, in order: \(local.answer)")
+        XCTAssertLessThan(try XCTUnwrap(local.seconds), 2, "closed once they are sent")
+
+        let started = Date()
+        let slow = try halfClose("GET /slow?delay_ms=4000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertLessThan(try XCTUnwrap(slow.seconds), 2, "the connection closed at the FIN: \(slow.answer)")
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200, "the slot came back without waiting for the slow answer")
+        XCTAssertLessThan(Date().timeIntervalSince(started), 3.5)
+    }
+
     func testAClientThatStopsReadingIsClosedAndGivesBackItsSlot() throws {
         let harness = try oneRequestAtATime(server: "send_timeout_seconds = 1")
         defer { harness.stop() }

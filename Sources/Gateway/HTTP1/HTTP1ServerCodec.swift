@@ -120,6 +120,14 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
         proxy?.clientReadComplete()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        proxy?.clientInputEnded()
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         isWritable = context.channel.isWritable
         context.fireChannelWritabilityChanged()

@@ -444,21 +444,20 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     /// Whether a local answer to this request closes the connection.
     /// - Parameters:
     ///   - mustClose: the answer requires it (CONNECT, say).
-    ///   - unreadBody: the body's framing, when the request has not ended: one that may be
-    ///     longer than the discard budget closes the connection after the answer, which must
-    ///     then say so (the client would otherwise send its next request into a connection
-    ///     about to close).
+    ///   - unreadBody: the body's framing, when the request has not ended: one whose length
+    ///     is past the discard budget closes the connection after the answer, which must then
+    ///     say so (the client would otherwise send its next request into a connection about to
+    ///     close). A chunked body's length is unknown until its end: mostly it ends within the
+    ///     budget and the next request is served, so the answer says the connection stays
+    ///     open, and past the budget it closes unannounced.
     func localAnswerCloses(keepAlive: Bool, bodyWithheld: Bool, mustClose: Bool, unreadBody: RequestBodyFraming? = nil) -> Bool {
-        mustClose || !keepAlive || bodyWithheld || draining || (!isStream && unreadBody.map(Self.mayOutrunDiscardBudget) == true)
+        mustClose || !keepAlive || bodyWithheld || draining || (!isStream && unreadBody.map(Self.outrunsDiscardBudget) == true)
     }
 
-    /// Whether a body so framed may hold more than a discarded body may take.
-    private static func mayOutrunDiscardBudget(_ framing: RequestBodyFraming) -> Bool {
-        switch framing {
-        case .none: return false
-        case .length(let length): return length > discardBudget
-        case .chunked: return true
-        }
+    /// Whether a body so framed is known to hold more than a discarded body may take.
+    private static func outrunsDiscardBudget(_ framing: RequestBodyFraming) -> Bool {
+        if case .length(let length) = framing { return length > discardBudget }
+        return false
     }
 
     /// The gateway answered the current request itself (its answer is written by now).

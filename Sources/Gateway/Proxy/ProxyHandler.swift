@@ -122,6 +122,15 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         context.fireChannelInactive()
     }
 
+    /// The client sent its FIN: a close, or a half-close (TCP cannot tell them apart). As nginx
+    /// does, what is in flight ends here, its slots and upstream connection given back at once
+    /// (a client that closed must not hold them until its upstream answers); the answers already
+    /// written (the gateway's own, made as the request was read) still go out before the close.
+    func clientInputEnded() {
+        clientClosed()
+        closeConnection(lingering: false)
+    }
+
     /// The client connection or stream is gone: give back what the exchange held. Idempotent.
     func clientClosed() {
         if let waiting {

@@ -21,8 +21,14 @@ struct ConnectionPipelines: Sendable {
     let resources: LoopResourcesRegistry
     let accessLog: AccessLog?
 
-    func configureHTTP1(_ channel: any Channel) throws {
+    /// - Parameter overTLS: the connection is TLS's (whose end is its own alert, not a FIN).
+    func configureHTTP1(_ channel: any Channel, overTLS: Bool = false) throws {
         endNegotiation(channel)
+        if !overTLS {
+            // A client's FIN then closes its side alone (HTTP1ServerCodec tells ProxyHandler): the
+            // answers already written go out before the close, instead of being dropped with it.
+            try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        }
         let pipeline = channel.pipeline.syncOperations
         // Our own codec: the gateway decides every request's framing from what it parsed, and
         // ProxyHandler queues pipelined requests and answers unreadable ones itself.
@@ -68,7 +74,7 @@ struct ConnectionPipelines: Sendable {
                 channel.eventLoop.makeCompletedFuture { try configureHTTP2(channel) }
             },
             http1ChannelConfigurator: { channel in
-                channel.eventLoop.makeCompletedFuture { try configureHTTP1(channel) }
+                channel.eventLoop.makeCompletedFuture { try configureHTTP1(channel, overTLS: true) }
             }
         )
     }
@@ -76,7 +82,7 @@ struct ConnectionPipelines: Sendable {
     func addPrefaceSniffer(_ channel: any Channel) throws {
         try startNegotiation(channel)
         try channel.pipeline.syncOperations.addHandler(
-            HTTP2PrefaceSniffer(configureHTTP1: configureHTTP1, configureHTTP2: configureHTTP2)
+            HTTP2PrefaceSniffer(configureHTTP1: { try configureHTTP1($0) }, configureHTTP2: configureHTTP2)
         )
     }
 
