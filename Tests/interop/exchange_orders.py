@@ -6,17 +6,18 @@ Clients (CONNECTIONS of them, EACH_AT_ONCE at a time, from SEED) send one to fou
 connection, pipelined (all their bytes cut at random points) or one after another (heads and
 bodies in pieces, with pauses; some with `Expect: 100-continue`, some given up halfway through
 a body, some left once a few bytes of an answer came, some ending their side once everything is
-sent). Each request carries its id, its body's length and a plan that tells the targets how to
-answer it: at once, after a pause, in chunks, after interim answers (100, 103), with
+sent; a tenth read their answers slowly, a tenth speak HTTP/1.0, keeping the connection alive
+or not). Each request carries its id, its body's length and a plan that tells the targets how
+to answer it: at once, after a pause, in chunks, after interim answers (100, 103), with
 `Connection: close`, before its body was read, by closing without an answer the first time it
-is read (so the proxy may send it again), by closing halfway through its body, or with a body
-that ends where the connection closes. Some requests are HEADs, answered with a head alone. A
-body is bytes made from its request's id, so a target knows exactly what it should read. Now
-and then a request is one the proxy answers itself (no route: 404; TRACE: 405), its body
-perhaps still coming. With MODE `h2` each client is an HTTP/2 connection (cleartext, prior
-knowledge; the `h2` library) whose requests are streams at once, their bodies sent in turn as
-the windows allow, some streams reset by the client halfway through the body or once the answer
-begins.
+is read (so the proxy may send it again), by closing halfway through its body, with a body 300
+KB long, or with a body that ends where the connection closes. Some requests are HEADs,
+answered with a head alone. A body is bytes made from its request's id, so a target knows
+exactly what it should read. Now and then a request is one the proxy answers itself (no route:
+404; TRACE: 405), its body perhaps still coming. With MODE `h2` each client is an HTTP/2
+connection (cleartext, prior knowledge; the `h2` library) whose requests are streams at once,
+their bodies sent in turn as the windows allow, some streams reset by the client halfway
+through the body or once the answer begins.
 
 The targets (two ports, both this script's) check every request they read: one that nobody
 sent (no id) or that no route takes, a body that is not its request's own, a request read
@@ -54,8 +55,9 @@ lock = threading.Lock()
 failures = []
 reads = {}          # request id -> times a target read it whole
 given_up = set()    # request ids whose client stopped halfway through the body
-PLANS = ["answer", "slow", "chunked", "early", "close-once", "close-cut", "delimited", "interim", "close-after"]
-PLAN_WEIGHTS = [5, 3, 3, 2, 2, 1, 1, 1, 1]
+PLANS = ["answer", "slow", "chunked", "early", "close-once", "close-cut", "delimited", "interim", "close-after", "large"]
+PLAN_WEIGHTS = [5, 3, 3, 2, 2, 1, 1, 1, 1, 1]
+LARGE_ANSWER = 300_000
 
 
 def fail(text):
@@ -70,6 +72,13 @@ def body_of(request_id, length):
 
 def digest(data):
     return hashlib.sha1(data).hexdigest()[:16]
+
+
+def answer_text(request_id, body, kind):
+    """What a target answers a request with: its id and the digest of the body it read (padded
+    to LARGE_ANSWER bytes for the large plan)."""
+    text = ("%s:%s" % (request_id, digest(body))).encode()
+    return text + b"." * (LARGE_ANSWER - len(text)) if kind == "large" else text
 
 
 def parse_head(head):
@@ -168,9 +177,9 @@ def serve(sock):
                 times = reads[request_id]
             if times > (2 if kind == "close-once" else 1):
                 fail("%s: read whole %d times (plan %s)" % (request_id, times, plan))
-            text = ("%s:%s" % (request_id, digest(body))).encode()
+            text = answer_text(request_id, body, kind)
             ok = b"HTTP/1.1 200 OK"
-            if kind == "answer":
+            if kind in ("answer", "large"):
                 answer(sock, ok, request_id, text, head_only=head_only)
             elif kind == "slow":
                 time.sleep(int(parameter) / 1000)
@@ -212,8 +221,9 @@ def listen(port):
 
 
 class Request:
-    def __init__(self, rng, request_id, sequential):
+    def __init__(self, rng, request_id, sequential, http10=False):
         self.id = request_id
+        self.http10 = http10
         self.method = rng.choice(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"])
         # Now and then one the proxy answers itself, perhaps before its body came: no route
         # takes its path (404), or its method is never proxied (405).
@@ -228,13 +238,17 @@ class Request:
             # Past the proxy's discard budget, a body is dropped only so far, and then the
             # connection closes: its answer can say so only when the length is known upfront.
             self.framing = "length"
+        if http10 and self.framing == "chunked":
+            self.framing = "length"  # HTTP/1.0 has no chunked coding
         kind = rng.choices(PLANS, PLAN_WEIGHTS)[0]
         self.plan = kind + (":%d" % rng.randint(1, 40) if kind == "slow" else "")
-        self.expect = sequential and self.length > 0 and rng.random() < 0.25
+        self.expect = sequential and not http10 and self.length > 0 and rng.random() < 0.25
         self.body = body_of(request_id, self.length)
         self.path = ("/elsewhere/" if self.local == 404 else "/orders/") + request_id
-        head = "%s %s HTTP/1.1\r\nHost: orders.test\r\nX-Id: %s\r\nX-Plan: %s\r\nX-Body-Length: %d\r\n" % (
-            self.method, self.path, request_id, self.plan, self.length)
+        head = "%s %s HTTP/1.%d\r\nHost: orders.test\r\nX-Id: %s\r\nX-Plan: %s\r\nX-Body-Length: %d\r\n" % (
+            self.method, self.path, 0 if http10 else 1, request_id, self.plan, self.length)
+        if http10 and rng.random() < 0.7:
+            head += "Connection: keep-alive\r\n"
         if self.framing == "length":
             head += "Content-Length: %d\r\n" % self.length
         elif self.framing == "chunked":
@@ -265,11 +279,23 @@ class Request:
         return fields
 
 
+class SlowReader(Reader):
+    """A client that takes its answers a little at a time (with a small receive buffer, so
+    that the proxy's writes back up)."""
+
+    def fill(self):
+        time.sleep(0.001)
+        chunk = self.sock.recv(4096)
+        if not chunk:
+            raise EOFError
+        self.data += chunk
+
+
 class Answers:
     """Reads a connection's answers as a client does."""
 
-    def __init__(self, sock):
-        self.reader = Reader(sock)
+    def __init__(self, sock, slow=False):
+        self.reader = SlowReader(sock) if slow else Reader(sock)
 
     def next(self, request):
         """(status, fields, body), skipping a 100 Continue the request asked for."""
@@ -297,7 +323,9 @@ class Answers:
 def check(request, status, fields, body):
     """Checks one answer; returns whether the client may go on on this connection."""
     kind = request.plan.partition(":")[0]
-    closing = (field(fields, "connection") or "").lower() == "close"
+    connection = (field(fields, "connection") or "").lower()
+    # An HTTP/1.0 answer closes unless it says keep-alive.
+    closing = connection == "close" or (request.http10 and connection != "keep-alive")
     if request.local is not None:
         if status != request.local:
             fail("%s: status %d where the proxy answers %d itself" % (request.id, status, request.local))
@@ -310,7 +338,7 @@ def check(request, status, fields, body):
         elif kind == "early":
             if body != (request.id + ":early").encode():
                 fail("%s: the early answer's body is %r" % (request.id, body[:80]))
-        elif body != ("%s:%s" % (request.id, digest(request.body))).encode():
+        elif body != answer_text(request.id, request.body, kind):
             fail("%s: the target read another body than the one sent (%r)" % (request.id, body[:80]))
         elif kind == "close-cut":
             fail("%s: 200 for a request no target answered" % request.id)
@@ -324,15 +352,20 @@ def check(request, status, fields, body):
 
 def client(number, rng, counts):
     sequential = rng.random() < 0.5
-    requests = [Request(rng, "%d-%d" % (number, index), sequential) for index in range(rng.randint(1, 4))]
+    http10 = rng.random() < 0.1
+    requests = [Request(rng, "%d-%d" % (number, index), sequential, http10) for index in range(rng.randint(1, 4))]
     give_up = sequential and rng.random() < 0.08 and requests[-1].length > 1
     # Or, having sent everything, reads a few bytes of an answer and goes; or ends its side
     # (a FIN, as a close sends), after which what is still in flight may go unanswered.
     leave_early = not give_up and rng.random() < 0.06
     half_close = not sequential and not leave_early and rng.random() < 0.06
-    sock = socket.create_connection(("127.0.0.1", gateway_port))
+    slow_reader = rng.random() < 0.1
+    sock = socket.socket()
+    if slow_reader:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway_port))
     sock.settimeout(8)
-    answers = Answers(sock)
+    answers = Answers(sock, slow=slow_reader)
     answered = 0
 
     def take_answer(request):
