@@ -12,12 +12,13 @@ to answer it: at once, after a pause, in chunks, after interim answers (100, 103
 `Connection: close`, before its body was read, by closing without an answer the first time it
 is read (so the proxy may send it again), by closing halfway through its body, with a body 300
 KB long, or with a body that ends where the connection closes. Some requests are HEADs,
-answered with a head alone. A body is bytes made from its request's id, so a target knows
-exactly what it should read. Now and then a request is one the proxy answers itself (no route:
-404; TRACE: 405), its body perhaps still coming. With MODE `h2` each client is an HTTP/2
-connection (cleartext, prior knowledge; the `h2` library) whose requests are streams at once,
-their bodies sent in turn as the windows allow, some streams reset by the client halfway
-through the body or once the answer begins.
+answered with a head alone; some chunked bodies end with a trailer field (over HTTP/2, a
+trailing HEADERS). A body is bytes made from its request's id, so a target knows exactly what
+it should read. Now and then a request is one the proxy answers itself (no route: 404; TRACE:
+405), its body perhaps still coming. With MODE `h2` each client is an HTTP/2 connection
+(cleartext, prior knowledge; the `h2` library) whose requests are streams at once, their bodies
+sent in turn as the windows allow, some streams reset by the client halfway through the body or
+once the answer begins.
 
 The targets (two ports, both this script's) check every request they read: one that nobody
 sent (no id) or that no route takes, a body that is not its request's own, a request read
@@ -261,8 +262,11 @@ class Request:
     def cut_body(self, rng):
         cuts = sorted(rng.sample(range(1, self.length), min(rng.randint(0, 2), max(0, self.length - 1)))) if self.length > 1 else []
         parts = [self.body[a:b] for a, b in zip([0] + cuts, cuts + [self.length])] if self.length else []
+        # Some chunked bodies end with a trailer field.
+        self.trailer = self.framing == "chunked" and rng.random() < 0.3
         if self.framing == "chunked":
-            return [b"%x\r\n%s\r\n" % (len(part), part) for part in parts] + [b"0\r\n\r\n"]
+            last = b"0\r\nX-Checksum: %s\r\n\r\n" % digest(self.body).encode() if self.trailer else b"0\r\n\r\n"
+            return [b"%x\r\n%s\r\n" % (len(part), part) for part in parts] + [last]
         return parts
 
     @property
@@ -518,8 +522,11 @@ def h2_client(number, rng, counts):
             size = min(room, rng.choice([1, 700, 5000, 30000]), end - stream.sent)
             if size <= 0:
                 continue
+            last = stream.sent + size == request.length
             try:
-                connection.send_data(stream_id, request.body[stream.sent:stream.sent + size], end_stream=stream.sent + size == request.length)
+                connection.send_data(stream_id, request.body[stream.sent:stream.sent + size], end_stream=last and not request.trailer)
+                if last and request.trailer:
+                    connection.send_headers(stream_id, [("x-checksum", digest(request.body))], end_stream=True)
             except h2.exceptions.StreamClosedError:
                 stream.sending = False  # answered and reset meanwhile: the rest is not wanted
                 continue
