@@ -74,9 +74,11 @@ public final class LingeringClose: ChannelInboundHandler {
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let event = event as? ChannelEvent, event == .inputClosed {
-            context.close(promise: nil)
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
         }
+        context.close(promise: nil)
     }
 
     public func channelInactive(context: ChannelHandlerContext) {

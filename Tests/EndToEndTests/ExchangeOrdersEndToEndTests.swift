@@ -58,8 +58,8 @@ final class ExchangeOrdersEndToEndTests: XCTestCase {
                 limiters = ["w", "c"]
                 identifier = "client_ip"
                 """,
-            // Targets that close on purpose are not ejected for it: both stay in rotation.
             server: http2 ? "h2c = true" : "",
+            // Targets that close on purpose are not ejected for it: both stay in rotation.
             upstream: "[upstreams.app.outlier]\nconsecutive_failures = 0",
             upstreamTargets: "[" + targets.map { "\"http://127.0.0.1:\($0)\"" }.joined(separator: ", ") + "]"
         )

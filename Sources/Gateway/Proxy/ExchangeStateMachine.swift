@@ -361,9 +361,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         inFlight.responseStarted = true
         // An upstream that read a handshake and refused it is not asked again.
         inFlight.upstreamReusable = upstreamKeepAlive && !inFlight.opensTunnel
-        // An answer that comes before the request's end leaves the rest of its body unread by
-        // anyone, so the connection closes after it (as `responseEnded` does): the head must
-        // say so, or the client sends its next request into a connection about to close.
+        // After an answer that came before the request's end, the connection closes
+        // (`responseEnded`: the rest of the body would have nowhere to go): the head must say
+        // so, or the client sends its next request into a connection about to close.
         let answeredEarly = !isStream && !inFlight.requestEnded
         inFlight.closeAfterResponse = inFlight.closeAfterResponse || draining || !inFlight.keepAlive || closeDelimited || answeredEarly
         return inFlight.closeAfterResponse
