@@ -42,6 +42,9 @@ struct UpstreamRequest {
     ///   - uri: the client's target in normal form.
     ///   - clientAddress: the client's address as resolved (the peer's when nil).
     ///   - fromTrustedProxy: whether the peer is a trusted proxy (ClientClaims).
+    // Made once per request, in ProxyHandler.begin: inlined there, the references it takes are
+    // moved into the value; called, each was retained for the call and released after it.
+    @inline(__always)
     init(
         client request: ClientRequest,
         options: ConnectionOptions,
