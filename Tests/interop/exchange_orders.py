@@ -43,9 +43,9 @@ import random
 import socket
 import sys
 import threading
+import time
 
 from http1_wire import Reader
-import time
 
 gateway_port, port_a, port_b = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 seed, connections, at_once = int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
@@ -59,6 +59,7 @@ given_up = set()    # request ids whose client stopped halfway through the body
 PLANS = ["answer", "slow", "chunked", "early", "close-once", "close-cut", "delimited", "interim", "close-after", "large"]
 PLAN_WEIGHTS = [5, 3, 3, 2, 2, 1, 1, 1, 1, 1]
 LARGE_ANSWER = 300_000
+OK = b"HTTP/1.1 200 OK"
 
 
 def fail(text):
@@ -69,6 +70,14 @@ def fail(text):
 def body_of(request_id, length):
     pattern = (request_id + ".").encode()
     return (pattern * (length // len(pattern) + 1))[:length]
+
+
+def cut(data, rng, most):
+    """`data` in up to `most` + 1 pieces, cut at random points."""
+    if len(data) <= 1:
+        return [data] if data else []
+    cuts = sorted(rng.sample(range(1, len(data)), min(rng.randint(0, most), len(data) - 1)))
+    return [data[a:b] for a, b in zip([0] + cuts, cuts + [len(data)])]
 
 
 def digest(data):
@@ -130,8 +139,8 @@ def answer(sock, status_line, request_id, body, framing="length", close=False, h
     if close:
         head += b"\r\nConnection: close"
     if head_only:
-        framing_field = b"Content-Length: %d" % len(body) if framing == "length" else b"Transfer-Encoding: chunked" if framing == "chunked" else b""
-        sock.sendall(head + (b"\r\n" + framing_field if framing_field else b"") + b"\r\n\r\n")
+        framing_field = {"length": b"\r\nContent-Length: %d" % len(body), "chunked": b"\r\nTransfer-Encoding: chunked"}.get(framing, b"")
+        sock.sendall(head + framing_field + b"\r\n\r\n")
     elif framing == "length":
         sock.sendall(head + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     elif framing == "chunked":
@@ -167,7 +176,7 @@ def serve(sock):
                 read_body(reader, fields, limit=length // 2)
                 return
             if kind == "early":
-                answer(sock, b"HTTP/1.1 200 OK", request_id, (request_id + ":early").encode(), head_only=head_only)
+                answer(sock, OK, request_id, (request_id + ":early").encode(), head_only=head_only)
             body = read_body(reader, fields)
             expected = body_of(request_id, length)
             if body != expected:
@@ -178,28 +187,19 @@ def serve(sock):
                 times = reads[request_id]
             if times > (2 if kind == "close-once" else 1):
                 fail("%s: read whole %d times (plan %s)" % (request_id, times, plan))
-            text = answer_text(request_id, body, kind)
-            ok = b"HTTP/1.1 200 OK"
-            if kind in ("answer", "large"):
-                answer(sock, ok, request_id, text, head_only=head_only)
-            elif kind == "slow":
-                time.sleep(int(parameter) / 1000)
-                answer(sock, ok, request_id, text, head_only=head_only)
-            elif kind == "chunked":
-                answer(sock, ok, request_id, text, framing="chunked", head_only=head_only)
-            elif kind == "close-once":
-                if times == 1:
-                    return
-                answer(sock, ok, request_id, text, head_only=head_only)
-            elif kind == "delimited":
-                answer(sock, ok, request_id, text, framing="close", close=True, head_only=head_only)
+            if kind == "early":
+                continue  # answered already
+            if kind == "close-once" and times == 1:
                 return
+            if kind == "slow":
+                time.sleep(int(parameter) / 1000)
             elif kind == "interim":
                 # Interim answers first (RFC 9110, 15.2): the proxy drops them, the final one follows.
                 sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
-                answer(sock, ok, request_id, text, head_only=head_only)
-            elif kind == "close-after":
-                answer(sock, ok, request_id, text, close=True, head_only=head_only)
+            closes = kind in ("delimited", "close-after")
+            framing = {"chunked": "chunked", "delimited": "close"}.get(kind, "length")
+            answer(sock, OK, request_id, answer_text(request_id, body, kind), framing=framing, close=closes, head_only=head_only)
+            if closes:
                 return
     except (EOFError, OSError):
         pass
@@ -260,8 +260,7 @@ class Request:
         self.body_pieces = self.cut_body(rng)
 
     def cut_body(self, rng):
-        cuts = sorted(rng.sample(range(1, self.length), min(rng.randint(0, 2), max(0, self.length - 1)))) if self.length > 1 else []
-        parts = [self.body[a:b] for a, b in zip([0] + cuts, cuts + [self.length])] if self.length else []
+        parts = cut(self.body, rng, 2)
         # Some chunked bodies end with a trailer field.
         self.trailer = self.framing == "chunked" and rng.random() < 0.3
         if self.framing == "chunked":
@@ -386,10 +385,8 @@ def client(number, rng, counts):
 
     try:
         if not sequential:
-            wire = b"".join(request.wire for request in requests)
-            cuts = sorted(rng.sample(range(1, len(wire)), min(rng.randint(0, 5), len(wire) - 1)))
-            for a, b in zip([0] + cuts, cuts + [len(wire)]):
-                sock.sendall(wire[a:b])
+            for piece in cut(b"".join(request.wire for request in requests), rng, 5):
+                sock.sendall(piece)
                 time.sleep(rng.choice([0, 0, 0.002, 0.02]))
             if leave_early:
                 sock.recv(rng.choice([1, 40]))
