@@ -6,7 +6,7 @@ import RateSyncPostgres
 import RateSyncRedis
 
 /// Builds the store behind every `[stores.<id>]` that a route's limiter uses, and checks at start
-/// that each one answers (the seed's "Verify Redis on startup").
+/// that each one answers (the production deployment guide's "Verify Redis on startup").
 enum StoreFactory {
     struct StartupFailure: Error, CustomStringConvertible {
         let description: String

@@ -14,16 +14,16 @@ final class CommandLineEndToEndTests: XCTestCase {
 
     func testCheckAcceptsAGoodConfigAndListsEveryProblemOfABadOne() throws {
         let good = try directory(
-            gateway: "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.seedRoutes,
-            rateSync: GatewayHarness.seedLimiters
+            gateway: "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.deploymentRoutes,
+            rateSync: GatewayHarness.deploymentLimiters
         )
         defer { try? FileManager.default.removeItem(at: good) }
         let ok = try runProgram(Binaries.gateway.path, ["check", "--config", good.appendingPathComponent("gateway.toml").path])
         XCTAssertEqual(ok.status, 0, ok.output)
 
         let bad = try directory(
-            gateway: "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.seedRoutes,
-            rateSync: GatewayHarness.seedLimiters.replacingOccurrences(of: "limit = 10", with: "limit = 0")
+            gateway: "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.deploymentRoutes,
+            rateSync: GatewayHarness.deploymentLimiters.replacingOccurrences(of: "limit = 10", with: "limit = 0")
                 .replacingOccurrences(of: "rate_per_second = 100.0", with: "rate_per_second = \"${RATE}\"")
         )
         defer { try? FileManager.default.removeItem(at: bad) }
@@ -50,7 +50,7 @@ final class CommandLineEndToEndTests: XCTestCase {
                 [upstreams.app]
                 url = "http://127.0.0.1:1"
 
-                """ + GatewayHarness.seedRoutes,
+                """ + GatewayHarness.deploymentRoutes,
             rateSync: """
                 [stores.m]
                 engine = "memory"
@@ -87,7 +87,7 @@ final class CommandLineEndToEndTests: XCTestCase {
     }
 
     func testSigtermStopsTheGatewayCleanly() throws {
-        let harness = try GatewayHarness(rateSync: GatewayHarness.seedLimiters, routes: GatewayHarness.seedRoutes)
+        let harness = try GatewayHarness(rateSync: GatewayHarness.deploymentLimiters, routes: GatewayHarness.deploymentRoutes)
         defer { harness.stop() }
         kill(harness.gateway.pid, SIGTERM)
         XCTAssertEqual(try harness.gateway.waitForExit(), 0)
@@ -98,9 +98,9 @@ final class CommandLineEndToEndTests: XCTestCase {
         defer { certificates.remove() }
         let tls = { (cert: String, key: String) in
             "[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"\(cert)\"\nkey = \"\(key)\"\n[admin]\nlisten = \"127.0.0.1:0\"\n"
-                + "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.seedRoutes
+                + "[upstreams.app]\nurl = \"http://127.0.0.1:1\"\n" + GatewayHarness.deploymentRoutes
         }
-        let missing = try directory(gateway: tls("/nonexistent/gateway.pem", certificates.serverKey), rateSync: GatewayHarness.seedLimiters)
+        let missing = try directory(gateway: tls("/nonexistent/gateway.pem", certificates.serverKey), rateSync: GatewayHarness.deploymentLimiters)
         defer { try? FileManager.default.removeItem(at: missing) }
         let noCert = try runProgram(Binaries.gateway.path, ["check", "--config", missing.appendingPathComponent("gateway.toml").path])
         XCTAssertEqual(noCert.status, 1)
@@ -108,7 +108,7 @@ final class CommandLineEndToEndTests: XCTestCase {
 
         let garbageKey = missing.appendingPathComponent("garbage.key").path
         try "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n".write(toFile: garbageKey, atomically: true, encoding: .utf8)
-        let badKey = try directory(gateway: tls(certificates.serverCert, garbageKey), rateSync: GatewayHarness.seedLimiters)
+        let badKey = try directory(gateway: tls(certificates.serverCert, garbageKey), rateSync: GatewayHarness.deploymentLimiters)
         defer { try? FileManager.default.removeItem(at: badKey) }
         let path = badKey.appendingPathComponent("gateway.toml").path
         let checked = try runProgram(Binaries.gateway.path, ["check", "--config", path])

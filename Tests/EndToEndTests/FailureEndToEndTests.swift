@@ -2,7 +2,7 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// The seed's fail-safe strategies and circuit breaker, made real: Redis killed, hung, or
+/// The production deployment's fail-safe strategies and circuit breaker, made real: Redis killed, hung, or
 /// answering errors while a real client keeps sending, and every request gets an answer.
 final class FailureEndToEndTests: XCTestCase {
     private var redis: RedisServer!
@@ -37,7 +37,7 @@ final class FailureEndToEndTests: XCTestCase {
                 window_seconds = 300
                 fail_closed = true
                 """,
-            routes: GatewayHarness.seedRoutes,
+            routes: GatewayHarness.deploymentRoutes,
             gatewayExtras: """
                 [circuit_breaker]
                 threshold = 5
@@ -172,11 +172,11 @@ final class FailureEndToEndTests: XCTestCase {
         redis.stop()
         redis = nil
         harness = try GatewayHarness(
-            rateSync: GatewayHarness.seedLimiters.replacingOccurrences(
+            rateSync: GatewayHarness.deploymentLimiters.replacingOccurrences(
                 of: "[stores.local]\nstrategy = \"memory\"",
                 with: "[stores.local]\nstrategy = \"redis\"\nurl = \"redis://127.0.0.1:\(port)/0\""
             ),
-            routes: GatewayHarness.seedRoutes,
+            routes: GatewayHarness.deploymentRoutes,
             gatewayArguments: ["--allow-degraded-start"]
         )
         XCTAssertEqual(try curl(["\(harness.base)/products"]).status, 200)

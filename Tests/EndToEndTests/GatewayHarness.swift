@@ -124,8 +124,8 @@ final class GatewayHarness {
 
     deinit { stop() }
 
-    /// The seed's two limiters on a memory store (see SeedFixtures).
-    static let seedLimiters = SeedFixtures.memoryLimiters
+    /// The production deployment's two limiters on a memory store (see DeploymentFixtures).
+    static let deploymentLimiters = DeploymentFixtures.memoryLimiters
 
     /// A memory store "m" with one sliding-window limiter.
     static func memoryWindow(_ name: String, limit: Int, windowSeconds: Int = 60) -> String {
@@ -151,8 +151,8 @@ final class GatewayHarness {
         """
     }
 
-    /// The issue's two routes (see SeedFixtures).
-    static let seedRoutes = SeedFixtures.routes
+    /// The deployment's two routes (see DeploymentFixtures).
+    static let deploymentRoutes = DeploymentFixtures.routes
 }
 
 /// A raw client of Tests/interop (Python, standard library only).

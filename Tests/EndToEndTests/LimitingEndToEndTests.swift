@@ -5,7 +5,7 @@ import XCTest
 /// Routing and limiting through the real gateway binary, seen by curl.
 final class LimitingEndToEndTests: XCTestCase {
     func testAuthRouteAdmitsTenThenAnswers429InRateSyncsShape() throws {
-        let harness = try GatewayHarness(rateSync: GatewayHarness.seedLimiters, routes: GatewayHarness.seedRoutes)
+        let harness = try GatewayHarness(rateSync: GatewayHarness.deploymentLimiters, routes: GatewayHarness.deploymentRoutes)
         defer { harness.stop() }
         var remaining: [String] = []
         let firstSent = Date().timeIntervalSince1970

@@ -19,7 +19,7 @@ final class OperationsEndToEndTests: XCTestCase {
         """
 
     func testMetricsCountEveryOutcomeAndNeverAClient() throws {
-        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.deploymentRoutes)
         defer { harness.stop() }
         // Each curl is a connection of its own, spread over the harness's two event loops: the
         // counts below are the loops' counts summed.
@@ -40,7 +40,7 @@ final class OperationsEndToEndTests: XCTestCase {
     /// An admin connection that sends nothing is closed after the idle timeout; one that asks
     /// is answered.
     func testASilentAdminConnectionIsClosed() throws {
-        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes, server: "idle_timeout_seconds = 0.5")
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.deploymentRoutes, server: "idle_timeout_seconds = 0.5")
         defer { harness.stop() }
         let silent = try runProgram("/usr/bin/env", ["python3", interopScript("silent_client.py"), String(harness.adminPort)], stdoutOnly: true)
         XCTAssertTrue(silent.output.hasPrefix("closed 0.") || silent.output.hasPrefix("closed 1."), silent.output)
@@ -51,7 +51,7 @@ final class OperationsEndToEndTests: XCTestCase {
         let port = try unusedPort()
         let harness = try GatewayHarness(
             rateSync: limits.replacingOccurrences(of: "engine = \"memory\"", with: "engine = \"redis\"\nurl = \"redis://127.0.0.1:\(port)/0\""),
-            routes: GatewayHarness.seedRoutes,
+            routes: GatewayHarness.deploymentRoutes,
             gatewayArguments: ["--allow-degraded-start"]
         )
         defer { harness.stop() }
@@ -67,7 +67,7 @@ final class OperationsEndToEndTests: XCTestCase {
     }
 
     func testAccessLogLinesAreJSONWithTheirFields() throws {
-        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.deploymentRoutes)
         defer { harness.stop() }
         _ = try curl(["\(harness.base)/products?page=2"])
         for _ in 0..<6 { _ = try curl(["-X", "POST", "\(harness.base)/auth/login"]) }
@@ -107,7 +107,7 @@ final class OperationsEndToEndTests: XCTestCase {
     /// line, with status 499 and what was decided for it; the connection's next state is
     /// clean (nothing left in flight).
     func testARequestItsClientAbandonsIsLoggedAs499() throws {
-        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes, server: "h2c = true")
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.deploymentRoutes, server: "h2c = true")
         defer { harness.stop() }
         _ = try rawExchange(port: harness.proxyPort, Array("GET /products?delay_ms=3000 HTTP/1.1\r\nHost: x\r\n\r\n".utf8), timeout: 1)
         _ = try rawExchange(port: harness.proxyPort, Array("POST /products HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc".utf8), timeout: 1)
@@ -143,7 +143,7 @@ final class OperationsEndToEndTests: XCTestCase {
     func testReloadAppliesAValidFileAndKeepsTheOldOneOnAnInvalidFileWithTrafficFlowing() throws {
         let harness = try GatewayHarness(
             rateSync: limits,
-            routes: GatewayHarness.seedRoutes,
+            routes: GatewayHarness.deploymentRoutes,
             server: #"trusted_proxies = ["127.0.0.1"]"#
         )
         defer { harness.stop() }
@@ -179,7 +179,7 @@ final class OperationsEndToEndTests: XCTestCase {
     }
 
     func testASlowRequestSurvivesSIGTERMAndTheGatewayExitsZero() throws {
-        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes)
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.deploymentRoutes)
         defer { harness.stop() }
         let slow = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/curl"),
@@ -201,7 +201,7 @@ final class OperationsEndToEndTests: XCTestCase {
     }
 
     func testDrainTimeoutBoundsTheWait() throws {
-        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.seedRoutes, server: "drain_timeout_seconds = 0.5")
+        let harness = try GatewayHarness(rateSync: limits, routes: GatewayHarness.deploymentRoutes, server: "drain_timeout_seconds = 0.5")
         defer { harness.stop() }
         let slow = try ChildProcess(
             URL(fileURLWithPath: "/usr/bin/curl"),

@@ -122,7 +122,7 @@ final class ProxyingEndToEndTests: XCTestCase {
     /// read it as the start of the next answer.
     func testTheGatewaysOwnAnswersToAHeadEndAtTheirHead() throws {
         let gateway = try GatewayHarness(
-            rateSync: GatewayHarness.seedLimiters,
+            rateSync: GatewayHarness.deploymentLimiters,
             routes: """
                 [[routes]]
                 name = "auth"

@@ -276,7 +276,7 @@ final class RedisEndToEndTests: XCTestCase {
             throw XCTSkip("RATESYNC_PYTHON is not set: scripts/test.sh sets it up with rate-sync 0.4.2")
         }
         // rate-sync's own spellings (engine, store, pool_max_size): the library rejects the
-        // seed's strategy/store_id, and the gateway reads both.
+        // deployment guide's strategy/store_id, and the gateway reads both.
         let limiters = """
             [stores.redis]
             engine = "redis"
@@ -303,7 +303,7 @@ final class RedisEndToEndTests: XCTestCase {
                 path_prefix = "/slow"
                 upstream = "app"
                 limiters = ["exports"]
-                """ + "\n" + SeedFixtures.routes,
+                """ + "\n" + DeploymentFixtures.routes,
             server: #"trusted_proxies = ["127.0.0.1"]"#,
             environment: ["REDIS_URL": redis.url]
         )

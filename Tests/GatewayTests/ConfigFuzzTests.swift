@@ -92,7 +92,7 @@ final class ConfigFuzzTests: XCTestCase {
     }
 
     func testMutatedFilesAndHostileValuesNeverCrash() throws {
-        let gateway = SeedFixtures.issueGatewayToml.replacingOccurrences(
+        let gateway = DeploymentFixtures.gatewayToml.replacingOccurrences(
             of: "[server]\n",
             with: "[server]\ntrusted_proxies = [\"127.0.0.1\"]\nidle_timeout_seconds = 5\nsend_timeout_seconds = 5\nmax_header_bytes = 4096\n"
         ) + "\n[circuit_breaker]\nthreshold = 5\ntimeout = 60\n"
@@ -115,7 +115,7 @@ final class ConfigFuzzTests: XCTestCase {
             on_missing = "reject"
 
             """
-        let rateSync = SeedFixtures.memoryLimiters + "\n[fastapi]\ntrusted_proxy_networks = [\"10.0.0.0/8\"]\n"
+        let rateSync = DeploymentFixtures.memoryLimiters + "\n[fastapi]\ntrusted_proxy_networks = [\"10.0.0.0/8\"]\n"
         XCTAssertTrue(try exercise(gateway: gateway, rateSync: rateSync), "the starting pair loads")
         var loadedCount = 0
         // 0x5555AAAA12344321 found `[{imiters.public]`, which aborted the process inside the TOML

@@ -22,11 +22,11 @@ final class GatewayConfigTests: XCTestCase {
         return url.path
     }
 
-    static let issueGateway = SeedFixtures.issueGatewayToml
-    static let memoryRateSync = SeedFixtures.memoryLimiters
+    static let deploymentGateway = DeploymentFixtures.gatewayToml
+    static let memoryRateSync = DeploymentFixtures.memoryLimiters
 
-    func testTheIssuesFileLoadsWithPortUnsetAndSet() throws {
-        let gateway = try write("gateway.toml", Self.issueGateway)
+    func testTheDeploymentGatewayFileLoadsWithPortUnsetAndSet() throws {
+        let gateway = try write("gateway.toml", Self.deploymentGateway)
         _ = try write("rate-sync.toml", Self.memoryRateSync)
 
         let defaults = try LoadedConfig.load(gatewayPath: gateway, environment: [:])
@@ -47,7 +47,7 @@ final class GatewayConfigTests: XCTestCase {
     }
 
     func testRateSyncConfigVariableOverridesThePath() throws {
-        let gateway = try write("gateway.toml", Self.issueGateway)
+        let gateway = try write("gateway.toml", Self.deploymentGateway)
         let elsewhere = try write("other.toml", Self.memoryRateSync)
         let loaded = try LoadedConfig.load(gatewayPath: gateway, environment: ["RATE_SYNC_CONFIG": elsewhere])
         XCTAssertEqual(loaded.gateway.rateSyncPath, elsewhere)
@@ -88,7 +88,7 @@ final class GatewayConfigTests: XCTestCase {
     }
 
     func testRoutesMustNameDefinedLimiters() throws {
-        let gateway = try write("gateway.toml", Self.issueGateway.replacingOccurrences(of: "[\"auth\"]", with: "[\"authz\"]"))
+        let gateway = try write("gateway.toml", Self.deploymentGateway.replacingOccurrences(of: "[\"auth\"]", with: "[\"authz\"]"))
         _ = try write("rate-sync.toml", Self.memoryRateSync)
         XCTAssertThrowsError(try LoadedConfig.load(gatewayPath: gateway, environment: [:])) { error in
             XCTAssertEqual(
@@ -105,7 +105,7 @@ final class GatewayConfigTests: XCTestCase {
         XCTAssertThrowsError(try LoadedConfig.load(gatewayPath: directory.path + "/absent.toml", environment: [:])) {
             XCTAssertEqual((($0 as? ConfigError)?.problems.first)?.message, "no such file")
         }
-        let gateway = try write("gateway.toml", Self.issueGateway + "\n[tracing]\nenabled = true\n")
+        let gateway = try write("gateway.toml", Self.deploymentGateway + "\n[tracing]\nenabled = true\n")
         _ = try write("rate-sync.toml", Self.memoryRateSync)
         XCTAssertThrowsError(try LoadedConfig.load(gatewayPath: gateway, environment: [:])) {
             let message = (($0 as? ConfigError)?.problems.first)?.description ?? ""

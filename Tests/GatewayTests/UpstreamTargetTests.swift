@@ -90,7 +90,7 @@ final class UpstreamTargetTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("targets-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try SeedFixtures.memoryLimiters.write(to: directory.appendingPathComponent("rate-sync.toml"), atomically: true, encoding: .utf8)
+        try DeploymentFixtures.memoryLimiters.write(to: directory.appendingPathComponent("rate-sync.toml"), atomically: true, encoding: .utf8)
         func load(_ upstream: String) throws -> GatewayConfig.Upstream? {
             let text = "[upstreams.app]\n\(upstream)\n[[routes]]\nname = \"r\"\nupstream = \"app\"\nlimiters = [\"public\"]\n"
             try text.write(to: directory.appendingPathComponent("gateway.toml"), atomically: true, encoding: .utf8)

@@ -20,7 +20,7 @@ final class RateSyncConfigTests: XCTestCase {
         }
     }
 
-    let seed = """
+    let productionConfig = """
         [stores.redis]
         strategy = "redis"
         url = "${REDIS_URL}"
@@ -54,8 +54,8 @@ final class RateSyncConfigTests: XCTestCase {
         }
     }
 
-    func testTheSeedsProductionConfigLoads() throws {
-        let config = try load(seed, env: ["REDIS_URL": "redis://:secret@redis-cluster:6379/0"])
+    func testTheProductionDeploymentsConfigLoads() throws {
+        let config = try load(productionConfig, env: ["REDIS_URL": "redis://:secret@redis-cluster:6379/0"])
         guard case .redis(let redis) = config.stores["redis"]?.engine else { return XCTFail("not redis") }
         XCTAssertEqual(redis.url, RedisURL(host: "redis-cluster", port: 6379, password: "secret", database: 0))
         XCTAssertEqual(redis.poolMaxSize, 50)
@@ -88,7 +88,7 @@ final class RateSyncConfigTests: XCTestCase {
 
     func testUnsetVariableWithoutDefaultNamesTheVariableAndTheFile() {
         XCTAssertEqual(
-            problems(seed),
+            problems(productionConfig),
             [
                 "rate-sync.toml: stores.redis.url: environment variable REDIS_URL is not set and has no default "
                     + "(write ${REDIS_URL:-value} to give one)",

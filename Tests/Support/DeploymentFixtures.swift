@@ -1,7 +1,8 @@
-/// The seed's configuration as the tests use it, in one place.
-public enum SeedFixtures {
-    /// The foundation issue's gateway.toml, exactly.
-    public static let issueGatewayToml = """
+/// The production deployment's configuration (its limiters, the gateway.toml its routes come
+/// from) as the tests use it, in one place.
+public enum DeploymentFixtures {
+    /// The gateway.toml the deployment starts from, exactly.
+    public static let gatewayToml = """
         [server]
         listen = "127.0.0.1:${GATEWAY_PORT:-8080}"
         [admin]
@@ -13,7 +14,7 @@ public enum SeedFixtures {
         \(routes)
         """
 
-    /// The issue's two routes: auth (/auth/) and public (everything else), by client IP.
+    /// Its two routes: auth (/auth/) and public (everything else), by client IP.
     public static let routes = """
         [[routes]]
         name = "auth"
@@ -29,7 +30,7 @@ public enum SeedFixtures {
         identifier = "client_ip"
         """
 
-    /// The seed's two limiters (public: token bucket 100/s fail-open; auth: sliding window 10 per
+    /// The deployment's two limiters (public: token bucket 100/s fail-open; auth: sliding window 10 per
     /// 300 s fail-closed) on a memory store named "local".
     public static let memoryLimiters = """
         [stores.local]
