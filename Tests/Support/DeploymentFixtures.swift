@@ -30,8 +30,8 @@ public enum DeploymentFixtures {
         identifier = "client_ip"
         """
 
-    /// The deployment's two limiters (public: token bucket 100/s fail-open; auth: sliding window 10 per
-    /// 300 s fail-closed) on a memory store named "local".
+    /// The deployment's two limiters (public: token bucket 100/s fail-open; auth: sliding window
+    /// 10 per 300 s fail-closed) on a memory store named "local".
     public static let memoryLimiters = """
         [stores.local]
         strategy = "memory"

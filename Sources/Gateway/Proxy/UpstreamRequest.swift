@@ -65,7 +65,8 @@ struct UpstreamRequest {
         self.opensTunnel = opensTunnel
         clientFields = request.headers
         self.options = options
-        // Not `??`: its autoclosure captured a copy of the whole upstream config per request.
+        // Not `??`: where this initializer is not inlined, its autoclosure captured a copy of the
+        // whole upstream configuration per request.
         if let authority { host = authority } else { host = upstream.authority }
         forwardedHost = authority
         self.peerAddress = peerAddress

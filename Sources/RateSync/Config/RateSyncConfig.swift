@@ -1,7 +1,8 @@
 import Foundation
 
-/// The contents of rate-sync.toml: stores and limiters, in rate-sync's own schema, with the production
-/// deployment guide's alternative spellings (`strategy`, `store_id`, `max_connections`) accepted too.
+/// The contents of rate-sync.toml: stores and limiters, in rate-sync's own schema, with the
+/// production deployment guide's alternative spellings (`strategy`, `store_id`,
+/// `max_connections`) accepted too.
 public struct RateSyncConfig: Sendable, Equatable {
     public var stores: [String: StoreConfig]
     public var limiters: [String: LimiterConfig]
