@@ -533,7 +533,7 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     /// its tick (TickFlushes): an answer read early in a busy tick otherwise waited for every
     /// request read after it in that tick, which is where a loaded gateway's slowest answers
     /// came from. (Requests to upstreams still wait for the tick's end: flushed at once, they
-    /// bought no latency and cost CPU.)
+    /// bought no latency.)
     /// - Parameter closing: whether the connection may close after this answer: only then is the
     ///   write's completion kept (a close waits for it), sparing a kept-alive connection a promise
     ///   per response.
