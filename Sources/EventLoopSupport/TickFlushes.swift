@@ -10,11 +10,11 @@ public protocol TickFlushable: AnyObject {
 /// it has handled them all (a task the loop runs before it waits for sockets again).
 ///
 /// A proxy's every flush is a write to a peer that is often asleep, and a write to a sleeping
-/// peer wakes it: on a loaded loop, flushing each request and response as it is made wakes the
-/// upstream and the clients once per exchange, each time to find one message. Flushed together,
-/// the messages of one batch reach each peer back to back, so that a peer woken by the first
-/// finds the others when it looks. Nothing waits longer than the rest of the batch it was
-/// made in.
+/// peer wakes it: on a loaded loop, flushing each request as it is made wakes the upstream once
+/// per exchange, each time to find one message. Flushed together, the messages of one batch
+/// reach each peer back to back, so that a peer woken by the first finds the others when it
+/// looks. Nothing waits longer than the rest of the batch it was made in. (What a caller needs
+/// out before the batch ends, such as a response's end, it flushes itself.)
 ///
 /// One per event loop, used only on it.
 public final class TickFlushes {
