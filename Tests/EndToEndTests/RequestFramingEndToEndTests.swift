@@ -1076,8 +1076,9 @@ final class RequestFramingEndToEndTests: XCTestCase {
 
     /// Starts `script`, a client that asks for 200 MB and stalls (`arguments` after the port and
     /// path), checks with curl (`probe`: its arguments, the harness's /x by default) that it
-    /// holds the one slot, and polls until the slot is given back (once the client made no
-    /// progress for send_timeout_seconds), failing if that takes more than `within` seconds.
+    /// holds the one slot once it says its request is written, and polls until the slot is given
+    /// back (once the client made no progress for send_timeout_seconds), failing if that takes
+    /// more than `within` seconds.
     /// - Returns: the client, once it ended.
     private func stalledDownloadHoldsTheSlotUntilGivenBack(
         _ harness: GatewayHarness,
@@ -1093,7 +1094,9 @@ final class RequestFramingEndToEndTests: XCTestCase {
         defer { reader.stop() }
         let label = ([script] + arguments).joined(separator: " ")
         let probe = probe ?? ["\(harness.base)/x"]
-        Thread.sleep(forTimeInterval: 0.5)
+        // Once its request is written, the gateway reads it before a probe (another process,
+        // with its own connection) can arrive: the slot is the reader's from then on.
+        _ = try reader.waitForLine(containing: "sent", timeout: 10)
         XCTAssertEqual(try curl(probe).status, 429, "\(label): the stalled download holds the one slot")
         let deadline = Date().addingTimeInterval(seconds)
         var status = 429

@@ -8,7 +8,8 @@ answer and then takes none of it, one of two ways:
 
 usage: h2_stalled_reader.py PORT PATH MODE STALL [tls]
 (tls: over TLS, ALPN h2, the certificate not checked; otherwise cleartext)
-prints "received=N closed=1|0" (socket) or "reset=CODE|none" (window)
+prints "sent" once its request is written, then "received=N closed=1|0" (socket) or
+"reset=CODE|none" (window)
 """
 import struct
 import sys
@@ -30,6 +31,7 @@ block = literal(b":method", b"GET") + literal(b":scheme", b"https" if tls else b
 block += literal(b":path", path) + literal(b":authority", b"localhost")
 out += frame(0x1, 0x5, 1, block)  # HEADERS, END_STREAM | END_HEADERS
 sock.sendall(out)
+print("sent", flush=True)
 
 if mode == "socket":
     time.sleep(stall)
