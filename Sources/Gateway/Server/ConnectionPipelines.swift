@@ -96,7 +96,7 @@ struct ConnectionPipelines: Sendable {
     /// which carry the acknowledgement; the TLS library here sends none at that point.) Called
     /// as the handshake completes, in the read that brought the Finished.
     private func acknowledgeHandshakeAtOnce(_ channel: any Channel) {
-        #if os(Linux)
+        #if canImport(Glibc)
         try? channel.syncOptions?.setOption(ChannelOptions.tcpOption(NIOBSDSocket.Option(rawValue: TCP_QUICKACK)), value: 1)
         #endif
     }
