@@ -31,7 +31,8 @@ public final class TickFlushes {
 
     /// Flushes `writer` once the loop has handled the sockets that are ready now.
     public func flushAtEndOfTick(_ writer: any TickFlushable) {
-        // A response's end and the read that brought it ask for the same flush in a row.
+        // An exchange's upstream asks as its request starts, and again as the read that brought
+        // more of the request's body ends: the same flush twice in a row.
         if let last = pending.last, last === writer { return }
         if pending.isEmpty {
             eventLoop.assumeIsolatedUnsafeUnchecked().execute(flushAll)

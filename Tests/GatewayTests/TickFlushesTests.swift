@@ -42,7 +42,8 @@ final class TickFlushesTests: XCTestCase {
         let client = Writer("client", log: log)
         flushes.flushAtEndOfTick(upstream)
         flushes.flushAtEndOfTick(client)
-        // A response's end and the read that brought it ask for the same flush in a row.
+        // The same writer twice in a row (an exchange's upstream asks as its request starts,
+        // and again as the read that brought more of the request's body ends).
         flushes.flushAtEndOfTick(client)
         XCTAssertEqual(log.entries, [], "nothing is flushed while the tick's sockets are handled")
         loop.run()
