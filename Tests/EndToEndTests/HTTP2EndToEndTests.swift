@@ -119,6 +119,22 @@ final class HTTP2EndToEndTests: XCTestCase {
         }
     }
 
+    /// A request's body written apart from its head, over TLS, by a client with Nagle's algorithm
+    /// on (Tests/interop/nagle_writes.py): the acknowledgement its body waits for is sent at once
+    /// through the TLS layer too.
+    func testABodyWrittenApartFromItsHeadOverTLSIsNotHeldByADelayedAcknowledgement() throws {
+        let harness = try tlsHarness()
+        defer { harness.stop() }
+        let run = try runProgram(
+            "/usr/bin/env",
+            ["python3", interopScript("nagle_writes.py"), "client", String(harness.proxyPort), "9", "split", "http/1.1"],
+            stdoutOnly: true
+        )
+        XCTAssertEqual(run.status, 0, run.output)
+        let median = Double(run.output.components(separatedBy: "median_ms=").last?.prefix { $0 != " " } ?? "")
+        XCTAssertLessThan(try XCTUnwrap(median, run.output), 30, run.output)
+    }
+
     func testNghttpFetchesSeveralStreamsOnOneConnection() throws {
         let harness = try tlsHarness()
         defer { harness.stop() }

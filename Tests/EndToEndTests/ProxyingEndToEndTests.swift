@@ -101,6 +101,29 @@ final class ProxyingEndToEndTests: XCTestCase {
         XCTAssertLessThan(peak - before, 64 * 1024 * 1024, "gateway memory grew by \((peak - before) >> 20) MiB")
     }
 
+    /// Peers with Nagle's algorithm on that write a message's head and its body apart
+    /// (Tests/interop/nagle_writes.py: a client's requests, an upstream's answers, as Python's
+    /// http.server writes them) hold the body until the head is acknowledged. On a kept-alive
+    /// connection the kernel delays that acknowledgement by 40 ms or more unless the gateway asks
+    /// for it at once: each side's wait added 44 ms to every exchange before it did.
+    func testBodiesWrittenApartFromTheirHeadsAreNotHeldByDelayedAcknowledgements() throws {
+        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("nagle_writes.py"), "upstream"])
+        defer { upstream.stop() }
+        let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
+        let gateway = try harness(upstreamURL: "http://127.0.0.1:\(upstreamPort)")
+        defer { gateway.stop() }
+        for requests in ["whole", "split"] {
+            let run = try runProgram(
+                "/usr/bin/env",
+                ["python3", interopScript("nagle_writes.py"), "client", String(gateway.proxyPort), "9", requests],
+                stdoutOnly: true
+            )
+            XCTAssertEqual(run.status, 0, "\(requests): \(run.output)")
+            let median = Double(run.output.components(separatedBy: "median_ms=").last?.prefix { $0 != " " } ?? "")
+            XCTAssertLessThan(try XCTUnwrap(median, run.output), 30, "requests \(requests): \(run.output)")
+        }
+    }
+
     func testHeadAndContentLengthBodies() throws {
         let gateway = try harness()
         defer { gateway.stop() }

@@ -541,4 +541,29 @@ final class HTTP1ParserTests: XCTestCase {
             [.head("403", "", ["Content-Length=2"]), .body("no"), .end([])]
         )
     }
+
+    /// Whether a read that ends here leaves the peer owing a body: the codecs then have the
+    /// kernel acknowledge at once what came (a peer with Nagle's algorithm on holds its body's
+    /// write until its head is acknowledged).
+    func testABodyIsOwedFromItsHeadToItsEndAndNeverOutsideIt() throws {
+        func owed(_ role: HTTP1Parser.Role, after pieces: [String], expecting method: HTTPMethod = .GET) throws -> [Bool] {
+            var parser = HTTP1Parser(role: role, maxHeadBytes: 1024)
+            if role == .response { parser.expectResponse(to: method) }
+            return try pieces.map { piece in
+                var buffer = ByteBuffer(string: piece)
+                while try parser.next(&buffer) != nil {}
+                return parser.isWithinBody
+            }
+        }
+        XCTAssertEqual(try owed(.request, after: ["POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\n", "ab", "cd"]), [true, true, false])
+        XCTAssertEqual(try owed(.request, after: ["GET / HTTP/1.1\r\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"]), [false, false])
+        XCTAssertEqual(try owed(.request, after: ["POST / HTTP/1.1\r\nHost: a\r\n", "Content-Length: 2\r\n\r\nab"]), [false, false])
+        XCTAssertEqual(
+            try owed(.request, after: ["PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "2\r\nab\r\n", "0\r\n", "\r\n"]),
+            [true, true, true, false]
+        )
+        XCTAssertEqual(try owed(.response, after: ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", "ok"]), [true, false])
+        XCTAssertEqual(try owed(.response, after: ["HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"], expecting: .HEAD), [false])
+        XCTAssertEqual(try owed(.response, after: ["HTTP/1.1 200 OK\r\n\r\n", "until the close"]), [true, true])
+    }
 }

@@ -1,3 +1,4 @@
+import EventLoopSupport
 import NIOCore
 import NIOHTTP1
 
@@ -65,6 +66,17 @@ final class HTTP1ClientCodec: ChannelDuplexHandler {
         } catch {
             fail(context: context, error)
         }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // An upstream with Nagle's algorithm on that writes its answer's head and then its body
+        // (Python's http.server does) holds the body until the head is acknowledged; the kernel
+        // delays that acknowledgement (40 ms) on a kept-alive connection, this side having
+        // nothing to send until the answer is whole. Only a read that ends inside a body pays.
+        if parser.isWithinBody {
+            context.channel.acknowledgeReceivedBytesAtOnce()
+        }
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -85,6 +85,16 @@ struct HTTP1Parser {
         return false
     }
 
+    /// Whether a message's body (or its trailers) is being read: its sender owes more bytes
+    /// before the message is whole.
+    var isWithinBody: Bool {
+        switch state {
+        case .fixedBody(let remaining): return remaining > 0
+        case .untilClose, .chunkSize, .chunkData, .chunkDataEnd, .trailers: return true
+        case .head, .awaitingRequest, .tunnel, .failed: return false
+        }
+    }
+
     init(role: Role, maxHeadBytes: Int) {
         self.role = role
         self.maxHeadBytes = maxHeadBytes

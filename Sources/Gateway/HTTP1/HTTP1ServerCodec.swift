@@ -117,6 +117,14 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
     var readsNoMoreRequests: Bool { parser.isTunnel }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        // A client with Nagle's algorithm on that writes a request's head and then its body (or
+        // a body in several writes) holds each small write until the one before is acknowledged;
+        // on a kept-alive connection the kernel delays that acknowledgement (40 ms) for want of
+        // an answer to carry it, and there is none until the body has come. Only a read that
+        // ends inside a body pays the call: a request whose body came whole with its head never.
+        if parser.isWithinBody {
+            context.channel.acknowledgeReceivedBytesAtOnce()
+        }
         proxy?.clientReadComplete()
     }
 

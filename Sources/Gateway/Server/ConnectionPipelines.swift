@@ -1,6 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#endif
+import EventLoopSupport
 import HTTP2Server
 import NIOCore
 import NIOHTTP1
@@ -88,17 +86,14 @@ struct ConnectionPipelines: Sendable {
         )
     }
 
-    /// Sends now the acknowledgement of the client's last handshake bytes, which the kernel would
-    /// otherwise delay (40 ms or more) for want of data to carry it: in TLS 1.3 the client speaks
-    /// last, its first request follows its Finished at once, and a client that leaves Nagle's
-    /// algorithm on (TCP_NODELAY unset, as a plain socket has it) holds that request until the
-    /// Finished is acknowledged. (nginx's OpenSSL answers the Finished with session tickets,
-    /// which carry the acknowledgement; the TLS library here sends none at that point.) Called
-    /// as the handshake completes, in the read that brought the Finished.
+    /// Sends now the acknowledgement of the client's last handshake bytes: in TLS 1.3 the client
+    /// speaks last and its first request follows its Finished at once, held by a client with
+    /// Nagle's algorithm on until the Finished is acknowledged. (nginx's OpenSSL answers the
+    /// Finished with session tickets, which carry the acknowledgement; the TLS library here sends
+    /// none at that point.) Called as the handshake completes, in the read that brought the
+    /// Finished.
     private func acknowledgeHandshakeAtOnce(_ channel: any Channel) {
-        #if canImport(Glibc)
-        try? channel.syncOptions?.setOption(ChannelOptions.tcpOption(NIOBSDSocket.Option(rawValue: TCP_QUICKACK)), value: 1)
-        #endif
+        channel.acknowledgeReceivedBytesAtOnce()
     }
 
     func addPrefaceSniffer(_ channel: any Channel) throws {
