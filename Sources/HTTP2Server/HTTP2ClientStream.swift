@@ -65,6 +65,8 @@ package final class HTTP2ClientStream {
     private var responseEnded = false
 
     var isOpen: Bool { !state.isClosed }
+    /// Whether the client still owes this stream's request bytes (its body, or trailers).
+    var awaitsRequestBytes: Bool { !state.remoteEnded && !carriesTunnel }
     /// An extended CONNECT for WebSocket (RFC 8441): its request is whole with its head, its
     /// DATA frames are the tunnel's bytes, and its END_STREAM closes the tunnel.
     var carriesTunnel = false

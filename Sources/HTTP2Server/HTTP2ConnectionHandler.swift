@@ -413,8 +413,18 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
     package func channelReadComplete(context: ChannelHandlerContext) {
         let touched = streamsWithParts
         streamsWithParts.removeAll(keepingCapacity: true)
-        for stream in touched { stream.readComplete() }
+        var requestBytesOwed = false
+        for stream in touched {
+            stream.readComplete()
+            requestBytesOwed = requestBytesOwed || stream.awaitsRequestBytes
+        }
         flushNow()
+        // A client with Nagle's algorithm on that writes a request's HEADERS and then its DATA
+        // holds the DATA until the HEADERS are acknowledged, which the kernel delays (40 ms) on
+        // a busy connection when nothing is sent back in between (as HTTP1ServerCodec).
+        if requestBytesOwed {
+            context.channel.acknowledgeReceivedBytesAtOnce()
+        }
         context.fireChannelReadComplete()
     }
 

@@ -135,6 +135,25 @@ final class HTTP2EndToEndTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(median, run.output), 30, run.output)
     }
 
+    /// The same over cleartext HTTP/2: each request's HEADERS, then its DATA, written apart, to
+    /// an upstream that reads the whole body before it answers (an upstream that answers at
+    /// once ends the stream before the DATA matters).
+    func testAnHTTP2RequestsDataWrittenApartFromItsHeadersIsNotHeldByADelayedAcknowledgement() throws {
+        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("nagle_writes.py"), "upstream"])
+        defer { upstream.stop() }
+        let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
+        let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true", upstreamURL: "http://127.0.0.1:\(upstreamPort)")
+        defer { harness.stop() }
+        let run = try runProgram(
+            "/usr/bin/env",
+            ["python3", interopScript("nagle_writes.py"), "h2client", String(harness.proxyPort), "9"],
+            stdoutOnly: true
+        )
+        XCTAssertEqual(run.status, 0, run.output)
+        let median = Double(run.output.components(separatedBy: "median_ms=").last?.prefix { $0 != " " } ?? "")
+        XCTAssertLessThan(try XCTUnwrap(median, run.output), 30, run.output)
+    }
+
     func testNghttpFetchesSeveralStreamsOnOneConnection() throws {
         let harness = try tlsHarness()
         defer { harness.stop() }

@@ -11,6 +11,9 @@ usage: nagle_writes.py upstream
          COUNT POST requests on one kept-alive connection (over TLS offering ALPN if given), each
          head and body written apart (split) or in one write (whole); prints "median_ms=M
          slowest_ms=S": from a request's first byte sent to its whole answer read
+       nagle_writes.py h2client PORT COUNT
+         the same over cleartext HTTP/2 (prior knowledge), one stream after another, each
+         request's HEADERS and DATA written apart
 """
 import socket
 import statistics
@@ -18,6 +21,7 @@ import sys
 import threading
 import time
 from draining import connect
+from h2_wire import PREFACE, frame, literal
 
 BODY = b"0123456789"
 
@@ -89,7 +93,47 @@ def client(port, count, split, alpn):
     print("median_ms=%.1f slowest_ms=%.1f" % (statistics.median(times), max(times)), flush=True)
 
 
+def h2client(port, count):
+    sock = connect(port)
+    sock.settimeout(10)
+    sock.sendall(PREFACE + frame(0x4, 0, 0))
+    pending, times = b"", []
+
+    def next_frame():
+        nonlocal pending
+        while len(pending) < 9 or len(pending) < 9 + int.from_bytes(pending[0:3], "big"):
+            data = sock.recv(65536)
+            if not data:
+                sys.exit("the connection ended")
+            pending += data
+        length = int.from_bytes(pending[0:3], "big")
+        kind, flags = pending[3], pending[4]
+        stream = int.from_bytes(pending[5:9], "big") & 0x7FFFFFFF
+        pending = pending[9 + length:]
+        return kind, flags, stream
+
+    for index in range(count):
+        stream = 2 * index + 1
+        block = literal(b":method", b"POST") + literal(b":scheme", b"http") + literal(b":path", b"/nagle")
+        block += literal(b":authority", b"localhost") + literal(b"content-length", b"%d" % len(BODY))
+        start = time.monotonic()
+        sock.sendall(frame(0x1, 0x4, stream, block))  # HEADERS, END_HEADERS
+        sock.sendall(frame(0x0, 0x1, stream, BODY))  # DATA, END_STREAM
+        while True:
+            kind, flags, on = next_frame()
+            if kind == 0x4 and not flags & 0x1:
+                sock.sendall(frame(0x4, 0x1, 0))  # SETTINGS acknowledged
+            if kind == 0x7 or (kind == 0x3 and on == stream):
+                sys.exit("refused: frame type %d" % kind)
+            if on == stream and kind in (0x0, 0x1) and flags & 0x1:
+                break
+        times.append((time.monotonic() - start) * 1000)
+    print("median_ms=%.1f slowest_ms=%.1f" % (statistics.median(times), max(times)), flush=True)
+
+
 if sys.argv[1] == "upstream":
     upstream()
+elif sys.argv[1] == "h2client":
+    h2client(int(sys.argv[2]), int(sys.argv[3]))
 else:
     client(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "split", sys.argv[5] if len(sys.argv) > 5 else None)
