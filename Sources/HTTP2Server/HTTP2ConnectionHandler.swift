@@ -421,7 +421,7 @@ package final class HTTP2ConnectionHandler: ChannelInboundHandler, DrainableConn
         flushNow()
         // A client with Nagle's algorithm on that writes a request's HEADERS and then its DATA
         // holds the DATA until the HEADERS are acknowledged, which the kernel delays (40 ms) on
-        // a busy connection when nothing is sent back in between (as HTTP1ServerCodec).
+        // a kept-alive connection when nothing is sent back in between (as HTTP1ServerCodec).
         if requestBytesOwed {
             context.channel.acknowledgeReceivedBytesAtOnce()
         }
