@@ -160,3 +160,15 @@ func interopScript(_ name: String) -> String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("interop/\(name)").path
 }
+
+/// The number an interop script printed as `key=NUMBER` (its last such figure), if any.
+func reportedNumber(_ key: String, in output: String) -> Double? {
+    Double(output.components(separatedBy: "\(key)=").last?.prefix { $0 != " " && $0 != "\n" } ?? "")
+}
+
+/// Tests/interop/nagle_writes.py's upstream, which writes each answer's head and body apart with
+/// Nagle's algorithm on; with its port.
+func startNagleUpstream() throws -> (process: ChildProcess, port: Int) {
+    let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("nagle_writes.py"), "upstream"])
+    return (upstream, try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on")))
+}

@@ -114,7 +114,7 @@ final class HTTP2EndToEndTests: XCTestCase {
             )
             XCTAssertEqual(run.status, 0, "\(alpn): \(run.output)")
             XCTAssertTrue(run.output.contains("version=TLSv1.3"), "\(alpn): \(run.output)")
-            let fastest = Double(run.output.components(separatedBy: "fastest_ms=").last?.prefix { $0 != " " } ?? "")
+            let fastest = reportedNumber("fastest_ms", in: run.output)
             XCTAssertLessThan(try XCTUnwrap(fastest, run.output), 30, "\(alpn): \(run.output)")
         }
     }
@@ -131,7 +131,7 @@ final class HTTP2EndToEndTests: XCTestCase {
             stdoutOnly: true
         )
         XCTAssertEqual(run.status, 0, run.output)
-        let median = Double(run.output.components(separatedBy: "median_ms=").last?.prefix { $0 != " " } ?? "")
+        let median = reportedNumber("median_ms", in: run.output)
         XCTAssertLessThan(try XCTUnwrap(median, run.output), 30, run.output)
     }
 
@@ -139,9 +139,8 @@ final class HTTP2EndToEndTests: XCTestCase {
     /// an upstream that reads the whole body before it answers (an upstream that answers at
     /// once ends the stream before the DATA matters).
     func testAnHTTP2RequestsDataWrittenApartFromItsHeadersIsNotHeldByADelayedAcknowledgement() throws {
-        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("nagle_writes.py"), "upstream"])
+        let (upstream, upstreamPort) = try startNagleUpstream()
         defer { upstream.stop() }
-        let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true", upstreamURL: "http://127.0.0.1:\(upstreamPort)")
         defer { harness.stop() }
         let run = try runProgram(
@@ -150,7 +149,7 @@ final class HTTP2EndToEndTests: XCTestCase {
             stdoutOnly: true
         )
         XCTAssertEqual(run.status, 0, run.output)
-        let median = Double(run.output.components(separatedBy: "median_ms=").last?.prefix { $0 != " " } ?? "")
+        let median = reportedNumber("median_ms", in: run.output)
         XCTAssertLessThan(try XCTUnwrap(median, run.output), 30, run.output)
     }
 

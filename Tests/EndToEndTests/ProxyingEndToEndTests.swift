@@ -107,9 +107,8 @@ final class ProxyingEndToEndTests: XCTestCase {
     /// connection the kernel delays that acknowledgement by 40 ms or more unless the gateway asks
     /// for it at once: each side's wait added 44 ms to every exchange before it did.
     func testBodiesWrittenApartFromTheirHeadsAreNotHeldByDelayedAcknowledgements() throws {
-        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("nagle_writes.py"), "upstream"])
+        let (upstream, upstreamPort) = try startNagleUpstream()
         defer { upstream.stop() }
-        let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
         let gateway = try harness(upstreamURL: "http://127.0.0.1:\(upstreamPort)")
         defer { gateway.stop() }
         for requests in ["whole", "split"] {
@@ -119,7 +118,7 @@ final class ProxyingEndToEndTests: XCTestCase {
                 stdoutOnly: true
             )
             XCTAssertEqual(run.status, 0, "\(requests): \(run.output)")
-            let median = Double(run.output.components(separatedBy: "median_ms=").last?.prefix { $0 != " " } ?? "")
+            let median = reportedNumber("median_ms", in: run.output)
             XCTAssertLessThan(try XCTUnwrap(median, run.output), 30, "requests \(requests): \(run.output)")
         }
     }
