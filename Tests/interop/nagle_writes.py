@@ -71,6 +71,10 @@ def upstream():
         threading.Thread(target=serve, args=(sock,), daemon=True).start()
 
 
+def report(times):
+    print("median_ms=%.1f slowest_ms=%.1f" % (statistics.median(times), max(times)), flush=True)
+
+
 def client(port, count, split, alpn):
     sock = connect(port, alpn)
     sock.settimeout(10)
@@ -90,7 +94,7 @@ def client(port, count, split, alpn):
             sys.exit("answered %r" % message[0])
         pending = message[1]
         times.append((time.monotonic() - start) * 1000)
-    print("median_ms=%.1f slowest_ms=%.1f" % (statistics.median(times), max(times)), flush=True)
+    report(times)
 
 
 def h2client(port, count):
@@ -128,7 +132,7 @@ def h2client(port, count):
             if on == stream and kind in (0x0, 0x1) and flags & 0x1:
                 break
         times.append((time.monotonic() - start) * 1000)
-    print("median_ms=%.1f slowest_ms=%.1f" % (statistics.median(times), max(times)), flush=True)
+    report(times)
 
 
 if sys.argv[1] == "upstream":
