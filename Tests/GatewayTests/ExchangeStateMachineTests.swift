@@ -233,6 +233,101 @@ final class ExchangeStateMachineTests: XCTestCase {
         XCTAssertNil(slots.connection)
     }
 
+    /// A client's FIN (a half-close looks like a close) ends its input, not its requests: a
+    /// request it sent whole is answered, the answer saying the connection closes, and so are
+    /// requests queued behind it; a request it left unfinished, a body being discarded, or an
+    /// idle connection is over at once.
+    func testAfterTheClientsFINTheRequestsItSentWholeAreAnsweredAndNothingIsAwaited() {
+        var whole = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
+        XCTAssertTrue(whole.inputEnded(), "the request in flight is answered")
+        XCTAssertFalse(whole.awaitsBytesThatCannotCome)
+        XCTAssertEqual(whole.responseHead(upstreamKeepAlive: true, closeDelimited: false), true, "its answer says close")
+        XCTAssertEqual(whole.responseEnded()?.closeClient, true)
+
+        var headWritten = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
+        XCTAssertEqual(headWritten.responseHead(upstreamKeepAlive: true, closeDelimited: false), false)
+        XCTAssertTrue(headWritten.inputEnded())
+        XCTAssertEqual(headWritten.responseEnded()?.closeClient, true, "the FIN came after the head: the end closes")
+
+        var unfinished = proxying(FakeExchange(), FakeConnection(), requestEnded: false)
+        XCTAssertFalse(unfinished.inputEnded(), "its body can no longer come")
+        XCTAssertTrue(unfinished.awaitsBytesThatCannotCome)
+
+        var idle = Machine(isStream: false, now: at(0))
+        XCTAssertFalse(idle.inputEnded(), "no request to answer")
+
+        var limiting = Machine(isStream: false, now: at(0))
+        let denied = FakeExchange()
+        _ = limiting.receive(head(), now: at(0))
+        limiting.exchangeBegan(denied, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        _ = limiting.receive(.end(nil), now: at(0))
+        XCTAssertTrue(limiting.inputEnded(), "awaiting its verdict, the request is whole")
+        guard case .deny = limiting.verdict(for: denied, admitted: false) else { return XCTFail() }
+        XCTAssertTrue(limiting.localAnswerCloses(keepAlive: true, bodyWithheld: false, mustClose: false), "a 429 after the FIN says close")
+
+        var discarding = Machine(isStream: false, now: at(0))
+        _ = discarding.receive(head(), now: at(0))
+        discarding.exchangeBegan(FakeExchange(), expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        guard case .discard = discarding.answeredLocally(requestEnded: false, bodyWithheld: false, close: false, now: at(1)) else {
+            return XCTFail()
+        }
+        XCTAssertFalse(discarding.inputEnded(), "the discarded body's end can no longer come")
+
+        // A request answered as it was replayed from the queue, its body's rest still queued.
+        var answeredEarly = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
+        for part in [head("/2"), body, .end(nil)] { _ = answeredEarly.receive(part, now: at(0)) }
+        XCTAssertTrue(answeredEarly.inputEnded())
+        _ = answeredEarly.responseEnded()
+        _ = answeredEarly.becomeIdle(now: at(1))
+        _ = answeredEarly.nextQueuedPart(clientWritable: true)
+        answeredEarly.exchangeBegan(FakeExchange(), expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        guard case .discard = answeredEarly.answeredLocally(requestEnded: false, bodyWithheld: false, close: false, now: at(1)) else {
+            return XCTFail()
+        }
+        XCTAssertFalse(answeredEarly.awaitsBytesThatCannotCome, "the rest of its body is queued")
+        _ = answeredEarly.nextQueuedPart(clientWritable: true)
+        guard case .discardEnded? = answeredEarly.nextQueuedPart(clientWritable: true) else { return XCTFail() }
+
+        // The same with what followed the queued head held unparsed by the codec: its answer
+        // keeps the connection open, and the held bytes are still to come.
+        var held = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
+        _ = held.receive(head("/2"), now: at(0))
+        held.clientBytesHeld = true
+        XCTAssertTrue(held.inputEnded())
+        XCTAssertEqual(held.responseHead(upstreamKeepAlive: true, closeDelimited: false), false)
+        _ = held.responseEnded()
+        _ = held.becomeIdle(now: at(1))
+        _ = held.nextQueuedPart(clientWritable: true)
+        held.exchangeBegan(FakeExchange(), expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        XCTAssertFalse(held.localAnswerCloses(keepAlive: true, bodyWithheld: false, mustClose: false), "requests may follow")
+        guard case .discard = held.answeredLocally(requestEnded: false, bodyWithheld: false, close: false, now: at(1)) else {
+            return XCTFail()
+        }
+        XCTAssertFalse(held.awaitsBytesThatCannotCome, "its body's rest is among the held bytes")
+        held.clientBytesHeld = false
+        XCTAssertTrue(held.awaitsBytesThatCannotCome, "parsed, they did not end it")
+
+        var pipelined = proxying(FakeExchange(), FakeConnection(), requestEnded: true)
+        for part in [head("/2"), .end(nil)] { _ = pipelined.receive(part, now: at(0)) }
+        XCTAssertTrue(pipelined.inputEnded())
+        XCTAssertEqual(pipelined.responseHead(upstreamKeepAlive: true, closeDelimited: false), false, "another answer follows")
+        XCTAssertEqual(pipelined.responseEnded()?.closeClient, false)
+        guard case .idle = pipelined.becomeIdle(now: at(1)) else { return XCTFail() }
+        XCTAssertFalse(pipelined.awaitsBytesThatCannotCome, "the queued request is still to be served")
+        guard case .begin? = pipelined.nextQueuedPart(clientWritable: true) else { return XCTFail() }
+        let second = FakeExchange()
+        pipelined.exchangeBegan(second, expectsContinue: false, keepAlive: true, closeAfterResponse: false)
+        _ = pipelined.nextQueuedPart(clientWritable: true)
+        XCTAssertFalse(pipelined.awaitsBytesThatCannotCome)
+        _ = pipelined.verdict(for: second, admitted: true)
+        _ = pipelined.upstreamAcquired(FakeConnection(), for: second, reused: false)
+        XCTAssertEqual(pipelined.responseHead(upstreamKeepAlive: true, closeDelimited: false), true, "the last answer says close")
+
+        var stream = Machine(isStream: true, now: at(0))
+        _ = stream.inputEnded()
+        XCTAssertFalse(stream.awaitsBytesThatCannotCome, "an HTTP/2 stream ends by its own frames")
+    }
+
     func testADeniedRequestsBodyIsDiscardedWithinItsBudget() {
         var machine = Machine(isStream: false, now: at(0))
         let exchange = FakeExchange()

@@ -73,6 +73,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
         var buffer = unwrapInboundIn(data)
         if var held = unparsed {
             unparsed = nil
+            proxy?.clientBytesHeld(false)
             held.writeBuffer(&buffer)
             buffer = held
         }
@@ -83,6 +84,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
     func parseHeldBytes() {
         guard !failed, var buffer = unparsed else { return }
         unparsed = nil
+        proxy?.clientBytesHeld(false)
         parse(&buffer)
     }
 
@@ -97,6 +99,7 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
                     proxy.receive(.head(request))
                     if proxy.hasQueuedRequests, buffer.readableBytes > 0 {
                         unparsed = buffer
+                        proxy.clientBytesHeld(true)
                         break parsing
                     }
                 case .part(.body(let body)): proxy?.receive(ClientRequestPart.body(body))
