@@ -592,7 +592,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         guard clientInputEnded, !isStream, !hasInputToReplay else { return false }
         switch state {
         case .idle:
-            return queue.isEmpty && pendingRequestError == nil
+            return pendingRequestError == nil
         case .limiting, .connecting, .proxying:
             return !inFlight.requestEnded || inFlight.opensTunnel
         case .discarding, .tunnel, .closed:
