@@ -982,11 +982,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
     /// before, the connection closed at the FIN and dropped them unsent. What was still in
     /// flight ends at once, as nginx ends it: its slot is given back without waiting for the
     /// upstream's answer.
-    /// A client that sends its requests and then ends its side (`shutdown(SHUT_WR)`, the FIN a
-    /// close also sends) is answered for every request it sent whole, the gateway's own answers
-    /// and the upstream's alike, the last saying the connection closes; a request it left
-    /// unfinished ends at the FIN and gives its slot back at once.
-    func testAClientThatEndsItsSideIsAnsweredForTheRequestsItSentWhole() throws {
+    func testAClientThatEndsItsSideGetsTheAnswersAlreadyMadeAndGivesBackItsSlot() throws {
         let harness = try oneRequestAtATime(server: "")
         defer { harness.stop() }
         func halfClose(_ request: String) throws -> (seconds: Double?, answer: String) {
@@ -1000,25 +996,10 @@ final class RequestFramingEndToEndTests: XCTestCase {
         XCTAssertTrue(local.answer.contains("HTTP/1.1 400"), "both answers, in order: \(local.answer)")
         XCTAssertLessThan(try XCTUnwrap(local.seconds), 2, "closed once they are sent")
 
-        let slow = try halfClose("GET /slow?delay_ms=600 HTTP/1.1\r\nHost: a\r\n\r\n")
-        XCTAssertTrue(slow.answer.hasPrefix("HTTP/1.1 200"), "the proxied request is answered after the FIN: \(slow.answer)")
-        XCTAssertTrue(slow.answer.lowercased().contains("connection: close"), slow.answer)
-        XCTAssertLessThan(try XCTUnwrap(slow.seconds), 5, "closed once answered")
-
-        // Queued behind a slow one (their bytes held unparsed meanwhile): a request with a body,
-        // then one the gateway answers itself, then one after it.
-        let pipelined = try halfClose(
-            "GET /slow?delay_ms=300 HTTP/1.1\r\nHost: a\r\n\r\nPOST /x?n=2 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
-                + "TRACE /x HTTP/1.1\r\nHost: a\r\n\r\n" + "GET /x?n=4 HTTP/1.1\r\nHost: a\r\n\r\n"
-        )
-        let statuses = pipelined.answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.prefix(3) }
-        XCTAssertEqual(statuses, ["200", "200", "405", "200"], pipelined.answer)
-        XCTAssertLessThan(try XCTUnwrap(pipelined.seconds), 5)
-
         let started = Date()
-        let unfinished = try halfClose("POST /slow?delay_ms=4000 HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly part")
-        XCTAssertLessThan(try XCTUnwrap(unfinished.seconds), 2, "the connection closed at the FIN: \(unfinished.answer)")
-        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200, "the slot came back at the FIN")
+        let slow = try halfClose("GET /slow?delay_ms=4000 HTTP/1.1\r\nHost: a\r\n\r\n")
+        XCTAssertLessThan(try XCTUnwrap(slow.seconds), 2, "the connection closed at the FIN: \(slow.answer)")
+        XCTAssertEqual(try curl(["\(harness.base)/x"]).status, 200, "the slot came back without waiting for the slow answer")
         XCTAssertLessThan(Date().timeIntervalSince(started), 3.5)
     }
 

@@ -73,7 +73,6 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
         var buffer = unwrapInboundIn(data)
         if var held = unparsed {
             unparsed = nil
-            proxy?.clientBytesHeld(false)
             held.writeBuffer(&buffer)
             buffer = held
         }
@@ -84,7 +83,6 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
     func parseHeldBytes() {
         guard !failed, var buffer = unparsed else { return }
         unparsed = nil
-        proxy?.clientBytesHeld(false)
         parse(&buffer)
     }
 
@@ -99,7 +97,6 @@ final class HTTP1ServerCodec: ChannelDuplexHandler, TickFlushable {
                     proxy.receive(.head(request))
                     if proxy.hasQueuedRequests, buffer.readableBytes > 0 {
                         unparsed = buffer
-                        proxy.clientBytesHeld(true)
                         break parsing
                     }
                 case .part(.body(let body)): proxy?.receive(ClientRequestPart.body(body))

@@ -78,15 +78,9 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     private var inFlight = Progress(closeAfterResponse: false, expectsContinue: false, keepAlive: false)
     /// Set on SIGTERM: finish the current exchange, then close.
     private(set) var draining = false
-    /// The client sent its FIN: the requests it sent whole are still answered, then the
-    /// connection closes (see `inputEnded`).
-    private(set) var clientInputEnded = false
     /// Parts of requests that arrived while another was in flight (HTTP pipelining), replayed in
     /// order once it ends. An array: empty, it costs no allocation.
     private var queue: [ClientRequestPart] = []
-    /// The codec holds bytes read after the last queued part (its handler says so), unparsed
-    /// until the queue is replayed: more requests, or the rest of one.
-    var clientBytesHeld = false
     /// Bytes that were no request arrived after the queued parts: answered once they are.
     private(set) var pendingRequestError: HTTP1RequestError?
     /// A stream carries one request; a connection carries many.
@@ -372,7 +366,6 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
         // so, or the client sends its next request into a connection about to close.
         let answeredEarly = !isStream && !inFlight.requestEnded
         inFlight.closeAfterResponse = inFlight.closeAfterResponse || draining || !inFlight.keepAlive || closeDelimited || answeredEarly
-            || answersLastRequest
         return inFlight.closeAfterResponse
     }
 
@@ -394,7 +387,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             exchange: flight.exchange,
             connection: flight.connection,
             reusable: progress.upstreamReusable && progress.requestEnded,
-            closeClient: progress.closeAfterResponse || !progress.requestEnded || draining || answersLastRequest
+            closeClient: progress.closeAfterResponse || !progress.requestEnded || draining
         )
     }
 
@@ -458,8 +451,7 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
     ///     budget and the next request is served, so the answer says the connection stays
     ///     open, and past the budget it closes unannounced.
     func localAnswerCloses(keepAlive: Bool, bodyWithheld: Bool, mustClose: Bool, unreadBody: RequestBodyFraming? = nil) -> Bool {
-        mustClose || !keepAlive || bodyWithheld || draining || answersLastRequest
-            || (!isStream && unreadBody.map(Self.outrunsDiscardBudget) == true)
+        mustClose || !keepAlive || bodyWithheld || draining || (!isStream && unreadBody.map(Self.outrunsDiscardBudget) == true)
     }
 
     /// Whether a body so framed is known to hold more than a discarded body may take.
@@ -569,44 +561,6 @@ struct ExchangeStateMachine<Exchange: AnyObject, Connection: AnyObject> {
             return .none
         }
     }
-
-    // MARK: the client's end of input
-
-    /// The client sent its FIN. A half-close and a close look the same to TCP, and a client that
-    /// half-closes (a raw client that sends its requests, then `shutdown(SHUT_WR)`, then reads)
-    /// still wants its answers: the requests it sent whole are answered, the last answer saying
-    /// `Connection: close`, and the connection then closes. (A client that closed outright makes
-    /// its answer's write fail, which ends the exchange then.) Returns whether anything is left to
-    /// answer; if not, the handler gives back what the exchange holds (`clientClosed`) and
-    /// closes once the answers already written are out.
-    mutating func inputEnded() -> Bool {
-        clientInputEnded = true
-        return !awaitsBytesThatCannotCome
-    }
-
-    /// After the client's FIN: whether what the connection waits for can only come from the
-    /// client (a request's rest, a next request, a discarded body's end, a tunnel's bytes), so
-    /// that it is over. Queued parts and held bytes are not waited for: they are replayed (the
-    /// rest of a request answered early among them), and this is asked again once they are.
-    var awaitsBytesThatCannotCome: Bool {
-        guard clientInputEnded, !isStream, !hasInputToReplay else { return false }
-        switch state {
-        case .idle:
-            return pendingRequestError == nil
-        case .limiting, .connecting, .proxying:
-            return !inFlight.requestEnded || inFlight.opensTunnel
-        case .discarding, .tunnel, .closed:
-            return true
-        }
-    }
-
-    /// The client sent its FIN and nothing after the request in flight is left to answer: its
-    /// answer is the connection's last.
-    private var answersLastRequest: Bool {
-        clientInputEnded && !hasInputToReplay && pendingRequestError == nil
-    }
-
-    private var hasInputToReplay: Bool { !queue.isEmpty || clientBytesHeld }
 
     /// SIGTERM: whether to close at once (nothing in flight).
     mutating func drain() -> Bool {

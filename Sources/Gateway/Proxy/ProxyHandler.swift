@@ -122,29 +122,13 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         context.fireChannelInactive()
     }
 
-    /// The client sent its FIN: a close, or a half-close (TCP cannot tell them apart). The
-    /// requests it sent whole are still answered, then the connection closes
-    /// (`ExchangeStateMachine.inputEnded`); a request it left unfinished ends here, its slots and
-    /// upstream connection given back at once.
+    /// The client sent its FIN: a close, or a half-close (TCP cannot tell them apart). As nginx
+    /// does, what is in flight ends here, its slots and upstream connection given back at once
+    /// (a client that closed must not hold them until its upstream answers); the answers already
+    /// written (the gateway's own, made as the request was read) still go out before the close.
     func clientInputEnded() {
-        if !machine.inputEnded() { endAfterClientInput() }
-    }
-
-    /// After the client's FIN, once what is left waits for the client's bytes: the answers already
-    /// written go out, and the connection closes.
-    private func endAfterClientInput() {
         clientClosed()
         closeConnection(lingering: false)
-    }
-
-    /// Ends the connection if, after the client's FIN, nothing it sent is left to answer. Not
-    /// within a replay of queued requests: the codec parses its held bytes there, and what is
-    /// left of them is no longer counted as held while it does; the replay asks once it is over.
-    /// - Returns: whether it ended.
-    private func endIfNothingLeftToAnswer() -> Bool {
-        guard !replayingQueue, machine.awaitsBytesThatCannotCome else { return false }
-        endAfterClientInput()
-        return true
     }
 
     /// The client connection or stream is gone: give back what the exchange held. Idempotent.
@@ -240,11 +224,6 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
     /// Whether a pipelined request waits behind the one in flight (or for the client to take
     /// its answers): the codec then holds the bytes after it unparsed.
     var hasQueuedRequests: Bool { machine.hasQueuedParts }
-
-    /// The codec holds bytes read after a queued request, unparsed, or parsed them.
-    func clientBytesHeld(_ held: Bool) {
-        machine.clientBytesHeld = held
-    }
 
     func resumeReadsIfAllowed() {
         guard readPending, readsAllowed, let client else { return }
@@ -467,7 +446,6 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
             answerUnreadableRequest(error)
             return
         }
-        if endIfNothingLeftToAnswer() { return }
         resumeReadsIfAllowed()
     }
 
@@ -517,7 +495,6 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
         case .close:
             closeConnection()
         case .discard:
-            if endIfNothingLeftToAnswer() { return }
             armTimer(at: machine.lastClientActivity + idleTimeout)
             resumeReadsIfAllowed()
         }
@@ -603,8 +580,6 @@ final class ProxyHandler: ChannelDuplexHandler, DrainableConnection, HTTP2Stream
 
     /// Closes once the last response has been written, so a final answer is never cut off.
     func closeConnection(lingering: Bool = true) {
-        // After the client's FIN nothing more arrives to linger for.
-        let lingering = lingering && !machine.clientInputEnded
         machine.closing()
         guard let pending = lastResponseEnd else {
             client?.close(lingering: lingering)

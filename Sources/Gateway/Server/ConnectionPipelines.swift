@@ -27,7 +27,7 @@ struct ConnectionPipelines: Sendable {
         endNegotiation(channel)
         if !overTLS {
             // A client's FIN then closes its side alone (HTTP1ServerCodec tells ProxyHandler): the
-            // requests it sent whole are still answered, instead of dropped with the connection.
+            // answers already written go out before the close, instead of being dropped with it.
             try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         }
         let pipeline = channel.pipeline.syncOperations
