@@ -16,9 +16,7 @@ final class GRPCEndToEndTests: XCTestCase {
             throw XCTSkip("RATESYNC_PYTHON is not set: scripts/test.sh sets it up with grpcio")
         }
         self.python = python
-        let upstream = try ChildProcess(URL(fileURLWithPath: python), [interopScript("grpc_upstream.py")])
-        self.upstream = upstream
-        upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
+        (upstream, upstreamPort) = try startInteropServer("grpc_upstream.py", python: python)
     }
 
     override func tearDownWithError() throws {

@@ -36,8 +36,7 @@ final class GatewayHarness {
         self.gatewayArguments = gatewayArguments
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("ratesync-e2e-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        upstream = try ChildProcess(Binaries.demoUpstream, ["--port", "0"])
-        upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
+        (upstream, upstreamPort) = try startListening(Binaries.demoUpstream, ["--port", "0"])
 
         let gatewayToml = """
             [server]
@@ -166,9 +165,18 @@ func reportedNumber(_ key: String, in output: String) -> Double? {
     Double(output.components(separatedBy: "\(key)=").last?.prefix { $0 != " " && $0 != "\n" } ?? "")
 }
 
-/// Tests/interop/nagle_writes.py's upstream, which writes each answer's head and body apart with
-/// Nagle's algorithm on; with its port.
-func startNagleUpstream() throws -> (process: ChildProcess, port: Int) {
-    let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("nagle_writes.py"), "upstream"])
-    return (upstream, try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on")))
+/// Starts a server that prints `listening on HOST:PORT` once it accepts connections; returns it
+/// with that port.
+func startListening(_ executable: URL, _ arguments: [String]) throws -> (process: ChildProcess, port: Int) {
+    let server = try ChildProcess(executable, arguments)
+    return (server, try port(after: "listening on ", in: server.waitForLine(containing: "listening on")))
+}
+
+/// Starts Tests/interop's `script` as a server (see `startListening`), under `python` (a path)
+/// or else the `python3` on PATH.
+func startInteropServer(_ script: String, _ arguments: [String] = [], python: String? = nil) throws -> (process: ChildProcess, port: Int) {
+    guard let python else {
+        return try startListening(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript(script)] + arguments)
+    }
+    return try startListening(URL(fileURLWithPath: python), [interopScript(script)] + arguments)
 }

@@ -139,7 +139,7 @@ final class HTTP2EndToEndTests: XCTestCase {
     /// an upstream that reads the whole body before it answers (an upstream that answers at
     /// once ends the stream before the DATA matters).
     func testAnHTTP2RequestsDataWrittenApartFromItsHeadersIsNotHeldByADelayedAcknowledgement() throws {
-        let (upstream, upstreamPort) = try startNagleUpstream()
+        let (upstream, upstreamPort) = try startInteropServer("nagle_writes.py", ["upstream"])
         defer { upstream.stop() }
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true", upstreamURL: "http://127.0.0.1:\(upstreamPort)")
         defer { harness.stop() }

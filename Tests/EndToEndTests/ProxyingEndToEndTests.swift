@@ -107,7 +107,7 @@ final class ProxyingEndToEndTests: XCTestCase {
     /// connection the kernel delays that acknowledgement by 40 ms or more unless the gateway asks
     /// for it at once: each side's wait added 44 ms to every exchange before it did.
     func testBodiesWrittenApartFromTheirHeadsAreNotHeldByDelayedAcknowledgements() throws {
-        let (upstream, upstreamPort) = try startNagleUpstream()
+        let (upstream, upstreamPort) = try startInteropServer("nagle_writes.py", ["upstream"])
         defer { upstream.stop() }
         let gateway = try harness(upstreamURL: "http://127.0.0.1:\(upstreamPort)")
         defer { gateway.stop() }

@@ -13,8 +13,7 @@ final class RequestFramingEndToEndTests: XCTestCase {
     override func setUpWithError() throws {
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("recorded-\(UUID().uuidString).jsonl").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        recorder = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("recording_upstream.py"), logPath])
-        recorderPort = try port(after: "listening on ", in: recorder.waitForLine(containing: "listening on"))
+        (recorder, recorderPort) = try startInteropServer("recording_upstream.py", [logPath])
     }
 
     override func tearDown() {
@@ -775,9 +774,8 @@ final class RequestFramingEndToEndTests: XCTestCase {
     /// connection, are never handed the unsolicited response, and every HTTP/1.1 answer reads
     /// as HTTP/1.1.
     func testMutatedAnswersNeverHandAClientAnotherAnswer() throws {
-        let upstream = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("framing_mutations.py"), "upstream", "1"])
+        let (upstream, upstreamPort) = try startInteropServer("framing_mutations.py", ["upstream", "1"])
         defer { upstream.stop() }
-        let upstreamPort = try port(after: "listening on ", in: upstream.waitForLine(containing: "listening on"))
         let harness = try GatewayHarness(rateSync: limits, routes: routes, server: "h2c = true", upstreamURL: "http://127.0.0.1:\(upstreamPort)")
         defer { harness.stop() }
         for (mode, cases) in [("responses", 300), ("h2responses", 200)] {

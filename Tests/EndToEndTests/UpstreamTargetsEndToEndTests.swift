@@ -24,9 +24,7 @@ final class UpstreamTargetsEndToEndTests: XCTestCase {
     }
 
     private func startTarget(_ name: String, port: Int) throws -> (ChildProcess, Int) {
-        let process = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("named_upstream.py"), name, String(port)])
-        let line = try process.waitForLine(containing: "listening on")
-        return (process, try TestSupport.port(after: "listening on ", in: line))
+        try startInteropServer("named_upstream.py", [name, String(port)])
     }
 
     private func start(targets list: String, upstream extras: String = "", server: String = "") throws -> GatewayHarness {
@@ -174,9 +172,8 @@ final class UpstreamTargetsEndToEndTests: XCTestCase {
         let logPath = FileManager.default.temporaryDirectory.appendingPathComponent("recorded-\(UUID().uuidString).jsonl").path
         _ = FileManager.default.createFile(atPath: logPath, contents: nil)
         defer { try? FileManager.default.removeItem(atPath: logPath) }
-        let recorder = try ChildProcess(URL(fileURLWithPath: "/usr/bin/env"), ["python3", interopScript("recording_upstream.py"), logPath])
+        let (recorder, recorderPort) = try startInteropServer("recording_upstream.py", [logPath])
         targets.append(recorder)
-        let recorderPort = try port(after: "listening on ", in: recorder.waitForLine(containing: "listening on"))
         let breakingPort = try unusedPort()
         let harness = try start(
             targets: "[\"http://127.0.0.1:\(breakingPort)\", \"http://127.0.0.1:\(recorderPort)\"]",
